@@ -1,0 +1,104 @@
+//! Wiring: starts the source thread, the JPEG encoders and the HTTP server, and stops them in
+//! order when the server stops (SIGINT/SIGTERM, handled by actix).
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::Config;
+use crate::encode;
+use crate::error::Error;
+use crate::http::{self, AppState};
+use crate::hub::Hub;
+use crate::source::{self, Source};
+
+/// Pause after a source error before asking it again, so a failing source cannot spin.
+const SOURCE_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Runs framecast until it is told to stop. Prints `framecast listening on http://ADDR/` on
+/// standard output once it accepts connections (tests and scripts read the port from it).
+pub async fn run(config: Config) -> Result<(), Error> {
+    let listener = TcpListener::bind(config.listen).map_err(|source| Error::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(Error::Server)?;
+
+    let hub = Hub::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let source = source::open(&config).map_err(|e| Error::Source(e.to_string()))?;
+    let source_thread = spawn_source(source, hub.clone(), stop.clone())?;
+    let jpeg_threads = encode::jpeg::spawn_workers(
+        hub.clone(),
+        config.jpeg_quality,
+        config.jpeg_thread_count(),
+        stop.clone(),
+    )?;
+
+    let state = AppState {
+        hub: hub.clone(),
+        start_id: start_id(),
+        config: config.clone(),
+    };
+    let server = http::serve(listener, state).map_err(Error::Server)?;
+    announce(addr, &config);
+    let result = server.await.map_err(Error::Server);
+
+    tracing::info!("stopping");
+    stop.store(true, Ordering::Relaxed);
+    hub.close();
+    for thread in std::iter::once(source_thread).chain(jpeg_threads) {
+        if thread.join().is_err() {
+            tracing::error!("a pipeline thread panicked");
+        }
+    }
+    result
+}
+
+fn announce(addr: SocketAddr, config: &Config) {
+    let mut out = std::io::stdout().lock();
+    // Ignored on purpose: a closed stdout must not stop the server.
+    let _ = writeln!(out, "framecast listening on http://{addr}/");
+    let _ = out.flush();
+    tracing::info!(%addr, source = %config.source, size = %config.size, fps = config.fps, "serving");
+}
+
+fn spawn_source(
+    mut source: Box<dyn Source>,
+    hub: Arc<Hub>,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, Error> {
+    std::thread::Builder::new()
+        .name("source".into())
+        .spawn(move || {
+            tracing::info!(source = %source.describe(), "source started");
+            while !stop.load(Ordering::Relaxed) {
+                match source.next_frame() {
+                    Ok(frame) => hub.publish_frame(Arc::new(frame)),
+                    Err(error) => {
+                        tracing::warn!(%error, "source failed");
+                        std::thread::sleep(SOURCE_RETRY_DELAY);
+                    }
+                }
+            }
+        })
+        .map_err(Error::Thread)
+}
+
+/// A short id that differs between starts: milliseconds since the epoch, in base 36.
+fn start_id() -> String {
+    let mut n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let mut digits = Vec::new();
+    while n > 0 {
+        digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+        n /= 36;
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}

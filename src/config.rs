@@ -1,0 +1,167 @@
+//! The command line (every flag also as a `FRAMECAST_*` environment variable), parsed and
+//! validated once into a [`Config`] that is passed by value to whoever needs it.
+//!
+//! Parsing goes through clap so that every bad flag or value exits with code 2 and a message
+//! naming the flag.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+use crate::frame::FrameSize;
+
+/// Smallest picture served: below this the test pattern's text and timestamp strip do not fit.
+const MIN_SIZE: FrameSize = FrameSize::new(160, 120);
+/// Largest picture served: 8K UHD; anything larger is almost certainly a typo.
+const MAX_SIZE: FrameSize = FrameSize::new(7680, 4320);
+
+/// Where frames come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// The built-in moving test pattern with a machine-readable timestamp strip.
+    TestPattern,
+}
+
+impl SourceSpec {
+    fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "test" => Ok(Self::TestPattern),
+            other => Err(format!("unknown source `{other}` (supported: test)")),
+        }
+    }
+}
+
+impl std::fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TestPattern => f.write_str("test"),
+        }
+    }
+}
+
+/// framecast serves live video from a camera, a pipe or a test pattern as MJPEG, snapshots
+/// and HTML viewer pages.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "framecast", version, about, max_term_width = 100)]
+pub struct Config {
+    /// Address and port to serve HTTP on (port 0 picks a free one).
+    #[arg(long, env = "FRAMECAST_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Frame source: `test` for the built-in test pattern.
+    #[arg(long, env = "FRAMECAST_SOURCE", default_value = "test", value_parser = SourceSpec::parse)]
+    pub source: SourceSpec,
+
+    /// Picture size as WIDTHxHEIGHT; both even, from 160x120 to 7680x4320.
+    #[arg(long, env = "FRAMECAST_SIZE", default_value = "1280x720", value_parser = parse_size)]
+    pub size: FrameSize,
+
+    /// Frames per second the source produces (1 to 120).
+    #[arg(long, env = "FRAMECAST_FPS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub fps: u32,
+
+    /// JPEG quality for /stream.mjpg and /snapshot.jpg (1 to 100).
+    #[arg(long, env = "FRAMECAST_JPEG_QUALITY", default_value_t = 80,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub jpeg_quality: u8,
+
+    /// JPEG encoder threads; more are used only when one cannot keep up. 0 picks one per core, up to 4.
+    #[arg(long, env = "FRAMECAST_JPEG_THREADS", default_value_t = 0,
+          value_parser = clap::value_parser!(u8).range(0..=16))]
+    pub jpeg_threads: u8,
+}
+
+impl Config {
+    /// Parses the process's arguments and environment; on error prints the reason and exits
+    /// with code 2 (clap's convention for usage errors).
+    pub fn from_args() -> Self {
+        Self::parse()
+    }
+
+    /// The number of JPEG encoder threads to start.
+    pub fn jpeg_thread_count(&self) -> usize {
+        match self.jpeg_threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .clamp(1, 4),
+            n => usize::from(n),
+        }
+    }
+}
+
+/// Parses `WIDTHxHEIGHT`, both even and within [`MIN_SIZE`]..=[`MAX_SIZE`].
+pub fn parse_size(text: &str) -> Result<FrameSize, String> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("`{text}` is not WIDTHxHEIGHT, e.g. 1280x720"))?;
+    let width: u32 = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("width `{w}` is not a whole number"))?;
+    let height: u32 = h
+        .trim()
+        .parse()
+        .map_err(|_| format!("height `{h}` is not a whole number"))?;
+    if width % 2 != 0 || height % 2 != 0 {
+        return Err(format!(
+            "{width}x{height} has an odd side; both must be even (4:2:0 chroma)"
+        ));
+    }
+    if width < MIN_SIZE.width || height < MIN_SIZE.height {
+        return Err(format!("{width}x{height} is smaller than {MIN_SIZE}"));
+    }
+    if width > MAX_SIZE.width || height > MAX_SIZE.height {
+        return Err(format!("{width}x{height} is larger than {MAX_SIZE}"));
+    }
+    Ok(FrameSize::new(width, height))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_the_test_pattern_at_720p30_on_8080() {
+        let config = Config::try_parse_from(["framecast"]).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.source, SourceSpec::TestPattern);
+        assert_eq!(config.size, FrameSize::new(1280, 720));
+        assert_eq!(config.fps, 30);
+        assert_eq!(config.jpeg_quality, 80);
+    }
+
+    #[test]
+    fn sizes_parse_and_bad_sizes_say_why() {
+        assert_eq!(parse_size("640x480"), Ok(FrameSize::new(640, 480)));
+        assert_eq!(parse_size("1920X1080"), Ok(FrameSize::new(1920, 1080)));
+        for (bad, why) in [
+            ("640", "not WIDTHxHEIGHT"),
+            ("abcx480", "width"),
+            ("640x-2", "height"),
+            ("641x480", "odd"),
+            ("100x100", "smaller"),
+            ("10000x480", "larger"),
+        ] {
+            let err = parse_size(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_naming_the_flag() {
+        for args in [
+            ["framecast", "--fps", "0"],
+            ["framecast", "--fps", "abc"],
+            ["framecast", "--jpeg-quality", "101"],
+            ["framecast", "--size", "7x7"],
+            ["framecast", "--source", "nope"],
+            ["framecast", "--listen", "nowhere"],
+        ] {
+            let err = Config::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert!(err.to_string().contains(args[1]), "{args:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Encoders. Each runs blocking work on its own thread, never on the async executor.
+
+pub mod jpeg;

@@ -1,0 +1,22 @@
+//! The crate's error type for failures that stop the server from starting or running.
+//! It knows nothing of HTTP: request errors live in `http::error`.
+
+use std::net::SocketAddr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the source: {0}")]
+    Source(String),
+    #[error("cannot start the JPEG encoder: {0}")]
+    JpegEncoder(String),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("server error: {0}")]
+    Server(#[source] std::io::Error),
+}

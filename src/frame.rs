@@ -1,0 +1,121 @@
+//! Frames as they travel through the pipeline, and the clocks that stamp them.
+//!
+//! A [`Frame`] is what a source produces: raw I420 planes, immutable once made and shared by
+//! `Arc`. A [`JpegFrame`] is one frame encoded once for every MJPEG viewer and snapshot; it
+//! carries its multipart part headers pre-built so that fan-out to many viewers only clones
+//! `Bytes` handles.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+/// The MPEG clock rate used for presentation timestamps (ISO/IEC 13818-1 §2.4.2.2).
+pub const CLOCK_90K: u64 = 90_000;
+
+/// A picture size in pixels. Both sides are even, because I420 subsamples chroma by two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct FrameSize {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl FrameSize {
+    pub const fn new(width: u32, height: u32) -> Self {
+        Self { width, height }
+    }
+
+    /// Bytes of the luma plane.
+    pub fn luma_len(self) -> usize {
+        self.width as usize * self.height as usize
+    }
+
+    /// Bytes of one chroma plane (U or V).
+    pub fn chroma_len(self) -> usize {
+        (self.width as usize / 2) * (self.height as usize / 2)
+    }
+
+    /// Bytes of a whole I420 frame: Y, then U, then V, no padding.
+    pub fn i420_len(self) -> usize {
+        self.luma_len() + 2 * self.chroma_len()
+    }
+}
+
+impl std::fmt::Display for FrameSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+/// One captured picture in I420 (planar 4:2:0): `size.luma_len()` bytes of Y, then U, then V,
+/// each plane tightly packed (stride = width, width / 2 for chroma).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Increases by one for every frame the source produces, from 1.
+    pub seq: u64,
+    /// Presentation time on the 90 kHz clock, from the start of the source.
+    pub pts_90k: u64,
+    /// Wall-clock capture time, for latency figures and PROGRAM-DATE-TIME.
+    pub captured_at: SystemTime,
+    pub size: FrameSize,
+    /// Y, U and V planes back to back; `size.i420_len()` bytes.
+    pub i420: Bytes,
+}
+
+impl Frame {
+    pub fn y_plane(&self) -> &[u8] {
+        &self.i420[..self.size.luma_len()]
+    }
+
+    pub fn u_plane(&self) -> &[u8] {
+        let start = self.size.luma_len();
+        &self.i420[start..start + self.size.chroma_len()]
+    }
+
+    pub fn v_plane(&self) -> &[u8] {
+        let start = self.size.luma_len() + self.size.chroma_len();
+        &self.i420[start..start + self.size.chroma_len()]
+    }
+}
+
+/// One frame encoded as a JPEG, ready to be sent to any number of viewers.
+#[derive(Debug, Clone)]
+pub struct JpegFrame {
+    /// The sequence number of the [`Frame`] it was encoded from.
+    pub seq: u64,
+    pub captured_at: SystemTime,
+    pub size: FrameSize,
+    pub jpeg: Bytes,
+    /// How long the encoder took, for `/status`.
+    pub encode_time: Duration,
+}
+
+/// Microseconds since the Unix epoch; 0 for times before it.
+pub fn unix_micros(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// The inverse of [`unix_micros`].
+pub fn from_unix_micros(micros: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn i420_plane_sizes() {
+        let size = FrameSize::new(1280, 720);
+        assert_eq!(size.luma_len(), 921_600);
+        assert_eq!(size.chroma_len(), 230_400);
+        assert_eq!(size.i420_len(), 1_382_400);
+    }
+
+    #[test]
+    fn unix_micros_round_trips() {
+        let at = from_unix_micros(1_790_000_000_123_456);
+        assert_eq!(unix_micros(at), 1_790_000_000_123_456);
+    }
+}

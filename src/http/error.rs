@@ -1,0 +1,40 @@
+//! The one place that maps request failures to HTTP status codes. Handlers return
+//! `Result<_, HttpError>` and use `?`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::{HttpResponse, ResponseError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The request itself is wrong (a bad query value); the reason is one line.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Nothing at that path.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The server cannot answer now (no frame in time, shutting down); the reason is one line.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something on our side failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .body(format!("{self}\n"))
+    }
+}

@@ -1,0 +1,160 @@
+//! `GET /stream.mjpg`: the live picture as multipart MJPEG, for `<img>` tags, ffmpeg and VLC.
+//!
+//! Each viewer is a stream that, whenever actix asks for more (that is, when this viewer's
+//! socket has drained), takes the newest published JPEG: latest-frame-wins, the producer never
+//! waits, and the gap in publish indices is counted as skipped frames. The server holds at most
+//! one frame beyond the socket because JPEG bytes are handed over in small slices that actix
+//! only asks for while its write buffer is nearly empty.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, USER_AGENT};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::hub::{Hub, PublishedJpeg, StreamDemandGuard, ViewerGuard};
+use crate::media::multipart::{self, PartHeaders};
+
+use super::AppState;
+use super::error::HttpError;
+use super::query;
+
+/// After this long without a new frame the last one is sent again: Safari and Firefox show a
+/// part only when more data follows it, and a static scene must not leave them a frame behind.
+const RESEND_AFTER: Duration = Duration::from_secs(1);
+
+/// Size of the slices a JPEG is handed to actix in. actix asks for body data while its write
+/// buffer holds less than its high-water mark (set to the same size in `http::serve`), so a
+/// connection never buffers much more than this beyond what the kernel took.
+pub const BODY_SLICE_BYTES: usize = 32 * 1024;
+
+pub async fn stream(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let fps_cap =
+        query::fps_cap(req.query_string()).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+    let user_agent = req
+        .headers()
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mode = PartHeaders::for_user_agent(&user_agent);
+    let hub = state.hub.clone();
+    let viewer = ViewerStream {
+        frames: hub.subscribe_jpeg(),
+        _demand: hub.want_stream(),
+        stats: hub.viewers.register(req.peer_addr(), user_agent, fps_cap),
+        hub,
+        mode,
+        min_interval: fps_cap.map(|fps| Duration::from_secs(1) / fps),
+        pending: VecDeque::new(),
+        started: false,
+        last: None,
+        last_sent_at: None,
+    };
+    let body = futures::stream::unfold(viewer, |mut viewer| async move {
+        let chunk = viewer.next_chunk().await?;
+        Some((Ok::<Bytes, Infallible>(chunk), viewer))
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, multipart::CONTENT_TYPE))
+        .insert_header((
+            CACHE_CONTROL,
+            "no-store, no-cache, must-revalidate, max-age=0",
+        ))
+        .insert_header((PRAGMA, "no-cache"))
+        // Tells nginx not to buffer the stream when framecast sits behind it.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
+
+/// One viewer's position in the stream.
+struct ViewerStream {
+    hub: Arc<Hub>,
+    frames: watch::Receiver<Option<Arc<PublishedJpeg>>>,
+    _demand: StreamDemandGuard,
+    stats: ViewerGuard,
+    mode: PartHeaders,
+    min_interval: Option<Duration>,
+    /// Chunks of the frame being sent, handed to actix one at a time.
+    pending: VecDeque<Bytes>,
+    started: bool,
+    last: Option<Arc<PublishedJpeg>>,
+    last_sent_at: Option<Instant>,
+}
+
+impl ViewerStream {
+    /// The next chunk of the body; `None` ends the stream (the server is shutting down).
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.pending.is_empty() {
+            if let (Some(interval), Some(sent_at)) = (self.min_interval, self.last_sent_at) {
+                tokio::time::sleep_until(sent_at + interval).await;
+            }
+            let frame = self.next_frame().await?;
+            self.queue_frame(frame);
+        }
+        let chunk = self.pending.pop_front()?;
+        self.stats.stats().record_bytes(chunk.len());
+        Some(chunk)
+    }
+
+    /// Waits for a frame newer than the last one sent, or re-sends the last after a pause.
+    async fn next_frame(&mut self) -> Option<Arc<PublishedJpeg>> {
+        loop {
+            let newest = self.frames.borrow_and_update().clone();
+            if let Some(frame) = newest {
+                let is_new = match &self.last {
+                    Some(last) => frame.index > last.index,
+                    // A viewer's first frame must be current, not one left from before it came.
+                    None => self.hub.is_fresh(&frame),
+                };
+                if is_new {
+                    return Some(frame);
+                }
+            }
+            match tokio::time::timeout(RESEND_AFTER, self.frames.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_closed)) => return None,
+                Err(_elapsed) => {
+                    if let Some(last) = &self.last {
+                        return Some(last.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    fn queue_frame(&mut self, frame: Arc<PublishedJpeg>) {
+        if !self.started {
+            self.pending
+                .push_back(Bytes::from_static(self.mode.stream_start()));
+            self.started = true;
+        }
+        if self.mode == PartHeaders::Full {
+            self.pending.push_back(frame.full_headers.clone());
+        }
+        let jpeg = &frame.frame.jpeg;
+        let mut offset = 0;
+        while offset < jpeg.len() {
+            let end = (offset + BODY_SLICE_BYTES).min(jpeg.len());
+            self.pending.push_back(jpeg.slice(offset..end));
+            offset = end;
+        }
+        self.pending
+            .push_back(Bytes::from_static(self.mode.part_end()));
+        let skipped = match &self.last {
+            Some(last) => frame.index.saturating_sub(last.index + 1),
+            None => 0,
+        };
+        self.stats.stats().record_frame(skipped);
+        self.last = Some(frame);
+        self.last_sent_at = Some(Instant::now());
+    }
+}

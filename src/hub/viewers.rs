@@ -1,0 +1,137 @@
+//! The registry of connected MJPEG viewers and their counters, shown in `/status`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::meter::RateMeter;
+
+/// One viewer's counters, updated by its stream and read by `/status`.
+#[derive(Debug)]
+pub struct ViewerStats {
+    pub id: u64,
+    pub remote: Option<SocketAddr>,
+    pub user_agent: String,
+    pub fps_cap: Option<u32>,
+    pub connected_at: Instant,
+    pub frames_sent: AtomicU64,
+    /// Frames the encoder published that this viewer never got because it was not ready.
+    pub frames_skipped: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub rate: RateMeter,
+}
+
+impl ViewerStats {
+    pub fn record_frame(&self, skipped: u64) {
+        self.frames_sent.fetch_add(1, Ordering::Relaxed);
+        self.frames_skipped.fetch_add(skipped, Ordering::Relaxed);
+        self.rate.tick();
+    }
+
+    pub fn record_bytes(&self, len_bytes: usize) {
+        self.bytes_sent
+            .fetch_add(len_bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// Who is watching. Removing happens when the [`ViewerGuard`] drops, which actix does when the
+/// client goes away and the response body is dropped.
+#[derive(Debug, Default)]
+pub struct ViewerRegistry {
+    next_id: AtomicU64,
+    viewers: Mutex<BTreeMap<u64, Arc<ViewerStats>>>,
+    /// Frames skipped by viewers that have left, so totals do not shrink when they go.
+    departed_skipped: AtomicU64,
+}
+
+impl ViewerRegistry {
+    pub fn register(
+        self: &Arc<Self>,
+        remote: Option<SocketAddr>,
+        user_agent: String,
+        fps_cap: Option<u32>,
+    ) -> ViewerGuard {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let stats = Arc::new(ViewerStats {
+            id,
+            remote,
+            user_agent,
+            fps_cap,
+            connected_at: Instant::now(),
+            frames_sent: AtomicU64::new(0),
+            frames_skipped: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            rate: RateMeter::new(),
+        });
+        self.lock().insert(id, stats.clone());
+        ViewerGuard {
+            registry: self.clone(),
+            stats,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn snapshot(&self) -> Vec<Arc<ViewerStats>> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Frames skipped by every viewer so far, connected or gone.
+    pub fn total_skipped(&self) -> u64 {
+        let connected: u64 = self
+            .lock()
+            .values()
+            .map(|v| v.frames_skipped.load(Ordering::Relaxed))
+            .sum();
+        connected + self.departed_skipped.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ViewerStats>>> {
+        self.viewers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Keeps a viewer registered while it lives.
+#[derive(Debug)]
+pub struct ViewerGuard {
+    registry: Arc<ViewerRegistry>,
+    stats: Arc<ViewerStats>,
+}
+
+impl ViewerGuard {
+    pub fn stats(&self) -> &ViewerStats {
+        &self.stats
+    }
+}
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.stats.id);
+        self.registry.departed_skipped.fetch_add(
+            self.stats.frames_skipped.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewers_leave_when_their_guard_drops_and_totals_stay() {
+        let registry = Arc::new(ViewerRegistry::default());
+        let a = registry.register(None, "a".into(), None);
+        let b = registry.register(None, "b".into(), Some(5));
+        assert_eq!(registry.count(), 2);
+        a.stats().record_frame(3);
+        drop(a);
+        assert_eq!(registry.count(), 1);
+        assert_eq!(registry.snapshot()[0].id, b.stats().id);
+        assert_eq!(registry.total_skipped(), 3);
+    }
+}

@@ -1,0 +1,31 @@
+//! framecast: a live-video HTTP server.
+//!
+//! It captures frames from a source (the built-in test pattern, a camera, or a pipe), encodes
+//! each frame once, and serves it to any number of viewers: a multipart MJPEG stream for
+//! `<img>` tags, fresh JPEG snapshots, and HTML viewer pages.
+//!
+//! # Layout
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`config`] | the command line and environment, validated once into one [`config::Config`] |
+//! | [`app`] | wiring: starts the source, the encoders and the HTTP server; orderly shutdown |
+//! | [`error`] | the crate's error type for start-up failures |
+//! | [`frame`] | [`frame::Frame`] and [`frame::JpegFrame`], the units that travel the pipeline |
+//! | [`source`] | frame producers; the test pattern and its timestamp strip |
+//! | [`encode`] | blocking encoders running on their own threads (JPEG) |
+//! | [`media`] | pure formats, no I/O: multipart framing |
+//! | [`hub`] | latest-frame cells between the encoders and the viewers, demand and drop counters |
+//! | [`meter`] | frame-rate measurement |
+//! | [`http`] | routes and one file per resource; the only place that knows status codes |
+
+pub mod app;
+pub mod config;
+pub mod encode;
+pub mod error;
+pub mod frame;
+pub mod http;
+pub mod hub;
+pub mod media;
+pub mod meter;
+pub mod source;
