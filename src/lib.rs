@@ -14,7 +14,8 @@
 //! | [`frame`] | [`frame::Frame`] and [`frame::JpegFrame`], the units that travel the pipeline |
 //! | [`source`] | frame producers; the test pattern and its timestamp strip |
 //! | [`encode`] | blocking encoders running on their own threads (JPEG) |
-//! | [`media`] | pure formats, no I/O: multipart framing |
+//! | [`media`] | pure formats, no I/O: multipart framing, H.264 bitstream, fMP4 boxes, playlists |
+//! | [`hls`] | HLS serving rules: blocking playlist reload |
 //! | [`hub`] | latest-frame cells between the encoders and the viewers, demand and drop counters |
 //! | [`meter`] | frame-rate measurement |
 //! | [`http`] | routes and one file per resource; the only place that knows status codes |
@@ -24,6 +25,7 @@ pub mod config;
 pub mod encode;
 pub mod error;
 pub mod frame;
+pub mod hls;
 pub mod http;
 pub mod hub;
 pub mod media;

@@ -1,3 +1,6 @@
 //! Pure media formats: bytes in, bytes out, no I/O and no clocks.
 
+pub mod cmaf;
+pub mod h264;
 pub mod multipart;
+pub mod playlist;

@@ -104,10 +104,7 @@ mod tests {
         // Two parts as a viewer receives them; RFC 2046 §5.1.1: each body part is preceded by
         // CRLF "--" boundary, the first delimiter may omit the leading CRLF.
         let mut stream = PartHeaders::Full.stream_start().to_vec();
-        for (seq, jpeg) in [
-            (1u64, &b"\xff\xd8one\xff\xd9"[..]),
-            (2, b"\xff\xd8two\xff\xd9"),
-        ] {
+        for (seq, jpeg) in [(1u64, &b"jpeg-one"[..]), (2, b"jpeg-two")] {
             stream.extend_from_slice(&full_part_headers(jpeg.len(), 5_000_000, seq));
             stream.extend_from_slice(jpeg);
             stream.extend_from_slice(PartHeaders::Full.part_end());

@@ -1,9 +1,10 @@
 //! A small built-in 5×7 bitmap font and a span-based text renderer for 8-bit planes.
 //!
 //! This module owns the glyph shapes (digits, `A`–`Z`, `: . - / @ ?` and space, drawn for this
-//! project as constant bit rows) and the drawing of text onto one 8-bit plane (the luma plane of an
-//! I420 picture). Text is drawn as horizontal runs filled with `slice::fill`, one run per lit
-//! stretch of a glyph row, never one call per pixel, so that large scaled text costs little.
+//! project as constant bit rows) and [`Plane`], one 8-bit plane (such as the luma plane of an
+//! I420 picture) with clipped rectangle fills and text drawing on it. Text is drawn as
+//! horizontal runs filled with `slice::fill`, one run per lit stretch of a glyph row, never one
+//! call per pixel, so that large scaled text costs little.
 //! Lower-case letters are drawn as upper case; any other character is drawn as `?`.
 
 /// Glyph width in font pixels.

@@ -1,0 +1,3 @@
+//! HLS: the rules for blocking playlist reloads.
+
+pub mod reload;
