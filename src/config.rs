@@ -104,7 +104,7 @@ pub fn parse_size(text: &str) -> Result<FrameSize, String> {
         .trim()
         .parse()
         .map_err(|_| format!("height `{h}` is not a whole number"))?;
-    if width % 2 != 0 || height % 2 != 0 {
+    if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
         return Err(format!(
             "{width}x{height} has an odd side; both must be even (4:2:0 chroma)"
         ));
