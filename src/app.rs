@@ -10,8 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::encode;
+use crate::encode::h264::{self, H264Settings};
 use crate::error::Error;
-use crate::http::{self, AppState};
+use crate::hls::pipeline::{self, H264Counters};
+use crate::hls::segmenter::SegmenterSettings;
+use crate::hls::store::{HlsStore, HlsTiming};
+use crate::http::{self, AppState, HlsState};
 use crate::hub::Hub;
 use crate::source::{self, Source};
 
@@ -27,7 +31,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     })?;
     let addr = listener.local_addr().map_err(Error::Server)?;
 
-    let hub = Hub::new();
+    let hub = Hub::new(!config.no_hls);
     let stop = Arc::new(AtomicBool::new(false));
     let source = source::open(&config).map_err(|e| Error::Source(e.to_string()))?;
     let source_thread = spawn_source(source, hub.clone(), stop.clone())?;
@@ -38,10 +42,21 @@ pub async fn run(config: Config) -> Result<(), Error> {
         stop.clone(),
     )?;
 
+    let mut threads = vec![source_thread];
+    threads.extend(jpeg_threads);
+    let hls = if config.no_hls {
+        None
+    } else {
+        let (hls, thread) = start_hls(&config, hub.clone(), stop.clone())?;
+        threads.push(thread);
+        Some(hls)
+    };
+
     let state = AppState {
         hub: hub.clone(),
         start_id: start_id(),
         config: config.clone(),
+        hls,
     };
     let server = http::serve(listener, state).map_err(Error::Server)?;
     announce(addr, &config);
@@ -50,12 +65,47 @@ pub async fn run(config: Config) -> Result<(), Error> {
     tracing::info!("stopping");
     stop.store(true, Ordering::Relaxed);
     hub.close();
-    for thread in std::iter::once(source_thread).chain(jpeg_threads) {
+    for thread in threads {
         if thread.join().is_err() {
             tracing::error!("a pipeline thread panicked");
         }
     }
     result
+}
+
+/// Starts the H.264 encoder and segmenter feeding a new HLS store.
+fn start_hls(
+    config: &Config,
+    hub: Arc<Hub>,
+    stop: Arc<AtomicBool>,
+) -> Result<(HlsState, JoinHandle<()>), Error> {
+    let segmenter = SegmenterSettings {
+        fps: config.fps,
+        frames_per_segment: config.frames_per_segment(),
+        frames_per_part: config.frames_per_part(),
+    };
+    let store = Arc::new(HlsStore::new(HlsTiming::new(
+        segmenter,
+        usize::from(config.hls_window),
+    )));
+    let bitrate_bps = config
+        .h264_bitrate
+        .unwrap_or_else(|| h264::default_bitrate_bps(config.size, config.fps));
+    let counters = Arc::new(H264Counters::default());
+    let settings = H264Settings {
+        fps: config.fps,
+        bitrate_bps,
+        frames_per_idr: segmenter.frames_per_segment,
+    };
+    let thread = pipeline::spawn(hub, store.clone(), counters.clone(), settings, stop)?;
+    Ok((
+        HlsState {
+            store,
+            bitrate_bps,
+            counters,
+        },
+        thread,
+    ))
 }
 
 fn announce(addr: SocketAddr, config: &Config) {

@@ -70,6 +70,30 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_JPEG_THREADS", default_value_t = 0,
           value_parser = clap::value_parser!(u8).range(0..=16))]
     pub jpeg_threads: u8,
+
+    /// Turn HLS (/live.m3u8, /live.mp4) and its H.264 encoder off.
+    #[arg(long, env = "FRAMECAST_NO_HLS")]
+    pub no_hls: bool,
+
+    /// H.264 bitrate in bits per second, with an optional k or M suffix (e.g. 2M); by default
+    /// sized to the picture (about 1.9M at 1280x720, 30 fps).
+    #[arg(long, env = "FRAMECAST_H264_BITRATE", value_parser = parse_bitrate)]
+    pub h264_bitrate: Option<u32>,
+
+    /// HLS segment length in seconds (0.5 to 10); each segment starts with a key frame.
+    #[arg(long, env = "FRAMECAST_HLS_SEGMENT_SECONDS", default_value_t = 1.0,
+          value_parser = parse_segment_seconds)]
+    pub hls_segment_seconds: f64,
+
+    /// Low-Latency HLS part length in seconds (rounded to whole frames, at most a segment).
+    #[arg(long, env = "FRAMECAST_HLS_PART_SECONDS", default_value_t = 0.333,
+          value_parser = parse_part_seconds)]
+    pub hls_part_seconds: f64,
+
+    /// Complete segments listed in the HLS playlist (6 to 600).
+    #[arg(long, env = "FRAMECAST_HLS_WINDOW", default_value_t = 12,
+          value_parser = clap::value_parser!(u16).range(6..=600))]
+    pub hls_window: u16,
 }
 
 impl Config {
@@ -77,6 +101,17 @@ impl Config {
     /// with code 2 (clap's convention for usage errors).
     pub fn from_args() -> Self {
         Self::parse()
+    }
+
+    /// Frames in one HLS segment: the key-frame interval.
+    pub fn frames_per_segment(&self) -> u32 {
+        ((self.hls_segment_seconds * f64::from(self.fps)).round() as u32).max(1)
+    }
+
+    /// Frames in one Low-Latency HLS part: a whole number, at most a segment.
+    pub fn frames_per_part(&self) -> u32 {
+        ((self.hls_part_seconds * f64::from(self.fps)).round() as u32)
+            .clamp(1, self.frames_per_segment())
     }
 
     /// The number of JPEG encoder threads to start.
@@ -89,6 +124,46 @@ impl Config {
             n => usize::from(n),
         }
     }
+}
+
+/// Parses a bitrate: bits per second with an optional `k` (1000) or `M` (1000000) suffix,
+/// from 50k to 100M.
+pub fn parse_bitrate(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let (digits, scale) = match t.strip_suffix(['k', 'K']) {
+        Some(d) => (d, 1_000.0),
+        None => match t.strip_suffix('M') {
+            Some(d) => (d, 1_000_000.0),
+            None => (t, 1.0),
+        },
+    };
+    let value: f64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a bitrate such as 2000000, 800k or 2M"))?;
+    let bps = value * scale;
+    if !(50_000.0..=100_000_000.0).contains(&bps) {
+        return Err(format!("{text} is outside 50k to 100M bits per second"));
+    }
+    Ok(bps as u32)
+}
+
+fn parse_seconds_in(text: &str, min: f64, max: f64) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(min..=max).contains(&value) {
+        return Err(format!("{text} is outside {min} to {max} seconds"));
+    }
+    Ok(value)
+}
+
+fn parse_segment_seconds(text: &str) -> Result<f64, String> {
+    parse_seconds_in(text, 0.5, 10.0)
+}
+
+fn parse_part_seconds(text: &str) -> Result<f64, String> {
+    parse_seconds_in(text, 0.05, 10.0)
 }
 
 /// Parses `WIDTHxHEIGHT`, both even and within [`MIN_SIZE`]..=[`MAX_SIZE`].
@@ -133,6 +208,27 @@ mod tests {
     }
 
     #[test]
+    fn hls_cuts_are_whole_frames() {
+        let config = Config::try_parse_from(["framecast"]).unwrap();
+        assert!(!config.no_hls);
+        assert_eq!(config.frames_per_segment(), 30);
+        assert_eq!(config.frames_per_part(), 10);
+        let config =
+            Config::try_parse_from(["framecast", "--fps", "25", "--hls-part-seconds", "5"])
+                .unwrap();
+        assert_eq!(config.frames_per_part(), 25, "a part is at most a segment");
+    }
+
+    #[test]
+    fn bitrates_take_suffixes() {
+        assert_eq!(parse_bitrate("2M"), Ok(2_000_000));
+        assert_eq!(parse_bitrate("800k"), Ok(800_000));
+        assert_eq!(parse_bitrate("1500000"), Ok(1_500_000));
+        assert!(parse_bitrate("10").is_err());
+        assert!(parse_bitrate("2G").is_err());
+    }
+
+    #[test]
     fn sizes_parse_and_bad_sizes_say_why() {
         assert_eq!(parse_size("640x480"), Ok(FrameSize::new(640, 480)));
         assert_eq!(parse_size("1920X1080"), Ok(FrameSize::new(1920, 1080)));
@@ -158,6 +254,10 @@ mod tests {
             ["framecast", "--size", "7x7"],
             ["framecast", "--source", "nope"],
             ["framecast", "--listen", "nowhere"],
+            ["framecast", "--h264-bitrate", "fast"],
+            ["framecast", "--hls-segment-seconds", "0"],
+            ["framecast", "--hls-part-seconds", "x"],
+            ["framecast", "--hls-window", "2"],
         ] {
             let err = Config::try_parse_from(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");

@@ -15,6 +15,8 @@ pub enum Error {
     Source(String),
     #[error("cannot start the JPEG encoder: {0}")]
     JpegEncoder(String),
+    #[error("cannot start the H.264 encoder: {0}")]
+    H264Encoder(String),
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
     #[error("server error: {0}")]

@@ -2,6 +2,9 @@
 //! `error` is the only place that maps failures to status codes.
 
 mod error;
+mod hls;
+mod hls_path;
+mod live_mp4;
 mod mjpeg;
 mod pages;
 pub mod query;
@@ -11,12 +14,14 @@ mod status;
 mod tuning;
 
 pub use error::HttpError;
+pub use hls::HlsState;
 
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::middleware::Compress;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use crate::config::Config;
@@ -33,6 +38,8 @@ pub struct AppState {
     pub config: Config,
     /// Differs on every start, so ETags and cached media never match a previous run's.
     pub start_id: String,
+    /// `None` with `--no-hls`.
+    pub hls: Option<HlsState>,
 }
 
 /// The route table.
@@ -43,7 +50,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/snapshot.jpg", web::head().to(snapshot::snapshot))
         .route("/status", web::get().to(status::status))
         .route("/healthz", web::get().to(status::healthz))
-        .route("/static/{name}", web::get().to(static_files::file));
+        .route("/static/{name}", web::get().to(static_files::file))
+        .service(
+            web::resource("/live.m3u8")
+                .wrap(Compress::default())
+                .route(web::get().to(hls::multivariant)),
+        )
+        .service(
+            web::resource("/hls/{start_id}/{name}")
+                // Compresses playlists; actix leaves video/* alone, so media is never compressed.
+                .wrap(Compress::default())
+                .route(web::get().to(hls::resource)),
+        )
+        .route("/live.mp4", web::get().to(live_mp4::stream));
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, HttpError> {

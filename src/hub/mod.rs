@@ -122,12 +122,16 @@ pub struct Hub {
     pub viewers: Arc<ViewerRegistry>,
     demand: Demand,
     jpeg_input: LatestSlot<Arc<Frame>>,
+    /// Frames for the H.264 encoder, fed always while HLS is on so its window stays warm.
+    h264_input: Option<LatestSlot<Arc<Frame>>>,
     jpeg_output: watch::Sender<Option<Arc<PublishedJpeg>>>,
 }
 
 impl Hub {
-    pub fn new() -> Arc<Self> {
+    /// A hub; `with_h264` feeds every frame to the H.264 encoder too.
+    pub fn new(with_h264: bool) -> Arc<Self> {
         Arc::new(Self {
+            h264_input: with_h264.then(LatestSlot::new),
             started_at: Instant::now(),
             source: SourceCounters::default(),
             jpeg: JpegCounters::default(),
@@ -148,6 +152,9 @@ impl Hub {
             .last_frame_at
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        if let Some(h264_input) = &self.h264_input {
+            h264_input.put(frame.clone());
+        }
         if self.demand.is_active() && self.jpeg_input.put(frame) {
             self.jpeg.frames_skipped.fetch_add(1, Ordering::Relaxed);
         }
@@ -156,6 +163,11 @@ impl Hub {
     /// Where JPEG encoder threads take their next frame from.
     pub fn jpeg_input(&self) -> &LatestSlot<Arc<Frame>> {
         &self.jpeg_input
+    }
+
+    /// Where the H.264 encoder thread takes its next frame from, when HLS is on.
+    pub fn h264_input(&self) -> Option<&LatestSlot<Arc<Frame>>> {
+        self.h264_input.as_ref()
     }
 
     /// Called by a JPEG encoder thread. Frames finished out of order by parallel encoders are
@@ -231,5 +243,8 @@ impl Hub {
     /// Wakes every encoder thread so it can see the shutdown.
     pub fn close(&self) {
         self.jpeg_input.close();
+        if let Some(h264_input) = &self.h264_input {
+            h264_input.close();
+        }
     }
 }

@@ -432,7 +432,7 @@ impl MediaPlaylist {
     /// Index of the first complete segment whose parts are listed: segments that start within
     /// three target durations of the end of the playlist, the end being that of the last
     /// published part (rfc8216bis §6.2.2), and no more than [`MAX_SEGMENTS_WITH_PARTS`].
-    fn first_segment_with_parts(&self) -> usize {
+    pub fn first_segment_with_parts(&self) -> usize {
         let complete_us = self
             .segments
             .iter()

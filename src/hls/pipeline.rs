@@ -1,0 +1,83 @@
+//! The H.264 thread: takes every frame from the hub, encodes it, cuts parts and segments, and
+//! updates the HLS store. It runs from start to stop, viewers or not, so that the first viewer
+//! finds a full window.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::encode::h264::{H264Encoder, H264Settings};
+use crate::error::Error;
+use crate::hls::segmenter::Segmenter;
+use crate::hls::store::HlsStore;
+use crate::hub::{Hub, Taken};
+use crate::meter::RateMeter;
+
+/// How often an idle thread wakes to check for shutdown.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// Counters of the H.264 stage, for `/status`.
+#[derive(Debug, Default)]
+pub struct H264Counters {
+    pub frames_encoded: AtomicU64,
+    pub encode_micros_total: AtomicU64,
+    pub encode_micros_last: AtomicU64,
+    pub errors: AtomicU64,
+    pub rate: RateMeter,
+}
+
+/// Starts the H.264 thread.
+pub fn spawn(
+    hub: Arc<Hub>,
+    store: Arc<HlsStore>,
+    counters: Arc<H264Counters>,
+    settings: H264Settings,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, Error> {
+    let mut encoder = H264Encoder::new(settings).map_err(|e| Error::H264Encoder(e.to_string()))?;
+    let mut segmenter = Segmenter::new(store.timing().segmenter);
+    std::thread::Builder::new()
+        .name("h264".into())
+        .spawn(move || {
+            let Some(input) = hub.h264_input() else {
+                return;
+            };
+            while !stop.load(Ordering::Relaxed) {
+                let frame = match input.take(IDLE_POLL) {
+                    Taken::Item(frame) => frame,
+                    Taken::TimedOut => continue,
+                    Taken::Closed => break,
+                };
+                let unit = match encoder.encode(&frame) {
+                    Ok(unit) => unit,
+                    Err(error) => {
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%error, seq = frame.seq, "H.264 encoding failed");
+                        continue;
+                    }
+                };
+                let micros = unit.encode_time.as_micros() as u64;
+                counters.frames_encoded.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .encode_micros_total
+                    .fetch_add(micros, Ordering::Relaxed);
+                counters.encode_micros_last.store(micros, Ordering::Relaxed);
+                counters.rate.tick();
+                match segmenter.push(&unit) {
+                    Ok(outcome) => {
+                        if outcome.need_idr {
+                            encoder.restart_cadence();
+                        }
+                        store.apply(outcome.events);
+                    }
+                    Err(error) => {
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%error, seq = unit.seq, "cannot segment H.264");
+                        encoder.restart_cadence();
+                    }
+                }
+            }
+        })
+        .map_err(Error::Thread)
+}

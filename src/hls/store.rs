@@ -1,0 +1,499 @@
+//! The live HLS window: the init segment, the segments and parts the playlist lists, the ones
+//! that left it but must stay downloadable for a while, and a change signal that blocking
+//! requests wait on.
+//!
+//! Retention (RFC 8216 §6.2.2, rfc8216bis §6.2.2): a segment that leaves the playlist stays
+//! available for its duration plus the playlist's duration; a part stays available for three
+//! target durations after its EXT-X-PART tag leaves. After that: gone (404). Memory is bounded
+//! by the window length.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::watch;
+
+use crate::frame::{CLOCK_90K, FrameSize};
+use crate::hls::reload::WindowState;
+use crate::hls::segmenter::{SegmenterEvent, SegmenterSettings};
+use crate::media::playlist::{
+    DURATION_DECIMALS, LL_HLS_VERSION, MediaPlaylist, Part, PreloadHint, Segment,
+    SegmentInProgress, ServerControl,
+};
+
+/// Fixed for a stream: derived once from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HlsTiming {
+    pub segmenter: SegmenterSettings,
+    /// EXT-X-TARGETDURATION: the segment length rounded up to whole seconds; never changes.
+    pub target_duration_s: u64,
+    /// EXT-X-PART-INF:PART-TARGET: a whole number of frames.
+    pub part_target_s: f64,
+    /// Complete segments listed in the playlist.
+    pub window_segments: usize,
+}
+
+impl HlsTiming {
+    pub fn new(segmenter: SegmenterSettings, window_segments: usize) -> Self {
+        let fps = f64::from(segmenter.fps.max(1));
+        let segment_s = f64::from(segmenter.frames_per_segment) / fps;
+        Self {
+            segmenter,
+            target_duration_s: (segment_s.ceil() as u64).max(1),
+            part_target_s: f64::from(segmenter.frames_per_part) / fps,
+            window_segments,
+        }
+    }
+
+    /// HOLD-BACK 3 × TD, CAN-SKIP-UNTIL 6 × TD, and PART-HOLD-BACK three whole parts, computed
+    /// from frames so that it is exactly 3 × the real part length rather than 3 × the rounded
+    /// PART-TARGET (rfc8216bis §4.4.3.8).
+    pub fn server_control(&self) -> ServerControl {
+        let minimums = ServerControl::minimums(self.target_duration_s, self.part_target_s);
+        let scale = 10u64.pow(DURATION_DECIMALS as u32);
+        let three_parts_scaled = (3 * u64::from(self.segmenter.frames_per_part) * scale)
+            .div_ceil(u64::from(self.segmenter.fps.max(1)));
+        ServerControl {
+            part_hold_back_s: (three_parts_scaled as f64 / scale as f64)
+                .max(minimums.part_hold_back_s),
+            ..minimums
+        }
+    }
+
+    pub fn target_duration(&self) -> Duration {
+        Duration::from_secs(self.target_duration_s)
+    }
+}
+
+/// The current init segment.
+#[derive(Debug, Clone)]
+pub struct InitSegment {
+    pub data: Bytes,
+    /// RFC 6381 codec string from the SPS, for CODECS.
+    pub codec: String,
+    pub size: FrameSize,
+    /// Changes with every new init segment (after a format change): part of its URI.
+    pub generation: u32,
+}
+
+/// What a request for a part finds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PartLookup {
+    Ready(Bytes),
+    /// The part the preload hint names: it will exist soon.
+    Hinted,
+    Missing,
+}
+
+#[derive(Debug, Clone)]
+struct StoredPart {
+    data: Bytes,
+    duration_90k: u64,
+    independent: bool,
+}
+
+#[derive(Debug, Clone)]
+struct StoredSegment {
+    msn: u64,
+    program_date_time_unix_ms: u64,
+    discontinuity: bool,
+    init_generation: u32,
+    parts: Vec<StoredPart>,
+    /// Set once complete: the parts concatenated.
+    data: Option<Bytes>,
+    duration_90k: u64,
+    /// When the playlist stopped listing this segment's parts.
+    parts_unlisted_at: Option<Instant>,
+    /// When a segment that left the playlist stops being served.
+    expires_at: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    init: Option<InitSegment>,
+    /// Complete segments in the playlist, oldest first.
+    segments: VecDeque<StoredSegment>,
+    open: Option<StoredSegment>,
+    /// Segments that left the playlist, still downloadable until they expire.
+    retired: VecDeque<StoredSegment>,
+    /// Discontinuities that have left the playlist (EXT-X-DISCONTINUITY-SEQUENCE).
+    discontinuity_sequence: u64,
+}
+
+/// Bit rates measured over the window, for the multivariant playlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bandwidth {
+    pub peak_bps: u64,
+    pub average_bps: u64,
+}
+
+#[derive(Debug)]
+pub struct HlsStore {
+    timing: HlsTiming,
+    window: Mutex<Window>,
+    changes: watch::Sender<u64>,
+}
+
+impl HlsStore {
+    pub fn new(timing: HlsTiming) -> Self {
+        Self {
+            timing,
+            window: Mutex::new(Window::default()),
+            changes: watch::Sender::new(0),
+        }
+    }
+
+    pub fn timing(&self) -> &HlsTiming {
+        &self.timing
+    }
+
+    /// Something waiting for the window to change subscribes here.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Applies the segmenter's events and wakes everyone waiting.
+    pub fn apply(&self, events: Vec<SegmenterEvent>) {
+        self.apply_at(events, Instant::now());
+    }
+
+    pub(crate) fn apply_at(&self, events: Vec<SegmenterEvent>, now: Instant) {
+        if events.is_empty() {
+            return;
+        }
+        {
+            let mut window = self.lock();
+            for event in events {
+                Self::apply_event(&mut window, event);
+            }
+            self.retire(&mut window, now);
+        }
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    fn apply_event(window: &mut Window, event: SegmenterEvent) {
+        match event {
+            SegmenterEvent::Init { init, codec, size } => {
+                let generation = window.init.as_ref().map_or(0, |i| i.generation + 1);
+                window.init = Some(InitSegment {
+                    data: init,
+                    codec,
+                    size,
+                    generation,
+                });
+            }
+            SegmenterEvent::SegmentStart {
+                msn,
+                program_date_time_unix_ms,
+                discontinuity,
+            } => {
+                window.open = Some(StoredSegment {
+                    msn,
+                    program_date_time_unix_ms,
+                    discontinuity,
+                    init_generation: window.init.as_ref().map_or(0, |i| i.generation),
+                    parts: Vec::new(),
+                    data: None,
+                    duration_90k: 0,
+                    parts_unlisted_at: None,
+                    expires_at: None,
+                });
+            }
+            SegmenterEvent::Part {
+                msn,
+                data,
+                duration_90k,
+                independent,
+                ..
+            } => {
+                if let Some(open) = window.open.as_mut().filter(|s| s.msn == msn) {
+                    open.duration_90k += duration_90k;
+                    open.parts.push(StoredPart {
+                        data,
+                        duration_90k,
+                        independent,
+                    });
+                }
+            }
+            SegmenterEvent::SegmentEnd { msn, duration_90k } => {
+                if let Some(mut segment) = window.open.take_if(|s| s.msn == msn) {
+                    let mut joined =
+                        BytesMut::with_capacity(segment.parts.iter().map(|p| p.data.len()).sum());
+                    for part in &segment.parts {
+                        joined.extend_from_slice(&part.data);
+                    }
+                    segment.data = Some(joined.freeze());
+                    segment.duration_90k = duration_90k;
+                    window.segments.push_back(segment);
+                }
+            }
+        }
+    }
+
+    /// Moves segments out of the playlist, stamps when parts stop being listed, and forgets
+    /// what has expired.
+    fn retire(&self, window: &mut Window, now: Instant) {
+        while window.segments.len() > self.timing.window_segments {
+            let Some(mut segment) = window.segments.pop_front() else {
+                break;
+            };
+            if segment.discontinuity {
+                window.discontinuity_sequence += 1;
+            }
+            let playlist_90k: u64 = window.segments.iter().map(|s| s.duration_90k).sum();
+            segment.expires_at = Some(now + duration_90k(segment.duration_90k + playlist_90k));
+            segment.parts_unlisted_at.get_or_insert(now);
+            window.retired.push_back(segment);
+        }
+        window
+            .retired
+            .retain(|s| s.expires_at.is_none_or(|at| at > now));
+
+        let playlist = self.build_playlist(window);
+        let first_listed = playlist.first_segment_with_parts();
+        for segment in window.segments.iter_mut().take(first_listed) {
+            segment.parts_unlisted_at.get_or_insert(now);
+        }
+        let part_grace = self.timing.target_duration() * 3;
+        for segment in window.segments.iter_mut().chain(window.retired.iter_mut()) {
+            if segment
+                .parts_unlisted_at
+                .is_some_and(|at| now.duration_since(at) > part_grace)
+            {
+                segment.parts = Vec::new();
+            }
+        }
+    }
+
+    /// The media playlist as it stands.
+    pub fn playlist(&self) -> MediaPlaylist {
+        self.build_playlist(&self.lock())
+    }
+
+    fn build_playlist(&self, window: &Window) -> MediaPlaylist {
+        let part_of = |msn: u64, index: usize, part: &StoredPart| Part {
+            duration_s: seconds_90k(part.duration_90k),
+            uri: part_uri(msn, index),
+            independent: part.independent,
+        };
+        let segments = window
+            .segments
+            .iter()
+            .map(|s| Segment {
+                msn: s.msn,
+                duration_s: seconds_90k(s.duration_90k),
+                program_date_time_unix_ms: s.program_date_time_unix_ms,
+                uri: segment_uri(s.msn),
+                discontinuity: s.discontinuity,
+                parts: s
+                    .parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| part_of(s.msn, i, p))
+                    .collect(),
+            })
+            .collect::<Vec<_>>();
+        let in_progress = window.open.as_ref().map(|s| SegmentInProgress {
+            msn: s.msn,
+            program_date_time_unix_ms: s.program_date_time_unix_ms,
+            discontinuity: s.discontinuity,
+            parts: s
+                .parts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| part_of(s.msn, i, p))
+                .collect(),
+        });
+        let preload_hint = hinted_part(window).map(|(msn, index)| PreloadHint {
+            uri: part_uri(msn, index),
+        });
+        let map_uri = init_uri(window.init.as_ref().map_or(0, |i| i.generation));
+        MediaPlaylist {
+            version: LL_HLS_VERSION,
+            target_duration_s: self.timing.target_duration_s,
+            server_control: self.timing.server_control(),
+            part_target_s: self.timing.part_target_s,
+            media_sequence: segments
+                .first()
+                .map(|s| s.msn)
+                .or(in_progress.as_ref().map(|s| s.msn))
+                .unwrap_or(0),
+            discontinuity_sequence: window.discontinuity_sequence,
+            independent_segments: true,
+            map_uri,
+            segments,
+            in_progress,
+            preload_hint,
+        }
+    }
+
+    /// What blocking reloads decide on.
+    pub fn window_state(&self) -> WindowState {
+        WindowState::from_playlist(
+            &self.playlist(),
+            u64::from(self.timing.segmenter.parts_per_segment()),
+        )
+    }
+
+    /// True once there is something to play.
+    pub fn has_media(&self) -> bool {
+        let window = self.lock();
+        window.init.is_some() && (!window.segments.is_empty() || window.open.is_some())
+    }
+
+    pub fn init(&self) -> Option<InitSegment> {
+        self.lock().init.clone()
+    }
+
+    /// The init segment of a given generation, while it is the current one.
+    pub fn init_of_generation(&self, generation: u32) -> Option<Bytes> {
+        self.lock()
+            .init
+            .as_ref()
+            .filter(|i| i.generation == generation)
+            .map(|i| i.data.clone())
+    }
+
+    /// A complete segment, listed or retired but not expired.
+    pub fn segment(&self, msn: u64) -> Option<Bytes> {
+        let window = self.lock();
+        window
+            .segments
+            .iter()
+            .chain(window.retired.iter())
+            .find(|s| s.msn == msn)
+            .and_then(|s| s.data.clone())
+    }
+
+    pub fn part(&self, msn: u64, index: usize) -> PartLookup {
+        let window = self.lock();
+        let found = window
+            .segments
+            .iter()
+            .chain(window.retired.iter())
+            .chain(window.open.iter())
+            .find(|s| s.msn == msn)
+            .and_then(|s| s.parts.get(index))
+            .map(|p| p.data.clone());
+        match found {
+            Some(data) => PartLookup::Ready(data),
+            None if hinted_part(&window) == Some((msn, index)) => PartLookup::Hinted,
+            None => PartLookup::Missing,
+        }
+    }
+
+    /// Peak and average bit rate of the complete segments in the playlist; `None` before the
+    /// first one completes.
+    pub fn bandwidth(&self) -> Option<Bandwidth> {
+        let window = self.lock();
+        let mut peak_bps = 0u64;
+        let (mut bits, mut duration) = (0u64, 0u64);
+        for segment in &window.segments {
+            let len = segment.data.as_ref().map_or(0, |d| d.len() as u64);
+            if segment.duration_90k > 0 {
+                peak_bps = peak_bps.max(len * 8 * CLOCK_90K / segment.duration_90k);
+            }
+            bits += len * 8;
+            duration += segment.duration_90k;
+        }
+        (duration > 0).then(|| Bandwidth {
+            peak_bps,
+            average_bps: bits * CLOCK_90K / duration,
+        })
+    }
+
+    /// For `/live.mp4`: the part after `cursor` (or, with `None`, the newest part that starts
+    /// with an IDR), with its position. `None` if it does not exist yet.
+    pub fn next_part(&self, cursor: Option<PartPosition>) -> Option<(PartPosition, Bytes)> {
+        let window = self.lock();
+        let live = || window.segments.iter().chain(window.open.iter());
+        match cursor {
+            None => live()
+                .flat_map(|s| s.parts.iter().enumerate().map(move |(i, p)| (s, i, p)))
+                .filter(|(_, _, p)| p.independent)
+                .last()
+                .map(|(s, i, p)| (PartPosition::of(s, i), p.data.clone())),
+            Some(at) => {
+                let same = live()
+                    .find(|s| s.msn == at.msn)
+                    .and_then(|s| s.parts.get(at.index + 1).map(|p| (s, at.index + 1, p)));
+                let next = || {
+                    live()
+                        .find(|s| s.msn == at.msn + 1)
+                        .and_then(|s| s.parts.first().map(|p| (s, 0, p)))
+                };
+                same.or_else(next)
+                    .map(|(s, i, p)| (PartPosition::of(s, i), p.data.clone()))
+            }
+        }
+    }
+
+    /// How many parts separate `cursor` from the newest one: how far a `/live.mp4` viewer lags.
+    pub fn parts_behind(&self, cursor: PartPosition) -> u64 {
+        let window = self.lock();
+        let per_segment = u64::from(self.timing.segmenter.parts_per_segment());
+        let newest = window
+            .open
+            .iter()
+            .chain(window.segments.iter().rev())
+            .find(|s| !s.parts.is_empty())
+            .map(|s| s.msn * per_segment + s.parts.len() as u64 - 1);
+        newest.map_or(0, |n| {
+            n.saturating_sub(cursor.msn * per_segment + cursor.index as u64)
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Where a part sits in the stream, and which init segment it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartPosition {
+    pub msn: u64,
+    pub index: usize,
+    pub init_generation: u32,
+}
+
+impl PartPosition {
+    fn of(segment: &StoredSegment, index: usize) -> Self {
+        Self {
+            msn: segment.msn,
+            index,
+            init_generation: segment.init_generation,
+        }
+    }
+}
+
+/// The part being written now: the next part of the open segment, or part 0 of the next one.
+fn hinted_part(window: &Window) -> Option<(u64, usize)> {
+    window.init.as_ref()?;
+    match (&window.open, window.segments.back()) {
+        (Some(open), _) => Some((open.msn, open.parts.len())),
+        (None, Some(last)) => Some((last.msn + 1, 0)),
+        (None, None) => None,
+    }
+}
+
+/// URIs relative to the media playlist, which lives under the per-start prefix.
+pub fn segment_uri(msn: u64) -> String {
+    format!("seg{msn}.m4s")
+}
+
+pub fn part_uri(msn: u64, index: usize) -> String {
+    format!("part{msn}.{index}.m4s")
+}
+
+pub fn init_uri(generation: u32) -> String {
+    format!("init{generation}.mp4")
+}
+
+fn seconds_90k(ticks: u64) -> f64 {
+    ticks as f64 / CLOCK_90K as f64
+}
+
+fn duration_90k(ticks: u64) -> Duration {
+    Duration::from_micros(ticks * 1_000_000 / CLOCK_90K)
+}

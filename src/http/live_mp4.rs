@@ -1,0 +1,95 @@
+//! `GET /live.mp4`: one endless fragmented MP4 for Media Source Extensions pages, ffplay and
+//! VLC: the init section, then every part as soon as it is made, starting at the newest part
+//! that begins with an IDR.
+//!
+//! A viewer that falls more than a segment behind (its socket could not take the parts) jumps
+//! to the newest IDR part instead of buffering without bound; decode times then jump forward,
+//! which MSE players see as a gap and skip.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::{HttpResponse, web};
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::hls::store::{HlsStore, PartPosition};
+
+use super::AppState;
+use super::error::HttpError;
+
+pub async fn stream(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
+    let hls = state
+        .hls
+        .as_ref()
+        .ok_or_else(|| HttpError::NotFound("HLS is turned off (--no-hls)".into()))?;
+    let store = hls.store.clone();
+    let viewer = Mp4Viewer {
+        changes: store.subscribe(),
+        max_lag_parts: u64::from(store.timing().segmenter.parts_per_segment()),
+        store,
+        cursor: None,
+        init_generation: None,
+        pending: VecDeque::new(),
+    };
+    let body = futures::stream::unfold(viewer, |mut viewer| async move {
+        let chunk = viewer.next_chunk().await?;
+        Some((Ok::<Bytes, Infallible>(chunk), viewer))
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "video/mp4"))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
+
+struct Mp4Viewer {
+    store: Arc<HlsStore>,
+    changes: watch::Receiver<u64>,
+    /// The last part sent.
+    cursor: Option<PartPosition>,
+    /// The init section sent last; a new one goes out before parts that need it.
+    init_generation: Option<u32>,
+    max_lag_parts: u64,
+    pending: VecDeque<Bytes>,
+}
+
+impl Mp4Viewer {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(chunk) = self.pending.pop_front() {
+                return Some(chunk);
+            }
+            self.changes.borrow_and_update();
+            if let Some(cursor) = self.cursor
+                && self.store.parts_behind(cursor) > self.max_lag_parts
+            {
+                // Too far behind: start again from the newest IDR.
+                self.cursor = None;
+            }
+            match self.store.next_part(self.cursor) {
+                Some((position, data)) => {
+                    if self.init_generation != Some(position.init_generation) {
+                        let init = self.store.init_of_generation(position.init_generation)?;
+                        self.pending.push_back(init);
+                        self.init_generation = Some(position.init_generation);
+                    }
+                    self.pending.push_back(data);
+                    self.cursor = Some(position);
+                }
+                None => {
+                    if let Some(cursor) = self.cursor
+                        && self.store.parts_behind(cursor) > 0
+                    {
+                        // The next part is gone from the window: jump to the newest IDR.
+                        self.cursor = None;
+                        continue;
+                    }
+                    self.changes.changed().await.ok()?;
+                }
+            }
+        }
+    }
+}
