@@ -99,7 +99,7 @@ impl H264Encoder {
             });
         }
         let frames_per_idr = u64::from(self.settings.frames_per_idr.max(1));
-        let idr_due = self.frames_encoded % frames_per_idr == 0;
+        let idr_due = self.frames_encoded.is_multiple_of(frames_per_idr);
         if idr_due {
             self.encoder.force_intra_frame();
         }

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
 use crate::frame::{CLOCK_90K, FrameSize};
-use crate::hls::reload::WindowState;
+use crate::hls::reload::{self, Decision, WindowState};
 use crate::hls::segmenter::{SegmenterEvent, SegmenterSettings};
 use crate::media::playlist::{
     DURATION_DECIMALS, LL_HLS_VERSION, MediaPlaylist, Part, PreloadHint, Segment,
@@ -391,8 +391,8 @@ impl HlsStore {
         let (mut bits, mut duration) = (0u64, 0u64);
         for segment in &window.segments {
             let len = segment.data.as_ref().map_or(0, |d| d.len() as u64);
-            if segment.duration_90k > 0 {
-                peak_bps = peak_bps.max(len * 8 * CLOCK_90K / segment.duration_90k);
+            if let Some(bps) = (len * 8 * CLOCK_90K).checked_div(segment.duration_90k) {
+                peak_bps = peak_bps.max(bps);
             }
             bits += len * 8;
             duration += segment.duration_90k;
@@ -444,9 +444,78 @@ impl HlsStore {
         })
     }
 
+    /// Holds a blocking playlist reload until the window has what `target` asks for
+    /// (rfc8216bis §6.2.5.2), at most three target durations.
+    pub async fn wait_for_playlist(&self, target: (u64, Option<u64>)) -> Result<(), BlockError> {
+        let limit = self.timing.target_duration() * 3;
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut changes = self.subscribe();
+        loop {
+            changes.borrow_and_update();
+            match reload::resolve(target, &self.window_state()) {
+                Decision::Ready => return Ok(()),
+                Decision::TooFarAhead => return Err(BlockError::TooFarAhead),
+                Decision::Wait => self.wait_until(&mut changes, deadline, limit).await?,
+            }
+        }
+    }
+
+    /// A part at once if it exists; the hinted part once it is complete (rfc8216bis §6.2.5.3:
+    /// a request for a hinted part is held until the whole part is there); `None` for a part
+    /// that is neither.
+    pub async fn wait_for_part(&self, msn: u64, index: usize) -> Result<Option<Bytes>, BlockError> {
+        let limit = self.timing.target_duration() * 3;
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut changes = self.subscribe();
+        loop {
+            changes.borrow_and_update();
+            match self.part(msn, index) {
+                PartLookup::Ready(data) => return Ok(Some(data)),
+                PartLookup::Missing => return Ok(None),
+                PartLookup::Hinted => self.wait_until(&mut changes, deadline, limit).await?,
+            }
+        }
+    }
+
+    /// Waits until there is something to play, at most `limit`.
+    pub async fn wait_for_media(&self, limit: Duration) -> Result<(), BlockError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut changes = self.subscribe();
+        loop {
+            changes.borrow_and_update();
+            if self.has_media() {
+                return Ok(());
+            }
+            self.wait_until(&mut changes, deadline, limit).await?;
+        }
+    }
+
+    async fn wait_until(
+        &self,
+        changes: &mut watch::Receiver<u64>,
+        deadline: tokio::time::Instant,
+        limit: Duration,
+    ) -> Result<(), BlockError> {
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => Ok(()),
+            // The store owns the sender, so it cannot be gone while `self` lives; treat it
+            // like a timeout rather than spin.
+            Ok(Err(_)) | Err(_) => Err(BlockError::TimedOut { after: limit }),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
         self.window.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Why a held request ends without what it asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    #[error("the request is too far ahead of the live edge")]
+    TooFarAhead,
+    #[error("not there after {} s", after.as_secs_f64())]
+    TimedOut { after: Duration },
 }
 
 /// Where a part sits in the stream, and which init segment it needs.
@@ -496,4 +565,247 @@ fn seconds_90k(ticks: u64) -> f64 {
 
 fn duration_90k(ticks: u64) -> Duration {
     Duration::from_micros(ticks * 1_000_000 / CLOCK_90K)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::playlist::{check_invariants, check_update};
+    use std::sync::Arc;
+
+    const SEGMENTER: SegmenterSettings = SegmenterSettings {
+        fps: 30,
+        frames_per_segment: 30,
+        frames_per_part: 10,
+    };
+    const PART_90K: u64 = 30_000;
+
+    fn store(window_segments: usize) -> HlsStore {
+        HlsStore::new(HlsTiming::new(SEGMENTER, window_segments))
+    }
+
+    fn init_event() -> SegmenterEvent {
+        SegmenterEvent::Init {
+            init: Bytes::from_static(b"init"),
+            codec: "avc1.42C01F".into(),
+            size: FrameSize::new(640, 360),
+        }
+    }
+
+    /// The events of part `index` of segment `msn`, with the start and end around it.
+    fn part_events(msn: u64, index: u32) -> Vec<SegmenterEvent> {
+        let mut events = Vec::new();
+        if index == 0 {
+            events.push(SegmenterEvent::SegmentStart {
+                msn,
+                program_date_time_unix_ms: 1_790_000_000_000 + msn * 1000,
+                discontinuity: false,
+            });
+        }
+        events.push(SegmenterEvent::Part {
+            msn,
+            index,
+            data: Bytes::from(format!("part{msn}.{index}")),
+            duration_90k: PART_90K,
+            independent: index == 0,
+            frames: 10,
+        });
+        if index == 2 {
+            events.push(SegmenterEvent::SegmentEnd {
+                msn,
+                duration_90k: 3 * PART_90K,
+            });
+        }
+        events
+    }
+
+    /// Feeds `segments` whole segments, one part every 1/3 s from `start`; returns the time
+    /// after the last part.
+    fn feed(store: &HlsStore, start: Instant, first_msn: u64, segments: u64) -> Instant {
+        let mut now = start;
+        for msn in first_msn..first_msn + segments {
+            for index in 0..3 {
+                now += Duration::from_micros(333_333);
+                store.apply_at(part_events(msn, index), now);
+            }
+        }
+        now
+    }
+
+    #[test]
+    fn the_playlist_keeps_every_rule_over_hundreds_of_segments() {
+        let store = store(12);
+        let mut now = Instant::now();
+        store.apply_at(vec![init_event()], now);
+        let mut previous: Option<MediaPlaylist> = None;
+        for msn in 0..300 {
+            for index in 0..3 {
+                now += Duration::from_micros(333_333);
+                store.apply_at(part_events(msn, index), now);
+                let playlist = store.playlist();
+                check_invariants(&playlist).unwrap_or_else(|e| panic!("{msn}.{index}: {e}"));
+                if let Some(previous) = &previous {
+                    check_update(previous, &playlist)
+                        .unwrap_or_else(|e| panic!("{msn}.{index}: {e}"));
+                }
+                assert!(playlist.segments.len() <= 12);
+                if msn >= 12 {
+                    assert_eq!(playlist.segments.len(), 12);
+                }
+                assert_eq!(playlist.target_duration_s, 1);
+                assert_eq!(playlist.server_control.part_hold_back_s, 1.0);
+                previous = Some(playlist);
+            }
+        }
+        let text = store
+            .playlist()
+            .render(Some(crate::media::playlist::SkipRequest::Yes));
+        assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS="), "{text}");
+    }
+
+    #[test]
+    fn a_segment_that_left_the_playlist_is_served_for_its_duration_plus_the_playlists() {
+        let store = store(6);
+        let start = Instant::now();
+        store.apply_at(vec![init_event()], start);
+        let now = feed(&store, start, 0, 7);
+        // Segment 0 left when segment 6 completed (at `now`); it lasts 1 s, the playlist 6 s.
+        assert_eq!(store.playlist().media_sequence, 1);
+        assert!(store.segment(0).is_some());
+        store.apply_at(part_events(7, 0), now + Duration::from_millis(6_900));
+        assert!(store.segment(0).is_some(), "still inside 7 s");
+        store.apply_at(part_events(7, 1), now + Duration::from_millis(7_100));
+        assert!(store.segment(0).is_none(), "gone after 7 s");
+        assert!(store.segment(1).is_some());
+    }
+
+    #[test]
+    fn parts_stay_for_three_target_durations_after_their_tags_go() {
+        let store = store(12);
+        let start = Instant::now();
+        store.apply_at(vec![init_event()], start);
+        let now = feed(&store, start, 0, 4);
+        // Parts are listed for the last segments only; segment 0's went when 3 completed.
+        let playlist = store.playlist();
+        let first_listed = playlist.segments[playlist.first_segment_with_parts()].msn;
+        assert!(first_listed > 0, "{first_listed}");
+        // Unlisted about 1 s ago (when segment 3 started showing) and kept for 3 s.
+        assert!(matches!(store.part(0, 1), PartLookup::Ready(_)));
+        store.apply_at(part_events(4, 0), now + Duration::from_secs(4));
+        assert_eq!(store.part(0, 1), PartLookup::Missing);
+        assert!(store.segment(0).is_some(), "the whole segment stays");
+    }
+
+    #[test]
+    fn only_the_hinted_part_is_waited_for() {
+        let store = store(12);
+        let start = Instant::now();
+        store.apply_at(vec![init_event()], start);
+        feed(&store, start, 0, 2);
+        store.apply_at(part_events(2, 0), start + Duration::from_secs(3));
+        assert!(matches!(store.part(2, 0), PartLookup::Ready(_)));
+        assert_eq!(store.part(2, 1), PartLookup::Hinted);
+        assert_eq!(store.part(2, 2), PartLookup::Missing);
+        assert_eq!(store.part(3, 0), PartLookup::Missing);
+        assert_eq!(store.part(2, 99), PartLookup::Missing);
+        let hint = store.playlist().preload_hint.unwrap();
+        assert_eq!(hint.uri, "part2.1.m4s");
+    }
+
+    #[test]
+    fn live_mp4_starts_at_the_newest_idr_and_follows_every_part() {
+        let store = store(12);
+        let start = Instant::now();
+        store.apply_at(vec![init_event()], start);
+        feed(&store, start, 0, 2);
+        store.apply_at(part_events(2, 0), start + Duration::from_secs(3));
+        store.apply_at(part_events(2, 1), start + Duration::from_secs(3));
+        let (first, data) = store.next_part(None).unwrap();
+        assert_eq!((first.msn, first.index), (2, 0));
+        assert_eq!(&data[..], b"part2.0");
+        let (second, _) = store.next_part(Some(first)).unwrap();
+        assert_eq!((second.msn, second.index), (2, 1));
+        assert!(store.next_part(Some(second)).is_none());
+        assert_eq!(store.parts_behind(first), 1);
+        let (old, _) = store
+            .next_part(Some(PartPosition {
+                msn: 0,
+                index: 2,
+                init_generation: 0,
+            }))
+            .unwrap();
+        assert_eq!((old.msn, old.index), (1, 0), "over a segment boundary");
+    }
+
+    #[test]
+    fn bandwidth_is_measured_from_complete_segments() {
+        let store = store(12);
+        assert_eq!(store.bandwidth(), None);
+        let start = Instant::now();
+        store.apply_at(vec![init_event()], start);
+        feed(&store, start, 0, 2);
+        // Each segment holds three 7-byte parts per second: 168 bit/s.
+        assert_eq!(
+            store.bandwidth(),
+            Some(Bandwidth {
+                peak_bps: 168,
+                average_bps: 168
+            })
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blocking_reload_waits_for_its_part_then_answers() {
+        let store = Arc::new(store(12));
+        let start = Instant::now();
+        store.apply_at(vec![init_event()], start);
+        feed(&store, start, 0, 2);
+        store.apply_at(part_events(2, 0), start);
+        // The next part is not there: the request is held until it is published.
+        let waiter = {
+            let store = store.clone();
+            tokio::spawn(async move { store.wait_for_playlist((2, Some(1))).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiter.is_finished());
+        store.apply_at(part_events(2, 1), start);
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+        // Past the end of a complete segment means part 0 of the next one.
+        assert_eq!(store.wait_for_playlist((1, Some(5))).await, Ok(()));
+        assert_eq!(
+            store.wait_for_playlist((9, None)).await,
+            Err(BlockError::TooFarAhead)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blocking_reload_gives_up_after_three_target_durations() {
+        let store = store(12);
+        let start = Instant::now();
+        store.apply_at(vec![init_event()], start);
+        feed(&store, start, 0, 1);
+        let began = tokio::time::Instant::now();
+        let result = store.wait_for_playlist((1, None)).await;
+        assert!(matches!(result, Err(BlockError::TimedOut { .. })));
+        assert_eq!(began.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hinted_part_request_returns_the_whole_part_when_it_is_done() {
+        let store = Arc::new(store(12));
+        let start = Instant::now();
+        store.apply_at(vec![init_event()], start);
+        feed(&store, start, 0, 1);
+        let waiter = {
+            let store = store.clone();
+            tokio::spawn(async move { store.wait_for_part(1, 0).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        store.apply_at(part_events(1, 0), start);
+        assert_eq!(
+            waiter.await.unwrap(),
+            Ok(Some(Bytes::from_static(b"part1.0")))
+        );
+        assert_eq!(store.wait_for_part(1, 2).await, Ok(None), "not hinted: 404");
+    }
 }

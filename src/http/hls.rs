@@ -13,8 +13,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 
 use crate::hls::pipeline::H264Counters;
-use crate::hls::reload::{self, Decision};
-use crate::hls::store::{HlsStore, PartLookup};
+use crate::hls::reload;
+use crate::hls::store::{BlockError, HlsStore};
 use crate::media::playlist::{MultivariantPlaylist, Variant};
 
 use super::AppState;
@@ -53,7 +53,7 @@ fn hls(state: &AppState) -> Result<&HlsState, HttpError> {
 /// `GET /live.m3u8`.
 pub async fn multivariant(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
     let hls = hls(&state)?;
-    wait_for_media(&hls.store, FIRST_MEDIA_WAIT).await?;
+    wait_for_media(&hls.store).await?;
     let init = hls
         .store
         .init()
@@ -109,37 +109,20 @@ pub async fn resource(
 
 async fn media_playlist(query: &str, store: &HlsStore) -> Result<HttpResponse, HttpError> {
     let request = reload::parse_query(query).map_err(|e| HttpError::BadRequest(e.to_string()))?;
-    wait_for_media(store, FIRST_MEDIA_WAIT).await?;
-    if let Some(target) = request.target {
-        // rfc8216bis §6.2.5.2: a server that still cannot answer after three target durations
-        // answers 503.
-        let limit = store.timing().target_duration() * 3;
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut changes = store.subscribe();
-        loop {
-            changes.borrow_and_update();
-            match reload::resolve(target, &store.window_state()) {
-                Decision::Ready => break,
-                Decision::TooFarAhead => {
-                    return Err(HttpError::BadRequest(format!(
-                        "_HLS_msn={} _HLS_part={} is too far ahead of the live edge",
-                        target.0,
-                        target.1.map_or("-".into(), |p| p.to_string())
-                    )));
+    wait_for_media(store).await?;
+    if let Some((msn, part)) = request.target {
+        store
+            .wait_for_playlist((msn, part))
+            .await
+            .map_err(|e| match e {
+                BlockError::TooFarAhead => HttpError::BadRequest(format!(
+                    "_HLS_msn={msn}{} is too far ahead of the live edge",
+                    part.map_or(String::new(), |p| format!(" _HLS_part={p}"))
+                )),
+                BlockError::TimedOut { .. } => {
+                    HttpError::Unavailable(format!("playlist update {msn}: {e}"))
                 }
-                Decision::Wait => {
-                    if tokio::time::timeout_at(deadline, changes.changed())
-                        .await
-                        .is_err()
-                    {
-                        return Err(HttpError::Unavailable(format!(
-                            "the requested part did not appear within {} s",
-                            limit.as_secs()
-                        )));
-                    }
-                }
-            }
-        }
+            })?;
     }
     let text = store.playlist().render(Some(request.skip));
     let cache = if request.target.is_some() {
@@ -150,50 +133,18 @@ async fn media_playlist(query: &str, store: &HlsStore) -> Result<HttpResponse, H
     Ok(playlist_response(text, cache))
 }
 
-/// A part: at once if it exists; if it is the hinted one, once it is complete (rfc8216bis
-/// §6.2.5.3: the server holds a request for a hinted part until the whole part is there).
 async fn part(store: &HlsStore, msn: u64, index: usize) -> Result<Option<Bytes>, HttpError> {
-    let limit = store.timing().target_duration() * 3;
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut changes = store.subscribe();
-    loop {
-        changes.borrow_and_update();
-        match store.part(msn, index) {
-            PartLookup::Ready(data) => return Ok(Some(data)),
-            PartLookup::Missing => return Ok(None),
-            PartLookup::Hinted => {
-                if tokio::time::timeout_at(deadline, changes.changed())
-                    .await
-                    .is_err()
-                {
-                    return Err(HttpError::Unavailable(format!(
-                        "part {msn}.{index} did not complete within {} s",
-                        limit.as_secs()
-                    )));
-                }
-            }
-        }
-    }
+    store
+        .wait_for_part(msn, index)
+        .await
+        .map_err(|e| HttpError::Unavailable(format!("part {msn}.{index}: {e}")))
 }
 
-async fn wait_for_media(store: &HlsStore, limit: Duration) -> Result<(), HttpError> {
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut changes = store.subscribe();
-    loop {
-        changes.borrow_and_update();
-        if store.has_media() {
-            return Ok(());
-        }
-        if tokio::time::timeout_at(deadline, changes.changed())
-            .await
-            .is_err()
-        {
-            return Err(HttpError::Unavailable(format!(
-                "no video yet after {} s",
-                limit.as_secs()
-            )));
-        }
-    }
+async fn wait_for_media(store: &HlsStore) -> Result<(), HttpError> {
+    store
+        .wait_for_media(FIRST_MEDIA_WAIT)
+        .await
+        .map_err(|e| HttpError::Unavailable(format!("no video yet: {e}")))
 }
 
 fn playlist_response(text: String, cache: &'static str) -> HttpResponse {

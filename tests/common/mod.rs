@@ -21,7 +21,7 @@ impl Server {
     pub fn start(args: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_framecast"));
         command.args(["--listen", "127.0.0.1:0"]);
-        if !args.iter().any(|a| *a == "--size") {
+        if !args.contains(&"--size") {
             command.args(["--size", "640x360"]);
         }
         command
@@ -175,22 +175,33 @@ impl Part {
 }
 
 /// Reads an MJPEG stream as a non-browser client does (full part headers with
-/// Content-Length), over HTTP/1.0 so the body is not chunked.
+/// Content-Length), over HTTP/1.0 so the body should not be chunked; a chunked body is
+/// de-chunked anyway, so the parts read the same either way.
 pub struct MjpegReader {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Box<dyn Read + Send>>,
     pub headers: Vec<(String, String)>,
     pub status: u16,
 }
 
 impl MjpegReader {
     pub fn open(addr: SocketAddr, path: &str, user_agent: &str) -> Self {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Self::open_on(TcpStream::connect(addr).expect("connect"), path, user_agent)
+    }
+
+    /// Like [`MjpegReader::open`] on a socket the caller connected (e.g. with a small receive
+    /// buffer). Reads only the response head: the stream's parts stay in the socket until asked for.
+    pub fn open_on(stream: TcpStream, path: &str, user_agent: &str) -> Self {
+        let addr = stream.peer_addr().expect("peer address");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
         let mut reader = BufReader::new(stream);
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: {user_agent}\r\n\r\n");
-        reader.get_mut().write_all(request.as_bytes()).expect("send");
+        let request =
+            format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: {user_agent}\r\n\r\n");
+        reader
+            .get_mut()
+            .write_all(request.as_bytes())
+            .expect("send");
         let mut status_line = String::new();
         reader.read_line(&mut status_line).expect("status");
         let status = status_line
@@ -199,8 +210,20 @@ impl MjpegReader {
             .and_then(|s| s.parse().ok())
             .expect("status code");
         let headers = read_headers(&mut reader);
+        let chunked = headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+        let body: Box<dyn Read + Send> = if chunked {
+            Box::new(Dechunk {
+                inner: reader,
+                left_in_chunk: 0,
+                started: false,
+            })
+        } else {
+            Box::new(reader)
+        };
         Self {
-            reader,
+            reader: BufReader::new(body),
             headers,
             status,
         }
@@ -248,6 +271,44 @@ impl MjpegReader {
     }
 }
 
+/// Undoes chunked transfer coding (RFC 9112 §7.1) as bytes are read; ends at the last chunk.
+struct Dechunk<R> {
+    inner: R,
+    left_in_chunk: usize,
+    started: bool,
+}
+
+impl<R: BufRead> Read for Dechunk<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left_in_chunk == 0 {
+            let mut line = String::new();
+            if self.started {
+                // The CRLF that ends the previous chunk's data.
+                self.inner.read_line(&mut line)?;
+                line.clear();
+            }
+            self.started = true;
+            if self.inner.read_line(&mut line)? == 0 {
+                return Ok(0);
+            }
+            let size = line.trim_end().split(';').next().unwrap_or("");
+            self.left_in_chunk = usize::from_str_radix(size.trim(), 16).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("chunk size {line:?}"),
+                )
+            })?;
+            if self.left_in_chunk == 0 {
+                return Ok(0);
+            }
+        }
+        let wanted = buf.len().min(self.left_in_chunk);
+        let n = self.inner.read(&mut buf[..wanted])?;
+        self.left_in_chunk -= n;
+        Ok(n)
+    }
+}
+
 fn read_headers<R: BufRead>(reader: &mut R) -> Vec<(String, String)> {
     let mut headers = Vec::new();
     for _ in 0..100 {
@@ -276,6 +337,13 @@ pub fn have(program: &str) -> bool {
 
 /// Runs a command with a time limit; returns (exit success, stdout, stderr).
 pub fn run_with_timeout(command: &mut Command, limit: Duration) -> (bool, String, String) {
+    let (code, out, err) = run_for_exit_code(command, limit);
+    (code == Some(0), out, err)
+}
+
+/// Runs a command with a time limit; returns (exit code, stdout, stderr). The code is `None`
+/// when the command was killed at the limit or died from a signal.
+pub fn run_for_exit_code(command: &mut Command, limit: Duration) -> (Option<i32>, String, String) {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -308,5 +376,20 @@ pub fn run_with_timeout(command: &mut Command, limit: Duration) -> (bool, String
     };
     let out = out_thread.join().unwrap_or_default();
     let err = err_thread.join().unwrap_or_default();
-    (status.is_some_and(|s| s.success()), out, err)
+    (status.and_then(|s| s.code()), out, err)
+}
+
+/// `GET /status`, parsed.
+pub fn status_json(addr: SocketAddr) -> serde_json::Value {
+    let response = get(addr, "/status");
+    assert_eq!(response.status, 200, "/status: {}", response.text());
+    serde_json::from_slice(&response.body).expect("/status is JSON")
+}
+
+/// The wall clock in microseconds since the Unix epoch, as `X-Timestamp` counts.
+pub fn unix_now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
