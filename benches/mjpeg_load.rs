@@ -1,1 +1,750 @@
-fn main() {}
+//! The MJPEG load generator: many viewers of `/stream.mjpg` at 720p30, and what they cost the
+//! server.
+//!
+//! For each scenario (100 and 500 viewers unless told otherwise) it starts the release
+//! `framecast` binary (or uses the server `FRAMECAST_URL` names), opens the viewers over raw TCP
+//! from one thread (a current-thread tokio runtime, so the generator's own cost stays small and
+//! is measured too), lets them warm up, then measures for a fixed window:
+//!
+//! - per-viewer frame rate (parts fully received in the window);
+//! - capture-to-receipt latency: the receipt wall clock minus the part's `X-Timestamp`, both
+//!   on this machine's clock;
+//! - server CPU (utime + stime from `/proc/PID/stat`, also per thread) and peak RSS;
+//! - the generator's own CPU;
+//! - the server's own view from `/status`: JPEG encode time and skipped frames.
+//!
+//! It prints the figures next to the design targets and always exits 0: it measures, it does
+//! not assert (only a bad command line exits 2).
+//!
+//! Options, as arguments after `--` or environment variables:
+//!
+//! | argument | variable | default |
+//! | --- | --- | --- |
+//! | `--viewers 100,500` | `FRAMECAST_LOAD_VIEWERS` | `100,500` (one scenario each) |
+//! | `--duration-s 10` | `FRAMECAST_LOAD_DURATION_S` | 10 s measured per scenario |
+//! | `--warmup-s 2` | `FRAMECAST_LOAD_WARMUP_S` | 2 s after the ramp, not measured |
+//! | `--url http://HOST:PORT/` | `FRAMECAST_URL` | start `target/release/framecast` |
+//! | `--pid PID` | `FRAMECAST_PID` | the started server (for CPU and RSS of an external one) |
+//! | `--server-args "…"` | `FRAMECAST_LOAD_SERVER_ARGS` | none (extra flags for the started server) |
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use common::mjpeg_parts::{self, StreamParser};
+use common::{proc_stats, server};
+use framecast::frame::unix_micros;
+
+/// The request every viewer sends: HTTP/1.0 and a non-browser User-Agent, so framecast sends
+/// full part headers with Content-Length and X-Timestamp.
+const REQUEST: &[u8] =
+    b"GET /stream.mjpg HTTP/1.0\r\nHost: framecast\r\nUser-Agent: framecast-mjpeg-load/1\r\n\r\n";
+
+/// The server flags of the target figures: 720p at 30 fps.
+const SERVER_ARGS: [&str; 4] = ["--size", "1280x720", "--fps", "30"];
+
+/// Viewers connect this far apart: 500 connect within a second, quickly but not as one burst
+/// that would overflow the listen backlog.
+const RAMP_SPACING: Duration = Duration::from_millis(2);
+
+/// Socket reads per viewer are up to this size: two of framecast's 32 KiB body slices, so a
+/// 720p JPEG of about 60 KB takes one or two reads.
+const READ_BUF_BYTES: usize = 64 * 1024;
+
+/// Bounds a viewer's connect and request.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Viewers stay connected this long after the window so that the final readings see them all.
+const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// How long the end of a scenario waits for viewer tasks to finish before abandoning them.
+const COLLECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the server's RSS is sampled for its peak.
+const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Pause between scenarios, so that the sockets of one are gone before the next starts.
+const SCENARIO_PAUSE: Duration = Duration::from_secs(1);
+
+/// Design targets (see the performance table of the design notes).
+const TARGET_MEDIAN_FPS: f64 = 29.0;
+const TARGET_SERVER_CORES: f64 = 1.0;
+const TARGET_RSS_BYTES: u64 = 100 * 1000 * 1000;
+const TARGET_P99_MS: f64 = 50.0;
+/// The latency target is stated for this many viewers (and applies to fewer).
+const TARGET_P99_VIEWERS: usize = 100;
+
+const DEFAULT_VIEWERS: [usize; 2] = [100, 500];
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+const DEFAULT_WARMUP: Duration = Duration::from_secs(2);
+
+const USAGE: &str = "usage: cargo bench --bench mjpeg_load -- [--viewers N[,N…]] [--duration-s S] \
+     [--warmup-s S] [--url http://HOST:PORT/] [--pid PID] [--server-args \"FLAGS\"]";
+
+fn main() -> ExitCode {
+    let options = match Options::parse() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("mjpeg_load: {error}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = mjpeg_parts::self_check() {
+        eprintln!("mjpeg_load: the stream parser fails its self-check, no figures: {error}");
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("mjpeg_load: cannot start the runtime: {error}");
+            return ExitCode::SUCCESS;
+        }
+    };
+    let results = runtime.block_on(run_all(&options));
+    if !results.is_empty() {
+        print_summary(&results, &options);
+    }
+    ExitCode::SUCCESS
+}
+
+/// What to run.
+#[derive(Debug)]
+struct Options {
+    viewers: Vec<usize>,
+    duration: Duration,
+    warmup: Duration,
+    url: Option<String>,
+    pid: Option<u32>,
+    server_args: Vec<String>,
+}
+
+impl Options {
+    /// Environment first, then arguments (which win). cargo passes `--bench` to every bench.
+    fn parse() -> Result<Self, String> {
+        let mut pairs: Vec<(String, String)> = [
+            ("FRAMECAST_LOAD_VIEWERS", "--viewers"),
+            ("FRAMECAST_LOAD_DURATION_S", "--duration-s"),
+            ("FRAMECAST_LOAD_WARMUP_S", "--warmup-s"),
+            ("FRAMECAST_URL", "--url"),
+            ("FRAMECAST_PID", "--pid"),
+            ("FRAMECAST_LOAD_SERVER_ARGS", "--server-args"),
+        ]
+        .into_iter()
+        .filter_map(|(var, flag)| Some((flag.to_owned(), std::env::var(var).ok()?)))
+        .collect();
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            if arg == "--bench" {
+                continue;
+            }
+            let (flag, value) = match arg.split_once('=') {
+                Some((flag, value)) => (flag.to_owned(), value.to_owned()),
+                None => {
+                    let value = args.next().ok_or(format!("{arg} needs a value"))?;
+                    (arg, value)
+                }
+            };
+            pairs.push((flag, value));
+        }
+
+        let mut options = Self {
+            viewers: DEFAULT_VIEWERS.to_vec(),
+            duration: DEFAULT_DURATION,
+            warmup: DEFAULT_WARMUP,
+            url: None,
+            pid: None,
+            server_args: Vec::new(),
+        };
+        for (flag, value) in pairs {
+            match flag.as_str() {
+                "--viewers" => {
+                    options.viewers = value
+                        .split(',')
+                        .map(|n| n.trim().parse().ok().filter(|&n: &usize| n > 0))
+                        .collect::<Option<_>>()
+                        .ok_or(format!("--viewers `{value}`: whole numbers above 0"))?;
+                }
+                "--duration-s" => options.duration = seconds(&flag, &value)?,
+                "--warmup-s" => options.warmup = seconds(&flag, &value)?,
+                "--url" => options.url = Some(value),
+                "--pid" => {
+                    options.pid = Some(value.parse().map_err(|_| format!("--pid `{value}`"))?);
+                }
+                "--server-args" => {
+                    options.server_args = value.split_whitespace().map(str::to_owned).collect();
+                }
+                other => return Err(format!("unknown option `{other}`")),
+            }
+        }
+        if options.duration.is_zero() {
+            return Err("--duration-s must be above 0".into());
+        }
+        Ok(options)
+    }
+}
+
+/// Seconds as a decimal number, with an optional `s`.
+fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
+    value
+        .trim()
+        .trim_end_matches('s')
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or(format!("{flag} `{value}`: seconds, e.g. 10 or 2.5"))
+}
+
+/// The server of one scenario.
+struct Target {
+    addr: SocketAddr,
+    /// Known for a server the generator started, or given with `--pid`.
+    pid: Option<u32>,
+    /// Holds a started server; dropping it stops the server.
+    _spawned: Option<server::Spawned>,
+}
+
+impl Target {
+    fn open(options: &Options) -> Result<Self, String> {
+        if let Some(url) = &options.url {
+            return Ok(Self {
+                addr: server::addr_from_url(url)?,
+                pid: options.pid,
+                _spawned: None,
+            });
+        }
+        let args: Vec<String> = SERVER_ARGS
+            .iter()
+            .map(|a| a.to_string())
+            .chain(options.server_args.iter().cloned())
+            .collect();
+        let spawned = server::spawn(&server::binary_path(), &args)?;
+        Ok(Self {
+            addr: spawned.addr,
+            pid: Some(options.pid.unwrap_or(spawned.pid())),
+            _spawned: Some(spawned),
+        })
+    }
+
+    fn describe(&self) -> String {
+        let who = if self._spawned.is_some() {
+            "started for this scenario"
+        } else {
+            "already running"
+        };
+        match self.pid {
+            Some(pid) => format!("{} (pid {pid}, {who})", self.addr),
+            None => format!("{} ({who}; no --pid, so no CPU or RSS)", self.addr),
+        }
+    }
+}
+
+async fn run_all(options: &Options) -> Vec<ScenarioResult> {
+    println!(
+        "mjpeg_load: {} viewer scenario(s) {:?}, {} s warm-up then {} s measured each, on {} cores",
+        options.viewers.len(),
+        options.viewers,
+        options.warmup.as_secs_f64(),
+        options.duration.as_secs_f64(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    let mut results = Vec::new();
+    for (i, &viewers) in options.viewers.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(SCENARIO_PAUSE).await;
+        }
+        let target = match Target::open(options) {
+            Ok(target) => target,
+            Err(error) => {
+                eprintln!("mjpeg_load: {error}");
+                return results;
+            }
+        };
+        println!();
+        println!("== {viewers} viewers against {} ==", target.describe());
+        let result = run_scenario(&target, viewers, options).await;
+        print_scenario(&result);
+        results.push(result);
+    }
+    results
+}
+
+/// When things happen in one scenario.
+struct Plan {
+    addr: SocketAddr,
+    measure_start: Instant,
+    measure_end: Instant,
+    stop_at: Instant,
+}
+
+/// What one viewer saw.
+#[derive(Debug, Default)]
+struct ViewerReport {
+    /// Got a `200` response head.
+    streaming: bool,
+    parts_in_window: u32,
+    /// Capture-to-receipt latency of each part in the window, in microseconds.
+    latencies_us: Vec<u32>,
+    first_seq: Option<u64>,
+    last_seq: Option<u64>,
+    error: Option<String>,
+}
+
+impl ViewerReport {
+    /// Source frames between the first and last part in the window that this viewer never got.
+    fn missed_frames(&self) -> u64 {
+        match (self.first_seq, self.last_seq) {
+            (Some(first), Some(last)) => {
+                (last - first + 1).saturating_sub(u64::from(self.parts_in_window))
+            }
+            _ => 0,
+        }
+    }
+}
+
+async fn run_viewer(connect_at: Instant, plan: Arc<Plan>) -> ViewerReport {
+    tokio::time::sleep_until(connect_at).await;
+    let mut report = ViewerReport::default();
+    match tokio::time::timeout_at(plan.stop_at, follow_stream(&plan, &mut report)).await {
+        // The normal end: the scenario is over.
+        Err(_elapsed) => {}
+        Ok(Ok(())) => report.error = Some("the server closed the stream".into()),
+        Ok(Err(error)) => report.error = Some(error),
+    }
+    report
+}
+
+/// Reads the stream until it ends or fails, recording the parts that complete in the window.
+async fn follow_stream(plan: &Plan, report: &mut ViewerReport) -> Result<(), String> {
+    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let mut stream = TcpStream::connect(plan.addr).await?;
+        stream.write_all(REQUEST).await?;
+        Ok::<_, std::io::Error>(stream)
+    })
+    .await
+    .map_err(|_| "connect timed out".to_owned())?
+    .map_err(|e| format!("connect: {}", e.kind()))?;
+
+    let mut parser = StreamParser::default();
+    let mut buf = vec![0u8; READ_BUF_BYTES];
+    let mut parts = Vec::new();
+    loop {
+        let len = stream
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("read: {}", e.kind()))?;
+        if len == 0 {
+            return Ok(());
+        }
+        parser.feed(&buf[..len], &mut parts)?;
+        report.streaming = parser.is_streaming();
+        if parts.is_empty() {
+            continue;
+        }
+        // Every part completed by this read arrived now.
+        let now = Instant::now();
+        if now >= plan.measure_start && now < plan.measure_end {
+            let now_us = unix_micros(SystemTime::now());
+            for part in &parts {
+                report.parts_in_window += 1;
+                if let Some(captured_us) = part.captured_unix_micros {
+                    let latency_us = now_us.saturating_sub(captured_us);
+                    report
+                        .latencies_us
+                        .push(u32::try_from(latency_us).unwrap_or(u32::MAX));
+                }
+                if let Some(seq) = part.seq {
+                    report.first_seq.get_or_insert(seq);
+                    report.last_seq = Some(seq);
+                }
+            }
+        }
+        parts.clear();
+    }
+}
+
+/// Readings taken at the start and the end of the window.
+struct Reading {
+    at: Instant,
+    server_ticks: Option<u64>,
+    own_ticks: Option<u64>,
+    threads: BTreeMap<u64, (String, u64)>,
+    status: Option<serde_json::Value>,
+}
+
+impl Reading {
+    async fn take(target: &Target) -> Self {
+        let pid = target.pid.map(|p| p.to_string());
+        let reading = Self {
+            at: Instant::now(),
+            server_ticks: pid.as_deref().and_then(proc_stats::process_cpu_ticks),
+            own_ticks: proc_stats::process_cpu_ticks("self"),
+            threads: pid
+                .as_deref()
+                .map(proc_stats::thread_cpu_ticks)
+                .unwrap_or_default(),
+            status: None,
+        };
+        // After the CPU readings, so that serving /status falls outside the window.
+        let status = server::status(target.addr)
+            .await
+            .map_err(|e| eprintln!("mjpeg_load: /status: {e}"))
+            .ok();
+        Self { status, ..reading }
+    }
+
+    fn status_f64(&self, pointer: &str) -> Option<f64> {
+        self.status.as_ref()?.pointer(pointer)?.as_f64()
+    }
+}
+
+/// Figures of one scenario.
+struct ScenarioResult {
+    viewers: usize,
+    streaming: usize,
+    /// Viewer errors by message, with counts.
+    errors: BTreeMap<String, usize>,
+    window: Duration,
+    /// Per-viewer frame rate: min, median, max.
+    fps: Option<[f64; 3]>,
+    /// Latency in ms: p50, p99, max.
+    latency_ms: Option<[f64; 3]>,
+    latency_samples: usize,
+    missed_frames: u64,
+    server_cores: Option<f64>,
+    server_rss_max_bytes: Option<u64>,
+    threads: Vec<(String, usize, f64)>,
+    generator_cores: Option<f64>,
+    source_fps: Option<f64>,
+    jpeg_fps: Option<f64>,
+    encode_ms_mean: Option<f64>,
+    jpeg_skipped: Option<f64>,
+    viewer_skipped: Option<f64>,
+}
+
+async fn run_scenario(target: &Target, viewers: usize, options: &Options) -> ScenarioResult {
+    let ticks_per_s = proc_stats::clock_ticks_per_s();
+    let pid = target.pid.map(|p| p.to_string());
+    let ramp_start = Instant::now();
+    let ramp = RAMP_SPACING * u32::try_from(viewers).unwrap_or(u32::MAX);
+    let measure_start = ramp_start + ramp + options.warmup;
+    let measure_end = measure_start + options.duration;
+    let plan = Arc::new(Plan {
+        addr: target.addr,
+        measure_start,
+        measure_end,
+        stop_at: measure_end + STOP_GRACE,
+    });
+    let mut tasks = JoinSet::new();
+    for i in 0..viewers {
+        let connect_at = ramp_start + RAMP_SPACING * u32::try_from(i).unwrap_or(u32::MAX);
+        tasks.spawn(run_viewer(connect_at, plan.clone()));
+    }
+
+    let mut rss_max = None;
+    sample_rss_until(measure_start, pid.as_deref(), &mut rss_max).await;
+    let before = Reading::take(target).await;
+    sample_rss_until(measure_end, pid.as_deref(), &mut rss_max).await;
+    let after = Reading::take(target).await;
+
+    let mut reports = Vec::with_capacity(viewers);
+    let collect_deadline = plan.stop_at + COLLECT_TIMEOUT;
+    while let Ok(Some(joined)) = tokio::time::timeout_at(collect_deadline, tasks.join_next()).await
+    {
+        match joined {
+            Ok(report) => reports.push(report),
+            Err(error) => eprintln!("mjpeg_load: a viewer task failed: {error}"),
+        }
+    }
+    tasks.abort_all();
+
+    summarize(viewers, &reports, &before, &after, ticks_per_s, rss_max)
+}
+
+async fn sample_rss_until(until: Instant, pid: Option<&str>, rss_max: &mut Option<u64>) {
+    loop {
+        if let Some(rss) = pid.and_then(proc_stats::rss_bytes) {
+            *rss_max = Some(rss_max.map_or(rss, |max: u64| max.max(rss)));
+        }
+        let now = Instant::now();
+        if now >= until {
+            return;
+        }
+        tokio::time::sleep_until(until.min(now + RSS_SAMPLE_INTERVAL)).await;
+    }
+}
+
+fn summarize(
+    viewers: usize,
+    reports: &[ViewerReport],
+    before: &Reading,
+    after: &Reading,
+    ticks_per_s: u64,
+    rss_max: Option<u64>,
+) -> ScenarioResult {
+    let window = after.at - before.at;
+    let mut errors = BTreeMap::new();
+    for error in reports.iter().filter_map(|r| r.error.as_ref()) {
+        *errors.entry(error.clone()).or_insert(0) += 1;
+    }
+    // Viewers whose task never reported count as 0 fps.
+    let mut fps: Vec<f64> = reports
+        .iter()
+        .map(|r| f64::from(r.parts_in_window) / window.as_secs_f64())
+        .chain(std::iter::repeat_n(
+            0.0,
+            viewers.saturating_sub(reports.len()),
+        ))
+        .collect();
+    fps.sort_by(f64::total_cmp);
+    let mut latencies: Vec<u32> = reports
+        .iter()
+        .flat_map(|r| r.latencies_us.iter().copied())
+        .collect();
+    latencies.sort_unstable();
+    let ms = |us: u32| f64::from(us) / 1000.0;
+
+    let cpu = |before: Option<u64>, after: Option<u64>| {
+        Some(proc_stats::cores(before?, after?, ticks_per_s, window))
+    };
+    let status_delta =
+        |pointer: &str| Some(after.status_f64(pointer)? - before.status_f64(pointer)?);
+    // /status gives a running mean; the window's mean follows from the two means and counts.
+    let encode_ms_mean = (|| {
+        let (n0, n1) = (
+            before.status_f64("/jpeg/frames_encoded")?,
+            after.status_f64("/jpeg/frames_encoded")?,
+        );
+        let (m0, m1) = (
+            before.status_f64("/jpeg/encode_ms_mean")?,
+            after.status_f64("/jpeg/encode_ms_mean")?,
+        );
+        (n1 > n0).then(|| (m1 * n1 - m0 * n0) / (n1 - n0))
+    })();
+
+    ScenarioResult {
+        viewers,
+        streaming: reports.iter().filter(|r| r.streaming).count(),
+        errors,
+        window,
+        fps: percentile(&fps, 0.0).map(|min| {
+            [
+                min,
+                percentile(&fps, 0.5).unwrap_or(min),
+                percentile(&fps, 1.0).unwrap_or(min),
+            ]
+        }),
+        latency_ms: percentile(&latencies, 0.5).map(|p50| {
+            [
+                ms(p50),
+                percentile(&latencies, 0.99).map_or(0.0, ms),
+                percentile(&latencies, 1.0).map_or(0.0, ms),
+            ]
+        }),
+        latency_samples: latencies.len(),
+        missed_frames: reports.iter().map(ViewerReport::missed_frames).sum(),
+        server_cores: cpu(before.server_ticks, after.server_ticks),
+        server_rss_max_bytes: rss_max,
+        threads: proc_stats::thread_cores(&before.threads, &after.threads, ticks_per_s, window),
+        generator_cores: cpu(before.own_ticks, after.own_ticks),
+        source_fps: status_delta("/source/frames").map(|n| n / window.as_secs_f64()),
+        jpeg_fps: status_delta("/jpeg/frames_encoded").map(|n| n / window.as_secs_f64()),
+        encode_ms_mean,
+        jpeg_skipped: status_delta("/jpeg/frames_skipped"),
+        viewer_skipped: status_delta("/viewer_frames_skipped_total"),
+    }
+}
+
+/// Nearest-rank percentile of sorted values; `q` from 0 (min) to 1 (max).
+fn percentile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let last = sorted.len().checked_sub(1)?;
+    let rank = ((q * sorted.len() as f64).ceil() as usize).saturating_sub(1);
+    sorted.get(rank.min(last)).copied()
+}
+
+fn opt(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("n/a".into(), |v| format!("{v:.decimals$}"))
+}
+
+fn mb(bytes: Option<u64>) -> Option<f64> {
+    bytes.map(|b| b as f64 / 1e6)
+}
+
+fn print_scenario(r: &ScenarioResult) {
+    let [fps_min, fps_med, fps_max] = r.fps.map_or([None; 3], |f| f.map(Some));
+    let [p50, p99, max] = r.latency_ms.map_or([None; 3], |l| l.map(Some));
+    println!(
+        "  viewers streaming {}/{}, window {:.2} s, {} latency samples, {} frames missed by viewers",
+        r.streaming,
+        r.viewers,
+        r.window.as_secs_f64(),
+        r.latency_samples,
+        r.missed_frames
+    );
+    for (error, count) in &r.errors {
+        println!("  viewer error x{count}: {error}");
+    }
+    println!(
+        "  fps per viewer min/median/max {} / {} / {}",
+        opt(fps_min, 1),
+        opt(fps_med, 1),
+        opt(fps_max, 1)
+    );
+    println!(
+        "  latency capture->receipt p50/p99/max {} / {} / {} ms",
+        opt(p50, 1),
+        opt(p99, 1),
+        opt(max, 1)
+    );
+    println!(
+        "  server CPU {} cores, RSS max {} MB; generator CPU {} cores",
+        opt(r.server_cores, 2),
+        opt(mb(r.server_rss_max_bytes), 1),
+        opt(r.generator_cores, 2)
+    );
+    println!(
+        "  server /status: source {} fps, JPEG {} fps, encode {} ms mean, skipped in window: \
+         JPEG stage {}, viewers {}",
+        opt(r.source_fps, 1),
+        opt(r.jpeg_fps, 1),
+        opt(r.encode_ms_mean, 2),
+        opt(r.jpeg_skipped, 0),
+        opt(r.viewer_skipped, 0)
+    );
+    if !r.threads.is_empty() {
+        let busiest: Vec<String> = r
+            .threads
+            .iter()
+            .take(6)
+            .map(|(name, count, cores)| {
+                let times = if *count > 1 {
+                    format!(" x{count}")
+                } else {
+                    String::new()
+                };
+                format!("{name}{times} {cores:.2}")
+            })
+            .collect();
+        println!("  server threads (cores): {}", busiest.join(", "));
+    }
+}
+
+/// "ok" or "MISS" against a target, blank where it does not apply.
+fn verdict(value: Option<f64>, meets: impl Fn(f64) -> bool, applies: bool) -> &'static str {
+    match (applies, value) {
+        (false, _) | (true, None) => "",
+        (true, Some(v)) if meets(v) => " ok",
+        (true, Some(_)) => " MISS",
+    }
+}
+
+fn print_summary(results: &[ScenarioResult], options: &Options) {
+    println!();
+    println!(
+        "summary ({} s measured per scenario; targets from the design notes)",
+        options.duration.as_secs_f64()
+    );
+    let mut header = format!("{:<28}", "figure");
+    for r in results {
+        header += &format!("{:>17}", format!("{} viewers", r.viewers));
+    }
+    println!("{header}   target");
+
+    type Cell = Box<dyn Fn(&ScenarioResult) -> (Option<f64>, &'static str)>;
+    let fps = |i: usize| -> Cell { Box::new(move |r| (r.fps.map(|f| f[i]), "")) };
+    let lat = |i: usize| -> Cell { Box::new(move |r| (r.latency_ms.map(|l| l[i]), "")) };
+    let rows: Vec<(&str, usize, Cell, &str)> = vec![
+        (
+            "viewers streaming",
+            0,
+            Box::new(|r| (Some(r.streaming as f64), "")),
+            "",
+        ),
+        ("fps per viewer min", 1, fps(0), ""),
+        (
+            "fps per viewer median",
+            1,
+            Box::new(|r| {
+                let v = r.fps.map(|f| f[1]);
+                (v, verdict(v, |v| v >= TARGET_MEDIAN_FPS, true))
+            }),
+            ">= 29 (500 viewers)",
+        ),
+        ("fps per viewer max", 1, fps(2), ""),
+        ("latency p50 ms", 1, lat(0), ""),
+        (
+            "latency p99 ms",
+            1,
+            Box::new(|r| {
+                let v = r.latency_ms.map(|l| l[1]);
+                let applies = r.viewers <= TARGET_P99_VIEWERS;
+                (v, verdict(v, |v| v <= TARGET_P99_MS, applies))
+            }),
+            "<= 50 (100 viewers)",
+        ),
+        ("latency max ms", 1, lat(2), ""),
+        (
+            "server CPU cores",
+            2,
+            Box::new(|r| {
+                let v = r.server_cores;
+                (v, verdict(v, |v| v <= TARGET_SERVER_CORES, true))
+            }),
+            "<= 1",
+        ),
+        (
+            "server RSS max MB",
+            1,
+            Box::new(|r| {
+                let v = mb(r.server_rss_max_bytes);
+                let limit_mb = TARGET_RSS_BYTES as f64 / 1e6;
+                (v, verdict(v, |v| v <= limit_mb, true))
+            }),
+            "<= 100",
+        ),
+        (
+            "generator CPU cores",
+            2,
+            Box::new(|r| (r.generator_cores, "")),
+            "",
+        ),
+        (
+            "JPEG encode ms (mean)",
+            2,
+            Box::new(|r| (r.encode_ms_mean, "")),
+            "",
+        ),
+        ("JPEG frames/s", 1, Box::new(|r| (r.jpeg_fps, "")), ""),
+        (
+            "skipped, JPEG stage",
+            0,
+            Box::new(|r| (r.jpeg_skipped, "")),
+            "",
+        ),
+        (
+            "skipped, all viewers",
+            0,
+            Box::new(|r| (r.viewer_skipped, "")),
+            "",
+        ),
+    ];
+    for (name, decimals, cell, target) in rows {
+        let mut line = format!("{name:<28}");
+        for r in results {
+            let (value, mark) = cell(r);
+            line += &format!("{:>17}", format!("{}{mark}", opt(value, decimals)));
+        }
+        println!("{line}   {target}");
+    }
+}

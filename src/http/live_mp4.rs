@@ -10,8 +10,9 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use actix_web::http::Version;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 use tokio::sync::watch;
 
@@ -20,11 +21,32 @@ use crate::hls::store::{HlsStore, PartPosition};
 use super::AppState;
 use super::error::HttpError;
 
-pub async fn stream(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
-    let hls = state
+/// `HEAD /live.mp4`: the headers of the stream without starting one, which would never end.
+pub async fn head(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
+    hls_on(&state)?;
+    Ok(headers(&mut HttpResponse::Ok())
+        .streaming(futures::stream::empty::<Result<Bytes, Infallible>>()))
+}
+
+fn hls_on(state: &AppState) -> Result<&super::HlsState, HttpError> {
+    state
         .hls
         .as_ref()
-        .ok_or_else(|| HttpError::NotFound("HLS is turned off (--no-hls)".into()))?;
+        .ok_or_else(|| HttpError::NotFound("HLS is turned off (--no-hls)".into()))
+}
+
+fn headers(response: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
+    response
+        .insert_header((CONTENT_TYPE, "video/mp4"))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header(("X-Accel-Buffering", "no"))
+}
+
+pub async fn stream(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let hls = hls_on(&state)?;
     let store = hls.store.clone();
     let viewer = Mp4Viewer {
         changes: store.subscribe(),
@@ -38,11 +60,12 @@ pub async fn stream(state: web::Data<AppState>) -> Result<HttpResponse, HttpErro
         let chunk = viewer.next_chunk().await?;
         Some((Ok::<Bytes, Infallible>(chunk), viewer))
     });
-    Ok(HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, "video/mp4"))
-        .insert_header((CACHE_CONTROL, "no-store"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
+    let mut response = headers(&mut HttpResponse::Ok()).streaming(body);
+    if req.version() < Version::HTTP_11 {
+        // HTTP/1.0 has no chunked coding (RFC 9112 §6.1): the body runs until the close.
+        response.head_mut().no_chunking(true);
+    }
+    Ok(response)
 }
 
 struct Mp4Viewer {

@@ -11,8 +11,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::Version;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, USER_AGENT};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -63,7 +64,22 @@ pub async fn stream(
         let chunk = viewer.next_chunk().await?;
         Some((Ok::<Bytes, Infallible>(chunk), viewer))
     });
-    Ok(HttpResponse::Ok()
+    let mut response = headers(&mut HttpResponse::Ok()).streaming(body);
+    if req.version() < Version::HTTP_11 {
+        // HTTP/1.0 has no chunked coding (RFC 9112 §6.1): the body runs until the close.
+        response.head_mut().no_chunking(true);
+    }
+    Ok(response)
+}
+
+/// `HEAD /stream.mjpg`: the stream's headers without starting one, which would never end.
+pub async fn head() -> HttpResponse {
+    headers(&mut HttpResponse::Ok())
+        .streaming(futures::stream::empty::<Result<Bytes, Infallible>>())
+}
+
+fn headers(response: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
+    response
         .insert_header((CONTENT_TYPE, multipart::CONTENT_TYPE))
         .insert_header((
             CACHE_CONTROL,
@@ -72,7 +88,6 @@ pub async fn stream(
         .insert_header((PRAGMA, "no-cache"))
         // Tells nginx not to buffer the stream when framecast sits behind it.
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
 }
 
 /// One viewer's position in the stream.
@@ -153,7 +168,7 @@ impl ViewerStream {
             Some(last) => frame.index.saturating_sub(last.index + 1),
             None => 0,
         };
-        self.stats.stats().record_frame(skipped);
+        self.stats.stats().record_frame(skipped, frame.index);
         self.last = Some(frame);
         self.last_sent_at = Some(Instant::now());
     }

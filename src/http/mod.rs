@@ -42,27 +42,41 @@ pub struct AppState {
     pub hls: Option<HlsState>,
 }
 
-/// The route table.
+/// The route table. Every resource answers HEAD where it answers GET (RFC 9110 §9.1), and
+/// other methods get 405 with an Allow header from actix.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(pages::index))
-        .route("/stream.mjpg", web::get().to(mjpeg::stream))
-        .route("/snapshot.jpg", web::get().to(snapshot::snapshot))
-        .route("/snapshot.jpg", web::head().to(snapshot::snapshot))
-        .route("/status", web::get().to(status::status))
-        .route("/healthz", web::get().to(status::healthz))
-        .route("/static/{name}", web::get().to(static_files::file))
+    cfg.service(get_and_head("/", pages::index))
+        .service(get_and_head("/hls", pages::hls))
+        .service(get_and_head("/live", pages::live))
         .service(
-            web::resource("/live.m3u8")
-                .wrap(Compress::default())
-                .route(web::get().to(hls::multivariant)),
+            web::resource("/stream.mjpg")
+                .route(web::get().to(mjpeg::stream))
+                .route(web::head().to(mjpeg::head)),
         )
+        .service(get_and_head("/snapshot.jpg", snapshot::snapshot))
+        .service(get_and_head("/status", status::status))
+        .service(get_and_head("/healthz", status::healthz))
+        .service(get_and_head("/static/{name}", static_files::file))
+        // Compresses playlists; actix leaves video/* alone, so media is never compressed.
+        .service(get_and_head("/live.m3u8", hls::multivariant).wrap(Compress::default()))
+        .service(get_and_head("/hls/{start_id}/{name}", hls::resource).wrap(Compress::default()))
         .service(
-            web::resource("/hls/{start_id}/{name}")
-                // Compresses playlists; actix leaves video/* alone, so media is never compressed.
-                .wrap(Compress::default())
-                .route(web::get().to(hls::resource)),
-        )
-        .route("/live.mp4", web::get().to(live_mp4::stream));
+            web::resource("/live.mp4")
+                .route(web::get().to(live_mp4::stream))
+                .route(web::head().to(live_mp4::head)),
+        );
+}
+
+/// A resource whose GET handler also serves HEAD; actix sends no body for HEAD.
+fn get_and_head<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, HttpError> {

@@ -5,6 +5,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 
 use super::AppState;
+use super::static_files::HLS_JS_BUNDLED;
 
 /// `GET /`: the live MJPEG picture with latency and frame-rate readouts.
 #[derive(Template, WebTemplate)]
@@ -24,5 +25,55 @@ pub async fn index(state: web::Data<AppState>) -> IndexPage {
         width: state.config.size.width,
         height: state.config.size.height,
         fps: state.config.fps,
+    }
+}
+
+/// `GET /hls`: the HLS stream in a `<video>`, played through the bundled hls.js, or natively
+/// where hls.js cannot run (no Media Source Extensions), with latency, buffer and
+/// playback-rate readouts.
+#[derive(Template, WebTemplate)]
+#[template(path = "hls.html")]
+pub struct HlsPage {
+    pub version: &'static str,
+    pub source: String,
+    pub width: u32,
+    pub height: u32,
+    /// `false` with `--no-hls`: the page says so instead of trying to play.
+    pub hls_enabled: bool,
+    /// Whether `/static/hls.js` exists in this build (see `build.rs`).
+    pub hls_js_bundled: bool,
+}
+
+pub async fn hls(state: web::Data<AppState>) -> HlsPage {
+    HlsPage {
+        version: env!("CARGO_PKG_VERSION"),
+        source: state.config.source.to_string(),
+        width: state.config.size.width,
+        height: state.config.size.height,
+        hls_enabled: state.hls.is_some(),
+        hls_js_bundled: HLS_JS_BUNDLED,
+    }
+}
+
+/// `GET /live`: `/live.mp4` played by the page's own Media Source Extensions player, the
+/// lowest-latency `<video>` path.
+#[derive(Template, WebTemplate)]
+#[template(path = "live.html")]
+pub struct LivePage {
+    pub version: &'static str,
+    pub source: String,
+    pub width: u32,
+    pub height: u32,
+    /// `false` with `--no-hls`, which also turns `/live.mp4` off.
+    pub hls_enabled: bool,
+}
+
+pub async fn live(state: web::Data<AppState>) -> LivePage {
+    LivePage {
+        version: env!("CARGO_PKG_VERSION"),
+        source: state.config.source.to_string(),
+        width: state.config.size.width,
+        height: state.config.size.height,
+        hls_enabled: state.hls.is_some(),
     }
 }

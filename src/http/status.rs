@@ -23,6 +23,11 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
     let jpeg = &hub.jpeg;
     let encoded = jpeg.frames_encoded.load(Ordering::Relaxed);
     let encode_total_us = jpeg.encode_micros_total.load(Ordering::Relaxed);
+    let newest_index = hub
+        .subscribe_jpeg()
+        .borrow()
+        .as_ref()
+        .map_or(0, |j| j.index);
     let viewers: Vec<_> = hub
         .viewers
         .snapshot()
@@ -36,7 +41,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
                 "fps_cap": v.fps_cap,
                 "fps": round3(v.rate.rate_per_s()),
                 "frames_sent": v.frames_sent.load(Ordering::Relaxed),
-                "frames_skipped": v.frames_skipped.load(Ordering::Relaxed),
+                "frames_skipped": v.skipped_now(newest_index),
                 "bytes_sent": v.bytes_sent.load(Ordering::Relaxed),
             })
         })

@@ -21,13 +21,26 @@ pub struct ViewerStats {
     pub frames_skipped: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub rate: RateMeter,
+    /// Publish index of the last frame sent; 0 before the first.
+    last_index: AtomicU64,
 }
 
 impl ViewerStats {
-    pub fn record_frame(&self, skipped: u64) {
+    pub fn record_frame(&self, skipped: u64, index: u64) {
+        self.last_index.store(index, Ordering::Relaxed);
         self.frames_sent.fetch_add(1, Ordering::Relaxed);
         self.frames_skipped.fetch_add(skipped, Ordering::Relaxed);
         self.rate.tick();
+    }
+
+    /// Frames skipped so far, counting those published since this viewer's last frame: a
+    /// viewer whose socket is stuck shows its skips while it is stuck, not only once it reads.
+    pub fn skipped_now(&self, newest_index: u64) -> u64 {
+        let counted = self.frames_skipped.load(Ordering::Relaxed);
+        match self.last_index.load(Ordering::Relaxed) {
+            0 => counted,
+            last => counted + newest_index.saturating_sub(last + 1),
+        }
     }
 
     pub fn record_bytes(&self, len_bytes: usize) {
@@ -64,6 +77,7 @@ impl ViewerRegistry {
             frames_skipped: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
             rate: RateMeter::new(),
+            last_index: AtomicU64::new(0),
         });
         self.lock().insert(id, stats.clone());
         ViewerGuard {
@@ -128,7 +142,8 @@ mod tests {
         let a = registry.register(None, "a".into(), None);
         let b = registry.register(None, "b".into(), Some(5));
         assert_eq!(registry.count(), 2);
-        a.stats().record_frame(3);
+        a.stats().record_frame(3, 5);
+        assert_eq!(a.stats().skipped_now(9), 6, "three counted, three since");
         drop(a);
         assert_eq!(registry.count(), 1);
         assert_eq!(registry.snapshot()[0].id, b.stats().id);

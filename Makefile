@@ -1,0 +1,100 @@
+# framecast: build, run, test and benchmark on Debian 12 (GNU make).
+# Each target installs only the Debian packages it is missing, so a fresh machine with just
+# the Rust toolchain needs nothing but `make run` or `make test`.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# What `make run` serves on, and extra server flags, e.g. `make run ARGS="--size 640x360 --fps 15"`.
+LISTEN ?= 127.0.0.1:8080
+ARGS ?=
+
+CARGO ?= cargo
+# Cargo.lock is committed: builds use exactly the locked versions.
+CARGO_FLAGS := --locked
+
+# Building: a C toolchain, cmake and nasm for libjpeg-turbo and openh264 (without nasm both are
+# several times slower), libclang for bindgen.
+BUILD_PKGS := build-essential pkg-config cmake nasm libclang-dev
+# The real clients the black-box tests drive. A font so that Chromium's screenshots have text
+# (Chromium only recommends one, and recommends are not installed).
+TEST_PKGS := ffmpeg chromium vlc-bin vlc-plugin-base fonts-dejavu-core
+# node and npm run the browser tests; any node >= 18 on PATH will do, otherwise Debian's.
+NODE_PKGS := $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
+
+# apt needs root; sudo only when not root already.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+# Installs the Debian packages in $(1) that are not installed yet: one `apt-get update`, one
+# `apt-get install`, nothing at all when everything is there.
+define install_missing
+	missing=""; \
+	for pkg in $(1); do \
+	  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+endef
+
+# rustfmt and clippy come with rustup's default profile; a minimal toolchain gets them here.
+define ensure_rust_components
+	$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+endef
+
+# playwright-core never downloads a browser; this makes sure nothing else tries either.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+.PHONY: help run test bench fmt lint clean deps test-deps node-deps
+
+help: ## Show this list
+	@echo "framecast make targets:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN { FS = ":.*## " } { printf "  %-10s %s\n", $$1, $$2 }'
+	@echo "Variables: LISTEN=$(LISTEN) (make run), ARGS=\"...\" (extra server flags)"
+
+deps: ## Install the Debian packages needed to build (only those missing)
+	@$(call install_missing,$(BUILD_PKGS))
+
+test-deps: ## Install everything the tests need: build packages, ffmpeg, Chromium, VLC, node
+	@$(call install_missing,$(BUILD_PKGS) $(TEST_PKGS) $(NODE_PKGS))
+
+node-deps: ## Install node and npm (only if missing)
+	@$(call install_missing,$(NODE_PKGS))
+
+# node_modules first: the build embeds hls.js from it (build.rs) for the /hls page.
+run: deps node_modules/.installed ## Build (release) and serve the test pattern on http://127.0.0.1:8080/ (LISTEN=...)
+	$(CARGO) build $(CARGO_FLAGS) --release
+	exec ./target/release/framecast --listen $(LISTEN) --source test $(ARGS)
+
+# npm ci wipes node_modules, so the stamp inside it is fresh exactly when the install finished
+# after the last change to the lock file.
+node_modules/.installed: package.json package-lock.json | node-deps
+	npm ci --include=dev --no-audit --no-fund
+	touch $@
+
+test: test-deps node_modules/.installed ## Check formatting and lints, then run every test
+	$(ensure_rust_components)
+	$(CARGO) fmt --check
+	$(CARGO) clippy $(CARGO_FLAGS) --all-targets -- -D warnings
+	$(CARGO) test $(CARGO_FLAGS) --all-targets
+
+bench: deps ## Run the benchmarks: JPEG stage throughput, MJPEG fan-out load and latency
+	$(CARGO) build $(CARGO_FLAGS) --release
+	$(CARGO) bench $(CARGO_FLAGS) --bench jpeg_stage
+	$(CARGO) bench $(CARGO_FLAGS) --bench mjpeg_load
+
+fmt: ## Format the Rust code
+	$(CARGO) fmt
+
+lint: ## Run clippy on every target, warnings as errors
+	$(CARGO) clippy $(CARGO_FLAGS) --all-targets -- -D warnings
+
+clean: ## Remove build output and node_modules
+	$(CARGO) clean
+	rm -rf node_modules

@@ -1,0 +1,185 @@
+// Capture-to-display latency in a real browser, per delivery path: LL-HLS through hls.js
+// (/hls), standard HLS through hls.js (/hls?ll=0), /live.mp4 through the page's MSE player
+// (/live) and MJPEG in an <img> (/). Debian's headless Chromium, driven by playwright-core.
+//
+//   node benches/browser_latency.mjs [BASE_URL]
+//
+// Without BASE_URL it starts target/release/framecast (or $FRAMECAST_BIN) itself on
+// 127.0.0.1:0 with the test pattern at 1280x720 and stops it at the end. Each path gets its own
+// page, a warm-up (players start behind the live edge and catch up), then SAMPLE_MS of
+// sampling: every shown frame's capture time is read from the timestamp strip in the picture.
+// Prints one line per path (median and p90 latency against the design's target) and a final
+// JSON line. Exit code 0 when every path was measured (targets missed are reported, not
+// failed: this is a benchmark), 1 when a path could not be measured.
+
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+import {
+  bounded,
+  launchChromium,
+  sampleShownFrames,
+  summarize,
+} from "../tests/browser/frame_sampler.mjs";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+// The measurement window per path.
+const SAMPLE_MS = 10_000;
+// Page load until the first frame shows.
+const FIRST_FRAME_TIMEOUT_MS = 15_000;
+// Below this share of captured frames encoded, H.264 figures are flagged as not representative.
+const ENCODED_SHARE_WARN = 0.98;
+// The server prints its address within this.
+const SERVER_START_TIMEOUT_MS = 20_000;
+// framecast's latency targets. MJPEG's target is for 100
+// viewers on loopback (benches/mjpeg_load); a single <img> is shown for comparison.
+const PATHS = [
+  { mode: "ll-hls", path: "/hls", selector: "#video", warmupMs: 6_000, targetMs: 1_500, goalMs: 1_000 },
+  { mode: "hls", path: "/hls?ll=0", selector: "#video", warmupMs: 5_000, targetMs: 4_000 },
+  { mode: "mse", path: "/live", selector: "#video", warmupMs: 4_000, targetMs: 500 },
+  { mode: "mjpeg", path: "/", selector: "#live", warmupMs: 2_000, targetMs: null },
+];
+
+/** Starts framecast at 1280x720 and resolves to { baseUrl, stop }. */
+async function startServer() {
+  const bin = process.env.FRAMECAST_BIN || join(ROOT, "target/release/framecast");
+  if (!existsSync(bin)) {
+    throw new Error(`${bin} not found: run \`cargo build --release\` first or pass BASE_URL`);
+  }
+  const child = spawn(bin, ["--listen", "127.0.0.1:0", "--source", "test", "--size", "1280x720"], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, RUST_LOG: "warn" },
+  });
+  const stop = () => {
+    if (child.exitCode === null) child.kill("SIGTERM");
+  };
+  const lines = createInterface({ input: child.stdout });
+  const baseUrl = await bounded(SERVER_START_TIMEOUT_MS, "framecast start", () =>
+    new Promise((resolve, reject) => {
+      child.on("exit", (code) => reject(new Error(`framecast exited with ${code}`)));
+      lines.on("line", (line) => {
+        const m = /^framecast listening on (http:\/\/\S+?)\/?$/.exec(line);
+        if (m) resolve(m[1]);
+      });
+    }),
+  ).catch((err) => {
+    stop();
+    throw err;
+  });
+  return { baseUrl, stop };
+}
+
+/** Source frames captured and frames H.264-encoded so far, from /status (null if unknown). */
+async function frameCounts(baseUrl) {
+  try {
+    const status = await (await fetch(baseUrl + "/status")).json();
+    return { captured: status.source.frames, encoded: status.hls ? status.hls.frames_encoded : null };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The share of captured frames the H.264 stage encoded between two /status readings. Below 1
+ * the encoder skipped frames (a busy machine); the HLS timeline counts encoded frames, so media
+ * time then runs slower than the wall clock and players drift towards the live edge: HLS
+ * latencies measured then are not representative.
+ */
+function encodedShare(before, after) {
+  if (!before || !after || before.encoded === null || after.encoded === null) return null;
+  const captured = after.captured - before.captured;
+  return captured > 0 ? Math.round(((after.encoded - before.encoded) / captured) * 1000) / 1000 : null;
+}
+
+async function measure(context, baseUrl, spec) {
+  const page = await context.newPage();
+  try {
+    await page.goto(baseUrl + spec.path, { waitUntil: "domcontentloaded", timeout: FIRST_FRAME_TIMEOUT_MS });
+    await page.waitForFunction(
+      (selector) => {
+        const el = document.querySelector(selector);
+        if (el instanceof HTMLVideoElement) return el.readyState >= 2 && el.currentTime > 0 && !el.paused;
+        return el && el.complete && el.naturalWidth > 0;
+      },
+      spec.selector,
+      { timeout: FIRST_FRAME_TIMEOUT_MS, polling: 50 },
+    );
+    await page.waitForTimeout(spec.warmupMs);
+    const countsBefore = await frameCounts(baseUrl);
+    const sample = await bounded(SAMPLE_MS + 10_000, `${spec.mode} sampling`, () =>
+      page.evaluate(sampleShownFrames, { selector: spec.selector, sampleMs: SAMPLE_MS }),
+    );
+    const countsAfter = await frameCounts(baseUrl);
+    const player = await page.evaluate(() => window.framecastPlayer ?? null);
+    const summary = summarize(sample);
+    return {
+      mode: spec.mode,
+      url: baseUrl + spec.path,
+      ...summary,
+      target_ms: spec.targetMs,
+      goal_ms: spec.goalMs ?? null,
+      meets_target: spec.targetMs === null ? null : summary.latency_ms.median !== null && summary.latency_ms.median <= spec.targetMs,
+      playback_rate: player ? player.playbackRate : null,
+      hls_target_latency_ms: player ? player.targetLatencyMs ?? null : null,
+      encoded_share: encodedShare(countsBefore, countsAfter),
+    };
+  } finally {
+    await page.close().catch(() => {});
+  }
+}
+
+function line(r) {
+  if (r.error) return `${r.mode.padEnd(7)} ERROR ${r.error}`;
+  const l = r.latency_ms;
+  const target =
+    r.target_ms === null
+      ? "(one viewer; target is for 100, see mjpeg_load)"
+      : `target <= ${r.target_ms} ms${r.goal_ms ? ` (goal ${r.goal_ms})` : ""}: ${r.meets_target ? "met" : "MISSED"}`;
+  // Encoder skips make media time run slow; only the H.264 paths depend on it.
+  const skipped =
+    r.mode !== "mjpeg" && r.encoded_share !== null && r.encoded_share < ENCODED_SHARE_WARN
+      ? `  [encoder kept only ${Math.round(r.encoded_share * 100)} % of frames: machine too busy, not representative]`
+      : "";
+  return (
+    `${r.mode.padEnd(7)} median ${String(l.median).padStart(7)} ms  p90 ${String(l.p90).padStart(7)} ms  ` +
+    `${String(r.shown_fps).padStart(5)} fps shown  ${target}${skipped}`
+  );
+}
+
+async function main() {
+  const baseArg = process.argv[2];
+  const server = baseArg ? { baseUrl: baseArg.replace(/\/+$/, ""), stop: () => {} } : await startServer();
+  const results = [];
+  let browser;
+  try {
+    browser = await launchChromium();
+    const chromiumVersion = browser.context.browser()?.version() ?? null;
+    console.log(`framecast at ${server.baseUrl}, Chromium ${chromiumVersion}, ${SAMPLE_MS / 1000} s per path`);
+    for (const spec of PATHS) {
+      let r;
+      try {
+        r = await measure(browser.context, server.baseUrl, spec);
+      } catch (err) {
+        r = { mode: spec.mode, error: String(err && err.message ? err.message : err).split("\n")[0] };
+      }
+      results.push(r);
+      console.log(line(r));
+    }
+  } finally {
+    if (browser) await browser.close();
+    server.stop();
+  }
+  console.log(JSON.stringify({ bench: "browser_latency", results }));
+  return results.every((r) => !r.error) ? 0 : 1;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (err) {
+  console.error(`browser_latency: ${err && err.message ? err.message : err}`);
+}
+process.exit(code);

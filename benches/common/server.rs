@@ -1,0 +1,143 @@
+//! The server under load: the release `framecast` binary started and stopped by the load
+//! generator, or one already running that `FRAMECAST_URL` names. Also reads its `/status`.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long the binary may take to print its address: start-up is milliseconds, but a loaded
+/// 2-core machine can be slow.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Bounds one `/status` request.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The announcement `app::run` prints on standard output once it accepts connections.
+const ANNOUNCE_PREFIX: &str = "framecast listening on http://";
+
+/// A framecast the generator started; killed when dropped.
+pub struct Spawned {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        // Only this child, by its handle; errors mean it has already gone.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The release binary: `FRAMECAST_BIN` if set, else the one cargo built for this bench (in
+/// `target/release`, as `cargo build --release` leaves it).
+pub fn binary_path() -> PathBuf {
+    std::env::var_os("FRAMECAST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_framecast")))
+}
+
+/// Starts `binary` on 127.0.0.1 with a free port and `args`, and waits for its address.
+pub fn spawn(binary: &PathBuf, args: &[String]) -> Result<Spawned, String> {
+    if !binary.is_file() {
+        return Err(format!(
+            "{} is missing: run cargo build --release first",
+            binary.display()
+        ));
+    }
+    let mut child = Command::new(binary)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        // Warnings and errors only: per-start info lines would interleave with the report.
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        return Err("no standard output from framecast".into());
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keeps reading after the announcement so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix(ANNOUNCE_PREFIX) {
+                let _ = tx.send(rest.trim_end_matches('/').to_owned());
+            }
+        }
+    });
+    let spawned_addr = rx
+        .recv_timeout(START_TIMEOUT)
+        .map_err(|_| format!("framecast did not print its address in {START_TIMEOUT:?}"))
+        .and_then(|text| {
+            text.parse()
+                .map_err(|_| format!("framecast printed an address I cannot read: `{text}`"))
+        });
+    match spawned_addr {
+        Ok(addr) => Ok(Spawned { addr, child }),
+        Err(error) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(error)
+        }
+    }
+}
+
+/// The socket address in a URL such as `http://127.0.0.1:8080/` (scheme and path optional).
+pub fn addr_from_url(url: &str) -> Result<SocketAddr, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let with_port = if rest.contains(':') {
+        rest.to_owned()
+    } else {
+        format!("{rest}:80")
+    };
+    with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{url}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{url}` resolves to no address"))
+}
+
+/// `GET /status` as JSON.
+pub async fn status(addr: SocketAddr) -> Result<serde_json::Value, String> {
+    let fetch = async {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        stream
+            .write_all(b"GET /status HTTP/1.0\r\nUser-Agent: framecast-mjpeg-load\r\n\r\n")
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        let at = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or("no end of headers")?;
+        serde_json::from_slice(&response[at + 4..]).map_err(|e| format!("JSON: {e}"))
+    };
+    tokio::time::timeout(STATUS_TIMEOUT, fetch)
+        .await
+        .map_err(|_| format!("/status took over {STATUS_TIMEOUT:?}"))?
+}

@@ -1,0 +1,258 @@
+//! LL-HLS load: N viewers doing what a low-latency player does, for a bounded time, against
+//! a release framecast (or `FRAMECAST_URL`): fetch the hinted part (held until it exists), then
+//! the playlist with `_HLS_msn`/`_HLS_part` for the next one, over one keep-alive connection.
+//!
+//! Reports the server's CPU with no viewers and with them (the difference is the cost of the
+//! viewers; target ≤ 0.5 core for 200), parts fetched per viewer, and RSS over the run
+//! (start, end, max: flat means no growth). Env: `HLS_VIEWERS` (200), `HLS_LOAD_SECONDS` (20;
+//! 600 for the soak). Figures only, no asserts.
+
+// The parts of the MJPEG generator's support this bench shares; it does not use all of them.
+#[allow(dead_code)]
+#[path = "common/proc_stats.rs"]
+mod proc_stats;
+#[allow(dead_code)]
+#[path = "common/server.rs"]
+mod server;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// Bounds any one request: a held request is answered within three target durations.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const BASELINE: Duration = Duration::from_secs(5);
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let viewers = env_number("HLS_VIEWERS", 200) as usize;
+    let seconds = env_number("HLS_LOAD_SECONDS", 20);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let spawned;
+    let (addr, pid) = match std::env::var("FRAMECAST_URL") {
+        Ok(url) => (server::addr_from_url(&url).expect("FRAMECAST_URL"), None),
+        Err(_) => {
+            let args: Vec<String> = ["--size", "1280x720", "--fps", "30"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            spawned = server::spawn(&server::binary_path(), &args).expect("start framecast");
+            (spawned.addr, Some(spawned.pid().to_string()))
+        }
+    };
+    runtime.block_on(run(addr, pid, viewers, Duration::from_secs(seconds)));
+}
+
+async fn run(addr: SocketAddr, pid: Option<String>, viewers: usize, duration: Duration) {
+    let ticks = proc_stats::clock_ticks_per_s();
+    let prefix = wait_for_media(addr).await.expect("HLS media");
+    let cpu = |pid: &Option<String>| pid.as_deref().and_then(proc_stats::process_cpu_ticks);
+    let rss = |pid: &Option<String>| pid.as_deref().and_then(proc_stats::rss_bytes);
+
+    let before = cpu(&pid);
+    let t = Instant::now();
+    tokio::time::sleep(BASELINE).await;
+    let baseline_cores = before
+        .zip(cpu(&pid))
+        .map(|(a, b)| proc_stats::cores(a, b, ticks, t.elapsed()));
+
+    let deadline = tokio::time::Instant::now() + duration;
+    let tasks: Vec<_> = (0..viewers)
+        .map(|_| tokio::spawn(viewer(addr, prefix.clone(), deadline)))
+        .collect();
+    // Measure after a short ramp, while every viewer runs.
+    tokio::time::sleep(Duration::from_secs(2).min(duration / 4)).await;
+    let (load_before, t) = (cpu(&pid), Instant::now());
+    let mut rss_samples = Vec::new();
+    while tokio::time::Instant::now() + Duration::from_secs(1) < deadline {
+        if let Some(bytes) = rss(&pid) {
+            rss_samples.push(bytes);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let load_cores = load_before
+        .zip(cpu(&pid))
+        .map(|(a, b)| proc_stats::cores(a, b, ticks, t.elapsed()));
+    let mut parts = Vec::new();
+    let mut errors = 0usize;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(n)) => parts.push(n),
+            _ => errors += 1,
+        }
+    }
+    parts.sort_unstable();
+    let median = parts.get(parts.len() / 2).copied().unwrap_or(0);
+    let min = parts.first().copied().unwrap_or(0);
+    let mb = |b: u64| b as f64 / 1_048_576.0;
+    let fmt = |c: Option<f64>| c.map_or("n/a".into(), |c| format!("{c:.3}"));
+    println!(
+        "LL-HLS load: {viewers} viewers for {} s (blocking reload + every part)",
+        duration.as_secs()
+    );
+    println!("  server CPU, no viewers:   {} cores", fmt(baseline_cores));
+    println!("  server CPU, with viewers: {} cores", fmt(load_cores));
+    println!(
+        "  cost of the viewers:      {} cores (target <= 0.5 for 200)",
+        fmt(load_cores.zip(baseline_cores).map(|(l, b)| l - b))
+    );
+    println!(
+        "  parts per viewer: min {min}, median {median} (3 per second expected), viewers failed: {errors}"
+    );
+    if let (Some(first), Some(last), Some(max)) = (
+        rss_samples.first(),
+        rss_samples.last(),
+        rss_samples.iter().max(),
+    ) {
+        println!(
+            "  RSS: start {:.1} MB, end {:.1} MB, max {:.1} MB over {} samples",
+            mb(*first),
+            mb(*last),
+            mb(*max),
+            rss_samples.len()
+        );
+    }
+}
+
+/// Polls `/live.m3u8` until media exists; returns the media playlist's directory path.
+async fn wait_for_media(addr: SocketAddr) -> Result<String, String> {
+    for _ in 0..60 {
+        let mut conn = Connection::open(addr).await?;
+        if let Ok((200, body)) = conn.get("/live.m3u8").await {
+            let text = String::from_utf8_lossy(&body);
+            if let Some(uri) = text.lines().find(|l| l.ends_with("media.m3u8")) {
+                return Ok(format!("/{}", uri.trim_end_matches("media.m3u8")));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err("no HLS media after 30 s".into())
+}
+
+/// One player: returns the number of parts it fetched.
+async fn viewer(
+    addr: SocketAddr,
+    prefix: String,
+    deadline: tokio::time::Instant,
+) -> Result<u64, String> {
+    let mut conn = Connection::open(addr).await?;
+    let (_, body) = conn.get(&format!("{prefix}media.m3u8")).await?;
+    let mut hint = preload_hint(&body).ok_or("no preload hint")?;
+    let mut parts = 0;
+    while tokio::time::Instant::now() < deadline {
+        let (status, _) = conn
+            .get(&format!("{prefix}part{}.{}.m4s", hint.0, hint.1))
+            .await?;
+        if status == 200 {
+            parts += 1;
+        }
+        // The part just fetched is complete: the reload for it answers at once with the next hint.
+        let (_, body) = conn
+            .get(&format!(
+                "{prefix}media.m3u8?_HLS_msn={}&_HLS_part={}",
+                hint.0, hint.1
+            ))
+            .await?;
+        hint = preload_hint(&body).ok_or("no preload hint")?;
+    }
+    Ok(parts)
+}
+
+/// (msn, part) of the PRELOAD-HINT URI `part{msn}.{index}.m4s`.
+fn preload_hint(playlist: &[u8]) -> Option<(u64, u64)> {
+    let text = String::from_utf8_lossy(playlist);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))?;
+    let uri = line.split("URI=\"").nth(1)?.split('"').next()?;
+    let (msn, index) = uri
+        .strip_prefix("part")?
+        .strip_suffix(".m4s")?
+        .split_once('.')?;
+    Some((msn.parse().ok()?, index.parse().ok()?))
+}
+
+/// A keep-alive HTTP/1.1 connection that reads Content-Length and chunked bodies.
+struct Connection {
+    reader: BufReader<TcpStream>,
+    addr: SocketAddr,
+}
+
+impl Connection {
+    async fn open(addr: SocketAddr) -> Result<Self, String> {
+        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+            addr,
+        })
+    }
+
+    async fn get(&mut self, path: &str) -> Result<(u16, Vec<u8>), String> {
+        tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(path))
+            .await
+            .map_err(|_| format!("{path}: timed out"))?
+    }
+
+    async fn exchange(&mut self, path: &str) -> Result<(u16, Vec<u8>), String> {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: framecast-hls-load\r\n\r\n",
+            self.addr
+        );
+        let io = |e: std::io::Error| e.to_string();
+        self.reader
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .map_err(io)?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line).await.map_err(io)?;
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad status line `{line}`"))?;
+        let (mut length, mut chunked) = (0usize, false);
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).await.map_err(io)?;
+            let header = line.trim_end().to_ascii_lowercase();
+            if header.is_empty() {
+                break;
+            }
+            if let Some(v) = header.strip_prefix("content-length:") {
+                length = v.trim().parse().map_err(|_| "bad content-length")?;
+            } else if header.starts_with("transfer-encoding:") && header.contains("chunked") {
+                chunked = true;
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line).await.map_err(io)?;
+                let size = usize::from_str_radix(line.trim(), 16).map_err(|_| "bad chunk size")?;
+                let mut chunk = vec![0; size + 2];
+                self.reader.read_exact(&mut chunk).await.map_err(io)?;
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else {
+            body.resize(length, 0);
+            self.reader.read_exact(&mut body).await.map_err(io)?;
+        }
+        Ok((status, body))
+    }
+}

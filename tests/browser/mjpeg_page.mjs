@@ -1,0 +1,280 @@
+// The live page in a real browser: Debian's Chromium, headless, driven by playwright-core.
+//
+//   node tests/browser/mjpeg_page.mjs BASE_URL OUT_DIR
+//
+// Opens BASE_URL/, waits for the MJPEG <img> to show a picture, then for a few seconds reads the
+// capture time out of every painted frame (the timestamp strip, decoded by the page's own
+// decodeTimestampStrip) to check that the picture moves and to measure the painted frame rate
+// and capture-to-display latency. Also checks the page's latency readout, saves a screenshot
+// to OUT_DIR/mjpeg_page.png and prints one JSON line of results. Exit code 0 when every check
+// passes, 1 otherwise. Every wait has a time limit; the whole run is capped by RUN_LIMIT_MS.
+
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { chromium } from "playwright-core";
+
+// Debian's package; playwright-core never downloads a browser.
+const CHROMIUM = process.env.FRAMECAST_CHROMIUM || "/usr/bin/chromium";
+// The whole run, whatever hangs: the Rust test kills the script at 60 s, this reports first.
+const RUN_LIMIT_MS = 50_000;
+// Starting Chromium on a busy 2-core machine can take several seconds.
+const LAUNCH_TIMEOUT_MS = 20_000;
+// Page load and the first MJPEG frame.
+const FIRST_FRAME_TIMEOUT_MS = 10_000;
+// How long painted frames are sampled.
+const SAMPLE_MS = 3_000;
+// The server runs the test pattern at 30 fps, but headless Chromium on 2 cores paints an
+// MJPEG <img> at well under that (about 19 fps at 720p): 10 distinct frames in 3 s proves the
+// picture moves without turning a slow machine into a failure. The rate is reported.
+const MIN_DISTINCT_FRAMES = 10;
+// Capture-to-display latency on loopback is tens of ms; seconds means frames pile up somewhere.
+const MAX_MEDIAN_LATENCY_MS = 1_000;
+// Both clocks are the same machine's; a frame cannot show before it was captured, beyond the
+// rounding of the readings.
+const MIN_LATENCY_MS = -5;
+// The page's readouts refresh every 500 ms; a few refreshes are enough to show a number.
+const READOUT_TIMEOUT_MS = 5_000;
+
+const [baseArg, outDir] = process.argv.slice(2);
+if (!baseArg || !outDir) {
+  console.error("usage: node tests/browser/mjpeg_page.mjs BASE_URL OUT_DIR");
+  process.exit(2);
+}
+const baseUrl = baseArg.replace(/\/+$/, "");
+
+/** Rejects after `ms` with a message naming what was being waited for. */
+function deadline(ms, what) {
+  let timer;
+  const promise = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
+  });
+  return { promise, cancel: () => clearTimeout(timer) };
+}
+
+/** Runs `work` with a time limit. */
+async function bounded(ms, what, work) {
+  const limit = deadline(ms, what);
+  try {
+    return await Promise.race([work(), limit.promise]);
+  } finally {
+    limit.cancel();
+  }
+}
+
+/** In the page: samples painted frames for `sampleMs` and returns their decoded capture times. */
+function samplePaintedFrames(sampleMs) {
+  return new Promise((resolve) => {
+    const img = document.getElementById("live");
+    const canvas = document.createElement("canvas");
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    const frames = []; // { captureMs, shownMs } for each distinct capture time
+    let paints = 0;
+    let undecodable = 0;
+    let last = null;
+    const started = performance.now();
+    // requestAnimationFrame follows painting; a timer stops the sampling even if it stalls.
+    const stop = setTimeout(finish, sampleMs + 1000);
+    function finish() {
+      clearTimeout(stop);
+      resolve({ frames, paints, undecodable, elapsedMs: performance.now() - started });
+    }
+    function tick() {
+      if (performance.now() - started >= sampleMs) return finish();
+      if (img.complete && img.naturalWidth > 0) {
+        // The strip decoder works on any scaled copy of the whole picture; at most 640 pixels
+        // wide keeps the per-frame canvas readback cheap on a 2-core machine.
+        const w = Math.min(img.naturalWidth, 640);
+        const h = Math.max(24, Math.round((w * img.naturalHeight) / img.naturalWidth));
+        if (canvas.width !== w || canvas.height !== h) {
+          canvas.width = w;
+          canvas.height = h;
+        }
+        ctx.drawImage(img, 0, 0, w, h);
+        paints += 1;
+        const capture = decodeTimestampStrip(ctx.getImageData(0, 0, w, h));
+        if (capture === null) {
+          undecodable += 1;
+        } else if (capture !== last) {
+          last = capture;
+          frames.push({ captureMs: capture, shownMs: Date.now() });
+        }
+      }
+      requestAnimationFrame(tick);
+    }
+    requestAnimationFrame(tick);
+  });
+}
+
+function median(values) {
+  if (!values.length) return null;
+  const sorted = values.slice().sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function percentile(values, p) {
+  if (!values.length) return null;
+  const sorted = values.slice().sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+const round1 = (x) => (x === null ? null : Math.round(x * 10) / 10);
+
+async function run(result) {
+  mkdirSync(outDir, { recursive: true });
+  const profile = mkdtempSync(join(tmpdir(), "framecast-chromium-"));
+  let context;
+  try {
+    context = await bounded(LAUNCH_TIMEOUT_MS, "launch chromium", () =>
+      // A persistent context on a fresh directory: the profile is new on every run and is
+      // removed afterwards.
+      chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+        ],
+        viewport: { width: 1280, height: 900 },
+        timeout: LAUNCH_TIMEOUT_MS,
+      }),
+    );
+    result.chromium = context.browser()?.version() ?? null;
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(FIRST_FRAME_TIMEOUT_MS);
+    page.on("pageerror", (err) => result.page_errors.push(String(err.message || err)));
+    page.on("response", (res) => {
+      if (res.status() >= 400) result.http_errors.push(`${res.status()} ${res.url()}`);
+    });
+    page.on("console", (msg) => {
+      if (msg.type() === "error") result.console_errors.push(msg.text());
+    });
+
+    const response = await page.goto(baseUrl + "/", {
+      waitUntil: "domcontentloaded",
+      timeout: FIRST_FRAME_TIMEOUT_MS,
+    });
+    result.page_status = response ? response.status() : null;
+    if (result.page_status !== 200) result.failures.push(`GET / answered ${result.page_status}`);
+
+    const firstFrameStarted = Date.now();
+    await page.waitForFunction(
+      () => {
+        const img = document.getElementById("live");
+        return img && img.complete && img.naturalWidth > 0;
+      },
+      null,
+      { timeout: FIRST_FRAME_TIMEOUT_MS, polling: 50 },
+    );
+    result.first_frame_ms = Date.now() - firstFrameStarted;
+    const size = await page.evaluate(() => {
+      const img = document.getElementById("live");
+      return { width: img.naturalWidth, height: img.naturalHeight, src: img.currentSrc };
+    });
+    result.picture = `${size.width}x${size.height}`;
+    result.img_src = size.src;
+
+    const hasDecoder = await page.evaluate(() => typeof decodeTimestampStrip === "function");
+    if (!hasDecoder) {
+      result.failures.push("the page does not define decodeTimestampStrip");
+      return;
+    }
+
+    const sample = await bounded(SAMPLE_MS + 5_000, "sample frames", () =>
+      page.evaluate(samplePaintedFrames, SAMPLE_MS),
+    );
+    const latencies = sample.frames.map((f) => f.shownMs - f.captureMs);
+    const span_s = sample.elapsedMs / 1000;
+    result.sample_s = round1(span_s);
+    result.distinct_frames = sample.frames.length;
+    result.painted_fps = round1(span_s > 0 ? sample.frames.length / span_s : 0);
+    result.animation_frames = sample.paints;
+    result.undecodable_frames = sample.undecodable;
+    result.latency_ms = {
+      median: round1(median(latencies)),
+      p90: round1(percentile(latencies, 90)),
+      min: round1(latencies.length ? Math.min(...latencies) : null),
+      max: round1(latencies.length ? Math.max(...latencies) : null),
+    };
+    if (sample.frames.length < MIN_DISTINCT_FRAMES) {
+      result.failures.push(
+        `only ${sample.frames.length} distinct frames in ${result.sample_s} s (want >= ${MIN_DISTINCT_FRAMES})`,
+      );
+    }
+    const captures = sample.frames.map((f) => f.captureMs);
+    if (captures.some((c, i) => i > 0 && c <= captures[i - 1])) {
+      result.failures.push("capture times went backwards: frames shown out of order");
+    }
+    if (latencies.length && median(latencies) > MAX_MEDIAN_LATENCY_MS) {
+      result.failures.push(`median latency ${round1(median(latencies))} ms > ${MAX_MEDIAN_LATENCY_MS} ms`);
+    }
+    if (latencies.length && Math.min(...latencies) < MIN_LATENCY_MS) {
+      result.failures.push(`a frame showed ${round1(Math.min(...latencies))} ms before its capture`);
+    }
+
+    // The page's own readouts: a number of milliseconds and a frame rate.
+    try {
+      await page.waitForFunction(
+        () => /^-?\d+ ms$/.test(document.getElementById("latency").textContent.trim()),
+        null,
+        { timeout: READOUT_TIMEOUT_MS, polling: 100 },
+      );
+    } catch {
+      // Reported below with whatever the readout shows.
+    }
+    const readouts = await page.evaluate(() => ({
+      latency: document.getElementById("latency").textContent.trim(),
+      fps: document.getElementById("fps").textContent.trim(),
+      viewer: window.framecastViewer ?? null,
+      offline_shown: !document.getElementById("offline").hidden,
+      host_filled: [...document.querySelectorAll(".host")].every((el) => el.textContent.length > 0),
+    }));
+    result.latency_readout = readouts.latency;
+    result.fps_readout = readouts.fps;
+    result.viewer = readouts.viewer;
+    if (!/^-?\d+ ms$/.test(readouts.latency)) {
+      result.failures.push(`latency readout shows ${JSON.stringify(readouts.latency)}, not a number of ms`);
+    }
+    if (!/^\d+ fps$/.test(readouts.fps)) {
+      result.failures.push(`frame-rate readout shows ${JSON.stringify(readouts.fps)}`);
+    }
+    if (!readouts.viewer || typeof readouts.viewer.lastCapture !== "number") {
+      result.failures.push("window.framecastViewer has no lastCapture");
+    }
+    if (readouts.offline_shown) result.failures.push("the Reconnecting overlay is showing");
+    if (!readouts.host_filled) result.failures.push("the usage box has an empty host");
+
+    result.screenshot = join(outDir, "mjpeg_page.png");
+    await page.screenshot({ path: result.screenshot, fullPage: true, timeout: 10_000 });
+    if (result.page_errors.length) result.failures.push(`${result.page_errors.length} page error(s)`);
+  } finally {
+    if (context) await bounded(10_000, "close chromium", () => context.close()).catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+const result = {
+  test: "mjpeg_page",
+  url: baseUrl + "/",
+  failures: [],
+  page_errors: [],
+  console_errors: [],
+  http_errors: [],
+};
+let code = 1;
+try {
+  await bounded(RUN_LIMIT_MS, "browser test", () => run(result));
+  code = result.failures.length ? 1 : 0;
+} catch (err) {
+  result.failures.push(String(err && err.message ? err.message : err).split("\n")[0]);
+}
+result.ok = code === 0 && result.failures.length === 0;
+console.log(JSON.stringify(result));
+process.exit(result.ok ? 0 : 1);

@@ -1,0 +1,791 @@
+//! Black-box tests of the HTTP surface over raw sockets, as curl or a camera dashboard sees it:
+//! MJPEG framing and pacing, snapshots, status pages, bad input, and slow viewers.
+//!
+//! Every test starts its own server on 127.0.0.1:0; every loop is bounded in count and time.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{MjpegReader, Part, Server, get, request, status_json, unix_now_micros};
+use framecast::media::multipart::parse_timestamp;
+use framecast::source::timestamp_strip;
+
+/// The response's Content-Type, byte for byte.
+const STREAM_CONTENT_TYPE: &str = "multipart/x-mixed-replace; boundary=framecast-boundary";
+/// The opening delimiter (RFC 2046 §5.1.1: the first one may omit the leading CRLF).
+const PREAMBLE: &[u8] = b"--framecast-boundary\r\n";
+/// What must follow every JPEG at once: CRLF, then the delimiter line.
+const PART_END: &[u8] = b"\r\n--framecast-boundary\r\n";
+/// The same for Chromium-family clients, which also get the next part's headers at once.
+const EAGER_PART_END: &[u8] = b"\r\n--framecast-boundary\r\nContent-Type: image/jpeg\r\n\r\n";
+const CHROME_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const FIREFOX_UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
+/// A part's header block is a few short lines; more than this is a framing bug.
+const MAX_PART_HEAD_BYTES: usize = 1024;
+
+/// Reads one part starting right after a delimiter line, byte-exact: the header block up to its
+/// blank line, Content-Length bytes of JPEG, then the exact delimiter that must follow.
+fn read_framed_part(reader: &mut MjpegReader) -> Part {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        assert!(
+            head.len() < MAX_PART_HEAD_BYTES,
+            "part head too long: {head:?}"
+        );
+        head.extend(reader.read_raw(1));
+    }
+    let head = String::from_utf8(head).expect("part head is text");
+    let headers: Vec<(String, String)> = head
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (n, v) = l.split_once(": ").expect("header line `Name: value`");
+            (n.to_owned(), v.to_owned())
+        })
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("Content-Length in part");
+    let jpeg = reader.read_raw(len);
+    let received_at = SystemTime::now();
+    assert_eq!(
+        reader.read_raw(PART_END.len()),
+        PART_END,
+        "the bytes right after the JPEG"
+    );
+    Part {
+        headers,
+        jpeg,
+        received_at,
+    }
+}
+
+/// Opens a stream and checks the opening delimiter, leaving the reader at the first part.
+fn open_framed(addr: SocketAddr, path: &str, user_agent: &str) -> MjpegReader {
+    let mut reader = MjpegReader::open(addr, path, user_agent);
+    assert_eq!(reader.status, 200, "{path}");
+    assert_eq!(reader.read_raw(PREAMBLE.len()), PREAMBLE);
+    reader
+}
+
+fn seq_of(part: &Part) -> u64 {
+    part.header("X-Frame-Sequence")
+        .and_then(|v| v.parse().ok())
+        .expect("X-Frame-Sequence")
+}
+
+fn micros_of(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_micros() as u64
+}
+
+/// The capture time the timestamp strip in `jpeg` carries.
+fn strip_time(jpeg: &[u8]) -> Option<u64> {
+    let gray = turbojpeg::decompress(jpeg, turbojpeg::PixelFormat::GRAY).expect("JPEG decodes");
+    timestamp_strip::decode_luma(&gray.pixels, gray.width, gray.height, gray.pitch)
+}
+
+#[test]
+fn stream_headers_and_exact_part_framing() {
+    let server = Server::start(&[]);
+    let mut reader = open_framed(server.addr, "/stream.mjpg", "framecast-tests");
+    assert_eq!(reader.header("Content-Type"), Some(STREAM_CONTENT_TYPE));
+    let cache = reader.header("Cache-Control").unwrap_or("");
+    assert!(cache.contains("no-store"), "Cache-Control: {cache}");
+    assert_eq!(reader.header("X-Accel-Buffering"), Some("no"));
+
+    let mut previous_seq = None;
+    let mut first_seq = 0;
+    let mut last_seq = 0;
+    for i in 0..15 {
+        let part = read_framed_part(&mut reader);
+        assert_eq!(part.header("Content-Type"), Some("image/jpeg"));
+        assert!(part.jpeg.starts_with(&[0xFF, 0xD8]), "SOI");
+        assert!(part.jpeg.ends_with(&[0xFF, 0xD9]), "EOI");
+
+        let stamp = part.header("X-Timestamp").expect("X-Timestamp");
+        let (_, fraction) = stamp.split_once('.').expect("seconds.micros");
+        assert_eq!(fraction.len(), 6, "six decimals: {stamp}");
+        let captured_us = parse_timestamp(stamp).expect("unix seconds");
+        let received_us = micros_of(part.received_at);
+        assert!(
+            captured_us <= received_us,
+            "captured after it arrived: {stamp}"
+        );
+        assert!(
+            received_us - captured_us < 2_000_000,
+            "part {i} is {} ms old",
+            (received_us - captured_us) / 1000
+        );
+
+        let seq = seq_of(&part);
+        if let Some(previous) = previous_seq {
+            // Equal only when the last frame is re-sent after a pause.
+            assert!(seq >= previous, "sequence went back: {previous} then {seq}");
+        } else {
+            first_seq = seq;
+        }
+        previous_seq = Some(seq);
+        last_seq = seq;
+    }
+    assert!(last_seq >= first_seq + 10, "{first_seq}..{last_seq}");
+}
+
+/// Reads a raw HTTP/1.0 stream for `limit` or until `until` holds for what arrived, noting
+/// when each byte arrived.
+fn timed_read(
+    addr: SocketAddr,
+    user_agent: &str,
+    limit: Duration,
+    until: impl Fn(&[u8]) -> bool,
+) -> (Vec<u8>, Vec<Instant>) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let request =
+        format!("GET /stream.mjpg HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: {user_agent}\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let deadline = Instant::now() + limit;
+    let mut data = Vec::new();
+    let mut arrived = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    while Instant::now() < deadline && !until(&data) {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                data.extend_from_slice(&buf[..n]);
+                arrived.extend(std::iter::repeat_n(Instant::now(), n));
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    // Keep the arrival time of every body byte through the transfer coding.
+    let Some(body_start) = find(&data, b"\r\n\r\n", 0).map(|p| p + 4) else {
+        return (data, arrived);
+    };
+    let head = String::from_utf8_lossy(&data[..body_start]).to_ascii_lowercase();
+    if !head.contains("transfer-encoding: chunked") {
+        return (data, arrived);
+    }
+    let mut body = data[..body_start].to_vec();
+    let mut body_arrived = arrived[..body_start].to_vec();
+    let mut at = body_start;
+    while let Some(line_end) = find(&data, b"\r\n", at) {
+        let size_text = String::from_utf8_lossy(&data[at..line_end]).into_owned();
+        let size = usize::from_str_radix(size_text.trim(), 16).expect("chunk size");
+        let chunk = line_end + 2;
+        if size == 0 || chunk + size > data.len() {
+            break;
+        }
+        body.extend_from_slice(&data[chunk..chunk + size]);
+        body_arrived.extend_from_slice(&arrived[chunk..chunk + size]);
+        at = chunk + size + 2;
+    }
+    (body, body_arrived)
+}
+
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    haystack
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
+}
+
+/// At 1 fps consecutive JPEGs are a second apart, so whatever arrives within a few hundred
+/// milliseconds of a JPEG's last byte was written with that JPEG, not with the next one.
+#[test]
+fn chrome_gets_the_next_part_headers_at_once_others_the_boundary() {
+    let server = Server::start(&["--fps", "1"]);
+    let body_start = |data: &[u8]| find(data, b"\r\n\r\n", 0).map(|p| p + 4);
+
+    // Chromium: the stream opens with the first part's headers, and every JPEG is followed
+    // at once by the delimiter and the next part's headers, with no Content-Length.
+    let (data, arrived) = timed_read(server.addr, CHROME_UA, Duration::from_secs(10), |d| {
+        count(d, EAGER_PART_END) >= 2
+    });
+    let start = body_start(&data).expect("response head");
+    let opening = b"--framecast-boundary\r\nContent-Type: image/jpeg\r\n\r\n";
+    assert_eq!(&data[start..start + opening.len()], opening);
+    let jpeg_start = start + opening.len();
+    let end = find(&data, EAGER_PART_END, jpeg_start).expect("a part end");
+    assert_eq!(&data[jpeg_start..jpeg_start + 2], &[0xFF, 0xD8]);
+    assert_eq!(&data[end - 2..end], &[0xFF, 0xD9]);
+    let headers_done = end + EAGER_PART_END.len() - 1;
+    let lag = arrived[headers_done] - arrived[end - 1];
+    assert!(
+        lag < Duration::from_millis(500),
+        "next headers {lag:?} after the JPEG"
+    );
+    // And the next JPEG really is later, so the check above means something.
+    if let Some(next_jpeg) = data.get(headers_done + 1) {
+        assert_eq!(*next_jpeg, 0xFF);
+        let gap = arrived[headers_done + 1] - arrived[headers_done];
+        assert!(
+            gap > Duration::from_millis(500),
+            "next JPEG only {gap:?} later"
+        );
+    }
+    assert_eq!(
+        count(&data[start..], b"Content-Length"),
+        0,
+        "eager parts carry no length"
+    );
+
+    // Everyone else: the delimiter follows the JPEG at once; the next part's headers, with
+    // Content-Length, come with the next JPEG.
+    let (data, arrived) = timed_read(server.addr, FIREFOX_UA, Duration::from_secs(10), |d| {
+        count(d, b"X-Frame-Sequence") >= 2
+    });
+    let start = body_start(&data).expect("response head");
+    let head_end = find(&data, b"\r\n\r\n", start).expect("part head") + 4;
+    let head = String::from_utf8_lossy(&data[start..head_end]).into_owned();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.parse().ok())
+        .expect("Content-Length");
+    let end = head_end + len;
+    assert_eq!(&data[end..end + PART_END.len()], PART_END);
+    let delimiter_done = end + PART_END.len() - 1;
+    let lag = arrived[delimiter_done] - arrived[end - 1];
+    assert!(
+        lag < Duration::from_millis(500),
+        "delimiter {lag:?} after the JPEG"
+    );
+}
+
+/// RFC 9112 §6.1: a server must not send Transfer-Encoding to an HTTP/1.0 client, which cannot
+/// decode it; such a client gets the stream as the bytes up to the connection's end.
+#[test]
+fn http_1_0_clients_get_an_unchunked_stream() {
+    let server = Server::start(&[]);
+    let mut stream = TcpStream::connect(server.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET /stream.mjpg HTTP/1.0\r\nHost: x\r\n\r\n")
+        .expect("send");
+    let mut data = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    for _ in 0..64 {
+        if find(&data, b"\r\n\r\n", 0).is_some_and(|p| data.len() >= p + 4 + PREAMBLE.len()) {
+            break;
+        }
+        let n = stream.read(&mut buf).expect("read");
+        assert!(n > 0, "stream ended");
+        data.extend_from_slice(&buf[..n]);
+    }
+    let body_start = find(&data, b"\r\n\r\n", 0).expect("response head") + 4;
+    let head = String::from_utf8_lossy(&data[..body_start]).to_ascii_lowercase();
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert_eq!(&data[body_start..body_start + PREAMBLE.len()], PREAMBLE);
+}
+
+#[test]
+fn fps_query_caps_one_viewer() {
+    let server = Server::start(&["--fps", "30"]);
+    let mut capped = open_framed(server.addr, "/stream.mjpg?fps=5", "capped-viewer");
+    read_framed_part(&mut capped);
+    let started = Instant::now();
+    let mut parts = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        read_framed_part(&mut capped);
+        parts += 1;
+    }
+    // 5 fps for 2 s is 10 parts; the source alone would give 60.
+    assert!((3..=12).contains(&parts), "{parts} parts in 2 s at ?fps=5");
+
+    let status = status_json(server.addr);
+    let viewer = status["viewers"]
+        .as_array()
+        .expect("viewers")
+        .iter()
+        .find(|v| v["user_agent"] == "capped-viewer")
+        .expect("the capped viewer is listed");
+    assert_eq!(viewer["fps_cap"], 5);
+}
+
+#[test]
+fn timestamp_strip_matches_x_timestamp() {
+    let server = Server::start(&[]);
+    let mut reader = open_framed(server.addr, "/stream.mjpg", "strip-check");
+    for _ in 0..3 {
+        let part = read_framed_part(&mut reader);
+        let stamp = parse_timestamp(part.header("X-Timestamp").expect("X-Timestamp"));
+        assert!(stamp.is_some());
+        assert_eq!(strip_time(&part.jpeg), stamp, "strip vs X-Timestamp");
+    }
+    let snapshot = get(server.addr, "/snapshot.jpg");
+    assert_eq!(snapshot.status, 200);
+    let stamp = snapshot.header("X-Timestamp").and_then(parse_timestamp);
+    assert!(stamp.is_some());
+    assert_eq!(
+        strip_time(&snapshot.body),
+        stamp,
+        "snapshot strip vs X-Timestamp"
+    );
+}
+
+/// At 1 fps a viewer still gets a part at least about every second: a new frame, or the last
+/// one again after a pause, so browsers that show a part only when more data follows it never
+/// stay a frame behind.
+#[test]
+fn a_slow_source_still_sends_a_part_every_second() {
+    let server = Server::start(&["--fps", "1"]);
+    let mut reader = open_framed(server.addr, "/stream.mjpg", "slow-source");
+    let mut previous = read_framed_part(&mut reader);
+    let started = Instant::now();
+    let mut parts = 0;
+    while started.elapsed() < Duration::from_millis(4500) {
+        let part = read_framed_part(&mut reader);
+        let gap = part
+            .received_at
+            .duration_since(previous.received_at)
+            .unwrap_or_default();
+        assert!(gap < Duration::from_millis(1600), "{gap:?} without a part");
+        assert!(seq_of(&part) >= seq_of(&previous));
+        previous = part;
+        parts += 1;
+    }
+    assert!(parts >= 3, "{parts} parts in 4.5 s");
+}
+
+#[test]
+fn snapshot_headers_etag_304_and_head() {
+    // At 1 fps the frame rarely changes between two quick requests, so the ETag matches.
+    let server = Server::start(&["--fps", "1"]);
+    let first = get(server.addr, "/snapshot.jpg");
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.header("Content-Type"), Some("image/jpeg"));
+    let len: usize = first
+        .header("Content-Length")
+        .and_then(|v| v.parse().ok())
+        .expect("Content-Length");
+    assert_eq!(len, first.body.len());
+    assert!(
+        first
+            .header("Cache-Control")
+            .unwrap_or("")
+            .contains("no-store")
+    );
+    assert!(first.header("X-Frame-Sequence").is_some());
+    assert!(
+        first
+            .header("X-Timestamp")
+            .and_then(parse_timestamp)
+            .is_some()
+    );
+    let header = turbojpeg::read_header(&first.body).expect("a JPEG");
+    assert_eq!((header.width, header.height), (640, 360));
+
+    let mut saw_304 = false;
+    for _ in 0..5 {
+        let fresh = get(server.addr, "/snapshot.jpg");
+        let etag = fresh.header("ETag").expect("ETag").to_owned();
+        assert!(
+            etag.starts_with('"') && etag.ends_with('"'),
+            "strong ETag: {etag}"
+        );
+        let again = request(
+            server.addr,
+            "GET",
+            "/snapshot.jpg",
+            &[("If-None-Match", &etag)],
+        );
+        if again.status == 304 {
+            assert!(again.body.is_empty(), "304 has no body");
+            assert_eq!(again.header("ETag"), Some(etag.as_str()));
+            saw_304 = true;
+            break;
+        }
+        // The frame changed in between: a new ETag and the picture.
+        assert_eq!(again.status, 200);
+        assert_ne!(again.header("ETag"), Some(etag.as_str()));
+    }
+    assert!(saw_304, "If-None-Match never matched");
+
+    let other = request(
+        server.addr,
+        "GET",
+        "/snapshot.jpg",
+        &[("If-None-Match", "\"not-this-one\"")],
+    );
+    assert_eq!(other.status, 200);
+    assert!(!other.body.is_empty());
+
+    let head = request(server.addr, "HEAD", "/snapshot.jpg", &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("Content-Type"), Some("image/jpeg"));
+    assert!(
+        head.body.is_empty(),
+        "HEAD has no body: {} bytes",
+        head.body.len()
+    );
+}
+
+#[test]
+fn snapshot_after_waits_for_a_newer_frame() {
+    let server = Server::start(&[]);
+    let first = get(server.addr, "/snapshot.jpg");
+    let seq: u64 = first
+        .header("X-Frame-Sequence")
+        .and_then(|v| v.parse().ok())
+        .expect("X-Frame-Sequence");
+    for ahead in [0, 5] {
+        let wanted = seq + ahead;
+        let next = get(server.addr, &format!("/snapshot.jpg?after={wanted}"));
+        assert_eq!(next.status, 200, "{}", next.text());
+        let next_seq: u64 = next
+            .header("X-Frame-Sequence")
+            .and_then(|v| v.parse().ok())
+            .expect("X-Frame-Sequence");
+        assert!(next_seq > wanted, "after={wanted} gave {next_seq}");
+    }
+}
+
+#[test]
+fn snapshots_are_fresh() {
+    const FPS: u64 = 10;
+    let interval_us = 1_000_000 / FPS;
+    // Scheduling slack on a busy 2-core machine.
+    let margin_us = 300_000;
+    let server = Server::start(&["--fps", "10"]);
+    for i in 0..5 {
+        // From the second request on the encoder is warm; the first one starts it.
+        let sent_us = unix_now_micros();
+        let snapshot = get(server.addr, "/snapshot.jpg");
+        let received_us = unix_now_micros();
+        assert_eq!(snapshot.status, 200);
+        let captured_us = snapshot
+            .header("X-Timestamp")
+            .and_then(parse_timestamp)
+            .expect("X-Timestamp");
+        assert!(captured_us <= received_us, "snapshot {i} from the future");
+        assert!(
+            captured_us + 2 * interval_us + margin_us >= sent_us,
+            "snapshot {i} captured {} ms before it was asked for",
+            (sent_us - captured_us) / 1000
+        );
+        std::thread::sleep(Duration::from_millis(350));
+    }
+}
+
+#[test]
+fn status_reports_rate_and_viewers() {
+    let server = Server::start(&["--fps", "30"]);
+    let mut reader = open_framed(server.addr, "/stream.mjpg", "status-test-viewer");
+    let started = Instant::now();
+    let mut parts = 0u64;
+    while started.elapsed() < Duration::from_millis(2500) {
+        read_framed_part(&mut reader);
+        parts += 1;
+    }
+    let status = status_json(server.addr);
+    let source = &status["source"];
+    assert_eq!(source["fps_configured"], 30);
+    assert_eq!(source["width"], 640);
+    assert_eq!(source["height"], 360);
+    let measured = source["fps_measured"].as_f64().expect("fps_measured");
+    assert!((20.0..=40.0).contains(&measured), "fps_measured {measured}");
+
+    let viewers = status["viewers"].as_array().expect("viewers");
+    let viewer = viewers
+        .iter()
+        .find(|v| v["user_agent"] == "status-test-viewer")
+        .unwrap_or_else(|| panic!("our viewer in {viewers:?}"));
+    let sent = viewer["frames_sent"].as_u64().expect("frames_sent");
+    assert!(sent >= parts, "frames_sent {sent}, read {parts}");
+    assert!(viewer["frames_skipped"].is_u64(), "frames_skipped");
+    let bytes = viewer["bytes_sent"].as_u64().expect("bytes_sent");
+    assert!(bytes >= sent * 1000, "bytes_sent {bytes} for {sent} frames");
+    assert!(status["viewer_count"].as_u64().expect("viewer_count") >= 1);
+}
+
+#[test]
+fn health_pages_and_static_files() {
+    let server = Server::start(&[]);
+    let health = get(server.addr, "/healthz");
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert!(
+        health
+            .header("Content-Type")
+            .unwrap_or("")
+            .starts_with("text/plain")
+    );
+    assert!(health.text().starts_with("ok"), "{}", health.text());
+
+    let script = get(server.addr, "/static/viewer.js");
+    assert_eq!(script.status, 200);
+    assert!(
+        script
+            .header("Content-Type")
+            .unwrap_or("")
+            .contains("javascript")
+    );
+    assert!(!script.body.is_empty());
+
+    let page = get(server.addr, "/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("Content-Type")
+            .unwrap_or("")
+            .starts_with("text/html")
+    );
+    let html = page.text();
+    assert!(
+        html.contains("<img") && html.contains("src=\"/stream.mjpg\""),
+        "{html}"
+    );
+}
+
+#[test]
+fn bad_requests_get_a_one_line_reason() {
+    let server = Server::start(&[]);
+    for (path, status, names) in [
+        ("/nope", 404, "/nope"),
+        ("/static/nope.js", 404, "nope.js"),
+        ("/static/..%2fCargo.toml", 404, "Cargo.toml"),
+        ("/stream.mjpg?fps=abc", 400, "fps"),
+        ("/stream.mjpg?fps=0", 400, "fps"),
+        ("/stream.mjpg?fps=121", 400, "fps"),
+        ("/snapshot.jpg?after=-1", 400, "after"),
+        ("/snapshot.jpg?after=x", 400, "after"),
+    ] {
+        let response = get(server.addr, path);
+        assert_eq!(response.status, status, "{path}: {}", response.text());
+        let text = response.text();
+        assert_eq!(
+            text.trim_end().lines().count(),
+            1,
+            "{path}: one line: {text:?}"
+        );
+        assert!(text.contains(names), "{path}: {text:?} should name {names}");
+    }
+}
+
+/// RFC 9110 §9.1: general-purpose servers support HEAD wherever they support GET (monitors
+/// probe `/healthz` with HEAD); §15.5.6: a known path with a wrong method is 405 with `Allow`.
+#[test]
+fn head_works_where_get_does_and_wrong_methods_get_405() {
+    let server = Server::start(&[]);
+    for path in ["/", "/healthz", "/status", "/static/viewer.js"] {
+        let head = request(server.addr, "HEAD", path, &[]);
+        assert_eq!(head.status, 200, "HEAD {path}");
+        assert!(head.body.is_empty(), "HEAD {path} has no body");
+    }
+    let post = request(server.addr, "POST", "/status", &[("Content-Length", "0")]);
+    assert_eq!(post.status, 405, "POST /status: {}", post.text());
+    assert!(post.header("Allow").is_some_and(|v| v.contains("GET")));
+}
+
+/// Sends `bytes` on a fresh connection, maybe reads a little of the answer, and hangs up.
+fn send_and_hang_up(addr: SocketAddr, bytes: &[u8], read_answer: bool) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    // The server may close on us half-way through: that is its right.
+    let _ = stream.write_all(bytes);
+    let mut answer = Vec::new();
+    if read_answer {
+        let mut buf = [0u8; 4096];
+        for _ in 0..16 {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+    answer
+}
+
+#[test]
+fn garbage_never_kills_the_server() {
+    let server = Server::start(&[]);
+    let addr = server.addr;
+    let mut junk = Vec::with_capacity(8192);
+    let mut x: u32 = 0x1234_5678;
+    for _ in 0..8192 {
+        // xorshift: varied bytes, zeros and CR/LF included, the same every run.
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        junk.push(x as u8);
+    }
+    let huge_header = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(256 * 1024)
+    );
+    let many_headers = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..500)
+            .map(|i| format!("X-H{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("malformed request line", b"GARBAGE\r\n\r\n".to_vec(), true),
+        ("unknown version", b"GET / HTTP/9.9\r\n\r\n".to_vec(), true),
+        ("huge header", huge_header.into_bytes(), true),
+        ("many headers", many_headers.into_bytes(), true),
+        ("binary junk", junk, true),
+        (
+            "half-sent request",
+            b"GET /status HTTP/1.1\r\nHost: x\r\n".to_vec(),
+            false,
+        ),
+        (
+            "stream then gone",
+            b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            false,
+        ),
+        (
+            "body promised, not sent",
+            b"POST /snapshot.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc".to_vec(),
+            false,
+        ),
+        (
+            "bad chunk",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+            true,
+        ),
+        ("nothing at all", Vec::new(), false),
+    ];
+    for (what, bytes, read_answer) in &cases {
+        let answer = send_and_hang_up(addr, bytes, *read_answer);
+        if !answer.is_empty() {
+            let line = String::from_utf8_lossy(&answer[..answer.len().min(12)]).into_owned();
+            assert!(
+                !line.starts_with("HTTP/1.1 5"),
+                "{what}: server error {line:?}"
+            );
+        }
+        let health = get(addr, "/healthz");
+        assert_eq!(health.status, 200, "after {what}: {}", health.text());
+    }
+    // A client that sends half a request and keeps the connection open does not block others.
+    let mut idle = TcpStream::connect(addr).expect("connect");
+    idle.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n")
+        .expect("send");
+    for _ in 0..3 {
+        assert_eq!(get(addr, "/healthz").status, 200);
+    }
+    drop(idle);
+}
+
+/// Finds a viewer in `/status` by its User-Agent.
+fn viewer_stats(addr: SocketAddr, user_agent: &str) -> serde_json::Value {
+    let status = status_json(addr);
+    status["viewers"]
+        .as_array()
+        .expect("viewers")
+        .iter()
+        .find(|v| v["user_agent"] == user_agent)
+        .cloned()
+        .unwrap_or_else(|| panic!("{user_agent} not in {status}"))
+}
+
+#[test]
+fn a_stalled_viewer_does_not_slow_another() {
+    // Frames are ~30 kB at 640x360: a stalled viewer's socket fills within a few frames.
+    let server = Server::start(&["--fps", "30"]);
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    // A small receive window, so the stall reaches the server quickly.
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.connect(&server.addr.into()).expect("connect");
+    let mut stalled = MjpegReader::open_on(socket.into(), "/stream.mjpg", "stalled-viewer");
+    assert_eq!(stalled.status, 200);
+
+    let mut steady = open_framed(server.addr, "/stream.mjpg", "steady-viewer");
+    read_framed_part(&mut steady);
+    let started = Instant::now();
+    let mut parts = 0u32;
+    while started.elapsed() < Duration::from_secs(4) {
+        read_framed_part(&mut steady);
+        parts += 1;
+    }
+    let fps = f64::from(parts) / started.elapsed().as_secs_f64();
+    // The source makes 30; a generous floor for a loaded 2-core machine.
+    assert!(
+        fps >= 20.0,
+        "steady viewer got {fps:.1} fps beside a stalled one"
+    );
+
+    // The stalled viewer holds little beyond its socket: nowhere near 4 s of video.
+    let stalled_stats = viewer_stats(server.addr, "stalled-viewer");
+    println!("steady viewer: {fps:.1} fps; stalled viewer: {stalled_stats}");
+    let held = stalled_stats["bytes_sent"].as_u64().expect("bytes_sent");
+    assert!(held < 1_000_000, "{held} bytes queued for a stalled viewer");
+
+    // When it reads again it catches up to the live picture within a few parts, and the
+    // frames it missed are counted as skipped.
+    let mut caught_up = false;
+    for _ in 0..20 {
+        let part = stalled.next_part();
+        let captured_us = part
+            .header("X-Timestamp")
+            .and_then(parse_timestamp)
+            .expect("X-Timestamp");
+        if micros_of(part.received_at).saturating_sub(captured_us) < 500_000 {
+            caught_up = true;
+            break;
+        }
+    }
+    assert!(
+        caught_up,
+        "the stalled viewer never got back to a live frame"
+    );
+    let resumed_stats = viewer_stats(server.addr, "stalled-viewer");
+    println!("stalled viewer after catching up: {resumed_stats}");
+    let skipped = resumed_stats["frames_skipped"]
+        .as_u64()
+        .expect("frames_skipped");
+    assert!(
+        skipped >= 60,
+        "{skipped} frames counted as skipped over a 4 s stall"
+    );
+}
+
+/// The design promises that a slow viewer's drops are visible in `/status`; a viewer that has
+/// stopped reading altogether should show them growing while it stalls, not only once it reads
+/// again.
+#[test]
+fn a_stalled_viewers_skips_show_while_it_stalls() {
+    let server = Server::start(&["--fps", "30"]);
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.connect(&server.addr.into()).expect("connect");
+    let stalled = MjpegReader::open_on(socket.into(), "/stream.mjpg", "stalled-viewer");
+    assert_eq!(stalled.status, 200);
+    // Long enough for its socket to fill.
+    std::thread::sleep(Duration::from_secs(2));
+    let skipped =
+        |stats: serde_json::Value| stats["frames_skipped"].as_u64().expect("frames_skipped");
+    let before = skipped(viewer_stats(server.addr, "stalled-viewer"));
+    std::thread::sleep(Duration::from_secs(1));
+    let after = skipped(viewer_stats(server.addr, "stalled-viewer"));
+    // 30 frames went by in that second.
+    assert!(
+        after >= before + 15,
+        "frames_skipped {before} then {after} while stalled"
+    );
+    drop(stalled);
+}
