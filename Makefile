@@ -82,7 +82,8 @@ test: test-deps node_modules/.installed ## Check formatting and lints, then run 
 	$(ensure_rust_components)
 	$(CARGO) fmt --check
 	$(CARGO) clippy $(CARGO_FLAGS) --all-targets -- -D warnings
-	$(CARGO) test $(CARGO_FLAGS) --all-targets
+	# Benchmarks are compiled by clippy above and run by `make bench`, not here.
+	$(CARGO) test $(CARGO_FLAGS) --lib --bins --tests
 
 bench: deps ## Run the benchmarks: JPEG stage throughput, MJPEG fan-out load and latency
 	$(CARGO) build $(CARGO_FLAGS) --release

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use framecast::encode::h264::{H264Encoder, H264Settings, default_bitrate_bps};
-use framecast::frame::{Frame, FrameSize};
+use framecast::frame::{Frame, FrameSize, Pixels};
 use framecast::source::TestPattern;
 use openh264::OpenH264API;
 use openh264::encoder::{
@@ -33,13 +33,20 @@ fn main() {
                 pts_90k: n * 3000,
                 captured_at: SystemTime::now(),
                 size: SIZE,
-                i420: Bytes::from(buf),
+                pixels: Pixels::I420(Bytes::from(buf)),
+                repeats_previous: false,
             }
         })
         .collect();
     let raw_frames: Vec<YUVBuffer> = frames
         .iter()
-        .map(|f| YUVBuffer::from_vec(f.i420.to_vec(), SIZE.width as usize, SIZE.height as usize))
+        .map(|f| {
+            YUVBuffer::from_vec(
+                f.i420().expect("I420 frame").bytes().to_vec(),
+                SIZE.width as usize,
+                SIZE.height as usize,
+            )
+        })
         .collect();
     let settings = H264Settings {
         fps: FPS,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use framecast::encode::jpeg::JpegEncoder;
-use framecast::frame::{CLOCK_90K, Frame, FrameSize};
+use framecast::frame::{CLOCK_90K, Frame, FrameSize, Pixels};
 use framecast::source::TestPattern;
 use turbojpeg::{Compressor, Subsamp, YuvImage};
 
@@ -104,7 +104,7 @@ impl RawTurbo {
     /// Compresses one frame; returns the JPEG length.
     fn compress(&mut self, frame: &Frame) -> Result<usize, BenchError> {
         let image = YuvImage {
-            pixels: &frame.i420[..],
+            pixels: frame.i420().expect("I420 frame").bytes(),
             width: SIZE.width as usize,
             align: 1,
             height: SIZE.height as usize,
@@ -172,7 +172,8 @@ fn render_frames() -> Vec<Frame> {
                 pts_90k: (seq - 1) * CLOCK_90K / u64::from(FPS),
                 captured_at,
                 size: SIZE,
-                i420: Bytes::from(i420),
+                pixels: Pixels::I420(Bytes::from(i420)),
+                repeats_previous: false,
             }
         })
         .collect()

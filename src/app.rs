@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::encode;
@@ -17,10 +17,10 @@ use crate::hls::segmenter::SegmenterSettings;
 use crate::hls::store::{HlsStore, HlsTiming};
 use crate::http::{self, AppState, HlsState};
 use crate::hub::Hub;
-use crate::source::{self, Source};
-
-/// Pause after a source error before asking it again, so a failing source cannot spin.
-const SOURCE_RETRY_DELAY: Duration = Duration::from_millis(500);
+use crate::source::{
+    self,
+    supervisor::{self, SupervisorSettings},
+};
 
 /// Runs framecast until it is told to stop. Prints `framecast listening on http://ADDR/` on
 /// standard output once it accepts connections (tests and scripts read the port from it).
@@ -33,8 +33,16 @@ pub async fn run(config: Config) -> Result<(), Error> {
 
     let hub = Hub::new(!config.no_hls);
     let stop = Arc::new(AtomicBool::new(false));
-    let source = source::open(&config).map_err(|e| Error::Source(e.to_string()))?;
-    let source_thread = spawn_source(source, hub.clone(), stop.clone())?;
+    let source_thread = supervisor::spawn(
+        source::opener(&config),
+        hub.clone(),
+        SupervisorSettings {
+            size: config.size,
+            fps: config.fps,
+            drop_same_frames: config.drop_same_frames,
+        },
+        stop.clone(),
+    )?;
     let jpeg_threads = encode::jpeg::spawn_workers(
         hub.clone(),
         config.jpeg_quality,
@@ -114,28 +122,6 @@ fn announce(addr: SocketAddr, config: &Config) {
     let _ = writeln!(out, "framecast listening on http://{addr}/");
     let _ = out.flush();
     tracing::info!(%addr, source = %config.source, size = %config.size, fps = config.fps, "serving");
-}
-
-fn spawn_source(
-    mut source: Box<dyn Source>,
-    hub: Arc<Hub>,
-    stop: Arc<AtomicBool>,
-) -> Result<JoinHandle<()>, Error> {
-    std::thread::Builder::new()
-        .name("source".into())
-        .spawn(move || {
-            tracing::info!(source = %source.describe(), "source started");
-            while !stop.load(Ordering::Relaxed) {
-                match source.next_frame() {
-                    Ok(frame) => hub.publish_frame(Arc::new(frame)),
-                    Err(error) => {
-                        tracing::warn!(%error, "source failed");
-                        std::thread::sleep(SOURCE_RETRY_DELAY);
-                    }
-                }
-            }
-        })
-        .map_err(Error::Thread)
 }
 
 /// A short id that differs between starts: milliseconds since the epoch, in base 36.

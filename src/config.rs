@@ -20,13 +20,55 @@ const MAX_SIZE: FrameSize = FrameSize::new(7680, 4320);
 pub enum SourceSpec {
     /// The built-in moving test pattern with a machine-readable timestamp strip.
     TestPattern,
+    /// A V4L2 camera: `camera:N` or `camera:/dev/videoN`.
+    Camera(CameraId),
+    /// Frames on standard input: `pipe:yuv420p` or `pipe:mjpeg`.
+    Pipe(PipeFormat),
+}
+
+/// Which camera.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CameraId {
+    Index(u32),
+    Path(std::path::PathBuf),
+}
+
+/// What a pipe carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipeFormat {
+    /// Raw I420 frames of `--size`, back to back.
+    Yuv420p,
+    /// Concatenated JPEGs.
+    Mjpeg,
+}
+
+impl std::fmt::Display for PipeFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Yuv420p => "yuv420p",
+            Self::Mjpeg => "mjpeg",
+        })
+    }
 }
 
 impl SourceSpec {
     fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "test" => Ok(Self::TestPattern),
-            other => Err(format!("unknown source `{other}` (supported: test)")),
+        const SUPPORTED: &str = "test, camera:N, camera:/dev/videoN, pipe:yuv420p, pipe:mjpeg";
+        match text.split_once(':') {
+            None if text == "test" => Ok(Self::TestPattern),
+            Some(("camera", rest)) if rest.starts_with('/') => {
+                Ok(Self::Camera(CameraId::Path(rest.into())))
+            }
+            Some(("camera", rest)) => rest
+                .parse()
+                .map(|n| Self::Camera(CameraId::Index(n)))
+                .map_err(|_| format!("`{text}`: a camera is camera:N or camera:/dev/videoN")),
+            Some(("pipe", "yuv420p")) => Ok(Self::Pipe(PipeFormat::Yuv420p)),
+            Some(("pipe", "mjpeg")) => Ok(Self::Pipe(PipeFormat::Mjpeg)),
+            Some(("pipe", other)) => Err(format!(
+                "unknown pipe format `{other}` (supported: yuv420p, mjpeg)"
+            )),
+            _ => Err(format!("unknown source `{text}` (supported: {SUPPORTED})")),
         }
     }
 }
@@ -35,6 +77,9 @@ impl std::fmt::Display for SourceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::TestPattern => f.write_str("test"),
+            Self::Camera(CameraId::Index(n)) => write!(f, "camera:{n}"),
+            Self::Camera(CameraId::Path(path)) => write!(f, "camera:{}", path.display()),
+            Self::Pipe(format) => write!(f, "pipe:{format}"),
         }
     }
 }
@@ -48,11 +93,13 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Frame source: `test` for the built-in test pattern.
+    /// Frame source: `test` (the built-in test pattern), `camera:N` or `camera:/dev/videoN`, or
+    /// `pipe:yuv420p` / `pipe:mjpeg` for frames on standard input.
     #[arg(long, env = "FRAMECAST_SOURCE", default_value = "test", value_parser = SourceSpec::parse)]
     pub source: SourceSpec,
 
-    /// Picture size as WIDTHxHEIGHT; both even, from 160x120 to 7680x4320.
+    /// Picture size as WIDTHxHEIGHT; both even, from 160x120 to 7680x4320. The size raw pipe
+    /// frames have, the size asked of a camera, and the size of placeholder pictures.
     #[arg(long, env = "FRAMECAST_SIZE", default_value = "1280x720", value_parser = parse_size)]
     pub size: FrameSize,
 
@@ -70,6 +117,15 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_JPEG_THREADS", default_value_t = 0,
           value_parser = clap::value_parser!(u8).range(0..=16))]
     pub jpeg_threads: u8,
+
+    /// Skip frames identical to the one before for MJPEG viewers (static scenes); HLS still
+    /// gets every frame.
+    #[arg(long, env = "FRAMECAST_DROP_SAME_FRAMES")]
+    pub drop_same_frames: bool,
+
+    /// List the cameras with their formats, sizes and rates, then exit.
+    #[arg(long)]
+    pub list_sources: bool,
 
     /// Turn HLS (/live.m3u8, /live.mp4) and its H.264 encoder off.
     #[arg(long, env = "FRAMECAST_NO_HLS")]
@@ -205,6 +261,26 @@ mod tests {
         assert_eq!(config.size, FrameSize::new(1280, 720));
         assert_eq!(config.fps, 30);
         assert_eq!(config.jpeg_quality, 80);
+    }
+
+    #[test]
+    fn sources_parse_and_print_back() {
+        for (text, spec) in [
+            ("test", SourceSpec::TestPattern),
+            ("camera:0", SourceSpec::Camera(CameraId::Index(0))),
+            (
+                "camera:/dev/video2",
+                SourceSpec::Camera(CameraId::Path("/dev/video2".into())),
+            ),
+            ("pipe:yuv420p", SourceSpec::Pipe(PipeFormat::Yuv420p)),
+            ("pipe:mjpeg", SourceSpec::Pipe(PipeFormat::Mjpeg)),
+        ] {
+            assert_eq!(SourceSpec::parse(text), Ok(spec.clone()));
+            assert_eq!(spec.to_string(), text);
+        }
+        for bad in ["camera:x", "camera:", "pipe:h264", "rtsp://x", "", "tests"] {
+            assert!(SourceSpec::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

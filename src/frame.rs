@@ -46,8 +46,18 @@ impl std::fmt::Display for FrameSize {
     }
 }
 
-/// One captured picture in I420 (planar 4:2:0): `size.luma_len()` bytes of Y, then U, then V,
-/// each plane tightly packed (stride = width, width / 2 for chroma).
+/// A picture's samples as the source delivered them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pixels {
+    /// I420 (planar 4:2:0): `size.luma_len()` bytes of Y, then U, then V, each plane tightly
+    /// packed (stride = width, width / 2 for chroma).
+    I420(Bytes),
+    /// A complete, validated JPEG from a camera or pipe, passed to MJPEG viewers as it is and
+    /// decoded to I420 only for the H.264 path.
+    Jpeg(Bytes),
+}
+
+/// One captured picture.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// Increases by one for every frame the source produces, from 1.
@@ -57,23 +67,74 @@ pub struct Frame {
     /// Wall-clock capture time, for latency figures and PROGRAM-DATE-TIME.
     pub captured_at: SystemTime,
     pub size: FrameSize,
-    /// Y, U and V planes back to back; `size.i420_len()` bytes.
-    pub i420: Bytes,
+    pub pixels: Pixels,
+    /// The source saw no change from the previous frame (`--drop-same-frames`): MJPEG skips it,
+    /// HLS still encodes it to keep its cadence.
+    pub repeats_previous: bool,
 }
 
 impl Frame {
-    pub fn y_plane(&self) -> &[u8] {
-        &self.i420[..self.size.luma_len()]
+    /// A frame of I420 samples.
+    pub fn from_i420(
+        seq: u64,
+        pts_90k: u64,
+        captured_at: SystemTime,
+        size: FrameSize,
+        i420: Bytes,
+    ) -> Self {
+        Self {
+            seq,
+            pts_90k,
+            captured_at,
+            size,
+            pixels: Pixels::I420(i420),
+            repeats_previous: false,
+        }
     }
 
-    pub fn u_plane(&self) -> &[u8] {
+    /// The I420 planes, when the frame holds them.
+    pub fn i420(&self) -> Option<I420<'_>> {
+        match &self.pixels {
+            Pixels::I420(bytes) => I420::new(bytes, self.size),
+            Pixels::Jpeg(_) => None,
+        }
+    }
+}
+
+/// A checked view of I420 planes: the buffer is exactly `size.i420_len()` bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct I420<'a> {
+    bytes: &'a [u8],
+    size: FrameSize,
+}
+
+impl<'a> I420<'a> {
+    /// `None` if `bytes` is not exactly one I420 picture of `size`.
+    pub fn new(bytes: &'a [u8], size: FrameSize) -> Option<Self> {
+        (bytes.len() == size.i420_len()).then_some(Self { bytes, size })
+    }
+
+    pub fn size(&self) -> FrameSize {
+        self.size
+    }
+
+    /// Y, U and V back to back.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub fn y(&self) -> &'a [u8] {
+        &self.bytes[..self.size.luma_len()]
+    }
+
+    pub fn u(&self) -> &'a [u8] {
         let start = self.size.luma_len();
-        &self.i420[start..start + self.size.chroma_len()]
+        &self.bytes[start..start + self.size.chroma_len()]
     }
 
-    pub fn v_plane(&self) -> &[u8] {
+    pub fn v(&self) -> &'a [u8] {
         let start = self.size.luma_len() + self.size.chroma_len();
-        &self.i420[start..start + self.size.chroma_len()]
+        &self.bytes[start..start + self.size.chroma_len()]
     }
 }
 

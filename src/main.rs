@@ -1,6 +1,8 @@
-//! The `framecast` command: parse the configuration, run the server, turn failures into exit
-//! codes (2 for a bad command line, from clap; 1 for anything that stops the server).
+//! The `framecast` command: parse the configuration, run the server (or only list the cameras
+//! with `--list-sources`), turn failures into exit codes (2 for a bad command line, from clap;
+//! 1 for anything that stops the server).
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use framecast::config::Config;
@@ -14,6 +16,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if config.list_sources {
+        // Not `print!`: a closed stdout (`| head -1`) must not panic.
+        let listing = framecast::source::camera::list_sources();
+        let _ = std::io::stdout().write_all(listing.as_bytes());
+        return ExitCode::SUCCESS;
+    }
     match actix_web::rt::System::new().block_on(framecast::app::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

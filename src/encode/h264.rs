@@ -13,7 +13,7 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSource;
 
-use crate::frame::{Frame, FrameSize};
+use crate::frame::{Frame, FrameSize, I420, Pixels};
 
 /// One encoded picture.
 #[derive(Debug, Clone)]
@@ -38,6 +38,8 @@ pub enum H264Error {
         want: usize,
         size: FrameSize,
     },
+    #[error("the frame is a JPEG; decode it to I420 first")]
+    NotI420,
     #[error("openh264 produced no picture (frame type {0:?})")]
     NoPicture(FrameType),
 }
@@ -62,6 +64,7 @@ pub struct H264Encoder {
     encoder: Encoder,
     settings: H264Settings,
     frames_encoded: u64,
+    last_size: Option<FrameSize>,
 }
 
 impl H264Encoder {
@@ -84,26 +87,31 @@ impl H264Encoder {
             encoder,
             settings,
             frames_encoded: 0,
+            last_size: None,
         })
     }
 
     /// Encodes one frame. Every `frames_per_idr`-th frame, counting from the first, is an IDR.
     pub fn encode(&mut self, frame: &Frame) -> Result<AccessUnit, H264Error> {
         let started = Instant::now();
-        let want = frame.size.i420_len();
-        if frame.i420.len() != want {
-            return Err(H264Error::BadFrame {
-                got: frame.i420.len(),
-                want,
+        let i420 = match &frame.pixels {
+            Pixels::I420(bytes) => I420::new(bytes, frame.size).ok_or(H264Error::BadFrame {
+                got: bytes.len(),
+                want: frame.size.i420_len(),
                 size: frame.size,
-            });
+            })?,
+            Pixels::Jpeg(_) => return Err(H264Error::NotI420),
+        };
+        if self.last_size.replace(frame.size) != Some(frame.size) {
+            // openh264 starts over at a new size: begin with an IDR (and new SPS/PPS).
+            self.frames_encoded = 0;
         }
         let frames_per_idr = u64::from(self.settings.frames_per_idr.max(1));
         let idr_due = self.frames_encoded.is_multiple_of(frames_per_idr);
         if idr_due {
             self.encoder.force_intra_frame();
         }
-        let stream = self.encoder.encode(&I420Frame(frame))?;
+        let stream = self.encoder.encode(&I420Frame(i420))?;
         let frame_type = stream.frame_type();
         let annex_b = stream.to_vec();
         if annex_b.is_empty() || matches!(frame_type, FrameType::Skip | FrameType::Invalid) {
@@ -126,29 +134,30 @@ impl H264Encoder {
     }
 }
 
-/// Lends a [`Frame`]'s planes to openh264 without copying.
-struct I420Frame<'a>(&'a Frame);
+/// Lends a frame's planes to openh264 without copying.
+struct I420Frame<'a>(I420<'a>);
 
 impl YUVSource for I420Frame<'_> {
     fn dimensions(&self) -> (usize, usize) {
-        (self.0.size.width as usize, self.0.size.height as usize)
+        let size = self.0.size();
+        (size.width as usize, size.height as usize)
     }
 
     fn strides(&self) -> (usize, usize, usize) {
-        let w = self.0.size.width as usize;
+        let w = self.0.size().width as usize;
         (w, w / 2, w / 2)
     }
 
     fn y(&self) -> &[u8] {
-        self.0.y_plane()
+        self.0.y()
     }
 
     fn u(&self) -> &[u8] {
-        self.0.u_plane()
+        self.0.u()
     }
 
     fn v(&self) -> &[u8] {
-        self.0.v_plane()
+        self.0.v()
     }
 }
 
@@ -176,7 +185,8 @@ mod tests {
                 pts_90k: n * 3000,
                 captured_at: SystemTime::now(),
                 size,
-                i420: bytes::Bytes::from(buf.clone()),
+                pixels: Pixels::I420(bytes::Bytes::from(buf.clone())),
+                repeats_previous: false,
             };
             let au = encoder.encode(&frame).unwrap();
             assert_eq!(au.is_idr, n % 5 == 0, "frame {n}");

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use turbojpeg::{Compressor, Subsamp, YuvImage};
 
-use crate::frame::{Frame, FrameSize, JpegFrame};
+use crate::frame::{Frame, FrameSize, JpegFrame, Pixels};
 use crate::hub::{Hub, Taken};
 
 /// How often an idle worker wakes to check for shutdown.
@@ -50,19 +50,31 @@ impl JpegEncoder {
         })
     }
 
-    /// Encodes one frame. The JPEG is copied out of a reused buffer: one small copy is far
+    /// Encodes one frame; a frame that already is a JPEG (camera or pipe passthrough) goes
+    /// through as it is. The JPEG is copied out of a reused buffer: one small copy is far
     /// cheaper than allocating libjpeg-turbo's worst-case buffer for every frame.
     pub fn encode(&mut self, frame: &Frame) -> Result<JpegFrame, JpegError> {
         let started = Instant::now();
-        let want = frame.size.i420_len();
-        if frame.i420.len() != want {
+        let i420 = match &frame.pixels {
+            Pixels::Jpeg(jpeg) => {
+                return Ok(JpegFrame {
+                    seq: frame.seq,
+                    captured_at: frame.captured_at,
+                    size: frame.size,
+                    jpeg: jpeg.clone(),
+                    encode_time: started.elapsed(),
+                });
+            }
             // turbojpeg asserts on a mismatched buffer; refuse it here instead.
-            return Err(JpegError::BadFrame {
-                got: frame.i420.len(),
-                want,
-                size: frame.size,
-            });
-        }
+            Pixels::I420(bytes) if bytes.len() != frame.size.i420_len() => {
+                return Err(JpegError::BadFrame {
+                    got: bytes.len(),
+                    want: frame.size.i420_len(),
+                    size: frame.size,
+                });
+            }
+            Pixels::I420(bytes) => bytes,
+        };
         let width = frame.size.width as usize;
         let height = frame.size.height as usize;
         let max_len = self.compressor.buf_len(width, height)?;
@@ -70,7 +82,7 @@ impl JpegEncoder {
             self.scratch.resize(max_len, 0);
         }
         let image = YuvImage {
-            pixels: &frame.i420[..],
+            pixels: &i420[..],
             width,
             align: 1,
             height,
@@ -135,7 +147,8 @@ mod tests {
             pts_90k: 0,
             captured_at: SystemTime::now(),
             size,
-            i420: Bytes::from(vec![128u8; size.i420_len()]),
+            pixels: Pixels::I420(Bytes::from(vec![128u8; size.i420_len()])),
+            repeats_previous: false,
         }
     }
 
@@ -152,9 +165,19 @@ mod tests {
     }
 
     #[test]
+    fn a_jpeg_frame_passes_through_untouched() {
+        let mut frame = grey_frame(FrameSize::new(320, 240));
+        let mut encoder = JpegEncoder::new(80).unwrap();
+        let jpeg = encoder.encode(&frame).unwrap().jpeg;
+        frame.pixels = Pixels::Jpeg(jpeg.clone());
+        let passed = encoder.encode(&frame).unwrap();
+        assert_eq!(passed.jpeg.as_ptr(), jpeg.as_ptr(), "no copy, no re-encode");
+    }
+
+    #[test]
     fn a_frame_of_the_wrong_length_is_an_error_not_a_panic() {
         let mut frame = grey_frame(FrameSize::new(320, 240));
-        frame.i420 = Bytes::from_static(&[0; 10]);
+        frame.pixels = Pixels::I420(Bytes::from_static(&[0; 10]));
         let mut encoder = JpegEncoder::new(80).unwrap();
         assert!(matches!(
             encoder.encode(&frame),

@@ -7,12 +7,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::encode::h264::{H264Encoder, H264Settings};
 use crate::error::Error;
+use crate::frame::{Frame, Pixels};
 use crate::hls::segmenter::Segmenter;
 use crate::hls::store::HlsStore;
 use crate::hub::{Hub, Taken};
 use crate::meter::RateMeter;
+use crate::source::convert::{self, ConvertError};
 
 /// How often an idle thread wakes to check for shutdown.
 const IDLE_POLL: Duration = Duration::from_millis(250);
@@ -27,6 +31,45 @@ pub struct H264Counters {
     pub rate: RateMeter,
 }
 
+/// Decodes passthrough JPEGs (camera or pipe MJPEG) to I420, reusing its buffers.
+struct JpegDecoder {
+    decompressor: turbojpeg::Decompressor,
+    scratch: Vec<u8>,
+}
+
+impl JpegDecoder {
+    fn new() -> Result<Self, turbojpeg::Error> {
+        Ok(Self {
+            decompressor: turbojpeg::Decompressor::new()?,
+            scratch: Vec::new(),
+        })
+    }
+}
+
+/// The frame with I420 samples: as it is, or its JPEG decoded (only the H.264 path pays for
+/// that; MJPEG viewers get the JPEG untouched).
+fn to_i420(frame: &Arc<Frame>, decoder: &mut JpegDecoder) -> Result<Arc<Frame>, ConvertError> {
+    let Pixels::Jpeg(jpeg) = &frame.pixels else {
+        return Ok(frame.clone());
+    };
+    let mut i420 = Vec::new();
+    let size = convert::jpeg_to_i420(
+        &mut decoder.decompressor,
+        jpeg,
+        &mut decoder.scratch,
+        &mut i420,
+    )?;
+    let mut decoded = Frame::from_i420(
+        frame.seq,
+        frame.pts_90k,
+        frame.captured_at,
+        size,
+        Bytes::from(i420),
+    );
+    decoded.repeats_previous = frame.repeats_previous;
+    Ok(Arc::new(decoded))
+}
+
 /// Starts the H.264 thread.
 pub fn spawn(
     hub: Arc<Hub>,
@@ -37,6 +80,7 @@ pub fn spawn(
 ) -> Result<JoinHandle<()>, Error> {
     let mut encoder = H264Encoder::new(settings).map_err(|e| Error::H264Encoder(e.to_string()))?;
     let mut segmenter = Segmenter::new(store.timing().segmenter);
+    let mut decoder = JpegDecoder::new().map_err(|e| Error::H264Encoder(e.to_string()))?;
     std::thread::Builder::new()
         .name("h264".into())
         .spawn(move || {
@@ -48,6 +92,14 @@ pub fn spawn(
                     Taken::Item(frame) => frame,
                     Taken::TimedOut => continue,
                     Taken::Closed => break,
+                };
+                let frame = match to_i420(&frame, &mut decoder) {
+                    Ok(frame) => frame,
+                    Err(error) => {
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%error, seq = frame.seq, "cannot decode a JPEG for H.264");
+                        continue;
+                    }
                 };
                 let unit = match encoder.encode(&frame) {
                     Ok(unit) => unit,

@@ -276,7 +276,7 @@ impl Segmenter {
 mod tests {
     use super::*;
     use crate::encode::h264::{H264Encoder, H264Settings, default_bitrate_bps};
-    use crate::frame::Frame;
+    use crate::frame::{Frame, Pixels};
     use crate::source::TestPattern;
 
     const SETTINGS: SegmenterSettings = SegmenterSettings {
@@ -302,7 +302,8 @@ mod tests {
                     pts_90k: n * 3000,
                     captured_at: SystemTime::now(),
                     size,
-                    i420: Bytes::from(buf.clone()),
+                    pixels: Pixels::I420(Bytes::from(buf.clone())),
+                    repeats_previous: false,
                 };
                 encoder.encode(&frame).unwrap()
             })

@@ -111,7 +111,10 @@ struct StoredSegment {
 
 #[derive(Debug, Default)]
 struct Window {
+    /// The current init section.
     init: Option<InitSegment>,
+    /// Earlier init sections that segments still in the window or retired still need.
+    old_inits: Vec<InitSegment>,
     /// Complete segments in the playlist, oldest first.
     segments: VecDeque<StoredSegment>,
     open: Option<StoredSegment>,
@@ -176,12 +179,13 @@ impl HlsStore {
         match event {
             SegmenterEvent::Init { init, codec, size } => {
                 let generation = window.init.as_ref().map_or(0, |i| i.generation + 1);
-                window.init = Some(InitSegment {
+                let previous = window.init.replace(InitSegment {
                     data: init,
                     codec,
                     size,
                     generation,
                 });
+                window.old_inits.extend(previous);
             }
             SegmenterEvent::SegmentStart {
                 msn,
@@ -249,6 +253,18 @@ impl HlsStore {
         window
             .retired
             .retain(|s| s.expires_at.is_none_or(|at| at > now));
+        let Window {
+            old_inits,
+            segments,
+            retired,
+            ..
+        } = &mut *window;
+        old_inits.retain(|init| {
+            segments
+                .iter()
+                .chain(retired.iter())
+                .any(|s| s.init_generation == init.generation)
+        });
 
         let playlist = self.build_playlist(window);
         let first_listed = playlist.first_segment_with_parts();
@@ -272,6 +288,18 @@ impl HlsStore {
     }
 
     fn build_playlist(&self, window: &Window) -> MediaPlaylist {
+        // The playlist's EXT-X-MAP is the oldest segment's; later ones name theirs where it changes.
+        let first_generation = window
+            .segments
+            .front()
+            .or(window.open.as_ref())
+            .map(|s| s.init_generation)
+            .or(window.init.as_ref().map(|i| i.generation))
+            .unwrap_or(0);
+        let map_uri = init_uri(first_generation);
+        let map_of = |s: &StoredSegment| {
+            (s.init_generation != first_generation).then(|| init_uri(s.init_generation))
+        };
         let part_of = |msn: u64, index: usize, part: &StoredPart| Part {
             duration_s: seconds_90k(part.duration_90k),
             uri: part_uri(msn, index),
@@ -286,6 +314,7 @@ impl HlsStore {
                 program_date_time_unix_ms: s.program_date_time_unix_ms,
                 uri: segment_uri(s.msn),
                 discontinuity: s.discontinuity,
+                map_uri: map_of(s),
                 parts: s
                     .parts
                     .iter()
@@ -298,6 +327,7 @@ impl HlsStore {
             msn: s.msn,
             program_date_time_unix_ms: s.program_date_time_unix_ms,
             discontinuity: s.discontinuity,
+            map_uri: map_of(s),
             parts: s
                 .parts
                 .iter()
@@ -308,7 +338,6 @@ impl HlsStore {
         let preload_hint = hinted_part(window).map(|(msn, index)| PreloadHint {
             uri: part_uri(msn, index),
         });
-        let map_uri = init_uri(window.init.as_ref().map_or(0, |i| i.generation));
         MediaPlaylist {
             version: LL_HLS_VERSION,
             target_duration_s: self.timing.target_duration_s,
@@ -346,12 +375,14 @@ impl HlsStore {
         self.lock().init.clone()
     }
 
-    /// The init segment of a given generation, while it is the current one.
+    /// The init section of a given generation, while a segment needs it.
     pub fn init_of_generation(&self, generation: u32) -> Option<Bytes> {
-        self.lock()
+        let window = self.lock();
+        window
             .init
-            .as_ref()
-            .filter(|i| i.generation == generation)
+            .iter()
+            .chain(window.old_inits.iter())
+            .find(|i| i.generation == generation)
             .map(|i| i.data.clone())
     }
 
@@ -735,6 +766,47 @@ mod tests {
             }))
             .unwrap();
         assert_eq!((old.msn, old.index), (1, 0), "over a segment boundary");
+    }
+
+    #[test]
+    fn a_format_change_names_the_new_init_section_where_it_starts() {
+        let store = store(6);
+        let start = Instant::now();
+        store.apply_at(vec![init_event()], start);
+        let mut now = feed(&store, start, 0, 2);
+        store.apply_at(
+            vec![SegmenterEvent::Init {
+                init: Bytes::from_static(b"init-640"),
+                codec: "avc1.42C01E".into(),
+                size: FrameSize::new(640, 480),
+            }],
+            now,
+        );
+        for index in 0..3 {
+            let mut events = part_events(2, index);
+            if let SegmenterEvent::SegmentStart { discontinuity, .. } = &mut events[0] {
+                *discontinuity = true;
+            }
+            now += Duration::from_millis(333);
+            store.apply_at(events, now);
+        }
+        let text = store.playlist().render(None);
+        assert!(text.contains("#EXT-X-MAP:URI=\"init0.mp4\"\n"), "{text}");
+        assert!(
+            text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-MAP").count(), 2);
+        assert_eq!(store.init_of_generation(0).as_deref(), Some(&b"init"[..]));
+        assert_eq!(
+            store.init_of_generation(1).as_deref(),
+            Some(&b"init-640"[..])
+        );
+        // Once the old segments have left and expired, so has their init section.
+        let later = feed(&store, now + Duration::from_secs(30), 3, 8);
+        store.apply_at(part_events(11, 0), later + Duration::from_secs(30));
+        assert_eq!(store.init_of_generation(0), None);
+        assert!(store.init_of_generation(1).is_some());
     }
 
     #[test]

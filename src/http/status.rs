@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::frame::unix_micros;
+use crate::source::supervisor::SourceState;
 
 use super::AppState;
 use super::error::HttpError;
@@ -23,6 +24,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
     let jpeg = &hub.jpeg;
     let encoded = jpeg.frames_encoded.load(Ordering::Relaxed);
     let encode_total_us = jpeg.encode_micros_total.load(Ordering::Relaxed);
+    let health = hub.source_health();
     let newest_index = hub
         .subscribe_jpeg()
         .borrow()
@@ -53,6 +55,13 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         "now_unix_us": unix_micros(std::time::SystemTime::now()),
         "source": {
             "kind": config.source.to_string(),
+            "description": health.description,
+            "state": health.state,
+            "headline": health.headline,
+            "last_error": health.last_error,
+            "errors": health.errors,
+            "reopen_attempts": health.reopen_attempts,
+            "down_for_ms": health.down_since.map(|at| at.elapsed().as_millis() as u64),
             "width": config.size.width,
             "height": config.size.height,
             "fps_configured": config.fps,
@@ -99,6 +108,14 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
+    let health = state.hub.source_health();
+    if health.state == SourceState::Down {
+        return Err(HttpError::Unavailable(format!(
+            "source down: {}: {}",
+            health.headline.as_deref().unwrap_or("NO SIGNAL"),
+            health.last_error.as_deref().unwrap_or("unknown error")
+        )));
+    }
     let limit =
         (Duration::from_secs(1) / state.config.fps * HEALTHY_FRAME_INTERVALS).max(MIN_HEALTHY_GAP);
     match state.hub.source.last_frame_age() {

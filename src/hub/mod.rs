@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use crate::frame::{Frame, JpegFrame, unix_micros};
 use crate::media::multipart;
 use crate::meter::RateMeter;
+use crate::source::supervisor::SourceHealth;
 
 /// How long a snapshot request keeps the JPEG encoder running: long enough that a script
 /// polling once a second never waits for a cold encoder, short enough to stop soon after.
@@ -45,6 +46,7 @@ pub struct SourceCounters {
     pub last_seq: AtomicU64,
     pub rate: RateMeter,
     last_frame_at: Mutex<Option<Instant>>,
+    health: Mutex<Option<SourceHealth>>,
 }
 
 impl SourceCounters {
@@ -142,6 +144,22 @@ impl Hub {
         })
     }
 
+    /// The source's health as the supervisor last set it.
+    pub fn source_health(&self) -> SourceHealth {
+        self.source
+            .health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| SourceHealth::new(String::new()))
+    }
+
+    /// Updates the source's health (the supervisor does).
+    pub fn set_source_health(&self, update: impl FnOnce(&mut SourceHealth)) {
+        let mut health = self.source.health.lock().unwrap_or_else(|e| e.into_inner());
+        update(health.get_or_insert_with(|| SourceHealth::new(String::new())));
+    }
+
     /// Called by the source thread for every frame. Never blocks.
     pub fn publish_frame(&self, frame: Arc<Frame>) {
         self.source.frames.fetch_add(1, Ordering::Relaxed);
@@ -155,7 +173,9 @@ impl Hub {
         if let Some(h264_input) = &self.h264_input {
             h264_input.put(frame.clone());
         }
-        if self.demand.is_active() && self.jpeg_input.put(frame) {
+        // A repeated frame changes nothing for MJPEG viewers; they re-send the last frame after
+        // a pause anyway.
+        if !frame.repeats_previous && self.demand.is_active() && self.jpeg_input.put(frame) {
             self.jpeg.frames_skipped.fetch_add(1, Ordering::Relaxed);
         }
     }

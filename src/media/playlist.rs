@@ -193,6 +193,10 @@ pub struct Segment {
     pub uri: String,
     /// EXT-X-DISCONTINUITY before this segment (§4.4.4.3).
     pub discontinuity: bool,
+    /// The init section this segment needs when it is not the playlist's [`MediaPlaylist::map_uri`]
+    /// (after a format change): an EXT-X-MAP applies to every segment after it until the next
+    /// one (RFC 8216 §4.3.2.5), so one is written wherever the needed section changes.
+    pub map_uri: Option<String>,
     /// The segment's parts in order, written as EXT-X-PART tags near the live edge.
     pub parts: Vec<Part>,
 }
@@ -206,6 +210,8 @@ pub struct SegmentInProgress {
     pub program_date_time_unix_ms: u64,
     /// EXT-X-DISCONTINUITY before this segment.
     pub discontinuity: bool,
+    /// As [`Segment::map_uri`].
+    pub map_uri: Option<String>,
     /// The parts published so far.
     pub parts: Vec<Part>,
 }
@@ -371,6 +377,7 @@ impl MediaPlaylist {
         }
 
         let first_with_parts = self.first_segment_with_parts();
+        let mut current_map = self.map_uri.as_str();
         for (index, segment) in self.segments.iter().enumerate() {
             if index < skipped {
                 continue;
@@ -378,6 +385,12 @@ impl MediaPlaylist {
             if segment.discontinuity {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }
+            push_map_if_changed(
+                &mut out,
+                &mut current_map,
+                segment.map_uri.as_deref(),
+                &self.map_uri,
+            );
             // On every segment, so the first one after EXT-X-SKIP carries its own too.
             push_program_date_time(&mut out, segment.program_date_time_unix_ms);
             if low_latency && index >= first_with_parts {
@@ -396,6 +409,12 @@ impl MediaPlaylist {
                 if open.discontinuity {
                     out.push_str("#EXT-X-DISCONTINUITY\n");
                 }
+                push_map_if_changed(
+                    &mut out,
+                    &mut current_map,
+                    open.map_uri.as_deref(),
+                    &self.map_uri,
+                );
                 push_program_date_time(&mut out, open.program_date_time_unix_ms);
                 for part in &open.parts {
                     push_part(&mut out, part);
@@ -726,6 +745,23 @@ fn check_uri(what: &str, uri: &str) -> Result<(), String> {
 }
 
 /// Formats unix milliseconds as an ISO 8601 UTC date-time with milliseconds, the form
+/// Writes EXT-X-MAP when the segment about to be written needs another init section than the
+/// one in force.
+fn push_map_if_changed<'a>(
+    out: &mut String,
+    current: &mut &'a str,
+    needed: Option<&'a str>,
+    default: &'a str,
+) {
+    let needed = needed.unwrap_or(default);
+    if needed != *current {
+        out.push_str("#EXT-X-MAP:URI=");
+        push_quoted(out, needed);
+        out.push('\n');
+        *current = needed;
+    }
+}
+
 /// EXT-X-PROGRAM-DATE-TIME takes (rfc8216bis §4.4.4.6): `2023-11-14T22:13:20.000Z`.
 pub fn format_program_date_time(unix_ms: u64) -> String {
     let mut out = String::with_capacity(24);
@@ -875,6 +911,7 @@ pub(crate) mod tests {
                 program_date_time_unix_ms: pdt(msn),
                 uri: format!("s{msn}.m4s"),
                 discontinuity: discontinuities.contains(&msn),
+                map_uri: None,
                 parts: (0..3).map(|i| part(msn, i)).collect(),
             })
             .collect();
@@ -898,6 +935,7 @@ pub(crate) mod tests {
                 msn: open_msn,
                 program_date_time_unix_ms: pdt(open_msn),
                 discontinuity: discontinuities.contains(&open_msn),
+                map_uri: None,
                 parts: (0..open_parts).map(|i| part(open_msn, i)).collect(),
             }),
             preload_hint: Some(PreloadHint {
@@ -1696,6 +1734,7 @@ b.m3u8#EXT-X-ENDLIST
                     msn: 0,
                     program_date_time_unix_ms: BASE_PDT_UNIX_MS,
                     discontinuity: false,
+                    map_uri: None,
                     parts: Vec::new(),
                 },
                 open_start_ticks: 0,
@@ -1757,6 +1796,7 @@ b.m3u8#EXT-X-ENDLIST
                 msn: self.open.msn + 1,
                 program_date_time_unix_ms: self.pdt_ms(self.ticks),
                 discontinuity,
+                map_uri: None,
                 parts: Vec::new(),
             };
             let done = std::mem::replace(&mut self.open, next);
@@ -1766,6 +1806,7 @@ b.m3u8#EXT-X-ENDLIST
                 program_date_time_unix_ms: done.program_date_time_unix_ms,
                 uri: format!("s{}.m4s", done.msn),
                 discontinuity: done.discontinuity,
+                map_uri: None,
                 parts: done.parts,
             });
             self.open_start_ticks = self.ticks;

@@ -23,7 +23,7 @@ use bytes::Bytes;
 
 use super::font::{self, Plane};
 use super::timestamp_strip;
-use crate::frame::{CLOCK_90K, Frame, FrameSize, unix_micros};
+use crate::frame::{CLOCK_90K, Frame, FrameSize, Pixels, unix_micros};
 
 /// A colour as 8-bit video-range Y, Cb (U), Cr (V).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,7 +291,8 @@ impl TestPattern {
                 as u64,
             captured_at,
             size: self.size,
-            i420: Bytes::from(i420),
+            pixels: Pixels::I420(Bytes::from(i420)),
+            repeats_previous: false,
         }
     }
 
@@ -409,7 +410,7 @@ fn fill_rect(planes: &mut [Plane<'_>; 3], (x, y, w, h): (usize, usize, usize, us
 }
 
 /// Appends the UTC time of day of `micros` (since the Unix epoch) as `HH:MM:SS.mmm UTC`.
-fn clock_text(micros: u64, out: &mut String) {
+pub(crate) fn clock_text(micros: u64, out: &mut String) {
     let ms_of_day = micros / 1000 % 86_400_000;
     let (hours, minutes) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60);
     let (seconds, millis) = (ms_of_day / 1000 % 60, ms_of_day % 1000);
@@ -553,8 +554,8 @@ mod tests {
         for (i, frame) in frames.iter().enumerate() {
             assert_eq!(frame.seq, i as u64 + 1);
             assert_eq!(frame.pts_90k, i as u64 * 1_800);
-            assert_eq!(frame.i420.len(), frame.size.i420_len());
-            let decoded = timestamp_strip::decode_luma(frame.y_plane(), 320, 240, 320);
+            assert_eq!(frame.i420().unwrap().bytes().len(), frame.size.i420_len());
+            let decoded = timestamp_strip::decode_luma(frame.i420().unwrap().y(), 320, 240, 320);
             assert_eq!(decoded, Some(unix_micros(frame.captured_at)));
         }
     }

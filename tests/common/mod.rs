@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a test waits for the server to print its address.
@@ -19,6 +19,17 @@ pub struct Server {
 impl Server {
     /// Starts the server with the test pattern at a small size unless `args` say otherwise.
     pub fn start(args: &[&str]) -> Self {
+        Self::spawn(args, Stdio::null()).0
+    }
+
+    /// Like [`Server::start`], with standard input a pipe the test writes into (for
+    /// `--source pipe:…`); dropping the returned handle is the source's end of file.
+    pub fn start_with_stdin(args: &[&str]) -> (Self, ChildStdin) {
+        let (server, stdin) = Self::spawn(args, Stdio::piped());
+        (server, stdin.expect("piped stdin"))
+    }
+
+    fn spawn(args: &[&str], stdin: Stdio) -> (Self, Option<ChildStdin>) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_framecast"));
         command.args(["--listen", "127.0.0.1:0"]);
         if !args.contains(&"--size") {
@@ -27,10 +38,11 @@ impl Server {
         command
             .args(args)
             .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = command.spawn().expect("start framecast");
+        let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -46,7 +58,7 @@ impl Server {
             .expect("framecast did not announce its address")
             .parse()
             .expect("address");
-        Self { addr, child }
+        (Self { addr, child }, stdin)
     }
 
     pub fn url(&self, path: &str) -> String {

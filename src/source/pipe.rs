@@ -1,0 +1,267 @@
+//! Frames from another program through a pipe on standard input:
+//!
+//! - `pipe:yuv420p`: raw I420 frames of the configured `--size`, back to back, as
+//!   `ffmpeg … -f rawvideo -pix_fmt yuv420p -` writes them;
+//! - `pipe:mjpeg`: concatenated JPEGs, as `ffmpeg … -f mjpeg -` writes them, found by their
+//!   markers and validated; they are passed to MJPEG viewers as they are.
+//!
+//! Frames are stamped with their arrival time. A short frame or a broken JPEG is one bad frame
+//! (the supervisor shows a placeholder and reading goes on); end of input ends the source.
+
+use std::io::{ErrorKind, Read};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::config::PipeFormat;
+use crate::frame::{Frame, FrameSize, Pixels};
+use crate::source::mjpeg_stream::{self, MjpegSplitter};
+use crate::source::{Opener, Source, SourceError};
+
+/// Bytes asked of the pipe per read for MJPEG: a few frames' worth at common sizes.
+const READ_CHUNK_BYTES: usize = 256 * 1024;
+/// The largest JPEG accepted: far above any camera's frame, small enough to bound memory when
+/// the input is garbage that never ends a frame.
+const MAX_JPEG_BYTES: usize = 16 * 1024 * 1024;
+
+/// Where the bytes come from: standard input in production, anything readable in tests.
+pub type InputFactory = Box<dyn FnMut() -> Box<dyn Read + Send> + Send>;
+
+pub struct PipeOpener {
+    format: PipeFormat,
+    size: FrameSize,
+    input: InputFactory,
+}
+
+impl PipeOpener {
+    /// Frames from standard input. Reopening after end of input finds it still at its end,
+    /// which keeps the placeholder up, as it should be.
+    pub fn stdin(format: PipeFormat, size: FrameSize) -> Self {
+        Self::new(format, size, Box::new(|| Box::new(std::io::stdin())))
+    }
+
+    pub fn new(format: PipeFormat, size: FrameSize, input: InputFactory) -> Self {
+        Self {
+            format,
+            size,
+            input,
+        }
+    }
+}
+
+impl Opener for PipeOpener {
+    fn describe(&self) -> String {
+        format!("pipe:{}", self.format)
+    }
+
+    fn open(&mut self) -> Result<Box<dyn Source>, SourceError> {
+        let input = (self.input)();
+        Ok(match self.format {
+            PipeFormat::Yuv420p => Box::new(RawPipe {
+                input,
+                size: self.size,
+                ended: false,
+            }),
+            PipeFormat::Mjpeg => Box::new(MjpegPipe {
+                input,
+                splitter: MjpegSplitter::new(MAX_JPEG_BYTES),
+                chunk: vec![0; READ_CHUNK_BYTES],
+                ended: false,
+            }),
+        })
+    }
+}
+
+struct RawPipe {
+    input: Box<dyn Read + Send>,
+    size: FrameSize,
+    ended: bool,
+}
+
+impl Source for RawPipe {
+    fn describe(&self) -> String {
+        format!("pipe:yuv420p {}", self.size)
+    }
+
+    fn reopen_when_silent(&self) -> bool {
+        false
+    }
+
+    fn next_frame(&mut self) -> Result<Frame, SourceError> {
+        if self.ended {
+            return Err(SourceError::Ended("the pipe reached its end".into()));
+        }
+        let want = self.size.i420_len();
+        let mut buf = vec![0u8; want];
+        let got = read_full(&mut self.input, &mut buf)?;
+        if got < want {
+            self.ended = true;
+            return Err(if got == 0 {
+                SourceError::Ended("the pipe reached its end".into())
+            } else {
+                SourceError::BadFrame(format!(
+                    "short frame: {got} of {want} bytes before the end of the pipe"
+                ))
+            });
+        }
+        Ok(Frame::from_i420(
+            0,
+            0,
+            SystemTime::now(),
+            self.size,
+            Bytes::from(buf),
+        ))
+    }
+}
+
+/// Reads until `buf` is full or the input ends; the count read.
+fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> Result<usize, SourceError> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(SourceError::Failed(format!("cannot read the pipe: {e}"))),
+        }
+    }
+    Ok(got)
+}
+
+struct MjpegPipe {
+    input: Box<dyn Read + Send>,
+    splitter: MjpegSplitter,
+    chunk: Vec<u8>,
+    ended: bool,
+}
+
+impl Source for MjpegPipe {
+    fn describe(&self) -> String {
+        "pipe:mjpeg".into()
+    }
+
+    fn reopen_when_silent(&self) -> bool {
+        false
+    }
+
+    fn next_frame(&mut self) -> Result<Frame, SourceError> {
+        loop {
+            match self.splitter.next_frame() {
+                Some(Ok(jpeg)) => return jpeg_frame(jpeg),
+                Some(Err(error)) => return Err(SourceError::BadFrame(error.to_string())),
+                None => {}
+            }
+            if self.ended {
+                return Err(SourceError::Ended("the pipe reached its end".into()));
+            }
+            match self.input.read(&mut self.chunk) {
+                Ok(0) => {
+                    self.ended = true;
+                    let left = self.splitter.buffered_bytes();
+                    if left > 0 {
+                        return Err(SourceError::BadFrame(format!(
+                            "the pipe ended inside a JPEG ({left} bytes)"
+                        )));
+                    }
+                }
+                Ok(n) => self.splitter.push(&self.chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(SourceError::Failed(format!("cannot read the pipe: {e}"))),
+            }
+        }
+    }
+}
+
+/// A validated JPEG as a passthrough frame; standard Huffman tables are added to JPEGs that
+/// rely on them (browsers cannot decode those otherwise).
+pub fn jpeg_frame(jpeg: Bytes) -> Result<Frame, SourceError> {
+    let info = mjpeg_stream::validate(&jpeg).map_err(|e| SourceError::BadFrame(e.to_string()))?;
+    let jpeg = if info.has_huffman_tables {
+        jpeg
+    } else {
+        mjpeg_stream::with_default_huffman_tables(&jpeg).unwrap_or(jpeg)
+    };
+    if info.width == 0 || info.height == 0 {
+        return Err(SourceError::BadFrame("JPEG of zero size".into()));
+    }
+    Ok(Frame {
+        seq: 0,
+        pts_90k: 0,
+        captured_at: SystemTime::now(),
+        size: FrameSize::new(info.width, info.height),
+        pixels: Pixels::Jpeg(jpeg),
+        repeats_previous: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn opener(format: PipeFormat, size: FrameSize, bytes: Vec<u8>) -> PipeOpener {
+        let mut once = Some(bytes);
+        PipeOpener::new(
+            format,
+            size,
+            Box::new(move || Box::new(Cursor::new(once.take().unwrap_or_default()))),
+        )
+    }
+
+    fn jpeg(size: FrameSize, value: u8) -> Vec<u8> {
+        let pixels = vec![value; size.i420_len()];
+        let image = turbojpeg::YuvImage {
+            pixels: &pixels[..],
+            width: size.width as usize,
+            align: 1,
+            height: size.height as usize,
+            subsamp: turbojpeg::Subsamp::Sub2x2,
+        };
+        turbojpeg::compress_yuv(image, 80).unwrap().to_vec()
+    }
+
+    #[test]
+    fn raw_frames_then_a_short_one_then_the_end() {
+        let size = FrameSize::new(160, 120);
+        let mut bytes = vec![7u8; size.i420_len() * 2];
+        bytes.extend_from_slice(&[1, 2, 3]);
+        let mut source = opener(PipeFormat::Yuv420p, size, bytes).open().unwrap();
+        for _ in 0..2 {
+            let frame = source.next_frame().unwrap();
+            assert_eq!(frame.i420().unwrap().bytes()[0], 7);
+        }
+        assert!(
+            matches!(source.next_frame(), Err(SourceError::BadFrame(m)) if m.contains("short frame"))
+        );
+        assert!(matches!(source.next_frame(), Err(SourceError::Ended(_))));
+    }
+
+    #[test]
+    fn jpegs_pass_through_and_garbage_is_a_bad_frame_not_the_end() {
+        let size = FrameSize::new(320, 240);
+        let good = jpeg(size, 90);
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&good[..good.len() / 2]); // truncated by the next SOI
+        bytes.extend_from_slice(&good);
+        bytes.extend_from_slice(b"random garbage between frames");
+        bytes.extend_from_slice(&good);
+        let mut source = opener(PipeFormat::Mjpeg, size, bytes).open().unwrap();
+        let mut results = Vec::new();
+        for _ in 0..6 {
+            results.push(source.next_frame());
+        }
+        let kinds: Vec<&str> = results
+            .iter()
+            .map(|r| match r {
+                Ok(_) => "ok",
+                Err(SourceError::BadFrame(_)) => "bad",
+                Err(SourceError::Ended(_)) => "end",
+                Err(_) => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["ok", "bad", "ok", "ok", "end", "end"]);
+        let Ok(first) = &results[0] else { panic!() };
+        assert_eq!(first.size, size);
+        assert!(matches!(&first.pixels, Pixels::Jpeg(j) if j[..] == good[..]));
+    }
+}
