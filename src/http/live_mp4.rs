@@ -7,10 +7,8 @@
 //! which MSE players see as a gap and skip.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use actix_web::http::Version;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
@@ -19,13 +17,13 @@ use tokio::sync::watch;
 use crate::hls::store::{HlsStore, PartPosition};
 
 use super::AppState;
+use super::endless::{self, ChunkSource};
 use super::error::HttpError;
 
 /// `HEAD /live.mp4`: the headers of the stream without starting one, which would never end.
 pub async fn head(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
     hls_on(&state)?;
-    Ok(headers(&mut HttpResponse::Ok())
-        .streaming(futures::stream::empty::<Result<Bytes, Infallible>>()))
+    Ok(endless::headers_only(headers(&mut HttpResponse::Ok())))
 }
 
 fn hls_on(state: &AppState) -> Result<&super::HlsState, HttpError> {
@@ -56,16 +54,11 @@ pub async fn stream(
         init_generation: None,
         pending: VecDeque::new(),
     };
-    let body = futures::stream::unfold(viewer, |mut viewer| async move {
-        let chunk = viewer.next_chunk().await?;
-        Some((Ok::<Bytes, Infallible>(chunk), viewer))
-    });
-    let mut response = headers(&mut HttpResponse::Ok()).streaming(body);
-    if req.version() < Version::HTTP_11 {
-        // HTTP/1.0 has no chunked coding (RFC 9112 §6.1): the body runs until the close.
-        response.head_mut().no_chunking(true);
-    }
-    Ok(response)
+    Ok(endless::respond(
+        &req,
+        headers(&mut HttpResponse::Ok()),
+        viewer,
+    ))
 }
 
 struct Mp4Viewer {
@@ -79,7 +72,8 @@ struct Mp4Viewer {
     pending: VecDeque<Bytes>,
 }
 
-impl Mp4Viewer {
+impl ChunkSource for Mp4Viewer {
+    /// The next chunk of the body; `None` ends the stream (the server is shutting down).
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
             if let Some(chunk) = self.pending.pop_front() {

@@ -7,11 +7,9 @@
 //! only asks for while its write buffer is nearly empty.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::Version;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
@@ -22,6 +20,7 @@ use crate::hub::{Hub, PublishedJpeg, StreamDemandGuard, ViewerGuard};
 use crate::media::multipart::{self, PartHeaders};
 
 use super::AppState;
+use super::endless::{self, ChunkSource};
 use super::error::HttpError;
 use super::query;
 
@@ -60,22 +59,16 @@ pub async fn stream(
         last: None,
         last_sent_at: None,
     };
-    let body = futures::stream::unfold(viewer, |mut viewer| async move {
-        let chunk = viewer.next_chunk().await?;
-        Some((Ok::<Bytes, Infallible>(chunk), viewer))
-    });
-    let mut response = headers(&mut HttpResponse::Ok()).streaming(body);
-    if req.version() < Version::HTTP_11 {
-        // HTTP/1.0 has no chunked coding (RFC 9112 §6.1): the body runs until the close.
-        response.head_mut().no_chunking(true);
-    }
-    Ok(response)
+    Ok(endless::respond(
+        &req,
+        headers(&mut HttpResponse::Ok()),
+        viewer,
+    ))
 }
 
 /// `HEAD /stream.mjpg`: the stream's headers without starting one, which would never end.
 pub async fn head() -> HttpResponse {
-    headers(&mut HttpResponse::Ok())
-        .streaming(futures::stream::empty::<Result<Bytes, Infallible>>())
+    endless::headers_only(headers(&mut HttpResponse::Ok()))
 }
 
 fn headers(response: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
@@ -105,7 +98,7 @@ struct ViewerStream {
     last_sent_at: Option<Instant>,
 }
 
-impl ViewerStream {
+impl ChunkSource for ViewerStream {
     /// The next chunk of the body; `None` ends the stream (the server is shutting down).
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.pending.is_empty() {
@@ -119,7 +112,9 @@ impl ViewerStream {
         self.stats.stats().record_bytes(chunk.len());
         Some(chunk)
     }
+}
 
+impl ViewerStream {
     /// Waits for a frame newer than the last one sent, or re-sends the last after a pause.
     async fn next_frame(&mut self) -> Option<Arc<PublishedJpeg>> {
         loop {

@@ -1,6 +1,7 @@
 //! The HTTP side: shared state, the route table and the server. Each resource has its own file;
 //! `error` is the only place that maps failures to status codes.
 
+mod endless;
 mod error;
 mod hls;
 mod hls_path;
