@@ -85,10 +85,13 @@ test: test-deps node_modules/.installed ## Check formatting and lints, then run 
 	# Benchmarks are compiled by clippy above and run by `make bench`, not here.
 	$(CARGO) test $(CARGO_FLAGS) --lib --bins --tests
 
-bench: deps ## Run the benchmarks: JPEG stage throughput, MJPEG fan-out load and latency
+bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, browser latency
 	$(CARGO) build $(CARGO_FLAGS) --release
 	$(CARGO) bench $(CARGO_FLAGS) --bench jpeg_stage
+	$(CARGO) bench $(CARGO_FLAGS) --bench h264_stage
 	$(CARGO) bench $(CARGO_FLAGS) --bench mjpeg_load
+	$(CARGO) bench $(CARGO_FLAGS) --bench hls_load
+	node benches/browser_latency.mjs
 
 fmt: ## Format the Rust code
 	$(CARGO) fmt

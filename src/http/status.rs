@@ -89,6 +89,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
                 "fps": round3(c.rate.rate_per_s()),
                 "frames_encoded": encoded,
                 "errors": c.errors.load(Ordering::Relaxed),
+                "frames_dropped": hub.h264_frames_dropped.load(Ordering::Relaxed),
                 "encode_ms_last": round3(c.encode_micros_last.load(Ordering::Relaxed) as f64 / 1000.0),
                 "encode_ms_mean": if encoded == 0 { 0.0 } else { round3(c.encode_micros_total.load(Ordering::Relaxed) as f64 / encoded as f64 / 1000.0) },
                 "target_duration_s": playlist.target_duration_s,

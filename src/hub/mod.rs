@@ -25,6 +25,10 @@ use crate::media::multipart;
 use crate::meter::RateMeter;
 use crate::source::supervisor::SourceHealth;
 
+/// Frames waiting for the H.264 encoder: a quarter second at 30 fps rides out a busy moment
+/// on a loaded machine; only a sustained overload drops frames.
+const H264_QUEUE_FRAMES: usize = 8;
+
 /// How long a snapshot request keeps the JPEG encoder running: long enough that a script
 /// polling once a second never waits for a cold encoder, short enough to stop soon after.
 const SNAPSHOT_DEMAND_HOLD: Duration = Duration::from_secs(3);
@@ -126,6 +130,8 @@ pub struct Hub {
     jpeg_input: LatestSlot<Arc<Frame>>,
     /// Frames for the H.264 encoder, fed always while HLS is on so its window stays warm.
     h264_input: Option<LatestSlot<Arc<Frame>>>,
+    /// Frames the H.264 encoder never got because it fell behind.
+    pub h264_frames_dropped: AtomicU64,
     jpeg_output: watch::Sender<Option<Arc<PublishedJpeg>>>,
 }
 
@@ -133,13 +139,14 @@ impl Hub {
     /// A hub; `with_h264` feeds every frame to the H.264 encoder too.
     pub fn new(with_h264: bool) -> Arc<Self> {
         Arc::new(Self {
-            h264_input: with_h264.then(LatestSlot::new),
+            h264_input: with_h264.then(|| LatestSlot::with_capacity(H264_QUEUE_FRAMES)),
             started_at: Instant::now(),
             source: SourceCounters::default(),
             jpeg: JpegCounters::default(),
             viewers: Arc::new(ViewerRegistry::default()),
             demand: Demand::new(),
             jpeg_input: LatestSlot::new(),
+            h264_frames_dropped: AtomicU64::new(0),
             jpeg_output: watch::Sender::new(None),
         })
     }
@@ -170,8 +177,10 @@ impl Hub {
             .last_frame_at
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-        if let Some(h264_input) = &self.h264_input {
-            h264_input.put(frame.clone());
+        if let Some(h264_input) = &self.h264_input
+            && h264_input.put(frame.clone())
+        {
+            self.h264_frames_dropped.fetch_add(1, Ordering::Relaxed);
         }
         // A repeated frame changes nothing for MJPEG viewers; they re-send the last frame after
         // a pause anyway.

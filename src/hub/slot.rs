@@ -1,9 +1,12 @@
-//! A one-item mailbox between blocking threads where the newest item wins.
+//! A small mailbox between blocking threads where the newest items win.
 //!
-//! The source thread puts each frame in; an idle encoder thread takes it. A frame that no
-//! encoder took before the next one arrived is replaced, never queued, so a slow encoder can
-//! never make the source wait or make memory grow.
+//! The source thread puts each frame in; an idle encoder thread takes the oldest waiting one.
+//! When the mailbox is full the oldest item is dropped, so a slow encoder can never make the
+//! source wait or make memory grow. With room for one item (the JPEG stage) the newest frame
+//! always wins; a few items of room (the H.264 stage) ride out a busy moment without losing a
+//! frame, which matters there because every lost frame shortens the HLS timeline.
 
+use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -11,11 +14,12 @@ use std::time::Duration;
 pub struct LatestSlot<T> {
     state: Mutex<SlotState<T>>,
     ready: Condvar,
+    capacity: usize,
 }
 
 #[derive(Debug)]
 struct SlotState<T> {
-    item: Option<T>,
+    items: VecDeque<T>,
     closed: bool,
 }
 
@@ -34,23 +38,36 @@ impl<T> Default for LatestSlot<T> {
 }
 
 impl<T> LatestSlot<T> {
+    /// Room for one item: the newest always wins.
     pub fn new() -> Self {
+        Self::with_capacity(1)
+    }
+
+    /// Room for `capacity` items (at least one).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         Self {
             state: Mutex::new(SlotState {
-                item: None,
+                items: VecDeque::with_capacity(capacity),
                 closed: false,
             }),
             ready: Condvar::new(),
+            capacity,
         }
     }
 
-    /// Puts `item` in, waking one waiting taker. Returns true if it replaced an item nobody took.
+    /// Puts `item` in, waking one waiting taker. Returns true if the mailbox was full and the
+    /// oldest item, which nobody took, was dropped.
     pub fn put(&self, item: T) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let replaced = state.item.replace(item).is_some();
+        state.items.push_back(item);
+        let dropped = state.items.len() > self.capacity;
+        if dropped {
+            state.items.pop_front();
+        }
         drop(state);
         self.ready.notify_one();
-        replaced
+        dropped
     }
 
     /// Waits up to `timeout` for an item and takes it.
@@ -58,9 +75,9 @@ impl<T> LatestSlot<T> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (mut state, _) = self
             .ready
-            .wait_timeout_while(state, timeout, |s| s.item.is_none() && !s.closed)
+            .wait_timeout_while(state, timeout, |s| s.items.is_empty() && !s.closed)
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(item) = state.item.take() {
+        if let Some(item) = state.items.pop_front() {
             Taken::Item(item)
         } else if state.closed {
             Taken::Closed
@@ -88,6 +105,19 @@ mod tests {
         assert!(slot.put(2));
         assert_eq!(slot.take(Duration::ZERO), Taken::Item(2));
         assert_eq!(slot.take(Duration::from_millis(1)), Taken::TimedOut);
+    }
+
+    #[test]
+    fn a_larger_slot_keeps_order_and_drops_the_oldest_when_full() {
+        let slot = LatestSlot::with_capacity(3);
+        for n in 1..=3 {
+            assert!(!slot.put(n));
+        }
+        assert!(slot.put(4), "full: 1 is dropped");
+        for n in 2..=4 {
+            assert_eq!(slot.take(Duration::ZERO), Taken::Item(n));
+        }
+        assert_eq!(slot.take(Duration::ZERO), Taken::TimedOut);
     }
 
     #[test]
