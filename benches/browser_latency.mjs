@@ -32,6 +32,9 @@ const SAMPLE_MS = 10_000;
 const FIRST_FRAME_TIMEOUT_MS = 15_000;
 // Below this share of captured frames encoded, H.264 figures are flagged as not representative.
 const ENCODED_SHARE_WARN = 0.98;
+// Segments in the HLS window before measuring, and how long to wait for them.
+const MIN_SEGMENTS = 4;
+const HLS_WINDOW_TIMEOUT_MS = 15_000;
 // The server prints its address within this.
 const SERVER_START_TIMEOUT_MS = 20_000;
 // framecast's latency targets. MJPEG's target is for 100
@@ -92,6 +95,23 @@ function encodedShare(before, after) {
   if (!before || !after || before.encoded === null || after.encoded === null) return null;
   const captured = after.captured - before.captured;
   return captured > 0 ? Math.round(((after.encoded - before.encoded) / captured) * 1000) / 1000 : null;
+}
+
+/**
+ * Waits (bounded) until the server's HLS window holds a few segments, so that the first path
+ * does not measure a player starting on a playlist of one segment.
+ */
+async function waitForHlsWindow(baseUrl) {
+  const deadlineMs = Date.now() + HLS_WINDOW_TIMEOUT_MS;
+  while (Date.now() < deadlineMs) {
+    try {
+      const status = await (await fetch(baseUrl + "/status")).json();
+      if (!status.hls || status.hls.segments >= MIN_SEGMENTS) return;
+    } catch {
+      // Not answering yet: try again.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }
 
 async function measure(context, baseUrl, spec) {
@@ -155,6 +175,7 @@ async function main() {
   const results = [];
   let browser;
   try {
+    await waitForHlsWindow(server.baseUrl);
     browser = await launchChromium();
     const chromiumVersion = browser.context.browser()?.version() ?? null;
     console.log(`framecast at ${server.baseUrl}, Chromium ${chromiumVersion}, ${SAMPLE_MS / 1000} s per path`);

@@ -12,6 +12,8 @@
   // dead one from being hammered.
   const RETRY_MIN_MS = 1000;
   const RETRY_MAX_MS = 10000;
+  // Started this much further behind the live edge than hls.js's target: jump, don't crawl.
+  const JOIN_EDGE_EXCESS_S = 0.2;
 
   const root = document.getElementById("player");
   const video = document.getElementById("video");
@@ -60,6 +62,7 @@
       // Data flows again: the next failure starts its back-off from the bottom.
       retryMs = RETRY_MIN_MS;
       if (!video.paused) say("");
+      joinLiveEdge();
     });
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal) return; // hls.js retries these itself
@@ -74,6 +77,30 @@
     hls.attachMedia(video);
   }
 
+  // hls.js starts at its target latency from the live edge it saw, but loading and starting
+  // take time in which the edge moves on, and its catch-up (at most 1.05x this close to the
+  // target, and only with over a second buffered) then needs many seconds. So once, when the
+  // start has left playback clearly behind, seek to hls.js's own live sync position: it lies
+  // within what is buffered, so this costs no reload.
+  let joinedLiveEdge = false;
+  function joinLiveEdge() {
+    // hls.latency reads 0 until playback has started and hls.js has measured it.
+    if (joinedLiveEdge || !hls || video.paused || video.readyState < 2 || !(hls.latency > 0)) return;
+    const target = hls.targetLatency;
+    const syncPosition = hls.liveSyncPosition;
+    if (target === null || syncPosition === null) return;
+    // liveSyncPosition counts the playlist's age as live-edge progress; a playlist that came
+    // late would put it too close to the edge. The newest buffered frame is the edge this
+    // player really has: stay at least the target (PART-HOLD-BACK, which rfc8216bis §4.4.3.8
+    // asks players not to undercut) behind it.
+    const bufferedEnd = video.currentTime + bufferAheadS();
+    const position = Math.min(syncPosition, bufferedEnd - target);
+    joinedLiveEdge = true;
+    if (hls.latency - target > JOIN_EDGE_EXCESS_S && position > video.currentTime) {
+      video.currentTime = position;
+    }
+  }
+
   function restartLater() {
     if (retryTimer !== null) return;
     if (hls) {
@@ -82,6 +109,7 @@
     }
     retryTimer = setTimeout(() => {
       retryTimer = null;
+      joinedLiveEdge = false;
       startHlsJs();
     }, retryMs);
     retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
