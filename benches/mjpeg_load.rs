@@ -273,6 +273,10 @@ async fn run_all(options: &Options) -> Vec<ScenarioResult> {
         };
         println!();
         println!("== {viewers} viewers against {} ==", target.describe());
+        if let Err(error) = server::status(target.addr).await {
+            eprintln!("mjpeg_load: the server does not answer /status ({error}); no figures");
+            return results;
+        }
         let result = run_scenario(&target, viewers, options).await;
         print_scenario(&result);
         results.push(result);
@@ -379,6 +383,7 @@ struct Reading {
     at: Instant,
     server_ticks: Option<u64>,
     own_ticks: Option<u64>,
+    machine_ticks: Option<u64>,
     threads: BTreeMap<u64, (String, u64)>,
     status: Option<serde_json::Value>,
 }
@@ -390,6 +395,7 @@ impl Reading {
             at: Instant::now(),
             server_ticks: pid.as_deref().and_then(proc_stats::process_cpu_ticks),
             own_ticks: proc_stats::process_cpu_ticks("self"),
+            machine_ticks: proc_stats::machine_busy_ticks(),
             threads: pid
                 .as_deref()
                 .map(proc_stats::thread_cpu_ticks)
@@ -426,6 +432,8 @@ struct ScenarioResult {
     server_rss_max_bytes: Option<u64>,
     threads: Vec<(String, usize, f64)>,
     generator_cores: Option<f64>,
+    /// Every other process on the machine: busy cores minus the server and the generator.
+    other_cores: Option<f64>,
     source_fps: Option<f64>,
     jpeg_fps: Option<f64>,
     encode_ms_mean: Option<f64>,
@@ -533,6 +541,12 @@ fn summarize(
         (n1 > n0).then(|| (m1 * n1 - m0 * n0) / (n1 - n0))
     })();
 
+    let server_cores = cpu(before.server_ticks, after.server_ticks);
+    let generator_cores = cpu(before.own_ticks, after.own_ticks);
+    let other_cores = cpu(before.machine_ticks, after.machine_ticks).map(|machine| {
+        (machine - server_cores.unwrap_or(0.0) - generator_cores.unwrap_or(0.0)).max(0.0)
+    });
+
     ScenarioResult {
         viewers,
         streaming: reports.iter().filter(|r| r.streaming).count(),
@@ -554,10 +568,11 @@ fn summarize(
         }),
         latency_samples: latencies.len(),
         missed_frames: reports.iter().map(ViewerReport::missed_frames).sum(),
-        server_cores: cpu(before.server_ticks, after.server_ticks),
+        server_cores,
         server_rss_max_bytes: rss_max,
         threads: proc_stats::thread_cores(&before.threads, &after.threads, ticks_per_s, window),
-        generator_cores: cpu(before.own_ticks, after.own_ticks),
+        generator_cores,
+        other_cores,
         source_fps: status_delta("/source/frames").map(|n| n / window.as_secs_f64()),
         jpeg_fps: status_delta("/jpeg/frames_encoded").map(|n| n / window.as_secs_f64()),
         encode_ms_mean,
@@ -608,10 +623,11 @@ fn print_scenario(r: &ScenarioResult) {
         opt(max, 1)
     );
     println!(
-        "  server CPU {} cores, RSS max {} MB; generator CPU {} cores",
+        "  server CPU {} cores, RSS max {} MB; generator CPU {} cores; other processes {} cores",
         opt(r.server_cores, 2),
         opt(mb(r.server_rss_max_bytes), 1),
-        opt(r.generator_cores, 2)
+        opt(r.generator_cores, 2),
+        opt(r.other_cores, 2)
     );
     println!(
         "  server /status: source {} fps, JPEG {} fps, encode {} ms mean, skipped in window: \
@@ -718,6 +734,12 @@ fn print_summary(results: &[ScenarioResult], options: &Options) {
             2,
             Box::new(|r| (r.generator_cores, "")),
             "",
+        ),
+        (
+            "other processes, cores",
+            2,
+            Box::new(|r| (r.other_cores, "")),
+            "(shares the same cores)",
         ),
         (
             "JPEG encode ms (mean)",

@@ -13,16 +13,28 @@ use turbojpeg::{Colorspace, Decompressor, Subsamp, YuvImage};
 use super::mjpeg_stream::Subsampling;
 use crate::frame::FrameSize;
 
-/// U and V of a grey pixel: chroma is stored offset by 128 (ITU-R BT.601 §2.5.3).
+/// U and V of a grey pixel: chroma is stored with an offset of 128 (JFIF, ITU-T T.871; and
+/// ITU-R BT.601 video alike).
 const NEUTRAL_CHROMA: u8 = 128;
 
 /// libjpeg-turbo pads each YUV plane row to this many bytes; 1 means tightly packed rows.
 const YUV_ROW_ALIGN: usize = 1;
 
+/// The largest picture [`jpeg_to_i420`] decodes, in pixels: 8K UHD. A tiny JPEG's header may
+/// claim up to 65500×65500 (libjpeg's limit), whose planes would take gigabytes before decoding
+/// could fail.
+const MAX_JPEG_PIXELS: usize = 7680 * 4320;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
     #[error("picture size {width}x{height} cannot be I420: both sides must be even and non-zero")]
     BadSize { width: usize, height: usize },
+    #[error("JPEG of {width}x{height} is larger than the {max_pixels}-pixel limit")]
+    TooLarge {
+        width: usize,
+        height: usize,
+        max_pixels: usize,
+    },
     #[error("{plane} plane: a stride of {stride_bytes} bytes is shorter than a row of {row_bytes}")]
     StrideTooShort {
         plane: &'static str,
@@ -162,6 +174,13 @@ pub fn jpeg_to_i420(
     let header = decompressor.read_header(jpeg)?;
     let (width, height) = (header.width, header.height);
     let size = even_size(width, height)?;
+    if size.luma_len() > MAX_JPEG_PIXELS {
+        return Err(ConvertError::TooLarge {
+            width,
+            height,
+            max_pixels: MAX_JPEG_PIXELS,
+        });
+    }
     if !matches!(header.colorspace, Colorspace::YCbCr | Colorspace::Gray) {
         return Err(ConvertError::UnsupportedColorspace(header.colorspace));
     }
@@ -867,6 +886,22 @@ mod tests {
             Err(ConvertError::Jpeg(_))
         ));
         let good = jpeg_from_yuv(FrameSize::new(16, 16), Subsamp::Sub2x1);
+        // A header that claims 20000x20000: refused before any plane is allocated.
+        let mut huge = good.clone();
+        let sof = (0..huge.len() - 1)
+            .find(|&i| huge[i] == 0xFF && huge[i + 1] == 0xC0)
+            .unwrap();
+        huge[sof + 5..sof + 9].copy_from_slice(&[0x4E, 0x20, 0x4E, 0x20]);
+        scratch = Vec::new();
+        assert!(matches!(
+            jpeg_to_i420(&mut decompressor, &huge, &mut scratch, &mut dst),
+            Err(ConvertError::TooLarge {
+                width: 20000,
+                height: 20000,
+                ..
+            })
+        ));
+        assert_eq!(scratch.capacity(), 0);
         assert!(
             jpeg_to_i420(
                 &mut decompressor,

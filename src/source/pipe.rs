@@ -23,6 +23,9 @@ const READ_CHUNK_BYTES: usize = 256 * 1024;
 /// The largest JPEG accepted: far above any camera's frame, small enough to bound memory when
 /// the input is garbage that never ends a frame.
 const MAX_JPEG_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes of non-JPEG input skipped before it is reported as a bad frame: small amounts between
+/// frames are normal (padding, a writer's stray bytes); this much means the input is not MJPEG.
+const GARBAGE_REPORT_BYTES: u64 = 64 * 1024;
 
 /// Where the bytes come from: standard input in production, anything readable in tests.
 pub type InputFactory = Box<dyn FnMut() -> Box<dyn Read + Send> + Send>;
@@ -67,6 +70,7 @@ impl Opener for PipeOpener {
                 splitter: MjpegSplitter::new(MAX_JPEG_BYTES),
                 chunk: vec![0; READ_CHUNK_BYTES],
                 ended: false,
+                garbage_reported: 0,
             }),
         })
     }
@@ -133,6 +137,8 @@ struct MjpegPipe {
     splitter: MjpegSplitter,
     chunk: Vec<u8>,
     ended: bool,
+    /// Skipped bytes already reported.
+    garbage_reported: u64,
 }
 
 impl Source for MjpegPipe {
@@ -164,7 +170,16 @@ impl Source for MjpegPipe {
                         )));
                     }
                 }
-                Ok(n) => self.splitter.push(&self.chunk[..n]),
+                Ok(n) => {
+                    self.splitter.push(&self.chunk[..n]);
+                    let unreported = self.splitter.garbage_bytes() - self.garbage_reported;
+                    if unreported >= GARBAGE_REPORT_BYTES {
+                        self.garbage_reported += unreported;
+                        return Err(SourceError::BadFrame(format!(
+                            "{unreported} bytes that are not JPEG skipped"
+                        )));
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(SourceError::Failed(format!("cannot read the pipe: {e}"))),
             }
