@@ -2,7 +2,8 @@
 //!
 //! It captures frames from a source (the built-in test pattern, a camera, or a pipe), encodes
 //! each frame once, and serves it to any number of viewers: a multipart MJPEG stream for
-//! `<img>` tags, fresh JPEG snapshots, and HTML viewer pages.
+//! `<img>` tags, fresh JPEG snapshots, Low-Latency HLS and an endless fragmented MP4 with
+//! H.264, and HTML viewer pages.
 //!
 //! # Layout
 //!
@@ -12,11 +13,11 @@
 //! | [`app`] | wiring: starts the source, the encoders and the HTTP server; orderly shutdown |
 //! | [`error`] | the crate's error type for start-up failures |
 //! | [`frame`] | [`frame::Frame`] and [`frame::JpegFrame`], the units that travel the pipeline |
-//! | [`source`] | frame producers; the test pattern and its timestamp strip |
-//! | [`encode`] | blocking encoders running on their own threads (JPEG) |
+//! | [`source`] | frame producers (test pattern, cameras, pipes), the supervisor that reopens them and shows placeholders, pixel conversion, MJPEG stream splitting |
+//! | [`encode`] | blocking encoders running on their own threads (JPEG, H.264) |
 //! | [`media`] | pure formats, no I/O: multipart framing, H.264 bitstream, fMP4 boxes, playlists |
-//! | [`hls`] | HLS serving rules: blocking playlist reload |
-//! | [`hub`] | latest-frame cells between the encoders and the viewers, demand and drop counters |
+//! | [`hls`] | the H.264 thread, cutting parts and segments, the live window and its retention, blocking-reload rules |
+//! | [`hub`] | hand-over between source, encoders and viewers: latest-frame cells, demand, drop counters, source health |
 //! | [`meter`] | frame-rate measurement |
 //! | [`http`] | routes and one file per resource; the only place that knows status codes |
 
