@@ -261,19 +261,24 @@ fn packed_422_to_i420<const LUMA_SHIFT: u32, const U_SHIFT: u32, const V_SHIFT: 
         let (y_top, y_bottom) = y_pair.split_at_mut(width);
         for (row, y_row) in [(top, y_top), (bottom, y_bottom)] {
             in_blocks::<{ 2 * BLOCK }, BLOCK, 1, 1>([row], [y_row], |[pixels]| {
-                let words: [u16; BLOCK] = words16(pixels);
-                [words.map(|word| (word >> LUMA_SHIFT) as u8)]
+                let mut luma = [0; BLOCK];
+                for (y, word) in luma.iter_mut().zip(words16::<{ 2 * BLOCK }, BLOCK>(pixels)) {
+                    *y = (word >> LUMA_SHIFT) as u8;
+                }
+                [luma]
             });
         }
         in_blocks::<{ 4 * BLOCK }, BLOCK, 2, 2>([top, bottom], [u_row, v_row], |[a, b]| {
-            let (a, b): ([u32; BLOCK], [u32; BLOCK]) = (words32(a), words32(b));
-            let mean = |shift: u32| -> [u8; BLOCK] {
-                std::array::from_fn(|i| {
-                    let sum = ((a[i] >> shift) & 0xFF) + ((b[i] >> shift) & 0xFF);
-                    ((sum + 1) >> 1) as u8
-                })
-            };
-            [mean(U_SHIFT), mean(V_SHIFT)]
+            let a = words32::<{ 4 * BLOCK }, BLOCK>(a);
+            let b = words32::<{ 4 * BLOCK }, BLOCK>(b);
+            let (mut u, mut v) = ([0; BLOCK], [0; BLOCK]);
+            for (((u, v), a), b) in u.iter_mut().zip(&mut v).zip(a).zip(b) {
+                let u_sum = ((a >> U_SHIFT) & 0xFF) + ((b >> U_SHIFT) & 0xFF);
+                let v_sum = ((a >> V_SHIFT) & 0xFF) + ((b >> V_SHIFT) & 0xFF);
+                *u = ((u_sum + 1) >> 1) as u8;
+                *v = ((v_sum + 1) >> 1) as u8;
+            }
+            [u, v]
         });
     }
     Ok(())
@@ -305,20 +310,28 @@ fn semi_planar_to_i420<const U_SHIFT: u32, const V_SHIFT: u32>(
         .zip(uv_rows)
     {
         in_blocks::<{ 2 * BLOCK }, BLOCK, 1, 2>([row], [u_row, v_row], |[pairs]| {
-            let words: [u16; BLOCK] = words16(pairs);
-            [
-                words.map(|word| (word >> U_SHIFT) as u8),
-                words.map(|word| (word >> V_SHIFT) as u8),
-            ]
+            let (mut u, mut v) = ([0; BLOCK], [0; BLOCK]);
+            for ((u, v), word) in u
+                .iter_mut()
+                .zip(&mut v)
+                .zip(words16::<{ 2 * BLOCK }, BLOCK>(pairs))
+            {
+                *u = (word >> U_SHIFT) as u8;
+                *v = (word >> V_SHIFT) as u8;
+            }
+            [u, v]
         });
     }
     Ok(())
 }
 
 /// Runs `kernel` over `NI` input rows and `NO` output rows in lockstep, `I` input bytes and
-/// `O` output bytes at a time. Fixed-size arrays let the compiler keep a block in registers
-/// with no bounds checks. A last partial block goes through zero-padded copies, so any width
-/// works with the same kernel.
+/// `O` output bytes at a time. Fixed-size arrays let the compiler keep a block in registers;
+/// every row is cut to the same number of blocks first, so that no bounds checks remain. A
+/// last partial block goes through zero-padded copies, so any width works with one kernel.
+///
+/// Kernels use plain loops over arrays, not `std::array::from_fn`: that one is not reliably
+/// inlined, and a call per block costs more than the block's work.
 #[inline(always)]
 fn in_blocks<const I: usize, const O: usize, const NI: usize, const NO: usize>(
     inputs: [&[u8]; NI],
@@ -331,24 +344,36 @@ fn in_blocks<const I: usize, const O: usize, const NI: usize, const NO: usize>(
         .chain(outputs.iter().map(|row| row.len() / O))
         .min()
         .unwrap_or(0);
+    let input_blocks = inputs.map(|row| {
+        row.as_chunks::<I>()
+            .0
+            .get(..whole_blocks)
+            .unwrap_or_default()
+    });
+    let mut output_blocks = outputs.each_mut().map(|row| {
+        row.as_chunks_mut::<O>()
+            .0
+            .get_mut(..whole_blocks)
+            .unwrap_or_default()
+    });
     for block in 0..whole_blocks {
-        let input: [&[u8; I]; NI] = std::array::from_fn(|n| &inputs[n].as_chunks::<I>().0[block]);
-        for (row, result) in outputs.iter_mut().zip(kernel(input)) {
-            row.as_chunks_mut::<O>().0[block] = result;
+        let results = kernel(input_blocks.map(|blocks| &blocks[block]));
+        for (row, result) in output_blocks.iter_mut().zip(results) {
+            row[block] = result;
         }
     }
     if outputs.iter().all(|row| row.len() <= whole_blocks * O) {
         return;
     }
-    let padded: [[u8; I]; NI] = std::array::from_fn(|n| {
+    let padded = inputs.map(|row| {
         let mut block = [0; I];
-        let rest = inputs[n].get(whole_blocks * I..).unwrap_or_default();
+        let rest = row.get(whole_blocks * I..).unwrap_or_default();
         let len = rest.len().min(I);
         block[..len].copy_from_slice(&rest[..len]);
         block
     });
-    let input: [&[u8; I]; NI] = std::array::from_fn(|n| &padded[n]);
-    for (row, result) in outputs.iter_mut().zip(kernel(input)) {
+    let results = kernel(padded.each_ref());
+    for (row, result) in outputs.iter_mut().zip(results) {
         let rest = row.get_mut(whole_blocks * O..).unwrap_or_default();
         let len = rest.len().min(O);
         rest[..len].copy_from_slice(&result[..len]);
@@ -359,21 +384,22 @@ fn in_blocks<const I: usize, const O: usize, const NI: usize, const NO: usize>(
 #[inline(always)]
 fn words16<const N: usize, const M: usize>(bytes: &[u8; N]) -> [u16; M] {
     const { assert!(N == 2 * M) };
-    std::array::from_fn(|i| u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]))
+    let mut words = [0; M];
+    for (word, pair) in words.iter_mut().zip(bytes.as_chunks::<2>().0) {
+        *word = u16::from_le_bytes(*pair);
+    }
+    words
 }
 
 /// The little-endian 32-bit words of a block.
 #[inline(always)]
 fn words32<const N: usize, const M: usize>(bytes: &[u8; N]) -> [u32; M] {
     const { assert!(N == 4 * M) };
-    std::array::from_fn(|i| {
-        u32::from_le_bytes([
-            bytes[4 * i],
-            bytes[4 * i + 1],
-            bytes[4 * i + 2],
-            bytes[4 * i + 3],
-        ])
-    })
+    let mut words = [0; M];
+    for (word, quad) in words.iter_mut().zip(bytes.as_chunks::<4>().0) {
+        *word = u32::from_le_bytes(*quad);
+    }
+    words
 }
 
 /// Rows copied as they are (luma, and 4:2:0 chroma).
@@ -400,8 +426,11 @@ fn halve_rows<'a>(mut rows: impl Iterator<Item = &'a [u8]>, out: &mut [u8], out_
 fn halve_columns<'a>(rows: impl Iterator<Item = &'a [u8]>, out: &mut [u8], out_width: usize) {
     for (out_row, row) in out.chunks_exact_mut(out_width).zip(rows) {
         in_blocks::<{ 2 * BLOCK }, BLOCK, 1, 1>([row], [out_row], |[pairs]| {
-            let words: [u16; BLOCK] = words16(pairs);
-            [words.map(|word| (((word & 0xFF) + (word >> 8) + 1) >> 1) as u8)]
+            let mut out = [0; BLOCK];
+            for (o, word) in out.iter_mut().zip(words16::<{ 2 * BLOCK }, BLOCK>(pairs)) {
+                *o = (((word & 0xFF) + (word >> 8) + 1) >> 1) as u8;
+            }
+            [out]
         });
     }
 }
@@ -413,11 +442,14 @@ fn halve_both<'a>(mut rows: impl Iterator<Item = &'a [u8]>, out: &mut [u8], out_
             break;
         };
         in_blocks::<{ 2 * BLOCK }, BLOCK, 2, 1>([top, bottom], [out_row], |[a, b]| {
-            let (a, b): ([u16; BLOCK], [u16; BLOCK]) = (words16(a), words16(b));
-            [std::array::from_fn(|i| {
-                let sum = (a[i] & 0xFF) + (a[i] >> 8) + (b[i] & 0xFF) + (b[i] >> 8);
-                ((sum + 2) >> 2) as u8
-            })]
+            let a = words16::<{ 2 * BLOCK }, BLOCK>(a);
+            let b = words16::<{ 2 * BLOCK }, BLOCK>(b);
+            let mut out = [0; BLOCK];
+            for ((o, a), b) in out.iter_mut().zip(a).zip(b) {
+                let sum = (a & 0xFF) + (a >> 8) + (b & 0xFF) + (b >> 8);
+                *o = ((sum + 2) >> 2) as u8;
+            }
+            [out]
         });
     }
 }
@@ -769,7 +801,7 @@ mod tests {
         ));
     }
 
-    /// Encodes I420-derived RGB-free content: a YUV image compressed with the given subsampling.
+    /// A JPEG compressed straight from YCbCr planes with the given subsampling, no RGB involved.
     fn jpeg_from_yuv(size: FrameSize, subsamp: Subsamp) -> Vec<u8> {
         let (w, h) = (size.width as usize, size.height as usize);
         let layout = YuvImage {
