@@ -50,7 +50,7 @@ endef
 # playwright-core never downloads a browser; this makes sure nothing else tries either.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help run test bench fmt lint clean deps test-deps node-deps
+.PHONY: help run test bench fuzz fmt lint clean deps test-deps node-deps
 
 help: ## Show this list
 	@echo "framecast make targets:"
@@ -82,8 +82,11 @@ test: test-deps node_modules/.installed ## Check formatting and lints, then run 
 	$(ensure_rust_components)
 	$(CARGO) fmt --check
 	$(CARGO) clippy $(CARGO_FLAGS) --all-targets -- -D warnings
+	# The build without the camera feature must stay clean too.
+	$(CARGO) clippy $(CARGO_FLAGS) --no-default-features --lib -- -D warnings
 	# Benchmarks are compiled by clippy above and run by `make bench`, not here.
 	$(CARGO) test $(CARGO_FLAGS) --lib --bins --tests
+	$(MAKE) fuzz FUZZ_SECONDS=20
 
 bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, browser latency
 	$(CARGO) build $(CARGO_FLAGS) --release
@@ -91,7 +94,24 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 	$(CARGO) bench $(CARGO_FLAGS) --bench h264_stage
 	$(CARGO) bench $(CARGO_FLAGS) --bench mjpeg_load
 	$(CARGO) bench $(CARGO_FLAGS) --bench hls_load
+	$(CARGO) bench $(CARGO_FLAGS) --bench convert
+	$(CARGO) bench $(CARGO_FLAGS) --bench passthrough
 	node benches/browser_latency.mjs
+
+# The MJPEG pipe parser takes bytes from other programs: fuzz it. A seed of real MJPEG (its
+# first byte picks the push size) starts the fuzzer on the interesting paths.
+FUZZ_SECONDS ?= 60
+FUZZ_SEED := fuzz/corpus/mjpeg_stream/seed-testsrc
+
+fuzz: deps ## Fuzz the MJPEG stream splitter for FUZZ_SECONDS (installs cargo-fuzz if missing)
+	$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+	mkdir -p fuzz/corpus/mjpeg_stream
+	if command -v ffmpeg >/dev/null && [ ! -s $(FUZZ_SEED) ]; then \
+	  { printf '\x0f'; ffmpeg -loglevel error -f lavfi -i testsrc=size=32x24:rate=5 -frames:v 3 -f mjpeg -; } > $(FUZZ_SEED); \
+	fi
+	# cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
+	# them. The parser is safe Rust, so no sanitizer: coverage guidance alone, a faster build.
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none mjpeg_stream -- -max_total_time=$(FUZZ_SECONDS)
 
 fmt: ## Format the Rust code
 	$(CARGO) fmt
