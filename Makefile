@@ -18,9 +18,9 @@ CARGO_FLAGS := --locked
 # Building: a C toolchain, cmake and nasm for libjpeg-turbo and openh264 (without nasm both are
 # several times slower), libclang for bindgen.
 BUILD_PKGS := build-essential pkg-config cmake nasm libclang-dev
-# The real clients the black-box tests drive. A font so that Chromium's screenshots have text
+# The real clients the black-box tests drive (Firefox for the page and stream in Gecko). A font so that Chromium's screenshots have text
 # (Chromium only recommends one, and recommends are not installed).
-TEST_PKGS := ffmpeg chromium vlc-bin vlc-plugin-base fonts-dejavu-core
+TEST_PKGS := ffmpeg chromium firefox-esr vlc-bin vlc-plugin-base fonts-dejavu-core
 # node and npm run the browser tests; any node >= 18 on PATH will do, otherwise Debian's.
 NODE_PKGS := $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
 
