@@ -31,7 +31,10 @@ fn screenshot(dir: &Path, url: &str, window: (usize, usize), png: &Path) {
             .arg(url),
         Duration::from_secs(90),
     );
-    assert!(ok && png.is_file(), "firefox screenshot of {url} failed: {err}");
+    assert!(
+        ok && png.is_file(),
+        "firefox screenshot of {url} failed: {err}"
+    );
 }
 
 /// The screenshot's luma, through ffmpeg.
@@ -42,7 +45,11 @@ fn luma_of(png: &Path) -> Vec<u8> {
         .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
         .output()
         .expect("ffmpeg");
-    assert!(output.status.success(), "ffmpeg could not read {}", png.display());
+    assert!(
+        output.status.success(),
+        "ffmpeg could not read {}",
+        png.display()
+    );
     output.stdout
 }
 
@@ -70,7 +77,12 @@ fn firefox_shows_the_live_stream_in_an_img() {
     .expect("page");
     let png = dir.join("img.png");
     let started = unix_now_micros();
-    screenshot(&dir, &format!("file://{}", page.display()), (WIDTH, HEIGHT), &png);
+    screenshot(
+        &dir,
+        &format!("file://{}", page.display()),
+        (WIDTH, HEIGHT),
+        &png,
+    );
     let luma = luma_of(&png);
     assert_eq!(luma.len(), WIDTH * HEIGHT, "screenshot size");
     let captured = timestamp_strip::decode_luma(&luma, WIDTH, HEIGHT, WIDTH)
@@ -87,6 +99,9 @@ fn firefox_shows_the_live_stream_in_an_img() {
     let luma = luma_of(&index);
     assert_eq!(luma.len(), 1000 * 900);
     let bright = luma.iter().filter(|&&y| y > 200).count();
-    assert!(bright > 10_000, "the page shows the picture ({bright} bright pixels)");
+    assert!(
+        bright > 10_000,
+        "the page shows the picture ({bright} bright pixels)"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
