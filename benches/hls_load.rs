@@ -122,6 +122,19 @@ async fn run(addr: SocketAddr, pid: Option<String>, viewers: usize, duration: Du
             mb(*max),
             rss_samples.len()
         );
+        // Growth that stops once the window is full is flat; growth to the end is a leak.
+        let at = |fraction: f64| {
+            let index = ((rss_samples.len() - 1) as f64 * fraction) as usize;
+            format!("{:.1}", mb(rss_samples[index]))
+        };
+        println!(
+            "  RSS over the run (MB) at 10/25/50/75/100 %: {} / {} / {} / {} / {}",
+            at(0.1),
+            at(0.25),
+            at(0.5),
+            at(0.75),
+            at(1.0)
+        );
     }
 }
 
