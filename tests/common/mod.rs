@@ -18,8 +18,21 @@ pub struct Server {
 
 impl Server {
     /// Starts the server with the test pattern at a small size unless `args` say otherwise.
+    /// Returns once the source has delivered its first frame (or placeholder): the server
+    /// accepts connections before that, and a test that asks at once may find no frame yet.
     pub fn start(args: &[&str]) -> Self {
-        Self::spawn(args, Stdio::null()).0
+        let server = Self::spawn(args, Stdio::null()).0;
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            let frames = status_json(server.addr)["source"]["frames"]
+                .as_u64()
+                .unwrap_or(0);
+            if frames > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
     }
 
     /// Like [`Server::start`], with standard input a pipe the test writes into (for
