@@ -8,11 +8,15 @@ use std::process::ExitCode;
 use framecast::config::Config;
 use tracing_subscriber::EnvFilter;
 
+/// Logging unless RUST_LOG says otherwise. actix logs every malformed request at ERROR; any
+/// client could flood the log with those, so they are left out.
+const DEFAULT_LOG: &str = "info,actix_http::h1::dispatcher=off";
+
 fn main() -> ExitCode {
     let config = Config::from_args();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();
