@@ -300,10 +300,16 @@ impl HlsStore {
         let map_of = |s: &StoredSegment| {
             (s.init_generation != first_generation).then(|| init_uri(s.init_generation))
         };
-        let part_of = |msn: u64, index: usize, part: &StoredPart| Part {
-            duration_s: seconds_90k(part.duration_90k),
-            uri: part_uri(msn, index),
-            independent: part.independent,
+        let parts_of = |s: &StoredSegment| -> Vec<Part> {
+            s.parts
+                .iter()
+                .enumerate()
+                .map(|(index, part)| Part {
+                    duration_s: seconds_90k(part.duration_90k),
+                    uri: part_uri(s.msn, index),
+                    independent: part.independent,
+                })
+                .collect()
         };
         let segments = window
             .segments
@@ -315,12 +321,7 @@ impl HlsStore {
                 uri: segment_uri(s.msn),
                 discontinuity: s.discontinuity,
                 map_uri: map_of(s),
-                parts: s
-                    .parts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| part_of(s.msn, i, p))
-                    .collect(),
+                parts: parts_of(s),
             })
             .collect::<Vec<_>>();
         let in_progress = window.open.as_ref().map(|s| SegmentInProgress {
@@ -328,12 +329,7 @@ impl HlsStore {
             program_date_time_unix_ms: s.program_date_time_unix_ms,
             discontinuity: s.discontinuity,
             map_uri: map_of(s),
-            parts: s
-                .parts
-                .iter()
-                .enumerate()
-                .map(|(i, p)| part_of(s.msn, i, p))
-                .collect(),
+            parts: parts_of(s),
         });
         let preload_hint = hinted_part(window).map(|(msn, index)| PreloadHint {
             uri: part_uri(msn, index),
