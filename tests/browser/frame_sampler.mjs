@@ -1,4 +1,4 @@
-// Shared by the video-page browser test (tests/browser/hls_pages.mjs) and the latency benchmark
+// Shared by the browser tests (tests/browser/*.mjs) and the latency benchmark
 // (benches/browser_latency.mjs): launching Debian's Chromium through playwright-core, sampling
 // the frames a page shows and reading their capture times from the test pattern's timestamp
 // strip, and the statistics over those samples.

@@ -9,18 +9,13 @@
 // to OUT_DIR/mjpeg_page.png and prints one JSON line of results. Exit code 0 when every check
 // passes, 1 otherwise. Every wait has a time limit; the whole run is capped by RUN_LIMIT_MS.
 
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-import { chromium } from "playwright-core";
+import { bounded, launchChromium, median, percentile, round1 } from "./frame_sampler.mjs";
 
-// Debian's package; playwright-core never downloads a browser.
-const CHROMIUM = process.env.FRAMECAST_CHROMIUM || "/usr/bin/chromium";
 // The whole run, whatever hangs: the Rust test kills the script at 60 s, this reports first.
 const RUN_LIMIT_MS = 50_000;
-// Starting Chromium on a busy 2-core machine can take several seconds.
-const LAUNCH_TIMEOUT_MS = 20_000;
 // Page load and the first MJPEG frame.
 const FIRST_FRAME_TIMEOUT_MS = 10_000;
 // How long painted frames are sampled.
@@ -43,25 +38,6 @@ if (!baseArg || !outDir) {
   process.exit(2);
 }
 const baseUrl = baseArg.replace(/\/+$/, "");
-
-/** Rejects after `ms` with a message naming what was being waited for. */
-function deadline(ms, what) {
-  let timer;
-  const promise = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-  });
-  return { promise, cancel: () => clearTimeout(timer) };
-}
-
-/** Runs `work` with a time limit. */
-async function bounded(ms, what, work) {
-  const limit = deadline(ms, what);
-  try {
-    return await Promise.race([work(), limit.promise]);
-  } finally {
-    limit.cancel();
-  }
-}
 
 /** In the page: samples painted frames for `sampleMs` and returns their decoded capture times. */
 function samplePaintedFrames(sampleMs) {
@@ -107,45 +83,11 @@ function samplePaintedFrames(sampleMs) {
   });
 }
 
-function median(values) {
-  if (!values.length) return null;
-  const sorted = values.slice().sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
-function percentile(values, p) {
-  if (!values.length) return null;
-  const sorted = values.slice().sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-const round1 = (x) => (x === null ? null : Math.round(x * 10) / 10);
-
 async function run(result) {
   mkdirSync(outDir, { recursive: true });
-  const profile = mkdtempSync(join(tmpdir(), "framecast-chromium-"));
-  let context;
+  const browser = await launchChromium();
+  const context = browser.context;
   try {
-    context = await bounded(LAUNCH_TIMEOUT_MS, "launch chromium", () =>
-      // A persistent context on a fresh directory: the profile is new on every run and is
-      // removed afterwards.
-      chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-        viewport: { width: 1280, height: 900 },
-        timeout: LAUNCH_TIMEOUT_MS,
-      }),
-    );
     result.chromium = context.browser()?.version() ?? null;
     const page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(FIRST_FRAME_TIMEOUT_MS);
@@ -255,8 +197,7 @@ async function run(result) {
     await page.screenshot({ path: result.screenshot, fullPage: true, timeout: 10_000 });
     if (result.page_errors.length) result.failures.push(`${result.page_errors.length} page error(s)`);
   } finally {
-    if (context) await bounded(10_000, "close chromium", () => context.close()).catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
+    await browser.close();
   }
 }
 
