@@ -136,6 +136,21 @@ fn run_worker(encoder: &mut JpegEncoder, hub: &Hub, stop: &AtomicBool) {
     }
 }
 
+/// A JPEG (4:2:0, quality 80) of an I420 picture, for tests that need real JPEG bytes.
+#[cfg(test)]
+pub(crate) fn test_jpeg(size: FrameSize, i420: &[u8]) -> Vec<u8> {
+    let image = YuvImage {
+        pixels: i420,
+        width: size.width as usize,
+        align: 1,
+        height: size.height as usize,
+        subsamp: Subsamp::Sub2x2,
+    };
+    turbojpeg::compress_yuv(image, 80)
+        .expect("test JPEG")
+        .to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

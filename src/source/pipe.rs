@@ -224,15 +224,7 @@ mod tests {
     }
 
     fn jpeg(size: FrameSize, value: u8) -> Vec<u8> {
-        let pixels = vec![value; size.i420_len()];
-        let image = turbojpeg::YuvImage {
-            pixels: &pixels[..],
-            width: size.width as usize,
-            align: 1,
-            height: size.height as usize,
-            subsamp: turbojpeg::Subsamp::Sub2x2,
-        };
-        turbojpeg::compress_yuv(image, 80).unwrap().to_vec()
+        crate::encode::jpeg::test_jpeg(size, &vec![value; size.i420_len()])
     }
 
     #[test]

@@ -304,14 +304,7 @@ mod tests {
                 (state >> 24) as u8
             })
             .collect();
-        let image = turbojpeg::YuvImage {
-            pixels: &pixels[..],
-            width: size.width as usize,
-            align: 1,
-            height: size.height as usize,
-            subsamp: turbojpeg::Subsamp::Sub2x2,
-        };
-        turbojpeg::compress_yuv(image, 80).unwrap().to_vec()
+        crate::encode::jpeg::test_jpeg(size, &pixels)
     }
 
     /// A capture buffer as a driver hands it over: the JPEG, then the rest of the buffer.
