@@ -8,13 +8,15 @@
 
 mod common;
 
-use common::Server;
 use common::chromium::{missing_prerequisite, output_dir, run_script};
+use common::{Server, require_prerequisite};
 
 #[test]
 fn mjpeg_page_shows_a_moving_picture_in_chromium() {
-    if let Some(reason) = missing_prerequisite(&["playwright-core/package.json"]) {
-        println!("SKIPPED mjpeg_page_shows_a_moving_picture_in_chromium: {reason}");
+    if !require_prerequisite(
+        missing_prerequisite(&["playwright-core/package.json"]),
+        "mjpeg_page_shows_a_moving_picture_in_chromium",
+    ) {
         return;
     }
     let server = Server::start(&["--size", "640x360", "--fps", "30"]);

@@ -9,14 +9,16 @@
 
 mod common;
 
-use common::Server;
 use common::chromium::{missing_prerequisite, output_dir, run_script};
+use common::{Server, require_prerequisite};
 
 #[test]
 fn hls_and_mse_pages_play_the_live_picture_in_chromium() {
     let packages = ["playwright-core/package.json", "hls.js/dist/hls.min.js"];
-    if let Some(reason) = missing_prerequisite(&packages) {
-        println!("SKIPPED hls_and_mse_pages_play_the_live_picture_in_chromium: {reason}");
+    if !require_prerequisite(
+        missing_prerequisite(&packages),
+        "hls_and_mse_pages_play_the_live_picture_in_chromium",
+    ) {
         return;
     }
     let server = Server::start(&["--size", "640x360"]);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, have, run_for_exit_code, run_with_timeout, unix_now_micros};
+use common::{Server, have, require_clients, run_for_exit_code, run_with_timeout, unix_now_micros};
 use framecast::source::timestamp_strip;
 
 /// Upper bound for an ffmpeg run that reads a few dozen frames.
@@ -19,20 +19,9 @@ const FFPROBE_LIMIT: Duration = Duration::from_secs(30);
 /// How long VLC plays: a live stream never ends, so VLC is stopped after this.
 const VLC_PLAY: Duration = Duration::from_secs(6);
 
-fn skip_without(programs: &[&str]) -> bool {
-    let missing: Vec<&str> = programs.iter().copied().filter(|p| !have(p)).collect();
-    if !missing.is_empty() {
-        println!(
-            "SKIPPED: {} not installed (`make test` installs it)",
-            missing.join(", ")
-        );
-    }
-    !missing.is_empty()
-}
-
 #[test]
 fn ffmpeg_decodes_thirty_distinct_frames() {
-    if skip_without(&["ffmpeg"]) {
+    if !require_clients(&["ffmpeg"], "ffmpeg_decodes_thirty_distinct_frames") {
         return;
     }
     let server = Server::start(&[]);
@@ -69,7 +58,7 @@ fn ffmpeg_decodes_thirty_distinct_frames() {
 /// The timestamp strip survives ffmpeg's decode, so a frame dump can measure latency.
 #[test]
 fn ffmpeg_frame_dump_carries_the_capture_time() {
-    if skip_without(&["ffmpeg"]) {
+    if !require_clients(&["ffmpeg"], "ffmpeg_frame_dump_carries_the_capture_time") {
         return;
     }
     let server = Server::start(&[]);
@@ -112,7 +101,7 @@ fn run_gray_dump(url: &str) -> (bool, Vec<u8>, String) {
 
 #[test]
 fn ffprobe_validates_a_snapshot() {
-    if skip_without(&["ffprobe"]) {
+    if !require_clients(&["ffprobe"], "ffprobe_validates_a_snapshot") {
         return;
     }
     // Not the default size, so the answer cannot come from a default.
@@ -178,7 +167,10 @@ fn running_as_root() -> bool {
 /// the multipart stream and decoded the JPEGs, and their strips that it decoded them right.
 #[test]
 fn vlc_decodes_the_stream_as_an_unprivileged_user() {
-    if skip_without(&["vlc", "setpriv"]) {
+    if !require_clients(
+        &["vlc", "setpriv", "ffmpeg"],
+        "vlc_decodes_the_stream_as_an_unprivileged_user",
+    ) {
         return;
     }
     let server = Server::start(&[]);
@@ -216,9 +208,6 @@ fn vlc_decodes_the_stream_as_an_unprivileged_user() {
         "VLC wrote {} pictures (exit {code:?}): {err}",
         pictures.len()
     );
-    if skip_without(&["ffmpeg"]) {
-        return;
-    }
     // The last picture's strip reads back as a capture time from this run.
     let last = pictures.last().expect("a picture");
     let (ok, grey, err) = run_gray_dump(last.to_str().expect("UTF-8 path"));

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, have, run_with_timeout, unix_now_micros};
+use common::{Server, have, require_clients, run_with_timeout, unix_now_micros};
 use framecast::source::timestamp_strip;
 
 const WIDTH: usize = 640;
@@ -55,8 +55,10 @@ fn luma_of(png: &Path) -> Vec<u8> {
 
 #[test]
 fn firefox_shows_the_live_stream_in_an_img() {
-    if !have("firefox-esr") || !have("ffmpeg") {
-        eprintln!("skipped: firefox-esr or ffmpeg is missing (make test installs them)");
+    if !require_clients(
+        &["firefox-esr", "ffmpeg"],
+        "firefox_shows_the_live_stream_in_an_img",
+    ) {
         return;
     }
     let server = Server::start(&["--size", "640x360", "--no-hls"]);

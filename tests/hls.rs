@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{MjpegReader, Response, Server, get, have, request, run_with_timeout};
+use common::{
+    MjpegReader, Response, Server, get, have, request, require_clients, run_with_timeout,
+};
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 const SEGMENT_TYPE: &str = "video/iso.segment";
@@ -538,16 +540,6 @@ fn ffmpeg_errors(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
-fn skip_without(programs: &[&str], test: &str) -> bool {
-    match programs.iter().find(|p| !have(p)) {
-        Some(missing) => {
-            println!("SKIPPED {test}: {missing} not on PATH; `make test` installs it");
-            true
-        }
-        None => false,
-    }
-}
-
 // ----- tests ------------------------------------------------------------------------------------
 
 #[test]
@@ -863,7 +855,7 @@ fn parts_segments_and_init_are_served_with_their_headers() {
 
 #[test]
 fn init_and_a_segment_decode_in_ffprobe() {
-    if skip_without(&["ffprobe"], "init_and_a_segment_decode_in_ffprobe") {
+    if !require_clients(&["ffprobe"], "init_and_a_segment_decode_in_ffprobe") {
         return;
     }
     let hls = Hls::start(&[]);
@@ -918,7 +910,7 @@ fn init_and_a_segment_decode_in_ffprobe() {
 
 #[test]
 fn ffmpeg_plays_the_hls_stream() {
-    if skip_without(&["ffmpeg"], "ffmpeg_plays_the_hls_stream") {
+    if !require_clients(&["ffmpeg"], "ffmpeg_plays_the_hls_stream") {
         return;
     }
     let hls = Hls::start(&[]);
@@ -941,7 +933,7 @@ fn ffmpeg_plays_the_hls_stream() {
 
 #[test]
 fn vlc_plays_the_hls_stream() {
-    if skip_without(&["cvlc", "setpriv", "ffprobe"], "vlc_plays_the_hls_stream") {
+    if !require_clients(&["cvlc", "setpriv", "ffprobe"], "vlc_plays_the_hls_stream") {
         return;
     }
     let hls = Hls::start(&[]);
@@ -1039,7 +1031,7 @@ fn live_mp4_is_ftyp_moov_then_fragments_and_plays_in_ffmpeg() {
     assert_eq!(kinds, ["ftyp", "moov", "moof", "mdat", "moof", "mdat"]);
     drop(reader);
 
-    if skip_without(
+    if !require_clients(
         &["ffmpeg"],
         "live_mp4_is_ftyp_moov_then_fragments_and_plays_in_ffmpeg (ffmpeg part)",
     ) {

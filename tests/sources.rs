@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{MjpegReader, Server, get, have, run_with_timeout, status_json, unix_now_micros};
+use common::{
+    MjpegReader, Server, get, have, require_clients, run_with_timeout, status_json, unix_now_micros,
+};
 use framecast::frame::FrameSize;
 use framecast::source::TestPattern;
 use framecast::source::timestamp_strip;
@@ -252,16 +254,6 @@ impl Drop for Ffmpeg {
     }
 }
 
-fn skip_without(programs: &[&str], test: &str) -> bool {
-    match programs.iter().find(|p| !have(p)) {
-        Some(missing) => {
-            println!("SKIPPED {test}: {missing} not on PATH; `make test` installs it");
-            true
-        }
-        None => false,
-    }
-}
-
 // ----- what the server says ---------------------------------------------------------------------
 
 /// `/status` `source` object.
@@ -458,7 +450,7 @@ fn scratch_file(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn raw_frames_from_ffmpeg_are_served_as_snapshots_and_mjpeg() {
-    if skip_without(
+    if !require_clients(
         &["ffmpeg"],
         "raw_frames_from_ffmpeg_are_served_as_snapshots_and_mjpeg",
     ) {
@@ -517,7 +509,7 @@ fn raw_frames_from_ffmpeg_are_served_as_snapshots_and_mjpeg() {
 #[test]
 fn jpegs_from_ffmpeg_pass_through_to_mjpeg_and_feed_hls() {
     let test = "jpegs_from_ffmpeg_pass_through_to_mjpeg_and_feed_hls";
-    if skip_without(&["ffmpeg", "ffprobe"], test) {
+    if !require_clients(&["ffmpeg", "ffprobe"], test) {
         return;
     }
     let (server, stdin) =

@@ -352,6 +352,40 @@ fn read_headers<R: BufRead>(reader: &mut R) -> Vec<(String, String)> {
     headers
 }
 
+/// The environment variable that lets a developer run the suite without some real clients:
+/// `FRAMECAST_ALLOW_MISSING_CLIENTS=1 cargo test`. Without it (as under `make test` and CI) a
+/// test whose client is missing fails and names the client.
+pub const ALLOW_MISSING_CLIENTS: &str = "FRAMECAST_ALLOW_MISSING_CLIENTS";
+
+/// Whether `test` can run: true when every one of `programs` is on PATH. A missing one fails
+/// the test, naming it, unless [`ALLOW_MISSING_CLIENTS`] is set to `1`; then the test prints
+/// that it is skipped and the caller returns early.
+pub fn require_clients(programs: &[&str], test: &str) -> bool {
+    let missing: Vec<&str> = programs.iter().copied().filter(|p| !have(p)).collect();
+    require(&missing.join(", "), test, missing.is_empty())
+}
+
+/// Like [`require_clients`] for a prerequisite described in words (a browser at a fixed path,
+/// an npm package): `missing` is `None` when everything is there.
+pub fn require_prerequisite(missing: Option<String>, test: &str) -> bool {
+    let reason = missing.unwrap_or_default();
+    require(&reason, test, reason.is_empty())
+}
+
+fn require(missing: &str, test: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var(ALLOW_MISSING_CLIENTS).as_deref() == Ok("1") {
+        println!("SKIPPED {test}: {missing} missing ({ALLOW_MISSING_CLIENTS}=1)");
+        return false;
+    }
+    panic!(
+        "{test} needs {missing}, which is missing: `make test` installs it \
+         (set {ALLOW_MISSING_CLIENTS}=1 to skip such tests on purpose)"
+    );
+}
+
 /// Whether a program is on PATH; tests of real clients need them (`make test` installs them).
 pub fn have(program: &str) -> bool {
     Command::new("sh")
