@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use framecast::frame::FrameSize;
-use framecast::source::convert::{jpeg_to_i420, nv12_to_i420, yuyv_to_i420};
+use framecast::picture::convert::{jpeg_to_i420, nv12_to_i420, yuyv_to_i420};
 use turbojpeg::{Compressor, Decompressor, Image, PixelFormat, Subsamp, YuvImage};
 
 /// The picture size of the figures (720p).

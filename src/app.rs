@@ -1,26 +1,14 @@
-//! Wiring: starts the source thread, the JPEG encoders and the HTTP server, and stops them in
-//! order when the server stops (SIGINT/SIGTERM, handled by actix).
+//! Wiring: starts the stream's pipeline and the HTTP server, and stops them in order when the
+//! server stops (SIGINT/SIGTERM, handled by actix).
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
-use crate::encode;
-use crate::encode::h264::{self, H264Settings};
 use crate::error::Error;
-use crate::hls::pipeline::{self, H264Counters};
-use crate::hls::segmenter::SegmenterSettings;
-use crate::hls::store::{HlsStore, HlsTiming};
 use crate::http::{self, AppState, HlsState};
-use crate::hub::Hub;
-use crate::source::{
-    self,
-    supervisor::{self, SupervisorSettings},
-};
+use crate::pipeline::Stream;
 
 /// Runs framecast until it is told to stop. Prints `framecast listening on http://ADDR/` on
 /// standard output once it accepts connections (tests and scripts read the port from it).
@@ -31,37 +19,15 @@ pub async fn run(config: Config) -> Result<(), Error> {
     })?;
     let addr = listener.local_addr().map_err(Error::Server)?;
 
-    let hub = Hub::new(!config.no_hls);
-    let stop = Arc::new(AtomicBool::new(false));
-    let source_thread = supervisor::spawn(
-        source::opener(&config),
-        hub.clone(),
-        SupervisorSettings {
-            size: config.size,
-            fps: config.fps,
-            drop_same_frames: config.drop_same_frames,
-        },
-        stop.clone(),
-    )?;
-    let jpeg_threads = encode::jpeg::spawn_workers(
-        hub.clone(),
-        config.jpeg_quality,
-        config.jpeg_thread_count(),
-        stop.clone(),
-    )?;
-
-    let mut threads = vec![source_thread];
-    threads.extend(jpeg_threads);
-    let hls = if config.no_hls {
-        None
-    } else {
-        let (hls, thread) = start_hls(&config, hub.clone(), stop.clone())?;
-        threads.push(thread);
-        Some(hls)
-    };
+    let stream = Stream::start(&config)?;
+    let hls = stream.hls.clone().map(|hls| HlsState {
+        store: hls.store,
+        bitrate_bps: hls.bitrate_bps,
+        counters: hls.counters,
+    });
 
     let state = AppState {
-        hub: hub.clone(),
+        hub: stream.hub.clone(),
         start_id: start_id(),
         config: config.clone(),
         hls,
@@ -71,49 +37,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let result = server.await.map_err(Error::Server);
 
     tracing::info!("stopping");
-    stop.store(true, Ordering::Relaxed);
-    hub.close();
-    for thread in threads {
-        if thread.join().is_err() {
-            tracing::error!("a pipeline thread panicked");
-        }
-    }
+    stream.stop();
     result
-}
-
-/// Starts the H.264 encoder and segmenter feeding a new HLS store.
-fn start_hls(
-    config: &Config,
-    hub: Arc<Hub>,
-    stop: Arc<AtomicBool>,
-) -> Result<(HlsState, JoinHandle<()>), Error> {
-    let segmenter = SegmenterSettings {
-        fps: config.fps,
-        frames_per_segment: config.frames_per_segment(),
-        frames_per_part: config.frames_per_part(),
-    };
-    let store = Arc::new(HlsStore::new(HlsTiming::new(
-        segmenter,
-        usize::from(config.hls_window),
-    )));
-    let bitrate_bps = config
-        .h264_bitrate
-        .unwrap_or_else(|| h264::default_bitrate_bps(config.size, config.fps));
-    let counters = Arc::new(H264Counters::default());
-    let settings = H264Settings {
-        fps: config.fps,
-        bitrate_bps,
-        frames_per_idr: segmenter.frames_per_segment,
-    };
-    let thread = pipeline::spawn(hub, store.clone(), counters.clone(), settings, stop)?;
-    Ok((
-        HlsState {
-            store,
-            bitrate_bps,
-            counters,
-        },
-        thread,
-    ))
 }
 
 fn announce(addr: SocketAddr, config: &Config) {

@@ -31,4 +31,6 @@ pub mod http;
 pub mod hub;
 pub mod media;
 pub mod meter;
+pub mod picture;
+pub mod pipeline;
 pub mod source;

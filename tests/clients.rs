@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Server, require_clients, run_for_exit_code, run_with_timeout, unix_now_micros};
-use framecast::source::timestamp_strip;
+use framecast::picture::timestamp_strip;
 
 /// Upper bound for an ffmpeg run that reads a few dozen frames.
 const FFMPEG_LIMIT: Duration = Duration::from_secs(60);

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Server, require_clients, run_with_timeout, unix_now_micros};
-use framecast::source::timestamp_strip;
+use framecast::picture::timestamp_strip;
 
 const WIDTH: usize = 640;
 const HEIGHT: usize = 360;

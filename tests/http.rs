@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::{MjpegReader, Part, Server, get, request, status_json, unix_now_micros};
 use framecast::media::multipart::parse_timestamp;
-use framecast::source::timestamp_strip;
+use framecast::picture::timestamp_strip;
 
 /// The response's Content-Type, byte for byte.
 const STREAM_CONTENT_TYPE: &str = "multipart/x-mixed-replace; boundary=framecast-boundary";

@@ -25,8 +25,8 @@ use common::{
     MjpegReader, Server, get, require_clients, run_with_timeout, status_json, unix_now_micros,
 };
 use framecast::frame::FrameSize;
+use framecast::picture::timestamp_strip;
 use framecast::source::TestPattern;
-use framecast::source::timestamp_strip;
 
 /// How long a server may take to report a state or a playlist change, with room for a busy
 /// 2-core machine (they take well under a second when it is idle).

@@ -9,7 +9,7 @@
 #![no_main]
 
 use bytes::Bytes;
-use framecast::source::mjpeg_stream::{self, MjpegError, MjpegSplitter};
+use framecast::media::mjpeg_stream::{self, MjpegError, MjpegSplitter};
 use libfuzzer_sys::fuzz_target;
 
 /// Small, so that short inputs reach the too-large path too.

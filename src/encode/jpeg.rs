@@ -1,25 +1,15 @@
 //! The JPEG stage: I420 frames to JPEG through libjpeg-turbo, straight from the planes (no RGB
 //! conversion), with one reused compressor per thread.
 //!
-//! [`JpegEncoder`] is the pure encoding step (measured against raw turbojpeg in
-//! `benches/jpeg_stage.rs`); [`spawn_workers`] runs a pool of them on threads fed by the hub.
-//! More than one worker only matters when one cannot keep up with the source: an idle worker
-//! takes the newest frame while another is still busy, and the hub drops any result that would
-//! arrive out of order.
+//! [`JpegEncoder`] is the encoding step (measured against raw turbojpeg in
+//! `benches/jpeg_stage.rs`); `pipeline::jpeg` runs a pool of them on threads fed by the hub.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use turbojpeg::{Compressor, Subsamp, YuvImage};
 
 use crate::frame::{Frame, FrameSize, JpegFrame, Pixels};
-use crate::hub::{Hub, Taken};
-
-/// How often an idle worker wakes to check for shutdown.
-const IDLE_POLL: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum JpegError {
@@ -98,41 +88,6 @@ impl JpegEncoder {
             jpeg: Bytes::copy_from_slice(&self.scratch[..len]),
             encode_time: started.elapsed(),
         })
-    }
-}
-
-/// Starts `count` encoder threads that take frames from the hub and publish JPEGs to it until
-/// `stop` is set and the hub is closed.
-pub fn spawn_workers(
-    hub: Arc<Hub>,
-    quality: u8,
-    count: usize,
-    stop: Arc<AtomicBool>,
-) -> Result<Vec<JoinHandle<()>>, crate::error::Error> {
-    (0..count.max(1))
-        .map(|n| {
-            let mut encoder = JpegEncoder::new(quality)
-                .map_err(|e| crate::error::Error::JpegEncoder(e.to_string()))?;
-            let hub = hub.clone();
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name(format!("jpeg-{n}"))
-                .spawn(move || run_worker(&mut encoder, &hub, &stop))
-                .map_err(crate::error::Error::Thread)
-        })
-        .collect()
-}
-
-fn run_worker(encoder: &mut JpegEncoder, hub: &Hub, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        match hub.jpeg_input().take(IDLE_POLL) {
-            Taken::Item(frame) => match encoder.encode(&frame) {
-                Ok(jpeg) => hub.publish_jpeg(jpeg),
-                Err(error) => tracing::warn!(%error, seq = frame.seq, "JPEG encoding failed"),
-            },
-            Taken::TimedOut => {}
-            Taken::Closed => break,
-        }
     }
 }
 

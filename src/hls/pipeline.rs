@@ -16,7 +16,7 @@ use crate::hls::segmenter::Segmenter;
 use crate::hls::store::HlsStore;
 use crate::hub::{Hub, Taken};
 use crate::meter::RateMeter;
-use crate::source::convert::{self, ConvertError};
+use crate::picture::convert::{self, ConvertError};
 
 /// How often an idle thread wakes to check for shutdown.
 const IDLE_POLL: Duration = Duration::from_millis(250);

@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::frame::unix_micros;
-use crate::source::supervisor::SourceState;
+use crate::hub::SourceState;
 
 use super::AppState;
 use super::error::HttpError;

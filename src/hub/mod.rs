@@ -7,9 +7,11 @@
 //!   frames it skipped.
 //! - Counters for `/status` and `/healthz` live here too.
 
+mod health;
 mod slot;
 mod viewers;
 
+pub use health::{SourceHealth, SourceState};
 pub use slot::{LatestSlot, Taken};
 pub use viewers::{ViewerGuard, ViewerRegistry, ViewerStats};
 
@@ -23,7 +25,6 @@ use tokio::sync::watch;
 use crate::frame::{Frame, JpegFrame, unix_micros};
 use crate::media::multipart;
 use crate::meter::RateMeter;
-use crate::source::supervisor::SourceHealth;
 
 /// Frames waiting for the H.264 encoder: a quarter second at 30 fps rides out a busy moment
 /// on a loaded machine; only a sustained overload drops frames.

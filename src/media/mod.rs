@@ -2,5 +2,6 @@
 
 pub mod cmaf;
 pub mod h264;
+pub mod mjpeg_stream;
 pub mod multipart;
 pub mod playlist;

@@ -17,9 +17,9 @@ mod v4l;
 pub use capture::{CameraDevice, CameraSource, RawCameraFrame, frame_from_raw};
 pub use format::{CameraFormatOffer, Choice, PixelKind, choose_format};
 
-use crate::config::CameraId;
 use crate::frame::FrameSize;
 use crate::source::Opener;
+use crate::source::spec::CameraId;
 
 /// What a build without the cargo feature `camera` says when asked for a camera.
 pub const NO_CAMERA_SUPPORT: &str =
@@ -56,7 +56,7 @@ pub fn list_sources() -> String {
 #[cfg(not(feature = "camera"))]
 mod unavailable {
     use super::NO_CAMERA_SUPPORT;
-    use crate::config::CameraId;
+    use crate::source::spec::CameraId;
     use crate::source::{Opener, Source, SourceError};
 
     pub(super) struct Unavailable {

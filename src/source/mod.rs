@@ -1,23 +1,18 @@
-//! Frame sources and the supervisor that keeps frames flowing when a source fails.
+//! Frame sources: the test pattern, cameras and pipes, and what `--source` names them by.
 //!
 //! A [`Source`] delivers frames, blocking until the next one; an [`Opener`] makes a fresh
-//! source (for reopening after a failure). The [`supervisor`] runs both on their own threads,
-//! numbers the frames, and fills every gap with [`placeholder`] frames that say what is wrong,
-//! so viewers stay connected and HLS keeps its cadence.
+//! source (for reopening after a failure). `pipeline::supervisor` runs them on threads of
+//! their own, numbers the frames, and fills every gap with placeholder pictures that say what
+//! is wrong. Sources know nothing of the hub, the encoders or the configuration.
 
 pub mod camera;
-pub mod convert;
-pub mod font;
-pub mod mjpeg_stream;
 pub mod pipe;
-pub mod placeholder;
-pub mod supervisor;
+pub mod spec;
 pub mod test_pattern;
-pub mod timestamp_strip;
 
-use crate::config::{Config, SourceSpec};
-use crate::frame::Frame;
+use crate::frame::{Frame, FrameSize};
 
+pub use spec::SourceSpec;
 pub use test_pattern::TestPattern;
 
 /// Why a source did not deliver a frame.
@@ -84,7 +79,7 @@ impl Source for TestPattern {
 }
 
 struct TestPatternOpener {
-    size: crate::frame::FrameSize,
+    size: FrameSize,
     fps: u32,
 }
 
@@ -98,14 +93,12 @@ impl Opener for TestPatternOpener {
     }
 }
 
-/// The opener for the source the configuration names. Nothing is opened yet.
-pub fn opener(config: &Config) -> Box<dyn Opener> {
-    match &config.source {
-        SourceSpec::TestPattern => Box::new(TestPatternOpener {
-            size: config.size,
-            fps: config.fps,
-        }),
-        SourceSpec::Camera(id) => camera::opener(id, config.size, config.fps),
-        SourceSpec::Pipe(format) => Box::new(pipe::PipeOpener::stdin(*format, config.size)),
+/// The opener for the source `spec` names, for pictures of `size` at `fps` (what a camera is
+/// asked for, the size raw pipe frames have). Nothing is opened yet.
+pub fn opener(spec: &SourceSpec, size: FrameSize, fps: u32) -> Box<dyn Opener> {
+    match spec {
+        SourceSpec::TestPattern => Box::new(TestPatternOpener { size, fps }),
+        SourceSpec::Camera(id) => camera::opener(id, size, fps),
+        SourceSpec::Pipe(format) => Box::new(pipe::PipeOpener::stdin(*format, size)),
     }
 }

@@ -13,9 +13,9 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use crate::config::PipeFormat;
 use crate::frame::{Frame, FrameSize, Pixels};
-use crate::source::mjpeg_stream::{self, MjpegSplitter};
+use crate::media::mjpeg_stream::{self, MjpegSplitter};
+use crate::source::spec::PipeFormat;
 use crate::source::{Opener, Source, SourceError};
 
 /// Bytes asked of the pipe per read for MJPEG: a few frames' worth at common sizes.

@@ -5,7 +5,7 @@
 //! them (both scrolling left), a luma ramp at the bottom (scrolling right), a box bouncing
 //! around, and a dark panel in the middle with the word FRAMECAST, a frame counter, the capture
 //! time (UTC, to the millisecond) and the size and rate. The machine-readable timestamp strip
-//! ([`super::timestamp_strip`]) is drawn last, over the top rows.
+//! ([`crate::picture::timestamp_strip`]) is drawn last, over the top rows.
 //!
 //! Cost: the background rows are built once in [`TestPattern::new`], each frame only copies
 //! rows at a scroll offset and fills rectangles and glyph runs with `slice::fill`, so no work is
@@ -21,9 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::font::{self, Plane};
-use super::timestamp_strip;
 use crate::frame::{CLOCK_90K, Frame, FrameSize, Pixels, unix_micros};
+use crate::picture::font::{self, Plane};
+use crate::picture::{clock_text, timestamp_strip};
 
 /// A colour as 8-bit video-range Y, Cb (U), Cr (V).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -409,15 +409,6 @@ fn fill_rect(planes: &mut [Plane<'_>; 3], (x, y, w, h): (usize, usize, usize, us
     v.fill_rect(x / 2, y / 2, w / 2, h / 2, c.v);
 }
 
-/// Appends the UTC time of day of `micros` (since the Unix epoch) as `HH:MM:SS.mmm UTC`.
-pub(crate) fn clock_text(micros: u64, out: &mut String) {
-    let ms_of_day = micros / 1000 % 86_400_000;
-    let (hours, minutes) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60);
-    let (seconds, millis) = (ms_of_day / 1000 % 60, ms_of_day % 1000);
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{hours:02}:{minutes:02}:{seconds:02}.{millis:03} UTC");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,17 +420,6 @@ mod tests {
         let mut out = vec![0u8; pattern.size.i420_len()];
         pattern.render(seq, from_unix_micros(micros), &mut out);
         out
-    }
-
-    #[test]
-    fn clock_text_is_utc_with_milliseconds() {
-        let mut text = String::new();
-        clock_text(MICROS, &mut text);
-        // 1_790_000_000 s is 2026-09-21 14:13:20 UTC.
-        assert_eq!(text, "14:13:20.123 UTC");
-        text.clear();
-        clock_text(86_399_999_999, &mut text);
-        assert_eq!(text, "23:59:59.999 UTC");
     }
 
     #[test]

@@ -13,8 +13,8 @@ use bytes::Bytes;
 
 use super::format::{CameraFormatOffer, Choice, PixelKind, choose_format, summarize};
 use crate::frame::{Frame, FrameSize};
-use crate::source::convert::{self, YuvPlanes};
-use crate::source::mjpeg_stream::{MjpegSplitter, Subsampling};
+use crate::media::mjpeg_stream::{MjpegSplitter, Subsampling};
+use crate::picture::convert::{self, YuvPlanes};
 use crate::source::{Source, SourceError, pipe};
 
 /// Bytes of a capture buffer handed to the JPEG splitter at a time. Drivers size MJPEG buffers

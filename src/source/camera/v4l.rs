@@ -21,8 +21,8 @@ use nokhwa::utils::{
 
 use super::capture::{CameraDevice, CameraSource, RawCameraFrame};
 use super::format::{CameraFormatOffer, Choice, PixelKind, summarize};
-use crate::config::CameraId;
 use crate::frame::FrameSize;
+use crate::source::spec::CameraId;
 use crate::source::{Opener, Source, SourceError};
 
 /// Where V4L2 device nodes live, and how their names start (`video0`, `video1`, ...).

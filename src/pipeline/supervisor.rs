@@ -6,6 +6,9 @@
 //! at the configured rate instead: viewers stay connected, HLS keeps its cadence, and
 //! `/status` and `/healthz` say what is wrong. A failed source is reopened with back-off (1 s,
 //! doubling to 10 s); video resumes for connected viewers as soon as it is back.
+//!
+//! Every decision takes the time as an argument (`now`); only [`Supervisor::run`] reads the
+//! clock, so tests drive the state machine through minutes of simulated time without sleeping.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,8 +20,8 @@ use bytes::Bytes;
 
 use crate::error::Error;
 use crate::frame::{CLOCK_90K, Frame, FrameSize, Pixels};
-use crate::hub::Hub;
-use crate::source::placeholder::Placeholder;
+use crate::hub::{Hub, SourceState};
+use crate::picture::placeholder::Placeholder;
 use crate::source::{Opener, Source, SourceError};
 
 /// First reopen delay, and the most it grows to.
@@ -33,44 +36,6 @@ const REOPEN_SILENT_AFTER: Duration = Duration::from_secs(5);
 /// Frames in flight between the reader and the supervisor: enough to absorb jitter, few
 /// enough that nothing old piles up.
 const HANDOVER_FRAMES: usize = 2;
-
-/// What the source is doing, for `/status` and `/healthz`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceState {
-    Starting,
-    Live,
-    Down,
-}
-
-/// The source's health as the supervisor sees it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SourceHealth {
-    pub description: String,
-    pub state: SourceState,
-    /// The placeholder's headline while down, e.g. "NO SIGNAL".
-    pub headline: Option<String>,
-    pub last_error: Option<String>,
-    pub errors: u64,
-    pub reopen_attempts: u64,
-    /// Milliseconds since the source went down, while it is down.
-    #[serde(skip)]
-    pub down_since: Option<Instant>,
-}
-
-impl SourceHealth {
-    pub fn new(description: String) -> Self {
-        Self {
-            description,
-            state: SourceState::Starting,
-            headline: None,
-            last_error: None,
-            errors: 0,
-            reopen_attempts: 0,
-            down_since: None,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 pub struct SupervisorSettings {
@@ -90,7 +55,7 @@ pub fn spawn(
 ) -> Result<JoinHandle<()>, Error> {
     std::thread::Builder::new()
         .name("source".into())
-        .spawn(move || Supervisor::new(opener, hub, settings, stop).run())
+        .spawn(move || Supervisor::new(opener, hub, settings, stop, Instant::now()).run())
         .map_err(Error::Thread)
 }
 
@@ -122,9 +87,9 @@ impl Supervisor {
         hub: Arc<Hub>,
         settings: SupervisorSettings,
         stop: Arc<AtomicBool>,
+        now: Instant,
     ) -> Self {
         let frame_interval = Duration::from_secs(1) / settings.fps.max(1);
-        let now = Instant::now();
         Self {
             opener,
             hub,
@@ -150,28 +115,29 @@ impl Supervisor {
         self.hub
             .set_source_health(|h| h.description = self.opener.describe());
         while !self.stop.load(Ordering::Relaxed) {
-            self.open_if_due();
+            self.open_if_due(Instant::now());
             match &self.reader {
                 Some(reader) => {
-                    let wait = self.frame_interval;
-                    match reader.recv_timeout(wait) {
-                        Ok(Ok(frame)) => self.on_frame(frame),
-                        Ok(Err(error)) => self.on_error(error),
-                        Err(RecvTimeoutError::Timeout) => self.on_silence(),
+                    let received = reader.recv_timeout(self.frame_interval);
+                    let now = Instant::now();
+                    match received {
+                        Ok(Ok(frame)) => self.on_frame(frame, now),
+                        Ok(Err(error)) => self.on_error(error, now),
+                        Err(RecvTimeoutError::Timeout) => self.on_silence(now),
                         Err(RecvTimeoutError::Disconnected) => {
-                            self.on_error(SourceError::Failed("the source stopped".into()))
+                            self.on_error(SourceError::Failed("the source stopped".into()), now)
                         }
                     }
                 }
-                None => std::thread::sleep(self.sleep_before_next_event()),
+                None => std::thread::sleep(self.sleep_before_next_event(Instant::now())),
             }
-            self.publish_placeholder_if_due();
+            self.publish_placeholder_if_due(Instant::now());
         }
     }
 
-    fn open_if_due(&mut self) {
+    fn open_if_due(&mut self, now: Instant) {
         let Some(at) = self.next_open_at else { return };
-        if self.reader.is_some() || Instant::now() < at {
+        if self.reader.is_some() || now < at {
             return;
         }
         if self.opened_before {
@@ -182,23 +148,24 @@ impl Supervisor {
             Ok(source) => {
                 tracing::info!(source = %source.describe(), "source opened");
                 self.next_open_at = None;
-                self.last_frame_at = Instant::now();
+                self.last_frame_at = now;
                 self.reopen_when_silent = source.reopen_when_silent();
                 self.reader = spawn_reader(source, self.stop.clone());
                 if self.reader.is_none() {
-                    self.on_error(SourceError::Failed("cannot start the reader thread".into()));
+                    let error = SourceError::Failed("cannot start the reader thread".into());
+                    self.on_error(error, now);
                 }
             }
-            Err(error) => self.on_error(error),
+            Err(error) => self.on_error(error, now),
         }
     }
 
-    fn on_frame(&mut self, mut frame: Frame) {
+    fn on_frame(&mut self, mut frame: Frame, now: Instant) {
         if self.down.take().is_some() {
             tracing::info!("source delivers frames again");
         }
         self.backoff = BACKOFF_START;
-        self.last_frame_at = Instant::now();
+        self.last_frame_at = now;
         self.mark_repeat(&mut frame);
         self.hub.set_source_health(|h| {
             h.state = SourceState::Live;
@@ -217,40 +184,36 @@ impl Supervisor {
         }
     }
 
-    fn on_error(&mut self, error: SourceError) {
+    fn on_error(&mut self, error: SourceError, now: Instant) {
         tracing::warn!(%error, "source: {}", error.headline());
         let recoverable = matches!(error, SourceError::BadFrame(_));
         if !recoverable {
             self.reader = None;
             self.next_open_at = match error {
                 SourceError::Unsupported(_) => None,
-                _ => Some(Instant::now() + self.backoff),
+                _ => Some(now + self.backoff),
             };
             self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         }
-        self.go_down(error);
+        self.go_down(error, now);
     }
 
-    fn on_silence(&mut self) {
-        let quiet = self.last_frame_at.elapsed();
+    fn on_silence(&mut self, now: Instant) {
+        let quiet = now.saturating_duration_since(self.last_frame_at);
         if self.reopen_when_silent && quiet >= REOPEN_SILENT_AFTER {
             // The reader thread may stay blocked in the device; it ends once its read returns
             // and finds nobody listening.
-            self.on_error(SourceError::Failed(format!(
-                "no frame for {:.0} s; reopening",
-                quiet.as_secs_f64()
-            )));
+            let reason = format!("no frame for {:.0} s; reopening", quiet.as_secs_f64());
+            self.on_error(SourceError::Failed(reason), now);
             return;
         }
         if self.down.is_none() && quiet >= self.stall_after {
-            self.go_down(SourceError::Ended(format!(
-                "no frame for {:.1} s",
-                quiet.as_secs_f64()
-            )));
+            let reason = format!("no frame for {:.1} s", quiet.as_secs_f64());
+            self.go_down(SourceError::Ended(reason), now);
         }
     }
 
-    fn go_down(&mut self, error: SourceError) {
+    fn go_down(&mut self, error: SourceError, now: Instant) {
         let was_up = self.down.is_none();
         let headline = error.headline();
         let message = error.to_string();
@@ -259,18 +222,17 @@ impl Supervisor {
             h.headline = Some(headline.into());
             h.last_error = Some(message.clone());
             h.errors += 1;
-            h.down_since.get_or_insert_with(Instant::now);
+            h.down_since.get_or_insert(now);
         });
         self.down = Some(error);
         if was_up {
             // Show the reason at once, then keep the configured rate.
-            self.next_placeholder_at = Instant::now();
+            self.next_placeholder_at = now;
         }
     }
 
-    fn publish_placeholder_if_due(&mut self) {
+    fn publish_placeholder_if_due(&mut self, now: Instant) {
         let Some(reason) = &self.down else { return };
-        let now = Instant::now();
         if now < self.next_placeholder_at {
             return;
         }
@@ -296,8 +258,7 @@ impl Supervisor {
         self.hub.publish_frame(Arc::new(frame));
     }
 
-    fn sleep_before_next_event(&self) -> Duration {
-        let now = Instant::now();
+    fn sleep_before_next_event(&self, now: Instant) -> Duration {
         let mut until = self.next_placeholder_at;
         if let Some(open_at) = self.next_open_at {
             until = until.min(open_at);
@@ -334,43 +295,30 @@ fn spawn_reader(
 mod tests {
     use super::*;
     use std::collections::VecDeque;
-    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
 
-    /// A source that plays a script of results, then ends.
-    struct Scripted(VecDeque<Result<Frame, SourceError>>);
-
-    impl Source for Scripted {
-        fn describe(&self) -> String {
-            "scripted".into()
-        }
-        fn next_frame(&mut self) -> Result<Frame, SourceError> {
-            std::thread::sleep(Duration::from_millis(5));
-            self.0
-                .pop_front()
-                .unwrap_or_else(|| Err(SourceError::Ended("end of script".into())))
-        }
+    /// An opener that fails with each of `failures` in turn, then keeps failing with
+    /// "not found"; it counts its calls.
+    struct FailingOpener {
+        opens: Arc<AtomicUsize>,
+        failures: VecDeque<SourceError>,
     }
 
-    struct ScriptedOpener {
-        opens: Arc<Mutex<Vec<Instant>>>,
-        scripts: VecDeque<Result<Vec<Result<Frame, SourceError>>, SourceError>>,
-    }
-
-    impl Opener for ScriptedOpener {
+    impl Opener for FailingOpener {
         fn describe(&self) -> String {
             "scripted".into()
         }
         fn open(&mut self) -> Result<Box<dyn Source>, SourceError> {
-            self.opens.lock().unwrap().push(Instant::now());
-            match self.scripts.pop_front() {
-                Some(Ok(script)) => Ok(Box::new(Scripted(script.into()))),
-                Some(Err(e)) => Err(e),
-                None => Err(SourceError::NotFound("gone".into())),
-            }
+            self.opens.fetch_add(1, Ordering::Relaxed);
+            Err(self
+                .failures
+                .pop_front()
+                .unwrap_or_else(|| SourceError::NotFound("gone".into())))
         }
     }
 
     const SIZE: FrameSize = FrameSize::new(160, 120);
+    const FPS: u32 = 50;
 
     fn frame(value: u8) -> Frame {
         Frame::from_i420(
@@ -382,78 +330,133 @@ mod tests {
         )
     }
 
-    fn run_for(
-        scripts: Vec<Result<Vec<Result<Frame, SourceError>>, SourceError>>,
-        drop_same: bool,
-        time: Duration,
-    ) -> (Arc<Hub>, Vec<Instant>) {
-        let hub = Hub::new(false);
-        let stop = Arc::new(AtomicBool::new(false));
-        let opens = Arc::new(Mutex::new(Vec::new()));
-        let opener = ScriptedOpener {
+    fn supervisor(drop_same_frames: bool, start: Instant) -> (Supervisor, Arc<AtomicUsize>) {
+        let opens = Arc::new(AtomicUsize::new(0));
+        let opener = FailingOpener {
             opens: opens.clone(),
-            scripts: scripts.into(),
+            failures: VecDeque::new(),
         };
         let settings = SupervisorSettings {
             size: SIZE,
-            fps: 50,
-            drop_same_frames: drop_same,
+            fps: FPS,
+            drop_same_frames,
         };
-        let thread = spawn(Box::new(opener), hub.clone(), settings, stop.clone()).unwrap();
-        std::thread::sleep(time);
-        stop.store(true, Ordering::Relaxed);
-        thread.join().unwrap();
-        let opens = opens.lock().unwrap().clone();
-        (hub, opens)
+        let stop = Arc::new(AtomicBool::new(false));
+        let hub = Hub::new(false);
+        let supervisor = Supervisor::new(Box::new(opener), hub, settings, stop, start);
+        (supervisor, opens)
+    }
+
+    /// The loop of [`Supervisor::run`] without a reader, one millisecond of simulated time at a
+    /// time from `from` to `until`.
+    fn run_idle(supervisor: &mut Supervisor, from: Instant, until: Instant) {
+        let mut now = from;
+        while now < until {
+            supervisor.open_if_due(now);
+            supervisor.publish_placeholder_if_due(now);
+            now += Duration::from_millis(1);
+        }
     }
 
     #[test]
     fn a_source_that_is_not_there_gives_placeholders_and_is_retried_with_back_off() {
-        let (hub, opens) = run_for(vec![], false, Duration::from_millis(3_300));
-        let health = hub.source_health();
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let (mut supervisor, opens) = supervisor(false, start);
+        let frames = |s: &Supervisor| s.hub.source.frames.load(Ordering::Relaxed);
+
+        run_idle(&mut supervisor, start, at(999));
+        assert_eq!(opens.load(Ordering::Relaxed), 1, "opened at once");
+        let health = supervisor.hub.source_health();
         assert_eq!(health.state, SourceState::Down);
         assert_eq!(health.headline.as_deref(), Some("CAMERA NOT FOUND"));
-        // Opens at 0, 1 s and 3 s: the delay doubles.
-        assert_eq!(opens.len(), 3, "{opens:?}");
-        let gap = opens[2] - opens[1];
-        assert!(gap >= Duration::from_millis(1_900), "{gap:?}");
-        // Placeholders keep the configured rate (50 fps) the whole time.
-        let frames = hub.source.frames.load(Ordering::Relaxed);
-        assert!((140..=170).contains(&frames), "{frames}");
+        // Placeholders at the configured rate: one at 0 ms, then every 20 ms.
+        assert_eq!(frames(&supervisor), 50);
+
+        // The delay doubles: reopened at 1 s and at 3 s, not in between.
+        run_idle(&mut supervisor, at(999), at(1_001));
+        assert_eq!(opens.load(Ordering::Relaxed), 2);
+        run_idle(&mut supervisor, at(1_001), at(2_999));
+        assert_eq!(opens.load(Ordering::Relaxed), 2);
+        run_idle(&mut supervisor, at(2_999), at(3_300));
+        assert_eq!(opens.load(Ordering::Relaxed), 3);
+        assert_eq!(supervisor.hub.source_health().reopen_attempts, 2);
+        // 3.3 s of placeholders at 50 fps, frame numbers without a gap.
+        assert_eq!(frames(&supervisor), 165);
+        assert_eq!(supervisor.hub.source.last_seq.load(Ordering::Relaxed), 165);
+    }
+
+    #[test]
+    fn the_back_off_stops_growing_at_its_maximum() {
+        let start = Instant::now();
+        let (mut supervisor, opens) = supervisor(false, start);
+        run_idle(&mut supervisor, start, start + Duration::from_secs(60));
+        // Opens at 0, 1, 3, 7, 15, then every 10 s: 25, 35, 45, 55.
+        assert_eq!(opens.load(Ordering::Relaxed), 9);
     }
 
     #[test]
     fn bad_frames_show_placeholders_and_video_resumes_on_the_same_source() {
-        let mut script: Vec<_> = (0..5).map(|_| Ok(frame(1))).collect();
-        script.push(Err(SourceError::BadFrame("truncated JPEG".into())));
-        script.extend((0..5).map(|_| Ok(frame(2))));
-        script.push(Err(SourceError::Ended("end of file".into())));
-        let (hub, opens) = run_for(vec![Ok(script)], false, Duration::from_millis(500));
-        let health = hub.source_health();
-        assert_eq!(opens.len(), 1, "bad frames do not reopen");
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let (mut supervisor, opens) = supervisor(false, start);
+        // A source that is open: its reader is this channel.
+        let (_tx, rx) = sync_channel(HANDOVER_FRAMES);
+        supervisor.reader = Some(rx);
+        supervisor.next_open_at = None;
+        for ms in 0..5 {
+            supervisor.on_frame(frame(1), at(ms * 20));
+        }
+        supervisor.on_error(SourceError::BadFrame("truncated JPEG".into()), at(100));
+        supervisor.publish_placeholder_if_due(at(100));
+        let health = supervisor.hub.source_health();
+        assert_eq!(health.state, SourceState::Down);
+        assert_eq!(health.headline.as_deref(), Some("BAD FRAME"));
+        assert!(
+            supervisor.reader.is_some(),
+            "a bad frame does not close the source"
+        );
+        for ms in 6..11 {
+            supervisor.on_frame(frame(2), at(ms * 20));
+        }
+        assert_eq!(supervisor.hub.source_health().state, SourceState::Live);
+        supervisor.on_error(SourceError::Ended("end of file".into()), at(240));
+        let health = supervisor.hub.source_health();
+        assert_eq!(opens.load(Ordering::Relaxed), 0, "bad frames do not reopen");
         assert_eq!(health.errors, 2, "{health:?}");
         assert_eq!(health.last_error.as_deref(), Some("end of file"));
         assert_eq!(health.headline.as_deref(), Some("NO SIGNAL"));
-        assert!(hub.source.frames.load(Ordering::Relaxed) > 10);
+        assert!(supervisor.reader.is_none(), "the ended source is dropped");
+        // Ten frames and the one placeholder, numbered without a gap.
+        assert_eq!(supervisor.hub.source.frames.load(Ordering::Relaxed), 11);
+    }
+
+    #[test]
+    fn a_silent_source_goes_down_then_is_reopened() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let (mut supervisor, opens) = supervisor(false, start);
+        let (_tx, rx) = sync_channel(HANDOVER_FRAMES);
+        supervisor.reader = Some(rx);
+        supervisor.next_open_at = None;
+        supervisor.reopen_when_silent = true;
+        supervisor.on_frame(frame(1), at(0));
+        supervisor.on_silence(at(999));
+        assert_eq!(supervisor.hub.source_health().state, SourceState::Live);
+        supervisor.on_silence(at(1_000));
+        assert_eq!(supervisor.hub.source_health().state, SourceState::Down);
+        assert!(supervisor.reader.is_some(), "stalled, not yet given up");
+        supervisor.on_silence(at(5_000));
+        assert!(supervisor.reader.is_none(), "given up after 5 s of silence");
+        supervisor.open_if_due(at(5_999));
+        assert_eq!(opens.load(Ordering::Relaxed), 0);
+        supervisor.open_if_due(at(6_000));
+        assert_eq!(opens.load(Ordering::Relaxed), 1);
     }
 
     #[test]
     fn identical_frames_are_marked_when_asked() {
-        let hub = Hub::new(false);
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut supervisor = Supervisor::new(
-            Box::new(ScriptedOpener {
-                opens: Arc::default(),
-                scripts: VecDeque::new(),
-            }),
-            hub,
-            SupervisorSettings {
-                size: SIZE,
-                fps: 50,
-                drop_same_frames: true,
-            },
-            stop,
-        );
+        let (mut supervisor, _) = supervisor(true, Instant::now());
         let mut marks = Vec::new();
         for value in [1, 1, 2, 2, 2] {
             let mut f = frame(value);

@@ -5,9 +5,9 @@
 use std::time::SystemTime;
 
 use crate::frame::{FrameSize, unix_micros};
-use crate::source::font::{self, Plane};
-use crate::source::test_pattern::clock_text;
-use crate::source::timestamp_strip;
+use crate::picture::clock_text;
+use crate::picture::font::{self, Plane};
+use crate::picture::timestamp_strip;
 
 /// Luma of the background and the text: dark grey and near white, well inside video range.
 const BACKGROUND_Y: u8 = 40;

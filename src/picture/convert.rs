@@ -10,8 +10,8 @@
 
 use turbojpeg::{Colorspace, Decompressor, Subsamp, YuvImage};
 
-use super::mjpeg_stream::Subsampling;
 use crate::frame::FrameSize;
+use crate::media::mjpeg_stream::Subsampling;
 
 /// U and V of a grey pixel: chroma is stored with an offset of 128 (JFIF, ITU-T T.871; and
 /// ITU-R BT.601 video alike).

@@ -1,0 +1,41 @@
+//! A source's health as its supervisor sees it: what `/status` shows and `/healthz` judges.
+
+use std::time::Instant;
+
+/// What the source is doing, for `/status` and `/healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    Starting,
+    Live,
+    Down,
+}
+
+/// The source's health as the supervisor sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceHealth {
+    pub description: String,
+    pub state: SourceState,
+    /// The placeholder's headline while down, e.g. "NO SIGNAL".
+    pub headline: Option<String>,
+    pub last_error: Option<String>,
+    pub errors: u64,
+    pub reopen_attempts: u64,
+    /// Milliseconds since the source went down, while it is down.
+    #[serde(skip)]
+    pub down_since: Option<Instant>,
+}
+
+impl SourceHealth {
+    pub fn new(description: String) -> Self {
+        Self {
+            description,
+            state: SourceState::Starting,
+            headline: None,
+            last_error: None,
+            errors: 0,
+            reopen_attempts: 0,
+            down_since: None,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! One stream's pipeline: the source supervisor, the JPEG workers and the H.264 thread, and the
+//! hub they hand frames over. This is the only code that sees the hub and the stages together;
+//! `source`, `encode` and `media` know nothing of each other or of threads that feed them.
+//!
+//! ```text
+//! source ─► supervisor ─Frame─► hub ─► JPEG workers ─JpegFrame─► hub ─► MJPEG viewers, snapshots
+//!                                 └──► H.264 thread ─► segmenter ─► HLS store ─► playlists, parts
+//! ```
+
+pub mod jpeg;
+pub mod supervisor;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::encode::h264::{self, H264Settings};
+use crate::error::Error;
+use crate::hls::pipeline::{self as h264_thread, H264Counters};
+use crate::hls::segmenter::SegmenterSettings;
+use crate::hls::store::{HlsStore, HlsTiming};
+use crate::hub::Hub;
+use crate::source;
+use supervisor::SupervisorSettings;
+
+/// How often an idle stage thread wakes to check for shutdown.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// What a stream's HLS side gives the HTTP handlers.
+#[derive(Debug, Clone)]
+pub struct StreamHls {
+    pub store: Arc<HlsStore>,
+    pub bitrate_bps: u32,
+    pub counters: Arc<H264Counters>,
+}
+
+/// A running stream: its threads, and the hub and HLS store that viewers read from.
+#[derive(Debug)]
+pub struct Stream {
+    pub hub: Arc<Hub>,
+    /// `None` with HLS turned off.
+    pub hls: Option<StreamHls>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Stream {
+    /// Starts the source supervisor, the JPEG workers and, unless HLS is off, the H.264 thread.
+    pub fn start(config: &Config) -> Result<Self, Error> {
+        let hub = Hub::new(!config.no_hls);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut stream = Self {
+            hub: hub.clone(),
+            hls: None,
+            stop: stop.clone(),
+            threads: Vec::new(),
+        };
+        // On an error below, dropping `stream` would leave started threads running: stop them.
+        let started = (|| {
+            stream.threads.push(supervisor::spawn(
+                source::opener(&config.source, config.size, config.fps),
+                hub.clone(),
+                SupervisorSettings {
+                    size: config.size,
+                    fps: config.fps,
+                    drop_same_frames: config.drop_same_frames,
+                },
+                stop.clone(),
+            )?);
+            stream.threads.extend(jpeg::spawn_workers(
+                hub.clone(),
+                config.jpeg_quality,
+                config.jpeg_thread_count(),
+                stop.clone(),
+            )?);
+            if !config.no_hls {
+                let (hls, thread) = start_hls(config, hub.clone(), stop.clone())?;
+                stream.hls = Some(hls);
+                stream.threads.push(thread);
+            }
+            Ok(())
+        })();
+        match started {
+            Ok(()) => Ok(stream),
+            Err(error) => {
+                stream.stop();
+                Err(error)
+            }
+        }
+    }
+
+    /// Stops every thread of the stream and waits for them.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.hub.close();
+        for thread in self.threads {
+            if thread.join().is_err() {
+                tracing::error!("a pipeline thread panicked");
+            }
+        }
+    }
+}
+
+/// Starts the H.264 encoder and segmenter feeding a new HLS store.
+fn start_hls(
+    config: &Config,
+    hub: Arc<Hub>,
+    stop: Arc<AtomicBool>,
+) -> Result<(StreamHls, JoinHandle<()>), Error> {
+    let segmenter = SegmenterSettings {
+        fps: config.fps,
+        frames_per_segment: config.frames_per_segment(),
+        frames_per_part: config.frames_per_part(),
+    };
+    let store = Arc::new(HlsStore::new(HlsTiming::new(
+        segmenter,
+        usize::from(config.hls_window),
+    )));
+    let bitrate_bps = config
+        .h264_bitrate
+        .unwrap_or_else(|| h264::default_bitrate_bps(config.size, config.fps));
+    let counters = Arc::new(H264Counters::default());
+    let settings = H264Settings {
+        fps: config.fps,
+        bitrate_bps,
+        frames_per_idr: segmenter.frames_per_segment,
+    };
+    let thread = h264_thread::spawn(hub, store.clone(), counters.clone(), settings, stop)?;
+    Ok((
+        StreamHls {
+            store,
+            bitrate_bps,
+            counters,
+        },
+        thread,
+    ))
+}
