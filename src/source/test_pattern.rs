@@ -271,17 +271,32 @@ impl TestPattern {
     /// call, so it does not drift; a caller that falls more than a frame behind skips the missed
     /// slots instead of getting a burst of frames.
     pub fn next_frame(&mut self) -> Frame {
-        let now = Instant::now();
+        if let Some(wait) = self.claim_slot(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        self.render_next()
+    }
+
+    /// Takes the next slot of the schedule at `now` and returns how long to wait for it. A
+    /// caller more than a frame late skips the slots it missed instead of bursting through them.
+    fn claim_slot(&mut self, now: Instant) -> Option<Duration> {
         let started_at = *self.started_at.get_or_insert(now);
         let due = started_at + self.slot_offset(self.next_slot);
-        if now < due {
-            std::thread::sleep(due - now);
-        } else if now - due > self.slot_offset(1) {
-            self.next_slot = self.slot_at(now - started_at);
-        }
+        let wait = if now < due {
+            Some(due - now)
+        } else {
+            if now - due > self.slot_offset(1) {
+                self.next_slot = self.slot_at(now - started_at);
+            }
+            None
+        };
         self.next_slot += 1;
-        self.seq += 1;
+        wait
+    }
 
+    /// The next frame, captured now.
+    fn render_next(&mut self) -> Frame {
+        self.seq += 1;
         let captured_at = SystemTime::now();
         let mut i420 = vec![0u8; self.size.i420_len()];
         self.render(self.seq, captured_at, &mut i420);
@@ -527,10 +542,13 @@ mod tests {
     fn frames_are_numbered_and_paced() {
         let fps = 50;
         let mut pattern = TestPattern::new(FrameSize::new(320, 240), fps);
-        let started = Instant::now();
-        let frames: Vec<Frame> = (0..3).map(|_| pattern.next_frame()).collect();
-        // Frame 1 is immediate, frame 3 is due two intervals later.
-        assert!(started.elapsed() >= Duration::from_millis(40));
+        let start = Instant::now();
+        // Frame 1 is due at once; frame 2 one interval later, frame 3 two.
+        assert_eq!(pattern.claim_slot(start), None);
+        assert_eq!(pattern.claim_slot(start), Some(Duration::from_millis(20)));
+        let later = start + Duration::from_millis(25);
+        assert_eq!(pattern.claim_slot(later), Some(Duration::from_millis(15)));
+        let frames: Vec<Frame> = (0..3).map(|_| pattern.render_next()).collect();
         for (i, frame) in frames.iter().enumerate() {
             assert_eq!(frame.seq, i as u64 + 1);
             assert_eq!(frame.pts_90k, i as u64 * 1_800);
@@ -556,13 +574,17 @@ mod tests {
     fn a_late_caller_skips_ahead_instead_of_bursting() {
         let fps = 100;
         let mut pattern = TestPattern::new(FrameSize::new(320, 240), fps);
-        pattern.next_frame();
-        std::thread::sleep(Duration::from_millis(55));
-        let frame = pattern.next_frame();
+        let start = Instant::now();
+        assert_eq!(pattern.claim_slot(start), None);
+        pattern.render_next();
+        assert_eq!(pattern.claim_slot(start + Duration::from_millis(55)), None);
+        let frame = pattern.render_next();
         assert_eq!(frame.seq, 2, "sequence numbers stay contiguous");
         assert_eq!(frame.pts_90k, 900);
         // Slots 1 to 4 were missed; had they been kept, the next four frames would come at once.
-        assert!(pattern.next_slot >= 6, "next slot {}", pattern.next_slot);
+        assert_eq!(pattern.next_slot, 6);
+        let wait = pattern.claim_slot(start + Duration::from_millis(56));
+        assert_eq!(wait, Some(Duration::from_millis(4)), "slot 6 is due at 60 ms");
     }
 
     /// Measures render time per 1080p frame; run with
