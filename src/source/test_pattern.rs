@@ -584,7 +584,11 @@ mod tests {
         // Slots 1 to 4 were missed; had they been kept, the next four frames would come at once.
         assert_eq!(pattern.next_slot, 6);
         let wait = pattern.claim_slot(start + Duration::from_millis(56));
-        assert_eq!(wait, Some(Duration::from_millis(4)), "slot 6 is due at 60 ms");
+        assert_eq!(
+            wait,
+            Some(Duration::from_millis(4)),
+            "slot 6 is due at 60 ms"
+        );
     }
 
     /// Measures render time per 1080p frame; run with
