@@ -67,7 +67,7 @@ fn assert_placeholder_snapshot(server: &Server) {
 #[test]
 fn a_missing_camera_shows_a_placeholder_and_the_server_stays_up() {
     let camera = absent_camera();
-    let server = Server::start(&["--source", &camera]);
+    let server = Server::start(&["--source", &camera, "--no-hls"]);
     let source = source_when_down(&server);
     assert_eq!(source["headline"], "CAMERA NOT FOUND", "{source}");
     let error = source["last_error"].as_str().unwrap_or_default();
@@ -97,7 +97,7 @@ fn a_missing_camera_shows_a_placeholder_and_the_server_stays_up() {
 #[cfg(not(feature = "camera"))]
 #[test]
 fn without_camera_support_the_placeholder_names_the_feature() {
-    let server = Server::start(&["--source", &absent_camera()]);
+    let server = Server::start(&["--source", &absent_camera(), "--no-hls"]);
     let source = source_when_down(&server);
     assert_eq!(source["headline"], "SOURCE UNAVAILABLE", "{source}");
     let error = source["last_error"].as_str().unwrap_or_default();

@@ -24,7 +24,7 @@ fn ffmpeg_decodes_thirty_distinct_frames() {
     if !require_clients(&["ffmpeg"], "ffmpeg_decodes_thirty_distinct_frames") {
         return;
     }
-    let server = Server::start(&[]);
+    let server = Server::start(&["--no-hls"]);
     // No `-f mpjpeg`: ffmpeg finds the format from the response, as users run it.
     let (ok, out, err) = run_with_timeout(
         Command::new("ffmpeg").args([
@@ -61,7 +61,7 @@ fn ffmpeg_frame_dump_carries_the_capture_time() {
     if !require_clients(&["ffmpeg"], "ffmpeg_frame_dump_carries_the_capture_time") {
         return;
     }
-    let server = Server::start(&[]);
+    let server = Server::start(&["--no-hls"]);
     let (ok, out, err) = run_gray_dump(&server.url("/stream.mjpg"));
     assert!(ok, "ffmpeg failed: {err}");
     let captured_us = timestamp_strip::decode_luma(&out, 640, 360, 640).expect("a strip");
@@ -105,7 +105,7 @@ fn ffprobe_validates_a_snapshot() {
         return;
     }
     // Not the default size, so the answer cannot come from a default.
-    let server = Server::start(&["--size", "480x270"]);
+    let server = Server::start(&["--size", "480x270", "--no-hls"]);
     let (ok, out, err) = run_with_timeout(
         Command::new("ffprobe").args([
             "-v",
@@ -173,7 +173,7 @@ fn vlc_decodes_the_stream_as_an_unprivileged_user() {
     ) {
         return;
     }
-    let server = Server::start(&[]);
+    let server = Server::start(&["--no-hls"]);
     let dir = ScratchDir::new("vlc");
     let dir_text = dir.path().to_str().expect("UTF-8 temp path");
     // VLC refuses to run as root.

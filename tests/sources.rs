@@ -648,8 +648,15 @@ fn the_end_of_the_pipe_gives_placeholders_and_hls_keeps_its_cadence() {
 fn bad_jpegs_and_garbage_are_survived_and_good_jpegs_bring_video_back() {
     // JPEGs of another size than --size, so pictures from the pipe and placeholders differ.
     const JPEG_SIZE: FrameSize = FrameSize::new(640, 480);
-    let (server, stdin) =
-        Server::start_with_stdin(&["--source", "pipe:mjpeg", "--size", "320x240", "--fps", "25"]);
+    let (server, stdin) = Server::start_with_stdin(&[
+        "--source",
+        "pipe:mjpeg",
+        "--size",
+        "320x240",
+        "--fps",
+        "25",
+        "--no-hls",
+    ]);
     let addr = server.addr;
     let jpegs = pattern_jpegs(JPEG_SIZE, 25);
     let sent: HashSet<Vec<u8>> = jpegs.iter().cloned().collect();
