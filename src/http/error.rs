@@ -5,6 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpResponse, ResponseError};
 
+use super::query::QueryError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// The request itself is wrong (a bad query value); the reason is one line.
@@ -36,5 +38,11 @@ impl ResponseError for HttpError {
             .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
             .insert_header((CACHE_CONTROL, "no-store"))
             .body(format!("{self}\n"))
+    }
+}
+
+impl From<QueryError> for HttpError {
+    fn from(error: QueryError) -> Self {
+        Self::BadRequest(error.to_string())
     }
 }

@@ -17,15 +17,13 @@ pub struct QueryError {
     pub expected: String,
 }
 
-/// The first value of `name` in `query` (without the `?`), percent-decoded; `None` if absent.
+/// The first value of `name` in `query` (without the `?`), decoded as
+/// application/x-www-form-urlencoded (`%XX` escapes, `+` as space); `None` if absent. A
+/// malformed escape is kept as it is, so it fails the typed parse with the value the client sent.
 pub fn lookup(query: &str, name: &str) -> Option<String> {
-    query
-        .split('&')
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(key) == name).then(|| percent_decode(value))
-        })
-        .next()
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 /// `?fps=N`: a per-viewer frame-rate cap.
@@ -57,40 +55,6 @@ pub fn after_seq(query: &str) -> Result<Option<u64>, QueryError> {
         value,
         expected: "a frame sequence number (a whole number, 0 or more)".into(),
     })
-}
-
-/// Decodes `%XX` escapes and `+` as space (application/x-www-form-urlencoded); a malformed
-/// escape is kept as it is, so it fails the typed parse with the value the client sent.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(byte) => {
-                        out.push(byte);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            other => {
-                out.push(other);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -28,8 +28,7 @@ pub async fn snapshot(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let after =
-        query::after_seq(req.query_string()).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+    let after = query::after_seq(req.query_string())?;
     let hub = &state.hub;
     hub.want_snapshot();
     let jpeg = wait_for_frame(hub, after).await?;
