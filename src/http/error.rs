@@ -2,9 +2,10 @@
 //! `Result<_, HttpError>` and use `?`.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpResponse, ResponseError};
 
+use super::cache::CachePolicy;
 use super::query::QueryError;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +37,7 @@ impl ResponseError for HttpError {
     fn error_response(&self) -> HttpResponse {
         HttpResponse::build(self.status_code())
             .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
-            .insert_header((CACHE_CONTROL, "no-store"))
+            .insert_header(CachePolicy::Live.header())
             .body(format!("{self}\n"))
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP side: shared state, the route table and the server. Each resource has its own file;
 //! `error` is the only place that maps failures to status codes.
 
+mod cache;
 mod endless;
 mod error;
 mod hls;
@@ -9,6 +10,7 @@ mod live_mp4;
 mod mjpeg;
 mod pages;
 pub mod query;
+mod request_log;
 mod snapshot;
 mod static_files;
 mod status;
@@ -22,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::Compress;
+use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use crate::config::Config;
@@ -90,6 +92,7 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(request_log::log_request))
             .app_data(state.clone())
             .configure(routes)
             .default_service(web::to(not_found))

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use actix_web::http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::frame::unix_micros;
@@ -16,6 +16,7 @@ use crate::hub::{Hub, PublishedJpeg};
 use crate::media::multipart;
 
 use super::AppState;
+use super::cache::CachePolicy;
 use super::error::HttpError;
 use super::query;
 
@@ -47,7 +48,7 @@ pub async fn snapshot(
         HttpResponse::Ok()
     };
     response
-        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header(CachePolicy::Live.header())
         .insert_header((ETAG, etag))
         .insert_header((
             "X-Timestamp",

@@ -3,14 +3,14 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::frame::unix_micros;
 use crate::hub::SourceState;
 
 use super::AppState;
+use super::cache::CachePolicy;
 use super::error::HttpError;
 
 /// The source is healthy while its last frame is younger than this many frame intervals
@@ -18,93 +18,180 @@ use super::error::HttpError;
 const HEALTHY_FRAME_INTERVALS: u32 = 10;
 const MIN_HEALTHY_GAP: Duration = Duration::from_secs(1);
 
+/// `GET /status`: the whole state as JSON. Field names are part of the interface (scripts
+/// and tests read them); each struct below is one object of the document.
+#[derive(Debug, Serialize)]
+struct Status<'a> {
+    version: &'static str,
+    start_id: &'a str,
+    uptime_s: f64,
+    now_unix_us: u64,
+    source: SourceStatus,
+    jpeg: JpegStatus,
+    hls: Option<HlsStatus>,
+    viewer_count: usize,
+    viewer_frames_skipped_total: u64,
+    viewers: Vec<ViewerStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct SourceStatus {
+    /// What `--source` said, e.g. `pipe:mjpeg`.
+    kind: String,
+    description: String,
+    state: SourceState,
+    headline: Option<String>,
+    last_error: Option<String>,
+    errors: u64,
+    reopen_attempts: u64,
+    down_for_ms: Option<u64>,
+    width: u32,
+    height: u32,
+    fps_configured: u32,
+    fps_measured: f64,
+    frames: u64,
+    last_seq: u64,
+    last_frame_age_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct JpegStatus {
+    quality: u8,
+    threads: usize,
+    /// Whether anyone wants JPEGs now (an MJPEG viewer, a recent snapshot).
+    active: bool,
+    fps: f64,
+    frames_encoded: u64,
+    frames_skipped: u64,
+    encode_ms_last: f64,
+    encode_ms_mean: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct HlsStatus {
+    bitrate_bps: u32,
+    fps: f64,
+    frames_encoded: u64,
+    errors: u64,
+    frames_dropped: u64,
+    encode_ms_last: f64,
+    encode_ms_mean: f64,
+    target_duration_s: u64,
+    part_target_s: f64,
+    segments: usize,
+    newest_msn: Option<u64>,
+    bandwidth: Option<BandwidthStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct BandwidthStatus {
+    peak_bps: u64,
+    average_bps: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct ViewerStatus {
+    id: u64,
+    remote: Option<String>,
+    user_agent: String,
+    connected_s: f64,
+    fps_cap: Option<u32>,
+    fps: f64,
+    frames_sent: u64,
+    frames_skipped: u64,
+    bytes_sent: u64,
+}
+
 pub async fn status(state: web::Data<AppState>) -> HttpResponse {
     let hub = &state.hub;
     let config = &state.config;
-    let jpeg = &hub.jpeg;
-    let encoded = jpeg.frames_encoded.load(Ordering::Relaxed);
-    let encode_total_us = jpeg.encode_micros_total.load(Ordering::Relaxed);
     let health = hub.source_health();
     let newest_index = hub
         .subscribe_jpeg()
         .borrow()
         .as_ref()
         .map_or(0, |j| j.index);
-    let viewers: Vec<_> = hub
+    let viewers: Vec<ViewerStatus> = hub
         .viewers
         .snapshot()
         .iter()
-        .map(|v| {
-            json!({
-                "id": v.id,
-                "remote": v.remote.map(|a| a.to_string()),
-                "user_agent": v.user_agent,
-                "connected_s": round3(v.connected_at.elapsed().as_secs_f64()),
-                "fps_cap": v.fps_cap,
-                "fps": round3(v.rate.rate_per_s()),
-                "frames_sent": v.frames_sent.load(Ordering::Relaxed),
-                "frames_skipped": v.skipped_now(newest_index),
-                "bytes_sent": v.bytes_sent.load(Ordering::Relaxed),
-            })
+        .map(|v| ViewerStatus {
+            id: v.id,
+            remote: v.remote.map(|a| a.to_string()),
+            user_agent: v.user_agent.clone(),
+            connected_s: round3(v.connected_at.elapsed().as_secs_f64()),
+            fps_cap: v.fps_cap,
+            fps: round3(v.rate.rate_per_s()),
+            frames_sent: v.frames_sent.load(Ordering::Relaxed),
+            frames_skipped: v.skipped_now(newest_index),
+            bytes_sent: v.bytes_sent.load(Ordering::Relaxed),
         })
         .collect();
-    let body = json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "start_id": state.start_id,
-        "uptime_s": round3(hub.started_at.elapsed().as_secs_f64()),
-        "now_unix_us": unix_micros(std::time::SystemTime::now()),
-        "source": {
-            "kind": config.source.to_string(),
-            "description": health.description,
-            "state": health.state,
-            "headline": health.headline,
-            "last_error": health.last_error,
-            "errors": health.errors,
-            "reopen_attempts": health.reopen_attempts,
-            "down_for_ms": health.down_since.map(|at| at.elapsed().as_millis() as u64),
-            "width": config.size.width,
-            "height": config.size.height,
-            "fps_configured": config.fps,
-            "fps_measured": round3(hub.source.rate.rate_per_s()),
-            "frames": hub.source.frames.load(Ordering::Relaxed),
-            "last_seq": hub.source.last_seq.load(Ordering::Relaxed),
-            "last_frame_age_ms": hub.source.last_frame_age().map(|a| a.as_millis() as u64),
+    let jpeg = &hub.jpeg;
+    let jpeg_encoded = jpeg.frames_encoded.load(Ordering::Relaxed);
+    let body = Status {
+        version: env!("CARGO_PKG_VERSION"),
+        start_id: &state.start_id,
+        uptime_s: round3(hub.started_at.elapsed().as_secs_f64()),
+        now_unix_us: unix_micros(std::time::SystemTime::now()),
+        source: SourceStatus {
+            kind: config.source.to_string(),
+            description: health.description,
+            state: health.state,
+            headline: health.headline,
+            last_error: health.last_error,
+            errors: health.errors,
+            reopen_attempts: health.reopen_attempts,
+            down_for_ms: health.down_since.map(|at| at.elapsed().as_millis() as u64),
+            width: config.size.width,
+            height: config.size.height,
+            fps_configured: config.fps,
+            fps_measured: round3(hub.source.rate.rate_per_s()),
+            frames: hub.source.frames.load(Ordering::Relaxed),
+            last_seq: hub.source.last_seq.load(Ordering::Relaxed),
+            last_frame_age_ms: hub.source.last_frame_age().map(|a| a.as_millis() as u64),
         },
-        "jpeg": {
-            "quality": config.jpeg_quality,
-            "threads": config.jpeg_thread_count(),
-            "active": hub.jpeg_demand_active(),
-            "fps": round3(jpeg.rate.rate_per_s()),
-            "frames_encoded": encoded,
-            "frames_skipped": jpeg.frames_skipped.load(Ordering::Relaxed),
-            "encode_ms_last": round3(jpeg.encode_micros_last.load(Ordering::Relaxed) as f64 / 1000.0),
-            "encode_ms_mean": if encoded == 0 { 0.0 } else { round3(encode_total_us as f64 / encoded as f64 / 1000.0) },
+        jpeg: JpegStatus {
+            quality: config.jpeg_quality,
+            threads: config.jpeg_thread_count(),
+            active: hub.jpeg_demand_active(),
+            fps: round3(jpeg.rate.rate_per_s()),
+            frames_encoded: jpeg_encoded,
+            frames_skipped: jpeg.frames_skipped.load(Ordering::Relaxed),
+            encode_ms_last: micros_as_ms(jpeg.encode_micros_last.load(Ordering::Relaxed)),
+            encode_ms_mean: mean_ms(
+                jpeg.encode_micros_total.load(Ordering::Relaxed),
+                jpeg_encoded,
+            ),
         },
-        "hls": state.hls.as_ref().map(|hls| {
+        hls: state.hls.as_ref().map(|hls| {
             let c = &hls.counters;
             let encoded = c.frames_encoded.load(Ordering::Relaxed);
             let playlist = hls.store.playlist();
-            json!({
-                "bitrate_bps": hls.bitrate_bps,
-                "fps": round3(c.rate.rate_per_s()),
-                "frames_encoded": encoded,
-                "errors": c.errors.load(Ordering::Relaxed),
-                "frames_dropped": hub.h264_frames_dropped.load(Ordering::Relaxed),
-                "encode_ms_last": round3(c.encode_micros_last.load(Ordering::Relaxed) as f64 / 1000.0),
-                "encode_ms_mean": if encoded == 0 { 0.0 } else { round3(c.encode_micros_total.load(Ordering::Relaxed) as f64 / encoded as f64 / 1000.0) },
-                "target_duration_s": playlist.target_duration_s,
-                "part_target_s": playlist.part_target_s,
-                "segments": playlist.segments.len(),
-                "newest_msn": playlist.segments.last().map(|s| s.msn),
-                "bandwidth": hls.store.bandwidth().map(|b| json!({"peak_bps": b.peak_bps, "average_bps": b.average_bps})),
-            })
+            HlsStatus {
+                bitrate_bps: hls.bitrate_bps,
+                fps: round3(c.rate.rate_per_s()),
+                frames_encoded: encoded,
+                errors: c.errors.load(Ordering::Relaxed),
+                frames_dropped: hub.h264_frames_dropped.load(Ordering::Relaxed),
+                encode_ms_last: micros_as_ms(c.encode_micros_last.load(Ordering::Relaxed)),
+                encode_ms_mean: mean_ms(c.encode_micros_total.load(Ordering::Relaxed), encoded),
+                target_duration_s: playlist.target_duration_s,
+                part_target_s: playlist.part_target_s,
+                segments: playlist.segments.len(),
+                newest_msn: playlist.segments.last().map(|s| s.msn),
+                bandwidth: hls.store.bandwidth().map(|b| BandwidthStatus {
+                    peak_bps: b.peak_bps,
+                    average_bps: b.average_bps,
+                }),
+            }
         }),
-        "viewer_count": viewers.len(),
-        "viewer_frames_skipped_total": hub.viewers.total_skipped(),
-        "viewers": viewers,
-    });
+        viewer_count: viewers.len(),
+        viewer_frames_skipped_total: hub.viewers.total_skipped(),
+        viewers,
+    };
     HttpResponse::Ok()
-        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header(CachePolicy::Live.header())
         .json(body)
 }
 
@@ -121,7 +208,7 @@ pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, HttpErr
         (Duration::from_secs(1) / state.config.fps * HEALTHY_FRAME_INTERVALS).max(MIN_HEALTHY_GAP);
     match state.hub.source.last_frame_age() {
         Some(age) if age <= limit => Ok(HttpResponse::Ok()
-            .insert_header((CACHE_CONTROL, "no-store"))
+            .insert_header(CachePolicy::Live.header())
             .content_type("text/plain; charset=utf-8")
             .body(format!(
                 "ok: frames flowing, last {} ms ago\n",
@@ -134,6 +221,19 @@ pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, HttpErr
         None => Err(HttpError::Unavailable(
             "no frame from the source yet".into(),
         )),
+    }
+}
+
+fn micros_as_ms(micros: u64) -> f64 {
+    round3(micros as f64 / 1000.0)
+}
+
+/// The mean of `count` durations that add up to `total_micros`, in milliseconds.
+fn mean_ms(total_micros: u64, count: u64) -> f64 {
+    if count == 0 {
+        0.0
+    } else {
+        round3(total_micros as f64 / count as f64 / 1000.0)
     }
 }
 

@@ -8,6 +8,10 @@ use std::time::Instant;
 
 use crate::meter::RateMeter;
 
+/// The most of a user agent kept: enough to tell browsers and players apart, and a client
+/// cannot make `/status` or the log large by sending a huge header.
+pub const MAX_USER_AGENT_CHARS: usize = 200;
+
 /// One viewer's counters, updated by its stream and read by `/status`.
 #[derive(Debug)]
 pub struct ViewerStats {
@@ -67,6 +71,8 @@ impl ViewerRegistry {
         fps_cap: Option<u32>,
     ) -> ViewerGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let user_agent = truncate_chars(user_agent, MAX_USER_AGENT_CHARS);
+        tracing::info!(viewer = id, ?remote, user_agent, ?fps_cap, "viewer arrived");
         let stats = Arc::new(ViewerStats {
             id,
             remote,
@@ -125,11 +131,28 @@ impl ViewerGuard {
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
         self.registry.lock().remove(&self.stats.id);
+        tracing::info!(
+            viewer = self.stats.id,
+            frames_sent = self.stats.frames_sent.load(Ordering::Relaxed),
+            frames_skipped = self.stats.frames_skipped.load(Ordering::Relaxed),
+            bytes_sent = self.stats.bytes_sent.load(Ordering::Relaxed),
+            connected_s = self.stats.connected_at.elapsed().as_secs_f64(),
+            "viewer left"
+        );
         self.registry.departed_skipped.fetch_add(
             self.stats.frames_skipped.load(Ordering::Relaxed),
             Ordering::Relaxed,
         );
     }
+}
+
+/// `text` cut to at most `max` characters, with an ellipsis when cut.
+fn truncate_chars(mut text: String, max: usize) -> String {
+    if let Some((at, _)) = text.char_indices().nth(max) {
+        text.truncate(at);
+        text.push('…');
+    }
+    text
 }
 
 #[cfg(test)]
@@ -148,5 +171,15 @@ mod tests {
         assert_eq!(registry.count(), 1);
         assert_eq!(registry.snapshot()[0].id, b.stats().id);
         assert_eq!(registry.total_skipped(), 3);
+    }
+
+    #[test]
+    fn long_user_agents_are_cut() {
+        let registry = Arc::new(ViewerRegistry::default());
+        let viewer = registry.register(None, "é".repeat(10_000), None);
+        let kept = &viewer.stats().user_agent;
+        assert_eq!(kept.chars().count(), MAX_USER_AGENT_CHARS + 1);
+        assert!(kept.ends_with('…'));
+        assert_eq!(truncate_chars("short".into(), 200), "short");
     }
 }
