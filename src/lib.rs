@@ -7,19 +7,24 @@
 //!
 //! # Layout
 //!
+//! Dependencies point one way: `app` → `http` → `pipeline` → `hls` / `hub` → `encode` /
+//! `source` → `media` / `picture` → `frame`.
+//!
 //! | module | owns |
 //! | --- | --- |
 //! | [`config`] | the command line and environment, validated once into one [`config::Config`] |
-//! | [`app`] | wiring: starts the source, the encoders and the HTTP server; orderly shutdown |
-//! | [`error`] | the crate's error type for start-up failures |
+//! | [`app`] | wiring: starts the stream's pipeline and the HTTP server; orderly shutdown |
+//! | [`http`] | the route table and one file per resource; the only place that knows status codes and cache policies |
+//! | [`pipeline`] | one stream's threads: the source supervisor (placeholders, back-off), the JPEG workers, the H.264 thread; the only code that sees the hub and the stages together |
+//! | [`hls`] | cutting parts and segments, the live window and its retention, blocking-reload rules |
+//! | [`hub`] | hand-over between the pipeline and viewers: latest-frame cells, demand, viewer registry, source health, counters |
+//! | [`encode`] | encoders as plain values, no threads: JPEG (turbojpeg), H.264 (openh264) |
+//! | [`source`] | frame producers (test pattern, cameras, pipes) and the `--source` specs that name them |
+//! | [`media`] | pure formats, no I/O: multipart framing, the MJPEG byte stream and JPEG markers, H.264 bitstream, fMP4 boxes, playlists |
+//! | [`picture`] | pure pixels: format conversion, the font, the timestamp strip, the placeholder picture |
 //! | [`frame`] | [`frame::Frame`] and [`frame::JpegFrame`], the units that travel the pipeline |
-//! | [`source`] | frame producers (test pattern, cameras, pipes), the supervisor that reopens them and shows placeholders, pixel conversion, MJPEG stream splitting |
-//! | [`encode`] | blocking encoders running on their own threads (JPEG, H.264) |
-//! | [`media`] | pure formats, no I/O: multipart framing, H.264 bitstream, fMP4 boxes, playlists |
-//! | [`hls`] | the H.264 thread, cutting parts and segments, the live window and its retention, blocking-reload rules |
-//! | [`hub`] | hand-over between source, encoders and viewers: latest-frame cells, demand, drop counters, source health |
+//! | [`error`] | the crate's error type for start-up failures |
 //! | [`meter`] | frame-rate measurement |
-//! | [`http`] | routes and one file per resource; the only place that knows status codes |
 
 pub mod app;
 pub mod config;

@@ -12,10 +12,10 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 
-use crate::hls::pipeline::H264Counters;
 use crate::hls::reload;
 use crate::hls::store::{BlockError, HlsStore};
 use crate::media::playlist::{MultivariantPlaylist, Variant};
+use crate::pipeline::h264::H264Counters;
 
 use super::AppState;
 use super::error::HttpError;

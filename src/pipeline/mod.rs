@@ -7,6 +7,7 @@
 //!                                 └──► H.264 thread ─► segmenter ─► HLS store ─► playlists, parts
 //! ```
 
+pub mod h264;
 pub mod jpeg;
 pub mod supervisor;
 
@@ -16,13 +17,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::encode::h264::{self, H264Settings};
+use crate::encode::h264::{H264Settings, default_bitrate_bps};
 use crate::error::Error;
-use crate::hls::pipeline::{self as h264_thread, H264Counters};
 use crate::hls::segmenter::SegmenterSettings;
 use crate::hls::store::{HlsStore, HlsTiming};
 use crate::hub::Hub;
 use crate::source;
+use h264::H264Counters;
 use supervisor::SupervisorSettings;
 
 /// How often an idle stage thread wakes to check for shutdown.
@@ -120,14 +121,14 @@ fn start_hls(
     )));
     let bitrate_bps = config
         .h264_bitrate
-        .unwrap_or_else(|| h264::default_bitrate_bps(config.size, config.fps));
+        .unwrap_or_else(|| default_bitrate_bps(config.size, config.fps));
     let counters = Arc::new(H264Counters::default());
     let settings = H264Settings {
         fps: config.fps,
         bitrate_bps,
         frames_per_idr: segmenter.frames_per_segment,
     };
-    let thread = h264_thread::spawn(hub, store.clone(), counters.clone(), settings, stop)?;
+    let thread = h264::spawn(hub, store.clone(), counters.clone(), settings, stop)?;
     Ok((
         StreamHls {
             store,

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -16,10 +15,9 @@ use crate::hls::segmenter::Segmenter;
 use crate::hls::store::HlsStore;
 use crate::hub::{Hub, Taken};
 use crate::meter::RateMeter;
-use crate::picture::convert::{self, ConvertError};
 
-/// How often an idle thread wakes to check for shutdown.
-const IDLE_POLL: Duration = Duration::from_millis(250);
+use super::IDLE_POLL;
+use crate::picture::convert::{self, ConvertError};
 
 /// Counters of the H.264 stage, for `/status`.
 #[derive(Debug, Default)]
