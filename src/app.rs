@@ -33,8 +33,28 @@ pub async fn run(config: Config) -> Result<(), Error> {
         hls,
     };
     let server = http::serve(listener, state).map_err(Error::Server)?;
+    let handle = server.handle();
     announce(addr, &config);
-    let result = server.await.map_err(Error::Server);
+    let hub = stream.hub.clone();
+    let source_finished = async move {
+        if config.exit_on_eof {
+            hub.source_finished().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let mut server = std::pin::pin!(server);
+    let result = tokio::select! {
+        result = &mut server => result.map_err(Error::Server),
+        () = source_finished => {
+            let reason = stream.hub.source_health().last_error.unwrap_or_default();
+            tracing::warn!(reason, "the source ended for good; exiting (--exit-on-eof)");
+            // The stop command is sent at once; the server future then runs to its end.
+            drop(handle.stop(true));
+            let _ = server.await;
+            Err(Error::SourceFinished(reason))
+        }
+    };
 
     tracing::info!("stopping");
     stream.stop();

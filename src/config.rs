@@ -55,6 +55,11 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_DROP_SAME_FRAMES")]
     pub drop_same_frames: bool,
 
+    /// Exit (with status 1) when the source ends for good, standard input at its end, instead
+    /// of serving the "NO SIGNAL" placeholder: for a service manager that restarts the pipeline.
+    #[arg(long, env = "FRAMECAST_EXIT_ON_EOF")]
+    pub exit_on_eof: bool,
+
     /// List the cameras with their formats, sizes and rates, then exit.
     #[arg(long)]
     pub list_sources: bool,

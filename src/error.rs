@@ -19,6 +19,8 @@ pub enum Error {
     H264Encoder(String),
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("the source ended for good (--exit-on-eof): {0}")]
+    SourceFinished(String),
     #[error("server error: {0}")]
     Server(#[source] std::io::Error),
 }

@@ -25,6 +25,7 @@
 //! | [`frame`] | [`frame::Frame`] and [`frame::JpegFrame`], the units that travel the pipeline |
 //! | [`error`] | the crate's error type for start-up failures |
 //! | [`meter`] | frame-rate measurement |
+//! | [`repeated_log`] | bounded logging of conditions that repeat per frame or per request |
 
 pub mod app;
 pub mod config;
@@ -38,4 +39,5 @@ pub mod media;
 pub mod meter;
 pub mod picture;
 pub mod pipeline;
+pub mod repeated_log;
 pub mod source;

@@ -621,16 +621,13 @@ fn the_end_of_the_pipe_gives_placeholders_and_hls_keeps_its_cadence() {
     assert_eq!(health.status, 503, "/healthz while down: {body}");
     assert!(body.contains("NO SIGNAL") || body.contains("end"), "{body}");
 
-    // Reopening is retried with back-off: attempts at about 1 s and 3 s after the end.
-    let first = source_status(addr);
-    let retried = wait_for_source(addr, "reopened", |s| {
-        count_of(s, "reopen_attempts") > count_of(&first, "reopen_attempts")
-    });
-    assert_eq!(state_of(&retried), "down", "{retried}");
-    // A clean end is no bad frame: one error for the end, one per reopen that found it.
-    assert!(
-        count_of(&retried, "errors") <= count_of(&retried, "reopen_attempts") + 2,
-        "{retried}"
+    // Standard input at its end cannot come back: the source says so and is not reopened.
+    let ended = source_status(addr);
+    assert_eq!(ended["finished"], true, "{ended}");
+    assert_eq!(
+        count_of(&ended, "bad_frames"),
+        0,
+        "a clean end is no bad frame: {ended}"
     );
 
     // HLS keeps its cadence: new segments after the end, same TARGETDURATION.
@@ -642,6 +639,36 @@ fn the_end_of_the_pipe_gives_placeholders_and_hls_keeps_its_cadence() {
         after.text
     );
     assert_eq!(at_end.target_duration_s, before.target_duration_s);
+    // Two segments later, past the first reopen delay, still no reopen.
+    let later = source_status(addr);
+    assert_eq!(count_of(&later, "reopen_attempts"), 0, "{later}");
+    assert_eq!(
+        count_of(&later, "errors"),
+        count_of(&ended, "errors"),
+        "{later}"
+    );
+}
+
+#[test]
+fn with_exit_on_eof_the_end_of_standard_input_ends_the_server() {
+    const SIZE: FrameSize = FrameSize::new(320, 240);
+    let (mut server, stdin) = Server::start_with_stdin(&[
+        "--source",
+        "pipe:yuv420p",
+        "--size",
+        "320x240",
+        "--fps",
+        "25",
+        "--no-hls",
+        "--exit-on-eof",
+    ]);
+    let addr = server.addr;
+    let writer = Writer::start(stdin, pattern_frames(SIZE, 10), None);
+    wait_for_state(addr, "live");
+    let (stdin, _) = writer.stop();
+    drop(stdin);
+    let status = server.wait_for_exit(STATE_TIMEOUT);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{status:?}");
 }
 
 #[test]
@@ -756,8 +783,8 @@ fn a_short_raw_frame_at_the_end_is_a_bad_frame() {
         state_of(s) == "down" && s["headline"] == "NO SIGNAL"
     });
 
-    // Each reopen finds the end again and counts one error; the short frame is one more than
-    // a clean end gives. Read until both are counted (the reopen is a second away).
+    // The short frame and the end are one error each (standard input is not reopened; were
+    // it, each reopen would count one more). Read until both are counted.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let source = source_status(addr);
@@ -865,6 +892,47 @@ fn drop_same_frames_sends_a_repeated_jpeg_once_and_hls_goes_on() {
         to_h264 >= STILL as u64,
         "H.264 got {to_h264} frames for {frames}"
     );
+}
+
+#[test]
+fn a_run_of_bad_frames_is_logged_once_then_summarised() {
+    const SIZE: FrameSize = FrameSize::new(320, 240);
+    const BAD: usize = 300;
+    let (server, mut stdin) = Server::start_with_stdin(&[
+        "--source",
+        "pipe:mjpeg",
+        "--size",
+        "320x240",
+        "--fps",
+        "25",
+        "--no-hls",
+    ]);
+    let addr = server.addr;
+    let good = pattern_jpegs(SIZE, 1).remove(0);
+    // Truncated JPEGs, each cut short by the next one's start: one bad frame each.
+    let truncated = &good[..good.len() / 2];
+    for _ in 0..BAD {
+        stdin.write_all(truncated).unwrap();
+    }
+    stdin.write_all(&good).unwrap();
+    stdin.flush().unwrap();
+    let counted = wait_for_source(addr, "bad frames counted", |s| {
+        count_of(s, "bad_frames") >= BAD as u64
+    });
+    let lines: Vec<String> = server
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("BAD FRAME"))
+        .collect();
+    // The first in full, then at most a summary every few seconds: far fewer lines than frames.
+    assert!(!lines.is_empty(), "the first bad frame is logged");
+    assert!(
+        lines.len() * 10 <= BAD,
+        "{} lines for {} bad frames: {lines:#?}",
+        lines.len(),
+        count_of(&counted, "bad_frames")
+    );
+    drop(stdin);
 }
 
 #[test]

@@ -20,7 +20,11 @@ pub struct SourceHealth {
     pub headline: Option<String>,
     pub last_error: Option<String>,
     pub errors: u64,
+    /// Errors that were one bad frame (truncated, garbage, wrong size); the source went on.
+    pub bad_frames: u64,
     pub reopen_attempts: u64,
+    /// The source ended for good (standard input at its end): it is not reopened.
+    pub finished: bool,
     /// Milliseconds since the source went down, while it is down.
     #[serde(skip)]
     pub down_since: Option<Instant>,
@@ -34,7 +38,9 @@ impl SourceHealth {
             headline: None,
             last_error: None,
             errors: 0,
+            bad_frames: 0,
             reopen_attempts: 0,
+            finished: false,
             down_since: None,
         }
     }

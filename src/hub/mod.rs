@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::frame::{Frame, JpegFrame, unix_micros};
 use crate::media::multipart;
@@ -134,6 +134,8 @@ pub struct Hub {
     /// Frames the H.264 encoder never got because it fell behind.
     pub h264_frames_dropped: AtomicU64,
     jpeg_output: watch::Sender<Option<Arc<PublishedJpeg>>>,
+    /// Signalled once when the source has ended for good.
+    source_finished: Notify,
 }
 
 impl Hub {
@@ -149,6 +151,7 @@ impl Hub {
             jpeg_input: LatestSlot::new(),
             h264_frames_dropped: AtomicU64::new(0),
             jpeg_output: watch::Sender::new(None),
+            source_finished: Notify::new(),
         })
     }
 
@@ -166,6 +169,17 @@ impl Hub {
     pub fn set_source_health(&self, update: impl FnOnce(&mut SourceHealth)) {
         let mut health = self.source.health.lock().unwrap_or_else(|e| e.into_inner());
         update(health.get_or_insert_with(|| SourceHealth::new(String::new())));
+    }
+
+    /// Marks the source as ended for good (the supervisor does, once).
+    pub fn finish_source(&self) {
+        self.set_source_health(|h| h.finished = true);
+        self.source_finished.notify_one();
+    }
+
+    /// Resolves once the source has ended for good.
+    pub async fn source_finished(&self) {
+        self.source_finished.notified().await;
     }
 
     /// Called by the source thread for every frame. Never blocks.

@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::frame::{CLOCK_90K, Frame, FrameSize, Pixels};
 use crate::hub::{Hub, SourceState};
 use crate::picture::placeholder::Placeholder;
+use crate::repeated_log::{Logged, RepeatedLog, SUMMARY_INTERVAL};
 use crate::source::{Opener, Source, SourceError};
 
 /// First reopen delay, and the most it grows to.
@@ -78,6 +79,7 @@ struct Supervisor {
     previous_pixels: Option<Pixels>,
     /// Every open after the first is a reopen attempt.
     opened_before: bool,
+    error_log: RepeatedLog,
     reopen_when_silent: bool,
 }
 
@@ -107,6 +109,7 @@ impl Supervisor {
             frames_published: 0,
             previous_pixels: None,
             opened_before: false,
+            error_log: RepeatedLog::new(SUMMARY_INTERVAL),
             reopen_when_silent: false,
         }
     }
@@ -161,7 +164,10 @@ impl Supervisor {
     }
 
     fn on_frame(&mut self, mut frame: Frame, now: Instant) {
-        if self.down.take().is_some() {
+        // After an outage, say so; a bad frame between good ones is counted, not logged.
+        if let Some(reason) = self.down.take()
+            && !matches!(reason, SourceError::BadFrame(_))
+        {
             tracing::info!("source delivers frames again");
         }
         self.backoff = BACKOFF_START;
@@ -185,17 +191,43 @@ impl Supervisor {
     }
 
     fn on_error(&mut self, error: SourceError, now: Instant) {
-        tracing::warn!(%error, "source: {}", error.headline());
+        self.log_error(&error, now);
         let recoverable = matches!(error, SourceError::BadFrame(_));
         if !recoverable {
             self.reader = None;
             self.next_open_at = match error {
-                SourceError::Unsupported(_) => None,
+                SourceError::Unsupported(_) | SourceError::Finished(_) => None,
                 _ => Some(now + self.backoff),
             };
             self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         }
+        if matches!(error, SourceError::Finished(_)) {
+            self.hub.finish_source();
+        }
         self.go_down(error, now);
+    }
+
+    /// The first error of a run in full, then a count every few seconds while it lasts.
+    fn log_error(&mut self, error: &SourceError, now: Instant) {
+        let headline = error.headline();
+        match self.error_log.record(headline, now) {
+            Some(Logged::First { unreported_before }) => {
+                if unreported_before > 0 {
+                    tracing::warn!(
+                        count = unreported_before,
+                        "source: earlier errors not logged"
+                    );
+                }
+                tracing::warn!(%error, "source: {headline}");
+            }
+            Some(Logged::Summary { count, over }) => tracing::warn!(
+                count,
+                over_s = over.as_secs(),
+                last_error = %error,
+                "source: {headline}, repeated"
+            ),
+            None => {}
+        }
     }
 
     fn on_silence(&mut self, now: Instant) {
@@ -222,6 +254,7 @@ impl Supervisor {
             h.headline = Some(headline.into());
             h.last_error = Some(message.clone());
             h.errors += 1;
+            h.bad_frames += u64::from(matches!(error, SourceError::BadFrame(_)));
             h.down_since.get_or_insert(now);
         });
         self.down = Some(error);
@@ -452,6 +485,37 @@ mod tests {
         assert_eq!(opens.load(Ordering::Relaxed), 0);
         supervisor.open_if_due(at(6_000));
         assert_eq!(opens.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_source_ended_for_good_is_not_reopened() {
+        let start = Instant::now();
+        let (mut supervisor, opens) = supervisor(false, start);
+        let (_tx, rx) = sync_channel(HANDOVER_FRAMES);
+        supervisor.reader = Some(rx);
+        supervisor.next_open_at = None;
+        supervisor.on_frame(frame(1), start);
+        let ended = SourceError::Finished("standard input has ended for good".into());
+        supervisor.on_error(ended, start + Duration::from_millis(20));
+        run_idle(&mut supervisor, start, start + Duration::from_secs(60));
+        assert_eq!(opens.load(Ordering::Relaxed), 0);
+        let health = supervisor.hub.source_health();
+        assert!(health.finished, "{health:?}");
+        assert_eq!(health.headline.as_deref(), Some("NO SIGNAL"));
+        // Placeholders go on at the configured rate.
+        assert!(supervisor.hub.source.frames.load(Ordering::Relaxed) > 50 * 59);
+    }
+
+    #[test]
+    fn bad_frames_are_counted_apart_from_other_errors() {
+        let start = Instant::now();
+        let (mut supervisor, _) = supervisor(false, start);
+        for n in 0..90 {
+            let bad = SourceError::BadFrame("truncated JPEG".into());
+            supervisor.on_error(bad, start + Duration::from_millis(n * 33));
+        }
+        let health = supervisor.hub.source_health();
+        assert_eq!((health.bad_frames, health.errors), (90, 90));
     }
 
     #[test]

@@ -21,9 +21,12 @@ pub enum SourceError {
     /// The device is not there (yet); reopening may find it.
     #[error("{0}")]
     NotFound(String),
-    /// The source ended (a pipe at end of file, a camera unplugged).
+    /// The source ended (a camera unplugged, a pipe at its end); reopening may bring it back.
     #[error("{0}")]
     Ended(String),
+    /// The source ended for good: standard input at its end can never deliver again.
+    #[error("{0}")]
+    Finished(String),
     /// One bad frame (truncated, garbage, wrong size); the source itself goes on.
     #[error("{0}")]
     BadFrame(String),
@@ -40,7 +43,7 @@ impl SourceError {
     pub fn headline(&self) -> &'static str {
         match self {
             Self::NotFound(_) => "CAMERA NOT FOUND",
-            Self::Ended(_) => "NO SIGNAL",
+            Self::Ended(_) | Self::Finished(_) => "NO SIGNAL",
             Self::BadFrame(_) => "BAD FRAME",
             Self::Failed(_) => "SOURCE ERROR",
             Self::Unsupported(_) => "SOURCE UNAVAILABLE",

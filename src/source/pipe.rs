@@ -27,6 +27,8 @@ const MAX_JPEG_BYTES: usize = 16 * 1024 * 1024;
 /// frames are normal (padding, a writer's stray bytes); this much means the input is not MJPEG.
 const GARBAGE_REPORT_BYTES: u64 = 64 * 1024;
 
+const END_OF_PIPE: &str = "the pipe reached its end";
+
 /// Where the bytes come from: standard input in production, anything readable in tests.
 pub type InputFactory = Box<dyn FnMut() -> Box<dyn Read + Send> + Send>;
 
@@ -34,13 +36,21 @@ pub struct PipeOpener {
     format: PipeFormat,
     size: FrameSize,
     input: InputFactory,
+    /// What the end of the input means: [`SourceError::Finished`] for standard input, which
+    /// can never deliver again, [`SourceError::Ended`] for inputs that reopening may renew.
+    end: fn(String) -> SourceError,
 }
 
 impl PipeOpener {
-    /// Frames from standard input. Reopening after end of input finds it still at its end,
-    /// which keeps the placeholder up, as it should be.
+    /// Frames from standard input. Its end is for good: no reopening brings it back.
     pub fn stdin(format: PipeFormat, size: FrameSize) -> Self {
-        Self::new(format, size, Box::new(|| Box::new(std::io::stdin())))
+        let mut opener = Self::new(format, size, Box::new(|| Box::new(std::io::stdin())));
+        opener.end = |_| {
+            SourceError::Finished(
+                "standard input has ended for good; restart the program that feeds it".into(),
+            )
+        };
+        opener
     }
 
     pub fn new(format: PipeFormat, size: FrameSize, input: InputFactory) -> Self {
@@ -48,6 +58,7 @@ impl PipeOpener {
             format,
             size,
             input,
+            end: SourceError::Ended,
         }
     }
 }
@@ -64,6 +75,7 @@ impl Opener for PipeOpener {
                 input,
                 size: self.size,
                 ended: false,
+                end: self.end,
             }),
             PipeFormat::Mjpeg => Box::new(MjpegPipe {
                 input,
@@ -71,6 +83,7 @@ impl Opener for PipeOpener {
                 chunk: vec![0; READ_CHUNK_BYTES],
                 ended: false,
                 garbage_reported: 0,
+                end: self.end,
             }),
         })
     }
@@ -80,6 +93,7 @@ struct RawPipe {
     input: Box<dyn Read + Send>,
     size: FrameSize,
     ended: bool,
+    end: fn(String) -> SourceError,
 }
 
 impl Source for RawPipe {
@@ -93,7 +107,7 @@ impl Source for RawPipe {
 
     fn next_frame(&mut self) -> Result<Frame, SourceError> {
         if self.ended {
-            return Err(SourceError::Ended("the pipe reached its end".into()));
+            return Err((self.end)(END_OF_PIPE.into()));
         }
         let want = self.size.i420_len();
         let mut buf = vec![0u8; want];
@@ -101,7 +115,7 @@ impl Source for RawPipe {
         if got < want {
             self.ended = true;
             return Err(if got == 0 {
-                SourceError::Ended("the pipe reached its end".into())
+                (self.end)(END_OF_PIPE.into())
             } else {
                 SourceError::BadFrame(format!(
                     "short frame: {got} of {want} bytes before the end of the pipe"
@@ -139,6 +153,7 @@ struct MjpegPipe {
     ended: bool,
     /// Skipped bytes already reported.
     garbage_reported: u64,
+    end: fn(String) -> SourceError,
 }
 
 impl Source for MjpegPipe {
@@ -158,7 +173,7 @@ impl Source for MjpegPipe {
                 None => {}
             }
             if self.ended {
-                return Err(SourceError::Ended("the pipe reached its end".into()));
+                return Err((self.end)(END_OF_PIPE.into()));
             }
             match self.input.read(&mut self.chunk) {
                 Ok(0) => {

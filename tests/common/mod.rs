@@ -12,10 +12,15 @@ use std::time::{Duration, Instant};
 /// How long a test waits for the server to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Lines of the server's log a test keeps (the rest are still printed).
+const LOG_LINES_KEPT: usize = 10_000;
+
 /// A running server, killed when dropped.
 pub struct Server {
     pub addr: SocketAddr,
     child: Child,
+    /// What the server wrote on standard error, line by line (also copied to the test's).
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -55,8 +60,20 @@ impl Server {
             .env_remove("RUST_LOG")
             .stdin(stdin)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("start framecast");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+                if kept.len() < LOG_LINES_KEPT {
+                    kept.push(line);
+                }
+            }
+        });
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -73,7 +90,7 @@ impl Server {
             .expect("framecast did not announce its address")
             .parse()
             .expect("address");
-        (Self { addr, child }, stdin)
+        (Self { addr, child, log }, stdin)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -82,6 +99,23 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The lines the server has logged so far (the first [`LOG_LINES_KEPT`]).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits (up to `limit`) for the server to exit by itself; `None` if it is still running.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 }
 

@@ -334,7 +334,7 @@ mod tests {
                 Err(SourceError::BadFrame(_)) => "bad",
                 Err(SourceError::Failed(_)) => "failed",
                 Err(SourceError::NotFound(_)) => "not found",
-                Err(SourceError::Ended(_)) => "ended",
+                Err(SourceError::Ended(_) | SourceError::Finished(_)) => "ended",
                 Err(SourceError::Unsupported(_)) => "unsupported",
             })
             .collect()
