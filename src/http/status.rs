@@ -17,6 +17,9 @@ use super::error::HttpError;
 /// (and at least [`MIN_HEALTHY_GAP`]): a few late frames are jitter, not an outage.
 const HEALTHY_FRAME_INTERVALS: u32 = 10;
 const MIN_HEALTHY_GAP: Duration = Duration::from_secs(1);
+/// Viewers listed one by one in `/status`; the totals always count all of them. Enough for a
+/// person to read, and the document stays small whatever the number of viewers.
+const MAX_VIEWERS_LISTED: usize = 100;
 
 /// `GET /status`: the whole state as JSON. Field names are part of the interface (scripts
 /// and tests read them); each struct below is one object of the document.
@@ -31,6 +34,7 @@ struct Status<'a> {
     hls: Option<HlsStatus>,
     viewer_count: usize,
     viewer_frames_skipped_total: u64,
+    /// The longest-connected viewers, at most [`MAX_VIEWERS_LISTED`].
     viewers: Vec<ViewerStatus>,
 }
 
@@ -114,10 +118,10 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         .borrow()
         .as_ref()
         .map_or(0, |j| j.index);
-    let viewers: Vec<ViewerStatus> = hub
-        .viewers
-        .snapshot()
+    let all_viewers = hub.viewers.snapshot();
+    let viewers: Vec<ViewerStatus> = all_viewers
         .iter()
+        .take(MAX_VIEWERS_LISTED)
         .map(|v| ViewerStatus {
             id: v.id,
             remote: v.remote.map(|a| a.to_string()),
@@ -191,7 +195,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
                 }),
             }
         }),
-        viewer_count: viewers.len(),
+        viewer_count: all_viewers.len(),
         viewer_frames_skipped_total: hub.viewers.total_skipped(),
         viewers,
     };
