@@ -895,6 +895,47 @@ fn drop_same_frames_sends_a_repeated_jpeg_once_and_hls_goes_on() {
 }
 
 #[test]
+fn a_source_flapping_between_sizes_keeps_one_size_and_one_init_section() {
+    const BIG: FrameSize = FrameSize::new(640, 480);
+    const SMALL: FrameSize = FrameSize::new(320, 240);
+    const FRAMES: usize = 60;
+    let (server, stdin) =
+        Server::start_with_stdin(&["--source", "pipe:mjpeg", "--size", "640x480", "--fps", "25"]);
+    let addr = server.addr;
+    let (big, small) = (pattern_jpegs(BIG, 30), pattern_jpegs(SMALL, 30));
+    let script: Vec<Vec<u8>> = big
+        .into_iter()
+        .zip(small)
+        .flat_map(|(b, s)| [b, s])
+        .collect();
+    let writer = Writer::start(stdin, script, Some(FRAMES));
+    let (stdin, written_at) = writer.finish();
+    assert_eq!(written_at.len(), FRAMES);
+    let source = wait_for_source(addr, "all frames taken", |s| {
+        count_of(s, "frames_dropped_size_change") >= (FRAMES / 2) as u64
+    });
+    assert_eq!(
+        count_of(&source, "frames_dropped_size_change"),
+        (FRAMES / 2) as u64,
+        "every frame of the other size, and only those: {source}"
+    );
+    let prefix = hls_prefix(addr);
+    let playlist = media_playlist(addr, &prefix);
+    let discontinuities = playlist
+        .text
+        .lines()
+        .filter(|l| *l == "#EXT-X-DISCONTINUITY")
+        .count();
+    assert_eq!(
+        discontinuities, 0,
+        "one init section for the whole run:\n{}",
+        playlist.text
+    );
+    assert_eq!(jpeg_size(&video_snapshot(addr)), (640, 480));
+    drop(stdin);
+}
+
+#[test]
 fn a_run_of_bad_frames_is_logged_once_then_summarised() {
     const SIZE: FrameSize = FrameSize::new(320, 240);
     const BAD: usize = 300;

@@ -48,6 +48,7 @@ struct SourceStatus {
     last_error: Option<String>,
     errors: u64,
     bad_frames: u64,
+    frames_dropped_size_change: u64,
     reopen_attempts: u64,
     /// Ended for good (standard input at its end): not reopened.
     finished: bool,
@@ -149,6 +150,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
             last_error: health.last_error,
             errors: health.errors,
             bad_frames: health.bad_frames,
+            frames_dropped_size_change: health.frames_dropped_size_change,
             reopen_attempts: health.reopen_attempts,
             finished: health.finished,
             down_for_ms: health.down_since.map(|at| at.elapsed().as_millis() as u64),

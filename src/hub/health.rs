@@ -22,6 +22,9 @@ pub struct SourceHealth {
     pub errors: u64,
     /// Errors that were one bad frame (truncated, garbage, wrong size); the source went on.
     pub bad_frames: u64,
+    /// Frames dropped because their picture size differed from the stream's and had not held
+    /// long enough to become the new size.
+    pub frames_dropped_size_change: u64,
     pub reopen_attempts: u64,
     /// The source ended for good (standard input at its end): it is not reopened.
     pub finished: bool,
@@ -39,6 +42,7 @@ impl SourceHealth {
             last_error: None,
             errors: 0,
             bad_frames: 0,
+            frames_dropped_size_change: 0,
             reopen_attempts: 0,
             finished: false,
             down_since: None,

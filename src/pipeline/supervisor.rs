@@ -34,6 +34,9 @@ const STALL_AFTER: Duration = Duration::from_secs(1);
 /// A source silent this long is given up and reopened: a camera that hangs without an error
 /// would otherwise never come back.
 const REOPEN_SILENT_AFTER: Duration = Duration::from_secs(5);
+/// A new picture size is taken only once it has held this long: a source that flaps between
+/// two sizes must not cut an HLS segment (a new init section) per frame.
+const SIZE_CHANGE_HOLD: Duration = Duration::from_secs(1);
 /// Frames in flight between the reader and the supervisor: enough to absorb jitter, few
 /// enough that nothing old piles up.
 const HANDOVER_FRAMES: usize = 2;
@@ -80,6 +83,7 @@ struct Supervisor {
     /// Every open after the first is a reopen attempt.
     opened_before: bool,
     error_log: RepeatedLog,
+    size_gate: SizeGate,
     reopen_when_silent: bool,
 }
 
@@ -110,6 +114,7 @@ impl Supervisor {
             previous_pixels: None,
             opened_before: false,
             error_log: RepeatedLog::new(SUMMARY_INTERVAL),
+            size_gate: SizeGate::new(SIZE_CHANGE_HOLD),
             reopen_when_silent: false,
         }
     }
@@ -172,6 +177,11 @@ impl Supervisor {
         }
         self.backoff = BACKOFF_START;
         self.last_frame_at = now;
+        if !self.size_gate.admit(frame.size, now) {
+            self.hub
+                .set_source_health(|h| h.frames_dropped_size_change += 1);
+            return;
+        }
         self.mark_repeat(&mut frame);
         self.hub.set_source_health(|h| {
             h.state = SourceState::Live;
@@ -299,6 +309,51 @@ impl Supervisor {
         until
             .saturating_duration_since(now)
             .clamp(Duration::from_millis(1), self.frame_interval)
+    }
+}
+
+/// Holds a stream's picture size steady: a frame of another size passes only once that size
+/// has come without interruption for `hold`; until then such frames are dropped.
+#[derive(Debug)]
+struct SizeGate {
+    hold: Duration,
+    current: Option<FrameSize>,
+    /// A different size seen since, and when it was first seen in the current run.
+    candidate: Option<(FrameSize, Instant)>,
+}
+
+impl SizeGate {
+    fn new(hold: Duration) -> Self {
+        Self {
+            hold,
+            current: None,
+            candidate: None,
+        }
+    }
+
+    /// Whether a frame of `size` arriving at `now` is published.
+    fn admit(&mut self, size: FrameSize, now: Instant) -> bool {
+        if self.current.is_none_or(|current| current == size) {
+            self.current = Some(size);
+            self.candidate = None;
+            return true;
+        }
+        match self.candidate {
+            Some((candidate, since)) if candidate == size => {
+                if now.saturating_duration_since(since) >= self.hold {
+                    tracing::info!(%size, "the source changed its picture size");
+                    self.current = Some(size);
+                    self.candidate = None;
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => {
+                self.candidate = Some((size, now));
+                false
+            }
+        }
     }
 }
 
@@ -516,6 +571,46 @@ mod tests {
         }
         let health = supervisor.hub.source_health();
         assert_eq!((health.bad_frames, health.errors), (90, 90));
+    }
+
+    #[test]
+    fn a_new_size_is_taken_once_it_holds_and_flapping_never_is() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let (big, small) = (FrameSize::new(1280, 720), FrameSize::new(640, 360));
+        let mut gate = SizeGate::new(Duration::from_secs(1));
+        // Flapping every frame for ten seconds: the first size stays.
+        let admitted: Vec<bool> = (0..300)
+            .map(|n| gate.admit(if n % 2 == 0 { big } else { small }, at(n * 33)))
+            .collect();
+        assert!(admitted.iter().step_by(2).all(|a| *a));
+        assert!(admitted.iter().skip(1).step_by(2).all(|a| !*a));
+        // A change that holds is taken after a second.
+        let from = 10_000;
+        assert!(gate.admit(big, at(from - 33)));
+        assert!(!gate.admit(small, at(from)));
+        assert!(!gate.admit(small, at(from + 999)));
+        assert!(gate.admit(small, at(from + 1_000)));
+        assert!(gate.admit(small, at(from + 1_033)));
+        assert!(!gate.admit(big, at(from + 1_066)));
+    }
+
+    #[test]
+    fn frames_of_a_flapping_size_are_dropped_and_counted() {
+        let start = Instant::now();
+        let (mut supervisor, _) = supervisor(false, start);
+        let other = FrameSize::new(320, 240);
+        for n in 0..20u64 {
+            let mut f = frame(1);
+            if n % 2 == 1 {
+                f.size = other;
+                f.pixels = Pixels::I420(Bytes::from(vec![1; other.i420_len()]));
+            }
+            supervisor.on_frame(f, start + Duration::from_millis(n * 20));
+        }
+        let health = supervisor.hub.source_health();
+        assert_eq!(health.frames_dropped_size_change, 10);
+        assert_eq!(supervisor.hub.source.frames.load(Ordering::Relaxed), 10);
     }
 
     #[test]
