@@ -11,10 +11,8 @@ use clap::Parser;
 use crate::frame::FrameSize;
 use crate::source::SourceSpec;
 
-/// Smallest picture served: below this the test pattern's text and timestamp strip do not fit.
-const MIN_SIZE: FrameSize = FrameSize::new(160, 120);
-/// Largest picture served: 8K UHD; anything larger is almost certainly a typo.
-const MAX_SIZE: FrameSize = FrameSize::new(7680, 4320);
+const MIN_SIZE: FrameSize = FrameSize::MIN;
+const MAX_SIZE: FrameSize = FrameSize::MAX;
 
 /// framecast serves live video from a camera, a pipe or a test pattern as MJPEG, snapshots
 /// and HTML viewer pages.

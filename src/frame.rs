@@ -20,8 +20,19 @@ pub struct FrameSize {
 }
 
 impl FrameSize {
+    /// Smallest picture served: below this the test pattern's text and timestamp strip do not fit.
+    pub const MIN: Self = Self::new(160, 120);
+    /// Largest picture served or accepted from a source: 8K UHD. Anything larger is a typo in a
+    /// flag or a corrupt or hostile frame header, and would cost gigabytes to decode.
+    pub const MAX: Self = Self::new(7680, 4320);
+
     pub const fn new(width: u32, height: u32) -> Self {
         Self { width, height }
+    }
+
+    /// Whether both sides are within [`FrameSize::MAX`].
+    pub fn fits_max(self) -> bool {
+        self.width <= Self::MAX.width && self.height <= Self::MAX.height
     }
 
     /// Bytes of the luma plane.

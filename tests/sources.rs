@@ -935,6 +935,36 @@ fn a_source_flapping_between_sizes_keeps_one_size_and_one_init_section() {
 }
 
 #[test]
+fn a_jpeg_claiming_a_huge_picture_is_a_bad_frame_and_hls_goes_on() {
+    const SIZE: FrameSize = FrameSize::new(320, 240);
+    let (server, stdin) =
+        Server::start_with_stdin(&["--source", "pipe:mjpeg", "--size", "320x240", "--fps", "25"]);
+    let addr = server.addr;
+    let jpegs = pattern_jpegs(SIZE, 25);
+    // The frame header of a valid JPEG claims 65535x65535 (T.81 §B.2.2: Lf, P, Y, X after SOF0).
+    let mut huge = jpegs[0].clone();
+    let sof = huge.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    huge[sof + 5..sof + 9].copy_from_slice(&[0xFF; 4]);
+    let mut script = jpegs.clone();
+    script.push(huge.clone());
+    script.extend(jpegs.iter().cloned().cycle().take(75));
+    let frames = script.len();
+    let writer = Writer::start(stdin, script, Some(frames));
+    let prefix = hls_prefix(addr);
+    let (stdin, _) = writer.finish();
+    let source = source_status(addr);
+    assert_eq!(count_of(&source, "bad_frames"), 1, "{source}");
+    // Every frame after it still reached HLS: the H.264 stage never failed to decode.
+    let status = status_json(addr);
+    assert_eq!(status["hls"]["errors"], 0, "{status}");
+    let playlist = media_playlist(addr, &prefix);
+    assert!(playlist.newest_msn() >= 2, "{}", playlist.text);
+    // No viewer or snapshot ever got it.
+    assert_eq!(jpeg_size(&get(addr, "/snapshot.jpg").body), (320, 240));
+    drop(stdin);
+}
+
+#[test]
 fn a_run_of_bad_frames_is_logged_once_then_summarised() {
     const SIZE: FrameSize = FrameSize::new(320, 240);
     const BAD: usize = 300;

@@ -51,12 +51,18 @@ fn to_i420(frame: &Arc<Frame>, decoder: &mut JpegDecoder) -> Result<Arc<Frame>, 
         return Ok(frame.clone());
     };
     let mut i420 = Vec::new();
-    let size = convert::jpeg_to_i420(
-        &mut decoder.decompressor,
-        jpeg,
-        &mut decoder.scratch,
-        &mut i420,
-    )?;
+    let decompressor = &mut decoder.decompressor;
+    let size = match convert::jpeg_to_i420(decompressor, jpeg, &mut decoder.scratch, &mut i420) {
+        Ok(size) => size,
+        Err(error) => {
+            // libjpeg-turbo can keep state from a failed decode that makes every later frame
+            // fail too ("two SOI markers"): the next frame gets a fresh decompressor.
+            if let Ok(fresh) = turbojpeg::Decompressor::new() {
+                *decompressor = fresh;
+            }
+            return Err(error);
+        }
+    };
     let mut decoded = Frame::from_i420(
         frame.seq,
         frame.pts_90k,
@@ -130,4 +136,37 @@ pub fn spawn(
             }
         })
         .map_err(Error::Thread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::FrameSize;
+    use std::time::SystemTime;
+
+    fn jpeg_frame(jpeg: Vec<u8>) -> Arc<Frame> {
+        Arc::new(Frame {
+            seq: 1,
+            pts_90k: 0,
+            captured_at: SystemTime::now(),
+            size: FrameSize::new(320, 240),
+            pixels: Pixels::Jpeg(Bytes::from(jpeg)),
+            repeats_previous: false,
+        })
+    }
+
+    #[test]
+    fn a_jpeg_that_fails_to_decode_does_not_spoil_the_next() {
+        let size = FrameSize::new(320, 240);
+        let good = crate::encode::jpeg::test_jpeg(size, &vec![100; size.i420_len()]);
+        let mut broken = good.clone();
+        broken.truncate(good.len() / 3);
+        broken.extend_from_slice(&good);
+        let mut decoder = JpegDecoder::new().unwrap();
+        for _ in 0..3 {
+            let _ = to_i420(&jpeg_frame(broken.clone()), &mut decoder);
+            let decoded = to_i420(&jpeg_frame(good.clone()), &mut decoder).unwrap();
+            assert_eq!(decoded.size, size);
+        }
+    }
 }

@@ -206,19 +206,26 @@ impl Source for MjpegPipe {
 /// rely on them (browsers cannot decode those otherwise).
 pub fn jpeg_frame(jpeg: Bytes) -> Result<Frame, SourceError> {
     let info = mjpeg_stream::validate(&jpeg).map_err(|e| SourceError::BadFrame(e.to_string()))?;
+    let size = FrameSize::new(info.width, info.height);
+    if info.width == 0 || info.height == 0 {
+        return Err(SourceError::BadFrame("JPEG of zero size".into()));
+    }
+    if !size.fits_max() {
+        return Err(SourceError::BadFrame(format!(
+            "a JPEG of {size} is larger than the largest picture taken ({})",
+            FrameSize::MAX
+        )));
+    }
     let jpeg = if info.has_huffman_tables {
         jpeg
     } else {
         mjpeg_stream::with_default_huffman_tables(&jpeg).unwrap_or(jpeg)
     };
-    if info.width == 0 || info.height == 0 {
-        return Err(SourceError::BadFrame("JPEG of zero size".into()));
-    }
     Ok(Frame {
         seq: 0,
         pts_90k: 0,
         captured_at: SystemTime::now(),
-        size: FrameSize::new(info.width, info.height),
+        size,
         pixels: Pixels::Jpeg(jpeg),
         repeats_previous: false,
     })
@@ -256,6 +263,33 @@ mod tests {
             matches!(source.next_frame(), Err(SourceError::BadFrame(m)) if m.contains("short frame"))
         );
         assert!(matches!(source.next_frame(), Err(SourceError::Ended(_))));
+    }
+
+    /// `jpeg` with its frame header claiming `width` x `height` (T.81 §B.2.2: after the SOF0
+    /// marker come Lf (2 bytes), P (1), Y (2), X (2)).
+    pub(crate) fn with_claimed_size(jpeg: &[u8], width: u16, height: u16) -> Vec<u8> {
+        let mut out = jpeg.to_vec();
+        let sof = out
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("a baseline JPEG");
+        out[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
+        out[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn a_jpeg_claiming_a_huge_picture_is_a_bad_frame_and_the_next_one_is_fine() {
+        let size = FrameSize::new(320, 240);
+        let good = jpeg(size, 90);
+        let mut bytes = with_claimed_size(&good, 65535, 65535);
+        bytes.extend_from_slice(&good);
+        let mut source = opener(PipeFormat::Mjpeg, size, bytes).open().unwrap();
+        let Err(SourceError::BadFrame(reason)) = source.next_frame() else {
+            panic!("a 65535x65535 JPEG passed");
+        };
+        assert!(reason.contains("larger than"), "{reason}");
+        assert_eq!(source.next_frame().unwrap().size, size);
     }
 
     #[test]
