@@ -19,6 +19,13 @@ pub async fn run(config: Config) -> Result<(), Error> {
     })?;
     let addr = listener.local_addr().map_err(Error::Server)?;
 
+    let fd_limit = http::raise_fd_limit();
+    let connections = http::ConnectionLimit::below_fd_limit(fd_limit);
+    tracing::info!(
+        fd_limit,
+        max_connections = connections.max(),
+        "file descriptor limit"
+    );
     let stream = Stream::start(&config)?;
     let hls = stream.hls.clone().map(|hls| HlsState {
         store: hls.store,
@@ -31,6 +38,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         start_id: start_id(),
         config: config.clone(),
         hls,
+        connections,
     };
     let server = http::serve(listener, state).map_err(Error::Server)?;
     let handle = server.handle();

@@ -2,23 +2,49 @@
 //! with `--list-sources`), turn failures into exit codes (2 for a bad command line, from clap;
 //! 1 for anything that stops the server).
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use framecast::config::Config;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::prelude::*;
 
 /// Logging unless RUST_LOG says otherwise. actix logs every malformed request at ERROR; any
 /// client could flood the log with those, so they are left out.
 const DEFAULT_LOG: &str = "info,actix_http::h1::dispatcher=off";
+/// actix logs every failed accept; when file descriptors run out that is twice a second for as
+/// long as it lasts. One line per this interval says it is happening.
+const ACCEPT_ERROR_INTERVAL: Duration = Duration::from_secs(10);
+const ACCEPT_TARGET: &str = "actix_server::accept";
 
 fn main() -> ExitCode {
     let config = Config::from_args();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
+    let levels = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+    let last_accept_error: Mutex<Option<Instant>> = Mutex::new(None);
+    let accept_errors_once_per_burst = filter_fn(move |meta| {
+        if meta.target() != ACCEPT_TARGET {
+            return true;
+        }
+        let mut last = last_accept_error.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let due = last.is_none_or(|at| now.duration_since(at) >= ACCEPT_ERROR_INTERVAL);
+        if due {
+            *last = Some(now);
+        }
+        due
+    });
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colour codes only for a person at a terminal, not in journald or a file.
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_filter(levels)
+                .with_filter(accept_errors_once_per_burst),
         )
-        .with_writer(std::io::stderr)
         .init();
     if config.list_sources {
         // Not `print!`: a closed stdout (`| head -1`) must not panic.

@@ -5,7 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{MjpegReader, Server, get, status_json};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+
+use common::{MjpegReader, Server, get, require_clients, status_json};
 
 /// How long a test waits for the server to notice what it was sent.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -41,4 +44,95 @@ fn status_stays_small_with_many_viewers_and_huge_user_agents() {
     let body = get(server.addr, "/status").body;
     assert!(body.len() < 100 * 1024, "/status is {} bytes", body.len());
     drop(viewers);
+}
+
+#[test]
+fn the_soft_fd_limit_is_raised_to_the_hard_one() {
+    if !require_clients(&["prlimit"], "the_soft_fd_limit_is_raised_to_the_hard_one") {
+        return;
+    }
+    let server = Server::start_under(&["prlimit", "--nofile=256:2048"], &["--no-hls"]);
+    let status = status_json(server.addr);
+    assert_eq!(status["connections"]["max"], 2048 - 64, "{status}");
+    let logged = server.log_lines().join("\n");
+    assert!(logged.contains("fd_limit=2048"), "{logged}");
+}
+
+/// The status code of a request sent on `stream` (the response head only).
+fn status_of(stream: &TcpStream, path: &str) -> (u16, Vec<String>) {
+    let mut writer = stream;
+    write!(writer, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send");
+    let mut reader = BufReader::new(stream);
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        lines.push(line.trim_end().to_owned());
+    }
+    let status = lines
+        .first()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, lines)
+}
+
+#[test]
+fn past_the_connection_cap_requests_get_a_fast_503() {
+    if !require_clients(
+        &["prlimit"],
+        "past_the_connection_cap_requests_get_a_fast_503",
+    ) {
+        return;
+    }
+    /// 256 descriptors, 64 kept back: 192 connections at most.
+    const MAX: usize = 256 - 64;
+    let server = Server::start_under(
+        &["prlimit", "--nofile=256:256"],
+        &["--size", "320x240", "--fps", "5", "--no-hls"],
+    );
+    let addr = server.addr;
+    // Idle keep-alive connections fill the cap (each has asked for /healthz once).
+    let held: Vec<TcpStream> = (0..MAX)
+        .map(|_| {
+            let stream = TcpStream::connect(addr).expect("connect");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            let (status, _) = status_of(&stream, "/healthz");
+            assert_eq!(status, 200);
+            stream
+        })
+        .collect();
+    // Past the cap: a new connection is still accepted and answered at once.
+    let extra = TcpStream::connect(addr).expect("connect past the cap");
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let (status, head) = status_of(&extra, "/healthz");
+    assert_eq!(status, 503, "{head:?}");
+    assert!(
+        head.iter()
+            .any(|l| l.to_ascii_lowercase().starts_with("retry-after:")),
+        "{head:?}"
+    );
+    drop(extra);
+    // Room again: the monitor is answered.
+    drop(held);
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let response = get(addr, "/healthz");
+        if response.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", response.status);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = status_json(addr);
+    assert!(
+        status["connections"]["refused"].as_u64() >= Some(1),
+        "{status}"
+    );
 }

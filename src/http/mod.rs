@@ -6,6 +6,7 @@ mod endless;
 mod error;
 mod hls;
 mod hls_path;
+mod limits;
 mod live_mp4;
 mod mjpeg;
 mod pages;
@@ -18,6 +19,7 @@ mod tuning;
 
 pub use error::HttpError;
 pub use hls::HlsState;
+pub use limits::{ConnectionLimit, raise_fd_limit};
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub start_id: String,
     /// `None` with `--no-hls`.
     pub hls: Option<HlsState>,
+    /// Open connections and their cap.
+    pub connections: Arc<ConnectionLimit>,
 }
 
 /// The route table. Every resource answers HEAD where it answers GET (RFC 9110 §9.1), and
@@ -89,15 +93,25 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, HttpError> {
 /// Starts serving on an already bound listener. The returned server runs until it is stopped
 /// or the process gets SIGINT/SIGTERM.
 pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let connections = state.connections.clone();
+    // actix's own per-worker cap would leave connections unaccepted: keep it above ours.
+    let actix_max_connections = connections
+        .max()
+        .saturating_add(limits::FD_HEADROOM as usize);
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(limits::refuse_over_cap))
             .wrap(from_fn(request_log::log_request))
             .app_data(state.clone())
             .configure(routes)
             .default_service(web::to(not_found))
     })
-    .on_connect(tuning::tune_connection)
+    .on_connect(move |connection, extensions| {
+        tuning::tune_connection(connection, extensions);
+        connections.on_connect(connection, extensions);
+    })
+    .max_connections(actix_max_connections)
     .h1_write_buffer_size(mjpeg::BODY_SLICE_BYTES)
     .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
     .listen(listener)?

@@ -32,10 +32,19 @@ struct Status<'a> {
     source: SourceStatus,
     jpeg: JpegStatus,
     hls: Option<HlsStatus>,
+    connections: ConnectionsStatus,
     viewer_count: usize,
     viewer_frames_skipped_total: u64,
     /// The longest-connected viewers, at most [`MAX_VIEWERS_LISTED`].
     viewers: Vec<ViewerStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct ConnectionsStatus {
+    open: usize,
+    max: usize,
+    /// Requests answered 503 because the server was at its cap.
+    refused: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -197,6 +206,11 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
                 }),
             }
         }),
+        connections: ConnectionsStatus {
+            open: state.connections.open(),
+            max: state.connections.max(),
+            refused: state.connections.refused(),
+        },
         viewer_count: all_viewers.len(),
         viewer_frames_skipped_total: hub.viewers.total_skipped(),
         viewers,

@@ -29,16 +29,7 @@ impl Server {
     /// accepts connections before that, and a test that asks at once may find no frame yet.
     pub fn start(args: &[&str]) -> Self {
         let server = Self::spawn(args, Stdio::null()).0;
-        let deadline = Instant::now() + START_TIMEOUT;
-        while Instant::now() < deadline {
-            let frames = status_json(server.addr)["source"]["frames"]
-                .as_u64()
-                .unwrap_or(0);
-            if frames > 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        server.wait_for_first_frame();
         server
     }
 
@@ -49,8 +40,41 @@ impl Server {
         (server, stdin.expect("piped stdin"))
     }
 
+    /// Like [`Server::start`], run under `wrapper` (e.g. `prlimit --nofile=256`), which
+    /// `exec`s the server with the arguments that follow it.
+    pub fn start_under(wrapper: &[&str], args: &[&str]) -> Self {
+        let server = Self::spawn_under(wrapper, args, Stdio::null()).0;
+        server.wait_for_first_frame();
+        server
+    }
+
+    fn wait_for_first_frame(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            let frames = status_json(self.addr)["source"]["frames"]
+                .as_u64()
+                .unwrap_or(0);
+            if frames > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn spawn(args: &[&str], stdin: Stdio) -> (Self, Option<ChildStdin>) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_framecast"));
+        Self::spawn_under(&[], args, stdin)
+    }
+
+    fn spawn_under(wrapper: &[&str], args: &[&str], stdin: Stdio) -> (Self, Option<ChildStdin>) {
+        let binary = env!("CARGO_BIN_EXE_framecast");
+        let mut command = match wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         command.args(["--listen", "127.0.0.1:0"]);
         if !args.contains(&"--size") {
             command.args(["--size", "640x360"]);
