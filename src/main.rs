@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use framecast::config::Config;
-use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing::subscriber::Interest;
+use tracing_subscriber::filter::{DynFilterFn, EnvFilter};
 use tracing_subscriber::prelude::*;
 
 /// Logging unless RUST_LOG says otherwise. actix logs every malformed request at ERROR; any
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
     let config = Config::from_args();
     let levels = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
     let last_accept_error: Mutex<Option<Instant>> = Mutex::new(None);
-    let accept_errors_once_per_burst = filter_fn(move |meta| {
+    let accept_errors_once_per_burst = DynFilterFn::new(move |meta, _| {
         if meta.target() != ACCEPT_TARGET {
             return true;
         }
@@ -35,6 +36,14 @@ fn main() -> ExitCode {
             *last = Some(now);
         }
         due
+    })
+    // Asked at every event from the accept loop (not cached per call site): it depends on time.
+    .with_callsite_filter(|meta| {
+        if meta.target() == ACCEPT_TARGET {
+            Interest::sometimes()
+        } else {
+            Interest::always()
+        }
     });
     tracing_subscriber::registry()
         .with(

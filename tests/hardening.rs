@@ -136,3 +136,46 @@ fn past_the_connection_cap_requests_get_a_fast_503() {
         "{status}"
     );
 }
+
+#[test]
+fn running_out_of_descriptors_is_logged_once_per_burst() {
+    if !require_clients(
+        &["prlimit"],
+        "running_out_of_descriptors_is_logged_once_per_burst",
+    ) {
+        return;
+    }
+    /// Far more connections than descriptors.
+    const CONNECTIONS: usize = 150;
+    let server = Server::start_under(&["prlimit", "--nofile=96:96"], &["--no-hls"]);
+    let addr = server.addr;
+    let started = Instant::now();
+    // The kernel completes handshakes into the listen backlog whether or not the server can
+    // accept them, so every connect succeeds; the server's accepts fail once it is out of fds.
+    let held: Vec<TcpStream> = (0..CONNECTIONS)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    // Let the accept loop hit the wall for a few rounds (it retries every half second).
+    std::thread::sleep(Duration::from_secs(3));
+    let accept_errors = || {
+        server
+            .log_lines()
+            .iter()
+            .filter(|l| l.contains("accept"))
+            .count()
+    };
+    let lines = accept_errors();
+    drop(held);
+    let burst_s = started.elapsed().as_secs();
+    assert!(lines >= 1, "running out of descriptors is said");
+    assert!(
+        lines as u64 <= 1 + burst_s / 10,
+        "{lines} lines in {burst_s} s: {:#?}",
+        server.log_lines()
+    );
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    while get(addr, "/healthz").status != 200 {
+        assert!(Instant::now() < deadline, "no recovery");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
