@@ -93,7 +93,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
                 "encode_ms_last": round3(c.encode_micros_last.load(Ordering::Relaxed) as f64 / 1000.0),
                 "encode_ms_mean": if encoded == 0 { 0.0 } else { round3(c.encode_micros_total.load(Ordering::Relaxed) as f64 / encoded as f64 / 1000.0) },
                 "target_duration_s": playlist.target_duration_s,
-                "part_target_s": playlist.part_target_s,
+                "part_target_s": playlist.part_target_s(),
                 "segments": playlist.segments.len(),
                 "newest_msn": playlist.segments.last().map(|s| s.msn),
                 "bandwidth": hls.store.bandwidth().map(|b| json!({"peak_bps": b.peak_bps, "average_bps": b.average_bps})),
