@@ -9,9 +9,12 @@
 //! - [`model`]: the typed playlists, durations in 90 kHz ticks;
 //! - [`render`]: the text, each tag with its rfc8216bis section;
 //! - [`rules`]: [`check_invariants`] and [`check_update`], the rules a window keeps (target
-//!   duration, part bounds, hold-backs, sequence numbers), for tests and fuzzing.
+//!   duration, part bounds, hold-backs, sequence numbers), and [`check_written`], the same on
+//!   what a client parses back, for tests and fuzzing;
+//! - [`parse`]: the crate's one playlist parser, text back into the model.
 
 pub mod model;
+pub mod parse;
 pub mod render;
 pub mod rules;
 
@@ -22,5 +25,8 @@ pub use model::{
     LL_HLS_VERSION, MIN_LIVE_SEGMENTS, MediaPlaylist, MultivariantPlaylist, Part, PreloadHint,
     Segment, SegmentInProgress, ServerControl, SkipRequest, Variant,
 };
+pub use parse::{
+    ParseError, ParsedMediaPlaylist, parse_media_playlist, parse_multivariant_playlist,
+};
 pub use render::{DURATION_DECIMALS, format_program_date_time};
-pub use rules::{check_invariants, check_update};
+pub use rules::{check_invariants, check_update, check_written};

@@ -11,7 +11,11 @@ use super::model::{
     HOLD_BACK_TARGET_DURATIONS, MIN_LIVE_SEGMENTS, MediaPlaylist, PART_HOLD_BACK_PART_TARGETS,
     Part, SKIP_BOUNDARY_TARGET_DURATIONS,
 };
-use super::render::written_duration as w;
+use super::parse::ParsedMediaPlaylist;
+use super::render::{
+    MAP_MIN_VERSION, MAX_SEGMENTS_WITH_PARTS, PART_LISTING_TARGET_DURATIONS, SKIP_MIN_VERSION,
+    written_duration as w,
+};
 use crate::frame::CLOCK_90K;
 
 /// A part other than the last of its segment lasts at least 85 % of PART-TARGET
@@ -29,6 +33,12 @@ const PART_SUM_TOLERANCE_90K: u64 = 90;
 /// The target duration and part target are the playlist's own; [`check_update`] checks that
 /// they stay constant from one playlist to the next.
 pub fn check_invariants(playlist: &MediaPlaylist) -> Result<(), String> {
+    check_window(playlist, MIN_LIVE_SEGMENTS)
+}
+
+/// [`check_invariants`] with the smallest number of segments a playlist that removed old ones
+/// lists: [`MIN_LIVE_SEGMENTS`], or fewer for a delta update.
+fn check_window(playlist: &MediaPlaylist, min_live_segments: usize) -> Result<(), String> {
     let target_s = playlist.target_duration_s;
     if target_s == 0 {
         return Err("TARGETDURATION is 0".into());
@@ -88,9 +98,9 @@ pub fn check_invariants(playlist: &MediaPlaylist) -> Result<(), String> {
             ));
         }
     }
-    if playlist.media_sequence > 0 && playlist.segments.len() < MIN_LIVE_SEGMENTS {
+    if playlist.media_sequence > 0 && playlist.segments.len() < min_live_segments {
         return Err(format!(
-            "{} segments after old ones were removed; a live playlist keeps at least {MIN_LIVE_SEGMENTS}",
+            "{} segments after old ones were removed; a live playlist keeps at least {min_live_segments}",
             playlist.segments.len()
         ));
     }
@@ -226,6 +236,66 @@ pub fn check_update(previous: &MediaPlaylist, next: &MediaPlaylist) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Checks what a client reads back from a Low-Latency media playlist's text, full or delta:
+/// the version its tags need, parts listed only on segments that start within three target
+/// durations of the end and on at most three segments (rfc8216bis §6.2.2), and every rule of
+/// [`check_invariants`] on the parsed model (on the listed segments of a delta update).
+pub fn check_written(parsed: &ParsedMediaPlaylist) -> Result<(), String> {
+    let playlist = &parsed.playlist;
+    if !parsed.low_latency {
+        return Err("no EXT-X-PART-INF: not a Low-Latency playlist".into());
+    }
+    if playlist.version < MAP_MIN_VERSION {
+        return Err(format!("EXT-X-VERSION {} with EXT-X-MAP", playlist.version));
+    }
+    if parsed.skipped_segments > 0 && playlist.version < SKIP_MIN_VERSION {
+        return Err(format!(
+            "EXT-X-VERSION {} with EXT-X-SKIP",
+            playlist.version
+        ));
+    }
+    let open = playlist.in_progress.is_some() || playlist.preload_hint.is_some();
+    let with_parts = playlist
+        .segments
+        .iter()
+        .filter(|s| !s.parts.is_empty())
+        .count()
+        + usize::from(open);
+    if with_parts > MAX_SEGMENTS_WITH_PARTS {
+        return Err(format!("{with_parts} segments list parts"));
+    }
+    let window_90k = playlist
+        .target_duration_s
+        .saturating_mul(PART_LISTING_TARGET_DURATIONS)
+        .saturating_mul(CLOCK_90K);
+    let mut from_end_90k = playlist
+        .in_progress
+        .iter()
+        .flat_map(|s| &s.parts)
+        .fold(0u64, |sum, p| sum.saturating_add(p.duration_90k));
+    for segment in playlist.segments.iter().rev() {
+        from_end_90k = from_end_90k.saturating_add(segment.duration_90k);
+        if !segment.parts.is_empty() && from_end_90k > window_90k {
+            return Err(format!(
+                "segment {} lists parts {} s from the end",
+                segment.msn,
+                w(from_end_90k)
+            ));
+        }
+    }
+    if parsed.skipped_segments == 0 {
+        check_invariants(playlist)
+    } else {
+        // A delta update lists the segments after the skipped ones: check those as a window
+        // of their own.
+        let mut listed = playlist.clone();
+        listed.media_sequence = listed
+            .media_sequence
+            .saturating_add(parsed.skipped_segments);
+        check_window(&listed, 0)
+    }
 }
 
 fn check_parts(

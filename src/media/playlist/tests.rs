@@ -1,7 +1,7 @@
 //! The marshal tables, the rules on broken windows, and a simulated live window that the
 //! HLS runtime's tests reuse.
 
-use super::render::{MAP_MIN_VERSION, MAX_SEGMENTS_WITH_PARTS, SKIP_MIN_VERSION, civil_from_days};
+use super::render::civil_from_days;
 use super::*;
 
 /// 2023-11-14T22:13:20.123Z
@@ -307,13 +307,92 @@ fn media_playlist_marshal_table() {
         };
         assert_eq!(got, case.want, "case {:?}", case.name);
         check_invariants(&case.playlist).unwrap_or_else(|e| panic!("case {:?}: {e}", case.name));
-        lint(&got).unwrap_or_else(|e| panic!("case {:?}: {e}", case.name));
+        // Render → parse gives the model back, as far as the text shows it.
+        let parsed = parse_media_playlist(&got)
+            .unwrap_or_else(|e| panic!("case {:?}: {e}\n{got}", case.name));
+        assert_eq!(
+            parsed.render(),
+            got,
+            "case {:?}: not a fixed point",
+            case.name
+        );
+        let listed = case.playlist.as_listed();
+        match case.render {
+            Render::LowLatency(delta) => {
+                check_written(&parsed).unwrap_or_else(|e| panic!("case {:?}: {e}", case.name));
+                let skipped = match delta {
+                    Some(SkipRequest::Yes | SkipRequest::V2) => case.playlist.skippable_segments(),
+                    _ => 0,
+                };
+                assert_eq!(
+                    parsed.skipped_segments, skipped as u64,
+                    "case {:?}",
+                    case.name
+                );
+                let mut want = listed;
+                want.segments.drain(..skipped);
+                if skipped > 0 {
+                    want.version = want.version.max(9);
+                }
+                assert_eq!(parsed.playlist, want, "case {:?}", case.name);
+            }
+            Render::Standard => {
+                assert!(!parsed.low_latency, "case {:?}", case.name);
+                let mut want = case.playlist.segments.clone();
+                for segment in &mut want {
+                    segment.parts.clear();
+                }
+                assert_eq!(parsed.playlist.segments, want, "case {:?}", case.name);
+            }
+        }
+    }
+}
+
+/// Writes the rendered playlists of the case tables and of a simulated live window, the seeds
+/// of the `playlist_roundtrip` fuzz target, into the directory `FRAMECAST_FUZZ_SEEDS` names
+/// (`make fuzz` runs it).
+#[test]
+#[ignore = "writes files; run by `make fuzz`"]
+fn write_fuzz_seeds() {
+    let dir = std::env::var_os("FRAMECAST_FUZZ_SEEDS")
+        .expect("FRAMECAST_FUZZ_SEEDS names the seed directory");
+    let dir = std::path::Path::new(&dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let mut seeds: Vec<String> = media_cases()
+        .into_iter()
+        .map(|c| c.want.to_owned())
+        .collect();
+    seeds.extend(
+        multivariant_cases()
+            .into_iter()
+            .map(|(_, _, want)| want.to_owned()),
+    );
+    let mut sim = LiveSim::new(3, 8);
+    for step in 0..200 {
+        let playlist = sim.step();
+        if step % 50 == 49 {
+            seeds.push(playlist.render(None));
+            seeds.push(playlist.render(Some(SkipRequest::Yes)));
+            seeds.push(playlist.render_standard());
+        }
+    }
+    for (index, seed) in seeds.iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{index:02}.m3u8")), seed).unwrap();
     }
 }
 
 #[test]
-fn multivariant_marshal_table() {
-    let cases = [
+fn multivariant_round_trip() {
+    for (name, _, want) in multivariant_cases() {
+        let parsed = parse_multivariant_playlist(want).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(parsed.render(), want, "case {name:?}");
+    }
+    let (_, playlist, want) = multivariant_cases().swap_remove(0);
+    assert_eq!(parse_multivariant_playlist(want), Ok(playlist));
+}
+
+fn multivariant_cases() -> Vec<(&'static str, MultivariantPlaylist, &'static str)> {
+    vec![
         (
             "one measured variant",
             MultivariantPlaylist {
@@ -365,8 +444,12 @@ a.m3u8
 b.m3u8#EXT-X-ENDLIST
 ",
         ),
-    ];
-    for (name, playlist, want) in cases {
+    ]
+}
+
+#[test]
+fn multivariant_marshal_table() {
+    for (name, playlist, want) in multivariant_cases() {
         assert_eq!(playlist.render(), want, "case {name:?}");
     }
 }
@@ -471,7 +554,7 @@ fn parts_more_than_three_target_durations_from_the_end_are_dropped() {
         "{text}"
     );
     assert!(text.contains("p6.1.m4s"), "{text}");
-    lint(&text).unwrap();
+    check_written(&parse_media_playlist(&text).unwrap()).unwrap();
 }
 
 #[test]
@@ -657,167 +740,6 @@ fn garbage_values_render_without_panicking() {
     assert!(check_invariants(&playlist).is_err());
 }
 
-// ---- Text-level checks: what a client reads back -------------------------------------
-
-/// One segment as read back from playlist text.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ReadSegment {
-    pub discontinuity: bool,
-    pub program_date_time: Option<String>,
-    pub parts: Vec<(f64, String, bool)>,
-    pub extinf_s: f64,
-    pub uri: String,
-}
-
-/// A media playlist as read back from its text.
-#[derive(Debug, Default)]
-pub(crate) struct ReadPlaylist {
-    pub version: u64,
-    pub target_duration_s: u64,
-    pub part_target_s: Option<f64>,
-    pub server_control: String,
-    pub media_sequence: u64,
-    pub discontinuity_sequence: u64,
-    pub skipped: u64,
-    pub segments: Vec<ReadSegment>,
-    pub open_parts: Vec<(f64, String, bool)>,
-    pub hint: Option<String>,
-}
-
-fn attribute<'a>(attributes: &'a str, name: &str) -> Option<&'a str> {
-    attributes.split(',').find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        (key == name).then_some(value)
-    })
-}
-
-fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
-    text.parse().map_err(|_| format!("not a number: {text:?}"))
-}
-
-/// Reads playlist text back and checks the rules a client can see: one preload hint and
-/// last, a date on every segment, EXTINF and part bounds, parts only near the end, the
-/// version EXT-X-SKIP needs, MEDIA-SEQUENCE and DISCONTINUITY-SEQUENCE before EXT-X-SKIP.
-pub(crate) fn lint(text: &str) -> Result<ReadPlaylist, String> {
-    let mut lines = text.lines();
-    if lines.next() != Some("#EXTM3U") {
-        return Err("does not start with #EXTM3U".into());
-    }
-    let mut read = ReadPlaylist::default();
-    let (mut discontinuity, mut pdt, mut parts, mut extinf) = (false, None, Vec::new(), None);
-    let mut seen_sequence = false;
-    for line in lines {
-        if read.hint.is_some() {
-            return Err(format!("{line:?} after EXT-X-PRELOAD-HINT"));
-        }
-        let (tag, value) = line.split_once(':').unwrap_or((line, ""));
-        match tag {
-            "#EXT-X-VERSION" => read.version = number(value)?,
-            "#EXT-X-INDEPENDENT-SEGMENTS" => {}
-            "#EXT-X-TARGETDURATION" => read.target_duration_s = number(value)?,
-            "#EXT-X-SERVER-CONTROL" => read.server_control = value.into(),
-            "#EXT-X-PART-INF" => {
-                read.part_target_s = Some(number(
-                    attribute(value, "PART-TARGET").ok_or("PART-INF without PART-TARGET")?,
-                )?)
-            }
-            "#EXT-X-MEDIA-SEQUENCE" => read.media_sequence = number(value)?,
-            "#EXT-X-DISCONTINUITY-SEQUENCE" => {
-                read.discontinuity_sequence = number(value)?;
-                seen_sequence = true;
-            }
-            "#EXT-X-MAP" => {}
-            "#EXT-X-SKIP" => {
-                if !seen_sequence || !read.segments.is_empty() {
-                    return Err("EXT-X-SKIP misplaced".into());
-                }
-                read.skipped =
-                    number(attribute(value, "SKIPPED-SEGMENTS").ok_or("SKIP without a count")?)?;
-            }
-            "#EXT-X-DISCONTINUITY" => discontinuity = true,
-            "#EXT-X-PROGRAM-DATE-TIME" => pdt = Some(value.to_string()),
-            "#EXT-X-PART" => {
-                let duration = number(attribute(value, "DURATION").ok_or("no DURATION")?)?;
-                let uri = attribute(value, "URI").ok_or("no URI")?.trim_matches('"');
-                let independent = attribute(value, "INDEPENDENT") == Some("YES");
-                parts.push((duration, uri.to_string(), independent));
-            }
-            "#EXTINF" => extinf = Some(number::<f64>(value.trim_end_matches(','))?),
-            "#EXT-X-PRELOAD-HINT" => {
-                if attribute(value, "TYPE") != Some("PART") {
-                    return Err("hint is not TYPE=PART".into());
-                }
-                read.hint = Some(attribute(value, "URI").ok_or("no URI")?.into());
-            }
-            uri if !uri.starts_with('#') => {
-                let extinf_s = extinf.take().ok_or("URI line without EXTINF")?;
-                read.segments.push(ReadSegment {
-                    discontinuity: std::mem::take(&mut discontinuity),
-                    program_date_time: pdt.take(),
-                    parts: std::mem::take(&mut parts),
-                    extinf_s,
-                    uri: uri.into(),
-                });
-            }
-            other => return Err(format!("unexpected tag {other:?}")),
-        }
-    }
-    read.open_parts = parts;
-
-    if read.version < u64::from(MAP_MIN_VERSION) {
-        return Err(format!("version {} with EXT-X-MAP", read.version));
-    }
-    if read.skipped > 0 && read.version < u64::from(SKIP_MIN_VERSION) {
-        return Err(format!("version {} with EXT-X-SKIP", read.version));
-    }
-    let target_s = read.target_duration_s as f64;
-    for segment in &read.segments {
-        if segment.program_date_time.is_none() {
-            return Err(format!("{} has no PROGRAM-DATE-TIME", segment.uri));
-        }
-        if segment.extinf_s.round() > target_s {
-            return Err(format!("{} EXTINF above TARGETDURATION", segment.uri));
-        }
-    }
-    let all_parts = read
-        .segments
-        .iter()
-        .flat_map(|s| &s.parts)
-        .chain(&read.open_parts);
-    match read.part_target_s {
-        None if all_parts.clone().next().is_some() || read.hint.is_some() => {
-            return Err("parts or hint without EXT-X-PART-INF".into());
-        }
-        None => {}
-        Some(part_target_s) => {
-            if read.hint.is_none() {
-                return Err("no EXT-X-PRELOAD-HINT".into());
-            }
-            if let Some(part) = all_parts.clone().find(|p| p.0 > part_target_s) {
-                return Err(format!("part {} longer than PART-TARGET", part.1));
-            }
-        }
-    }
-    let open = !read.open_parts.is_empty() || read.hint.is_some();
-    let with_parts =
-        read.segments.iter().filter(|s| !s.parts.is_empty()).count() + usize::from(open);
-    if with_parts > MAX_SEGMENTS_WITH_PARTS {
-        return Err(format!("{with_parts} segments list parts"));
-    }
-    // Parts only on segments that start within 3 x TD of the end (rfc8216bis §6.2.2).
-    let mut from_end_s: f64 = read.open_parts.iter().map(|p| p.0).sum();
-    for segment in read.segments.iter().rev() {
-        from_end_s += segment.extinf_s;
-        if !segment.parts.is_empty() && from_end_s > 3.0 * target_s + 1e-4 {
-            return Err(format!(
-                "{} lists parts {from_end_s} s from the end",
-                segment.uri
-            ));
-        }
-    }
-    Ok(read)
-}
-
 // ---- A simulated live window -----------------------------------------------------------
 
 /// 90 kHz ticks per second.
@@ -963,52 +885,60 @@ impl LiveSim {
 }
 
 /// A segment without its parts: URI, EXTINF, PROGRAM-DATE-TIME, discontinuity.
-type SegmentLine = (String, f64, Option<String>, bool);
+type SegmentLine = (String, u64, u64, bool);
+
+fn line_of(segment: &Segment) -> SegmentLine {
+    (
+        segment.uri.clone(),
+        segment.duration_90k,
+        segment.program_date_time_unix_ms,
+        segment.discontinuity,
+    )
+}
 
 /// The segments (without parts) a client holds after applying `delta` to `previous`.
-fn apply_delta(previous: &ReadPlaylist, delta: &ReadPlaylist) -> Result<Vec<SegmentLine>, String> {
-    let strip = |s: &ReadSegment| {
-        (
-            s.uri.clone(),
-            s.extinf_s,
-            s.program_date_time.clone(),
-            s.discontinuity,
-        )
-    };
+fn apply_delta(
+    previous: &MediaPlaylist,
+    delta: &ParsedMediaPlaylist,
+) -> Result<Vec<SegmentLine>, String> {
+    let first_listed = delta.playlist.media_sequence + delta.skipped_segments;
     let mut merged = Vec::new();
-    for msn in delta.media_sequence..delta.media_sequence + delta.skipped {
-        let index = msn
-            .checked_sub(previous.media_sequence)
-            .ok_or("skipped a segment the client never had")?;
+    for msn in delta.playlist.media_sequence..first_listed {
         let segment = previous
             .segments
-            .get(index as usize)
+            .iter()
+            .find(|s| s.msn == msn)
             .ok_or("skipped a segment the client never had")?;
-        merged.push(strip(segment));
+        merged.push(line_of(segment));
     }
-    merged.extend(delta.segments.iter().map(strip));
+    merged.extend(delta.playlist.segments.iter().map(line_of));
     Ok(merged)
 }
 
 #[test]
-fn invariants_hold_over_a_simulated_live_window() {
+fn invariants_and_round_trips_hold_over_a_simulated_live_window() {
     let mut deltas_with_skip = 0;
     let mut discontinuities_skipped = 0;
     for (seed, retain) in [(1, 14), (0x9e37_79b9, 6), (42, 20)] {
         let mut sim = LiveSim::new(seed, retain);
-        let mut previous: Option<(MediaPlaylist, ReadPlaylist)> = None;
+        let mut previous: Option<(MediaPlaylist, MediaPlaylist)> = None;
         // About 450 segments per seed.
         for step in 0..2000 {
             let playlist = sim.step();
             let at = format!("seed {seed} step {step}");
             check_invariants(&playlist).unwrap_or_else(|e| panic!("{at}: {e}"));
             let full_text = playlist.render(None);
-            let full = lint(&full_text).unwrap_or_else(|e| panic!("{at}: {e}\n{full_text}"));
-            assert_eq!(full.segments.len(), playlist.segments.len(), "{at}");
-            assert_eq!(full.skipped, 0, "{at}");
+            let full = parse_media_playlist(&full_text)
+                .unwrap_or_else(|e| panic!("{at}: {e}\n{full_text}"));
+            check_written(&full).unwrap_or_else(|e| panic!("{at}: {e}\n{full_text}"));
+            // Render → parse → the same model, as far as the text lists it.
+            assert_eq!(full.playlist, playlist.as_listed(), "{at}");
+            assert_eq!(full.skipped_segments, 0, "{at}");
+            assert_eq!(full.render(), full_text, "{at}");
 
             let standard_text = playlist.render_standard();
-            let standard = lint(&standard_text).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let standard = parse_media_playlist(&standard_text)
+                .unwrap_or_else(|e| panic!("{at}: {e}\n{standard_text}"));
             for ll_only in [
                 "#EXT-X-PART",
                 "PRELOAD-HINT",
@@ -1017,15 +947,31 @@ fn invariants_hold_over_a_simulated_live_window() {
             ] {
                 assert!(!standard_text.contains(ll_only), "{at}: {ll_only}");
             }
-            assert_eq!(standard.segments.len(), full.segments.len(), "{at}");
+            assert!(!standard.low_latency, "{at}");
+            assert_eq!(
+                standard
+                    .playlist
+                    .segments
+                    .iter()
+                    .map(line_of)
+                    .collect::<Vec<_>>(),
+                playlist.segments.iter().map(line_of).collect::<Vec<_>>(),
+                "{at}"
+            );
 
             let delta_text = playlist.render(Some(SkipRequest::Yes));
-            let delta = lint(&delta_text).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let delta = parse_media_playlist(&delta_text)
+                .unwrap_or_else(|e| panic!("{at}: {e}\n{delta_text}"));
+            check_written(&delta).unwrap_or_else(|e| panic!("{at}: {e}\n{delta_text}"));
+            assert_eq!(delta.render(), delta_text, "{at}");
             let skipped = playlist.skippable_segments();
-            assert_eq!(delta.skipped, skipped as u64, "{at}");
-            assert_eq!(delta.media_sequence, full.media_sequence, "{at}");
+            assert_eq!(delta.skipped_segments, skipped as u64, "{at}");
             assert_eq!(
-                delta.discontinuity_sequence, full.discontinuity_sequence,
+                delta.playlist.media_sequence, full.playlist.media_sequence,
+                "{at}"
+            );
+            assert_eq!(
+                delta.playlist.discontinuity_sequence, full.playlist.discontinuity_sequence,
                 "{at}"
             );
             if skipped > 0 {
@@ -1034,37 +980,142 @@ fn invariants_hold_over_a_simulated_live_window() {
                     .iter()
                     .filter(|s| s.discontinuity)
                     .count();
-                assert!(delta.version >= 9, "{at}");
-                assert!(delta.segments[0].program_date_time.is_some(), "{at}");
+                assert!(delta.playlist.version >= 9, "{at}");
                 // Skipped: starts more than CAN-SKIP-UNTIL before the end; kept: not.
-                let until_s = playlist.server_control.can_skip_until_90k.unwrap() as f64 / 90_000.0;
-                let from_end_s = |index: usize| -> f64 {
-                    full.segments[index..].iter().map(|s| s.extinf_s).sum()
+                let until_90k = playlist.server_control.can_skip_until_90k.unwrap();
+                let from_end_90k = |index: usize| -> u64 {
+                    full.playlist.segments[index..]
+                        .iter()
+                        .map(|s| s.duration_90k)
+                        .sum()
                 };
-                assert!(from_end_s(skipped - 1) > until_s, "{at}");
-                assert!(from_end_s(skipped) <= until_s + 1e-4, "{at}");
+                assert!(from_end_90k(skipped - 1) > until_90k, "{at}");
+                assert!(from_end_90k(skipped) <= until_90k, "{at}");
             }
             if let Some((previous_playlist, previous_full)) = &previous {
                 check_update(previous_playlist, &playlist).unwrap_or_else(|e| panic!("{at}: {e}"));
+                check_update(previous_full, &full.playlist).unwrap_or_else(|e| panic!("{at}: {e}"));
                 let merged =
                     apply_delta(previous_full, &delta).unwrap_or_else(|e| panic!("{at}: {e}"));
-                let want: Vec<_> = full
-                    .segments
-                    .iter()
-                    .map(|s| {
-                        (
-                            s.uri.clone(),
-                            s.extinf_s,
-                            s.program_date_time.clone(),
-                            s.discontinuity,
-                        )
-                    })
-                    .collect();
+                let want: Vec<_> = full.playlist.segments.iter().map(line_of).collect();
                 assert_eq!(merged, want, "{at}");
             }
-            previous = Some((playlist, full));
+            previous = Some((playlist, full.playlist));
         }
     }
     assert!(deltas_with_skip > 1000, "{deltas_with_skip}");
     assert!(discontinuities_skipped > 0);
+}
+
+#[test]
+fn parse_errors_name_the_line_and_the_rule() {
+    let good = window(100, 7, 1, &[], 0).render(None);
+    let cases: [(&str, String, &str); 12] = [
+        ("empty", String::new(), "#EXTM3U"),
+        (
+            "multivariant",
+            multivariant_cases()[0].2.to_owned(),
+            "EXT-X-STREAM-INF in a media playlist",
+        ),
+        (
+            "no target duration",
+            good.replace("#EXT-X-TARGETDURATION:1\n", ""),
+            "no EXT-X-TARGETDURATION",
+        ),
+        (
+            "no map",
+            good.replace("#EXT-X-MAP:URI=\"init.mp4\"\n", ""),
+            "before any EXT-X-MAP",
+        ),
+        (
+            "EXTINF not a number",
+            good.replacen("#EXTINF:1.00000,", "#EXTINF:one,", 1),
+            "not a decimal number",
+        ),
+        (
+            "URI line without EXTINF",
+            good.replacen("#EXTINF:1.00000,\n", "", 1),
+            "without EXTINF",
+        ),
+        (
+            "segment without a date",
+            good.replacen("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.123Z\n", "", 1),
+            "without EXT-X-PROGRAM-DATE-TIME",
+        ),
+        (
+            "bad date",
+            good.replacen("22:13:20.123Z", "25:13:20.123Z", 1),
+            "ISO 8601",
+        ),
+        (
+            "unterminated quote",
+            good.replacen("URI=\"p107.0.m4s\"", "URI=\"p107.0.m4s", 1),
+            "without its end",
+        ),
+        (
+            "media sequence after the first segment",
+            good.replacen("s100.m4s\n", "s100.m4s\n#EXT-X-MEDIA-SEQUENCE:3\n", 1),
+            "after the first media segment",
+        ),
+        (
+            "parts without PART-INF",
+            good.replacen("#EXT-X-PART-INF:PART-TARGET=0.33333\n", "", 1),
+            "without EXT-X-PART-INF",
+        ),
+        (
+            "two hints",
+            format!("{good}#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"x.m4s\"\n"),
+            "second EXT-X-PRELOAD-HINT",
+        ),
+    ];
+    parse_media_playlist(&good).unwrap();
+    for (name, text, want) in cases {
+        let err = parse_media_playlist(&text).expect_err(name);
+        assert!(err.to_string().contains(want), "case {name:?}: {err}");
+        assert!(
+            err.to_string().starts_with("playlist line "),
+            "case {name:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_parser_takes_what_the_specification_allows_around_framecasts_text() {
+    let good = window(100, 7, 1, &[], 0).render(None);
+    let want = parse_media_playlist(&good).unwrap();
+    // CRLF, comments, blank lines, unknown tags, titles, attributes in another order.
+    let relaxed = good
+        .replace('\n', "\r\n")
+        .replacen(
+            "#EXT-X-VERSION:9",
+            "# a comment\r\n\r\n#EXT-X-VERSION:9\r\n#EXT-X-UNKNOWN:X=1",
+            1,
+        )
+        .replace("#EXTINF:1.00000,", "#EXTINF:1,a title")
+        .replace(
+            "#EXT-X-PART:DURATION=0.33333,URI=\"p107.0.m4s\",INDEPENDENT=YES",
+            "#EXT-X-PART:INDEPENDENT=YES,URI=\"p107.0.m4s\",DURATION=0.333333",
+        );
+    assert_eq!(parse_media_playlist(&relaxed), Ok(want));
+}
+
+#[test]
+fn truncated_and_damaged_text_never_panics() {
+    let text = window(40, 10, 2, &[41, 47], 2).render(Some(SkipRequest::Yes));
+    for end in 0..=text.len() {
+        let _ = parse_media_playlist(&text[..end]);
+        let _ = parse_multivariant_playlist(&text[..end]);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    for skip in 0..lines.len() {
+        let damaged: Vec<&str> = lines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| (i != skip).then_some(*l))
+            .collect();
+        if let Ok(parsed) = parse_media_playlist(&damaged.join("\n")) {
+            let again = parse_media_playlist(&parsed.render()).unwrap();
+            assert_eq!(again.render(), parsed.render());
+        }
+    }
 }
