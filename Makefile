@@ -98,20 +98,40 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 	$(CARGO) bench $(CARGO_FLAGS) --bench passthrough
 	node benches/browser_latency.mjs
 
-# The MJPEG pipe parser takes bytes from other programs: fuzz it. A seed of real MJPEG (its
-# first byte picks the push size) starts the fuzzer on the interesting paths.
+# Every parser of outside bytes is fuzzed: the MJPEG pipe splitter, the playlist parser and
+# renderer (round trips), the H.264 SPS parser. Each target runs for FUZZ_SECONDS, so `make test`
+# (20 s each) spends a minute here. Each starts from generated seeds in fuzz/corpus/<target>:
+# real MJPEG (its first byte picks the push size); the playlists of the renderer's case table
+# (written by an ignored unit test); libx264 Annex-B streams whose SPSs reach the deep fields
+# (cropping, 4:4:4 with scaling lists, interlaced, VUI timing).
 FUZZ_SECONDS ?= 60
-FUZZ_SEED := fuzz/corpus/mjpeg_stream/seed-testsrc
+FUZZ_TARGETS := mjpeg_stream playlist_roundtrip h264_sps
+FUZZ_CORPUS := fuzz/corpus
 
-fuzz: deps ## Fuzz the MJPEG stream splitter for FUZZ_SECONDS (installs cargo-fuzz if missing)
+fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs cargo-fuzz if missing)
 	$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
-	mkdir -p fuzz/corpus/mjpeg_stream
-	if command -v ffmpeg >/dev/null && [ ! -s $(FUZZ_SEED) ]; then \
-	  { printf '\x0f'; ffmpeg -loglevel error -f lavfi -i testsrc=size=32x24:rate=5 -frames:v 3 -f mjpeg -; } > $(FUZZ_SEED); \
+	mkdir -p $(addprefix $(FUZZ_CORPUS)/,$(FUZZ_TARGETS))
+	if command -v ffmpeg >/dev/null && [ ! -s $(FUZZ_CORPUS)/mjpeg_stream/seed-testsrc ]; then \
+	  { printf '\x0f'; ffmpeg -loglevel error -f lavfi -i testsrc=size=32x24:rate=5 -frames:v 3 -f mjpeg -; } \
+	    > $(FUZZ_CORPUS)/mjpeg_stream/seed-testsrc; \
+	fi
+	if [ -z "$$(ls -A $(FUZZ_CORPUS)/playlist_roundtrip)" ]; then \
+	  FRAMECAST_FUZZ_SEEDS="$(CURDIR)/$(FUZZ_CORPUS)/playlist_roundtrip" \
+	    $(CARGO) test $(CARGO_FLAGS) --lib write_fuzz_seeds -- --ignored --quiet; \
+	fi
+	if command -v ffmpeg >/dev/null && [ -z "$$(ls -A $(FUZZ_CORPUS)/h264_sps)" ]; then \
+	  sps_seed() { ffmpeg -loglevel error -f lavfi -i testsrc=size=$$2:rate=5 -frames:v 2 \
+	    -c:v libx264 $$3 -f h264 "$(FUZZ_CORPUS)/h264_sps/seed-$$1"; }; \
+	  sps_seed baseline-cropped 66x50 "-profile:v baseline -pix_fmt yuv420p"; \
+	  sps_seed high-444-scaling 64x48 "-profile:v high444 -pix_fmt yuv444p -x264-params cqm=jvt"; \
+	  sps_seed high-interlaced 64x48 "-profile:v high -pix_fmt yuv420p -flags +ildct"; \
 	fi
 	# cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
-	# them. The parser is safe Rust, so no sanitizer: coverage guidance alone, a faster build.
-	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none mjpeg_stream -- -max_total_time=$(FUZZ_SECONDS)
+	# them. The parsers are safe Rust, so no sanitizer: coverage guidance alone, a faster build.
+	for target in $(FUZZ_TARGETS); do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none $$target $(FUZZ_CORPUS)/$$target -- \
+	    -max_total_time=$(FUZZ_SECONDS); \
+	done
 
 fmt: ## Format the Rust code
 	$(CARGO) fmt

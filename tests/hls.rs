@@ -14,6 +14,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{MjpegReader, Response, Server, get, request, require_clients, run_with_timeout};
+use framecast::media::playlist::{
+    MediaPlaylist, ParsedMediaPlaylist, Part, Segment, check_update, check_written,
+    parse_media_playlist, parse_multivariant_playlist,
+};
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 const SEGMENT_TYPE: &str = "video/iso.segment";
@@ -22,8 +26,9 @@ const SEGMENT_TYPE: &str = "video/iso.segment";
 const FIRST_MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often a waiting test re-reads the playlist: fine enough to see each part (333 ms).
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
-/// Slack for comparisons between durations written with five decimals.
-const EPSILON_S: f64 = 1e-6;
+/// The limit for a retired segment to go: it stays for its duration plus the playlist's (7 s
+/// here), so this only bounds the test.
+const RETENTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// The limit for an external player run; a healthy one takes under 15 s.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// VLC refuses to run as root; as root the test runs it as this unprivileged user.
@@ -31,191 +36,61 @@ const SETPRIV_NOBODY: [&str; 3] = ["--reuid=nobody", "--regid=nogroup", "--clear
 
 // ----- playlist text -------------------------------------------------------------------------
 
-/// An EXT-X-PART tag.
-#[derive(Debug, Clone)]
-struct PartTag {
-    duration_s: f64,
-    uri: String,
-    independent: bool,
-}
-
-/// A complete segment: its tags and URI line.
-#[derive(Debug, Clone)]
-struct SegmentTag {
-    program_date_time: Option<String>,
-    duration_s: f64,
-    uri: String,
-    parts: Vec<PartTag>,
-}
-
-/// A media playlist, read from its text with only what these tests check.
-#[derive(Debug, Default)]
+/// A media playlist as served: its text and what the crate's parser reads from it.
+#[derive(Debug)]
 struct MediaText {
     text: String,
-    version: Option<u32>,
-    independent_segments: bool,
-    target_duration_s: Option<u64>,
-    media_sequence: Option<u64>,
-    part_target_s: Option<f64>,
-    server_control: Vec<(String, String)>,
-    map_uri: Option<String>,
-    skipped_segments: Option<u64>,
-    segments: Vec<SegmentTag>,
-    /// The segment in progress: its date and parts, after the last URI line.
-    open_program_date_time: Option<String>,
-    open_parts: Vec<PartTag>,
-    preload_hints: Vec<String>,
+    parsed: ParsedMediaPlaylist,
 }
 
 impl MediaText {
     fn parse(text: &str) -> Self {
-        let mut playlist = Self {
+        let parsed = parse_media_playlist(text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+        Self {
             text: text.to_owned(),
-            ..Self::default()
-        };
-        assert!(text.starts_with("#EXTM3U\n"), "not a playlist:\n{text}");
-        let (mut pdt, mut parts, mut extinf) = (None, Vec::new(), None);
-        for line in text.lines().skip(1) {
-            if line.is_empty() {
-                continue;
-            }
-            let Some(tag) = line.strip_prefix('#') else {
-                let duration_s = extinf
-                    .take()
-                    .unwrap_or_else(|| panic!("URI {line} without EXTINF:\n{text}"));
-                playlist.segments.push(SegmentTag {
-                    program_date_time: pdt.take(),
-                    duration_s,
-                    uri: line.to_owned(),
-                    parts: std::mem::take(&mut parts),
-                });
-                continue;
-            };
-            let (name, value) = tag.split_once(':').unwrap_or((tag, ""));
-            match name {
-                "EXT-X-VERSION" => playlist.version = value.parse().ok(),
-                "EXT-X-INDEPENDENT-SEGMENTS" => playlist.independent_segments = true,
-                "EXT-X-TARGETDURATION" => playlist.target_duration_s = value.parse().ok(),
-                "EXT-X-MEDIA-SEQUENCE" => playlist.media_sequence = value.parse().ok(),
-                "EXT-X-PART-INF" => {
-                    playlist.part_target_s =
-                        attribute(value, "PART-TARGET").and_then(|v| v.parse().ok());
-                }
-                "EXT-X-SERVER-CONTROL" => playlist.server_control = attributes(value),
-                "EXT-X-MAP" => playlist.map_uri = attribute(value, "URI"),
-                "EXT-X-SKIP" => {
-                    playlist.skipped_segments =
-                        attribute(value, "SKIPPED-SEGMENTS").and_then(|v| v.parse().ok());
-                }
-                "EXT-X-PROGRAM-DATE-TIME" => pdt = Some(value.to_owned()),
-                "EXTINF" => {
-                    let number = value.split(',').next().unwrap_or("");
-                    extinf = Some(
-                        number
-                            .parse()
-                            .unwrap_or_else(|_| panic!("EXTINF {value}:\n{text}")),
-                    );
-                }
-                "EXT-X-PART" => parts.push(PartTag {
-                    duration_s: attribute(value, "DURATION")
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or_else(|| panic!("part without DURATION: {line}")),
-                    uri: attribute(value, "URI")
-                        .unwrap_or_else(|| panic!("part without URI: {line}")),
-                    independent: attribute(value, "INDEPENDENT").as_deref() == Some("YES"),
-                }),
-                "EXT-X-PRELOAD-HINT" => {
-                    assert_eq!(attribute(value, "TYPE").as_deref(), Some("PART"), "{line}");
-                    playlist.preload_hints.push(
-                        attribute(value, "URI").unwrap_or_else(|| panic!("hint URI: {line}")),
-                    );
-                }
-                _ => {}
-            }
+            parsed,
         }
-        assert!(extinf.is_none(), "EXTINF without URI:\n{text}");
-        playlist.open_program_date_time = pdt;
-        playlist.open_parts = parts;
-        playlist
     }
 
-    fn target_duration_s(&self) -> u64 {
-        self.target_duration_s
-            .unwrap_or_else(|| panic!("no TARGETDURATION:\n{}", self.text))
+    fn playlist(&self) -> &MediaPlaylist {
+        &self.parsed.playlist
+    }
+
+    /// The complete segments listed (after EXT-X-SKIP's, in a delta update).
+    fn segments(&self) -> &[Segment] {
+        &self.parsed.playlist.segments
     }
 
     fn media_sequence(&self) -> u64 {
-        self.media_sequence
-            .unwrap_or_else(|| panic!("no MEDIA-SEQUENCE:\n{}", self.text))
-    }
-
-    fn part_target_s(&self) -> f64 {
-        self.part_target_s
-            .unwrap_or_else(|| panic!("no PART-INF:PART-TARGET:\n{}", self.text))
-    }
-
-    fn server_control_s(&self, name: &str) -> f64 {
-        self.server_control
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or_else(|| panic!("no SERVER-CONTROL {name}:\n{}", self.text))
+        self.parsed.playlist.media_sequence
     }
 
     /// The Media Sequence Number of the newest complete segment.
     fn last_msn(&self) -> u64 {
-        let listed = self.segments.len() as u64 + self.skipped_segments.unwrap_or(0);
-        assert!(listed > 0, "no complete segment:\n{}", self.text);
-        self.media_sequence() + listed - 1
+        self.segments()
+            .last()
+            .unwrap_or_else(|| panic!("no complete segment:\n{}", self.text))
+            .msn
     }
 
-    /// The one preload hint as (msn, part index).
+    /// The preload hint as (msn, part index).
     fn hint(&self) -> (u64, u64) {
-        assert_eq!(self.preload_hints.len(), 1, "hints:\n{}", self.text);
-        part_numbers(&self.preload_hints[0])
+        let hint = self
+            .playlist()
+            .preload_hint
+            .as_ref()
+            .unwrap_or_else(|| panic!("no EXT-X-PRELOAD-HINT:\n{}", self.text));
+        part_numbers(&hint.uri)
     }
 
     /// Whether an EXT-X-PART tag with this URI is listed (hints do not count).
     fn lists_part(&self, uri: &str) -> bool {
-        self.segments
+        self.segments()
             .iter()
             .flat_map(|s| &s.parts)
-            .chain(&self.open_parts)
+            .chain(self.playlist().in_progress.iter().flat_map(|s| &s.parts))
             .any(|p| p.uri == uri)
     }
-}
-
-/// Splits an attribute list at the commas outside quoted strings (RFC 8216 §4.2); values lose
-/// their quotes.
-fn attributes(list: &str) -> Vec<(String, String)> {
-    let mut pieces = Vec::new();
-    let (mut start, mut quoted) = (0, false);
-    for (i, c) in list.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                pieces.push(&list[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    pieces.push(&list[start..]);
-    pieces
-        .into_iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (n, v) = p.split_once('=').unwrap_or((p, ""));
-            (n.to_owned(), v.trim_matches('"').to_owned())
-        })
-        .collect()
-}
-
-fn attribute(list: &str, name: &str) -> Option<String> {
-    attributes(list)
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v)
 }
 
 /// `part{msn}.{index}.m4s` as (msn, index).
@@ -249,87 +124,48 @@ fn is_utc_millis(date: &str) -> bool {
         && b[23] == b'Z'
 }
 
-/// The rules every Low-Latency media playlist from framecast keeps (rfc8216bis §4.4, §6.2.2).
+/// The rules every Low-Latency media playlist from framecast keeps: the crate's rules on what
+/// the text says (rfc8216bis §4.4, §6.2.2: versions, TARGETDURATION, PART-TARGET, hold-backs,
+/// skip boundary, part listing, sequence numbers, dates), then framecast's own conventions
+/// (names, blocking reload, delta updates, dates in UTC with milliseconds).
 fn check_ll_rules(p: &MediaText) {
     let text = &p.text;
-    let td = p.target_duration_s();
-    let td_f = td as f64;
-    let part_target = p.part_target_s();
-    assert!(p.version.unwrap_or(0) >= 6, "VERSION:\n{text}");
-    assert!(p.independent_segments, "INDEPENDENT-SEGMENTS:\n{text}");
-    let map = p
-        .map_uri
-        .as_deref()
-        .unwrap_or_else(|| panic!("MAP:\n{text}"));
+    check_written(&p.parsed).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    let playlist = p.playlist();
+    assert!(
+        playlist.independent_segments,
+        "INDEPENDENT-SEGMENTS:\n{text}"
+    );
+    let map = &playlist.map_uri;
     assert!(map.starts_with("init") && map.ends_with(".mp4"), "{map}");
-
-    let control = &p.server_control;
+    let control = &playlist.server_control;
+    assert!(control.can_block_reload, "CAN-BLOCK-RELOAD:\n{text}");
     assert!(
-        control
-            .iter()
-            .any(|(n, v)| n == "CAN-BLOCK-RELOAD" && v == "YES"),
-        "CAN-BLOCK-RELOAD:\n{text}"
+        control.can_skip_until_90k.is_some(),
+        "CAN-SKIP-UNTIL:\n{text}"
     );
-    assert!(
-        p.server_control_s("PART-HOLD-BACK") >= 3.0 * part_target - EPSILON_S,
-        "PART-HOLD-BACK < 3 PART-TARGET:\n{text}"
-    );
-    assert!(
-        p.server_control_s("HOLD-BACK") >= 3.0 * td_f - EPSILON_S,
-        "HOLD-BACK < 3 TD:\n{text}"
-    );
-    assert!(
-        p.server_control_s("CAN-SKIP-UNTIL") >= 6.0 * td_f - EPSILON_S,
-        "CAN-SKIP-UNTIL < 6 TD:\n{text}"
-    );
-
-    let first_msn = p.media_sequence() + p.skipped_segments.unwrap_or(0);
-    for (i, segment) in p.segments.iter().enumerate() {
-        let msn = first_msn + i as u64;
+    for segment in p.segments() {
+        let msn = segment.msn;
         assert_eq!(segment.uri, format!("seg{msn}.m4s"), "{text}");
-        let pdt = segment.program_date_time.as_deref().unwrap_or("");
-        assert!(
-            is_utc_millis(pdt),
-            "seg{msn} PROGRAM-DATE-TIME {pdt:?}:\n{text}"
-        );
-        assert!(
-            segment.duration_s.round() <= td_f,
-            "seg{msn} EXTINF over TD:\n{text}"
-        );
-        check_parts(msn, &segment.parts, part_target, text);
-        if !segment.parts.is_empty() {
-            let sum: f64 = segment.parts.iter().map(|p| p.duration_s).sum();
-            assert!(
-                (sum - segment.duration_s).abs() < 1e-3,
-                "seg{msn}: parts add up to {sum}, EXTINF {}:\n{text}",
-                segment.duration_s
-            );
-        }
+        check_part_uris(msn, &segment.parts, text);
     }
-    if !p.open_parts.is_empty() {
-        let pdt = p.open_program_date_time.as_deref().unwrap_or("");
-        assert!(
-            is_utc_millis(pdt),
-            "open PROGRAM-DATE-TIME {pdt:?}:\n{text}"
-        );
-        let open_msn = part_numbers(&p.open_parts[0].uri).0;
-        check_parts(open_msn, &p.open_parts, part_target, text);
+    if let Some(open) = &playlist.in_progress {
+        check_part_uris(open.msn, &open.parts, text);
+    }
+    // The parser needs one date per segment; the text writes each in UTC with milliseconds.
+    for date in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))
+    {
+        assert!(is_utc_millis(date), "PROGRAM-DATE-TIME {date:?}:\n{text}");
     }
     p.hint();
 }
 
-/// The parts of one segment: numbered from 0 in order, none over PART-TARGET, part 0 independent.
-fn check_parts(msn: u64, parts: &[PartTag], part_target_s: f64, text: &str) {
+/// The parts of one segment are numbered from 0 in order.
+fn check_part_uris(msn: u64, parts: &[Part], text: &str) {
     for (index, part) in parts.iter().enumerate() {
         assert_eq!(part.uri, format!("part{msn}.{index}.m4s"), "{text}");
-        assert!(
-            part.duration_s <= part_target_s + EPSILON_S,
-            "{} lasts over PART-TARGET:\n{text}",
-            part.uri
-        );
-        if index == 0 {
-            assert!(part.independent, "{} not INDEPENDENT:\n{text}", part.uri);
-        }
     }
 }
 
@@ -350,12 +186,12 @@ impl Hls {
             let response = get(server.addr, "/live.m3u8");
             if response.status == 200 {
                 let text = response.text();
-                let uri = text
-                    .lines()
-                    .rfind(|l| !l.is_empty() && !l.starts_with('#'))
-                    .unwrap_or_else(|| panic!("no variant URI:\n{text}"))
-                    .to_owned();
-                break uri;
+                let multivariant =
+                    parse_multivariant_playlist(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+                match &multivariant.variants[..] {
+                    [variant] => break variant.uri.clone(),
+                    _ => panic!("not one variant:\n{text}"),
+                }
             }
             assert!(
                 Instant::now() < deadline,
@@ -427,7 +263,7 @@ impl Hls {
     /// Waits until at least `count` complete segments are listed.
     fn wait_for_segments(&self, count: usize) -> MediaText {
         self.wait_for(&format!("{count} segments"), FIRST_MEDIA_TIMEOUT, |p| {
-            p.segments.len() >= count
+            p.segments().len() >= count
         })
     }
 
@@ -520,14 +356,26 @@ fn gunzip(data: &[u8]) -> Vec<u8> {
     output.stdout
 }
 
-/// The last `frame=N` that `ffmpeg -progress pipe:1` printed.
-fn progress_frames(stdout: &str) -> u64 {
+/// The last value of `key=N` that `ffmpeg -progress pipe:1` printed.
+fn progress_value(stdout: &str, key: &str) -> u64 {
     stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("frame="))
+        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
         .filter_map(|n| n.trim().parse().ok())
         .next_back()
         .unwrap_or(0)
+}
+
+/// ffmpeg decoded media up to at least `min_media_s` of its output timeline: a check on the
+/// stream's own timestamps, not on how fast frames came (a dropped frame lengthens the one
+/// before it rather than shortening the timeline).
+fn assert_decoded_media(stdout: &str, min_media_s: u64) {
+    let frames = progress_value(stdout, "frame");
+    let media_us = progress_value(stdout, "out_time_us");
+    assert!(
+        frames > 0 && media_us >= min_media_s * 1_000_000,
+        "decoded {frames} frames, {media_us} us of media:\n{stdout}"
+    );
 }
 
 /// ffmpeg's error-level output, without lines known to be harmless.
@@ -550,25 +398,13 @@ fn multivariant_playlist_describes_the_stream() {
     assert_eq!(response.header("content-type"), Some(PLAYLIST_TYPE));
     assert_short_lived(&response, "/live.m3u8");
     let text = response.text();
-    assert!(text.starts_with("#EXTM3U\n"), "{text}");
-    assert!(
-        text.lines().any(|l| l == "#EXT-X-INDEPENDENT-SEGMENTS"),
-        "{text}"
-    );
-    let stream_inf: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("#EXT-X-STREAM-INF:"))
-        .collect();
-    assert_eq!(stream_inf.len(), 1, "{text}");
-    let attrs = attributes(stream_inf[0]);
-    let value = |name: &str| {
-        attrs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("no {name}:\n{text}"))
+    let multivariant =
+        parse_multivariant_playlist(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    assert!(multivariant.independent_segments, "{text}");
+    let [variant] = &multivariant.variants[..] else {
+        panic!("not one variant:\n{text}");
     };
-    let codecs = value("CODECS");
+    let codecs = &variant.codecs;
     let profile = codecs
         .strip_prefix("avc1.")
         .unwrap_or_else(|| panic!("CODECS {codecs}"));
@@ -576,13 +412,14 @@ fn multivariant_playlist_describes_the_stream() {
         profile.len() == 6 && profile.bytes().all(|b| b.is_ascii_hexdigit()),
         "CODECS {codecs}"
     );
-    assert_eq!(value("RESOLUTION"), "640x360");
-    let frame_rate: f64 = value("FRAME-RATE").parse().unwrap();
-    assert!((frame_rate - 30.0).abs() < 1e-3, "FRAME-RATE {frame_rate}");
-    let peak: u64 = value("BANDWIDTH").parse().unwrap();
-    let average: u64 = value("AVERAGE-BANDWIDTH").parse().unwrap();
+    assert_eq!(variant.resolution, (640, 360), "{text}");
+    assert_eq!(variant.frame_rate_millihertz, 30_000, "{text}");
+    let peak = variant.bandwidth_bps;
+    let average = variant
+        .average_bandwidth_bps
+        .unwrap_or_else(|| panic!("no AVERAGE-BANDWIDTH:\n{text}"));
     assert!(average > 0 && average <= peak, "{average} {peak}");
-    let uri = text.lines().last().unwrap();
+    let uri = variant.uri.as_str();
     assert_eq!(format!("/{uri}"), hls.path("media.m3u8"));
 
     let zipped = request(
@@ -596,11 +433,10 @@ fn multivariant_playlist_describes_the_stream() {
     assert_eq!(zipped.header("content-type"), Some(PLAYLIST_TYPE));
     assert_eq!(&zipped.body[..2], &[0x1f, 0x8b], "gzip magic");
     let unzipped = String::from_utf8(gunzip(&zipped.body)).unwrap();
-    assert!(
-        unzipped.starts_with("#EXTM3U\n") && unzipped.contains("#EXT-X-STREAM-INF:"),
-        "{unzipped}"
-    );
-    assert_eq!(unzipped.lines().last(), Some(uri));
+    let unzipped =
+        parse_multivariant_playlist(&unzipped).unwrap_or_else(|e| panic!("{e}:\n{unzipped}"));
+    assert_eq!(unzipped.variants.len(), 1);
+    assert_eq!(unzipped.variants[0].uri, uri);
 
     // The media playlist is compressed too.
     let zipped = request(
@@ -618,43 +454,41 @@ fn media_playlist_keeps_the_low_latency_rules_across_reloads() {
     // Half-second segments fill the window sooner; TARGETDURATION must still be whole seconds.
     let hls = Hls::start(&["--hls-segment-seconds", "0.5", "--hls-window", "8"]);
     let first = hls.wait_for("a full window that moved", FIRST_MEDIA_TIMEOUT, |p| {
-        p.media_sequence.unwrap_or(0) >= 1
+        p.media_sequence() >= 1
     });
     let response = hls.get("media.m3u8");
     assert_short_lived(&response, "media.m3u8");
     check_ll_rules(&first);
-    assert_eq!(first.target_duration_s(), 1, "{}", first.text);
-    assert_eq!(first.segments.len(), 8, "{}", first.text);
-    assert!(first.skipped_segments.is_none());
+    assert_eq!(first.playlist().target_duration_s, 1, "{}", first.text);
+    assert_eq!(first.segments().len(), 8, "{}", first.text);
+    assert_eq!(first.parsed.skipped_segments, 0);
 
     let mut previous = first;
     for _ in 0..4 {
+        // Answered (200, not the 503 of a reload still blocked after 3 x TD) once the segment
+        // exists; how long it may block is the unit tests' (hls::reload, hls::store).
         let next_msn = previous.last_msn() + 1;
-        let started = Instant::now();
         let next = hls.playlist(&format!("_HLS_msn={next_msn}"));
         check_ll_rules(&next);
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "blocking reload took {:?}",
-            started.elapsed()
-        );
         assert!(next.last_msn() >= next_msn, "{}", next.text);
-        assert_eq!(next.target_duration_s(), previous.target_duration_s());
-        assert_eq!(next.part_target_s(), previous.part_target_s());
+        // TARGETDURATION and PART-TARGET constant, segments unchanged with their dates,
+        // sequence numbers forward.
+        check_update(previous.playlist(), next.playlist())
+            .unwrap_or_else(|e| panic!("{e}:\n{}\nthen\n{}", previous.text, next.text));
         assert!(
             next.media_sequence() > previous.media_sequence(),
             "MEDIA-SEQUENCE {} then {}",
             previous.media_sequence(),
             next.media_sequence()
         );
-        assert!(next.segments.len() >= 6, "{}", next.text);
-        // The same segment keeps its date from one reload to the next.
-        let kept = previous
-            .segments
-            .iter()
-            .find(|s| s.uri == next.segments[0].uri)
-            .unwrap_or_else(|| panic!("{} left too soon", next.segments[0].uri));
-        assert_eq!(kept.program_date_time, next.segments[0].program_date_time);
+        assert!(
+            previous
+                .segments()
+                .iter()
+                .any(|s| s.uri == next.segments()[0].uri),
+            "{} left too soon",
+            next.segments()[0].uri
+        );
         previous = next;
     }
 }
@@ -664,19 +498,15 @@ fn blocking_reloads_wait_for_the_part_asked_for() {
     let hls = Hls::start(&[]);
     hls.wait_for_segments(2);
 
-    // Right after a part boundary the hinted part has a whole part to go.
+    // The hinted part does not exist yet; a request for it is held until it does: the answer
+    // lists it. (The wait's bounds are the unit tests' in hls::reload and hls::store.)
     let playlist = hls.at_part_boundary();
     let (msn, index) = playlist.hint();
-    let started = Instant::now();
+    let hinted = format!("part{msn}.{index}.m4s");
+    assert!(!playlist.lists_part(&hinted), "{}", playlist.text);
     let next = hls.playlist(&format!("_HLS_msn={msn}&_HLS_part={index}"));
-    let waited = started.elapsed();
-    println!("blocking reload for part {msn}.{index} waited {waited:?}");
     assert!(
-        waited >= Duration::from_millis(100) && waited < Duration::from_secs(3),
-        "waited {waited:?}"
-    );
-    assert!(
-        next.lists_part(&format!("part{msn}.{index}.m4s")),
+        next.lists_part(&hinted),
         "part {msn}.{index} missing:\n{}",
         next.text
     );
@@ -692,14 +522,12 @@ fn blocking_reloads_wait_for_the_part_asked_for() {
     );
     // The same past the end of the open segment: it waits for the next segment's first part.
     let open = answer.last_msn() + 1;
-    let started = Instant::now();
     let answer = hls.playlist(&format!("_HLS_msn={open}&_HLS_part=99"));
     assert!(
         answer.lists_part(&format!("part{}.0.m4s", open + 1)),
         "{}",
         answer.text
     );
-    assert!(started.elapsed() < Duration::from_secs(3));
     // A segment alone: answered once it is complete.
     let wanted = answer.last_msn() + 1;
     let answer = hls.playlist(&format!("_HLS_msn={wanted}"));
@@ -712,17 +540,13 @@ fn blocking_reloads_wait_for_the_part_asked_for() {
 
     let refused = |query: &str| get(hls.addr(), &hls.path(&format!("media.m3u8?{query}")));
     assert_refused(&refused("_HLS_part=1"), 400, "_HLS_msn", "_HLS_part alone");
+    // Refused, not held: a held request ends in 200 or 503, never 400.
     let far = answer.last_msn() + 10;
-    let started = Instant::now();
     assert_refused(
         &refused(&format!("_HLS_msn={far}")),
         400,
         "_HLS_msn",
         "_HLS_msn far ahead",
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "refused at once"
     );
     assert_refused(&refused("_HLS_msn=abc"), 400, "_HLS_msn", "_HLS_msn=abc");
     assert_refused(
@@ -739,34 +563,50 @@ fn delta_updates_skip_old_segments() {
     let hls = Hls::start(&["--hls-window", "12"]);
     // With little media nothing is older than the skip boundary: the whole playlist comes back.
     let early = hls.playlist("_HLS_skip=YES");
-    if early.segments.len() < 6 {
-        assert!(early.skipped_segments.is_none(), "{}", early.text);
+    if early.segments().len() < 6 {
+        assert_eq!(early.parsed.skipped_segments, 0, "{}", early.text);
     }
 
     // TD 1 gives CAN-SKIP-UNTIL 6 s: with 8 one-second segments the oldest two can go.
     hls.wait_for_segments(8);
     let delta = hls.playlist("_HLS_skip=YES");
-    let skipped = delta
-        .skipped_segments
-        .unwrap_or_else(|| panic!("no EXT-X-SKIP:\n{}", delta.text));
-    assert!(skipped >= 1, "{}", delta.text);
-    assert_eq!(delta.version, Some(9), "{}", delta.text);
+    let skipped = delta.parsed.skipped_segments;
+    assert!(skipped >= 1, "no EXT-X-SKIP:\n{}", delta.text);
+    assert_eq!(delta.playlist().version, 9, "{}", delta.text);
     check_ll_rules(&delta);
-    let skip_until = delta.server_control_s("CAN-SKIP-UNTIL");
-    let listed_s: f64 = delta.segments.iter().map(|s| s.duration_s).sum();
+    let skip_until_90k = delta.playlist().server_control.can_skip_until_90k.unwrap();
+    let listed_90k: u64 = delta.segments().iter().map(|s| s.duration_90k).sum();
+    // The newest skipped segment lasted under TD + 0.5 s (its EXTINF rounds to at most TD).
+    let longest_segment_90k = (delta.playlist().target_duration_s * 2 + 1) * 45_000;
     assert!(
-        listed_s <= skip_until + EPSILON_S && listed_s + 1.0 > skip_until,
+        listed_90k <= skip_until_90k && listed_90k + longest_segment_90k > skip_until_90k,
         "the segments left start within the skip boundary:\n{}",
         delta.text
     );
     let full = hls.playlist("");
-    assert!(full.skipped_segments.is_none());
-    assert!(full.segments.len() as u64 > skipped, "{}", full.text);
+    assert_eq!(full.parsed.skipped_segments, 0);
+    assert!(full.segments().len() as u64 > skipped, "{}", full.text);
+    // The delta lists the full playlist's newest segments, unchanged (their parts may have
+    // left the listing in between).
+    let line = |s: &Segment| {
+        (
+            s.msn,
+            s.uri.clone(),
+            s.duration_90k,
+            s.program_date_time_unix_ms,
+            s.discontinuity,
+        )
+    };
+    for segment in delta.segments() {
+        if let Some(same) = full.segments().iter().find(|s| s.msn == segment.msn) {
+            assert_eq!(line(same), line(segment), "{}\n{}", delta.text, full.text);
+        }
+    }
 
     // Together with a blocking reload.
     let next = full.last_msn() + 1;
     let delta = hls.playlist(&format!("_HLS_msn={next}&_HLS_skip=YES"));
-    assert!(delta.skipped_segments.is_some(), "{}", delta.text);
+    assert!(delta.parsed.skipped_segments > 0, "{}", delta.text);
     assert!(delta.last_msn() >= next, "{}", delta.text);
 }
 
@@ -774,14 +614,14 @@ fn delta_updates_skip_old_segments() {
 fn parts_segments_and_init_are_served_with_their_headers() {
     let hls = Hls::start(&[]);
     let playlist = hls.wait_for_segments(2);
-    let map = playlist.map_uri.clone().unwrap();
+    let map = playlist.playlist().map_uri.clone();
     let init = hls.get(&map);
     assert_eq!(init.status, 200);
     assert_eq!(init.header("content-type"), Some("video/mp4"));
     assert_immutable(&init, "init");
     assert_eq!(box_at(&init.body, 0).0, "ftyp");
 
-    let last = playlist.segments.last().unwrap();
+    let last = playlist.segments().last().unwrap();
     let segment = hls.get(&last.uri);
     assert_eq!(segment.status, 200, "{}", last.uri);
     assert_eq!(segment.header("content-type"), Some(SEGMENT_TYPE));
@@ -799,19 +639,22 @@ fn parts_segments_and_init_are_served_with_their_headers() {
     }
     assert!(joined == segment.body, "{} is not its parts", last.uri);
 
-    // The hinted part: held until it is complete, then a moof and its mdat.
+    // The hinted part, asked for before it exists: held until it is complete, then a moof and
+    // its mdat, the same bytes as once it is listed. (How long it may be held is the unit
+    // tests' in hls::store.)
     let playlist = hls.at_part_boundary();
     let (msn, index) = playlist.hint();
-    let started = Instant::now();
-    let hinted = hls.get(&format!("part{msn}.{index}.m4s"));
-    let waited = started.elapsed();
-    println!("hinted part {msn}.{index} waited {waited:?}");
+    let name = format!("part{msn}.{index}.m4s");
+    assert!(!playlist.lists_part(&name), "{}", playlist.text);
+    let hinted = hls.get(&name);
     assert_eq!(hinted.status, 200, "{}", hinted.text());
     assert_eq!(hinted.header("content-type"), Some(SEGMENT_TYPE));
     assert_immutable(&hinted, "hinted part");
+    let listed = hls.playlist(&format!("_HLS_msn={msn}&_HLS_part={index}"));
+    assert!(listed.lists_part(&name), "{}", listed.text);
     assert!(
-        waited >= Duration::from_millis(100) && waited < Duration::from_secs(3),
-        "waited {waited:?}"
+        hls.get(&name).body == hinted.body,
+        "the hinted request got less than the whole part"
     );
     let (first, after) = box_at(&hinted.body, 0);
     assert_eq!(first, "moof");
@@ -834,14 +677,10 @@ fn parts_segments_and_init_are_served_with_their_headers() {
         "media.m3u".to_owned(),
         "index.html".to_owned(),
     ];
+    // (That only the hinted part is waited for is the unit tests' in hls::store.)
     for name in &not_found {
-        let started = Instant::now();
         let response = hls.get(name);
         assert_eq!(response.status, 404, "{name}: {}", response.text());
-        assert!(
-            started.elapsed() < Duration::from_millis(500),
-            "{name} waited"
-        );
     }
 
     // Another start's prefix: nothing of this one is served under it.
@@ -858,8 +697,8 @@ fn init_and_a_segment_decode_in_ffprobe() {
     }
     let hls = Hls::start(&[]);
     let playlist = hls.wait_for_segments(2);
-    let init = hls.get(playlist.map_uri.as_deref().unwrap());
-    let last = playlist.segments.last().unwrap();
+    let init = hls.get(&playlist.playlist().map_uri);
+    let last = playlist.segments().last().unwrap();
     let segment = hls.get(&last.uri);
     assert_eq!((init.status, segment.status), (200, 200));
     let dir = scratch_dir("ffprobe");
@@ -925,8 +764,7 @@ fn ffmpeg_plays_the_hls_stream() {
     assert!(ok, "ffmpeg failed:\n{stderr}");
     let errors = ffmpeg_errors(&stderr);
     assert!(errors.is_empty(), "ffmpeg errors:\n{}", errors.join("\n"));
-    let frames = progress_frames(&stdout);
-    assert!(frames >= 140, "decoded {frames} frames:\n{stdout}");
+    assert_decoded_media(&stdout, 4);
 }
 
 #[test]
@@ -1047,39 +885,24 @@ fn live_mp4_is_ftyp_moov_then_fragments_and_plays_in_ffmpeg() {
     assert!(ok, "ffmpeg failed:\n{stderr}");
     let errors = ffmpeg_errors(&stderr);
     assert!(errors.is_empty(), "ffmpeg errors:\n{}", errors.join("\n"));
-    let frames = progress_frames(&stdout);
-    assert!(frames >= 80, "decoded {frames} frames:\n{stdout}");
+    assert_decoded_media(&stdout, 2);
 }
 
 #[test]
 fn old_segments_stay_downloadable_for_a_while_then_404() {
-    // Six one-second segments: a segment that leaves stays for 1 s + 6 s (RFC 8216 §6.2.2).
+    // How long a segment and its parts stay after they leave the playlist (its duration plus
+    // the playlist's, RFC 8216 §6.2.2; parts three target durations, rfc8216bis §6.2.2) is
+    // checked with an explicit clock in hls::store's unit tests. Here, without timing: a
+    // segment that just left is served, parts whose tags just left are served, and both go.
     let hls = Hls::start(&["--hls-window", "6"]);
     let gone = hls.wait_for("seg0 gone from the playlist", FIRST_MEDIA_TIMEOUT, |p| {
-        p.media_sequence.unwrap_or(0) >= 1
+        p.media_sequence() >= 1
     });
-    let left_at = Instant::now();
-    assert_eq!(gone.segments.len(), 6, "{}", gone.text);
-    let listed_s: f64 = gone.segments.iter().map(|s| s.duration_s).sum();
+    assert_eq!(gone.segments().len(), 6, "{}", gone.text);
     assert_eq!(hls.get("seg0.m4s").status, 200, "right after it left");
 
-    let still_there = left_at + Duration::from_secs(6);
-    std::thread::sleep(still_there.saturating_duration_since(Instant::now()));
-    assert_eq!(
-        hls.get("seg0.m4s").status,
-        200,
-        "6 s after it left (of 1 s + {listed_s} s)"
-    );
-
-    let expired = left_at + Duration::from_millis(8_500);
-    std::thread::sleep(expired.saturating_duration_since(Instant::now()));
-    assert_eq!(hls.get("seg0.m4s").status, 404, "8.5 s after it left");
-    // Its parts went three target durations after their tags did, long before.
-    assert_eq!(hls.get("part0.0.m4s").status, 404);
-
     // Just after a segment completes (a blocking reload returns then): the segment that left
-    // the playlist now is served, and so are parts whose tags left under three target
-    // durations ago (rfc8216bis §6.2.2), but not parts whose tags left four seconds ago.
+    // the playlist now is served, and so are the parts whose tags left with it.
     let wanted = hls.playlist("").last_msn() + 1;
     let playlist = hls.playlist(&format!("_HLS_msn={wanted}"));
     let last = playlist.last_msn();
@@ -1090,13 +913,26 @@ fn old_segments_stay_downloadable_for_a_while_then_404() {
         "{}",
         playlist.text
     );
-    // Parts are listed for the newest two complete segments; those of `last - 2` left with
-    // this segment, those of `last - 3` a second ago, those of `last - 6` four seconds ago.
-    assert!(!playlist.lists_part(&format!("part{}.0.m4s", last - 2)));
-    for (msn, want) in [(last - 2, 200), (last - 3, 200), (last - 6, 404)] {
-        let name = format!("part{msn}.0.m4s");
-        assert_eq!(hls.get(&name).status, want, "{name}:\n{}", playlist.text);
+    // Parts are listed for the newest two complete segments; those of `last - 2` just left.
+    let just_unlisted = format!("part{}.0.m4s", last - 2);
+    assert!(!playlist.lists_part(&just_unlisted), "{}", playlist.text);
+    assert_eq!(hls.get(&just_unlisted).status, 200, "{}", playlist.text);
+
+    // seg0 goes, bounded; it was served until then, and its parts went before it.
+    let deadline = Instant::now() + RETENTION_TIMEOUT;
+    loop {
+        let status = hls.get("seg0.m4s").status;
+        if status == 404 {
+            break;
+        }
+        assert_eq!(status, 200, "seg0 before it expired");
+        assert!(
+            Instant::now() < deadline,
+            "seg0 still served {RETENTION_TIMEOUT:?} after it left"
+        );
+        std::thread::sleep(POLL_INTERVAL);
     }
+    assert_eq!(hls.get("part0.0.m4s").status, 404);
 }
 
 /// RFC 9110 §9.1: a general-purpose server supports HEAD wherever it supports GET; some
@@ -1105,7 +941,7 @@ fn old_segments_stay_downloadable_for_a_while_then_404() {
 fn head_requests_are_answered_like_get() {
     let hls = Hls::start(&[]);
     let playlist = hls.wait_for_segments(1);
-    let segment = hls.path(&playlist.segments[0].uri);
+    let segment = hls.path(&playlist.segments()[0].uri);
     let media = hls.path("media.m3u8");
     for (path, content_type) in [
         ("/live.m3u8", PLAYLIST_TYPE),

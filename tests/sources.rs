@@ -25,6 +25,7 @@ use common::{
     MjpegReader, Server, get, require_clients, run_with_timeout, status_json, unix_now_micros,
 };
 use framecast::frame::FrameSize;
+use framecast::media::playlist::{parse_media_playlist, parse_multivariant_playlist};
 use framecast::picture::timestamp_strip;
 use framecast::source::TestPattern;
 
@@ -337,7 +338,7 @@ fn part_where(viewer: &mut MjpegReader, what: &str, wanted: impl Fn(&[u8]) -> bo
 
 // ----- HLS --------------------------------------------------------------------------------------
 
-/// The parts of a media playlist these tests look at.
+/// The parts of a media playlist these tests look at, read by the crate's playlist parser.
 #[derive(Debug)]
 struct MediaPlaylist {
     text: String,
@@ -349,30 +350,17 @@ struct MediaPlaylist {
 
 impl MediaPlaylist {
     fn parse(text: &str) -> Self {
-        let tag = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .unwrap_or_else(|| panic!("no {name}:\n{text}"))
-                .to_owned()
-        };
-        let media_sequence: u64 = tag("#EXT-X-MEDIA-SEQUENCE:").parse().unwrap();
-        let map = tag("#EXT-X-MAP:");
-        let map_uri = map
-            .split_once("URI=\"")
-            .and_then(|(_, rest)| rest.split_once('"'))
-            .map(|(uri, _)| uri.to_owned())
-            .unwrap_or_else(|| panic!("EXT-X-MAP without URI: {map}"));
-        let segments = text
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .enumerate()
-            .map(|(i, uri)| (media_sequence + i as u64, uri.to_owned()))
-            .collect();
+        let parsed = parse_media_playlist(text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+        let playlist = parsed.playlist;
         Self {
             text: text.to_owned(),
-            target_duration_s: tag("#EXT-X-TARGETDURATION:").parse().unwrap(),
-            map_uri,
-            segments,
+            target_duration_s: playlist.target_duration_s,
+            map_uri: playlist.map_uri,
+            segments: playlist
+                .segments
+                .into_iter()
+                .map(|s| (s.msn, s.uri))
+                .collect(),
         }
     }
 
@@ -388,10 +376,13 @@ fn hls_prefix(addr: SocketAddr) -> String {
         let response = get(addr, "/live.m3u8");
         if response.status == 200 {
             let text = response.text();
-            let uri = text
-                .lines()
-                .rfind(|l| !l.is_empty() && !l.starts_with('#'))
-                .unwrap_or_else(|| panic!("no variant URI:\n{text}"));
+            let multivariant =
+                parse_multivariant_playlist(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+            let uri = &multivariant
+                .variants
+                .last()
+                .unwrap_or_else(|| panic!("no variant:\n{text}"))
+                .uri;
             let dir = uri
                 .strip_suffix("media.m3u8")
                 .unwrap_or_else(|| panic!("variant URI {uri}"));

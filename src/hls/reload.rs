@@ -155,7 +155,7 @@ impl WindowState {
                 .as_ref()
                 .map_or(0, |s| s.parts.len() as u64),
             max_parts_per_segment,
-            advance_part_limit: advance_part_limit(playlist.part_target_s),
+            advance_part_limit: advance_part_limit(playlist.part_target_s()),
         }
     }
 }

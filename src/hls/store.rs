@@ -18,8 +18,7 @@ use crate::frame::{CLOCK_90K, FrameSize};
 use crate::hls::reload::{self, Decision, WindowState};
 use crate::hls::segmenter::{SegmenterEvent, SegmenterSettings};
 use crate::media::playlist::{
-    DURATION_DECIMALS, LL_HLS_VERSION, MediaPlaylist, Part, PreloadHint, Segment,
-    SegmentInProgress, ServerControl,
+    LL_HLS_VERSION, MediaPlaylist, Part, PreloadHint, Segment, SegmentInProgress, ServerControl,
 };
 
 /// Fixed for a stream: derived once from the configuration.
@@ -50,15 +49,19 @@ impl HlsTiming {
     /// from frames so that it is exactly 3 × the real part length rather than 3 × the rounded
     /// PART-TARGET (rfc8216bis §4.4.3.8).
     pub fn server_control(&self) -> ServerControl {
-        let minimums = ServerControl::minimums(self.target_duration_s, self.part_target_s);
-        let scale = 10u64.pow(DURATION_DECIMALS as u32);
-        let three_parts_scaled = (3 * u64::from(self.segmenter.frames_per_part) * scale)
+        let minimums = ServerControl::minimums(self.target_duration_s, self.part_target_90k());
+        let three_parts_90k = (3 * u64::from(self.segmenter.frames_per_part) * CLOCK_90K)
             .div_ceil(u64::from(self.segmenter.fps.max(1)));
         ServerControl {
-            part_hold_back_s: (three_parts_scaled as f64 / scale as f64)
-                .max(minimums.part_hold_back_s),
+            part_hold_back_90k: three_parts_90k.max(minimums.part_hold_back_90k),
             ..minimums
         }
+    }
+
+    /// PART-TARGET in 90 kHz ticks, rounded up so that no part of that many frames exceeds it.
+    pub fn part_target_90k(&self) -> u64 {
+        (u64::from(self.segmenter.frames_per_part) * CLOCK_90K)
+            .div_ceil(u64::from(self.segmenter.fps.max(1)))
     }
 
     pub fn target_duration(&self) -> Duration {
@@ -305,7 +308,7 @@ impl HlsStore {
                 .iter()
                 .enumerate()
                 .map(|(index, part)| Part {
-                    duration_s: seconds_90k(part.duration_90k),
+                    duration_90k: part.duration_90k,
                     uri: part_uri(s.msn, index),
                     independent: part.independent,
                 })
@@ -316,7 +319,7 @@ impl HlsStore {
             .iter()
             .map(|s| Segment {
                 msn: s.msn,
-                duration_s: seconds_90k(s.duration_90k),
+                duration_90k: s.duration_90k,
                 program_date_time_unix_ms: s.program_date_time_unix_ms,
                 uri: segment_uri(s.msn),
                 discontinuity: s.discontinuity,
@@ -338,7 +341,7 @@ impl HlsStore {
             version: LL_HLS_VERSION,
             target_duration_s: self.timing.target_duration_s,
             server_control: self.timing.server_control(),
-            part_target_s: self.timing.part_target_s,
+            part_target_90k: self.timing.part_target_90k(),
             media_sequence: segments
                 .first()
                 .map(|s| s.msn)
@@ -586,10 +589,6 @@ pub fn init_uri(generation: u32) -> String {
     format!("init{generation}.mp4")
 }
 
-fn seconds_90k(ticks: u64) -> f64 {
-    ticks as f64 / CLOCK_90K as f64
-}
-
 fn duration_90k(ticks: u64) -> Duration {
     Duration::from_micros(ticks * 1_000_000 / CLOCK_90K)
 }
@@ -680,7 +679,7 @@ mod tests {
                     assert_eq!(playlist.segments.len(), 12);
                 }
                 assert_eq!(playlist.target_duration_s, 1);
-                assert_eq!(playlist.server_control.part_hold_back_s, 1.0);
+                assert_eq!(playlist.server_control.part_hold_back_90k, 90_000);
                 previous = Some(playlist);
             }
         }

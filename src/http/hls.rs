@@ -70,7 +70,7 @@ pub async fn multivariant(state: web::Data<AppState>) -> Result<HttpResponse, Ht
             average_bandwidth_bps: average,
             codecs: init.codec,
             resolution: (init.size.width, init.size.height),
-            frame_rate: f64::from(state.config.fps),
+            frame_rate_millihertz: u64::from(state.config.fps) * 1000,
             uri: format!("hls/{}/media.m3u8", state.start_id),
         }],
     };

@@ -197,7 +197,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
                 encode_ms_last: micros_as_ms(c.encode_micros_last.load(Ordering::Relaxed)),
                 encode_ms_mean: mean_ms(c.encode_micros_total.load(Ordering::Relaxed), encoded),
                 target_duration_s: playlist.target_duration_s,
-                part_target_s: playlist.part_target_s,
+                part_target_s: playlist.part_target_s(),
                 segments: playlist.segments.len(),
                 newest_msn: playlist.segments.last().map(|s| s.msn),
                 bandwidth: hls.store.bandwidth().map(|b| BandwidthStatus {
