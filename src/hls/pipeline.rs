@@ -70,6 +70,10 @@ fn to_i420(frame: &Arc<Frame>, decoder: &mut JpegDecoder) -> Result<Arc<Frame>, 
     Ok(Arc::new(decoded))
 }
 
+/// Decides, for each frame the thread takes, whether it is encoded: a seam for tests that
+/// play an encoder that falls behind (a frame it refuses is a frame the encoder never got).
+pub type FrameFilter = Box<dyn FnMut(&Frame) -> bool + Send>;
+
 /// Starts the H.264 thread.
 pub fn spawn(
     hub: Arc<Hub>,
@@ -77,6 +81,18 @@ pub fn spawn(
     counters: Arc<H264Counters>,
     settings: H264Settings,
     stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, Error> {
+    spawn_filtered(hub, store, counters, settings, stop, Box::new(|_| true))
+}
+
+/// Starts the H.264 thread encoding only the frames `filter` keeps.
+pub fn spawn_filtered(
+    hub: Arc<Hub>,
+    store: Arc<HlsStore>,
+    counters: Arc<H264Counters>,
+    settings: H264Settings,
+    stop: Arc<AtomicBool>,
+    mut filter: FrameFilter,
 ) -> Result<JoinHandle<()>, Error> {
     let mut encoder = H264Encoder::new(settings).map_err(|e| Error::H264Encoder(e.to_string()))?;
     let mut segmenter = Segmenter::new(store.timing().segmenter);
@@ -93,6 +109,9 @@ pub fn spawn(
                     Taken::TimedOut => continue,
                     Taken::Closed => break,
                 };
+                if !filter(&frame) {
+                    continue;
+                }
                 let frame = match to_i420(&frame, &mut decoder) {
                     Ok(frame) => frame,
                     Err(error) => {
@@ -116,7 +135,7 @@ pub fn spawn(
                     .fetch_add(micros, Ordering::Relaxed);
                 counters.encode_micros_last.store(micros, Ordering::Relaxed);
                 counters.rate.tick();
-                match segmenter.push(&unit) {
+                match segmenter.push(&unit, frame.pts_90k) {
                     Ok(outcome) => {
                         if outcome.need_idr {
                             encoder.restart_cadence();

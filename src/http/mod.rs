@@ -4,7 +4,6 @@
 mod endless;
 mod error;
 mod hls;
-mod hls_path;
 mod live_mp4;
 mod mjpeg;
 mod pages;
