@@ -135,19 +135,17 @@ async fn media_playlist(req: &HttpRequest, store: &HlsStore) -> Result<HttpRespo
     } else {
         LIVE_PLAYLIST_CACHE
     };
-    // The body is already encoded: naming the encoding, `identity` included, keeps the
-    // compression middleware from encoding it again.
-    let encoding = if variant.gzip {
-        Encoding::gzip()
-    } else {
-        Encoding::identity()
-    };
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    response
         .insert_header((CONTENT_TYPE, PLAYLIST_TYPE))
         .insert_header((CACHE_CONTROL, cache))
-        .insert_header((CONTENT_ENCODING, encoding.to_string()))
-        .insert_header((VARY, "Accept-Encoding"))
-        .body(body))
+        .insert_header((VARY, "Accept-Encoding"));
+    if variant.gzip {
+        // Already encoded: with Content-Encoding set, the compression middleware leaves the
+        // body alone. (A client that takes only deflate still gets it from the middleware.)
+        response.insert_header((CONTENT_ENCODING, Encoding::gzip().to_string()));
+    }
+    Ok(response.body(body))
 }
 
 /// Whether the client takes gzip (RFC 9110 §12.5.3), by the same negotiation the compression
