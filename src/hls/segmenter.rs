@@ -473,12 +473,15 @@ pub(crate) mod tests {
         (tfdt, samples)
     }
 
+    /// A part as the tests see it: tfdt, samples (duration, sync), duration, INDEPENDENT.
+    type PartSeen = (u64, Vec<(u32, bool)>, u64, bool);
+
     #[derive(Debug)]
     struct SegmentSeen {
         msn: u64,
         pdt_unix_ms: u64,
         duration_90k: Option<u64>,
-        parts: Vec<(u64, Vec<(u32, bool)>, u64, bool)>,
+        parts: Vec<PartSeen>,
     }
 
     /// The events as segments, each with its parts' (tfdt, samples, duration, independent),
