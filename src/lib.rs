@@ -16,7 +16,7 @@
 //! | [`source`] | frame producers (test pattern, cameras, pipes), the supervisor that reopens them and shows placeholders, pixel conversion, MJPEG stream splitting |
 //! | [`encode`] | blocking encoders running on their own threads (JPEG, H.264) |
 //! | [`media`] | pure formats, no I/O: multipart framing, H.264 bitstream, fMP4 boxes, playlists |
-//! | [`hls`] | the H.264 thread, cutting parts and segments, the live window and its retention, blocking-reload rules |
+//! | [`hls`] | the H.264 thread, cutting parts and segments on the capture clock, the live window (pure) and its retention, waits and rendered playlists shared by all requests, HLS file names, blocking-reload rules |
 //! | [`hub`] | hand-over between source, encoders and viewers: latest-frame cells, demand, drop counters, source health |
 //! | [`meter`] | frame-rate measurement |
 //! | [`http`] | routes and one file per resource; the only place that knows status codes |

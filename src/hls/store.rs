@@ -22,7 +22,7 @@ use crate::hls::segmenter::SegmenterEvent;
 pub use crate::hls::window::{
     Bandwidth, HlsTiming, InitSegment, LiveWindow, PartLookup, PartPosition,
 };
-use crate::media::playlist::{MediaPlaylist, SkipRequest};
+use crate::media::playlist::{MediaPlaylist, MultivariantPlaylist, SkipRequest};
 
 /// One rendering of the media playlist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +157,11 @@ impl HlsStore {
     /// first one completes.
     pub fn bandwidth(&self) -> Option<Bandwidth> {
         self.lock().window.bandwidth()
+    }
+
+    /// See [`LiveWindow::multivariant_playlist`].
+    pub fn multivariant_playlist(&self, media_uri: &str) -> Option<MultivariantPlaylist> {
+        self.lock().window.multivariant_playlist(media_uri)
     }
 
     /// For `/live.mp4`: see [`LiveWindow::next_part`].

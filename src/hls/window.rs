@@ -18,8 +18,8 @@ use crate::hls::names::HlsName;
 use crate::hls::reload::{WindowState, advance_part_limit};
 use crate::hls::segmenter::{SegmenterEvent, SegmenterSettings};
 use crate::media::playlist::{
-    DURATION_DECIMALS, LL_HLS_VERSION, MediaPlaylist, Part, PreloadHint, Segment,
-    SegmentInProgress, ServerControl,
+    DURATION_DECIMALS, LL_HLS_VERSION, MediaPlaylist, MultivariantPlaylist, Part, PreloadHint,
+    Segment, SegmentInProgress, ServerControl, Variant,
 };
 
 /// Fixed for a stream: derived once from the configuration.
@@ -431,6 +431,23 @@ impl LiveWindow {
         })
     }
 
+    /// The multivariant playlist with its one variant (`media_uri`): CODECS from the SPS and
+    /// BANDWIDTH measured, so `None` before the first complete segment.
+    pub fn multivariant_playlist(&self, media_uri: &str) -> Option<MultivariantPlaylist> {
+        let (init, bandwidth) = (self.init.as_ref()?, self.bandwidth()?);
+        Some(MultivariantPlaylist {
+            independent_segments: true,
+            variants: vec![Variant {
+                bandwidth_bps: bandwidth.peak_bps,
+                average_bandwidth_bps: Some(bandwidth.average_bps),
+                codecs: init.codec.clone(),
+                resolution: (init.size.width, init.size.height),
+                frame_rate: f64::from(self.timing.segmenter.fps),
+                uri: media_uri.to_owned(),
+            }],
+        })
+    }
+
     /// For `/live.mp4`: the part after `cursor` (or, with `None`, the newest part that starts
     /// with an IDR), with its position. `None` if it does not exist yet.
     pub fn next_part(&self, cursor: Option<PartPosition>) -> Option<(PartPosition, Bytes)> {
@@ -710,6 +727,7 @@ pub(crate) mod tests {
     fn bandwidth_is_measured_from_complete_segments() {
         let mut window = window(12);
         assert_eq!(window.bandwidth(), None);
+        assert!(window.multivariant_playlist("media.m3u8").is_none());
         let start = Instant::now();
         window.apply(vec![init_event()], start);
         feed(&mut window, start, 0, 2);
@@ -721,6 +739,15 @@ pub(crate) mod tests {
                 average_bps: 168
             })
         );
+        let text = window
+            .multivariant_playlist("hls/x/media.m3u8")
+            .unwrap()
+            .render();
+        assert!(
+            text.contains("BANDWIDTH=168,AVERAGE-BANDWIDTH=168"),
+            "{text}"
+        );
+        assert!(text.contains("CODECS=\"avc1.42C01F\""), "{text}");
     }
 
     #[test]

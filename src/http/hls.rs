@@ -20,7 +20,6 @@ use crate::hls::names::HlsName;
 use crate::hls::pipeline::H264Counters;
 use crate::hls::reload::{self, SkipRequest};
 use crate::hls::store::{BlockError, HlsStore, PlaylistVariant};
-use crate::media::playlist::{MultivariantPlaylist, Variant};
 
 use super::AppState;
 use super::error::HttpError;
@@ -57,20 +56,11 @@ pub async fn multivariant(state: web::Data<AppState>) -> Result<HttpResponse, Ht
     let hls = hls(&state)?;
     // CODECS and BANDWIDTH are measured, never guessed: they need the first segment.
     wait_for_first_segment(&hls.store).await?;
-    let (Some(init), Some(bandwidth)) = (hls.store.init(), hls.store.bandwidth()) else {
-        return Err(HttpError::Unavailable("no video yet".into()));
-    };
-    let playlist = MultivariantPlaylist {
-        independent_segments: true,
-        variants: vec![Variant {
-            bandwidth_bps: bandwidth.peak_bps,
-            average_bandwidth_bps: Some(bandwidth.average_bps),
-            codecs: init.codec,
-            resolution: (init.size.width, init.size.height),
-            frame_rate: f64::from(state.config.fps),
-            uri: format!("hls/{}/media.m3u8", state.start_id),
-        }],
-    };
+    let media_uri = format!("hls/{}/{}", state.start_id, HlsName::MediaPlaylist);
+    let playlist = hls
+        .store
+        .multivariant_playlist(&media_uri)
+        .ok_or_else(|| HttpError::Unavailable("no video yet".into()))?;
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, PLAYLIST_TYPE))
         .insert_header((CACHE_CONTROL, LIVE_PLAYLIST_CACHE))
