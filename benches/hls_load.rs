@@ -1,11 +1,16 @@
-//! LL-HLS load: N viewers doing what a low-latency player does, for a bounded time, against
-//! a release framecast (or `FRAMECAST_URL`): fetch the hinted part (held until it exists), then
-//! the playlist with `_HLS_msn`/`_HLS_part` for the next one, over one keep-alive connection.
+//! LL-HLS load: N viewers doing what a low-latency player (hls.js) does, for a bounded time,
+//! against a release framecast (or `FRAMECAST_URL`): fetch the hinted part (held until it
+//! exists), then the playlist with `_HLS_msn`/`_HLS_part`/`_HLS_skip=YES` for the next one,
+//! gzip'd, over one keep-alive connection. All viewers are tasks on one tokio thread.
 //!
-//! Reports the server's CPU with no viewers and with them (the difference is the cost of the
-//! viewers; target ≤ 0.5 core for 200), parts fetched per viewer, and RSS over the run
-//! (start, end, max: flat means no growth). Env: `HLS_VIEWERS` (200), `HLS_LOAD_SECONDS` (20;
-//! 600 for the soak). Figures only, no asserts.
+//! Reports the server's CPU alone (no viewers) and with the viewers: the difference is the
+//! cost of the viewers, beyond encoding (target ≤ 0.3 core for 1000), also split by thread;
+//! how late each part reaches each viewer after the first viewer got it (part fetch p50/p95/
+//! max, target p95 ≤ 50 ms); parts fetched per viewer; the load generator's own CPU (it must
+//! stay well under one core, or it and not the server is the bottleneck); and RSS over the
+//! run. Env: `HLS_VIEWERS` (1000), `HLS_LOAD_SECONDS` (20; 600 for the soak), `HLS_LOAD_QUICK=1`
+//! (200 viewers for 8 s), `HLS_PART_SECONDS` (the server's default part length). Figures
+//! only, no asserts.
 
 // The parts of the MJPEG generator's support this bench shares; it does not use all of them.
 #[allow(dead_code)]
@@ -15,6 +20,8 @@ mod proc_stats;
 #[path = "common/server.rs"]
 mod server;
 
+use std::collections::HashMap;
+use std::io::Read;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -24,6 +31,8 @@ use tokio::net::TcpStream;
 /// Bounds any one request: a held request is answered within three target durations.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const BASELINE: Duration = Duration::from_secs(5);
+/// Viewers connect at this many per millisecond, so the server's accept queue never overflows.
+const CONNECTS_PER_MS: usize = 5;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -33,8 +42,9 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
-    let viewers = env_number("HLS_VIEWERS", 200) as usize;
-    let seconds = env_number("HLS_LOAD_SECONDS", 20);
+    let quick = std::env::var("HLS_LOAD_QUICK").as_deref() == Ok("1");
+    let viewers = env_number("HLS_VIEWERS", if quick { 200 } else { 1000 }) as usize;
+    let seconds = env_number("HLS_LOAD_SECONDS", if quick { 8 } else { 20 });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -43,10 +53,13 @@ fn main() {
     let (addr, pid) = match std::env::var("FRAMECAST_URL") {
         Ok(url) => (server::addr_from_url(&url).expect("FRAMECAST_URL"), None),
         Err(_) => {
-            let args: Vec<String> = ["--size", "1280x720", "--fps", "30"]
+            let mut args: Vec<String> = ["--size", "1280x720", "--fps", "30"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
+            if let Ok(part_s) = std::env::var("HLS_PART_SECONDS") {
+                args.extend(["--hls-part-seconds".to_owned(), part_s]);
+            }
             spawned = server::spawn(&server::binary_path(), &args).expect("start framecast");
             (spawned.addr, Some(spawned.pid().to_string()))
         }
@@ -54,26 +67,46 @@ fn main() {
     runtime.block_on(run(addr, pid, viewers, Duration::from_secs(seconds)));
 }
 
+/// A part one viewer received, and when.
+struct Fetch {
+    part: (u64, u64),
+    at: Instant,
+}
+
 async fn run(addr: SocketAddr, pid: Option<String>, viewers: usize, duration: Duration) {
     let ticks = proc_stats::clock_ticks_per_s();
     let prefix = wait_for_media(addr).await.expect("HLS media");
     let cpu = |pid: &Option<String>| pid.as_deref().and_then(proc_stats::process_cpu_ticks);
     let rss = |pid: &Option<String>| pid.as_deref().and_then(proc_stats::rss_bytes);
+    let threads = |pid: &Option<String>| pid.as_deref().map(proc_stats::thread_cpu_ticks);
+    let own_pid = std::process::id().to_string();
 
-    let before = cpu(&pid);
-    let t = Instant::now();
+    let (before, threads_before, t) = (cpu(&pid), threads(&pid), Instant::now());
     tokio::time::sleep(BASELINE).await;
+    let baseline_wall = t.elapsed();
     let baseline_cores = before
         .zip(cpu(&pid))
-        .map(|(a, b)| proc_stats::cores(a, b, ticks, t.elapsed()));
+        .map(|(a, b)| proc_stats::cores(a, b, ticks, baseline_wall));
+    let baseline_threads = threads_before
+        .zip(threads(&pid))
+        .map(|(a, b)| proc_stats::thread_cores(&a, &b, ticks, baseline_wall));
 
     let deadline = tokio::time::Instant::now() + duration;
-    let tasks: Vec<_> = (0..viewers)
-        .map(|_| tokio::spawn(viewer(addr, prefix.clone(), deadline)))
-        .collect();
+    let mut tasks = Vec::with_capacity(viewers);
+    for batch in (0..viewers).collect::<Vec<_>>().chunks(CONNECTS_PER_MS) {
+        for _ in batch {
+            tasks.push(tokio::spawn(viewer(addr, prefix.clone(), deadline)));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     // Measure after a short ramp, while every viewer runs.
     tokio::time::sleep(Duration::from_secs(2).min(duration / 4)).await;
-    let (load_before, t) = (cpu(&pid), Instant::now());
+    let measured_from = Instant::now();
+    let (load_before, threads_before, own_before) = (
+        cpu(&pid),
+        threads(&pid),
+        proc_stats::process_cpu_ticks(&own_pid),
+    );
     let mut rss_samples = Vec::new();
     while tokio::time::Instant::now() + Duration::from_secs(1) < deadline {
         if let Some(bytes) = rss(&pid) {
@@ -81,34 +114,97 @@ async fn run(addr: SocketAddr, pid: Option<String>, viewers: usize, duration: Du
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let wall = measured_from.elapsed();
     let load_cores = load_before
         .zip(cpu(&pid))
-        .map(|(a, b)| proc_stats::cores(a, b, ticks, t.elapsed()));
+        .map(|(a, b)| proc_stats::cores(a, b, ticks, wall));
+    let load_threads = threads_before
+        .zip(threads(&pid))
+        .map(|(a, b)| proc_stats::thread_cores(&a, &b, ticks, wall));
+    let own_cores = own_before
+        .zip(proc_stats::process_cpu_ticks(&own_pid))
+        .map(|(a, b)| proc_stats::cores(a, b, ticks, wall));
+    let measured_until = Instant::now();
+
     let mut parts = Vec::new();
-    let mut errors = 0usize;
+    let mut fetches = Vec::new();
+    let mut errors = Vec::new();
     for task in tasks {
         match task.await {
-            Ok(Ok(n)) => parts.push(n),
-            _ => errors += 1,
+            Ok(Ok(mut seen)) => {
+                parts.push(seen.len());
+                fetches.append(&mut seen);
+            }
+            Ok(Err(e)) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
     }
+    // How late each viewer got each part after the first viewer got it: the server's fan-out
+    // delay, independent of how long the part took to be made. Only parts completed while
+    // every viewer ran count.
+    let mut first_at: HashMap<(u64, u64), Instant> = HashMap::new();
+    for fetch in &fetches {
+        let first = first_at.entry(fetch.part).or_insert(fetch.at);
+        *first = (*first).min(fetch.at);
+    }
+    let mut delays_ms: Vec<f64> = fetches
+        .iter()
+        .filter(|f| {
+            let first = first_at[&f.part];
+            first >= measured_from && first <= measured_until
+        })
+        .map(|f| (f.at - first_at[&f.part]).as_secs_f64() * 1000.0)
+        .collect();
+    delays_ms.sort_by(f64::total_cmp);
+    let percentile = |p: f64| {
+        delays_ms
+            .get(((delays_ms.len().saturating_sub(1)) as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     parts.sort_unstable();
     let median = parts.get(parts.len() / 2).copied().unwrap_or(0);
     let min = parts.first().copied().unwrap_or(0);
     let mb = |b: u64| b as f64 / 1_048_576.0;
     let fmt = |c: Option<f64>| c.map_or("n/a".into(), |c| format!("{c:.3}"));
     println!(
-        "LL-HLS load: {viewers} viewers for {} s (blocking reload + every part)",
+        "LL-HLS load: {viewers} viewers for {} s (blocking reload + every part, gzip'd delta playlists)",
         duration.as_secs()
     );
     println!("  server CPU, no viewers:   {} cores", fmt(baseline_cores));
     println!("  server CPU, with viewers: {} cores", fmt(load_cores));
     println!(
-        "  cost of the viewers:      {} cores (target <= 0.5 for 200)",
+        "  cost of the viewers:      {} cores (target <= 0.3 for 1000)",
         fmt(load_cores.zip(baseline_cores).map(|(l, b)| l - b))
     );
+    if let (Some(alone), Some(loaded)) = (&baseline_threads, &load_threads) {
+        println!("  by thread (no viewers -> with viewers):");
+        for (name, count, cores) in loaded {
+            let before = alone
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .map_or(0.0, |(_, _, c)| *c);
+            println!("    {name:<20} x{count:<3} {before:.3} -> {cores:.3}");
+        }
+    }
     println!(
-        "  parts per viewer: min {min}, median {median} (3 per second expected), viewers failed: {errors}"
+        "  part fetch delay after the first viewer: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms over {} fetches (target p95 <= 50)",
+        percentile(0.5),
+        percentile(0.95),
+        percentile(1.0),
+        delays_ms.len()
+    );
+    println!(
+        "  parts per viewer: min {min}, median {median} ({:.1} per second), viewers failed: {}",
+        median as f64 / duration.as_secs_f64(),
+        errors.len()
+    );
+    if let Some(first) = errors.first() {
+        println!("  first failure: {first}");
+    }
+    println!(
+        "  load generator CPU: {} cores (one thread: near 1.0 would make it the bottleneck)",
+        fmt(own_cores)
     );
     if let (Some(first), Some(last), Some(max)) = (
         rss_samples.first(),
@@ -143,7 +239,7 @@ async fn wait_for_media(addr: SocketAddr) -> Result<String, String> {
     for _ in 0..60 {
         let mut conn = Connection::open(addr).await?;
         if let Ok((200, body)) = conn.get("/live.m3u8").await {
-            let text = String::from_utf8_lossy(&body);
+            let text = body_text(&body);
             if let Some(uri) = text.lines().find(|l| l.ends_with("media.m3u8")) {
                 return Ok(format!("/{}", uri.trim_end_matches("media.m3u8")));
             }
@@ -153,27 +249,31 @@ async fn wait_for_media(addr: SocketAddr) -> Result<String, String> {
     Err("no HLS media after 30 s".into())
 }
 
-/// One player: returns the number of parts it fetched.
+/// One player: returns the parts it fetched, each with the moment it arrived.
 async fn viewer(
     addr: SocketAddr,
     prefix: String,
     deadline: tokio::time::Instant,
-) -> Result<u64, String> {
+) -> Result<Vec<Fetch>, String> {
     let mut conn = Connection::open(addr).await?;
     let (_, body) = conn.get(&format!("{prefix}media.m3u8")).await?;
     let mut hint = preload_hint(&body).ok_or("no preload hint")?;
-    let mut parts = 0;
+    let mut parts = Vec::new();
     while tokio::time::Instant::now() < deadline {
         let (status, _) = conn
             .get(&format!("{prefix}part{}.{}.m4s", hint.0, hint.1))
             .await?;
         if status == 200 {
-            parts += 1;
+            parts.push(Fetch {
+                part: hint,
+                at: Instant::now(),
+            });
         }
-        // The part just fetched is complete: the reload for it answers at once with the next hint.
+        // The part just fetched is complete: the reload for it answers at once with the next
+        // hint. hls.js asks for delta updates, gzip'd.
         let (_, body) = conn
             .get(&format!(
-                "{prefix}media.m3u8?_HLS_msn={}&_HLS_part={}",
+                "{prefix}media.m3u8?_HLS_msn={}&_HLS_part={}&_HLS_skip=YES",
                 hint.0, hint.1
             ))
             .await?;
@@ -182,9 +282,19 @@ async fn viewer(
     Ok(parts)
 }
 
+/// A playlist body as text, gzip'd or not.
+fn body_text(body: &[u8]) -> String {
+    let mut text = String::new();
+    if body.starts_with(&[0x1f, 0x8b]) {
+        let _ = flate2::read::GzDecoder::new(body).read_to_string(&mut text);
+        return text;
+    }
+    String::from_utf8_lossy(body).into_owned()
+}
+
 /// (msn, part) of the PRELOAD-HINT URI `part{msn}.{index}.m4s`.
 fn preload_hint(playlist: &[u8]) -> Option<(u64, u64)> {
-    let text = String::from_utf8_lossy(playlist);
+    let text = body_text(playlist);
     let line = text
         .lines()
         .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))?;
@@ -219,7 +329,7 @@ impl Connection {
 
     async fn exchange(&mut self, path: &str) -> Result<(u16, Vec<u8>), String> {
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: framecast-hls-load\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: framecast-hls-load\r\nAccept-Encoding: gzip\r\n\r\n",
             self.addr
         );
         let io = |e: std::io::Error| e.to_string();

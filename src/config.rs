@@ -77,7 +77,9 @@ pub struct Config {
     pub hls_segment_seconds: f64,
 
     /// Low-Latency HLS part length in seconds (rounded to whole frames, at most a segment).
-    #[arg(long, env = "FRAMECAST_HLS_PART_SECONDS", default_value_t = 0.333,
+    /// PART-HOLD-BACK is three parts, so this sets how far behind live LL-HLS players play:
+    /// the default 0.2 s (6 frames at 30 fps, as MediaMTX) puts stock hls.js under 1 s.
+    #[arg(long, env = "FRAMECAST_HLS_PART_SECONDS", default_value_t = 0.2,
           value_parser = parse_part_seconds)]
     pub hls_part_seconds: f64,
 
@@ -203,7 +205,7 @@ mod tests {
         let config = Config::try_parse_from(["framecast"]).unwrap();
         assert!(!config.no_hls);
         assert_eq!(config.frames_per_segment(), 30);
-        assert_eq!(config.frames_per_part(), 10);
+        assert_eq!(config.frames_per_part(), 6);
         let config =
             Config::try_parse_from(["framecast", "--fps", "25", "--hls-part-seconds", "5"])
                 .unwrap();

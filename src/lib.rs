@@ -16,7 +16,7 @@
 //! | [`app`] | wiring: starts the stream's pipeline and the HTTP server; orderly shutdown |
 //! | [`http`] | the route table and one file per resource; the only place that knows status codes and cache policies |
 //! | [`pipeline`] | one stream's threads: the source supervisor (placeholders, back-off), the JPEG workers, the H.264 thread; the only code that sees the hub and the stages together |
-//! | [`hls`] | cutting parts and segments, the live window and its retention, blocking-reload rules |
+//! | [`hls`] | cutting parts and segments on the capture clock, the live window (pure) and its retention, waits and rendered playlists shared by all requests, HLS file names, blocking-reload rules |
 //! | [`hub`] | hand-over between the pipeline and viewers: latest-frame cells, demand, viewer registry, source health, counters |
 //! | [`encode`] | encoders as plain values, no threads: JPEG (turbojpeg), H.264 (openh264) |
 //! | [`source`] | frame producers (test pattern, cameras, pipes) and the `--source` specs that name them |

@@ -1,13 +1,25 @@
 //! Cuts the H.264 access-unit stream into CMAF parts and segments for HLS and `/live.mp4`.
 //!
-//! - A segment starts at an IDR once the previous one holds its configured number of frames
-//!   (the encoder puts an IDR exactly there), so every segment is independent.
-//! - A part is a fixed whole number of frames (`frames_per_part`), which makes PART-TARGET a
-//!   whole number of frames; the last part of a segment may be shorter (rfc8216bis §4.4.4.9).
+//! The timeline is the capture clock: a frame's decode time is its `pts_90k` (the source's
+//! capture time on the 90 kHz clock), and its duration runs to the next frame actually
+//! encoded. A frame the encoder never got (it fell behind, or failed) therefore lengthens the
+//! frame before it instead of shortening the timeline, and tfdt, EXTINF, part durations and
+//! PROGRAM-DATE-TIME (the capture time of each segment's first frame) stay true to the
+//! capture clock. Since a frame's duration is known only when the next one arrives, the
+//! segmenter holds the newest frame until then.
+//!
+//! - A part is cut by time: it ends before the frame that would take it past PART-TARGET
+//!   (rfc8216bis §4.4.4.9), and is published as soon as no further frame can fit. PART-TARGET
+//!   is a whole number of frames, so without lost frames every part is exactly that many.
+//! - A segment starts at an IDR once the open one has reached its configured length; the
+//!   segmenter asks the encoder for that IDR one frame ahead ([`PushOutcome::need_idr`]), so
+//!   every segment is independent. If that frame is lost the segment ends one frame later;
+//!   its EXTINF, rounded, still never exceeds EXT-X-TARGETDURATION (RFC 8216 §4.3.3.1).
 //! - Each part is one `moof` + `mdat`; a segment is its parts concatenated.
-//! - The timeline counts frames on the 90 kHz clock (`dts(n) = n * 90000 / fps`, drift-free),
-//!   so decode times are continuous and no sample has a zero duration, whatever the jitter of
-//!   capture times; PROGRAM-DATE-TIME comes from the capture time of each segment's first frame.
+//! - A gap longer than a part (a stalled source or encoder) cannot be one sample without
+//!   breaking PART-TARGET: such a sample is cut to the longest duration the rules allow, and
+//!   only then does the timeline lose time. The next segment's PROGRAM-DATE-TIME is still its
+//!   real capture time.
 //!
 //! Pure: access units in, events out; no I/O and no clocks.
 
@@ -29,21 +41,53 @@ pub struct SegmenterSettings {
 }
 
 impl SegmenterSettings {
-    /// Duration on the 90 kHz clock of frames `[from, to)` of the timeline.
+    /// Duration on the 90 kHz clock of frames `[from, to)` at the nominal rate.
     pub fn span_90k(&self, from_frame: u64, to_frame: u64) -> u64 {
         self.dts_90k(to_frame) - self.dts_90k(from_frame)
     }
 
-    /// Decode time of frame `n` of the timeline: exact, without accumulated rounding.
+    /// Time of frame `n` at the nominal rate: exact, without accumulated rounding (the source
+    /// supervisor numbers frames the same way).
     pub fn dts_90k(&self, frame: u64) -> u64 {
         (u128::from(frame) * u128::from(CLOCK_90K) / u128::from(self.fps.max(1))) as u64
     }
 
-    /// Parts in a full segment (the last one may be shorter).
+    /// The shortest time between two frames at the nominal rate.
+    pub fn frame_interval_90k(&self) -> u64 {
+        (CLOCK_90K / u64::from(self.fps.max(1))).max(1)
+    }
+
+    /// PART-TARGET on the 90 kHz clock: `frames_per_part` frames, rounded up.
+    pub fn part_target_90k(&self) -> u64 {
+        ceil_span_90k(self.frames_per_part, self.fps)
+    }
+
+    /// The configured segment length on the 90 kHz clock, rounded up.
+    pub fn segment_target_90k(&self) -> u64 {
+        ceil_span_90k(self.frames_per_segment, self.fps)
+    }
+
+    /// EXT-X-TARGETDURATION: the segment length rounded up to whole seconds, at least 1.
+    pub fn target_duration_s(&self) -> u64 {
+        self.segment_target_90k().div_ceil(CLOCK_90K).max(1)
+    }
+
+    /// Parts in a segment without lost frames (the last one may be shorter).
     pub fn parts_per_segment(&self) -> u32 {
         self.frames_per_segment
             .div_ceil(self.frames_per_part.max(1))
     }
+
+    /// The most parts a segment can have: lost frames can make parts shorter, never fewer
+    /// than one frame.
+    pub fn max_parts_per_segment(&self) -> u32 {
+        self.frames_per_segment.saturating_add(1)
+    }
+}
+
+/// `frames` frames at `fps` on the 90 kHz clock, rounded up.
+fn ceil_span_90k(frames: u32, fps: u32) -> u64 {
+    (u64::from(frames) * CLOCK_90K).div_ceil(u64::from(fps.max(1)))
 }
 
 /// What the segmenter produced from one access unit.
@@ -87,36 +131,46 @@ pub enum SegmenterError {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PushOutcome {
     pub events: Vec<SegmenterEvent>,
-    /// The access unit was dropped because a segment must start with an IDR: ask the encoder
-    /// for one now.
+    /// Make the next frame an IDR: a segment must start there (the open one is full), or the
+    /// access unit was dropped because no segment is open and it was not an IDR.
     pub need_idr: bool,
 }
 
 #[derive(Debug)]
 struct OpenSegment {
     msn: u64,
-    first_frame: u64,
-    frames: u32,
+    start_dts_90k: u64,
     parts_done: u32,
 }
 
 #[derive(Debug, Default)]
 struct PartBuilder {
     samples: Vec<Sample>,
-    first_frame: u64,
+    start_dts_90k: u64,
     independent: bool,
+}
+
+/// The newest frame, held until the next one gives its duration.
+#[derive(Debug)]
+struct HeldFrame {
+    pts_90k: u64,
+    dts_90k: u64,
+    is_idr: bool,
+    data: Bytes,
 }
 
 #[derive(Debug)]
 pub struct Segmenter {
     settings: SegmenterSettings,
     track: Option<VideoTrack>,
-    /// Frames placed on the timeline so far.
-    frames_total: u64,
     fragment_sequence: u32,
     next_msn: u64,
     open: Option<OpenSegment>,
     part: PartBuilder,
+    held: Option<HeldFrame>,
+    /// Where the timeline placed so far ends: the decode time of the next frame when nothing
+    /// is held.
+    end_dts_90k: u64,
     /// The next segment follows a format change.
     pending_discontinuity: bool,
 }
@@ -126,11 +180,12 @@ impl Segmenter {
         Self {
             settings,
             track: None,
-            frames_total: 0,
             fragment_sequence: 0,
             next_msn: 0,
             open: None,
             part: PartBuilder::default(),
+            held: None,
+            end_dts_90k: 0,
             pending_discontinuity: false,
         }
     }
@@ -139,7 +194,8 @@ impl Segmenter {
         self.settings
     }
 
-    pub fn push(&mut self, unit: &AccessUnit) -> Result<PushOutcome, SegmenterError> {
+    /// Takes the next encoded frame, with its capture time on the 90 kHz clock (`Frame::pts_90k`).
+    pub fn push(&mut self, unit: &AccessUnit, pts_90k: u64) -> Result<PushOutcome, SegmenterError> {
         let sample = h264::to_avcc_sample(&unit.annex_b);
         if sample.data.is_empty() {
             return Err(SegmenterError::Empty { seq: unit.seq });
@@ -155,7 +211,9 @@ impl Segmenter {
             if self.track.as_ref() != Some(&track) {
                 let init = Bytes::from(cmaf::init_segment(&track)?);
                 if self.track.is_some() {
-                    // A new format: close what is open so no segment mixes two formats.
+                    // A new format: close what is open so no segment mixes two formats. The
+                    // held frame's successor is in another format: give it the nominal length.
+                    self.place_held(None, &mut outcome.events)?;
                     self.close_segment(&mut outcome.events)?;
                     self.pending_discontinuity = true;
                 }
@@ -172,56 +230,98 @@ impl Segmenter {
             return Ok(outcome);
         }
 
-        let segment_full = self
-            .open
-            .as_ref()
-            .is_some_and(|s| s.frames >= self.settings.frames_per_segment);
-        if sample.is_idr && (self.open.is_none() || segment_full) {
+        // The held frame's duration runs to this one.
+        self.place_held(Some(pts_90k), &mut outcome.events)?;
+        let dts_90k = self.end_dts_90k;
+        if sample.is_idr
+            && self
+                .open
+                .as_ref()
+                .is_none_or(|s| self.segment_full(s, dts_90k))
+        {
             self.close_segment(&mut outcome.events)?;
-            self.open_segment(unit.captured_at, &mut outcome.events);
+            self.open_segment(unit.captured_at, dts_90k, &mut outcome.events);
         }
-        if self.open.is_none() {
+        let Some(open) = &self.open else {
             outcome.need_idr = true;
             return Ok(outcome);
-        }
-
-        let frame = self.frames_total;
-        self.frames_total += 1;
-        if self.part.samples.is_empty() {
-            self.part.first_frame = frame;
-            self.part.independent = sample.is_idr;
-        }
-        self.part.samples.push(Sample {
-            duration_90k: self.settings.span_90k(frame, frame + 1) as u32,
-            is_sync: sample.is_idr,
+        };
+        // Would the next frame, at the earliest, find this segment full? Then it must be an IDR.
+        outcome.need_idr = self.segment_full(open, dts_90k + self.settings.frame_interval_90k());
+        self.held = Some(HeldFrame {
+            pts_90k,
+            dts_90k,
+            is_idr: sample.is_idr,
             data: Bytes::from(sample.data),
         });
-        let open_frames = match &mut self.open {
-            Some(open) => {
-                open.frames += 1;
-                open.frames
-            }
-            None => 0,
-        };
-        let part_full = self.part.samples.len() >= self.settings.frames_per_part as usize;
-        if part_full || open_frames >= self.settings.frames_per_segment {
-            self.finish_part(&mut outcome.events)?;
-        }
-        if open_frames >= self.settings.frames_per_segment {
-            // Complete as soon as its last frame is in: its EXTINF can be listed now, and the
-            // next IDR opens the next segment.
-            self.close_segment(&mut outcome.events)?;
-        }
         Ok(outcome)
     }
 
-    fn open_segment(&mut self, captured_at: SystemTime, events: &mut Vec<SegmenterEvent>) {
+    /// Whether a frame at `dts_90k` belongs to the next segment. Half a frame of slack absorbs
+    /// the one-tick rounding of frame times at rates that do not divide 90 kHz.
+    fn segment_full(&self, open: &OpenSegment, dts_90k: u64) -> bool {
+        let slack = self.settings.frame_interval_90k() / 2;
+        dts_90k.saturating_sub(open.start_dts_90k) + slack >= self.settings.segment_target_90k()
+    }
+
+    /// Puts the held frame into the part being built, lasting until `next_pts_90k` (the
+    /// nominal frame interval with `None`), cutting parts by time.
+    fn place_held(
+        &mut self,
+        next_pts_90k: Option<u64>,
+        events: &mut Vec<SegmenterEvent>,
+    ) -> Result<(), SegmenterError> {
+        let Some(held) = self.held.take() else {
+            return Ok(());
+        };
+        let part_target = self.settings.part_target_90k();
+        let gap = next_pts_90k.map_or(self.settings.frame_interval_90k(), |next| {
+            next.saturating_sub(held.pts_90k)
+        });
+        // No sample outlasts a part, and no segment outlasts EXT-X-TARGETDURATION.
+        // (RFC 8216 §4.3.3.1: EXTINF rounded to the nearest integer is at most the target
+        // duration, so a segment stays under it plus half a second.)
+        let segment_room = self.open.as_ref().map_or(u64::MAX, |open| {
+            (self.settings.target_duration_s() * CLOCK_90K + CLOCK_90K / 2 - 1)
+                .saturating_sub(held.dts_90k - open.start_dts_90k)
+        });
+        let duration_90k = gap.min(part_target).min(segment_room).max(1);
+
+        if !self.part.samples.is_empty()
+            && held.dts_90k + duration_90k - self.part.start_dts_90k > part_target
+        {
+            self.finish_part(events)?;
+        }
+        if self.part.samples.is_empty() {
+            self.part.start_dts_90k = held.dts_90k;
+            self.part.independent = held.is_idr;
+        }
+        self.part.samples.push(Sample {
+            duration_90k: u32::try_from(duration_90k).unwrap_or(u32::MAX),
+            is_sync: held.is_idr,
+            data: held.data,
+        });
+        self.end_dts_90k = held.dts_90k + duration_90k;
+        // Publish as soon as no further frame can fit, rather than one frame later.
+        if self.end_dts_90k - self.part.start_dts_90k + self.settings.frame_interval_90k()
+            > part_target
+        {
+            self.finish_part(events)?;
+        }
+        Ok(())
+    }
+
+    fn open_segment(
+        &mut self,
+        captured_at: SystemTime,
+        dts_90k: u64,
+        events: &mut Vec<SegmenterEvent>,
+    ) {
         let msn = self.next_msn;
         self.next_msn += 1;
         self.open = Some(OpenSegment {
             msn,
-            first_frame: self.frames_total,
-            frames: 0,
+            start_dts_90k: dts_90k,
             parts_done: 0,
         });
         events.push(SegmenterEvent::SegmentStart {
@@ -240,21 +340,15 @@ impl Segmenter {
         }
         let part = std::mem::take(&mut self.part);
         self.fragment_sequence = self.fragment_sequence.wrapping_add(1);
-        let data = cmaf::fragment(
-            self.fragment_sequence,
-            self.settings.dts_90k(part.first_frame),
-            &part.samples,
-        )?;
-        let frames = part.samples.len() as u32;
+        let data = cmaf::fragment(self.fragment_sequence, part.start_dts_90k, &part.samples)?;
+        let duration_90k = part.samples.iter().map(|s| u64::from(s.duration_90k)).sum();
         events.push(SegmenterEvent::Part {
             msn: open.msn,
             index: open.parts_done,
             data: Bytes::from(data),
-            duration_90k: self
-                .settings
-                .span_90k(part.first_frame, part.first_frame + u64::from(frames)),
+            duration_90k,
             independent: part.independent,
-            frames,
+            frames: part.samples.len() as u32,
         });
         open.parts_done += 1;
         Ok(())
@@ -265,7 +359,7 @@ impl Segmenter {
         if let Some(open) = self.open.take() {
             events.push(SegmenterEvent::SegmentEnd {
                 msn: open.msn,
-                duration_90k: self.settings.span_90k(open.first_frame, self.frames_total),
+                duration_90k: self.end_dts_90k - open.start_dts_90k,
             });
         }
         Ok(())
@@ -273,83 +367,315 @@ impl Segmenter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::encode::h264::{H264Encoder, H264Settings, default_bitrate_bps};
-    use crate::frame::{Frame, Pixels};
+    use crate::frame::{Frame, Pixels, from_unix_micros};
     use crate::source::TestPattern;
+    use mp4_atom::{Decode, Moof};
 
     const SETTINGS: SegmenterSettings = SegmenterSettings {
         fps: 30,
         frames_per_segment: 30,
         frames_per_part: 10,
     };
+    /// 200 ms parts: six frames.
+    const SHORT_PARTS: SegmenterSettings = SegmenterSettings {
+        fps: 30,
+        frames_per_segment: 30,
+        frames_per_part: 6,
+    };
+    /// Capture time of frame 0, unix microseconds.
+    pub(crate) const BASE_UNIX_US: u64 = 1_790_000_000_000_000;
 
-    fn access_units(size: FrameSize, count: u64, frames_per_idr: u32) -> Vec<AccessUnit> {
-        let mut pattern = TestPattern::new(size, 30);
+    /// Capture time of frame `n` at 30 fps.
+    pub(crate) fn captured_at(n: u64) -> SystemTime {
+        from_unix_micros(BASE_UNIX_US + n * 1_000_000 / 30)
+    }
+
+    /// Frame `n` of a 30 fps capture, numbered and timed as the source supervisor does.
+    pub(crate) fn frame(pattern: &mut TestPattern, size: FrameSize, n: u64) -> Frame {
+        let mut buf = vec![0; size.i420_len()];
+        pattern.render(n + 1, captured_at(n), &mut buf);
+        Frame {
+            seq: n + 1,
+            pts_90k: n * 3000,
+            captured_at: captured_at(n),
+            size,
+            pixels: Pixels::I420(Bytes::from(buf)),
+            repeats_previous: false,
+        }
+    }
+
+    /// Encodes the frames numbered in `frames` (each with its size) as the H.264 thread does,
+    /// telling the encoder when the segmenter wants an IDR; frames left out are frames the
+    /// encoder never got. Returns each push's outcome.
+    pub(crate) fn run_pushes(
+        segmenter: &mut Segmenter,
+        frames: impl IntoIterator<Item = (u64, FrameSize)>,
+    ) -> Vec<PushOutcome> {
+        let settings = segmenter.settings();
         let mut encoder = H264Encoder::new(H264Settings {
-            fps: 30,
-            bitrate_bps: default_bitrate_bps(size, 30),
-            frames_per_idr,
+            fps: settings.fps,
+            bitrate_bps: default_bitrate_bps(FrameSize::new(320, 240), 30),
+            frames_per_idr: settings.frames_per_segment,
         })
         .unwrap();
-        let mut buf = vec![0; size.i420_len()];
-        (0..count)
-            .map(|n| {
-                pattern.render(n + 1, SystemTime::now(), &mut buf);
-                let frame = Frame {
-                    seq: n + 1,
-                    pts_90k: n * 3000,
-                    captured_at: SystemTime::now(),
-                    size,
-                    pixels: Pixels::I420(Bytes::from(buf.clone())),
-                    repeats_previous: false,
-                };
-                encoder.encode(&frame).unwrap()
-            })
+        let mut pattern_size = FrameSize::new(320, 240);
+        let mut pattern = TestPattern::new(pattern_size, 30);
+        let mut outcomes = Vec::new();
+        for (n, size) in frames {
+            if pattern_size != size {
+                pattern = TestPattern::new(size, 30);
+                pattern_size = size;
+            }
+            let frame = frame(&mut pattern, size, n);
+            let unit = encoder.encode(&frame).unwrap();
+            let outcome = segmenter.push(&unit, frame.pts_90k).unwrap();
+            if outcome.need_idr {
+                encoder.restart_cadence();
+            }
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+
+    /// [`run_pushes`], its events in one list, and whether each push asked for an IDR.
+    fn run(
+        segmenter: &mut Segmenter,
+        frames: impl IntoIterator<Item = (u64, FrameSize)>,
+    ) -> (Vec<SegmenterEvent>, Vec<bool>) {
+        let outcomes = run_pushes(segmenter, frames);
+        let asked = outcomes.iter().map(|o| o.need_idr).collect();
+        (outcomes.into_iter().flat_map(|o| o.events).collect(), asked)
+    }
+
+    pub(crate) fn small(frames: impl IntoIterator<Item = u64>) -> Vec<(u64, FrameSize)> {
+        frames
+            .into_iter()
+            .map(|n| (n, FrameSize::new(320, 240)))
             .collect()
+    }
+
+    /// What a part's `moof` says: tfdt, then each sample's duration and sync flag.
+    pub(crate) fn read_fragment(data: &[u8]) -> (u64, Vec<(u32, bool)>) {
+        let moof = Moof::decode(&mut &data[..]).unwrap();
+        let traf = &moof.traf[0];
+        let tfdt = traf.tfdt.as_ref().unwrap().base_media_decode_time;
+        let samples = traf.trun[0]
+            .samples
+            .iter()
+            .map(|s| {
+                let flags = s.flags.unwrap();
+                (s.duration.unwrap(), (flags >> 16) & 1 == 0)
+            })
+            .collect();
+        (tfdt, samples)
+    }
+
+    /// A part as the tests see it: tfdt, samples (duration, sync), duration, INDEPENDENT.
+    type PartSeen = (u64, Vec<(u32, bool)>, u64, bool);
+
+    #[derive(Debug)]
+    struct SegmentSeen {
+        msn: u64,
+        pdt_unix_ms: u64,
+        duration_90k: Option<u64>,
+        parts: Vec<PartSeen>,
+    }
+
+    /// The events as segments, each with its parts' (tfdt, samples, duration, independent),
+    /// checking that event numbering is consecutive.
+    fn segments(events: &[SegmenterEvent]) -> Vec<SegmentSeen> {
+        let mut out: Vec<SegmentSeen> = Vec::new();
+        for event in events {
+            match event {
+                SegmenterEvent::SegmentStart {
+                    msn,
+                    program_date_time_unix_ms,
+                    ..
+                } => out.push(SegmentSeen {
+                    msn: *msn,
+                    pdt_unix_ms: *program_date_time_unix_ms,
+                    duration_90k: None,
+                    parts: Vec::new(),
+                }),
+                SegmenterEvent::Part {
+                    msn,
+                    index,
+                    data,
+                    duration_90k,
+                    independent,
+                    frames,
+                } => {
+                    let open = out.last_mut().unwrap();
+                    assert_eq!((open.msn, open.parts.len()), (*msn, *index as usize));
+                    let (tfdt, samples) = read_fragment(data);
+                    assert_eq!(samples.len(), *frames as usize);
+                    open.parts
+                        .push((tfdt, samples, *duration_90k, *independent));
+                }
+                SegmenterEvent::SegmentEnd { msn, duration_90k } => {
+                    let open = out.last_mut().unwrap();
+                    assert_eq!(open.msn, *msn);
+                    open.duration_90k = Some(*duration_90k);
+                }
+                SegmenterEvent::Init { .. } => {}
+            }
+        }
+        out
+    }
+
+    /// Checks the timeline against the capture clock: every sample starts at its frame's
+    /// capture time and lasts until the next frame encoded; parts are continuous and within
+    /// PART-TARGET; segments start with an IDR, carry their first frame's capture time as
+    /// PROGRAM-DATE-TIME and last as long as their parts. Returns the samples' start times.
+    fn check_timeline(
+        settings: SegmenterSettings,
+        events: &[SegmenterEvent],
+        pdt_follows_tfdt: bool,
+    ) -> Vec<u64> {
+        let mut starts = Vec::new();
+        let mut expected_tfdt = 0u64;
+        for segment in segments(events) {
+            let Some(first_part) = segment.parts.first() else {
+                continue;
+            };
+            let first_tfdt = first_part.0;
+            assert!(
+                !pdt_follows_tfdt
+                    || segment.pdt_unix_ms
+                        == (BASE_UNIX_US + first_tfdt * 1_000_000 / CLOCK_90K) / 1000,
+                "segment {}: PROGRAM-DATE-TIME is its first frame's capture time",
+                segment.msn
+            );
+            let mut parts_sum = 0;
+            for (index, (tfdt, samples, duration, independent)) in segment.parts.iter().enumerate()
+            {
+                assert_eq!(*tfdt, expected_tfdt, "segment {} part {index}", segment.msn);
+                let sum: u64 = samples.iter().map(|(d, _)| u64::from(*d)).sum();
+                assert_eq!(sum, *duration, "part duration = its samples");
+                assert!(*duration <= settings.part_target_90k(), "{duration}");
+                assert_eq!(*independent, samples[0].1);
+                if index == 0 {
+                    assert!(samples[0].1, "segment {} starts with an IDR", segment.msn);
+                }
+                let mut at = *tfdt;
+                for (d, _) in samples {
+                    assert!(*d > 0);
+                    starts.push(at);
+                    at += u64::from(*d);
+                }
+                expected_tfdt = at;
+                parts_sum += duration;
+            }
+            if let Some(duration) = segment.duration_90k {
+                assert_eq!(duration, parts_sum, "EXTINF = its parts");
+                let rounded_s = (duration + CLOCK_90K / 2) / CLOCK_90K;
+                assert!(rounded_s <= settings.target_duration_s());
+            }
+        }
+        starts
     }
 
     #[test]
     fn cuts_segments_at_idrs_and_parts_by_frame_count() {
         let mut segmenter = Segmenter::new(SETTINGS);
-        let mut events = Vec::new();
-        for unit in access_units(FrameSize::new(320, 240), 95, 30) {
-            let outcome = segmenter.push(&unit).unwrap();
-            assert!(!outcome.need_idr);
-            events.extend(outcome.events);
-        }
+        let (events, asked) = run(&mut segmenter, small(0..95));
+        // The IDR is asked for on the last frame of each segment, for the one after it.
+        let asked_at: Vec<_> = (0..95).filter(|&n| asked[n as usize]).collect();
+        assert_eq!(asked_at, vec![29, 59, 89]);
         assert!(matches!(events[0], SegmenterEvent::Init { .. }));
-        let parts: Vec<_> = events
-            .iter()
-            .filter_map(|e| match e {
-                SegmenterEvent::Part {
-                    msn,
-                    index,
-                    duration_90k,
-                    independent,
-                    frames,
-                    ..
-                } => Some((*msn, *index, *duration_90k, *independent, *frames)),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(parts.len(), 9, "three full segments of three parts");
-        for (i, (msn, index, duration, independent, frames)) in parts.iter().enumerate() {
-            assert_eq!(*msn, i as u64 / 3);
-            assert_eq!(*index, i as u32 % 3);
-            assert_eq!(*duration, 30_000);
-            assert_eq!(*frames, 10);
-            assert_eq!(*independent, *index == 0);
+        let seen = segments(&events);
+        assert_eq!(seen.len(), 4, "three complete segments and an open one");
+        for segment in &seen[..3] {
+            assert_eq!(segment.duration_90k, Some(90_000));
+            assert_eq!(segment.parts.len(), 3);
+            for (index, part) in segment.parts.iter().enumerate() {
+                assert_eq!(part.2, 30_000);
+                assert_eq!(part.1.len(), 10);
+                assert_eq!(part.3, index == 0);
+            }
         }
-        let ends: Vec<_> = events
-            .iter()
-            .filter_map(|e| match e {
-                SegmenterEvent::SegmentEnd { msn, duration_90k } => Some((*msn, *duration_90k)),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(ends, vec![(0, 90_000), (1, 90_000), (2, 90_000)]);
+        let starts = check_timeline(SETTINGS, &events, true);
+        assert_eq!(starts, (0..90).map(|n| n * 3000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_part_is_published_with_its_last_frame_known_to_be_last() {
+        let mut segmenter = Segmenter::new(SHORT_PARTS);
+        let (events, _) = run(&mut segmenter, small(0..6));
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, SegmenterEvent::Part { .. })),
+            "the sixth frame's duration is not known yet"
+        );
+        let (events, _) = run(&mut segmenter, small(6..7));
+        assert!(matches!(
+            events[..],
+            [SegmenterEvent::Part {
+                msn: 0,
+                index: 0,
+                duration_90k: 18_000,
+                frames: 6,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn lost_frames_lengthen_the_frame_before_them_and_keep_the_capture_clock() {
+        // Frames the encoder never got: single ones, a pair, one at a part boundary, the
+        // frame before a segment boundary, and three in a row.
+        let lost = [7, 20, 21, 35, 59, 75, 76, 77, 118, 119];
+        let kept: Vec<u64> = (0..181).filter(|n| !lost.contains(n)).collect();
+        let mut segmenter = Segmenter::new(SHORT_PARTS);
+        let (events, _) = run(&mut segmenter, small(kept.iter().copied()));
+        let starts = check_timeline(SHORT_PARTS, &events, true);
+        // Every sample starts at its frame's capture time: nothing was shortened.
+        let want: Vec<u64> = kept.iter().map(|n| n * 3000).take(starts.len()).collect();
+        assert_eq!(starts, want);
+        let seen = segments(&events);
+        assert!(seen.len() >= 5, "{}", seen.len());
+        // Segment starts follow the capture clock too: 1 s after the previous one, or one frame
+        // later where the segment's last frame was lost (59): the encoder is asked for the
+        // IDR when the last frame arrives, so here the IDR came a frame late. Where the first
+        // frame's predecessors were lost (118, 119) the IDR is still on time.
+        let pdt: Vec<u64> = seen.iter().map(|s| s.pdt_unix_ms).collect();
+        let base_ms = BASE_UNIX_US / 1000;
+        assert_eq!(
+            pdt,
+            vec![
+                base_ms,
+                base_ms + 1000,
+                base_ms + 2033,
+                base_ms + 3033,
+                base_ms + 4033,
+                base_ms + 5033,
+            ]
+        );
+        // EXTINF + PDT agree: each complete segment lasts until the next one's capture time.
+        for pair in seen.windows(2) {
+            let extinf_ms = pair[0].duration_90k.unwrap() / 90;
+            assert_eq!(pair[0].pdt_unix_ms + extinf_ms, pair[1].pdt_unix_ms);
+        }
+    }
+
+    #[test]
+    fn a_stall_longer_than_a_part_is_cut_to_the_part_target() {
+        // The encoder got nothing for 20 frames (667 ms).
+        let kept: Vec<u64> = (0..10).chain(30..75).collect();
+        let mut segmenter = Segmenter::new(SHORT_PARTS);
+        let (events, _) = run(&mut segmenter, small(kept));
+        check_timeline(SHORT_PARTS, &events, false);
+        let seen = segments(&events);
+        // Frame 9 lasts one whole part; the segment after the stall still carries its real
+        // capture time.
+        let frame_9 = &seen[0].parts[2].1;
+        assert_eq!(frame_9.len(), 1);
+        assert_eq!(frame_9[0].0, 18_000);
+        assert_eq!(seen[1].pdt_unix_ms, (BASE_UNIX_US + 45_000_000 / 30) / 1000);
     }
 
     #[test]
@@ -364,14 +690,27 @@ mod tests {
         assert_eq!(total, settings.dts_90k(700));
         assert_eq!(settings.dts_90k(7), 90_000);
         assert!((0..700).all(|n| settings.span_90k(n, n + 1) > 0));
+        // Two frames last at most PART-TARGET, whatever their rounding.
+        assert!((0..700).all(|n| settings.span_90k(n, n + 2) <= settings.part_target_90k()));
+        assert_eq!(settings.target_duration_s(), 1);
     }
 
     #[test]
     fn waits_for_an_idr_before_the_first_segment() {
-        let units = access_units(FrameSize::new(320, 240), 3, 30);
         let mut segmenter = Segmenter::new(SETTINGS);
+        let mut encoder = H264Encoder::new(H264Settings {
+            fps: 30,
+            bitrate_bps: 200_000,
+            frames_per_idr: 30,
+        })
+        .unwrap();
+        let size = FrameSize::new(320, 240);
+        let mut pattern = TestPattern::new(size, 30);
+        let units: Vec<_> = (0..2)
+            .map(|n| encoder.encode(&frame(&mut pattern, size, n)).unwrap())
+            .collect();
         // The first unit (the IDR) is lost: the rest cannot start a segment.
-        let outcome = segmenter.push(&units[1]).unwrap();
+        let outcome = segmenter.push(&units[1], 3000).unwrap();
         assert!(outcome.need_idr);
         assert!(outcome.events.is_empty());
     }
@@ -379,13 +718,10 @@ mod tests {
     #[test]
     fn a_new_picture_size_gives_a_new_init_and_a_discontinuity() {
         let mut segmenter = Segmenter::new(SETTINGS);
-        let mut events = Vec::new();
-        for unit in access_units(FrameSize::new(320, 240), 15, 30) {
-            events.extend(segmenter.push(&unit).unwrap().events);
-        }
-        for unit in access_units(FrameSize::new(640, 360), 5, 30) {
-            events.extend(segmenter.push(&unit).unwrap().events);
-        }
+        let frames = small(0..15)
+            .into_iter()
+            .chain((15..20).map(|n| (n, FrameSize::new(640, 360))));
+        let (events, _) = run(&mut segmenter, frames);
         let inits = events
             .iter()
             .filter(|e| matches!(e, SegmenterEvent::Init { .. }))
@@ -406,26 +742,5 @@ mod tests {
                 ..
             }
         )));
-    }
-
-    #[test]
-    fn parts_are_fragments_with_continuous_decode_times() {
-        let mut segmenter = Segmenter::new(SETTINGS);
-        let mut parts = Vec::new();
-        for unit in access_units(FrameSize::new(320, 240), 30, 30) {
-            for event in segmenter.push(&unit).unwrap().events {
-                if let SegmenterEvent::Part { data, .. } = event {
-                    parts.push(data);
-                }
-            }
-        }
-        assert_eq!(parts.len(), 3);
-        for (i, part) in parts.iter().enumerate() {
-            assert_eq!(&part[4..8], b"moof");
-            // tfdt v1 sits at a fixed place in these fragments: find it and read the time.
-            let at = part.windows(4).position(|w| w == b"tfdt").unwrap();
-            let time = u64::from_be_bytes(part[at + 8..at + 16].try_into().unwrap());
-            assert_eq!(time, i as u64 * 30_000);
-        }
     }
 }

@@ -4,22 +4,25 @@
 //!
 //! Everything under the prefix is named per server start, so media is cached as immutable and
 //! a restarted server never collides with what a cache holds.
+//!
+//! This file only maps requests to the store ([`crate::hls::store`]) and its errors to
+//! statuses; names, waits and renderings are the store's.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::http::header::{
+    AcceptEncoding, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, Encoding, Header, VARY,
+};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 
-use crate::hls::reload;
-use crate::hls::store::{BlockError, HlsStore};
-use crate::media::playlist::{MultivariantPlaylist, Variant};
+use crate::hls::names::HlsName;
+use crate::hls::reload::{self, SkipRequest};
+use crate::hls::store::{BlockError, HlsStore, PlaylistVariant};
 use crate::pipeline::h264::H264Counters;
 
 use super::AppState;
 use super::error::HttpError;
-use super::hls_path::HlsResource;
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 /// rfc8216bis §5: segments with the `video/iso.segment` type; the init section is `video/mp4`.
@@ -32,8 +35,6 @@ const LIVE_PLAYLIST_CACHE: &str = "no-cache";
 /// A blocking reload's answer is specific to the part it waited for, so caches may keep it
 /// briefly (Apple's LL-HLS guidance for CDNs).
 const BLOCKING_PLAYLIST_CACHE: &str = "public, max-age=6";
-/// How long a request waits for the very first media after start-up.
-const FIRST_MEDIA_WAIT: Duration = Duration::from_secs(5);
 
 /// What the HLS handlers need beyond the shared state.
 #[derive(Debug)]
@@ -53,28 +54,17 @@ fn hls(state: &AppState) -> Result<&HlsState, HttpError> {
 /// `GET /live.m3u8`.
 pub async fn multivariant(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
     let hls = hls(&state)?;
-    wait_for_media(&hls.store).await?;
-    let init = hls
+    // CODECS and BANDWIDTH are measured, never guessed: they need the first segment.
+    wait_for_first_segment(&hls.store).await?;
+    let media_uri = format!("hls/{}/{}", state.start_id, HlsName::MediaPlaylist);
+    let playlist = hls
         .store
-        .init()
+        .multivariant_playlist(&media_uri)
         .ok_or_else(|| HttpError::Unavailable("no video yet".into()))?;
-    // Until a segment is complete, announce the configured rate with headroom.
-    let (peak, average) = match hls.store.bandwidth() {
-        Some(b) => (b.peak_bps, Some(b.average_bps)),
-        None => (u64::from(hls.bitrate_bps) * 5 / 4, None),
-    };
-    let playlist = MultivariantPlaylist {
-        independent_segments: true,
-        variants: vec![Variant {
-            bandwidth_bps: peak,
-            average_bandwidth_bps: average,
-            codecs: init.codec,
-            resolution: (init.size.width, init.size.height),
-            frame_rate_millihertz: u64::from(state.config.fps) * 1000,
-            uri: format!("hls/{}/media.m3u8", state.start_id),
-        }],
-    };
-    Ok(playlist_response(playlist.render(), LIVE_PLAYLIST_CACHE))
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, PLAYLIST_TYPE))
+        .insert_header((CACHE_CONTROL, LIVE_PLAYLIST_CACHE))
+        .body(playlist.render()))
 }
 
 /// `GET /hls/{start_id}/{name}`.
@@ -90,26 +80,27 @@ pub async fn resource(
         return Err(not_found());
     }
     let store = &hls.store;
-    match HlsResource::parse(&name).ok_or_else(not_found)? {
-        HlsResource::MediaPlaylist => media_playlist(req.query_string(), store).await,
-        HlsResource::Init { generation } => store
+    match HlsName::parse(&name).ok_or_else(not_found)? {
+        HlsName::MediaPlaylist => media_playlist(&req, store).await,
+        HlsName::Init { generation } => store
             .init_of_generation(generation)
             .map(|data| media_response(data, INIT_TYPE))
             .ok_or_else(not_found),
-        HlsResource::Segment { msn } => store
+        HlsName::Segment { msn } => store
             .segment(msn)
             .map(|data| media_response(data, SEGMENT_TYPE))
             .ok_or_else(not_found),
-        HlsResource::Part { msn, index } => part(store, msn, index)
+        HlsName::Part { msn, index } => part(store, msn, index)
             .await?
             .map(|data| media_response(data, SEGMENT_TYPE))
             .ok_or_else(not_found),
     }
 }
 
-async fn media_playlist(query: &str, store: &HlsStore) -> Result<HttpResponse, HttpError> {
-    let request = reload::parse_query(query).map_err(|e| HttpError::BadRequest(e.to_string()))?;
-    wait_for_media(store).await?;
+async fn media_playlist(req: &HttpRequest, store: &HlsStore) -> Result<HttpResponse, HttpError> {
+    let request = reload::parse_query(req.query_string())
+        .map_err(|e| HttpError::BadRequest(e.to_string()))?;
+    wait_for_first_segment(store).await?;
     if let Some((msn, part)) = request.target {
         store
             .wait_for_playlist((msn, part))
@@ -124,13 +115,36 @@ async fn media_playlist(query: &str, store: &HlsStore) -> Result<HttpResponse, H
                 }
             })?;
     }
-    let text = store.playlist().render(Some(request.skip));
+    let variant = PlaylistVariant {
+        delta: request.skip != SkipRequest::No,
+        gzip: accepts_gzip(req),
+    };
+    let body = store.rendered_playlist(variant);
     let cache = if request.target.is_some() {
         BLOCKING_PLAYLIST_CACHE
     } else {
         LIVE_PLAYLIST_CACHE
     };
-    Ok(playlist_response(text, cache))
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((CONTENT_TYPE, PLAYLIST_TYPE))
+        .insert_header((CACHE_CONTROL, cache))
+        .insert_header((VARY, "Accept-Encoding"));
+    if variant.gzip {
+        // Already encoded: with Content-Encoding set, the compression middleware leaves the
+        // body alone. (A client that takes only deflate still gets it from the middleware.)
+        response.insert_header((CONTENT_ENCODING, Encoding::gzip().to_string()));
+    }
+    Ok(response.body(body))
+}
+
+/// Whether the client takes gzip (RFC 9110 §12.5.3), by the same negotiation the compression
+/// middleware uses for other responses.
+fn accepts_gzip(req: &HttpRequest) -> bool {
+    AcceptEncoding::parse(req)
+        .ok()
+        .and_then(|accept| accept.negotiate([Encoding::gzip(), Encoding::identity()].iter()))
+        == Some(Encoding::gzip())
 }
 
 async fn part(store: &HlsStore, msn: u64, index: usize) -> Result<Option<Bytes>, HttpError> {
@@ -140,18 +154,13 @@ async fn part(store: &HlsStore, msn: u64, index: usize) -> Result<Option<Bytes>,
         .map_err(|e| HttpError::Unavailable(format!("part {msn}.{index}: {e}")))
 }
 
-async fn wait_for_media(store: &HlsStore) -> Result<(), HttpError> {
+/// Holds a request until the window lists a complete segment (just after start), like a
+/// blocking reload: 503 if none comes within three target durations.
+async fn wait_for_first_segment(store: &HlsStore) -> Result<(), HttpError> {
     store
-        .wait_for_media(FIRST_MEDIA_WAIT)
+        .wait_for_first_segment()
         .await
         .map_err(|e| HttpError::Unavailable(format!("no video yet: {e}")))
-}
-
-fn playlist_response(text: String, cache: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, PLAYLIST_TYPE))
-        .insert_header((CACHE_CONTROL, cache))
-        .body(text)
 }
 
 fn media_response(data: Bytes, content_type: &'static str) -> HttpResponse {

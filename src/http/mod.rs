@@ -5,7 +5,6 @@ mod cache;
 mod endless;
 mod error;
 mod hls;
-mod hls_path;
 mod limits;
 mod live_mp4;
 mod mjpeg;

@@ -74,6 +74,10 @@ fn to_i420(frame: &Arc<Frame>, decoder: &mut JpegDecoder) -> Result<Arc<Frame>, 
     Ok(Arc::new(decoded))
 }
 
+/// Decides, for each frame the thread takes, whether it is encoded: a seam for tests that
+/// play an encoder that falls behind (a frame it refuses is a frame the encoder never got).
+pub type FrameFilter = Box<dyn FnMut(&Frame) -> bool + Send>;
+
 /// Starts the H.264 thread.
 pub fn spawn(
     hub: Arc<Hub>,
@@ -81,6 +85,18 @@ pub fn spawn(
     counters: Arc<H264Counters>,
     settings: H264Settings,
     stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, Error> {
+    spawn_filtered(hub, store, counters, settings, stop, Box::new(|_| true))
+}
+
+/// Starts the H.264 thread encoding only the frames `filter` keeps.
+pub fn spawn_filtered(
+    hub: Arc<Hub>,
+    store: Arc<HlsStore>,
+    counters: Arc<H264Counters>,
+    settings: H264Settings,
+    stop: Arc<AtomicBool>,
+    mut filter: FrameFilter,
 ) -> Result<JoinHandle<()>, Error> {
     let mut encoder = H264Encoder::new(settings).map_err(|e| Error::H264Encoder(e.to_string()))?;
     let mut segmenter = Segmenter::new(store.timing().segmenter);
@@ -97,6 +113,9 @@ pub fn spawn(
                     Taken::TimedOut => continue,
                     Taken::Closed => break,
                 };
+                if !filter(&frame) {
+                    continue;
+                }
                 let frame = match to_i420(&frame, &mut decoder) {
                     Ok(frame) => frame,
                     Err(error) => {
@@ -120,7 +139,7 @@ pub fn spawn(
                     .fetch_add(micros, Ordering::Relaxed);
                 counters.encode_micros_last.store(micros, Ordering::Relaxed);
                 counters.rate.tick();
-                match segmenter.push(&unit) {
+                match segmenter.push(&unit, frame.pts_90k) {
                     Ok(outcome) => {
                         if outcome.need_idr {
                             encoder.restart_cadence();
@@ -142,7 +161,114 @@ pub fn spawn(
 mod tests {
     use super::*;
     use crate::frame::FrameSize;
-    use std::time::SystemTime;
+    use crate::hls::segmenter::SegmenterSettings;
+    use crate::hls::segmenter::tests::{BASE_UNIX_US, frame, read_fragment};
+    use crate::hls::store::{HlsTiming, PartLookup};
+    use crate::source::TestPattern;
+    use std::time::{Duration, Instant, SystemTime};
+
+    /// An encoder that falls behind, played by the thread's frame filter: frames are handed
+    /// over one at a time (each taken before the next is published, so the hub drops none),
+    /// and the filter refuses some as an overloaded encoder would never get them.
+    #[test]
+    fn frames_the_encoder_never_got_lengthen_the_frame_before_them() {
+        let settings = SegmenterSettings {
+            fps: 30,
+            frames_per_segment: 30,
+            frames_per_part: 6,
+        };
+        let lost = [7, 20, 21, 35, 59, 75, 76, 77, 118, 119, 200, 260, 261];
+        let store = Arc::new(HlsStore::new(HlsTiming::new(settings, 6)));
+        let hub = Hub::new(true);
+        let taken = Arc::new(AtomicU64::new(0));
+        let filter: FrameFilter = {
+            let taken = taken.clone();
+            Box::new(move |frame: &Frame| {
+                taken.fetch_add(1, Ordering::SeqCst);
+                !lost.contains(&(frame.pts_90k / 3000))
+            })
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = spawn_filtered(
+            hub.clone(),
+            store.clone(),
+            Arc::new(H264Counters::default()),
+            H264Settings {
+                fps: 30,
+                bitrate_bps: 300_000,
+                frames_per_idr: settings.frames_per_segment,
+            },
+            stop.clone(),
+            filter,
+        )
+        .unwrap();
+        let size = FrameSize::new(320, 240);
+        let mut pattern = TestPattern::new(size, 30);
+        for n in 0..300 {
+            hub.publish_frame(Arc::new(frame(&mut pattern, size, n)));
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while taken.load(Ordering::SeqCst) <= n {
+                assert!(Instant::now() < deadline, "frame {n} was never taken");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        hub.close();
+        thread.join().unwrap();
+        assert_eq!(hub.h264_frames_dropped.load(Ordering::SeqCst), 0);
+
+        let playlist = store.playlist();
+        assert_eq!(playlist.segments.len(), 6);
+        for pair in playlist.segments.windows(2) {
+            let extinf_ms = (pair[0].duration_90k as f64 / 90.0).round() as u64;
+            assert_eq!(
+                pair[0].program_date_time_unix_ms + extinf_ms,
+                pair[1].program_date_time_unix_ms,
+                "EXTINF runs to the next segment's capture time: {pair:?}"
+            );
+        }
+        // Every listed part's samples start at their frames' capture times, one after the
+        // other without a hole: tfdt is the capture clock and no frame was shortened.
+        let kept: Vec<u64> = (0..300).filter(|n| !lost.contains(n)).collect();
+        let mut next_tfdt = None;
+        let mut checked = 0;
+        let listed = playlist
+            .segments
+            .iter()
+            .map(|s| (s.msn, s.program_date_time_unix_ms, s.parts.len()))
+            .chain(
+                playlist
+                    .in_progress
+                    .iter()
+                    .map(|s| (s.msn, s.program_date_time_unix_ms, s.parts.len())),
+            );
+        for (msn, pdt_unix_ms, parts) in listed.filter(|(_, _, parts)| *parts > 0) {
+            for index in 0..parts {
+                let PartLookup::Ready(data) = store.part(msn, index) else {
+                    panic!("part {msn}.{index} is listed but missing");
+                };
+                let (tfdt, samples) = read_fragment(&data);
+                if index == 0 {
+                    assert_eq!(pdt_unix_ms, (BASE_UNIX_US + tfdt * 1000 / 90) / 1000);
+                }
+                assert!(next_tfdt.is_none_or(|t| t == tfdt), "{msn}.{index}");
+                let mut at = tfdt;
+                for (duration, _) in samples {
+                    let n = at / 3000;
+                    assert_eq!(at, n * 3000, "a sample starts on its frame's capture time");
+                    let following = kept.iter().find(|&&k| k > n).copied();
+                    assert!(kept.contains(&n), "frame {n} was never encoded");
+                    if let Some(following) = following {
+                        assert_eq!(u64::from(duration), (following - n) * 3000, "frame {n}");
+                    }
+                    at += u64::from(duration);
+                    checked += 1;
+                }
+                next_tfdt = Some(at);
+            }
+        }
+        assert!(checked > 30, "{checked} samples checked");
+    }
 
     fn jpeg_frame(jpeg: Vec<u8>) -> Arc<Frame> {
         Arc::new(Frame {
