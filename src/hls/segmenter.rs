@@ -117,6 +117,16 @@ pub enum SegmenterEvent {
     },
     /// The open segment is complete.
     SegmentEnd { msn: u64, duration_90k: u64 },
+    /// One frame of the open part as a fragment of its own (moof + mdat, the same sample and
+    /// decode time as in its part), for `/live.mp4`, which sends each frame as soon as its
+    /// duration is known instead of waiting a whole part for it. Not listed in any playlist.
+    Frame {
+        /// The frame's number on the timeline (0 for the first).
+        number: u64,
+        data: Bytes,
+        /// An IDR: a viewer can start here.
+        independent: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +183,8 @@ pub struct Segmenter {
     end_dts_90k: u64,
     /// The next segment follows a format change.
     pending_discontinuity: bool,
+    /// Frames placed on the timeline so far: the next [`SegmenterEvent::Frame`]'s number.
+    frames_placed: u64,
 }
 
 impl Segmenter {
@@ -187,6 +199,7 @@ impl Segmenter {
             held: None,
             end_dts_90k: 0,
             pending_discontinuity: false,
+            frames_placed: 0,
         }
     }
 
@@ -296,11 +309,25 @@ impl Segmenter {
             self.part.start_dts_90k = held.dts_90k;
             self.part.independent = held.is_idr;
         }
-        self.part.samples.push(Sample {
+        let sample = Sample {
             duration_90k: u32::try_from(duration_90k).unwrap_or(u32::MAX),
             is_sync: held.is_idr,
             data: held.data,
+        };
+        let number = self.frames_placed;
+        self.frames_placed += 1;
+        events.push(SegmenterEvent::Frame {
+            number,
+            // The fragment sequence numbers of /live.mp4 count frames (ISO/IEC 14496-12
+            // §8.8.5: increasing in the order the fragments occur), apart from the parts'.
+            data: Bytes::from(cmaf::fragment(
+                (number as u32).wrapping_add(1),
+                held.dts_90k,
+                std::slice::from_ref(&sample),
+            )?),
+            independent: held.is_idr,
         });
+        self.part.samples.push(sample);
         self.end_dts_90k = held.dts_90k + duration_90k;
         // Publish as soon as no further frame can fit, rather than one frame later.
         if self.end_dts_90k - self.part.start_dts_90k + self.settings.frame_interval_90k()

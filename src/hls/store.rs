@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use crate::hls::reload::{self, Decision, WindowState};
 use crate::hls::segmenter::SegmenterEvent;
 pub use crate::hls::window::{
-    Bandwidth, HlsTiming, InitSegment, LiveWindow, PartLookup, PartPosition,
+    Bandwidth, HlsTiming, InitSegment, LiveWindow, PartLookup, FramePosition,
 };
 use crate::media::playlist::{MediaPlaylist, MultivariantPlaylist, SkipRequest};
 
@@ -164,14 +164,14 @@ impl HlsStore {
         self.lock().window.multivariant_playlist(media_uri)
     }
 
-    /// For `/live.mp4`: see [`LiveWindow::next_part`].
-    pub fn next_part(&self, cursor: Option<PartPosition>) -> Option<(PartPosition, Bytes)> {
-        self.lock().window.next_part(cursor)
+    /// For `/live.mp4`: see [`LiveWindow::next_frame`].
+    pub fn next_frame(&self, cursor: Option<FramePosition>) -> Option<(FramePosition, Bytes)> {
+        self.lock().window.next_frame(cursor)
     }
 
-    /// How many parts separate `cursor` from the newest one: how far a `/live.mp4` viewer lags.
-    pub fn parts_behind(&self, cursor: PartPosition) -> u64 {
-        self.lock().window.parts_behind(cursor)
+    /// For `/live.mp4`: see [`LiveWindow::frames_behind`].
+    pub fn frames_behind(&self, cursor: FramePosition) -> u64 {
+        self.lock().window.frames_behind(cursor)
     }
 
     /// Holds a blocking playlist reload until the window has what `target` asks for

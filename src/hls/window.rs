@@ -95,22 +95,20 @@ pub struct Bandwidth {
     pub average_bps: u64,
 }
 
-/// Where a part sits in the stream, and which init segment it needs.
+/// Where a frame sits in the stream, and which init segment it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartPosition {
-    pub msn: u64,
-    pub index: usize,
+pub struct FramePosition {
+    pub number: u64,
     pub init_generation: u32,
 }
 
-impl PartPosition {
-    fn of(segment: &StoredSegment, index: usize) -> Self {
-        Self {
-            msn: segment.msn,
-            index,
-            init_generation: segment.init_generation,
-        }
-    }
+/// One frame as a fragment of its own (see [`SegmenterEvent::Frame`]).
+#[derive(Debug, Clone)]
+struct StoredFrame {
+    number: u64,
+    data: Bytes,
+    independent: bool,
+    init_generation: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +149,9 @@ pub struct LiveWindow {
     retired: VecDeque<StoredSegment>,
     /// Discontinuities that have left the playlist (EXT-X-DISCONTINUITY-SEQUENCE).
     discontinuity_sequence: u64,
+    /// The newest frames as fragments of their own, for `/live.mp4`: at most two segments'
+    /// worth, oldest first.
+    recent_frames: VecDeque<StoredFrame>,
 }
 
 impl LiveWindow {
@@ -163,6 +164,7 @@ impl LiveWindow {
             open: None,
             retired: VecDeque::new(),
             discontinuity_sequence: 0,
+            recent_frames: VecDeque::new(),
         }
     }
 
@@ -174,6 +176,10 @@ impl LiveWindow {
     pub fn apply(&mut self, events: Vec<SegmenterEvent>, now: Instant) {
         for event in events {
             self.apply_event(event);
+        }
+        let keep_frames = 2 * self.timing.segmenter.frames_per_segment as usize;
+        while self.recent_frames.len() > keep_frames {
+            self.recent_frames.pop_front();
         }
         self.retire(now);
     }
@@ -222,6 +228,19 @@ impl LiveWindow {
                         independent,
                     });
                 }
+            }
+            SegmenterEvent::Frame {
+                number,
+                data,
+                independent,
+            } => {
+                let init_generation = self.init.as_ref().map_or(0, |i| i.generation);
+                self.recent_frames.push_back(StoredFrame {
+                    number,
+                    data,
+                    independent,
+                    init_generation,
+                });
             }
             SegmenterEvent::SegmentEnd { msn, duration_90k } => {
                 if let Some(mut segment) = self.open.take_if(|s| s.msn == msn) {
@@ -451,46 +470,34 @@ impl LiveWindow {
         })
     }
 
-    /// For `/live.mp4`: the part after `cursor` (or, with `None`, the newest part that starts
-    /// with an IDR), with its position. `None` if it does not exist yet.
-    pub fn next_part(&self, cursor: Option<PartPosition>) -> Option<(PartPosition, Bytes)> {
-        let live = || self.segments.iter().chain(self.open.iter());
-        match cursor {
-            None => live()
-                .flat_map(|s| s.parts.iter().enumerate().map(move |(i, p)| (s, i, p)))
-                .filter(|(_, _, p)| p.independent)
-                .last()
-                .map(|(s, i, p)| (PartPosition::of(s, i), p.data.clone())),
+    /// For `/live.mp4`: the frame after `cursor` (or, with `None`, the newest IDR frame), as a
+    /// fragment of its own, with its position. `None` if it does not exist (yet, or any more).
+    pub fn next_frame(&self, cursor: Option<FramePosition>) -> Option<(FramePosition, Bytes)> {
+        let frame = match cursor {
+            None => self.recent_frames.iter().rev().find(|f| f.independent),
             Some(at) => {
-                let same = live()
-                    .find(|s| s.msn == at.msn)
-                    .and_then(|s| s.parts.get(at.index + 1).map(|p| (s, at.index + 1, p)));
-                let next = || {
-                    live()
-                        .find(|s| s.msn == at.msn + 1)
-                        .and_then(|s| s.parts.first().map(|p| (s, 0, p)))
-                };
-                same.or_else(next)
-                    .map(|(s, i, p)| (PartPosition::of(s, i), p.data.clone()))
+                let first = self.recent_frames.front()?.number;
+                let index = (at.number + 1).checked_sub(first)?;
+                self.recent_frames
+                    .get(usize::try_from(index).ok()?)
+                    .filter(|f| f.number == at.number + 1)
             }
-        }
+        }?;
+        Some((
+            FramePosition {
+                number: frame.number,
+                init_generation: frame.init_generation,
+            },
+            frame.data.clone(),
+        ))
     }
 
-    /// How many parts separate `cursor` from the newest one: how far a `/live.mp4` viewer lags.
-    pub fn parts_behind(&self, cursor: PartPosition) -> u64 {
-        let mut behind = 0u64;
-        for segment in self.segments.iter().chain(self.open.iter()).rev() {
-            if segment.msn < cursor.msn {
-                break;
-            }
-            let from = if segment.msn == cursor.msn {
-                cursor.index + 1
-            } else {
-                0
-            };
-            behind += segment.parts.len().saturating_sub(from) as u64;
-        }
-        behind
+    /// How many frames separate `cursor` from the newest one: how far a `/live.mp4` viewer
+    /// lags.
+    pub fn frames_behind(&self, cursor: FramePosition) -> u64 {
+        self.recent_frames
+            .back()
+            .map_or(0, |newest| newest.number.saturating_sub(cursor.number))
     }
 
     /// The part being written now: the next part of the open segment, or part 0 of the next one.
