@@ -73,6 +73,16 @@ pub enum SegmenterEvent {
     },
     /// The open segment is complete.
     SegmentEnd { msn: u64, duration_90k: u64 },
+    /// One frame of the open part as a fragment of its own (moof + mdat, the same sample and
+    /// decode time as in its part), for `/live.mp4`, which sends each frame as soon as it is
+    /// encoded instead of waiting a whole part for it. Not listed in any playlist.
+    Frame {
+        /// The frame's number on the timeline (0 for the first).
+        number: u64,
+        data: Bytes,
+        /// An IDR: a viewer can start here.
+        independent: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,11 +201,23 @@ impl Segmenter {
             self.part.first_frame = frame;
             self.part.independent = sample.is_idr;
         }
-        self.part.samples.push(Sample {
+        let sample = Sample {
             duration_90k: self.settings.span_90k(frame, frame + 1) as u32,
             is_sync: sample.is_idr,
             data: Bytes::from(sample.data),
+        };
+        outcome.events.push(SegmenterEvent::Frame {
+            number: frame,
+            // The fragment sequence numbers of /live.mp4 count frames (ISO/IEC 14496-12
+            // §8.8.5: increasing in the order the fragments occur), apart from the parts'.
+            data: Bytes::from(cmaf::fragment(
+                (frame as u32).wrapping_add(1),
+                self.settings.dts_90k(frame),
+                std::slice::from_ref(&sample),
+            )?),
+            independent: sample.is_sync,
         });
+        self.part.samples.push(sample);
         let open_frames = match &mut self.open {
             Some(open) => {
                 open.frames += 1;
@@ -406,6 +428,36 @@ mod tests {
                 ..
             }
         )));
+    }
+
+    #[test]
+    fn every_frame_is_also_a_fragment_of_its_own() {
+        let mut segmenter = Segmenter::new(SETTINGS);
+        let mut frames = Vec::new();
+        for unit in access_units(FrameSize::new(320, 240), 35, 30) {
+            for event in segmenter.push(&unit).unwrap().events {
+                if let SegmenterEvent::Frame {
+                    number,
+                    data,
+                    independent,
+                } = event
+                {
+                    frames.push((number, data, independent));
+                }
+            }
+        }
+        assert_eq!(frames.len(), 35);
+        for (i, (number, data, independent)) in frames.iter().enumerate() {
+            assert_eq!(*number, i as u64);
+            assert_eq!(*independent, i % 30 == 0, "frame {i}: IDRs open segments");
+            assert_eq!(&data[4..8], b"moof");
+            let at = data.windows(4).position(|w| w == b"tfdt").unwrap();
+            let time = u64::from_be_bytes(data[at + 8..at + 16].try_into().unwrap());
+            assert_eq!(time, i as u64 * 3000, "the frame's decode time in its part");
+            let trun = data.windows(4).position(|w| w == b"trun").unwrap();
+            let count = u32::from_be_bytes(data[trun + 8..trun + 12].try_into().unwrap());
+            assert_eq!(count, 1, "one sample");
+        }
     }
 
     #[test]

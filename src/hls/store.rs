@@ -122,6 +122,18 @@ struct Window {
     retired: VecDeque<StoredSegment>,
     /// Discontinuities that have left the playlist (EXT-X-DISCONTINUITY-SEQUENCE).
     discontinuity_sequence: u64,
+    /// The newest frames as fragments of their own, for `/live.mp4`: at most two segments'
+    /// worth, oldest first.
+    recent_frames: VecDeque<StoredFrame>,
+}
+
+/// One frame as a fragment of its own (see [`SegmenterEvent::Frame`]).
+#[derive(Debug, Clone)]
+struct StoredFrame {
+    number: u64,
+    data: Bytes,
+    independent: bool,
+    init_generation: u32,
 }
 
 /// Bit rates measured over the window, for the multivariant playlist.
@@ -169,6 +181,10 @@ impl HlsStore {
             let mut window = self.lock();
             for event in events {
                 Self::apply_event(&mut window, event);
+            }
+            let keep_frames = 2 * self.timing.segmenter.frames_per_segment as usize;
+            while window.recent_frames.len() > keep_frames {
+                window.recent_frames.pop_front();
             }
             self.retire(&mut window, now);
         }
@@ -219,6 +235,18 @@ impl HlsStore {
                         independent,
                     });
                 }
+            }
+            SegmenterEvent::Frame {
+                number,
+                data,
+                independent,
+            } => {
+                window.recent_frames.push_back(StoredFrame {
+                    number,
+                    data,
+                    independent,
+                    init_generation: window.init.as_ref().map_or(0, |i| i.generation),
+                });
             }
             SegmenterEvent::SegmentEnd { msn, duration_90k } => {
                 if let Some(mut segment) = window.open.take_if(|s| s.msn == msn) {
@@ -430,45 +458,37 @@ impl HlsStore {
         })
     }
 
-    /// For `/live.mp4`: the part after `cursor` (or, with `None`, the newest part that starts
-    /// with an IDR), with its position. `None` if it does not exist yet.
-    pub fn next_part(&self, cursor: Option<PartPosition>) -> Option<(PartPosition, Bytes)> {
+    /// For `/live.mp4`: the frame after `cursor` (or, with `None`, the newest IDR frame), as a
+    /// fragment of its own, with its position. `None` if it does not exist (yet, or any more).
+    pub fn next_frame(&self, cursor: Option<FramePosition>) -> Option<(FramePosition, Bytes)> {
         let window = self.lock();
-        let live = || window.segments.iter().chain(window.open.iter());
-        match cursor {
-            None => live()
-                .flat_map(|s| s.parts.iter().enumerate().map(move |(i, p)| (s, i, p)))
-                .filter(|(_, _, p)| p.independent)
-                .last()
-                .map(|(s, i, p)| (PartPosition::of(s, i), p.data.clone())),
+        let frame = match cursor {
+            None => window.recent_frames.iter().rev().find(|f| f.independent),
             Some(at) => {
-                let same = live()
-                    .find(|s| s.msn == at.msn)
-                    .and_then(|s| s.parts.get(at.index + 1).map(|p| (s, at.index + 1, p)));
-                let next = || {
-                    live()
-                        .find(|s| s.msn == at.msn + 1)
-                        .and_then(|s| s.parts.first().map(|p| (s, 0, p)))
-                };
-                same.or_else(next)
-                    .map(|(s, i, p)| (PartPosition::of(s, i), p.data.clone()))
+                let first = window.recent_frames.front()?.number;
+                let index = (at.number + 1).checked_sub(first)?;
+                window
+                    .recent_frames
+                    .get(usize::try_from(index).ok()?)
+                    .filter(|f| f.number == at.number + 1)
             }
-        }
+        }?;
+        Some((
+            FramePosition {
+                number: frame.number,
+                init_generation: frame.init_generation,
+            },
+            frame.data.clone(),
+        ))
     }
 
-    /// How many parts separate `cursor` from the newest one: how far a `/live.mp4` viewer lags.
-    pub fn parts_behind(&self, cursor: PartPosition) -> u64 {
-        let window = self.lock();
-        let per_segment = u64::from(self.timing.segmenter.parts_per_segment());
-        let newest = window
-            .open
-            .iter()
-            .chain(window.segments.iter().rev())
-            .find(|s| !s.parts.is_empty())
-            .map(|s| s.msn * per_segment + s.parts.len() as u64 - 1);
-        newest.map_or(0, |n| {
-            n.saturating_sub(cursor.msn * per_segment + cursor.index as u64)
-        })
+    /// How many frames separate `cursor` from the newest one: how far a `/live.mp4` viewer
+    /// lags.
+    pub fn frames_behind(&self, cursor: FramePosition) -> u64 {
+        self.lock()
+            .recent_frames
+            .back()
+            .map_or(0, |newest| newest.number.saturating_sub(cursor.number))
     }
 
     /// Holds a blocking playlist reload until the window has what `target` asks for
@@ -545,22 +565,11 @@ pub enum BlockError {
     TimedOut { after: Duration },
 }
 
-/// Where a part sits in the stream, and which init segment it needs.
+/// Where a frame sits in the stream, and which init segment it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartPosition {
-    pub msn: u64,
-    pub index: usize,
+pub struct FramePosition {
+    pub number: u64,
     pub init_generation: u32,
-}
-
-impl PartPosition {
-    fn of(segment: &StoredSegment, index: usize) -> Self {
-        Self {
-            msn: segment.msn,
-            index,
-            init_generation: segment.init_generation,
-        }
-    }
 }
 
 /// The part being written now: the next part of the open segment, or part 0 of the next one.
@@ -739,29 +748,77 @@ mod tests {
         assert_eq!(hint.uri, "part2.1.m4s");
     }
 
+    fn frame_event(number: u64) -> SegmenterEvent {
+        SegmenterEvent::Frame {
+            number,
+            data: Bytes::from(format!("frame{number}")),
+            independent: number % 30 == 0,
+        }
+    }
+
     #[test]
-    fn live_mp4_starts_at_the_newest_idr_and_follows_every_part() {
+    fn live_mp4_starts_at_the_newest_idr_and_follows_every_frame() {
         let store = store(12);
         let start = Instant::now();
         store.apply_at(vec![init_event()], start);
-        feed(&store, start, 0, 2);
-        store.apply_at(part_events(2, 0), start + Duration::from_secs(3));
-        store.apply_at(part_events(2, 1), start + Duration::from_secs(3));
-        let (first, data) = store.next_part(None).unwrap();
-        assert_eq!((first.msn, first.index), (2, 0));
-        assert_eq!(&data[..], b"part2.0");
-        let (second, _) = store.next_part(Some(first)).unwrap();
-        assert_eq!((second.msn, second.index), (2, 1));
-        assert!(store.next_part(Some(second)).is_none());
-        assert_eq!(store.parts_behind(first), 1);
-        let (old, _) = store
-            .next_part(Some(PartPosition {
-                msn: 0,
-                index: 2,
+        assert!(store.next_frame(None).is_none(), "no frame yet");
+        store.apply_at((0..35).map(frame_event).collect(), start);
+        let (first, data) = store.next_frame(None).unwrap();
+        assert_eq!(first.number, 30, "the newest IDR");
+        assert_eq!(&data[..], b"frame30");
+        let (second, data) = store.next_frame(Some(first)).unwrap();
+        assert_eq!((second.number, &data[..]), (31, &b"frame31"[..]));
+        assert_eq!(store.frames_behind(second), 3);
+        let newest = FramePosition {
+            number: 34,
+            init_generation: 0,
+        };
+        assert!(store.next_frame(Some(newest)).is_none(), "not made yet");
+        assert_eq!(store.frames_behind(newest), 0);
+
+        // Two segments' worth are kept; a viewer further behind finds its next frame gone.
+        store.apply_at((35..100).map(frame_event).collect(), start);
+        assert_eq!(store.next_frame(None).unwrap().0.number, 90);
+        assert!(store.next_frame(Some(second)).is_none());
+        assert_eq!(store.frames_behind(second), 99 - 31);
+        let oldest_kept = FramePosition {
+            number: 39,
+            init_generation: 0,
+        };
+        assert_eq!(store.next_frame(Some(oldest_kept)).unwrap().0.number, 40);
+    }
+
+    #[test]
+    fn frames_name_the_init_section_they_need() {
+        let store = store(6);
+        let start = Instant::now();
+        store.apply_at(vec![init_event(), frame_event(0)], start);
+        store.apply_at(
+            vec![
+                SegmenterEvent::Init {
+                    init: Bytes::from_static(b"init-640"),
+                    codec: "avc1.42C01E".into(),
+                    size: FrameSize::new(640, 480),
+                },
+                SegmenterEvent::Frame {
+                    number: 1,
+                    data: Bytes::from_static(b"frame1"),
+                    independent: true,
+                },
+            ],
+            start,
+        );
+        let (next, _) = store
+            .next_frame(Some(FramePosition {
+                number: 0,
                 init_generation: 0,
             }))
             .unwrap();
-        assert_eq!((old.msn, old.index), (1, 0), "over a segment boundary");
+        assert_eq!((next.number, next.init_generation), (1, 1));
+        assert_eq!(
+            store.init_of_generation(1).as_deref(),
+            Some(&b"init-640"[..])
+        );
     }
 
     #[test]

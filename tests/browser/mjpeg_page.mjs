@@ -3,8 +3,8 @@
 //   node tests/browser/mjpeg_page.mjs BASE_URL OUT_DIR
 //
 // Opens BASE_URL/, waits for the MJPEG <img> to show a picture, then for a few seconds reads the
-// capture time out of every painted frame (the timestamp strip, decoded by the page's own
-// decodeTimestampStrip) to check that the picture moves and to measure the painted frame rate
+// capture time out of every painted frame (the timestamp strip, decoded by the server's own
+// ES module /static/timestamp-strip.js) to check that the picture moves and to measure the painted frame rate
 // and capture-to-display latency. Also checks the page's latency readout, saves a screenshot
 // to OUT_DIR/mjpeg_page.png and prints one JSON line of results. Exit code 0 when every check
 // passes, 1 otherwise. Every wait has a time limit; the whole run is capped by RUN_LIMIT_MS.
@@ -40,7 +40,8 @@ if (!baseArg || !outDir) {
 const baseUrl = baseArg.replace(/\/+$/, "");
 
 /** In the page: samples painted frames for `sampleMs` and returns their decoded capture times. */
-function samplePaintedFrames(sampleMs) {
+async function samplePaintedFrames(sampleMs) {
+  const { decodeTimestampStrip } = await import("/static/timestamp-strip.js");
   return new Promise((resolve) => {
     const img = document.getElementById("live");
     const canvas = document.createElement("canvas");
@@ -123,9 +124,16 @@ async function run(result) {
     result.picture = `${size.width}x${size.height}`;
     result.img_src = size.src;
 
-    const hasDecoder = await page.evaluate(() => typeof decodeTimestampStrip === "function");
+    const hasDecoder = await page.evaluate(async () => {
+      try {
+        const strip = await import("/static/timestamp-strip.js");
+        return typeof strip.decodeTimestampStrip === "function";
+      } catch {
+        return false;
+      }
+    });
     if (!hasDecoder) {
-      result.failures.push("the page does not define decodeTimestampStrip");
+      result.failures.push("/static/timestamp-strip.js does not export decodeTimestampStrip");
       return;
     }
 

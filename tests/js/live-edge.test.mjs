@@ -1,0 +1,54 @@
+// Keeping the MSE player at the live edge (static/live-edge.js).
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { DEFAULT_STEERING, LiveEdgeSteering } from "../../static/live-edge.js";
+
+const arrivals = (steering, slacks) => slacks.map((s) => steering.onArrival(s));
+
+test("at the target the rate is normal and nothing jumps", () => {
+  const steering = new LiveEdgeSteering();
+  for (const decision of arrivals(steering, new Array(40).fill(DEFAULT_STEERING.targetS))) {
+    assert.deepEqual(decision, { rate: 1, jumpTo: null });
+  }
+});
+
+test("a slack above the catch-up level for a whole window plays faster until back at the target", () => {
+  const steering = new LiveEdgeSteering();
+  const { window, catchUpRate, targetS } = DEFAULT_STEERING;
+  const decisions = arrivals(steering, new Array(window).fill(0.12));
+  assert.ok(decisions.slice(0, window - 1).every((d) => d.rate === null && d.jumpTo === null));
+  assert.deepEqual(decisions[window - 1], { rate: catchUpRate, jumpTo: null });
+  // Between the target and the catch-up level: keep the current rate.
+  assert.deepEqual(steering.onArrival(0.06), { rate: null, jumpTo: null });
+  assert.deepEqual(steering.onArrival(targetS), { rate: 1, jumpTo: null });
+});
+
+test("one short slack in the window means jitter, not latency: no catch-up while it is there", () => {
+  const steering = new LiveEdgeSteering();
+  const { window, catchUpRate } = DEFAULT_STEERING;
+  const slacks = new Array(window * 2).fill(0.15);
+  slacks[3] = 0.05;
+  const fast = arrivals(steering, slacks)
+    .map((d, i) => [i, d.rate])
+    .filter(([, rate]) => rate === catchUpRate)
+    .map(([i]) => i);
+  // The first arrival whose window no longer holds the short slack.
+  assert.equal(fast[0], 3 + window);
+});
+
+test("far behind: jump to just before the buffered end, then judge afresh", () => {
+  const steering = new LiveEdgeSteering();
+  arrivals(steering, new Array(10).fill(0.2));
+  assert.deepEqual(steering.onArrival(0.9), { rate: 1, jumpTo: DEFAULT_STEERING.targetS });
+  assert.equal(steering.slacks.length, 0);
+});
+
+test("waiting or paused counts as no slack: normal rate, window cleared", () => {
+  const steering = new LiveEdgeSteering({ window: 3 });
+  arrivals(steering, [0.2, 0.2]);
+  assert.deepEqual(steering.onArrival(null), { rate: 1, jumpTo: null });
+  assert.deepEqual(arrivals(steering, [0.2, 0.2]).map((d) => d.rate), [null, null]);
+  assert.equal(steering.onArrival(0.2).rate, DEFAULT_STEERING.catchUpRate);
+});
