@@ -752,7 +752,7 @@ mod tests {
         SegmenterEvent::Frame {
             number,
             data: Bytes::from(format!("frame{number}")),
-            independent: number % 30 == 0,
+            independent: number.is_multiple_of(30),
         }
     }
 
