@@ -19,24 +19,36 @@ export const DEFAULT_STEERING = {
   jumpAboveS: 0.5,
   // Arrivals the slack is judged over: half a second of 30 fps frames.
   window: 15,
+  // Until the playhead first comes this close to the buffered end, any more slack is jumped
+  // over at once: a new stream starts at the newest IDR with up to a segment of frames, and
+  // before the first frames are shown a jump costs nothing.
+  startAboveS: 0.08,
 };
 
 export class LiveEdgeSteering {
   constructor(options = {}) {
     this.options = { ...DEFAULT_STEERING, ...options };
     this.slacks = [];
+    this.starting = true;
   }
 
   /**
-   * New media arrives and the playhead had `slackS` seconds buffered ahead of it (null while
-   * it waits or is paused: no slack, so no catching up). Returns { rate, jumpTo }: rate is the
-   * playbackRate to use, or null to keep the current one (a catch-up runs until the slack is
-   * back at the target); jumpTo, when not null, is how far before the buffered end to move the
-   * playhead.
+   * New media arrives and the playhead had `slackS` seconds buffered ahead of it (null when it
+   * is outside what is buffered); `playing` is false while it waits or is paused, which counts
+   * as no slack, so no catching up. Returns { rate, jumpTo }: rate is the playbackRate to use,
+   * or null to keep the current one (a catch-up runs until the slack is back at the target);
+   * jumpTo, when not null, is how far before the buffered end to move the playhead.
    */
-  onArrival(slackS) {
+  onArrival(slackS, playing = true) {
     const o = this.options;
-    if (slackS === null) {
+    if (slackS !== null && this.starting) {
+      if (slackS <= o.startAboveS) {
+        this.starting = false;
+      } else {
+        return { rate: 1, jumpTo: o.targetS };
+      }
+    }
+    if (slackS === null || !playing) {
       this.slacks = [];
       return { rate: 1, jumpTo: null };
     }

@@ -147,11 +147,12 @@ class Session {
   }
 
   // Just before a frame is appended: the slack the playhead still has steers it towards the
-  // live edge. Waiting at the end of the buffer, or paused, counts as no slack.
+  // live edge.
   steer() {
     const end = playheadBufferedEnd();
-    const slack = end === null || video.paused ? null : Math.max(0, end - video.currentTime);
-    const { rate, jumpTo } = this.steering.onArrival(slack);
+    const slack = end === null ? null : Math.max(0, end - video.currentTime);
+    const playing = !video.paused && video.readyState >= 3;
+    const { rate, jumpTo } = this.steering.onArrival(slack, playing);
     if (jumpTo !== null) video.currentTime = end - jumpTo;
     if (rate !== null && video.playbackRate !== rate) video.playbackRate = rate;
   }
