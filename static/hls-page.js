@@ -32,7 +32,7 @@ let retryTimer = null;
  * The one setting changed does not touch latency: the default keeps all played media in the
  * SourceBuffer for as long as the page is open, and a live page never seeks back.
  */
-export function hlsConfig(lowLatencyMode) {
+function hlsConfig(lowLatencyMode) {
   return {
     lowLatencyMode,
     backBufferLength: 4,
