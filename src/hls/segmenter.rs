@@ -5,6 +5,8 @@
 //! - A part is a fixed whole number of frames (`frames_per_part`), which makes PART-TARGET a
 //!   whole number of frames; the last part of a segment may be shorter (rfc8216bis §4.4.4.9).
 //! - Each part is one `moof` + `mdat`; a segment is its parts concatenated.
+//! - Each frame is also written as a fragment of its own, for `/live.mp4`, which sends frames
+//!   as they are encoded rather than whole parts.
 //! - The timeline counts frames on the 90 kHz clock (`dts(n) = n * 90000 / fps`, drift-free),
 //!   so decode times are continuous and no sample has a zero duration, whatever the jitter of
 //!   capture times; PROGRAM-DATE-TIME comes from the capture time of each segment's first frame.
