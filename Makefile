@@ -50,7 +50,7 @@ endef
 # playwright-core never downloads a browser; this makes sure nothing else tries either.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help run test bench fuzz fmt lint clean deps test-deps node-deps
+.PHONY: help run test js-test bench fuzz fmt lint clean deps test-deps node-deps
 
 help: ## Show this list
 	@echo "framecast make targets:"
@@ -86,7 +86,11 @@ test: test-deps node_modules/.installed ## Check formatting and lints, then run 
 	$(CARGO) clippy $(CARGO_FLAGS) --no-default-features --lib -- -D warnings
 	# Benchmarks are compiled by clippy above and run by `make bench`, not here.
 	$(CARGO) test $(CARGO_FLAGS) --lib --bins --tests
+	$(MAKE) js-test
 	$(MAKE) fuzz FUZZ_SECONDS=20
+
+js-test: node-deps ## Unit-test the pages' pure JavaScript (static/) with node's test runner
+	node --test tests/js/*.test.mjs
 
 bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, browser latency
 	$(CARGO) build $(CARGO_FLAGS) --release

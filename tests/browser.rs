@@ -3,8 +3,8 @@
 //! picture moves and the latency readout works, and saves a screenshot to
 //! `target/test-output/mjpeg_page.png`.
 //!
-//! Skipped, with a notice, where Chromium, node or `node_modules/playwright-core` is missing;
-//! `make test` installs all three.
+//! Fails, naming it, where Chromium, node or `node_modules/playwright-core` is missing (skipped
+//! only with `FRAMECAST_ALLOW_MISSING_CLIENTS=1`); `make test` installs all three.
 
 mod common;
 

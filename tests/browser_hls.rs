@@ -4,8 +4,9 @@
 //! playback advances and the picture changes, and saves screenshots to
 //! `target/test-output/hls_page.png` and `live_page.png`.
 //!
-//! Skipped, with a notice, where Chromium, node, `node_modules/playwright-core` or
-//! `node_modules/hls.js` is missing; `make test` installs all of them.
+//! Fails, naming it, where Chromium, node, `node_modules/playwright-core` or
+//! `node_modules/hls.js` is missing (skipped only with `FRAMECAST_ALLOW_MISSING_CLIENTS=1`);
+//! `make test` installs all of them.
 
 mod common;
 

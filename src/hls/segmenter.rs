@@ -547,7 +547,7 @@ pub(crate) mod tests {
                     assert_eq!(open.msn, *msn);
                     open.duration_90k = Some(*duration_90k);
                 }
-                SegmenterEvent::Init { .. } => {}
+                SegmenterEvent::Init { .. } | SegmenterEvent::Frame { .. } => {}
             }
         }
         out
@@ -629,6 +629,31 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn every_frame_is_also_a_fragment_of_its_own_once_its_duration_is_known() {
+        let mut segmenter = Segmenter::new(SETTINGS);
+        let (events, _) = run(&mut segmenter, small(0..35));
+        let frames: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                SegmenterEvent::Frame {
+                    number,
+                    data,
+                    independent,
+                } => Some((*number, data.clone(), *independent)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(frames.len(), 34, "the newest frame waits for its successor");
+        for (i, (number, data, independent)) in frames.iter().enumerate() {
+            assert_eq!(*number, i as u64);
+            assert_eq!(*independent, i % 30 == 0, "frame {i}: IDRs open segments");
+            let (tfdt, samples) = read_fragment(data);
+            assert_eq!(tfdt, i as u64 * 3000, "the frame's decode time in its part");
+            assert_eq!(samples, vec![(3000, i % 30 == 0)], "one sample");
+        }
+    }
+
+    #[test]
     fn a_part_is_published_with_its_last_frame_known_to_be_last() {
         let mut segmenter = Segmenter::new(SHORT_PARTS);
         let (events, _) = run(&mut segmenter, small(0..6));
@@ -639,6 +664,10 @@ pub(crate) mod tests {
             "the sixth frame's duration is not known yet"
         );
         let (events, _) = run(&mut segmenter, small(6..7));
+        let events: Vec<_> = events
+            .into_iter()
+            .filter(|e| !matches!(e, SegmenterEvent::Frame { .. }))
+            .collect();
         assert!(matches!(
             events[..],
             [SegmenterEvent::Part {

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use crate::hls::reload::{self, Decision, WindowState};
 use crate::hls::segmenter::SegmenterEvent;
 pub use crate::hls::window::{
-    Bandwidth, HlsTiming, InitSegment, LiveWindow, PartLookup, FramePosition,
+    Bandwidth, FramePosition, HlsTiming, InitSegment, LiveWindow, PartLookup,
 };
 use crate::media::playlist::{MediaPlaylist, MultivariantPlaylist, SkipRequest};
 

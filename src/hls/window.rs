@@ -663,29 +663,76 @@ pub(crate) mod tests {
         assert_eq!(hint.uri, "part2.1.m4s");
     }
 
+    fn frame_event(number: u64) -> SegmenterEvent {
+        SegmenterEvent::Frame {
+            number,
+            data: Bytes::from(format!("frame{number}")),
+            independent: number.is_multiple_of(30),
+        }
+    }
+
     #[test]
-    fn live_mp4_starts_at_the_newest_idr_and_follows_every_part() {
+    fn live_mp4_starts_at_the_newest_idr_and_follows_every_frame() {
         let mut window = window(12);
         let start = Instant::now();
         window.apply(vec![init_event()], start);
-        feed(&mut window, start, 0, 2);
-        window.apply(part_events(2, 0), start + Duration::from_secs(3));
-        window.apply(part_events(2, 1), start + Duration::from_secs(3));
-        let (first, data) = window.next_part(None).unwrap();
-        assert_eq!((first.msn, first.index), (2, 0));
-        assert_eq!(&data[..], b"part2.0");
-        let (second, _) = window.next_part(Some(first)).unwrap();
-        assert_eq!((second.msn, second.index), (2, 1));
-        assert!(window.next_part(Some(second)).is_none());
-        assert_eq!(window.parts_behind(first), 1);
-        let (old, _) = window
-            .next_part(Some(PartPosition {
-                msn: 0,
-                index: 2,
-                init_generation: 0,
-            }))
-            .unwrap();
-        assert_eq!((old.msn, old.index), (1, 0), "over a segment boundary");
+        assert!(window.next_frame(None).is_none(), "no frame yet");
+        window.apply((0..35).map(frame_event).collect(), start);
+        let (first, data) = window.next_frame(None).unwrap();
+        assert_eq!(first.number, 30, "the newest IDR");
+        assert_eq!(&data[..], b"frame30");
+        let (second, data) = window.next_frame(Some(first)).unwrap();
+        assert_eq!((second.number, &data[..]), (31, &b"frame31"[..]));
+        assert_eq!(window.frames_behind(second), 3);
+        let newest = FramePosition {
+            number: 34,
+            init_generation: 0,
+        };
+        assert!(window.next_frame(Some(newest)).is_none(), "not made yet");
+        assert_eq!(window.frames_behind(newest), 0);
+
+        // Two segments' worth are kept; a viewer further behind finds its next frame gone.
+        window.apply((35..100).map(frame_event).collect(), start);
+        assert_eq!(window.next_frame(None).unwrap().0.number, 90);
+        assert!(window.next_frame(Some(second)).is_none());
+        assert_eq!(window.frames_behind(second), 99 - 31);
+        let oldest_kept = FramePosition {
+            number: 39,
+            init_generation: 0,
+        };
+        assert_eq!(window.next_frame(Some(oldest_kept)).unwrap().0.number, 40);
+    }
+
+    #[test]
+    fn frames_name_the_init_section_they_need() {
+        let mut window = window(6);
+        let start = Instant::now();
+        window.apply(vec![init_event(), frame_event(0)], start);
+        window.apply(
+            vec![
+                SegmenterEvent::Init {
+                    init: Bytes::from_static(b"init-640"),
+                    codec: "avc1.42C01E".into(),
+                    size: FrameSize::new(640, 480),
+                },
+                SegmenterEvent::Frame {
+                    number: 1,
+                    data: Bytes::from_static(b"frame1"),
+                    independent: true,
+                },
+            ],
+            start,
+        );
+        let cursor = FramePosition {
+            number: 0,
+            init_generation: 0,
+        };
+        let (next, _) = window.next_frame(Some(cursor)).unwrap();
+        assert_eq!((next.number, next.init_generation), (1, 1));
+        assert_eq!(
+            window.init_of_generation(1).as_deref(),
+            Some(&b"init-640"[..])
+        );
     }
 
     #[test]

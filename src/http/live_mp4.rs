@@ -1,10 +1,14 @@
 //! `GET /live.mp4`: one endless fragmented MP4 for Media Source Extensions pages, ffplay and
-//! VLC: the init section, then every part as soon as it is made, starting at the newest part
-//! that begins with an IDR.
+//! VLC: the init section, then every frame as a fragment of its own (moof + mdat) the moment it
+//! is encoded, starting at the newest IDR.
 //!
-//! A viewer that falls more than a segment behind (its socket could not take the parts) jumps
-//! to the newest IDR part instead of buffering without bound; decode times then jump forward,
-//! which MSE players see as a gap and skip.
+//! Frames rather than LL-HLS parts: a part is only complete when its last frame is, so a
+//! part-by-part stream is always a whole part (a third of a second at the defaults) behind
+//! before the player has even started; frame by frame it is one frame behind.
+//!
+//! A viewer that falls more than a segment behind (its socket could not take the frames) jumps
+//! to the newest IDR instead of buffering without bound; decode times then jump forward, which
+//! MSE players see as a gap and skip.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,7 +18,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::hls::store::{HlsStore, PartPosition};
+use crate::hls::store::{FramePosition, HlsStore};
 
 use super::AppState;
 use super::endless::{self, ChunkSource};
@@ -48,7 +52,7 @@ pub async fn stream(
     let store = hls.store.clone();
     let viewer = Mp4Viewer {
         changes: store.subscribe(),
-        max_lag_parts: u64::from(store.timing().segmenter.parts_per_segment()),
+        max_lag_frames: u64::from(store.timing().segmenter.frames_per_segment),
         store,
         cursor: None,
         init_generation: None,
@@ -64,11 +68,11 @@ pub async fn stream(
 struct Mp4Viewer {
     store: Arc<HlsStore>,
     changes: watch::Receiver<u64>,
-    /// The last part sent.
-    cursor: Option<PartPosition>,
-    /// The init section sent last; a new one goes out before parts that need it.
+    /// The last frame sent.
+    cursor: Option<FramePosition>,
+    /// The init section sent last; a new one goes out before frames that need it.
     init_generation: Option<u32>,
-    max_lag_parts: u64,
+    max_lag_frames: u64,
     pending: VecDeque<Bytes>,
 }
 
@@ -81,12 +85,12 @@ impl ChunkSource for Mp4Viewer {
             }
             self.changes.borrow_and_update();
             if let Some(cursor) = self.cursor
-                && self.store.parts_behind(cursor) > self.max_lag_parts
+                && self.store.frames_behind(cursor) > self.max_lag_frames
             {
                 // Too far behind: start again from the newest IDR.
                 self.cursor = None;
             }
-            match self.store.next_part(self.cursor) {
+            match self.store.next_frame(self.cursor) {
                 Some((position, data)) => {
                     if self.init_generation != Some(position.init_generation) {
                         let init = self.store.init_of_generation(position.init_generation)?;
@@ -98,9 +102,9 @@ impl ChunkSource for Mp4Viewer {
                 }
                 None => {
                     if let Some(cursor) = self.cursor
-                        && self.store.parts_behind(cursor) > 0
+                        && self.store.frames_behind(cursor) > 0
                     {
-                        // The next part is gone from the window: jump to the newest IDR.
+                        // The next frame is gone: jump to the newest IDR.
                         self.cursor = None;
                         continue;
                     }

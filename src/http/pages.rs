@@ -77,3 +77,42 @@ pub async fn live(state: web::Data<AppState>) -> LivePage {
         hls_enabled: state.hls.is_some(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hls_page(hls_js_bundled: bool) -> String {
+        HlsPage {
+            version: "0",
+            source: "test".into(),
+            width: 640,
+            height: 360,
+            hls_enabled: true,
+            hls_js_bundled,
+        }
+        .render()
+        .expect("the template renders")
+    }
+
+    #[test]
+    fn the_hls_page_says_when_the_build_has_no_hls_js() {
+        let without = hls_page(false);
+        assert!(without.contains("built without hls.js"), "{without}");
+        assert!(without.contains("FRAMECAST_WITHOUT_HLS_JS=1"));
+        assert!(without.contains("data-hls-js=\"absent\""));
+        assert!(!without.contains("src=\"/static/hls.js\""));
+
+        let with = hls_page(true);
+        assert!(!with.contains("built without hls.js"), "{with}");
+        assert!(with.contains("data-hls-js=\"bundled\""));
+        // hls.js is a classic script that must run before the page module uses window.Hls.
+        let hls_js = with
+            .find("<script src=\"/static/hls.js\">")
+            .expect("hls.js script");
+        let module = with
+            .find("<script type=\"module\" src=\"/static/hls-page.js\">")
+            .expect("page module");
+        assert!(hls_js < module);
+    }
+}

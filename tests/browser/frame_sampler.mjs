@@ -67,17 +67,23 @@ export async function launchChromium() {
 /**
  * In the page: for `sampleMs`, reads the capture time of every frame the element `selector`
  * shows (a <video> through requestVideoFrameCallback, an <img> on every animation frame) with
- * the page's own decodeTimestampStrip. Resolves to
- * { frames: [{ captureMs, shownMs }], callbacks, undecodable, elapsedMs, startTime, endTime }
+ * the server's own strip decoder (the ES module /static/timestamp-strip.js). With
+ * `programDateTime`, also reads for each shown frame the page's
+ * window.framecastPlayingDateMs() (the HLS page's PROGRAM-DATE-TIME of the playing position).
+ * Resolves to
+ * { frames: [{ captureMs, shownMs }], pdt: [{ playingMs, atMs }], callbacks, undecodable,
+ *   elapsedMs, startTime, endTime }
  * where startTime/endTime are a video's currentTime at both ends (null for an <img>).
  */
-export function sampleShownFrames({ selector, sampleMs }) {
+export async function sampleShownFrames({ selector, sampleMs, programDateTime = false }) {
+  const { decodeTimestampStrip } = await import("/static/timestamp-strip.js");
   return new Promise((resolve) => {
     const el = document.querySelector(selector);
     const isVideo = el instanceof HTMLVideoElement;
     const canvas = document.createElement("canvas");
     const ctx = canvas.getContext("2d", { willReadFrequently: true });
     const frames = [];
+    const pdt = [];
     let callbacks = 0;
     let undecodable = 0;
     let last = null;
@@ -92,6 +98,7 @@ export function sampleShownFrames({ selector, sampleMs }) {
       clearTimeout(stop);
       resolve({
         frames,
+        pdt,
         callbacks,
         undecodable,
         elapsedMs: performance.now() - started,
@@ -120,6 +127,10 @@ export function sampleShownFrames({ selector, sampleMs }) {
         }
         ctx.drawImage(el, 0, 0, w, h);
         callbacks += 1;
+        if (programDateTime && typeof window.framecastPlayingDateMs === "function") {
+          const playingMs = window.framecastPlayingDateMs();
+          if (typeof playingMs === "number") pdt.push({ playingMs, atMs: Date.now() });
+        }
         const capture = decodeTimestampStrip(ctx.getImageData(0, 0, w, h));
         if (capture === null) {
           undecodable += 1;
@@ -150,6 +161,16 @@ export function percentile(values, p) {
 
 export const round1 = (x) => (x === null || x === undefined ? null : Math.round(x * 10) / 10);
 
+/** Median, p90, min and max of latencies in ms, rounded to 0.1 ms. */
+export function latencyStats(latencies) {
+  return {
+    median: round1(median(latencies)),
+    p90: round1(percentile(latencies, 90)),
+    min: round1(latencies.length ? Math.min(...latencies) : null),
+    max: round1(latencies.length ? Math.max(...latencies) : null),
+  };
+}
+
 /** Latency statistics (ms) and frame rate of one sampling. */
 export function summarize(sample) {
   const latencies = sample.frames.map((f) => f.shownMs - f.captureMs);
@@ -159,11 +180,9 @@ export function summarize(sample) {
     distinct_frames: sample.frames.length,
     shown_fps: round1(spanS > 0 ? sample.frames.length / spanS : 0),
     undecodable_frames: sample.undecodable,
-    latency_ms: {
-      median: round1(median(latencies)),
-      p90: round1(percentile(latencies, 90)),
-      min: round1(latencies.length ? Math.min(...latencies) : null),
-      max: round1(latencies.length ? Math.max(...latencies) : null),
-    },
+    latency_ms: latencyStats(latencies),
+    pdt_latency_ms: (sample.pdt || []).length
+      ? latencyStats(sample.pdt.map((p) => p.atMs - p.playingMs))
+      : null,
   };
 }

@@ -4,8 +4,8 @@
 //
 // Opens BASE_URL/hls (Low-Latency HLS through hls.js) and BASE_URL/live (/live.mp4 through the
 // page's own MSE player). On each, waits for the <video> to play, then for a few seconds reads
-// the capture time out of every presented frame (the timestamp strip, decoded by the page's
-// own decodeTimestampStrip) to check that playback advances and the picture changes, and
+// the capture time out of every presented frame (the timestamp strip, decoded by the server's
+// own ES module /static/timestamp-strip.js) to check that playback advances and the picture changes, and
 // measures capture-to-display latency. Also checks the page's readouts and
 // window.framecastPlayer, and saves OUT_DIR/hls_page.png and OUT_DIR/live_page.png. Prints one
 // JSON line of results; exit code 0 when every check passes, 1 otherwise. Every wait has a time

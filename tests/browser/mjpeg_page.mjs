@@ -3,8 +3,8 @@
 //   node tests/browser/mjpeg_page.mjs BASE_URL OUT_DIR
 //
 // Opens BASE_URL/, waits for the MJPEG <img> to show a picture, then for a few seconds reads the
-// capture time out of every painted frame (the timestamp strip, decoded by the page's own
-// decodeTimestampStrip) to check that the picture moves and to measure the painted frame rate
+// capture time out of every painted frame (the timestamp strip, decoded by the server's own
+// ES module /static/timestamp-strip.js) to check that the picture moves and to measure the painted frame rate
 // and capture-to-display latency. Also checks the page's latency readout, saves a screenshot
 // to OUT_DIR/mjpeg_page.png and prints one JSON line of results. Exit code 0 when every check
 // passes, 1 otherwise. Every wait has a time limit; the whole run is capped by RUN_LIMIT_MS.
@@ -12,7 +12,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-import { bounded, launchChromium, median, percentile, round1 } from "./frame_sampler.mjs";
+import { bounded, launchChromium, sampleShownFrames, summarize } from "./frame_sampler.mjs";
 
 // The whole run, whatever hangs: the Rust test kills the script at 60 s, this reports first.
 const RUN_LIMIT_MS = 50_000;
@@ -38,50 +38,6 @@ if (!baseArg || !outDir) {
   process.exit(2);
 }
 const baseUrl = baseArg.replace(/\/+$/, "");
-
-/** In the page: samples painted frames for `sampleMs` and returns their decoded capture times. */
-function samplePaintedFrames(sampleMs) {
-  return new Promise((resolve) => {
-    const img = document.getElementById("live");
-    const canvas = document.createElement("canvas");
-    const ctx = canvas.getContext("2d", { willReadFrequently: true });
-    const frames = []; // { captureMs, shownMs } for each distinct capture time
-    let paints = 0;
-    let undecodable = 0;
-    let last = null;
-    const started = performance.now();
-    // requestAnimationFrame follows painting; a timer stops the sampling even if it stalls.
-    const stop = setTimeout(finish, sampleMs + 1000);
-    function finish() {
-      clearTimeout(stop);
-      resolve({ frames, paints, undecodable, elapsedMs: performance.now() - started });
-    }
-    function tick() {
-      if (performance.now() - started >= sampleMs) return finish();
-      if (img.complete && img.naturalWidth > 0) {
-        // The strip decoder works on any scaled copy of the whole picture; at most 640 pixels
-        // wide keeps the per-frame canvas readback cheap on a 2-core machine.
-        const w = Math.min(img.naturalWidth, 640);
-        const h = Math.max(24, Math.round((w * img.naturalHeight) / img.naturalWidth));
-        if (canvas.width !== w || canvas.height !== h) {
-          canvas.width = w;
-          canvas.height = h;
-        }
-        ctx.drawImage(img, 0, 0, w, h);
-        paints += 1;
-        const capture = decodeTimestampStrip(ctx.getImageData(0, 0, w, h));
-        if (capture === null) {
-          undecodable += 1;
-        } else if (capture !== last) {
-          last = capture;
-          frames.push({ captureMs: capture, shownMs: Date.now() });
-        }
-      }
-      requestAnimationFrame(tick);
-    }
-    requestAnimationFrame(tick);
-  });
-}
 
 async function run(result) {
   mkdirSync(outDir, { recursive: true });
@@ -123,28 +79,29 @@ async function run(result) {
     result.picture = `${size.width}x${size.height}`;
     result.img_src = size.src;
 
-    const hasDecoder = await page.evaluate(() => typeof decodeTimestampStrip === "function");
+    const hasDecoder = await page.evaluate(async () => {
+      try {
+        const strip = await import("/static/timestamp-strip.js");
+        return typeof strip.decodeTimestampStrip === "function";
+      } catch {
+        return false;
+      }
+    });
     if (!hasDecoder) {
-      result.failures.push("the page does not define decodeTimestampStrip");
+      result.failures.push("/static/timestamp-strip.js does not export decodeTimestampStrip");
       return;
     }
 
     const sample = await bounded(SAMPLE_MS + 5_000, "sample frames", () =>
-      page.evaluate(samplePaintedFrames, SAMPLE_MS),
+      page.evaluate(sampleShownFrames, { selector: "#live", sampleMs: SAMPLE_MS }),
     );
-    const latencies = sample.frames.map((f) => f.shownMs - f.captureMs);
-    const span_s = sample.elapsedMs / 1000;
-    result.sample_s = round1(span_s);
-    result.distinct_frames = sample.frames.length;
-    result.painted_fps = round1(span_s > 0 ? sample.frames.length / span_s : 0);
-    result.animation_frames = sample.paints;
-    result.undecodable_frames = sample.undecodable;
-    result.latency_ms = {
-      median: round1(median(latencies)),
-      p90: round1(percentile(latencies, 90)),
-      min: round1(latencies.length ? Math.min(...latencies) : null),
-      max: round1(latencies.length ? Math.max(...latencies) : null),
-    };
+    const summary = summarize(sample);
+    result.sample_s = summary.sample_s;
+    result.distinct_frames = summary.distinct_frames;
+    result.painted_fps = summary.shown_fps;
+    result.animation_frames = sample.callbacks;
+    result.undecodable_frames = summary.undecodable_frames;
+    result.latency_ms = summary.latency_ms;
     if (sample.frames.length < MIN_DISTINCT_FRAMES) {
       result.failures.push(
         `only ${sample.frames.length} distinct frames in ${result.sample_s} s (want >= ${MIN_DISTINCT_FRAMES})`,
@@ -154,11 +111,12 @@ async function run(result) {
     if (captures.some((c, i) => i > 0 && c <= captures[i - 1])) {
       result.failures.push("capture times went backwards: frames shown out of order");
     }
-    if (latencies.length && median(latencies) > MAX_MEDIAN_LATENCY_MS) {
-      result.failures.push(`median latency ${round1(median(latencies))} ms > ${MAX_MEDIAN_LATENCY_MS} ms`);
+    const { median, min } = result.latency_ms;
+    if (median !== null && median > MAX_MEDIAN_LATENCY_MS) {
+      result.failures.push(`median latency ${median} ms > ${MAX_MEDIAN_LATENCY_MS} ms`);
     }
-    if (latencies.length && Math.min(...latencies) < MIN_LATENCY_MS) {
-      result.failures.push(`a frame showed ${round1(Math.min(...latencies))} ms before its capture`);
+    if (min !== null && min < MIN_LATENCY_MS) {
+      result.failures.push(`a frame showed ${min} ms before its capture`);
     }
 
     // The page's own readouts: a number of milliseconds and a frame rate.
