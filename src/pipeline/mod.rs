@@ -7,6 +7,7 @@
 //!                                 └──► H.264 thread ─► segmenter ─► HLS store ─► playlists, parts
 //! ```
 
+mod capture_clock;
 pub mod h264;
 pub mod jpeg;
 pub mod supervisor;

@@ -1,7 +1,8 @@
 //! Keeps frames flowing whatever the source does.
 //!
 //! The source runs on a reader thread of its own and hands frames over a small channel. The
-//! supervisor thread numbers them (so `seq` and the 90 kHz timeline continue across failures),
+//! supervisor thread numbers them and gives them presentation times from their capture times
+//! (so `seq` and the 90 kHz timeline continue across failures),
 //! and whenever the source is down, stalled or sending garbage it publishes placeholder frames
 //! at the configured rate instead: viewers stay connected, HLS keeps its cadence, and
 //! `/status` and `/healthz` say what is wrong. A failed source is reopened with back-off (1 s,
@@ -18,8 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use super::capture_clock::CaptureClock;
 use crate::error::Error;
-use crate::frame::{CLOCK_90K, Frame, FrameSize, Pixels};
+use crate::frame::{Frame, FrameSize, Pixels};
 use crate::hub::{Hub, SourceState};
 use crate::picture::placeholder::Placeholder;
 use crate::repeated_log::{Logged, RepeatedLog, SUMMARY_INTERVAL};
@@ -84,6 +86,8 @@ struct Supervisor {
     opened_before: bool,
     error_log: RepeatedLog,
     size_gate: SizeGate,
+    /// Presentation times from capture times, continuous across failures.
+    clock: CaptureClock,
     reopen_when_silent: bool,
 }
 
@@ -115,6 +119,7 @@ impl Supervisor {
             opened_before: false,
             error_log: RepeatedLog::new(SUMMARY_INTERVAL),
             size_gate: SizeGate::new(SIZE_CHANGE_HOLD),
+            clock: CaptureClock::new(settings.fps),
             reopen_when_silent: false,
         }
     }
@@ -296,8 +301,7 @@ impl Supervisor {
     fn publish(&mut self, mut frame: Frame) {
         self.frames_published += 1;
         frame.seq = self.frames_published;
-        frame.pts_90k = ((u128::from(self.frames_published - 1) * u128::from(CLOCK_90K))
-            / u128::from(self.settings.fps.max(1))) as u64;
+        frame.pts_90k = self.clock.pts_90k(frame.captured_at);
         self.hub.publish_frame(Arc::new(frame));
     }
 
