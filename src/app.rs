@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::http::{self, AppState, HlsState};
+use crate::http::{self, AppState};
 use crate::pipeline::Stream;
 
 /// Runs framecast until it is told to stop. Prints `framecast listening on http://ADDR/` on
@@ -27,17 +27,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
         "file descriptor limit"
     );
     let stream = Stream::start(&config)?;
-    let hls = stream.hls.clone().map(|hls| HlsState {
-        store: hls.store,
-        bitrate_bps: hls.bitrate_bps,
-        counters: hls.counters,
-    });
 
     let state = AppState {
         hub: stream.hub.clone(),
         start_id: start_id(),
         config: config.clone(),
-        hls,
+        hls: stream.hls.clone(),
         connections,
     };
     let server = http::serve(listener, state).map_err(Error::Server)?;

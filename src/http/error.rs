@@ -5,6 +5,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::hls::reload::ReloadError;
+use crate::hls::store::BlockError;
+
 use super::cache::CachePolicy;
 use super::query::QueryError;
 
@@ -45,5 +48,35 @@ impl ResponseError for HttpError {
 impl From<QueryError> for HttpError {
     fn from(error: QueryError) -> Self {
         Self::BadRequest(error.to_string())
+    }
+}
+
+/// rfc8216bis §6.2.5.2: a bad blocking-reload or delta query is 400.
+impl From<ReloadError> for HttpError {
+    fn from(error: ReloadError) -> Self {
+        Self::BadRequest(error.to_string())
+    }
+}
+
+/// rfc8216bis §6.2.5.2: a request too far ahead of the live edge is 400; one still unanswered
+/// after three target durations is 503.
+impl From<BlockError> for HttpError {
+    fn from(error: BlockError) -> Self {
+        match error {
+            BlockError::TooFarAhead => Self::BadRequest(error.to_string()),
+            BlockError::TimedOut { .. } => Self::Unavailable(error.to_string()),
+        }
+    }
+}
+
+impl HttpError {
+    /// The same error, its reason prefixed with what was being done (`what: reason`).
+    pub fn context(self, what: impl std::fmt::Display) -> Self {
+        match self {
+            Self::BadRequest(reason) => Self::BadRequest(format!("{what}: {reason}")),
+            Self::NotFound(reason) => Self::NotFound(format!("{what}: {reason}")),
+            Self::Unavailable(reason) => Self::Unavailable(format!("{what}: {reason}")),
+            Self::Internal(reason) => Self::Internal(format!("{what}: {reason}")),
+        }
     }
 }

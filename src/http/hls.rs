@@ -8,43 +8,26 @@
 //! This file only maps requests to the store ([`crate::hls::store`]) and its errors to
 //! statuses; names, waits and renderings are the store's.
 
-use std::sync::Arc;
-
 use actix_web::http::header::{
-    AcceptEncoding, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, Encoding, Header, VARY,
+    AcceptEncoding, CONTENT_ENCODING, CONTENT_TYPE, Encoding, Header, VARY,
 };
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 
 use crate::hls::names::HlsName;
 use crate::hls::reload::{self, SkipRequest};
-use crate::hls::store::{BlockError, HlsStore, PlaylistVariant};
-use crate::pipeline::h264::H264Counters;
+use crate::hls::store::{HlsStore, PlaylistVariant};
+use crate::pipeline::StreamHls;
 
 use super::AppState;
+use super::cache::CachePolicy;
 use super::error::HttpError;
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 /// rfc8216bis §5: segments with the `video/iso.segment` type; the init section is `video/mp4`.
 const SEGMENT_TYPE: &str = "video/iso.segment";
 const INIT_TYPE: &str = "video/mp4";
-/// Media never changes under its per-start name.
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// A playlist without blocking parameters changes every part: clients must always revalidate.
-const LIVE_PLAYLIST_CACHE: &str = "no-cache";
-/// A blocking reload's answer is specific to the part it waited for, so caches may keep it
-/// briefly (Apple's LL-HLS guidance for CDNs).
-const BLOCKING_PLAYLIST_CACHE: &str = "public, max-age=6";
-
-/// What the HLS handlers need beyond the shared state.
-#[derive(Debug)]
-pub struct HlsState {
-    pub store: Arc<HlsStore>,
-    pub bitrate_bps: u32,
-    pub counters: Arc<H264Counters>,
-}
-
-fn hls(state: &AppState) -> Result<&HlsState, HttpError> {
+fn hls(state: &AppState) -> Result<&StreamHls, HttpError> {
     state
         .hls
         .as_ref()
@@ -63,7 +46,8 @@ pub async fn multivariant(state: web::Data<AppState>) -> Result<HttpResponse, Ht
         .ok_or_else(|| HttpError::Unavailable("no video yet".into()))?;
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, PLAYLIST_TYPE))
-        .insert_header((CACHE_CONTROL, LIVE_PLAYLIST_CACHE))
+        // A playlist without blocking parameters changes every part.
+        .insert_header(CachePolicy::Revalidate.header())
         .body(playlist.render()))
 }
 
@@ -98,22 +82,13 @@ pub async fn resource(
 }
 
 async fn media_playlist(req: &HttpRequest, store: &HlsStore) -> Result<HttpResponse, HttpError> {
-    let request = reload::parse_query(req.query_string())
-        .map_err(|e| HttpError::BadRequest(e.to_string()))?;
+    let request = reload::parse_query(req.query_string())?;
     wait_for_first_segment(store).await?;
     if let Some((msn, part)) = request.target {
-        store
-            .wait_for_playlist((msn, part))
-            .await
-            .map_err(|e| match e {
-                BlockError::TooFarAhead => HttpError::BadRequest(format!(
-                    "_HLS_msn={msn}{} is too far ahead of the live edge",
-                    part.map_or(String::new(), |p| format!(" _HLS_part={p}"))
-                )),
-                BlockError::TimedOut { .. } => {
-                    HttpError::Unavailable(format!("playlist update {msn}: {e}"))
-                }
-            })?;
+        store.wait_for_playlist((msn, part)).await.map_err(|e| {
+            let part = part.map_or(String::new(), |p| format!(" _HLS_part={p}"));
+            HttpError::from(e).context(format_args!("_HLS_msn={msn}{part}"))
+        })?;
     }
     let variant = PlaylistVariant {
         delta: request.skip != SkipRequest::No,
@@ -121,14 +96,14 @@ async fn media_playlist(req: &HttpRequest, store: &HlsStore) -> Result<HttpRespo
     };
     let body = store.rendered_playlist(variant);
     let cache = if request.target.is_some() {
-        BLOCKING_PLAYLIST_CACHE
+        CachePolicy::BlockingPlaylist
     } else {
-        LIVE_PLAYLIST_CACHE
+        CachePolicy::Revalidate
     };
     let mut response = HttpResponse::Ok();
     response
         .insert_header((CONTENT_TYPE, PLAYLIST_TYPE))
-        .insert_header((CACHE_CONTROL, cache))
+        .insert_header(cache.header())
         .insert_header((VARY, "Accept-Encoding"));
     if variant.gzip {
         // Already encoded: with Content-Encoding set, the compression middleware leaves the
@@ -151,7 +126,7 @@ async fn part(store: &HlsStore, msn: u64, index: usize) -> Result<Option<Bytes>,
     store
         .wait_for_part(msn, index)
         .await
-        .map_err(|e| HttpError::Unavailable(format!("part {msn}.{index}: {e}")))
+        .map_err(|e| HttpError::from(e).context(format_args!("part {msn}.{index}")))
 }
 
 /// Holds a request until the window lists a complete segment (just after start), like a
@@ -160,12 +135,13 @@ async fn wait_for_first_segment(store: &HlsStore) -> Result<(), HttpError> {
     store
         .wait_for_first_segment()
         .await
-        .map_err(|e| HttpError::Unavailable(format!("no video yet: {e}")))
+        .map_err(|e| HttpError::from(e).context("no video yet"))
 }
 
 fn media_response(data: Bytes, content_type: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, content_type))
-        .insert_header((CACHE_CONTROL, IMMUTABLE))
+        // Media never changes under its per-start name.
+        .insert_header(CachePolicy::Immutable.header())
         .body(data)
 }

@@ -13,14 +13,17 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::hls::store::{FramePosition, HlsStore};
 
+use crate::pipeline::StreamHls;
+
 use super::AppState;
+use super::cache::CachePolicy;
 use super::endless::{self, ChunkSource};
 use super::error::HttpError;
 
@@ -30,7 +33,7 @@ pub async fn head(state: web::Data<AppState>) -> Result<HttpResponse, HttpError>
     Ok(endless::headers_only(headers(&mut HttpResponse::Ok())))
 }
 
-fn hls_on(state: &AppState) -> Result<&super::HlsState, HttpError> {
+fn hls_on(state: &AppState) -> Result<&StreamHls, HttpError> {
     state
         .hls
         .as_ref()
@@ -40,7 +43,7 @@ fn hls_on(state: &AppState) -> Result<&super::HlsState, HttpError> {
 fn headers(response: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
     response
         .insert_header((CONTENT_TYPE, "video/mp4"))
-        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header(CachePolicy::Live.header())
         .insert_header(("X-Accel-Buffering", "no"))
 }
 

@@ -17,7 +17,6 @@ mod status;
 mod tuning;
 
 pub use error::HttpError;
-pub use hls::HlsState;
 pub use limits::{ConnectionLimit, raise_fd_limit};
 
 use std::net::TcpListener;
@@ -30,6 +29,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::pipeline::StreamHls;
 
 /// How long a graceful stop waits for open responses; streams never end on their own, so this
 /// is kept short.
@@ -43,7 +43,7 @@ pub struct AppState {
     /// Differs on every start, so ETags and cached media never match a previous run's.
     pub start_id: String,
     /// `None` with `--no-hls`.
-    pub hls: Option<HlsState>,
+    pub hls: Option<StreamHls>,
     /// Open connections and their cap.
     pub connections: Arc<ConnectionLimit>,
 }

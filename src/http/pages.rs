@@ -1,10 +1,12 @@
 //! HTML pages, rendered from askama templates in `templates/`.
 
 use actix_web::web;
+use actix_web::{CustomizeResponder, Responder};
 use askama::Template;
 use askama_web::WebTemplate;
 
 use super::AppState;
+use super::cache::CachePolicy;
 use super::static_files::HLS_JS_BUNDLED;
 
 /// `GET /`: the live MJPEG picture with latency and frame-rate readouts.
@@ -18,14 +20,20 @@ pub struct IndexPage {
     pub fps: u32,
 }
 
-pub async fn index(state: web::Data<AppState>) -> IndexPage {
-    IndexPage {
+/// Pages describe the running stream: stored, but asked for again each time.
+fn page<T: Responder>(page: T) -> CustomizeResponder<T> {
+    page.customize()
+        .insert_header(CachePolicy::Revalidate.header())
+}
+
+pub async fn index(state: web::Data<AppState>) -> CustomizeResponder<IndexPage> {
+    page(IndexPage {
         version: env!("CARGO_PKG_VERSION"),
         source: state.config.source.to_string(),
         width: state.config.size.width,
         height: state.config.size.height,
         fps: state.config.fps,
-    }
+    })
 }
 
 /// `GET /hls`: the HLS stream in a `<video>`, played through the bundled hls.js, or natively
@@ -44,15 +52,15 @@ pub struct HlsPage {
     pub hls_js_bundled: bool,
 }
 
-pub async fn hls(state: web::Data<AppState>) -> HlsPage {
-    HlsPage {
+pub async fn hls(state: web::Data<AppState>) -> CustomizeResponder<HlsPage> {
+    page(HlsPage {
         version: env!("CARGO_PKG_VERSION"),
         source: state.config.source.to_string(),
         width: state.config.size.width,
         height: state.config.size.height,
         hls_enabled: state.hls.is_some(),
         hls_js_bundled: HLS_JS_BUNDLED,
-    }
+    })
 }
 
 /// `GET /live`: `/live.mp4` played by the page's own Media Source Extensions player, the
@@ -68,14 +76,14 @@ pub struct LivePage {
     pub hls_enabled: bool,
 }
 
-pub async fn live(state: web::Data<AppState>) -> LivePage {
-    LivePage {
+pub async fn live(state: web::Data<AppState>) -> CustomizeResponder<LivePage> {
+    page(LivePage {
         version: env!("CARGO_PKG_VERSION"),
         source: state.config.source.to_string(),
         width: state.config.size.width,
         height: state.config.size.height,
         hls_enabled: state.hls.is_some(),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 //! relative URL. hls.js (Apache-2.0) comes from npm at build time: see `build.rs`; only a build
 //! made with `FRAMECAST_WITHOUT_HLS_JS=1` lacks it, and then `/static/hls.js` answers 404.
 
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use actix_web::http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::cache::CachePolicy;
 use super::error::HttpError;
 
 /// Scripts and ES modules alike: `text/javascript` is the one JavaScript MIME type (RFC 9239
@@ -81,7 +82,7 @@ pub async fn file(req: HttpRequest, name: web::Path<String>) -> Result<HttpRespo
     }
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, content_type))
-        .insert_header((CACHE_CONTROL, "no-cache"))
+        .insert_header(CachePolicy::Revalidate.header())
         .insert_header((ETAG, etag))
         .body(bytes))
 }
