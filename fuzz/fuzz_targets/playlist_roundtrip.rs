@@ -11,9 +11,9 @@
 #![no_main]
 
 use framecast::media::playlist::{
-    MediaPlaylist, Part, PreloadHint, Segment, SegmentInProgress, ServerControl, SkipRequest,
-    check_invariants, check_update, check_written, parse_media_playlist,
-    parse_multivariant_playlist,
+    MAX_PROGRAM_DATE_TIME_UNIX_MS, MediaPlaylist, Part, PreloadHint, Segment, SegmentInProgress,
+    ServerControl, SkipRequest, check_invariants, check_update, check_written,
+    parse_media_playlist, parse_multivariant_playlist,
 };
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -123,7 +123,7 @@ fn media_playlist(u: &mut Unstructured) -> Result<MediaPlaylist> {
         segments.push(Segment {
             msn,
             duration_90k: u.int_in_range(0..=200_000)?,
-            program_date_time_unix_ms: u.arbitrary()?,
+            program_date_time_unix_ms: u.int_in_range(0..=MAX_PROGRAM_DATE_TIME_UNIX_MS)?,
             uri: uri(u, &format!("s{msn}"))?,
             discontinuity: u.ratio(1, 8)?,
             map_uri: segment_map(u)?,
@@ -134,7 +134,7 @@ fn media_playlist(u: &mut Unstructured) -> Result<MediaPlaylist> {
     let in_progress = if u.arbitrary()? {
         Some(SegmentInProgress {
             msn: open_msn,
-            program_date_time_unix_ms: u.arbitrary()?,
+            program_date_time_unix_ms: u.int_in_range(0..=MAX_PROGRAM_DATE_TIME_UNIX_MS)?,
             discontinuity: u.arbitrary()?,
             map_uri: segment_map(u)?,
             parts: parts(u, open_msn)?,

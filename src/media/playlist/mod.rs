@@ -28,5 +28,5 @@ pub use model::{
 pub use parse::{
     ParseError, ParsedMediaPlaylist, parse_media_playlist, parse_multivariant_playlist,
 };
-pub use render::{DURATION_DECIMALS, format_program_date_time};
+pub use render::{DURATION_DECIMALS, MAX_PROGRAM_DATE_TIME_UNIX_MS, format_program_date_time};
 pub use rules::{check_invariants, check_update, check_written};

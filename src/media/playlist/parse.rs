@@ -16,7 +16,10 @@ use super::model::{
     HOLD_BACK_TARGET_DURATIONS, MediaPlaylist, MultivariantPlaylist, Part, PreloadHint, Segment,
     SegmentInProgress, ServerControl, Variant,
 };
-use super::render::{DAYS_PER_ERA, EPOCH_FROM_ERA_START, Flavor, MS_PER_DAY, Skip};
+use time::OffsetDateTime;
+use time::format_description::well_known::Iso8601;
+
+use super::render::{Flavor, Skip};
 use crate::frame::CLOCK_90K;
 
 /// A media playlist as read from its text.
@@ -690,102 +693,10 @@ fn decimal_scaled(text: &str, scale: u128) -> Result<u64> {
 /// `2023-11-14T23:13:20+01:00`, as unix milliseconds. Fractions beyond milliseconds are cut;
 /// dates before 1970 are refused (the model counts from the unix epoch).
 fn date_time_unix_ms(text: &str) -> Result<u64> {
-    let bad = || format!("{text:?} is not an ISO 8601 date-time with a time zone");
-    let (date, time) = text.split_once('T').ok_or_else(bad)?;
-    let mut date_fields = date.splitn(3, '-');
-    let mut field = |max_len: usize| -> Result<u64> {
-        let f = date_fields.next().ok_or_else(bad)?;
-        if f.is_empty() || f.len() > max_len || !f.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        f.parse().map_err(|_| bad())
-    };
-    let (year, month, day) = (field(16)?, field(2)?, field(2)?);
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-        return Err(format!("{text:?}: no such day"));
-    }
-    // The zone: Z, or ±hh:mm / ±hhmm / ±hh.
-    let (clock, offset_minutes): (&str, i64) = if let Some(clock) = time.strip_suffix('Z') {
-        (clock, 0)
-    } else {
-        let sign_at = time.rfind(['+', '-']).ok_or_else(bad)?;
-        let (clock, zone) = time.split_at(sign_at);
-        let sign = if zone.starts_with('-') { -1 } else { 1 };
-        let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
-        if !matches!(digits.len(), 2 | 4) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        let hours: i64 = digits[..2].parse().map_err(|_| bad())?;
-        let minutes: i64 = digits
-            .get(2..)
-            .filter(|m| !m.is_empty())
-            .map_or(Ok(0), str::parse)
-            .map_err(|_| bad())?;
-        if hours > 23 || minutes > 59 {
-            return Err(bad());
-        }
-        (clock, sign * (hours * 60 + minutes))
-    };
-    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
-    let hms: Vec<&str> = hms.split(':').collect();
-    let [hour, minute, second] = hms[..] else {
-        return Err(bad());
-    };
-    let two_digits = |f: &str, max: u64| -> Result<u64> {
-        if f.len() != 2 || !f.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        let n: u64 = f.parse().map_err(|_| bad())?;
-        if n > max {
-            return Err(bad());
-        }
-        Ok(n)
-    };
-    let (hour, minute, second) = (
-        two_digits(hour, 23)?,
-        two_digits(minute, 59)?,
-        two_digits(second, 59)?,
-    );
-    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let millis = fraction
-        .bytes()
-        .chain(std::iter::repeat(b'0'))
-        .take(3)
-        .fold(0u64, |ms, digit| ms * 10 + u64::from(digit - b'0'));
-    let days =
-        days_from_civil(year, month, day).ok_or_else(|| format!("{text:?} is before 1970"))?;
-    let local_ms = i128::from(days) * i128::from(MS_PER_DAY)
-        + i128::from((hour * 3600 + minute * 60 + second) * 1000 + millis);
-    let utc_ms = local_ms - i128::from(offset_minutes) * 60_000;
-    u64::try_from(utc_ms).map_err(|_| format!("{text:?} is before 1970 or too far ahead"))
-}
-
-fn days_in_month(year: u64, month: u64) -> u64 {
-    let leap = (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
-    match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date, `None` before 1970 or when it
-/// overflows: the inverse of the renderer's `civil_from_days`, counting in the same
-/// March-based 400-year eras.
-fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
-    // January and February count in the March-based year before.
-    let year = year.checked_sub(u64::from(month <= 2))?;
-    let era = year / 400;
-    let year_of_era = year % 400;
-    let month_from_march = if month > 2 { month - 3 } else { month + 9 };
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era.checked_mul(DAYS_PER_ERA)?
-        .checked_add(day_of_era)?
-        .checked_sub(EPOCH_FROM_ERA_START)
+    let at = OffsetDateTime::parse(text, &Iso8601::PARSING)
+        .map_err(|e| format!("{text:?} is not an ISO 8601 date-time with a time zone: {e}"))?;
+    u64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000))
+        .map_err(|_| format!("{text:?} is before 1970"))
 }
 
 #[cfg(test)]
@@ -822,11 +733,13 @@ mod tests {
             951_782_400_000,
             1_709_164_800_000,
             253_402_300_799_999,
-            u64::MAX,
         ] {
             let text = super::super::format_program_date_time(unix_ms);
             assert_eq!(date_time_unix_ms(&text), Ok(unix_ms), "{text}");
         }
+        // Beyond year 9999 is written as its last instant.
+        let text = super::super::format_program_date_time(u64::MAX);
+        assert_eq!(date_time_unix_ms(&text), Ok(253_402_300_799_999), "{text}");
         assert_eq!(
             date_time_unix_ms("2023-11-14T23:13:20.1234+01:00"),
             Ok(1_700_000_000_123)

@@ -4,6 +4,10 @@
 
 use std::fmt::Write as _;
 
+use time::OffsetDateTime;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+
 use super::model::{MediaPlaylist, MultivariantPlaylist, Part, SkipRequest, Variant};
 use crate::frame::CLOCK_90K;
 
@@ -359,59 +363,28 @@ fn push_map_if_changed<'a>(
 }
 
 /// Formats unix milliseconds as an ISO 8601 UTC date-time with milliseconds, the form
-/// EXT-X-PROGRAM-DATE-TIME takes (rfc8216bis §4.4.4.6): `2023-11-14T22:13:20.000Z`.
+/// EXT-X-PROGRAM-DATE-TIME takes (rfc8216bis §4.4.4.6): `2023-11-14T22:13:20.000Z`. Times
+/// past [`MAX_PROGRAM_DATE_TIME_UNIX_MS`] are written as that.
 pub fn format_program_date_time(unix_ms: u64) -> String {
     let mut out = String::with_capacity(24);
     push_date_time(&mut out, unix_ms);
     out
 }
 
-pub(super) const MS_PER_DAY: u64 = 86_400_000;
+/// The last instant of year 9999: ISO 8601 without the expanded representation has four-digit
+/// years, and no clock is that far ahead.
+pub const MAX_PROGRAM_DATE_TIME_UNIX_MS: u64 = 253_402_300_799_999;
+
+const DATE_TIME: &[FormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
 fn push_date_time(out: &mut String, unix_ms: u64) {
-    let days = unix_ms / MS_PER_DAY;
-    let ms_of_day = unix_ms % MS_PER_DAY;
-    let (year, month, day) = civil_from_days(days);
-    let seconds_of_day = ms_of_day / 1000;
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        seconds_of_day / 3600,
-        seconds_of_day / 60 % 60,
-        seconds_of_day % 60,
-        ms_of_day % 1000
-    );
-}
-
-/// Days from 0000-03-01 to 1970-01-01.
-pub(super) const EPOCH_FROM_ERA_START: u64 = 719_468;
-/// Days in 400 Gregorian years.
-pub(super) const DAYS_PER_ERA: u64 = 146_097;
-
-/// Proleptic Gregorian (year, month, day) of a count of days since 1970-01-01.
-///
-/// Counts in 400-year eras of 146 097 days, each starting on 1 March so that the leap day
-/// ends the year; within an era, the year of the era follows from the day of the era by
-/// removing the leap days (one per 4 years, none per 100, one per 400), and the month from the
-/// day of that March-based year, whose months from March to January repeat a 153-day pattern
-/// every five months.
-pub(super) fn civil_from_days(days_since_epoch: u64) -> (u64, u64, u64) {
-    let days = days_since_epoch + EPOCH_FROM_ERA_START;
-    let era = days / DAYS_PER_ERA;
-    let day_of_era = days % DAYS_PER_ERA; // 0..=146_096
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365; // 0..=399
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100); // 0..=365
-    let month_from_march = (5 * day_of_year + 2) / 153; // 0..=11, 0 = March
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1; // 1..=31
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    // January and February belong to the March-based year before.
-    let year = era * 400 + year_of_era + u64::from(month <= 2);
-    (year, month, day)
+    let ms = unix_ms.min(MAX_PROGRAM_DATE_TIME_UNIX_MS);
+    let at = OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(ms as i64);
+    // Formatting a date within year 9999 cannot fail.
+    if let Ok(text) = at.format(DATE_TIME) {
+        out.push_str(&text);
+    }
 }
 
 /// §4.4.4.6.

@@ -1,7 +1,6 @@
 //! The marshal tables, the rules on broken windows, and a simulated live window that the
 //! HLS runtime's tests reuse.
 
-use super::render::civil_from_days;
 use super::*;
 
 /// 2023-11-14T22:13:20.123Z
@@ -471,31 +470,6 @@ fn program_date_time_known_instants() {
     }
     // Far beyond any clock: still a date, no overflow.
     assert!(format_program_date_time(u64::MAX).ends_with('Z'));
-}
-
-#[test]
-fn civil_from_days_matches_counting_day_by_day() {
-    // 1970-01-01 through 2369-12-31: 400 years cover every leap-year rule.
-    let (mut year, mut month, mut day) = (1970u64, 1u64, 1u64);
-    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
-    for days in 0..146_097u64 {
-        assert_eq!(civil_from_days(days), (year, month, day), "day {days}");
-        let month_len = match month {
-            2 if leap(year) => 29,
-            2 => 28,
-            4 | 6 | 9 | 11 => 30,
-            _ => 31,
-        };
-        day += 1;
-        if day > month_len {
-            day = 1;
-            month += 1;
-            if month > 12 {
-                month = 1;
-                year += 1;
-            }
-        }
-    }
 }
 
 #[test]
