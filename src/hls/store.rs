@@ -48,6 +48,9 @@ struct Shared {
     rendered: [Option<Bytes>; PlaylistVariant::COUNT],
     /// How many renderings were made: for tests and the benchmark's sanity.
     renders: u64,
+    /// When the store was made and when the last part came: what `/healthz` judges HLS by.
+    created_at: Instant,
+    last_part_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -65,6 +68,8 @@ impl HlsStore {
                 window: LiveWindow::new(timing),
                 rendered: Default::default(),
                 renders: 0,
+                created_at: Instant::now(),
+                last_part_at: None,
             }),
             changes: watch::Sender::new(0),
         }
@@ -90,10 +95,23 @@ impl HlsStore {
         }
         {
             let mut shared = self.lock();
+            if events
+                .iter()
+                .any(|e| matches!(e, SegmenterEvent::Part { .. }))
+            {
+                shared.last_part_at = Some(now);
+            }
             shared.window.apply(events, now);
             shared.rendered = Default::default();
         }
         self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// How long HLS has made no new media at `now`: since the last part, or since the store
+    /// was made if none came yet.
+    pub fn media_stalled_for(&self, now: Instant) -> Duration {
+        let shared = self.lock();
+        now.saturating_duration_since(shared.last_part_at.unwrap_or(shared.created_at))
     }
 
     /// The media playlist as it stands.
@@ -431,6 +449,26 @@ mod tests {
             store.renders(),
             renders_before + 5,
             "a change renders again"
+        );
+    }
+
+    #[test]
+    fn media_stalls_count_from_the_last_part_or_from_the_start() {
+        let store = store(6);
+        let start = Instant::now();
+        let later = start + Duration::from_secs(30);
+        assert!(store.media_stalled_for(later) >= Duration::from_secs(30));
+        store.apply_at(vec![init_event()], later);
+        assert!(
+            store.media_stalled_for(later) >= Duration::from_secs(30),
+            "an init section is no media"
+        );
+        feed(&store, later, 0, 1);
+        let fed_at = later + Duration::from_secs(1);
+        assert!(store.media_stalled_for(fed_at) <= Duration::from_secs(1));
+        assert_eq!(
+            store.media_stalled_for(fed_at + Duration::from_secs(4)),
+            store.media_stalled_for(fed_at) + Duration::from_secs(4)
         );
     }
 }

@@ -1,7 +1,7 @@
 //! `GET /status` (JSON state for operators) and `GET /healthz` (liveness for monitors).
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
@@ -17,6 +17,9 @@ use super::error::HttpError;
 /// (and at least [`MIN_HEALTHY_GAP`]): a few late frames are jitter, not an outage.
 const HEALTHY_FRAME_INTERVALS: u32 = 10;
 const MIN_HEALTHY_GAP: Duration = Duration::from_secs(1);
+/// HLS is unhealthy once it has made no part for this many target durations: by then every
+/// blocking reload has given up with 503 and players stall. (A start-up takes under one.)
+const HLS_STALLED_TARGET_DURATIONS: u32 = 3;
 /// Viewers listed one by one in `/status`; the totals always count all of them. Enough for a
 /// person to read, and the document stays small whatever the number of viewers.
 const MAX_VIEWERS_LISTED: usize = 100;
@@ -228,6 +231,17 @@ pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, HttpErr
             health.headline.as_deref().unwrap_or("NO SIGNAL"),
             health.last_error.as_deref().unwrap_or("unknown error")
         )));
+    }
+    if let Some(hls) = &state.hls {
+        let stalled = hls.store.media_stalled_for(Instant::now());
+        let target_duration = Duration::from_secs(hls.store.timing().target_duration_s);
+        let limit = target_duration * HLS_STALLED_TARGET_DURATIONS;
+        if stalled > limit {
+            return Err(HttpError::Unavailable(format!(
+                "HLS has made no media for {:.1} s while the source delivers",
+                stalled.as_secs_f64()
+            )));
+        }
     }
     let limit =
         (Duration::from_secs(1) / state.config.fps * HEALTHY_FRAME_INTERVALS).max(MIN_HEALTHY_GAP);
