@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -15,6 +16,7 @@ use crate::hls::segmenter::Segmenter;
 use crate::hls::store::HlsStore;
 use crate::hub::{Hub, Taken};
 use crate::meter::RateMeter;
+use crate::repeated_log::{Logged, RepeatedLog, SUMMARY_INTERVAL};
 
 use super::IDLE_POLL;
 use crate::picture::convert::{self, ConvertError};
@@ -27,6 +29,26 @@ pub struct H264Counters {
     pub encode_micros_last: AtomicU64,
     pub errors: AtomicU64,
     pub rate: RateMeter,
+}
+
+/// The H.264 stage's per-frame errors, logged without flooding: the first of a run in full,
+/// then a count every few seconds (the counts are in `/status`).
+struct StageErrors(RepeatedLog);
+
+impl StageErrors {
+    fn new() -> Self {
+        Self(RepeatedLog::new(SUMMARY_INTERVAL))
+    }
+
+    fn log(&mut self, what: &'static str, error: &dyn std::fmt::Display) {
+        match self.0.record(what, Instant::now()) {
+            Some(Logged::First { .. }) => tracing::warn!(%error, "{what}"),
+            Some(Logged::Summary { count, over }) => {
+                tracing::warn!(count, over_s = over.as_secs(), last_error = %error, "{what}, repeated")
+            }
+            None => {}
+        }
+    }
 }
 
 /// Decodes passthrough JPEGs (camera or pipe MJPEG) to I420, reusing its buffers.
@@ -101,6 +123,7 @@ pub fn spawn_filtered(
     let mut encoder = H264Encoder::new(settings).map_err(|e| Error::H264Encoder(e.to_string()))?;
     let mut segmenter = Segmenter::new(store.timing().segmenter);
     let mut decoder = JpegDecoder::new().map_err(|e| Error::H264Encoder(e.to_string()))?;
+    let mut errors = StageErrors::new();
     std::thread::Builder::new()
         .name("h264".into())
         .spawn(move || {
@@ -120,7 +143,7 @@ pub fn spawn_filtered(
                     Ok(frame) => frame,
                     Err(error) => {
                         counters.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%error, seq = frame.seq, "cannot decode a JPEG for H.264");
+                        errors.log("cannot decode a JPEG for H.264", &error);
                         continue;
                     }
                 };
@@ -128,7 +151,7 @@ pub fn spawn_filtered(
                     Ok(unit) => unit,
                     Err(error) => {
                         counters.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%error, seq = frame.seq, "H.264 encoding failed");
+                        errors.log("H.264 encoding failed", &error);
                         continue;
                     }
                 };
@@ -148,7 +171,7 @@ pub fn spawn_filtered(
                     }
                     Err(error) => {
                         counters.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%error, seq = unit.seq, "cannot segment H.264");
+                        errors.log("cannot segment H.264", &error);
                         encoder.restart_cadence();
                     }
                 }
