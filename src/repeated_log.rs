@@ -75,6 +75,25 @@ impl RepeatedLog {
     }
 }
 
+impl RepeatedLog {
+    /// Logs `error` at WARN under `what` by these rules: the first of a run in full, then a
+    /// count every interval while it lasts.
+    pub fn warn(&mut self, what: &'static str, error: &dyn std::fmt::Display, now: Instant) {
+        match self.record(what, now) {
+            Some(Logged::First { unreported_before }) => {
+                if unreported_before > 0 {
+                    tracing::warn!(count = unreported_before, "earlier errors not logged");
+                }
+                tracing::warn!(%error, "{what}");
+            }
+            Some(Logged::Summary { count, over }) => {
+                tracing::warn!(count, over_s = over.as_secs(), last_error = %error, "{what}, repeated");
+            }
+            None => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use crate::hls::segmenter::Segmenter;
 use crate::hls::store::HlsStore;
 use crate::hub::{Hub, Taken};
 use crate::meter::RateMeter;
-use crate::repeated_log::{Logged, RepeatedLog, SUMMARY_INTERVAL};
+use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 
 use super::IDLE_POLL;
 use crate::picture::convert::{self, ConvertError};
@@ -29,26 +29,6 @@ pub struct H264Counters {
     pub encode_micros_last: AtomicU64,
     pub errors: AtomicU64,
     pub rate: RateMeter,
-}
-
-/// The H.264 stage's per-frame errors, logged without flooding: the first of a run in full,
-/// then a count every few seconds (the counts are in `/status`).
-struct StageErrors(RepeatedLog);
-
-impl StageErrors {
-    fn new() -> Self {
-        Self(RepeatedLog::new(SUMMARY_INTERVAL))
-    }
-
-    fn log(&mut self, what: &'static str, error: &dyn std::fmt::Display) {
-        match self.0.record(what, Instant::now()) {
-            Some(Logged::First { .. }) => tracing::warn!(%error, "{what}"),
-            Some(Logged::Summary { count, over }) => {
-                tracing::warn!(count, over_s = over.as_secs(), last_error = %error, "{what}, repeated")
-            }
-            None => {}
-        }
-    }
 }
 
 /// Decodes passthrough JPEGs (camera or pipe MJPEG) to I420, reusing its buffers.
@@ -123,7 +103,8 @@ pub fn spawn_filtered(
     let mut encoder = H264Encoder::new(settings).map_err(|e| Error::H264Encoder(e.to_string()))?;
     let mut segmenter = Segmenter::new(store.timing().segmenter);
     let mut decoder = JpegDecoder::new().map_err(|e| Error::H264Encoder(e.to_string()))?;
-    let mut errors = StageErrors::new();
+    // Per-frame errors: the first of a run in full, then a count (the counts are in /status).
+    let mut errors = RepeatedLog::new(SUMMARY_INTERVAL);
     std::thread::Builder::new()
         .name("h264".into())
         .spawn(move || {
@@ -143,7 +124,7 @@ pub fn spawn_filtered(
                     Ok(frame) => frame,
                     Err(error) => {
                         counters.errors.fetch_add(1, Ordering::Relaxed);
-                        errors.log("cannot decode a JPEG for H.264", &error);
+                        errors.warn("cannot decode a JPEG for H.264", &error, Instant::now());
                         continue;
                     }
                 };
@@ -151,7 +132,7 @@ pub fn spawn_filtered(
                     Ok(unit) => unit,
                     Err(error) => {
                         counters.errors.fetch_add(1, Ordering::Relaxed);
-                        errors.log("H.264 encoding failed", &error);
+                        errors.warn("H.264 encoding failed", &error, Instant::now());
                         continue;
                     }
                 };
@@ -171,7 +152,7 @@ pub fn spawn_filtered(
                     }
                     Err(error) => {
                         counters.errors.fetch_add(1, Ordering::Relaxed);
-                        errors.log("cannot segment H.264", &error);
+                        errors.warn("cannot segment H.264", &error, Instant::now());
                         encoder.restart_cadence();
                     }
                 }

@@ -8,10 +8,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crate::encode::jpeg::JpegEncoder;
 use crate::error::Error;
 use crate::hub::{Hub, Taken};
+use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 
 use super::IDLE_POLL;
 
@@ -38,11 +40,12 @@ pub fn spawn_workers(
 }
 
 fn run_worker(encoder: &mut JpegEncoder, hub: &Hub, stop: &AtomicBool) {
+    let mut errors = RepeatedLog::new(SUMMARY_INTERVAL);
     while !stop.load(Ordering::Relaxed) {
         match hub.jpeg_input().take(IDLE_POLL) {
             Taken::Item(frame) => match encoder.encode(&frame) {
                 Ok(jpeg) => hub.publish_jpeg(jpeg),
-                Err(error) => tracing::warn!(%error, seq = frame.seq, "JPEG encoding failed"),
+                Err(error) => errors.warn("JPEG encoding failed", &error, Instant::now()),
             },
             Taken::TimedOut => {}
             Taken::Closed => break,

@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::frame::{Frame, FrameSize, Pixels};
 use crate::hub::{Hub, SourceState};
 use crate::picture::placeholder::Placeholder;
-use crate::repeated_log::{Logged, RepeatedLog, SUMMARY_INTERVAL};
+use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 use crate::source::{Opener, Source, SourceError};
 
 /// First reopen delay, and the most it grows to.
@@ -225,24 +225,7 @@ impl Supervisor {
     /// The first error of a run in full, then a count every few seconds while it lasts.
     fn log_error(&mut self, error: &SourceError, now: Instant) {
         let headline = error.headline();
-        match self.error_log.record(headline, now) {
-            Some(Logged::First { unreported_before }) => {
-                if unreported_before > 0 {
-                    tracing::warn!(
-                        count = unreported_before,
-                        "source: earlier errors not logged"
-                    );
-                }
-                tracing::warn!(%error, "source: {headline}");
-            }
-            Some(Logged::Summary { count, over }) => tracing::warn!(
-                count,
-                over_s = over.as_secs(),
-                last_error = %error,
-                "source: {headline}, repeated"
-            ),
-            None => {}
-        }
+        self.error_log.warn(headline, error, now);
     }
 
     fn on_silence(&mut self, now: Instant) {
