@@ -1,5 +1,6 @@
 //! Wiring: starts the source thread, the JPEG encoders and the HTTP server, and stops them in
-//! order when the server stops (SIGINT/SIGTERM, handled by actix).
+//! order when told to (SIGINT/SIGTERM): endless responses end, the server finishes what is
+//! open and stops, then the pipeline threads stop. A second signal stops the server at once.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -7,6 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::ServerHandle;
+use tokio::signal::unix::{SignalKind, signal as unix_signal};
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::encode;
@@ -60,13 +65,16 @@ pub async fn run(config: Config) -> Result<(), Error> {
         Some(hls)
     };
 
+    let (shutdown, shutdown_signal) = watch::channel(false);
     let state = AppState {
         hub: hub.clone(),
         start_id: start_id(),
         config: config.clone(),
         hls,
+        shutdown: shutdown_signal,
     };
     let server = http::serve(listener, state).map_err(Error::Server)?;
+    tokio::spawn(stop_on_signals(shutdown, server.handle()));
     announce(addr, &config);
     let result = server.await.map_err(Error::Server);
 
@@ -79,6 +87,34 @@ pub async fn run(config: Config) -> Result<(), Error> {
         }
     }
     result
+}
+
+/// The first SIGINT or SIGTERM fires the shutdown signal (endless bodies end, then the server
+/// stops gracefully); a second one stops the server without waiting.
+async fn stop_on_signals(shutdown: watch::Sender<bool>, server: ServerHandle) {
+    let (mut interrupt, mut terminate) = match (
+        unix_signal(SignalKind::interrupt()),
+        unix_signal(SignalKind::terminate()),
+    ) {
+        (Ok(interrupt), Ok(terminate)) => (interrupt, terminate),
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::error!(%error, "cannot listen for SIGINT/SIGTERM");
+            return;
+        }
+    };
+    for signals_seen in 1..=2 {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if signals_seen == 1 {
+            tracing::info!("stop signal: ending streams");
+            shutdown.send_replace(true);
+        } else {
+            tracing::info!("second stop signal: stopping now");
+            server.stop(false).await;
+        }
+    }
 }
 
 /// Starts the H.264 encoder and segmenter feeding a new HLS store.

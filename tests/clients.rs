@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, have, require_clients, run_for_exit_code, run_with_timeout, unix_now_micros};
+use common::{Server, require_clients, run_for_exit_code, run_with_timeout, unix_now_micros};
 use framecast::source::timestamp_strip;
 
 /// Upper bound for an ffmpeg run that reads a few dozen frames.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, have, require_clients, run_with_timeout, unix_now_micros};
+use common::{Server, require_clients, run_with_timeout, unix_now_micros};
 use framecast::source::timestamp_strip;
 
 const WIDTH: usize = 640;

@@ -13,9 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
-    MjpegReader, Response, Server, get, have, request, require_clients, run_with_timeout,
-};
+use common::{MjpegReader, Response, Server, get, request, require_clients, run_with_timeout};
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 const SEGMENT_TYPE: &str = "video/iso.segment";

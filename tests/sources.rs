@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{
-    MjpegReader, Server, get, have, require_clients, run_with_timeout, status_json, unix_now_micros,
+    MjpegReader, Server, get, require_clients, run_with_timeout, status_json, unix_now_micros,
 };
 use framecast::frame::FrameSize;
 use framecast::source::TestPattern;

@@ -1,10 +1,10 @@
 //! `GET /stream.mjpg`: the live picture as multipart MJPEG, for `<img>` tags, ffmpeg and VLC.
 //!
-//! Each viewer is a stream that, whenever actix asks for more (that is, when this viewer's
-//! socket has drained), takes the newest published JPEG: latest-frame-wins, the producer never
-//! waits, and the gap in publish indices is counted as skipped frames. The server holds at most
-//! one frame beyond the socket because JPEG bytes are handed over in small slices that actix
-//! only asks for while its write buffer is nearly empty.
+//! Each viewer is a stream that, whenever its socket has taken the last frame, takes the newest
+//! published JPEG: latest-frame-wins, the producer never waits, and the gap in publish indices
+//! is counted as skipped frames. A frame goes out as the shared buffers every viewer sends (part
+//! headers, JPEG, boundary) in one vectored write (`endless`), so the server holds at most one
+//! frame beyond the socket and copies none.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -27,11 +27,6 @@ use super::query;
 /// After this long without a new frame the last one is sent again: Safari and Firefox show a
 /// part only when more data follows it, and a static scene must not leave them a frame behind.
 const RESEND_AFTER: Duration = Duration::from_secs(1);
-
-/// Size of the slices a JPEG is handed to actix in. actix asks for body data while its write
-/// buffer holds less than its high-water mark (set to the same size in `http::serve`), so a
-/// connection never buffers much more than this beyond what the kernel took.
-pub const BODY_SLICE_BYTES: usize = 32 * 1024;
 
 pub async fn stream(
     req: HttpRequest,
@@ -91,7 +86,7 @@ struct ViewerStream {
     stats: ViewerGuard,
     mode: PartHeaders,
     min_interval: Option<Duration>,
-    /// Chunks of the frame being sent, handed to actix one at a time.
+    /// Buffers of the frame being sent.
     pending: VecDeque<Bytes>,
     started: bool,
     last: Option<Arc<PublishedJpeg>>,
@@ -108,6 +103,11 @@ impl ChunkSource for ViewerStream {
             let frame = self.next_frame().await?;
             self.queue_frame(frame);
         }
+        self.ready_chunk()
+    }
+
+    /// The rest of the frame being sent.
+    fn ready_chunk(&mut self) -> Option<Bytes> {
         let chunk = self.pending.pop_front()?;
         self.stats.stats().record_bytes(chunk.len());
         Some(chunk)
@@ -150,13 +150,7 @@ impl ViewerStream {
         if self.mode == PartHeaders::Full {
             self.pending.push_back(frame.full_headers.clone());
         }
-        let jpeg = &frame.frame.jpeg;
-        let mut offset = 0;
-        while offset < jpeg.len() {
-            let end = (offset + BODY_SLICE_BYTES).min(jpeg.len());
-            self.pending.push_back(jpeg.slice(offset..end));
-            offset = end;
-        }
+        self.pending.push_back(frame.frame.jpeg.clone());
         self.pending
             .push_back(Bytes::from_static(self.mode.part_end()));
         let skipped = match &self.last {
@@ -166,5 +160,105 @@ impl ViewerStream {
         self.stats.stats().record_frame(skipped, frame.index);
         self.last = Some(frame);
         self.last_sent_at = Some(Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::frame::{FrameSize, JpegFrame};
+    use crate::http::direct_body::MAX_BATCH_CHUNKS;
+
+    fn viewer(hub: &Arc<Hub>, mode: PartHeaders) -> ViewerStream {
+        ViewerStream {
+            frames: hub.subscribe_jpeg(),
+            _demand: hub.want_stream(),
+            stats: hub.viewers.register(None, "unit-test".into(), None),
+            hub: hub.clone(),
+            mode,
+            min_interval: None,
+            pending: VecDeque::new(),
+            started: false,
+            last: None,
+            last_sent_at: None,
+        }
+    }
+
+    /// What the viewer hands out for its next frame, and how many buffers that is.
+    async fn next_batch(viewer: &mut ViewerStream) -> (Vec<u8>, usize) {
+        let mut batch = vec![viewer.next_chunk().await.expect("a frame")];
+        while let Some(chunk) = viewer.ready_chunk() {
+            batch.push(chunk);
+        }
+        (batch.concat(), batch.len())
+    }
+
+    fn publish(hub: &Hub, seq: u64, jpeg: &'static [u8]) {
+        hub.publish_jpeg(JpegFrame {
+            seq,
+            captured_at: SystemTime::UNIX_EPOCH + Duration::from_secs(5),
+            size: FrameSize::new(16, 16),
+            jpeg: Bytes::from_static(jpeg),
+            encode_time: Duration::ZERO,
+        });
+    }
+
+    /// Chromium shows a frame only once the next part's headers arrived, so they are part of
+    /// the frame's own write, never held back for the next frame.
+    #[tokio::test]
+    async fn chromium_gets_each_jpeg_with_the_next_headers_in_one_write() {
+        let hub = Hub::new(false);
+        let mut viewer = viewer(&hub, PartHeaders::Eager);
+        publish(&hub, 1, b"\xFF\xD8one\xFF\xD9");
+        let (bytes, buffers) = next_batch(&mut viewer).await;
+        let expected = [
+            PartHeaders::Eager.stream_start(),
+            b"\xFF\xD8one\xFF\xD9",
+            PartHeaders::Eager.part_end(),
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+        assert!(
+            buffers <= MAX_BATCH_CHUNKS,
+            "{buffers} buffers: more than one write"
+        );
+
+        publish(&hub, 2, b"\xFF\xD8two\xFF\xD9");
+        let (bytes, _) = next_batch(&mut viewer).await;
+        assert_eq!(
+            bytes,
+            [&b"\xFF\xD8two\xFF\xD9"[..], PartHeaders::Eager.part_end()].concat()
+        );
+    }
+
+    #[tokio::test]
+    async fn other_clients_get_full_headers_the_jpeg_and_the_boundary_in_one_write() {
+        let hub = Hub::new(false);
+        let mut viewer = viewer(&hub, PartHeaders::Full);
+        publish(&hub, 3, b"\xFF\xD8jpeg\xFF\xD9");
+        let (bytes, buffers) = next_batch(&mut viewer).await;
+        let headers = multipart::full_part_headers(8, 5_000_000, 3);
+        let expected = [
+            PartHeaders::Full.stream_start(),
+            &headers,
+            b"\xFF\xD8jpeg\xFF\xD9",
+            PartHeaders::Full.part_end(),
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+        assert!(
+            buffers <= MAX_BATCH_CHUNKS,
+            "{buffers} buffers: more than one write"
+        );
+        assert_eq!(
+            viewer
+                .stats
+                .stats()
+                .frames_sent
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The HTTP side: shared state, the route table and the server. Each resource has its own file;
 //! `error` is the only place that maps failures to status codes.
 
+mod connection;
+mod direct_body;
 mod endless;
 mod error;
 mod hls;
@@ -9,6 +11,7 @@ mod live_mp4;
 mod mjpeg;
 mod pages;
 pub mod query;
+mod server;
 mod snapshot;
 mod static_files;
 mod status;
@@ -23,13 +26,14 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::Compress;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::hub::Hub;
 
-/// How long a graceful stop waits for open responses; streams never end on their own, so this
-/// is kept short.
+/// How long a graceful stop waits for open responses; endless ones end when `shutdown` fires,
+/// so this only bounds a client that stopped reading.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// What every handler can reach.
@@ -41,6 +45,8 @@ pub struct AppState {
     pub start_id: String,
     /// `None` with `--no-hls`.
     pub hls: Option<HlsState>,
+    /// Turns true when the server is told to stop: endless bodies end, then the server stops.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// The route table. Every resource answers HEAD where it answers GET (RFC 9110 §9.1), and
@@ -84,20 +90,18 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, HttpError> {
     Err(HttpError::NotFound(req.path().to_owned()))
 }
 
-/// Starts serving on an already bound listener. The returned server runs until it is stopped
-/// or the process gets SIGINT/SIGTERM.
+/// The route table with the answer for unknown paths.
+fn app(cfg: &mut web::ServiceConfig) {
+    routes(cfg);
+    cfg.default_service(web::to(not_found));
+}
+
+/// Starts serving on an already bound listener. The returned server runs until the state's
+/// `shutdown` signal turns true.
 pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
-    let state = web::Data::new(state);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .configure(routes)
-            .default_service(web::to(not_found))
-    })
-    .on_connect(tuning::tune_connection)
-    .h1_write_buffer_size(mjpeg::BODY_SLICE_BYTES)
-    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-    .listen(listener)?
-    .run();
-    Ok(server)
+    let mut shutdown = state.shutdown.clone();
+    let stop = async move {
+        endless::shutdown_requested(&mut shutdown).await;
+    };
+    server::serve(listener, web::Data::new(state), app, stop, SHUTDOWN_GRACE)
 }
