@@ -384,9 +384,11 @@ impl Target {
                 })
             }
             (Peer::Vlc, Some(frames)) => {
+                // VLC listens before its input starts; feeding only then spares it a backlog
+                // of frames that would inflate its first latencies.
                 let (mut vlc, stdin) = Vlc::spawn(FEED_FPS)?;
-                let feeder = Feeder::start(stdin, frames.clone(), FEED_FPS);
                 vlc.wait_listening()?;
+                let feeder = Feeder::start(stdin, frames.clone(), FEED_FPS);
                 Ok(Self {
                     peer,
                     addr: vlc.addr,

@@ -72,6 +72,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         config: config.clone(),
         hls,
         shutdown: shutdown_signal,
+        frame_files: Default::default(),
     };
     let server = http::serve(listener, state).map_err(Error::Server)?;
     tokio::spawn(stop_on_signals(shutdown, server.handle()));

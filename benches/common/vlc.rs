@@ -29,7 +29,7 @@ impl Vlc {
     }
 
     /// Starts VLC serving at `fps` on a free loopback port; returns it and its standard input.
-    /// VLC may open its port only once frames arrive: feed it, then [`Vlc::wait_listening`].
+    /// It listens before any frame arrives: [`Vlc::wait_listening`], then feed it.
     pub fn spawn(fps: u32) -> Result<(Self, ChildStdin), String> {
         let addr = free_loopback_port()?;
         let sout = format!(

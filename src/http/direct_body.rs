@@ -1,16 +1,16 @@
 //! Writes an endless body straight to the connection's socket: each batch of shared buffers
-//! (for MJPEG: part headers, the JPEG, the boundary) goes out with vectored writes, framed as
-//! one HTTP/1.1 chunk (RFC 9112 §7.1) or bare for HTTP/1.0. No byte of a frame is copied in
-//! user space, whatever the number of viewers.
+//! goes out with vectored writes, and a batch's file range (an MJPEG part, see `frame_file`)
+//! with sendfile, framed as one HTTP/1.1 chunk (RFC 9112 §7.1) or bare for HTTP/1.0. No byte
+//! of a frame is copied in user space, and a frame from a file is not copied by the kernel
+//! either, whatever the number of viewers.
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 
-use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::connection::ConnectionSocket;
-use super::endless::{ChunkSource, shutdown_requested};
+use super::endless::{Batch, ChunkSource, shutdown_requested};
 
 /// Buffers gathered into one write: a part's headers, JPEG and boundary with room to spare.
 pub const MAX_BATCH_CHUNKS: usize = 6;
@@ -21,67 +21,117 @@ const CHUNK_LINE_BYTES: usize = 18;
 /// Writes `viewer`'s body to `socket` until the viewer ends, the socket fails or the server
 /// shuts down. A shutdown between batches ends the body cleanly (actix then writes the last
 /// chunk); one in the middle of a batch, only possible for a viewer that stopped reading, is
-/// an error, which closes the connection.
+/// an error, which closes the connection. A client that went away ends it quietly, as when
+/// actix writes.
 pub async fn write_body<V: ChunkSource>(
     socket: ConnectionSocket,
     chunked: bool,
     mut viewer: V,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
+    match run(&socket, chunked, &mut viewer, &mut shutdown).await {
+        Err(error)
+            if matches!(
+                error.kind(),
+                io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            Ok(())
+        }
+        result => result,
+    }
+}
+
+async fn run<V: ChunkSource>(
+    socket: &ConnectionSocket,
+    chunked: bool,
+    viewer: &mut V,
+    shutdown: &mut watch::Receiver<bool>,
+) -> io::Result<()> {
     tokio::select! {
         biased;
-        _ = shutdown_requested(&mut shutdown) => return Ok(()),
+        _ = shutdown_requested(shutdown) => return Ok(()),
         () = socket.actix_flushed() => {}
     }
-    let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH_CHUNKS);
+    // A chunk whose data ended with a file still owes its closing CRLF; it goes out with the
+    // next write, so a frame costs one send and one sendfile.
+    let mut chunk_open = false;
     loop {
-        let first = tokio::select! {
+        let batch = tokio::select! {
             biased;
-            _ = shutdown_requested(&mut shutdown) => return Ok(()),
-            chunk = viewer.next_chunk() => chunk,
+            _ = shutdown_requested(shutdown) => None,
+            batch = viewer.next_batch() => batch,
         };
-        let Some(first) = first else {
+        let Some(batch) = batch else {
+            if chunk_open {
+                write_batch(
+                    socket,
+                    chunked,
+                    true,
+                    &Batch {
+                        chunks: Vec::new(),
+                        file: None,
+                    },
+                )
+                .await?;
+            }
             return Ok(());
         };
-        batch.clear();
-        batch.push(first);
-        while batch.len() < MAX_BATCH_CHUNKS {
-            match viewer.ready_chunk() {
-                Some(chunk) => batch.push(chunk),
-                None => break,
-            }
-        }
         tokio::select! {
             biased;
-            _ = shutdown_requested(&mut shutdown) => {
+            _ = shutdown_requested(shutdown) => {
                 return Err(io::Error::other("server shutting down in the middle of a write"));
             }
-            written = write_batch(&socket, chunked, &batch) => written?,
+            written = write_batch(socket, chunked, chunk_open, &batch) => {
+                chunk_open = written?;
+            }
         }
     }
 }
 
-/// Writes every byte of `batch`, as one chunk if `chunked`.
-async fn write_batch(socket: &ConnectionSocket, chunked: bool, batch: &[Bytes]) -> io::Result<()> {
-    let payload_len: usize = batch.iter().map(Bytes::len).sum();
-    if payload_len == 0 {
-        // A zero-size chunk would end the body.
-        return Ok(());
+/// Writes every byte of `batch`, as one chunk if `chunked`, after the CRLF that closes the
+/// previous chunk if `close_previous`. Returns whether this chunk's CRLF is still owed.
+async fn write_batch(
+    socket: &ConnectionSocket,
+    chunked: bool,
+    close_previous: bool,
+    batch: &Batch,
+) -> io::Result<bool> {
+    let chunks = &batch.chunks[..batch.chunks.len().min(MAX_BATCH_CHUNKS)];
+    let file = batch
+        .file
+        .as_ref()
+        .filter(|(_, range)| range.end > range.start);
+    let payload_len = chunks.iter().map(|c| c.len()).sum::<usize>()
+        + file.map_or(0, |(_, range)| (range.end - range.start) as usize);
+    let mut line = [0u8; CHUNK_LINE_BYTES + 2];
+    let mut line_len = 0;
+    if chunked && close_previous {
+        line[..2].copy_from_slice(b"\r\n");
+        line_len = 2;
     }
-    let mut line = [0u8; CHUNK_LINE_BYTES];
-    let line_len = if chunked {
-        chunk_size_line(payload_len, &mut line)
+    if chunked && payload_len > 0 {
+        // A zero-size chunk would end the body.
+        let mut size_line = [0u8; CHUNK_LINE_BYTES];
+        let n = chunk_size_line(payload_len, &mut size_line);
+        line[line_len..line_len + n].copy_from_slice(&size_line[..n]);
+        line_len += n;
+    }
+    // Without a file the chunk's CRLF goes in the same write; with one it is owed.
+    let trailer: &[u8] = if chunked && payload_len > 0 && file.is_none() {
+        b"\r\n"
     } else {
-        0
+        b""
     };
-    let trailer: &[u8] = if chunked { b"\r\n" } else { b"" };
     let mut pieces: [&[u8]; MAX_BATCH_CHUNKS + 2] = [&[]; MAX_BATCH_CHUNKS + 2];
     pieces[0] = &line[..line_len];
-    for (piece, chunk) in pieces[1..].iter_mut().zip(batch) {
+    for (piece, chunk) in pieces[1..].iter_mut().zip(chunks) {
         *piece = chunk;
     }
-    pieces[batch.len() + 1] = trailer;
-    let pieces = &pieces[..batch.len() + 2];
+    pieces[chunks.len() + 1] = trailer;
+    let pieces = &pieces[..chunks.len() + 2];
     let total: usize = pieces.iter().map(|p| p.len()).sum();
 
     let mut written = 0;
@@ -89,7 +139,11 @@ async fn write_batch(socket: &ConnectionSocket, chunked: bool, batch: &[Bytes]) 
         let n = poll_fn(|cx| {
             let mut slices = [IoSlice::new(&[]); MAX_BATCH_CHUNKS + 2];
             let count = remaining_slices(pieces, written, &mut slices);
-            socket.poll_write_vectored(cx, &slices[..count])
+            if file.is_some() {
+                socket.poll_write_vectored_more(cx, &slices[..count])
+            } else {
+                socket.poll_write_vectored(cx, &slices[..count])
+            }
         })
         .await?;
         if n == 0 {
@@ -97,7 +151,18 @@ async fn write_batch(socket: &ConnectionSocket, chunked: bool, batch: &[Bytes]) 
         }
         written += n;
     }
-    Ok(())
+    let Some((file, range)) = file else {
+        return Ok(false);
+    };
+    let mut sent = range.clone();
+    while sent.start < sent.end {
+        let n = poll_fn(|cx| socket.poll_sendfile(cx, file.file(), &sent)).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        sent.start += n as u64;
+    }
+    Ok(chunked)
 }
 
 /// Fills `out` with the parts of `pieces` after the first `skip` bytes; returns how many.

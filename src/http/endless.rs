@@ -8,6 +8,8 @@
 
 use std::convert::Infallible;
 use std::future::{Future, ready};
+use std::ops::Range;
+use std::sync::Arc;
 
 use actix_web::http::{Method, Version};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
@@ -18,6 +20,7 @@ use tokio::sync::watch;
 use super::AppState;
 use super::connection::ConnectionSocket;
 use super::direct_body;
+use super::frame_file::FrameFile;
 
 /// A viewer hands out its body one chunk at a time; `None` ends the response.
 pub trait ChunkSource: 'static {
@@ -28,6 +31,33 @@ pub trait ChunkSource: 'static {
     fn ready_chunk(&mut self) -> Option<Bytes> {
         None
     }
+
+    /// What goes out in one write when the body is written straight to the socket: by
+    /// default the next chunk and those ready with it. A source may hand out part of it as a
+    /// file range instead, which the kernel sends without copying it.
+    fn next_batch(&mut self) -> impl Future<Output = Option<Batch>> {
+        async {
+            let first = self.next_chunk().await?;
+            let mut batch = Batch {
+                chunks: vec![first],
+                file: None,
+            };
+            while batch.chunks.len() < direct_body::MAX_BATCH_CHUNKS {
+                match self.ready_chunk() {
+                    Some(chunk) => batch.chunks.push(chunk),
+                    None => break,
+                }
+            }
+            Some(batch)
+        }
+    }
+}
+
+/// One write's worth of body: buffers, then maybe a range of a file.
+#[derive(Debug)]
+pub struct Batch {
+    pub chunks: Vec<Bytes>,
+    pub file: Option<(Arc<FrameFile>, Range<u64>)>,
 }
 
 /// Resolves once the server is shutting down. A signal whose sender is gone never fires.

@@ -20,8 +20,11 @@ use crate::hub::{Hub, PublishedJpeg, StreamDemandGuard, ViewerGuard};
 use crate::media::multipart::{self, PartHeaders};
 
 use super::AppState;
-use super::endless::{self, ChunkSource};
+use super::connection::ConnectionSocket;
+use super::direct_body::MAX_BATCH_CHUNKS;
+use super::endless::{self, Batch, ChunkSource};
 use super::error::HttpError;
+use super::frame_file::{FrameFile, FrameFileCache};
 use super::query;
 
 /// After this long without a new frame the last one is sent again: Safari and Firefox show a
@@ -42,7 +45,10 @@ pub async fn stream(
         .to_owned();
     let mode = PartHeaders::for_user_agent(&user_agent);
     let hub = state.hub.clone();
+    // Frames go out from memory files with sendfile where the body is written to the socket.
+    let direct = req.conn_data::<ConnectionSocket>().is_some();
     let viewer = ViewerStream {
+        files: direct.then(|| state.frame_files.clone()),
         frames: hub.subscribe_jpeg(),
         _demand: hub.want_stream(),
         stats: hub.viewers.register(req.peer_addr(), user_agent, fps_cap),
@@ -85,6 +91,8 @@ struct ViewerStream {
     _demand: StreamDemandGuard,
     stats: ViewerGuard,
     mode: PartHeaders,
+    /// Where frames as files come from, when they can be sent from one.
+    files: Option<Arc<FrameFileCache>>,
     min_interval: Option<Duration>,
     /// Buffers of the frame being sent.
     pending: VecDeque<Bytes>,
@@ -97,13 +105,34 @@ impl ChunkSource for ViewerStream {
     /// The next chunk of the body; `None` ends the stream (the server is shutting down).
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.pending.is_empty() {
-            if let (Some(interval), Some(sent_at)) = (self.min_interval, self.last_sent_at) {
-                tokio::time::sleep_until(sent_at + interval).await;
-            }
-            let frame = self.next_frame().await?;
+            let frame = self.wait_for_frame().await?;
             self.queue_frame(frame);
         }
         self.ready_chunk()
+    }
+
+    /// The next frame as a range of its memory file (with the stream's opening first), or
+    /// as buffers where there is no file.
+    async fn next_batch(&mut self) -> Option<Batch> {
+        if self.pending.is_empty()
+            && let Some(files) = self.files.clone()
+        {
+            let frame = self.wait_for_frame().await?;
+            match files.get(&frame) {
+                Ok(file) => return Some(self.file_batch(frame, file)),
+                Err(error) => {
+                    tracing::debug!(%error, "no memory file for the frame; writing it instead");
+                    self.queue_frame(frame);
+                }
+            }
+        }
+        let mut chunks = vec![self.next_chunk().await?];
+        while chunks.len() < MAX_BATCH_CHUNKS
+            && let Some(chunk) = self.ready_chunk()
+        {
+            chunks.push(chunk);
+        }
+        Some(Batch { chunks, file: None })
     }
 
     /// The rest of the frame being sent.
@@ -115,6 +144,14 @@ impl ChunkSource for ViewerStream {
 }
 
 impl ViewerStream {
+    /// Waits out the viewer's `?fps=` interval, then for its next frame.
+    async fn wait_for_frame(&mut self) -> Option<Arc<PublishedJpeg>> {
+        if let (Some(interval), Some(sent_at)) = (self.min_interval, self.last_sent_at) {
+            tokio::time::sleep_until(sent_at + interval).await;
+        }
+        self.next_frame().await
+    }
+
     /// Waits for a frame newer than the last one sent, or re-sends the last after a pause.
     async fn next_frame(&mut self) -> Option<Arc<PublishedJpeg>> {
         loop {
@@ -142,10 +179,8 @@ impl ViewerStream {
     }
 
     fn queue_frame(&mut self, frame: Arc<PublishedJpeg>) {
-        if !self.started {
-            self.pending
-                .push_back(Bytes::from_static(self.mode.stream_start()));
-            self.started = true;
+        if let Some(start) = self.stream_start() {
+            self.pending.push_back(start);
         }
         if self.mode == PartHeaders::Full {
             self.pending.push_back(frame.full_headers.clone());
@@ -153,6 +188,31 @@ impl ViewerStream {
         self.pending.push_back(frame.frame.jpeg.clone());
         self.pending
             .push_back(Bytes::from_static(self.mode.part_end()));
+        self.record_sent(frame);
+    }
+
+    /// The next frame as its part's range of `file`.
+    fn file_batch(&mut self, frame: Arc<PublishedJpeg>, file: Arc<FrameFile>) -> Batch {
+        let chunks: Vec<Bytes> = self.stream_start().into_iter().collect();
+        let range = file.range(self.mode);
+        let len_bytes = chunks.iter().map(Bytes::len).sum::<usize>()
+            + usize::try_from(range.end - range.start).unwrap_or(usize::MAX);
+        self.stats.stats().record_bytes(len_bytes);
+        self.record_sent(frame);
+        Batch {
+            chunks,
+            file: Some((file, range)),
+        }
+    }
+
+    /// The stream's opening, the first time only.
+    fn stream_start(&mut self) -> Option<Bytes> {
+        (!std::mem::replace(&mut self.started, true))
+            .then(|| Bytes::from_static(self.mode.stream_start()))
+    }
+
+    /// Counts `frame` as sent and the frames before it this viewer never got as skipped.
+    fn record_sent(&mut self, frame: Arc<PublishedJpeg>) {
         let skipped = match &self.last {
             Some(last) => frame.index.saturating_sub(last.index + 1),
             None => 0,
@@ -169,7 +229,6 @@ mod tests {
 
     use super::*;
     use crate::frame::{FrameSize, JpegFrame};
-    use crate::http::direct_body::MAX_BATCH_CHUNKS;
 
     fn viewer(hub: &Arc<Hub>, mode: PartHeaders) -> ViewerStream {
         ViewerStream {
@@ -178,6 +237,7 @@ mod tests {
             stats: hub.viewers.register(None, "unit-test".into(), None),
             hub: hub.clone(),
             mode,
+            files: None,
             min_interval: None,
             pending: VecDeque::new(),
             started: false,
@@ -187,7 +247,7 @@ mod tests {
     }
 
     /// What the viewer hands out for its next frame, and how many buffers that is.
-    async fn next_batch(viewer: &mut ViewerStream) -> (Vec<u8>, usize) {
+    async fn frame_bytes(viewer: &mut ViewerStream) -> (Vec<u8>, usize) {
         let mut batch = vec![viewer.next_chunk().await.expect("a frame")];
         while let Some(chunk) = viewer.ready_chunk() {
             batch.push(chunk);
@@ -212,7 +272,7 @@ mod tests {
         let hub = Hub::new(false);
         let mut viewer = viewer(&hub, PartHeaders::Eager);
         publish(&hub, 1, b"\xFF\xD8one\xFF\xD9");
-        let (bytes, buffers) = next_batch(&mut viewer).await;
+        let (bytes, buffers) = frame_bytes(&mut viewer).await;
         let expected = [
             PartHeaders::Eager.stream_start(),
             b"\xFF\xD8one\xFF\xD9",
@@ -226,7 +286,7 @@ mod tests {
         );
 
         publish(&hub, 2, b"\xFF\xD8two\xFF\xD9");
-        let (bytes, _) = next_batch(&mut viewer).await;
+        let (bytes, _) = frame_bytes(&mut viewer).await;
         assert_eq!(
             bytes,
             [&b"\xFF\xD8two\xFF\xD9"[..], PartHeaders::Eager.part_end()].concat()
@@ -238,7 +298,7 @@ mod tests {
         let hub = Hub::new(false);
         let mut viewer = viewer(&hub, PartHeaders::Full);
         publish(&hub, 3, b"\xFF\xD8jpeg\xFF\xD9");
-        let (bytes, buffers) = next_batch(&mut viewer).await;
+        let (bytes, buffers) = frame_bytes(&mut viewer).await;
         let headers = multipart::full_part_headers(8, 5_000_000, 3);
         let expected = [
             PartHeaders::Full.stream_start(),

@@ -5,6 +5,7 @@ mod connection;
 mod direct_body;
 mod endless;
 mod error;
+mod frame_file;
 mod hls;
 mod hls_path;
 mod live_mp4;
@@ -18,6 +19,7 @@ mod status;
 mod tuning;
 
 pub use error::HttpError;
+pub use frame_file::FrameFileCache;
 pub use hls::HlsState;
 
 use std::net::TcpListener;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub hls: Option<HlsState>,
     /// Turns true when the server is told to stop: endless bodies end, then the server stops.
     pub shutdown: watch::Receiver<bool>,
+    /// The newest MJPEG frame as a memory file, which viewers' sockets are fed from.
+    pub frame_files: Arc<FrameFileCache>,
 }
 
 /// The route table. Every resource answers HEAD where it answers GET (RFC 9110 §9.1), and
