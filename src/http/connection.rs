@@ -123,10 +123,11 @@ impl AsyncWrite for SharedConnection {
             let mut stream = self.shared.stream()?;
             Pin::new(&mut *stream).poll_flush(cx)
         };
-        if flushed.is_ready() && self.shared.awaiting_actix_flush.replace(false) {
-            if let Some(waker) = self.shared.flush_waiter.borrow_mut().take() {
-                waker.wake();
-            }
+        if flushed.is_ready()
+            && self.shared.awaiting_actix_flush.replace(false)
+            && let Some(waker) = self.shared.flush_waiter.borrow_mut().take()
+        {
+            waker.wake();
         }
         flushed
     }

@@ -186,9 +186,9 @@ fn remaining_slices<'a>(pieces: &[&'a [u8]], mut skip: usize, out: &mut [IoSlice
 fn chunk_size_line(len: usize, out: &mut [u8; CHUNK_LINE_BYTES]) -> usize {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
-    for i in 0..digits {
+    for (i, digit) in out.iter_mut().take(digits).enumerate() {
         let shift = 4 * (digits - 1 - i);
-        out[i] = HEX[(len >> shift) & 0xF];
+        *digit = HEX[(len >> shift) & 0xF];
     }
     out[digits] = b'\r';
     out[digits + 1] = b'\n';

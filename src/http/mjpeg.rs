@@ -7,6 +7,7 @@
 //! frame beyond the socket and copies none.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::hub::{Hub, PublishedJpeg, StreamDemandGuard, ViewerGuard};
 use crate::media::multipart::{self, PartHeaders};
@@ -59,6 +60,7 @@ pub async fn stream(
         started: false,
         last: None,
         last_sent_at: None,
+        resend_timer: Box::pin(tokio::time::sleep(RESEND_AFTER)),
     };
     Ok(endless::respond(
         &req,
@@ -99,6 +101,8 @@ struct ViewerStream {
     started: bool,
     last: Option<Arc<PublishedJpeg>>,
     last_sent_at: Option<Instant>,
+    /// Fires when the last frame is due again (see [`RESEND_AFTER`]).
+    resend_timer: Pin<Box<Sleep>>,
 }
 
 impl ChunkSource for ViewerStream {
@@ -154,6 +158,10 @@ impl ViewerStream {
 
     /// Waits for a frame newer than the last one sent, or re-sends the last after a pause.
     async fn next_frame(&mut self) -> Option<Arc<PublishedJpeg>> {
+        // Moving a timer's deadline later is cheap; a new timer per frame and viewer is not.
+        self.resend_timer
+            .as_mut()
+            .reset(Instant::now() + RESEND_AFTER);
         loop {
             let newest = self.frames.borrow_and_update().clone();
             if let Some(frame) = newest {
@@ -166,13 +174,13 @@ impl ViewerStream {
                     return Some(frame);
                 }
             }
-            match tokio::time::timeout(RESEND_AFTER, self.frames.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_closed)) => return None,
-                Err(_elapsed) => {
+            tokio::select! {
+                changed = self.frames.changed() => changed.ok()?,
+                () = self.resend_timer.as_mut() => {
                     if let Some(last) = &self.last {
                         return Some(last.clone());
                     }
+                    self.resend_timer.as_mut().reset(Instant::now() + RESEND_AFTER);
                 }
             }
         }
@@ -243,6 +251,7 @@ mod tests {
             started: false,
             last: None,
             last_sent_at: None,
+            resend_timer: Box::pin(tokio::time::sleep(RESEND_AFTER)),
         }
     }
 
