@@ -1,28 +1,45 @@
 //! The MJPEG load generator: many viewers of `/stream.mjpg` at 720p30, and what they cost the
-//! server.
+//! server, side by side with VLC's MJPEG passthrough on identical frames.
 //!
-//! For each scenario (100 and 500 viewers unless told otherwise) it starts the release
-//! `framecast` binary (or uses the server `FRAMECAST_URL` names), opens the viewers over raw TCP
-//! from one thread (a current-thread tokio runtime, so the generator's own cost stays small and
-//! is measured too), lets them warm up, then measures for a fixed window:
+//! By default (`--source pipe`) ffmpeg makes 720p JPEGs once; for each viewer count (50, 200
+//! and 500) and each peer in turn, the generator starts the server, writes those JPEGs to its
+//! standard input at 30 fps from a thread of its own, each stamped with its sequence number and
+//! the time it was written (a JPEG comment segment that both servers pass through):
+//!
+//! - framecast: the release binary with `--source pipe:mjpeg --no-hls`, so JPEGs go to viewers
+//!   as they came and no H.264 encoder competes for the CPU;
+//! - VLC: `cvlc - --demux mjpeg --sout '#standard{access=http,mux=mpjpeg,…}'` (as `nobody`
+//!   when run as root, which VLC refuses).
+//!
+//! With `--source test` framecast alone encodes its own test pattern (its JPEG stage under
+//! load, as a user runs it), or a server named with `--url` is measured.
+//!
+//! It opens the viewers over raw TCP from one thread (a current-thread tokio runtime, so the
+//! generator's own cost stays small and is measured too), lets them warm up, then measures for
+//! a fixed window:
 //!
 //! - per-viewer frame rate (parts fully received in the window);
-//! - capture-to-receipt latency: the receipt wall clock minus the part's `X-Timestamp`, both
-//!   on this machine's clock;
-//! - server CPU (utime + stime from `/proc/PID/stat`, also per thread) and peak RSS;
+//! - latency: the receipt wall clock minus the time the frame was written to the server (the
+//!   stamp), or minus the part's `X-Timestamp` for the test pattern; same machine, same clock;
+//! - server CPU (utime + stime from `/proc/PID/stat`, also per thread) and peak RSS, and CPU
+//!   time per delivered frame: server CPU in the window over the parts all viewers received;
 //! - the generator's own CPU;
-//! - the server's own view from `/status`: JPEG encode time and skipped frames.
+//! - framecast's own view from `/status`: JPEG encode time and skipped frames.
 //!
-//! It prints the figures next to the design targets and always exits 0: it measures, it does
-//! not assert (only a bad command line exits 2).
+//! It prints the figures next to the design targets, and the ratio framecast / VLC of CPU per
+//! delivered frame for each viewer count (target: at most 0.5). It always exits 0: it
+//! measures, it does not assert (only a bad command line exits 2).
 //!
 //! Options, as arguments after `--` or environment variables:
 //!
 //! | argument | variable | default |
 //! | --- | --- | --- |
-//! | `--viewers 100,500` | `FRAMECAST_LOAD_VIEWERS` | `100,500` (one scenario each) |
-//! | `--duration-s 10` | `FRAMECAST_LOAD_DURATION_S` | 10 s measured per scenario |
-//! | `--warmup-s 2` | `FRAMECAST_LOAD_WARMUP_S` | 2 s after the ramp, not measured |
+//! | `--viewers 50,200,500` | `FRAMECAST_LOAD_VIEWERS` | `50,200,500` (one scenario each) |
+//! | `--peers framecast,vlc` | `FRAMECAST_LOAD_PEERS` | both (VLC only with `--source pipe`) |
+//! | `--source pipe` | `FRAMECAST_LOAD_SOURCE` | `pipe` (ffmpeg JPEGs) or `test` (test pattern) |
+//! | `--duration-s 10` | `FRAMECAST_LOAD_DURATION_S` | 10 s measured per scenario (3 quick) |
+//! | `--warmup-s 2` | `FRAMECAST_LOAD_WARMUP_S` | 2 s after the ramp, not measured (1 quick) |
+//! | `--quick 1` | `FRAMECAST_LOAD_QUICK` | off: a short run, for a first look |
 //! | `--url http://HOST:PORT/` | `FRAMECAST_URL` | start `target/release/framecast` |
 //! | `--pid PID` | `FRAMECAST_PID` | the started server (for CPU and RSS of an external one) |
 //! | `--server-args "…"` | `FRAMECAST_LOAD_SERVER_ARGS` | none (extra flags for the started server) |
@@ -40,7 +57,9 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use common::feeder::{self, Feeder};
 use common::mjpeg_parts::{self, StreamParser};
+use common::vlc::Vlc;
 use common::{proc_stats, server};
 use framecast::frame::unix_micros;
 
@@ -51,6 +70,16 @@ const REQUEST: &[u8] =
 
 /// The server flags of the target figures: 720p at 30 fps.
 const SERVER_ARGS: [&str; 4] = ["--size", "1280x720", "--fps", "30"];
+/// framecast's flags when fed the JPEGs: passed through as they come, no H.264 encoder.
+const PIPE_ARGS: [&str; 3] = ["--source", "pipe:mjpeg", "--no-hls"];
+/// The fed frames: 720p at 30 fps, the size and rate of the design's figures.
+const FEED_WIDTH: u32 = 1280;
+const FEED_HEIGHT: u32 = 720;
+const FEED_FPS: u32 = 30;
+/// ffmpeg's `-q:v` for the fed JPEGs: about the size of framecast's own at quality 80.
+const FEED_QUALITY: u32 = 5;
+/// What the ratio of CPU per delivered frame, framecast over VLC, should stay under.
+const TARGET_CPU_RATIO: f64 = 0.5;
 
 /// Viewers connect this far apart: 500 connect within a second, quickly but not as one burst
 /// that would overflow the listen backlog.
@@ -83,12 +112,15 @@ const TARGET_P99_MS: f64 = 50.0;
 /// The latency target is stated for this many viewers (and applies to fewer).
 const TARGET_P99_VIEWERS: usize = 100;
 
-const DEFAULT_VIEWERS: [usize; 2] = [100, 500];
+const DEFAULT_VIEWERS: [usize; 3] = [50, 200, 500];
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 const DEFAULT_WARMUP: Duration = Duration::from_secs(2);
+const QUICK_DURATION: Duration = Duration::from_secs(3);
+const QUICK_WARMUP: Duration = Duration::from_secs(1);
 
-const USAGE: &str = "usage: cargo bench --bench mjpeg_load -- [--viewers N[,N…]] [--duration-s S] \
-     [--warmup-s S] [--url http://HOST:PORT/] [--pid PID] [--server-args \"FLAGS\"]";
+const USAGE: &str = "usage: cargo bench --bench mjpeg_load -- [--viewers N[,N…]] \
+     [--peers framecast,vlc] [--source pipe|test] [--duration-s S] [--warmup-s S] [--quick 1] \
+     [--url http://HOST:PORT/] [--pid PID] [--server-args \"FLAGS\"]";
 
 fn main() -> ExitCode {
     let options = match Options::parse() {
@@ -112,17 +144,57 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let results = runtime.block_on(run_all(&options));
+    let frames = match options.source {
+        SourceMode::Pipe => {
+            match feeder::ffmpeg_jpegs(FEED_WIDTH, FEED_HEIGHT, FEED_FPS, FEED_QUALITY) {
+                Ok(jpegs) => Some(Arc::new(jpegs)),
+                Err(error) => {
+                    eprintln!("mjpeg_load: {error}; no figures");
+                    return ExitCode::SUCCESS;
+                }
+            }
+        }
+        SourceMode::TestPattern => None,
+    };
+    let results = runtime.block_on(run_all(&options, frames));
     if !results.is_empty() {
         print_summary(&results, &options);
+        print_ratios(&results);
     }
     ExitCode::SUCCESS
+}
+
+/// Who serves the viewers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Framecast,
+    Vlc,
+}
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Framecast => "framecast",
+            Self::Vlc => "VLC",
+        }
+    }
+}
+
+/// Where the frames come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceMode {
+    /// The same ffmpeg JPEGs, written to each server's standard input.
+    Pipe,
+    /// framecast's own test pattern, JPEG-encoded by framecast.
+    TestPattern,
 }
 
 /// What to run.
 #[derive(Debug)]
 struct Options {
     viewers: Vec<usize>,
+    peers: Vec<Peer>,
+    source: SourceMode,
     duration: Duration,
     warmup: Duration,
     url: Option<String>,
@@ -134,7 +206,10 @@ impl Options {
     /// Environment first, then arguments (which win). cargo passes `--bench` to every bench.
     fn parse() -> Result<Self, String> {
         let mut pairs: Vec<(String, String)> = [
+            ("FRAMECAST_LOAD_QUICK", "--quick"),
             ("FRAMECAST_LOAD_VIEWERS", "--viewers"),
+            ("FRAMECAST_LOAD_PEERS", "--peers"),
+            ("FRAMECAST_LOAD_SOURCE", "--source"),
             ("FRAMECAST_LOAD_DURATION_S", "--duration-s"),
             ("FRAMECAST_LOAD_WARMUP_S", "--warmup-s"),
             ("FRAMECAST_URL", "--url"),
@@ -161,6 +236,8 @@ impl Options {
 
         let mut options = Self {
             viewers: DEFAULT_VIEWERS.to_vec(),
+            peers: vec![Peer::Framecast, Peer::Vlc],
+            source: SourceMode::Pipe,
             duration: DEFAULT_DURATION,
             warmup: DEFAULT_WARMUP,
             url: None,
@@ -176,6 +253,31 @@ impl Options {
                         .collect::<Option<_>>()
                         .ok_or(format!("--viewers `{value}`: whole numbers above 0"))?;
                 }
+                "--quick" => {
+                    // Before the durations in the list, so explicit ones still win.
+                    if !matches!(value.trim(), "" | "0" | "false" | "no") {
+                        options.duration = QUICK_DURATION;
+                        options.warmup = QUICK_WARMUP;
+                    }
+                }
+                "--peers" => {
+                    options.peers = value
+                        .split(',')
+                        .map(|p| match p.trim().to_ascii_lowercase().as_str() {
+                            "framecast" => Some(Peer::Framecast),
+                            "vlc" => Some(Peer::Vlc),
+                            _ => None,
+                        })
+                        .collect::<Option<_>>()
+                        .ok_or(format!("--peers `{value}`: framecast and/or vlc"))?;
+                }
+                "--source" => {
+                    options.source = match value.trim() {
+                        "pipe" => SourceMode::Pipe,
+                        "test" => SourceMode::TestPattern,
+                        _ => return Err(format!("--source `{value}`: pipe or test")),
+                    };
+                }
                 "--duration-s" => options.duration = seconds(&flag, &value)?,
                 "--warmup-s" => options.warmup = seconds(&flag, &value)?,
                 "--url" => options.url = Some(value),
@@ -190,6 +292,16 @@ impl Options {
         }
         if options.duration.is_zero() {
             return Err("--duration-s must be above 0".into());
+        }
+        if options.url.is_some() || options.source == SourceMode::TestPattern {
+            // Nothing to compare against: VLC needs the fed JPEGs, an external server its own.
+            options.peers = vec![Peer::Framecast];
+            if options.url.is_some() {
+                options.source = SourceMode::TestPattern;
+            }
+        }
+        if options.peers.is_empty() {
+            return Err("--peers: at least one".into());
         }
         Ok(options)
     }
@@ -208,78 +320,154 @@ fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
 
 /// The server of one scenario.
 struct Target {
+    peer: Peer,
     addr: SocketAddr,
     /// Known for a server the generator started, or given with `--pid`.
     pid: Option<u32>,
-    /// Holds a started server; dropping it stops the server.
-    _spawned: Option<server::Spawned>,
+    /// Holds a started server; dropping it stops the server. Declared before the feeder, so
+    /// the server goes first and the feeder's blocked write, if any, fails and ends it.
+    spawned: Option<Spawned>,
+    feeder: Option<Feeder>,
+}
+
+/// A server process the generator started.
+enum Spawned {
+    Framecast(server::Spawned),
+    Vlc(Vlc),
 }
 
 impl Target {
-    fn open(options: &Options) -> Result<Self, String> {
+    fn open(
+        peer: Peer,
+        options: &Options,
+        frames: Option<&Arc<Vec<Vec<u8>>>>,
+    ) -> Result<Self, String> {
         if let Some(url) = &options.url {
             return Ok(Self {
+                peer,
                 addr: server::addr_from_url(url)?,
                 pid: options.pid,
-                _spawned: None,
+                spawned: None,
+                feeder: None,
             });
         }
-        let args: Vec<String> = SERVER_ARGS
-            .iter()
-            .map(|a| a.to_string())
-            .chain(options.server_args.iter().cloned())
-            .collect();
-        let spawned = server::spawn(&server::binary_path(), &args)?;
-        Ok(Self {
-            addr: spawned.addr,
-            pid: Some(options.pid.unwrap_or(spawned.pid())),
-            _spawned: Some(spawned),
-        })
+        match (peer, frames) {
+            (Peer::Framecast, None) => {
+                let args: Vec<String> = SERVER_ARGS
+                    .iter()
+                    .map(|a| a.to_string())
+                    .chain(options.server_args.iter().cloned())
+                    .collect();
+                let spawned = server::spawn(&server::binary_path(), &args)?;
+                Ok(Self {
+                    peer,
+                    addr: spawned.addr,
+                    pid: Some(options.pid.unwrap_or(spawned.pid())),
+                    spawned: Some(Spawned::Framecast(spawned)),
+                    feeder: None,
+                })
+            }
+            (Peer::Framecast, Some(frames)) => {
+                let args: Vec<String> = SERVER_ARGS
+                    .iter()
+                    .chain(PIPE_ARGS.iter())
+                    .map(|a| a.to_string())
+                    .chain(options.server_args.iter().cloned())
+                    .collect();
+                let (spawned, stdin) = server::spawn_piped(&server::binary_path(), &args)?;
+                Ok(Self {
+                    peer,
+                    addr: spawned.addr,
+                    pid: Some(spawned.pid()),
+                    feeder: Some(Feeder::start(stdin, frames.clone(), FEED_FPS)),
+                    spawned: Some(Spawned::Framecast(spawned)),
+                })
+            }
+            (Peer::Vlc, Some(frames)) => {
+                // VLC listens before its input starts; feeding only then spares it a backlog
+                // of frames that would inflate its first latencies.
+                let (mut vlc, stdin) = Vlc::spawn(FEED_FPS)?;
+                vlc.wait_listening()?;
+                let feeder = Feeder::start(stdin, frames.clone(), FEED_FPS);
+                Ok(Self {
+                    peer,
+                    addr: vlc.addr,
+                    pid: Some(vlc.pid()),
+                    spawned: Some(Spawned::Vlc(vlc)),
+                    feeder: Some(feeder),
+                })
+            }
+            (Peer::Vlc, None) => Err("VLC needs the fed JPEGs (--source pipe)".into()),
+        }
     }
 
     fn describe(&self) -> String {
-        let who = if self._spawned.is_some() {
-            "started for this scenario"
-        } else {
-            "already running"
+        let who = match &self.spawned {
+            Some(Spawned::Framecast(server)) => {
+                format!("started for this scenario as pid {}", server.pid())
+            }
+            Some(Spawned::Vlc(vlc)) => format!("started for this scenario as pid {}", vlc.pid()),
+            None => "already running".to_owned(),
         };
-        match self.pid {
-            Some(pid) => format!("{} (pid {pid}, {who})", self.addr),
-            None => format!("{} ({who}; no --pid, so no CPU or RSS)", self.addr),
-        }
+        let fed = match &self.feeder {
+            Some(feeder) => format!(", {} frames fed so far", feeder.written()),
+            None => String::new(),
+        };
+        let measured = match self.pid {
+            Some(pid) => format!("CPU and RSS of pid {pid}"),
+            None => "no --pid, so no CPU or RSS".to_owned(),
+        };
+        format!(
+            "{} {} ({who}; {measured}{fed})",
+            self.peer.name(),
+            self.addr
+        )
     }
 }
 
-async fn run_all(options: &Options) -> Vec<ScenarioResult> {
+async fn run_all(options: &Options, frames: Option<Arc<Vec<Vec<u8>>>>) -> Vec<ScenarioResult> {
+    let peers: Vec<&str> = options.peers.iter().map(|p| p.name()).collect();
     println!(
-        "mjpeg_load: {} viewer scenario(s) {:?}, {} s warm-up then {} s measured each, on {} cores",
-        options.viewers.len(),
+        "mjpeg_load: {} at {:?} viewers, {} s warm-up then {} s measured each, on {} cores",
+        peers.join(" and "),
         options.viewers,
         options.warmup.as_secs_f64(),
         options.duration.as_secs_f64(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
+    if let Some(frames) = &frames {
+        let mean = frames.iter().map(Vec::len).sum::<usize>() / frames.len().max(1);
+        println!(
+            "frames: {} ffmpeg testsrc2 JPEGs {FEED_WIDTH}x{FEED_HEIGHT} (-q:v {FEED_QUALITY}), \
+             {mean} bytes on average, fed at {FEED_FPS} fps",
+            frames.len()
+        );
+    }
     let mut results = Vec::new();
-    for (i, &viewers) in options.viewers.iter().enumerate() {
-        if i > 0 {
-            tokio::time::sleep(SCENARIO_PAUSE).await;
-        }
-        let target = match Target::open(options) {
-            Ok(target) => target,
-            Err(error) => {
-                eprintln!("mjpeg_load: {error}");
-                return results;
+    for &viewers in &options.viewers {
+        for &peer in &options.peers {
+            if !results.is_empty() {
+                tokio::time::sleep(SCENARIO_PAUSE).await;
             }
-        };
-        println!();
-        println!("== {viewers} viewers against {} ==", target.describe());
-        if let Err(error) = server::status(target.addr).await {
-            eprintln!("mjpeg_load: the server does not answer /status ({error}); no figures");
-            return results;
+            let target = match Target::open(peer, options, frames.as_ref()) {
+                Ok(target) => target,
+                Err(error) => {
+                    eprintln!("mjpeg_load: {}: {error}", peer.name());
+                    continue;
+                }
+            };
+            println!();
+            println!("== {viewers} viewers against {} ==", target.describe());
+            if peer == Peer::Framecast
+                && let Err(error) = server::status(target.addr).await
+            {
+                eprintln!("mjpeg_load: the server does not answer /status ({error}); no figures");
+                continue;
+            }
+            let result = run_scenario(&target, viewers, options).await;
+            print_scenario(&result);
+            results.push(result);
         }
-        let result = run_scenario(&target, viewers, options).await;
-        print_scenario(&result);
-        results.push(result);
     }
     results
 }
@@ -362,13 +550,18 @@ async fn follow_stream(plan: &Plan, report: &mut ViewerReport) -> Result<(), Str
             let now_us = unix_micros(SystemTime::now());
             for part in &parts {
                 report.parts_in_window += 1;
-                if let Some(captured_us) = part.captured_unix_micros {
-                    let latency_us = now_us.saturating_sub(captured_us);
+                // The feeder's stamp where there is one: the same clock for every server.
+                let origin_us = part
+                    .stamp
+                    .map(|stamp| stamp.fed_unix_micros)
+                    .or(part.captured_unix_micros);
+                if let Some(origin_us) = origin_us {
+                    let latency_us = now_us.saturating_sub(origin_us);
                     report
                         .latencies_us
                         .push(u32::try_from(latency_us).unwrap_or(u32::MAX));
                 }
-                if let Some(seq) = part.seq {
+                if let Some(seq) = part.stamp.map(|stamp| stamp.seq).or(part.seq) {
                     report.first_seq.get_or_insert(seq);
                     report.last_seq = Some(seq);
                 }
@@ -403,10 +596,13 @@ impl Reading {
             status: None,
         };
         // After the CPU readings, so that serving /status falls outside the window.
-        let status = server::status(target.addr)
-            .await
-            .map_err(|e| eprintln!("mjpeg_load: /status: {e}"))
-            .ok();
+        let status = match target.peer {
+            Peer::Framecast => server::status(target.addr)
+                .await
+                .map_err(|e| eprintln!("mjpeg_load: /status: {e}"))
+                .ok(),
+            Peer::Vlc => None,
+        };
         Self { status, ..reading }
     }
 
@@ -417,7 +613,12 @@ impl Reading {
 
 /// Figures of one scenario.
 struct ScenarioResult {
+    peer: Peer,
     viewers: usize,
+    /// Parts all viewers received in the window.
+    delivered_frames: u64,
+    /// Server CPU time in the window over `delivered_frames`, in milliseconds.
+    cpu_ms_per_frame: Option<f64>,
     streaming: usize,
     /// Viewer errors by message, with counts.
     errors: BTreeMap<String, usize>,
@@ -477,7 +678,15 @@ async fn run_scenario(target: &Target, viewers: usize, options: &Options) -> Sce
     }
     tasks.abort_all();
 
-    summarize(viewers, &reports, &before, &after, ticks_per_s, rss_max)
+    summarize(
+        target.peer,
+        viewers,
+        &reports,
+        &before,
+        &after,
+        ticks_per_s,
+        rss_max,
+    )
 }
 
 async fn sample_rss_until(until: Instant, pid: Option<&str>, rss_max: &mut Option<u64>) {
@@ -494,6 +703,7 @@ async fn sample_rss_until(until: Instant, pid: Option<&str>, rss_max: &mut Optio
 }
 
 fn summarize(
+    peer: Peer,
     viewers: usize,
     reports: &[ViewerReport],
     before: &Reading,
@@ -542,13 +752,22 @@ fn summarize(
     })();
 
     let server_cores = cpu(before.server_ticks, after.server_ticks);
+    let delivered_frames: u64 = reports.iter().map(|r| u64::from(r.parts_in_window)).sum();
+    let cpu_ms_per_frame = (|| {
+        let ticks = after.server_ticks?.checked_sub(before.server_ticks?)?;
+        let cpu_ms = ticks as f64 * 1000.0 / ticks_per_s as f64;
+        (delivered_frames > 0).then(|| cpu_ms / delivered_frames as f64)
+    })();
     let generator_cores = cpu(before.own_ticks, after.own_ticks);
     let other_cores = cpu(before.machine_ticks, after.machine_ticks).map(|machine| {
         (machine - server_cores.unwrap_or(0.0) - generator_cores.unwrap_or(0.0)).max(0.0)
     });
 
     ScenarioResult {
+        peer,
         viewers,
+        delivered_frames,
+        cpu_ms_per_frame,
         streaming: reports.iter().filter(|r| r.streaming).count(),
         errors,
         window,
@@ -617,6 +836,11 @@ fn print_scenario(r: &ScenarioResult) {
         opt(fps_max, 1)
     );
     println!(
+        "  server CPU per delivered frame {} ms ({} frames delivered to all viewers)",
+        opt(r.cpu_ms_per_frame, 4),
+        r.delivered_frames
+    );
+    println!(
         "  latency capture->receipt p50/p99/max {} / {} / {} ms",
         opt(p50, 1),
         opt(p99, 1),
@@ -673,7 +897,7 @@ fn print_summary(results: &[ScenarioResult], options: &Options) {
     );
     let mut header = format!("{:<28}", "figure");
     for r in results {
-        header += &format!("{:>17}", format!("{} viewers", r.viewers));
+        header += &format!("{:>17}", format!("{} {}", r.peer.name(), r.viewers));
     }
     println!("{header}   target");
 
@@ -698,6 +922,12 @@ fn print_summary(results: &[ScenarioResult], options: &Options) {
             ">= 29 (500 viewers)",
         ),
         ("fps per viewer max", 1, fps(2), ""),
+        (
+            "CPU ms per delivered frame",
+            4,
+            Box::new(|r| (r.cpu_ms_per_frame, "")),
+            "framecast <= 0.5 x VLC",
+        ),
         ("latency p50 ms", 1, lat(0), ""),
         (
             "latency p99 ms",
@@ -768,5 +998,32 @@ fn print_summary(results: &[ScenarioResult], options: &Options) {
             line += &format!("{:>17}", format!("{}{mark}", opt(value, decimals)));
         }
         println!("{line}   {target}");
+    }
+}
+
+/// framecast's CPU per delivered frame over VLC's, for each viewer count both were run at.
+fn print_ratios(results: &[ScenarioResult]) {
+    let of = |peer: Peer, viewers: usize| {
+        results
+            .iter()
+            .find(|r| r.peer == peer && r.viewers == viewers)
+            .and_then(|r| r.cpu_ms_per_frame)
+    };
+    let mut counts: Vec<usize> = results.iter().map(|r| r.viewers).collect();
+    counts.dedup();
+    let rows: Vec<String> = counts
+        .into_iter()
+        .filter_map(|viewers| {
+            let ratio = of(Peer::Framecast, viewers)? / of(Peer::Vlc, viewers)?;
+            let mark = verdict(Some(ratio), |r| r <= TARGET_CPU_RATIO, true);
+            Some(format!("{viewers} viewers {ratio:.2}{mark}"))
+        })
+        .collect();
+    if !rows.is_empty() {
+        println!();
+        println!(
+            "CPU per delivered frame, framecast / VLC (target <= {TARGET_CPU_RATIO}): {}",
+            rows.join(", ")
+        );
     }
 }

@@ -1,9 +1,16 @@
-//! Wiring: starts the stream's pipeline and the HTTP server, and stops them in order when the
-//! server stops (SIGINT/SIGTERM, handled by actix).
+//! Wiring: starts the stream's pipeline and the HTTP server, and stops them in order when
+//! told to (SIGINT/SIGTERM, or the source's end with `--exit-on-eof`): endless responses end,
+//! the server finishes what is open and stops, then the pipeline threads stop. A second signal
+//! stops the server at once.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::ServerHandle;
+use tokio::signal::unix::{SignalKind, signal as unix_signal};
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -28,15 +35,19 @@ pub async fn run(config: Config) -> Result<(), Error> {
     );
     let stream = Stream::start(&config)?;
 
+    let (shutdown, shutdown_signal) = watch::channel(false);
     let state = AppState {
         hub: stream.hub.clone(),
         start_id: start_id(),
         config: config.clone(),
         hls: stream.hls.clone(),
         connections,
+        shutdown: shutdown_signal,
+        frame_files: Default::default(),
     };
     let server = http::serve(listener, state).map_err(Error::Server)?;
-    let handle = server.handle();
+    let shutdown = Arc::new(shutdown);
+    tokio::spawn(stop_on_signals(shutdown.clone(), server.handle()));
     announce(addr, &config);
     let hub = stream.hub.clone();
     let source_finished = async move {
@@ -52,8 +63,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
         () = source_finished => {
             let reason = stream.hub.source_health().last_error.unwrap_or_default();
             tracing::warn!(reason, "the source ended for good; exiting (--exit-on-eof)");
-            // The stop command is sent at once; the server future then runs to its end.
-            drop(handle.stop(true));
+            // The same orderly stop as for a signal: streams end, then the server.
+            shutdown.send_replace(true);
             let _ = server.await;
             Err(Error::SourceFinished(reason))
         }
@@ -62,6 +73,34 @@ pub async fn run(config: Config) -> Result<(), Error> {
     tracing::info!("stopping");
     stream.stop();
     result
+}
+
+/// The first SIGINT or SIGTERM fires the shutdown signal (endless bodies end, then the server
+/// stops gracefully); a second one stops the server without waiting.
+async fn stop_on_signals(shutdown: Arc<watch::Sender<bool>>, server: ServerHandle) {
+    let (mut interrupt, mut terminate) = match (
+        unix_signal(SignalKind::interrupt()),
+        unix_signal(SignalKind::terminate()),
+    ) {
+        (Ok(interrupt), Ok(terminate)) => (interrupt, terminate),
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::error!(%error, "cannot listen for SIGINT/SIGTERM");
+            return;
+        }
+    };
+    for signals_seen in 1..=2 {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if signals_seen == 1 {
+            tracing::info!("stop signal: ending streams");
+            shutdown.send_replace(true);
+        } else {
+            tracing::info!("second stop signal: stopping now");
+            server.stop(false).await;
+        }
+    }
 }
 
 fn announce(addr: SocketAddr, config: &Config) {

@@ -1,15 +1,19 @@
 //! Black-box tests of the HTTP surface over raw sockets, as curl or a camera dashboard sees it:
-//! MJPEG framing and pacing, snapshots, status pages, bad input, and slow viewers.
+//! MJPEG framing and pacing, snapshots, status pages, bad input, slow viewers, and shutdown.
 //!
-//! Every test starts its own server on 127.0.0.1:0; every loop is bounded in count and time.
+//! Every test starts its own server on 127.0.0.1:0 with `--no-hls` (nothing here needs H.264,
+//! and its encoder would compete for the CPU); every loop is bounded in count and time. No
+//! test asserts a rate or a duration: pacing is checked with frame sequence numbers and the
+//! counters in `/status`, and time limits only bound a wait for something that must happen.
 
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{MjpegReader, Part, Server, get, request, status_json, unix_now_micros};
+use common::{MjpegReader, Part, Server, get, request, status_json};
 use framecast::media::multipart::parse_timestamp;
 use framecast::picture::timestamp_strip;
 
@@ -25,6 +29,13 @@ const CHROME_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHT
 const FIREFOX_UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
 /// A part's header block is a few short lines; more than this is a framing bug.
 const MAX_PART_HEAD_BYTES: usize = 1024;
+/// Bounds every wait for something the server must do; generous for a loaded 2-core machine.
+const WAIT_LIMIT: Duration = Duration::from_secs(30);
+
+/// Starts a server for MJPEG tests: no HLS, so no H.264 encoder competes for the CPU.
+fn mjpeg_server(args: &[&str]) -> Server {
+    Server::start(&[&["--no-hls"], args].concat())
+}
 
 /// Reads one part starting right after a delimiter line, byte-exact: the header block up to its
 /// blank line, Content-Length bytes of JPEG, then the exact delimiter that must follow.
@@ -93,7 +104,7 @@ fn strip_time(jpeg: &[u8]) -> Option<u64> {
 
 #[test]
 fn stream_headers_and_exact_part_framing() {
-    let server = Server::start(&[]);
+    let server = mjpeg_server(&[]);
     let mut reader = open_framed(server.addr, "/stream.mjpg", "framecast-tests");
     assert_eq!(reader.header("Content-Type"), Some(STREAM_CONTENT_TYPE));
     let cache = reader.header("Cache-Control").unwrap_or("");
@@ -116,12 +127,7 @@ fn stream_headers_and_exact_part_framing() {
         let received_us = micros_of(part.received_at);
         assert!(
             captured_us <= received_us,
-            "captured after it arrived: {stamp}"
-        );
-        assert!(
-            received_us - captured_us < 2_000_000,
-            "part {i} is {} ms old",
-            (received_us - captured_us) / 1000
+            "part {i} captured after it arrived: {stamp}"
         );
 
         let seq = seq_of(&part);
@@ -134,17 +140,15 @@ fn stream_headers_and_exact_part_framing() {
         previous_seq = Some(seq);
         last_seq = seq;
     }
-    assert!(last_seq >= first_seq + 10, "{first_seq}..{last_seq}");
+    assert!(
+        last_seq > first_seq,
+        "the stream never moved on: {first_seq}..{last_seq}"
+    );
 }
 
-/// Reads a raw HTTP/1.0 stream for `limit` or until `until` holds for what arrived, noting
-/// when each byte arrived.
-fn timed_read(
-    addr: SocketAddr,
-    user_agent: &str,
-    limit: Duration,
-    until: impl Fn(&[u8]) -> bool,
-) -> (Vec<u8>, Vec<Instant>) {
+/// Reads a raw HTTP/1.0 stream until `until` holds for what arrived (bounded by
+/// [`WAIT_LIMIT`]), and returns the response with its body de-chunked if it was chunked.
+fn read_stream(addr: SocketAddr, user_agent: &str, until: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
@@ -152,31 +156,29 @@ fn timed_read(
     let request =
         format!("GET /stream.mjpg HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: {user_agent}\r\n\r\n");
     stream.write_all(request.as_bytes()).expect("send");
-    let deadline = Instant::now() + limit;
+    let deadline = Instant::now() + WAIT_LIMIT;
     let mut data = Vec::new();
-    let mut arrived = Vec::new();
     let mut buf = [0u8; 64 * 1024];
-    while Instant::now() < deadline && !until(&data) {
+    while !until(&data) {
+        assert!(
+            Instant::now() < deadline,
+            "the stream never showed what was asked"
+        );
         match stream.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => {
-                data.extend_from_slice(&buf[..n]);
-                arrived.extend(std::iter::repeat_n(Instant::now(), n));
-            }
+            Ok(n) => data.extend_from_slice(&buf[..n]),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(e) => panic!("read: {e}"),
         }
     }
-    // Keep the arrival time of every body byte through the transfer coding.
     let Some(body_start) = find(&data, b"\r\n\r\n", 0).map(|p| p + 4) else {
-        return (data, arrived);
+        return data;
     };
     let head = String::from_utf8_lossy(&data[..body_start]).to_ascii_lowercase();
     if !head.contains("transfer-encoding: chunked") {
-        return (data, arrived);
+        return data;
     }
     let mut body = data[..body_start].to_vec();
-    let mut body_arrived = arrived[..body_start].to_vec();
     let mut at = body_start;
     while let Some(line_end) = find(&data, b"\r\n", at) {
         let size_text = String::from_utf8_lossy(&data[at..line_end]).into_owned();
@@ -186,10 +188,9 @@ fn timed_read(
             break;
         }
         body.extend_from_slice(&data[chunk..chunk + size]);
-        body_arrived.extend_from_slice(&arrived[chunk..chunk + size]);
         at = chunk + size + 2;
     }
-    (body, body_arrived)
+    body
 }
 
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -207,39 +208,30 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
         .count()
 }
 
-/// At 1 fps consecutive JPEGs are a second apart, so whatever arrives within a few hundred
-/// milliseconds of a JPEG's last byte was written with that JPEG, not with the next one.
+/// The framing each client family gets. That Chromium's next headers go out with the JPEG
+/// before them, not with the next one, is checked where the server builds a frame's buffers
+/// (`http::mjpeg`'s unit tests): on the wire both orders carry the same bytes.
 #[test]
-fn chrome_gets_the_next_part_headers_at_once_others_the_boundary() {
-    let server = Server::start(&["--fps", "1"]);
+fn chrome_gets_the_next_part_headers_with_each_jpeg_others_the_boundary() {
+    let server = mjpeg_server(&["--fps", "5"]);
     let body_start = |data: &[u8]| find(data, b"\r\n\r\n", 0).map(|p| p + 4);
 
-    // Chromium: the stream opens with the first part's headers, and every JPEG is followed
-    // at once by the delimiter and the next part's headers, with no Content-Length.
-    let (data, arrived) = timed_read(server.addr, CHROME_UA, Duration::from_secs(10), |d| {
-        count(d, EAGER_PART_END) >= 2
-    });
+    // Chromium: the stream opens with the first part's headers, and every JPEG is followed by
+    // the delimiter and the next part's headers, with no Content-Length.
+    let data = read_stream(server.addr, CHROME_UA, |d| count(d, EAGER_PART_END) >= 3);
     let start = body_start(&data).expect("response head");
     let opening = b"--framecast-boundary\r\nContent-Type: image/jpeg\r\n\r\n";
     assert_eq!(&data[start..start + opening.len()], opening);
-    let jpeg_start = start + opening.len();
-    let end = find(&data, EAGER_PART_END, jpeg_start).expect("a part end");
-    assert_eq!(&data[jpeg_start..jpeg_start + 2], &[0xFF, 0xD8]);
-    assert_eq!(&data[end - 2..end], &[0xFF, 0xD9]);
-    let headers_done = end + EAGER_PART_END.len() - 1;
-    let lag = arrived[headers_done] - arrived[end - 1];
-    assert!(
-        lag < Duration::from_millis(500),
-        "next headers {lag:?} after the JPEG"
-    );
-    // And the next JPEG really is later, so the check above means something.
-    if let Some(next_jpeg) = data.get(headers_done + 1) {
-        assert_eq!(*next_jpeg, 0xFF);
-        let gap = arrived[headers_done + 1] - arrived[headers_done];
-        assert!(
-            gap > Duration::from_millis(500),
-            "next JPEG only {gap:?} later"
+    let mut jpeg_start = start + opening.len();
+    for _ in 0..2 {
+        let end = find(&data, EAGER_PART_END, jpeg_start).expect("a part end");
+        assert_eq!(&data[jpeg_start..jpeg_start + 2], &[0xFF, 0xD8], "SOI");
+        assert_eq!(
+            &data[end - 2..end],
+            &[0xFF, 0xD9],
+            "EOI right before the part end"
         );
+        jpeg_start = end + EAGER_PART_END.len();
     }
     assert_eq!(
         count(&data[start..], b"Content-Length"),
@@ -247,26 +239,27 @@ fn chrome_gets_the_next_part_headers_at_once_others_the_boundary() {
         "eager parts carry no length"
     );
 
-    // Everyone else: the delimiter follows the JPEG at once; the next part's headers, with
+    // Everyone else: the delimiter follows the JPEG; the next part's headers, with
     // Content-Length, come with the next JPEG.
-    let (data, arrived) = timed_read(server.addr, FIREFOX_UA, Duration::from_secs(10), |d| {
+    let data = read_stream(server.addr, FIREFOX_UA, |d| {
         count(d, b"X-Frame-Sequence") >= 2
     });
     let start = body_start(&data).expect("response head");
-    let head_end = find(&data, b"\r\n\r\n", start).expect("part head") + 4;
-    let head = String::from_utf8_lossy(&data[start..head_end]).into_owned();
+    assert_eq!(&data[start..start + PREAMBLE.len()], PREAMBLE);
+    let head_start = start + PREAMBLE.len();
+    let head_end = find(&data, b"\r\n\r\n", head_start).expect("part head") + 4;
+    let head = String::from_utf8_lossy(&data[head_start..head_end]).into_owned();
     let len: usize = head
         .lines()
         .find_map(|l| l.strip_prefix("Content-Length: "))
         .and_then(|v| v.parse().ok())
         .expect("Content-Length");
     let end = head_end + len;
+    assert_eq!(&data[end - 2..end], &[0xFF, 0xD9], "EOI");
     assert_eq!(&data[end..end + PART_END.len()], PART_END);
-    let delimiter_done = end + PART_END.len() - 1;
-    let lag = arrived[delimiter_done] - arrived[end - 1];
     assert!(
-        lag < Duration::from_millis(500),
-        "delimiter {lag:?} after the JPEG"
+        data[end + PART_END.len()..].starts_with(b"Content-Type: image/jpeg\r\nContent-Length: "),
+        "full headers follow the delimiter"
     );
 }
 
@@ -274,7 +267,7 @@ fn chrome_gets_the_next_part_headers_at_once_others_the_boundary() {
 /// decode it; such a client gets the stream as the bytes up to the connection's end.
 #[test]
 fn http_1_0_clients_get_an_unchunked_stream() {
-    let server = Server::start(&[]);
+    let server = mjpeg_server(&[]);
     let mut stream = TcpStream::connect(server.addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -298,19 +291,26 @@ fn http_1_0_clients_get_an_unchunked_stream() {
     assert_eq!(&data[body_start..body_start + PREAMBLE.len()], PREAMBLE);
 }
 
+/// `?fps=5` against a 30 fps source: the capped viewer gets about every sixth frame, which
+/// its sequence numbers show, and `/status` lists its cap.
 #[test]
 fn fps_query_caps_one_viewer() {
-    let server = Server::start(&["--fps", "30"]);
+    const PARTS: u64 = 6;
+    let server = mjpeg_server(&["--fps", "30"]);
     let mut capped = open_framed(server.addr, "/stream.mjpg?fps=5", "capped-viewer");
-    read_framed_part(&mut capped);
-    let started = Instant::now();
-    let mut parts = 0;
-    while started.elapsed() < Duration::from_secs(2) {
-        read_framed_part(&mut capped);
-        parts += 1;
+    let first = seq_of(&read_framed_part(&mut capped));
+    let mut last = first;
+    for _ in 0..PARTS {
+        let seq = seq_of(&read_framed_part(&mut capped));
+        assert!(seq >= last, "sequence went back: {last} then {seq}");
+        last = seq;
     }
-    // 5 fps for 2 s is 10 parts; the source alone would give 60.
-    assert!((3..=12).contains(&parts), "{parts} parts in 2 s at ?fps=5");
+    // Six frames apart on average at full rate; at least two apart even if a loaded machine
+    // made the source three times slower. Without the cap the viewer gets every frame.
+    assert!(
+        last - first >= 2 * PARTS,
+        "{PARTS} parts after frame {first} reached only frame {last}"
+    );
 
     let status = status_json(server.addr);
     let viewer = status["viewers"]
@@ -320,11 +320,17 @@ fn fps_query_caps_one_viewer() {
         .find(|v| v["user_agent"] == "capped-viewer")
         .expect("the capped viewer is listed");
     assert_eq!(viewer["fps_cap"], 5);
+    let sent = viewer["frames_sent"].as_u64().expect("frames_sent");
+    let skipped = viewer["frames_skipped"].as_u64().expect("frames_skipped");
+    assert!(
+        skipped >= sent,
+        "a capped viewer skips most frames: sent {sent}, skipped {skipped}"
+    );
 }
 
 #[test]
 fn timestamp_strip_matches_x_timestamp() {
-    let server = Server::start(&[]);
+    let server = mjpeg_server(&[]);
     let mut reader = open_framed(server.addr, "/stream.mjpg", "strip-check");
     for _ in 0..3 {
         let part = read_framed_part(&mut reader);
@@ -343,34 +349,83 @@ fn timestamp_strip_matches_x_timestamp() {
     );
 }
 
-/// At 1 fps a viewer still gets a part at least about every second: a new frame, or the last
-/// one again after a pause, so browsers that show a part only when more data follows it never
-/// stay a frame behind.
+/// A picture that stops changing does not leave the viewer a frame behind: the last frame
+/// goes out again (browsers show a part only when more data follows it). Fed the same JPEG
+/// over and over with `--drop-same-frames`, the server publishes it once, and the viewer keeps
+/// getting that one frame.
 #[test]
-fn a_slow_source_still_sends_a_part_every_second() {
-    let server = Server::start(&["--fps", "1"]);
-    let mut reader = open_framed(server.addr, "/stream.mjpg", "slow-source");
+fn an_unchanging_picture_has_its_last_frame_sent_again() {
+    let (server, mut stdin) = Server::start_with_stdin(&[
+        "--no-hls",
+        "--source",
+        "pipe:mjpeg",
+        "--size",
+        "160x120",
+        "--fps",
+        "10",
+        "--drop-same-frames",
+    ]);
+    // Connected first: JPEGs are passed on only while someone watches.
+    let mut reader = open_framed(server.addr, "/stream.mjpg", "static-scene");
+    let jpeg = gray_jpeg(160, 120);
+    let feeding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let feeder = {
+        let feeding = feeding.clone();
+        std::thread::spawn(move || {
+            // Bounded: stops when the test is done, or after 30 s at 10 fps.
+            for _ in 0..300 {
+                if !feeding.load(std::sync::atomic::Ordering::Relaxed)
+                    || stdin.write_all(&jpeg).and_then(|()| stdin.flush()).is_err()
+                {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+
+    // Before the JPEG the viewer may get the placeholder; then the JPEG comes, and with
+    // nothing new after it, it comes again.
     let mut previous = read_framed_part(&mut reader);
-    let started = Instant::now();
-    let mut parts = 0;
-    while started.elapsed() < Duration::from_millis(4500) {
+    let mut repeats = 0;
+    for _ in 0..10 {
         let part = read_framed_part(&mut reader);
-        let gap = part
-            .received_at
-            .duration_since(previous.received_at)
-            .unwrap_or_default();
-        assert!(gap < Duration::from_millis(1600), "{gap:?} without a part");
-        assert!(seq_of(&part) >= seq_of(&previous));
+        if seq_of(&part) == seq_of(&previous) {
+            assert_eq!(part.jpeg, previous.jpeg, "a re-sent frame is the same JPEG");
+            repeats += 1;
+            if repeats == 2 {
+                break;
+            }
+        } else {
+            assert!(seq_of(&part) > seq_of(&previous), "sequence went back");
+            repeats = 0;
+        }
         previous = part;
-        parts += 1;
     }
-    assert!(parts >= 3, "{parts} parts in 4.5 s");
+    feeding.store(false, std::sync::atomic::Ordering::Relaxed);
+    feeder.join().expect("feeder");
+    assert_eq!(repeats, 2, "the last frame was not sent again");
+}
+
+/// A small mid-gray JPEG.
+fn gray_jpeg(width: usize, height: usize) -> Vec<u8> {
+    let pixels = vec![128u8; width * height];
+    let image = turbojpeg::Image {
+        pixels: pixels.as_slice(),
+        width,
+        pitch: width,
+        height,
+        format: turbojpeg::PixelFormat::GRAY,
+    };
+    turbojpeg::compress(image, 80, turbojpeg::Subsamp::Gray)
+        .expect("encode")
+        .to_vec()
 }
 
 #[test]
 fn snapshot_headers_etag_304_and_head() {
     // At 1 fps the frame rarely changes between two quick requests, so the ETag matches.
-    let server = Server::start(&["--fps", "1"]);
+    let server = mjpeg_server(&["--fps", "1"]);
     let first = get(server.addr, "/snapshot.jpg");
     assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(first.header("Content-Type"), Some("image/jpeg"));
@@ -442,7 +497,7 @@ fn snapshot_headers_etag_304_and_head() {
 
 #[test]
 fn snapshot_after_waits_for_a_newer_frame() {
-    let server = Server::start(&[]);
+    let server = mjpeg_server(&[]);
     let first = get(server.addr, "/snapshot.jpg");
     let seq: u64 = first
         .header("X-Frame-Sequence")
@@ -460,50 +515,45 @@ fn snapshot_after_waits_for_a_newer_frame() {
     }
 }
 
+/// A snapshot shows the source's newest frame or the one before it (the one being encoded
+/// may not be done): its sequence number is at least the newest one `/status` reported just
+/// before the request, less one.
 #[test]
 fn snapshots_are_fresh() {
-    const FPS: u64 = 10;
-    let interval_us = 1_000_000 / FPS;
-    // Scheduling slack on a busy 2-core machine.
-    let margin_us = 300_000;
-    let server = Server::start(&["--fps", "10"]);
+    let server = mjpeg_server(&["--fps", "10"]);
     for i in 0..5 {
-        // From the second request on the encoder is warm; the first one starts it.
-        let sent_us = unix_now_micros();
+        let newest_before = status_json(server.addr)["source"]["last_seq"]
+            .as_u64()
+            .expect("last_seq");
         let snapshot = get(server.addr, "/snapshot.jpg");
-        let received_us = unix_now_micros();
         assert_eq!(snapshot.status, 200);
-        let captured_us = snapshot
-            .header("X-Timestamp")
-            .and_then(parse_timestamp)
-            .expect("X-Timestamp");
-        assert!(captured_us <= received_us, "snapshot {i} from the future");
+        let seq: u64 = snapshot
+            .header("X-Frame-Sequence")
+            .and_then(|v| v.parse().ok())
+            .expect("X-Frame-Sequence");
         assert!(
-            captured_us + 2 * interval_us + margin_us >= sent_us,
-            "snapshot {i} captured {} ms before it was asked for",
-            (sent_us - captured_us) / 1000
+            seq + 1 >= newest_before,
+            "snapshot {i} shows frame {seq}; the source was at {newest_before} before it was asked for"
         );
-        std::thread::sleep(Duration::from_millis(350));
     }
 }
 
 #[test]
 fn status_reports_rate_and_viewers() {
-    let server = Server::start(&["--fps", "30"]);
+    const PARTS: u64 = 10;
+    let server = mjpeg_server(&["--fps", "30"]);
     let mut reader = open_framed(server.addr, "/stream.mjpg", "status-test-viewer");
-    let started = Instant::now();
-    let mut parts = 0u64;
-    while started.elapsed() < Duration::from_millis(2500) {
+    for _ in 0..PARTS {
         read_framed_part(&mut reader);
-        parts += 1;
     }
     let status = status_json(server.addr);
     let source = &status["source"];
     assert_eq!(source["fps_configured"], 30);
     assert_eq!(source["width"], 640);
     assert_eq!(source["height"], 360);
-    let measured = source["fps_measured"].as_f64().expect("fps_measured");
-    assert!((20.0..=40.0).contains(&measured), "fps_measured {measured}");
+    // A rate over the last seconds: its value is for `make bench`, its presence for here.
+    assert!(source["fps_measured"].as_f64().is_some(), "fps_measured");
+    assert!(source["frames"].as_u64().expect("frames") >= PARTS);
 
     let viewers = status["viewers"].as_array().expect("viewers");
     let viewer = viewers
@@ -511,7 +561,7 @@ fn status_reports_rate_and_viewers() {
         .find(|v| v["user_agent"] == "status-test-viewer")
         .unwrap_or_else(|| panic!("our viewer in {viewers:?}"));
     let sent = viewer["frames_sent"].as_u64().expect("frames_sent");
-    assert!(sent >= parts, "frames_sent {sent}, read {parts}");
+    assert!(sent >= PARTS, "frames_sent {sent}, read {PARTS}");
     assert!(viewer["frames_skipped"].is_u64(), "frames_skipped");
     let bytes = viewer["bytes_sent"].as_u64().expect("bytes_sent");
     assert!(bytes >= sent * 1000, "bytes_sent {bytes} for {sent} frames");
@@ -520,7 +570,7 @@ fn status_reports_rate_and_viewers() {
 
 #[test]
 fn health_pages_and_static_files() {
-    let server = Server::start(&[]);
+    let server = mjpeg_server(&[]);
     let health = get(server.addr, "/healthz");
     assert_eq!(health.status, 200, "{}", health.text());
     assert!(
@@ -557,7 +607,7 @@ fn health_pages_and_static_files() {
 
 #[test]
 fn bad_requests_get_a_one_line_reason() {
-    let server = Server::start(&[]);
+    let server = mjpeg_server(&[]);
     for (path, status, names) in [
         ("/nope", 404, "/nope"),
         ("/static/nope.js", 404, "nope.js"),
@@ -584,7 +634,7 @@ fn bad_requests_get_a_one_line_reason() {
 /// probe `/healthz` with HEAD); §15.5.6: a known path with a wrong method is 405 with `Allow`.
 #[test]
 fn head_works_where_get_does_and_wrong_methods_get_405() {
-    let server = Server::start(&[]);
+    let server = mjpeg_server(&[]);
     for path in ["/", "/healthz", "/status", "/static/viewer.js"] {
         let head = request(server.addr, "HEAD", path, &[]);
         assert_eq!(head.status, 200, "HEAD {path}");
@@ -618,7 +668,7 @@ fn send_and_hang_up(addr: SocketAddr, bytes: &[u8], read_answer: bool) -> Vec<u8
 
 #[test]
 fn garbage_never_kills_the_server() {
-    let server = Server::start(&[]);
+    let server = mjpeg_server(&[]);
     let addr = server.addr;
     let mut junk = Vec::with_capacity(8192);
     let mut x: u32 = 0x1234_5678;
@@ -691,7 +741,11 @@ fn garbage_never_kills_the_server() {
 
 /// Finds a viewer in `/status` by its User-Agent.
 fn viewer_stats(addr: SocketAddr, user_agent: &str) -> serde_json::Value {
-    let status = status_json(addr);
+    viewer_in(&status_json(addr), user_agent)
+}
+
+/// Finds a viewer in a `/status` answer by its User-Agent.
+fn viewer_in(status: &serde_json::Value, user_agent: &str) -> serde_json::Value {
     status["viewers"]
         .as_array()
         .expect("viewers")
@@ -701,91 +755,193 @@ fn viewer_stats(addr: SocketAddr, user_agent: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("{user_agent} not in {status}"))
 }
 
-#[test]
-fn a_stalled_viewer_does_not_slow_another() {
-    // Frames are ~30 kB at 640x360: a stalled viewer's socket fills within a few frames.
-    let server = Server::start(&["--fps", "30"]);
+/// A viewer whose socket is full: a small receive window and nobody reading.
+fn stalled_viewer(addr: SocketAddr, user_agent: &str) -> MjpegReader {
     let socket =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     // A small receive window, so the stall reaches the server quickly.
     socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket.connect(&server.addr.into()).expect("connect");
-    let mut stalled = MjpegReader::open_on(socket.into(), "/stream.mjpg", "stalled-viewer");
+    socket.connect(&addr.into()).expect("connect");
+    let stalled = MjpegReader::open_on(socket.into(), "/stream.mjpg", user_agent);
     assert_eq!(stalled.status, 200);
+    stalled
+}
 
+fn counter(stats: &serde_json::Value, name: &str) -> u64 {
+    stats[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name} in {stats}"))
+}
+
+#[test]
+fn a_stalled_viewer_does_not_slow_another() {
+    // Frames are ~30 kB at 640x360: a stalled viewer's socket fills within a few frames.
+    const STEADY_PARTS: u64 = 60;
+    let server = mjpeg_server(&["--fps", "30"]);
+    let mut stalled = stalled_viewer(server.addr, "stalled-viewer");
+
+    // The other viewer gets frame after frame: the stalled one holds nothing up.
     let mut steady = open_framed(server.addr, "/stream.mjpg", "steady-viewer");
-    read_framed_part(&mut steady);
-    let started = Instant::now();
-    let mut parts = 0u32;
-    while started.elapsed() < Duration::from_secs(4) {
-        read_framed_part(&mut steady);
-        parts += 1;
+    let first = seq_of(&read_framed_part(&mut steady));
+    let mut last = first;
+    for _ in 0..STEADY_PARTS {
+        let seq = seq_of(&read_framed_part(&mut steady));
+        assert!(seq >= last, "sequence went back: {last} then {seq}");
+        last = seq;
     }
-    let fps = f64::from(parts) / started.elapsed().as_secs_f64();
-    // The source makes 30; a generous floor for a loaded 2-core machine.
+    assert!(last > first, "the steady viewer's stream never moved on");
+
+    // The stalled viewer holds little beyond its socket: nowhere near all those frames. And
+    // every frame published meanwhile was either sent to it or counted as skipped.
+    let stalled_stats = viewer_stats(server.addr, "stalled-viewer");
+    println!("stalled viewer: {stalled_stats}");
+    let held = counter(&stalled_stats, "bytes_sent");
+    assert!(held < 1_000_000, "{held} bytes queued for a stalled viewer");
+    let sent = counter(&stalled_stats, "frames_sent");
+    let skipped = counter(&stalled_stats, "frames_skipped");
     assert!(
-        fps >= 20.0,
-        "steady viewer got {fps:.1} fps beside a stalled one"
+        sent + skipped >= STEADY_PARTS,
+        "sent {sent} + skipped {skipped} while {STEADY_PARTS} frames went to another viewer"
     );
 
-    // The stalled viewer holds little beyond its socket: nowhere near 4 s of video.
-    let stalled_stats = viewer_stats(server.addr, "stalled-viewer");
-    println!("steady viewer: {fps:.1} fps; stalled viewer: {stalled_stats}");
-    let held = stalled_stats["bytes_sent"].as_u64().expect("bytes_sent");
-    assert!(held < 1_000_000, "{held} bytes queued for a stalled viewer");
-
-    // When it reads again it catches up to the live picture within a few parts, and the
-    // frames it missed are counted as skipped.
-    let mut caught_up = false;
-    for _ in 0..20 {
-        let part = stalled.next_part();
-        let captured_us = part
-            .header("X-Timestamp")
-            .and_then(parse_timestamp)
-            .expect("X-Timestamp");
-        if micros_of(part.received_at).saturating_sub(captured_us) < 500_000 {
-            caught_up = true;
-            break;
-        }
-    }
+    // When it reads again it catches up to the live picture within a few parts: it gets a
+    // frame at least as new as the newest one when it resumed.
+    let newest_at_resume = status_json(server.addr)["source"]["last_seq"]
+        .as_u64()
+        .expect("last_seq");
+    let caught_up = (0..20).any(|_| seq_of(&stalled.next_part()) >= newest_at_resume);
     assert!(
         caught_up,
-        "the stalled viewer never got back to a live frame"
+        "the stalled viewer never got back to frame {newest_at_resume}"
     );
     let resumed_stats = viewer_stats(server.addr, "stalled-viewer");
     println!("stalled viewer after catching up: {resumed_stats}");
-    let skipped = resumed_stats["frames_skipped"]
-        .as_u64()
-        .expect("frames_skipped");
-    assert!(
-        skipped >= 60,
-        "{skipped} frames counted as skipped over a 4 s stall"
-    );
+    assert!(counter(&resumed_stats, "frames_skipped") >= skipped);
 }
 
 /// The design promises that a slow viewer's drops are visible in `/status`; a viewer that has
-/// stopped reading altogether should show them growing while it stalls, not only once it reads
-/// again.
+/// stopped reading altogether shows them growing while it stalls, not only once it reads
+/// again: every frame encoded while it is stuck is one more skipped.
 #[test]
 fn a_stalled_viewers_skips_show_while_it_stalls() {
-    let server = Server::start(&["--fps", "30"]);
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket.connect(&server.addr.into()).expect("connect");
-    let stalled = MjpegReader::open_on(socket.into(), "/stream.mjpg", "stalled-viewer");
-    assert_eq!(stalled.status, 200);
-    // Long enough for its socket to fill.
-    std::thread::sleep(Duration::from_secs(2));
-    let skipped =
-        |stats: serde_json::Value| stats["frames_skipped"].as_u64().expect("frames_skipped");
-    let before = skipped(viewer_stats(server.addr, "stalled-viewer"));
-    std::thread::sleep(Duration::from_secs(1));
-    let after = skipped(viewer_stats(server.addr, "stalled-viewer"));
-    // 30 frames went by in that second.
+    const MORE_FRAMES: u64 = 30;
+    let server = mjpeg_server(&["--fps", "30"]);
+    let stalled = stalled_viewer(server.addr, "stalled-viewer");
+    let encoded = |status: &serde_json::Value| counter(&status["jpeg"], "frames_encoded");
+
+    // Wait until its socket is full: its frames_sent stops growing across 10 encoded frames.
+    let deadline = Instant::now() + WAIT_LIMIT;
+    let mut previous = (0, 0);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled viewer never filled up"
+        );
+        let status = status_json(server.addr);
+        let sent = counter(&viewer_in(&status, "stalled-viewer"), "frames_sent");
+        if sent > 0 && sent == previous.0 && encoded(&status) >= previous.1 + 10 {
+            break;
+        }
+        if sent != previous.0 {
+            previous = (sent, encoded(&status));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Counters from one answer, so they describe the same moment.
+    let reading = || {
+        let status = status_json(server.addr);
+        let viewer = viewer_in(&status, "stalled-viewer");
+        (
+            encoded(&status),
+            counter(&viewer, "frames_sent"),
+            counter(&viewer, "frames_skipped"),
+        )
+    };
+    let (encoded_before, sent_before, skipped_before) = reading();
+    let deadline = Instant::now() + WAIT_LIMIT;
+    let (encoded_after, sent_after, skipped_after) = loop {
+        let now = reading();
+        if now.0 >= encoded_before + MORE_FRAMES {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the encoder stopped");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let encoded_meanwhile = encoded_after - encoded_before;
+    let sent_meanwhile = sent_after - sent_before;
+    // The newest frame may be published but not yet counted, hence one frame of slack.
     assert!(
-        after >= before + 15,
-        "frames_skipped {before} then {after} while stalled"
+        skipped_after + sent_meanwhile + 1 >= skipped_before + encoded_meanwhile,
+        "frames_skipped {skipped_before} then {skipped_after} while {encoded_meanwhile} \
+         frames were encoded and {sent_meanwhile} sent"
     );
+    assert!(skipped_after > skipped_before, "no skips while stalled");
     drop(stalled);
+}
+
+/// SIGTERM with a viewer connected: its response ends in order (the last chunk of the
+/// chunked body), the connection closes, and the process exits.
+#[test]
+fn sigterm_ends_open_streams_and_the_process() {
+    let server = mjpeg_server(&[]);
+    let mut stream = TcpStream::connect(server.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\nUser-Agent: sigterm-test\r\n\r\n")
+        .expect("send");
+    let mut data = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    let mut ended = false;
+    let deadline = Instant::now() + WAIT_LIMIT;
+    let mut signalled = false;
+    while Instant::now() < deadline {
+        // One whole part first: its end is the delimiter after a JPEG.
+        if !signalled && find(&data, b"\xFF\xD9\r\n--framecast-boundary\r\n", 0).is_some() {
+            let killed = Command::new("kill")
+                .args(["-TERM", &server.pid().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(killed.success(), "kill -TERM failed");
+            signalled = true;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                ended = true;
+                break;
+            }
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    assert!(signalled, "no whole part arrived");
+    assert!(ended, "the stream did not end after SIGTERM");
+    assert!(
+        data.ends_with(b"\r\n0\r\n\r\n"),
+        "the body ends with the last chunk: {:?}",
+        String::from_utf8_lossy(&data[data.len().saturating_sub(64)..])
+    );
+
+    let deadline = Instant::now() + WAIT_LIMIT;
+    while !has_exited(server.pid()) {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// True once process `pid` has exited (a zombie until its parent reaps it, or gone).
+fn has_exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which ends with the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
 }

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,6 +50,22 @@ pub fn binary_path() -> PathBuf {
 
 /// Starts `binary` on 127.0.0.1 with a free port and `args`, and waits for its address.
 pub fn spawn(binary: &PathBuf, args: &[String]) -> Result<Spawned, String> {
+    spawn_with_stdin(binary, args, Stdio::null()).map(|(spawned, _)| spawned)
+}
+
+/// Like [`spawn`], with standard input a pipe the caller writes frames into
+/// (`--source pipe:mjpeg`).
+pub fn spawn_piped(binary: &PathBuf, args: &[String]) -> Result<(Spawned, ChildStdin), String> {
+    let (spawned, stdin) = spawn_with_stdin(binary, args, Stdio::piped())?;
+    let stdin = stdin.ok_or("no standard input for framecast")?;
+    Ok((spawned, stdin))
+}
+
+fn spawn_with_stdin(
+    binary: &PathBuf,
+    args: &[String],
+    stdin: Stdio,
+) -> Result<(Spawned, Option<ChildStdin>), String> {
     if !binary.is_file() {
         return Err(format!(
             "{} is missing: run cargo build --release first",
@@ -61,11 +77,12 @@ pub fn spawn(binary: &PathBuf, args: &[String]) -> Result<Spawned, String> {
         .args(args)
         // Warnings and errors only: per-start info lines would interleave with the report.
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let stdin = child.stdin.take();
     let Some(stdout) = child.stdout.take() else {
         let _ = child.kill();
         return Err("no standard output from framecast".into());
@@ -87,7 +104,7 @@ pub fn spawn(binary: &PathBuf, args: &[String]) -> Result<Spawned, String> {
                 .map_err(|_| format!("framecast printed an address I cannot read: `{text}`"))
         });
     match spawned_addr {
-        Ok(addr) => Ok(Spawned { addr, child }),
+        Ok(addr) => Ok((Spawned { addr, child }, stdin)),
         Err(error) => {
             let _ = child.kill();
             let _ = child.wait();

@@ -11,7 +11,6 @@
 use actix_web::http::header::{CACHE_CONTROL, HeaderName};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // Until every handler names its policy here.
 pub enum CachePolicy {
     /// Changes with every frame or every request: never stored. The older directives are for
     /// proxies and players that predate `no-store`.

@@ -1,16 +1,70 @@
 //! Responses whose body never ends (`/stream.mjpg`, `/live.mp4`): one viewer's async state
-//! turned into a body, framed right for the client's HTTP version.
+//! turned into a body, framed right for the client's HTTP version, ended when the server shuts
+//! down.
+//!
+//! On connections that offer their socket ([`ConnectionSocket`], every plain TCP connection of
+//! `http::serve`), the body is written straight to it with vectored writes (`direct_body`);
+//! otherwise actix writes it, copying each chunk into its buffer.
 
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{Future, ready};
+use std::ops::Range;
+use std::sync::Arc;
 
-use actix_web::http::Version;
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+use actix_web::http::{Method, Version};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use super::AppState;
+use super::connection::ConnectionSocket;
+use super::direct_body;
+use super::frame_file::FrameFile;
 
 /// A viewer hands out its body one chunk at a time; `None` ends the response.
 pub trait ChunkSource: 'static {
     fn next_chunk(&mut self) -> impl Future<Output = Option<Bytes>>;
+
+    /// A chunk that is ready now, without waiting, to go out in the same write as the one
+    /// [`ChunkSource::next_chunk`] just gave (a frame's header, JPEG and boundary).
+    fn ready_chunk(&mut self) -> Option<Bytes> {
+        None
+    }
+
+    /// What goes out in one write when the body is written straight to the socket: by
+    /// default the next chunk and those ready with it. A source may hand out part of it as a
+    /// file range instead, which the kernel sends without copying it.
+    fn next_batch(&mut self) -> impl Future<Output = Option<Batch>> {
+        async {
+            let first = self.next_chunk().await?;
+            let mut batch = Batch {
+                chunks: vec![first],
+                file: None,
+            };
+            while batch.chunks.len() < direct_body::MAX_BATCH_CHUNKS {
+                match self.ready_chunk() {
+                    Some(chunk) => batch.chunks.push(chunk),
+                    None => break,
+                }
+            }
+            Some(batch)
+        }
+    }
+}
+
+/// One write's worth of body: buffers, then maybe a range of a file.
+#[derive(Debug)]
+pub struct Batch {
+    pub chunks: Vec<Bytes>,
+    pub file: Option<(Arc<FrameFile>, Range<u64>)>,
+}
+
+/// Resolves once the server is shutting down. A signal whose sender is gone never fires.
+pub async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|stopping| *stopping).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Streams `viewer` as the body of `response`. HTTP/1.0 has no chunked coding (RFC 9112
@@ -20,12 +74,23 @@ pub fn respond<V: ChunkSource>(
     response: &mut HttpResponseBuilder,
     viewer: V,
 ) -> HttpResponse {
-    let body = futures::stream::unfold(viewer, |mut viewer| async move {
-        let chunk = viewer.next_chunk().await?;
-        Some((Ok::<Bytes, Infallible>(chunk), viewer))
-    });
-    let mut response = response.streaming(body);
-    if req.version() < Version::HTTP_11 {
+    if req.method() == Method::HEAD {
+        return headers_only(response);
+    }
+    let chunked = req.version() >= Version::HTTP_11;
+    let shutdown = shutdown_signal(req);
+    let mut response = match req.conn_data::<ConnectionSocket>() {
+        Some(socket) => {
+            let body = direct_body::write_body(socket.clone(), chunked, viewer, shutdown);
+            // The body yields nothing itself: it ends cleanly or with the socket's error.
+            response.streaming(
+                futures::stream::once(body)
+                    .filter_map(|result| ready(result.err().map(Err::<Bytes, _>))),
+            )
+        }
+        None => response.streaming(through_actix(viewer, shutdown)),
+    };
+    if !chunked {
         response.head_mut().no_chunking(true);
     }
     response
@@ -34,4 +99,31 @@ pub fn respond<V: ChunkSource>(
 /// The headers of such a response without starting one (for HEAD), which would never end.
 pub fn headers_only(response: &mut HttpResponseBuilder) -> HttpResponse {
     response.streaming(futures::stream::empty::<Result<Bytes, Infallible>>())
+}
+
+/// The server's shutdown signal; one that never fires if the app has no state (tests of
+/// single handlers).
+fn shutdown_signal(req: &HttpRequest) -> watch::Receiver<bool> {
+    match req.app_data::<web::Data<AppState>>() {
+        Some(state) => state.shutdown.clone(),
+        None => watch::Sender::new(false).subscribe(),
+    }
+}
+
+/// The body as a stream of chunks that actix copies and writes.
+fn through_actix<V: ChunkSource>(
+    viewer: V,
+    shutdown: watch::Receiver<bool>,
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+    futures::stream::unfold(
+        (viewer, shutdown),
+        |(mut viewer, mut shutdown)| async move {
+            let chunk = tokio::select! {
+                biased;
+                _ = shutdown_requested(&mut shutdown) => None,
+                chunk = viewer.next_chunk() => chunk,
+            }?;
+            Some((Ok(chunk), (viewer, shutdown)))
+        },
+    )
 }

@@ -3,7 +3,6 @@
 //! for the server's own files, so that past the cap a client (a monitor's `/healthz` included)
 //! gets a fast `503` with `Retry-After` instead of a connection that is never accepted.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -72,7 +71,7 @@ impl ConnectionLimit {
     }
 
     /// The connection hook: counts the connection and marks it when it is over the cap.
-    pub fn on_connect(self: &Arc<Self>, _connection: &dyn Any, extensions: &mut Extensions) {
+    pub fn on_connect(self: &Arc<Self>, extensions: &mut Extensions) {
         let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
         extensions.insert(Admission {
             over_cap: open > self.max,

@@ -1,44 +1,43 @@
 //! `GET /stream.mjpg`: the live picture as multipart MJPEG, for `<img>` tags, ffmpeg and VLC.
 //!
-//! Each viewer is a stream that, whenever actix asks for more (that is, when this viewer's
-//! socket has drained), takes the newest published JPEG: latest-frame-wins, the producer never
-//! waits, and the gap in publish indices is counted as skipped frames. The server holds at most
-//! one frame beyond the socket because JPEG bytes are handed over in small slices that actix
-//! only asks for while its write buffer is nearly empty.
+//! Each viewer is a stream that, whenever its socket has taken the last frame, takes the newest
+//! published JPEG: latest-frame-wins, the producer never waits, and the gap in publish indices
+//! is counted as skipped frames. A frame goes out as the shared buffers every viewer sends (part
+//! headers, JPEG, boundary) in one vectored write (`endless`), so the server holds at most one
+//! frame beyond the socket and copies none.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, USER_AGENT};
+use actix_web::http::header::{CONTENT_TYPE, PRAGMA, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::hub::{Hub, PublishedJpeg, StreamDemandGuard, ViewerGuard};
 use crate::media::multipart::{self, PartHeaders};
 
 use super::AppState;
-use super::endless::{self, ChunkSource};
+use super::cache::CachePolicy;
+use super::connection::ConnectionSocket;
+use super::direct_body::MAX_BATCH_CHUNKS;
+use super::endless::{self, Batch, ChunkSource};
 use super::error::HttpError;
+use super::frame_file::{FrameFile, FrameFileCache};
 use super::query;
 
 /// After this long without a new frame the last one is sent again: Safari and Firefox show a
 /// part only when more data follows it, and a static scene must not leave them a frame behind.
 const RESEND_AFTER: Duration = Duration::from_secs(1);
 
-/// Size of the slices a JPEG is handed to actix in. actix asks for body data while its write
-/// buffer holds less than its high-water mark (set to the same size in `http::serve`), so a
-/// connection never buffers much more than this beyond what the kernel took.
-pub const BODY_SLICE_BYTES: usize = 32 * 1024;
-
 pub async fn stream(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let fps_cap =
-        query::fps_cap(req.query_string()).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+    let fps_cap = query::fps_cap(req.query_string())?;
     let user_agent = req
         .headers()
         .get(USER_AGENT)
@@ -47,7 +46,10 @@ pub async fn stream(
         .to_owned();
     let mode = PartHeaders::for_user_agent(&user_agent);
     let hub = state.hub.clone();
+    // Frames go out from memory files with sendfile where the body is written to the socket.
+    let direct = req.conn_data::<ConnectionSocket>().is_some();
     let viewer = ViewerStream {
+        files: direct.then(|| state.frame_files.clone()),
         frames: hub.subscribe_jpeg(),
         _demand: hub.want_stream(),
         stats: hub.viewers.register(req.peer_addr(), user_agent, fps_cap),
@@ -58,6 +60,7 @@ pub async fn stream(
         started: false,
         last: None,
         last_sent_at: None,
+        resend_timer: Box::pin(tokio::time::sleep(RESEND_AFTER)),
     };
     Ok(endless::respond(
         &req,
@@ -74,10 +77,8 @@ pub async fn head() -> HttpResponse {
 fn headers(response: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
     response
         .insert_header((CONTENT_TYPE, multipart::CONTENT_TYPE))
-        .insert_header((
-            CACHE_CONTROL,
-            "no-store, no-cache, must-revalidate, max-age=0",
-        ))
+        .insert_header(CachePolicy::Live.header())
+        // For HTTP/1.0 caches and proxies.
         .insert_header((PRAGMA, "no-cache"))
         // Tells nginx not to buffer the stream when framecast sits behind it.
         .insert_header(("X-Accel-Buffering", "no"))
@@ -90,24 +91,54 @@ struct ViewerStream {
     _demand: StreamDemandGuard,
     stats: ViewerGuard,
     mode: PartHeaders,
+    /// Where frames as files come from, when they can be sent from one.
+    files: Option<Arc<FrameFileCache>>,
     min_interval: Option<Duration>,
-    /// Chunks of the frame being sent, handed to actix one at a time.
+    /// Buffers of the frame being sent.
     pending: VecDeque<Bytes>,
     started: bool,
     last: Option<Arc<PublishedJpeg>>,
     last_sent_at: Option<Instant>,
+    /// Fires when the last frame is due again (see [`RESEND_AFTER`]).
+    resend_timer: Pin<Box<Sleep>>,
 }
 
 impl ChunkSource for ViewerStream {
     /// The next chunk of the body; `None` ends the stream (the server is shutting down).
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.pending.is_empty() {
-            if let (Some(interval), Some(sent_at)) = (self.min_interval, self.last_sent_at) {
-                tokio::time::sleep_until(sent_at + interval).await;
-            }
-            let frame = self.next_frame().await?;
+            let frame = self.wait_for_frame().await?;
             self.queue_frame(frame);
         }
+        self.ready_chunk()
+    }
+
+    /// The next frame as a range of its memory file (with the stream's opening first), or
+    /// as buffers where there is no file.
+    async fn next_batch(&mut self) -> Option<Batch> {
+        if self.pending.is_empty()
+            && let Some(files) = self.files.clone()
+        {
+            let frame = self.wait_for_frame().await?;
+            match files.get(&frame) {
+                Ok(file) => return Some(self.file_batch(frame, file)),
+                Err(error) => {
+                    tracing::debug!(%error, "no memory file for the frame; writing it instead");
+                    self.queue_frame(frame);
+                }
+            }
+        }
+        let mut chunks = vec![self.next_chunk().await?];
+        while chunks.len() < MAX_BATCH_CHUNKS
+            && let Some(chunk) = self.ready_chunk()
+        {
+            chunks.push(chunk);
+        }
+        Some(Batch { chunks, file: None })
+    }
+
+    /// The rest of the frame being sent.
+    fn ready_chunk(&mut self) -> Option<Bytes> {
         let chunk = self.pending.pop_front()?;
         self.stats.stats().record_bytes(chunk.len());
         Some(chunk)
@@ -115,8 +146,20 @@ impl ChunkSource for ViewerStream {
 }
 
 impl ViewerStream {
+    /// Waits out the viewer's `?fps=` interval, then for its next frame.
+    async fn wait_for_frame(&mut self) -> Option<Arc<PublishedJpeg>> {
+        if let (Some(interval), Some(sent_at)) = (self.min_interval, self.last_sent_at) {
+            tokio::time::sleep_until(sent_at + interval).await;
+        }
+        self.next_frame().await
+    }
+
     /// Waits for a frame newer than the last one sent, or re-sends the last after a pause.
     async fn next_frame(&mut self) -> Option<Arc<PublishedJpeg>> {
+        // Moving a timer's deadline later is cheap; a new timer per frame and viewer is not.
+        self.resend_timer
+            .as_mut()
+            .reset(Instant::now() + RESEND_AFTER);
         loop {
             let newest = self.frames.borrow_and_update().clone();
             if let Some(frame) = newest {
@@ -129,36 +172,53 @@ impl ViewerStream {
                     return Some(frame);
                 }
             }
-            match tokio::time::timeout(RESEND_AFTER, self.frames.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_closed)) => return None,
-                Err(_elapsed) => {
+            tokio::select! {
+                changed = self.frames.changed() => changed.ok()?,
+                () = self.resend_timer.as_mut() => {
                     if let Some(last) = &self.last {
                         return Some(last.clone());
                     }
+                    self.resend_timer.as_mut().reset(Instant::now() + RESEND_AFTER);
                 }
             }
         }
     }
 
     fn queue_frame(&mut self, frame: Arc<PublishedJpeg>) {
-        if !self.started {
-            self.pending
-                .push_back(Bytes::from_static(self.mode.stream_start()));
-            self.started = true;
+        if let Some(start) = self.stream_start() {
+            self.pending.push_back(start);
         }
         if self.mode == PartHeaders::Full {
             self.pending.push_back(frame.full_headers.clone());
         }
-        let jpeg = &frame.frame.jpeg;
-        let mut offset = 0;
-        while offset < jpeg.len() {
-            let end = (offset + BODY_SLICE_BYTES).min(jpeg.len());
-            self.pending.push_back(jpeg.slice(offset..end));
-            offset = end;
-        }
+        self.pending.push_back(frame.frame.jpeg.clone());
         self.pending
             .push_back(Bytes::from_static(self.mode.part_end()));
+        self.record_sent(frame);
+    }
+
+    /// The next frame as its part's range of `file`.
+    fn file_batch(&mut self, frame: Arc<PublishedJpeg>, file: Arc<FrameFile>) -> Batch {
+        let chunks: Vec<Bytes> = self.stream_start().into_iter().collect();
+        let range = file.range(self.mode);
+        let len_bytes = chunks.iter().map(Bytes::len).sum::<usize>()
+            + usize::try_from(range.end - range.start).unwrap_or(usize::MAX);
+        self.stats.stats().record_bytes(len_bytes);
+        self.record_sent(frame);
+        Batch {
+            chunks,
+            file: Some((file, range)),
+        }
+    }
+
+    /// The stream's opening, the first time only.
+    fn stream_start(&mut self) -> Option<Bytes> {
+        (!std::mem::replace(&mut self.started, true))
+            .then(|| Bytes::from_static(self.mode.stream_start()))
+    }
+
+    /// Counts `frame` as sent and the frames before it this viewer never got as skipped.
+    fn record_sent(&mut self, frame: Arc<PublishedJpeg>) {
         let skipped = match &self.last {
             Some(last) => frame.index.saturating_sub(last.index + 1),
             None => 0,
@@ -166,5 +226,106 @@ impl ViewerStream {
         self.stats.stats().record_frame(skipped, frame.index);
         self.last = Some(frame);
         self.last_sent_at = Some(Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::frame::{FrameSize, JpegFrame};
+
+    fn viewer(hub: &Arc<Hub>, mode: PartHeaders) -> ViewerStream {
+        ViewerStream {
+            frames: hub.subscribe_jpeg(),
+            _demand: hub.want_stream(),
+            stats: hub.viewers.register(None, "unit-test".into(), None),
+            hub: hub.clone(),
+            mode,
+            files: None,
+            min_interval: None,
+            pending: VecDeque::new(),
+            started: false,
+            last: None,
+            last_sent_at: None,
+            resend_timer: Box::pin(tokio::time::sleep(RESEND_AFTER)),
+        }
+    }
+
+    /// What the viewer hands out for its next frame, and how many buffers that is.
+    async fn frame_bytes(viewer: &mut ViewerStream) -> (Vec<u8>, usize) {
+        let mut batch = vec![viewer.next_chunk().await.expect("a frame")];
+        while let Some(chunk) = viewer.ready_chunk() {
+            batch.push(chunk);
+        }
+        (batch.concat(), batch.len())
+    }
+
+    fn publish(hub: &Hub, seq: u64, jpeg: &'static [u8]) {
+        hub.publish_jpeg(JpegFrame {
+            seq,
+            captured_at: SystemTime::UNIX_EPOCH + Duration::from_secs(5),
+            size: FrameSize::new(16, 16),
+            jpeg: Bytes::from_static(jpeg),
+            encode_time: Duration::ZERO,
+        });
+    }
+
+    /// Chromium shows a frame only once the next part's headers arrived, so they are part of
+    /// the frame's own write, never held back for the next frame.
+    #[tokio::test]
+    async fn chromium_gets_each_jpeg_with_the_next_headers_in_one_write() {
+        let hub = Hub::new(false);
+        let mut viewer = viewer(&hub, PartHeaders::Eager);
+        publish(&hub, 1, b"\xFF\xD8one\xFF\xD9");
+        let (bytes, buffers) = frame_bytes(&mut viewer).await;
+        let expected = [
+            PartHeaders::Eager.stream_start(),
+            b"\xFF\xD8one\xFF\xD9",
+            PartHeaders::Eager.part_end(),
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+        assert!(
+            buffers <= MAX_BATCH_CHUNKS,
+            "{buffers} buffers: more than one write"
+        );
+
+        publish(&hub, 2, b"\xFF\xD8two\xFF\xD9");
+        let (bytes, _) = frame_bytes(&mut viewer).await;
+        assert_eq!(
+            bytes,
+            [&b"\xFF\xD8two\xFF\xD9"[..], PartHeaders::Eager.part_end()].concat()
+        );
+    }
+
+    #[tokio::test]
+    async fn other_clients_get_full_headers_the_jpeg_and_the_boundary_in_one_write() {
+        let hub = Hub::new(false);
+        let mut viewer = viewer(&hub, PartHeaders::Full);
+        publish(&hub, 3, b"\xFF\xD8jpeg\xFF\xD9");
+        let (bytes, buffers) = frame_bytes(&mut viewer).await;
+        let headers = multipart::full_part_headers(8, 5_000_000, 3);
+        let expected = [
+            PartHeaders::Full.stream_start(),
+            &headers,
+            b"\xFF\xD8jpeg\xFF\xD9",
+            PartHeaders::Full.part_end(),
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+        assert!(
+            buffers <= MAX_BATCH_CHUNKS,
+            "{buffers} buffers: more than one write"
+        );
+        assert_eq!(
+            viewer
+                .stats
+                .stats()
+                .frames_sent
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
     }
 }

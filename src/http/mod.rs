@@ -2,8 +2,11 @@
 //! `error` is the only place that maps failures to status codes.
 
 mod cache;
+mod connection;
+mod direct_body;
 mod endless;
 mod error;
+mod frame_file;
 mod hls;
 mod limits;
 mod live_mp4;
@@ -11,12 +14,14 @@ mod mjpeg;
 mod pages;
 pub mod query;
 mod request_log;
+mod server;
 mod snapshot;
 mod static_files;
 mod status;
 mod tuning;
 
 pub use error::HttpError;
+pub use frame_file::FrameFileCache;
 pub use limits::{ConnectionLimit, raise_fd_limit};
 
 use std::net::TcpListener;
@@ -24,15 +29,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Compress, from_fn};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::middleware::Compress;
+use actix_web::{HttpRequest, HttpResponse, web};
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::pipeline::StreamHls;
 
-/// How long a graceful stop waits for open responses; streams never end on their own, so this
-/// is kept short.
+/// How long a graceful stop waits for open responses; endless ones end when `shutdown` fires,
+/// so this only bounds a client that stopped reading.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// What every handler can reach.
@@ -46,6 +52,10 @@ pub struct AppState {
     pub hls: Option<StreamHls>,
     /// Open connections and their cap.
     pub connections: Arc<ConnectionLimit>,
+    /// Turns true when the server is told to stop: endless bodies end, then the server stops.
+    pub shutdown: watch::Receiver<bool>,
+    /// The newest MJPEG frame as a memory file, which viewers' sockets are fed from.
+    pub frame_files: Arc<FrameFileCache>,
 }
 
 /// The route table. Every resource answers HEAD where it answers GET (RFC 9110 §9.1), and
@@ -89,31 +99,26 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, HttpError> {
     Err(HttpError::NotFound(req.path().to_owned()))
 }
 
-/// Starts serving on an already bound listener. The returned server runs until it is stopped
-/// or the process gets SIGINT/SIGTERM.
+/// The route table with the answer for unknown paths.
+fn app(cfg: &mut web::ServiceConfig) {
+    routes(cfg);
+    cfg.default_service(web::to(not_found));
+}
+
+/// Starts serving on an already bound listener. The returned server runs until the state's
+/// `shutdown` signal turns true.
 pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let mut shutdown = state.shutdown.clone();
+    let stop = async move {
+        endless::shutdown_requested(&mut shutdown).await;
+    };
     let connections = state.connections.clone();
-    // actix's own per-worker cap would leave connections unaccepted: keep it above ours.
-    let actix_max_connections = connections
-        .max()
-        .saturating_add(limits::FD_HEADROOM as usize);
-    let state = web::Data::new(state);
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(from_fn(limits::refuse_over_cap))
-            .wrap(from_fn(request_log::log_request))
-            .app_data(state.clone())
-            .configure(routes)
-            .default_service(web::to(not_found))
-    })
-    .on_connect(move |connection, extensions| {
-        tuning::tune_connection(connection, extensions);
-        connections.on_connect(connection, extensions);
-    })
-    .max_connections(actix_max_connections)
-    .h1_write_buffer_size(mjpeg::BODY_SLICE_BYTES)
-    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-    .listen(listener)?
-    .run();
-    Ok(server)
+    server::serve(
+        listener,
+        web::Data::new(state),
+        app,
+        connections,
+        stop,
+        SHUTDOWN_GRACE,
+    )
 }

@@ -7,18 +7,12 @@
 //!   megabytes (seconds of video) before the server sees back-pressure; with it the server picks
 //!   the newest frame at the moment the socket can really take one.
 
-use std::any::Any;
-
-use actix_web::dev::Extensions;
-use actix_web::rt::net::TcpStream;
+use tokio::net::TcpStream;
 
 /// About one 720p JPEG: enough queued to keep the link busy, little enough to stay current.
 const NOTSENT_LOWAT_BYTES: u32 = 128 * 1024;
 
-pub fn tune_connection(connection: &dyn Any, _extensions: &mut Extensions) {
-    let Some(stream) = connection.downcast_ref::<TcpStream>() else {
-        return;
-    };
+pub fn tune_connection(stream: &TcpStream) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "cannot set TCP_NODELAY");
     }

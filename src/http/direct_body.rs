@@ -1,0 +1,235 @@
+//! Writes an endless body straight to the connection's socket: each batch of shared buffers
+//! goes out with vectored writes, and a batch's file range (an MJPEG part, see `frame_file`)
+//! with sendfile, framed as one HTTP/1.1 chunk (RFC 9112 §7.1) or bare for HTTP/1.0. No byte
+//! of a frame is copied in user space, and a frame from a file is not copied by the kernel
+//! either, whatever the number of viewers.
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+
+use tokio::sync::watch;
+
+use super::connection::ConnectionSocket;
+use super::endless::{Batch, ChunkSource, shutdown_requested};
+
+/// Buffers gathered into one write: a part's headers, JPEG and boundary with room to spare.
+pub const MAX_BATCH_CHUNKS: usize = 6;
+
+/// Chunk-size line (hex, at most 16 digits for a 64-bit length) and its CRLF.
+const CHUNK_LINE_BYTES: usize = 18;
+
+/// Writes `viewer`'s body to `socket` until the viewer ends, the socket fails or the server
+/// shuts down. A shutdown between batches ends the body cleanly (actix then writes the last
+/// chunk); one in the middle of a batch, only possible for a viewer that stopped reading, is
+/// an error, which closes the connection. A client that went away ends it quietly, as when
+/// actix writes.
+pub async fn write_body<V: ChunkSource>(
+    socket: ConnectionSocket,
+    chunked: bool,
+    mut viewer: V,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    match run(&socket, chunked, &mut viewer, &mut shutdown).await {
+        Err(error)
+            if matches!(
+                error.kind(),
+                io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            Ok(())
+        }
+        result => result,
+    }
+}
+
+async fn run<V: ChunkSource>(
+    socket: &ConnectionSocket,
+    chunked: bool,
+    viewer: &mut V,
+    shutdown: &mut watch::Receiver<bool>,
+) -> io::Result<()> {
+    tokio::select! {
+        biased;
+        _ = shutdown_requested(shutdown) => return Ok(()),
+        () = socket.actix_flushed() => {}
+    }
+    // A chunk whose data ended with a file still owes its closing CRLF; it goes out with the
+    // next write, so a frame costs one send and one sendfile.
+    let mut chunk_open = false;
+    loop {
+        let batch = tokio::select! {
+            biased;
+            _ = shutdown_requested(shutdown) => None,
+            batch = viewer.next_batch() => batch,
+        };
+        let Some(batch) = batch else {
+            if chunk_open {
+                write_batch(
+                    socket,
+                    chunked,
+                    true,
+                    &Batch {
+                        chunks: Vec::new(),
+                        file: None,
+                    },
+                )
+                .await?;
+            }
+            return Ok(());
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown_requested(shutdown) => {
+                return Err(io::Error::other("server shutting down in the middle of a write"));
+            }
+            written = write_batch(socket, chunked, chunk_open, &batch) => {
+                chunk_open = written?;
+            }
+        }
+    }
+}
+
+/// Writes every byte of `batch`, as one chunk if `chunked`, after the CRLF that closes the
+/// previous chunk if `close_previous`. Returns whether this chunk's CRLF is still owed.
+async fn write_batch(
+    socket: &ConnectionSocket,
+    chunked: bool,
+    close_previous: bool,
+    batch: &Batch,
+) -> io::Result<bool> {
+    let chunks = &batch.chunks[..batch.chunks.len().min(MAX_BATCH_CHUNKS)];
+    let file = batch
+        .file
+        .as_ref()
+        .filter(|(_, range)| range.end > range.start);
+    let payload_len = chunks.iter().map(|c| c.len()).sum::<usize>()
+        + file.map_or(0, |(_, range)| (range.end - range.start) as usize);
+    let mut line = [0u8; CHUNK_LINE_BYTES + 2];
+    let mut line_len = 0;
+    if chunked && close_previous {
+        line[..2].copy_from_slice(b"\r\n");
+        line_len = 2;
+    }
+    if chunked && payload_len > 0 {
+        // A zero-size chunk would end the body.
+        let mut size_line = [0u8; CHUNK_LINE_BYTES];
+        let n = chunk_size_line(payload_len, &mut size_line);
+        line[line_len..line_len + n].copy_from_slice(&size_line[..n]);
+        line_len += n;
+    }
+    // Without a file the chunk's CRLF goes in the same write; with one it is owed.
+    let trailer: &[u8] = if chunked && payload_len > 0 && file.is_none() {
+        b"\r\n"
+    } else {
+        b""
+    };
+    let mut pieces: [&[u8]; MAX_BATCH_CHUNKS + 2] = [&[]; MAX_BATCH_CHUNKS + 2];
+    pieces[0] = &line[..line_len];
+    for (piece, chunk) in pieces[1..].iter_mut().zip(chunks) {
+        *piece = chunk;
+    }
+    pieces[chunks.len() + 1] = trailer;
+    let pieces = &pieces[..chunks.len() + 2];
+    let total: usize = pieces.iter().map(|p| p.len()).sum();
+
+    let mut written = 0;
+    while written < total {
+        let n = poll_fn(|cx| {
+            let mut slices = [IoSlice::new(&[]); MAX_BATCH_CHUNKS + 2];
+            let count = remaining_slices(pieces, written, &mut slices);
+            if file.is_some() {
+                socket.poll_write_vectored_more(cx, &slices[..count])
+            } else {
+                socket.poll_write_vectored(cx, &slices[..count])
+            }
+        })
+        .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        written += n;
+    }
+    let Some((file, range)) = file else {
+        return Ok(false);
+    };
+    let mut sent = range.clone();
+    while sent.start < sent.end {
+        let n = poll_fn(|cx| socket.poll_sendfile(cx, file.file(), &sent)).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        sent.start += n as u64;
+    }
+    Ok(chunked)
+}
+
+/// Fills `out` with the parts of `pieces` after the first `skip` bytes; returns how many.
+fn remaining_slices<'a>(pieces: &[&'a [u8]], mut skip: usize, out: &mut [IoSlice<'a>]) -> usize {
+    let mut count = 0;
+    for piece in pieces {
+        if skip >= piece.len() {
+            skip -= piece.len();
+            continue;
+        }
+        if let Some(slot) = out.get_mut(count) {
+            *slot = IoSlice::new(&piece[skip..]);
+            count += 1;
+        }
+        skip = 0;
+    }
+    count
+}
+
+/// Writes `len` in hex and CRLF into `out` (RFC 9112 §7.1: chunk-size CRLF); returns the length.
+fn chunk_size_line(len: usize, out: &mut [u8; CHUNK_LINE_BYTES]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
+    for (i, digit) in out.iter_mut().take(digits).enumerate() {
+        let shift = 4 * (digits - 1 - i);
+        *digit = HEX[(len >> shift) & 0xF];
+    }
+    out[digits] = b'\r';
+    out[digits + 1] = b'\n';
+    digits + 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(len: usize) -> String {
+        let mut out = [0u8; CHUNK_LINE_BYTES];
+        let n = chunk_size_line(len, &mut out);
+        String::from_utf8(out[..n].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn chunk_size_lines_are_hex_with_crlf() {
+        assert_eq!(line(0), "0\r\n");
+        assert_eq!(line(1), "1\r\n");
+        assert_eq!(line(15), "F\r\n");
+        assert_eq!(line(16), "10\r\n");
+        assert_eq!(line(0x1_2345), "12345\r\n");
+        assert_eq!(line(usize::MAX), format!("{:X}\r\n", usize::MAX));
+    }
+
+    #[test]
+    fn remaining_slices_skip_what_was_written() {
+        let pieces: [&[u8]; 3] = [b"ab", b"", b"cde"];
+        let mut out = [IoSlice::new(&[]); 4];
+        let collect = |out: &[IoSlice<'_>], n: usize| -> Vec<Vec<u8>> {
+            out[..n].iter().map(|s| s.to_vec()).collect()
+        };
+        let n = remaining_slices(&pieces, 0, &mut out);
+        assert_eq!(collect(&out, n), vec![b"ab".to_vec(), b"cde".to_vec()]);
+        let n = remaining_slices(&pieces, 1, &mut out);
+        assert_eq!(collect(&out, n), vec![b"b".to_vec(), b"cde".to_vec()]);
+        let n = remaining_slices(&pieces, 2, &mut out);
+        assert_eq!(collect(&out, n), vec![b"cde".to_vec()]);
+        let n = remaining_slices(&pieces, 4, &mut out);
+        assert_eq!(collect(&out, n), vec![b"e".to_vec()]);
+        assert_eq!(remaining_slices(&pieces, 5, &mut out), 0);
+    }
+}

@@ -1,0 +1,150 @@
+//! The newest MJPEG frame as a file in memory (a memfd), so that each viewer's socket is fed
+//! from it with `sendfile(2)`: the kernel hands the file's pages to TCP by reference, where a
+//! write would copy the frame into every viewer's socket buffer.
+//!
+//! The file holds one part in both framings (see `media::multipart`): the full headers, the
+//! JPEG, then the delimiter with the next part's eager headers. A viewer with full headers
+//! sends from the start through the delimiter (the plain delimiter is the start of the eager
+//! one); a Chromium-family viewer sends from the JPEG to the end. The file is written once,
+//! by whichever viewer needs the frame first, and never changed: pages handed to the kernel
+//! stay valid whatever happens to the file afterwards.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use crate::hub::PublishedJpeg;
+use crate::media::multipart::PartHeaders;
+
+/// One published frame's part, in a memfd.
+#[derive(Debug)]
+pub struct FrameFile {
+    /// The publish index of the frame it holds.
+    index: u64,
+    file: File,
+    headers_len: usize,
+    jpeg_len: usize,
+}
+
+impl FrameFile {
+    fn create(frame: &PublishedJpeg) -> io::Result<Self> {
+        let fd = rustix::fs::memfd_create("framecast-frame", rustix::fs::MemfdFlags::CLOEXEC)?;
+        let mut file = File::from(fd);
+        let jpeg = &frame.frame.jpeg;
+        file.write_all(&frame.full_headers)?;
+        file.write_all(jpeg)?;
+        file.write_all(PartHeaders::Eager.part_end())?;
+        Ok(Self {
+            index: frame.index,
+            file,
+            headers_len: frame.full_headers.len(),
+            jpeg_len: jpeg.len(),
+        })
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The bytes of the part as `mode` frames it.
+    pub fn range(&self, mode: PartHeaders) -> Range<u64> {
+        let jpeg_end = (self.headers_len + self.jpeg_len) as u64;
+        match mode {
+            PartHeaders::Full => 0..jpeg_end + PartHeaders::Full.part_end().len() as u64,
+            PartHeaders::Eager => {
+                self.headers_len as u64..jpeg_end + PartHeaders::Eager.part_end().len() as u64
+            }
+        }
+    }
+}
+
+/// The file of the newest frame any viewer sent; older ones close when their last viewer has
+/// sent them.
+#[derive(Debug, Default)]
+pub struct FrameFileCache {
+    newest: Mutex<Option<Arc<FrameFile>>>,
+}
+
+impl FrameFileCache {
+    /// The file holding `frame`, made now if no viewer has needed it yet.
+    pub fn get(&self, frame: &PublishedJpeg) -> io::Result<Arc<FrameFile>> {
+        let mut newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(file) = newest.as_ref().filter(|f| f.index == frame.index) {
+            return Ok(file.clone());
+        }
+        let file = Arc::new(FrameFile::create(frame)?);
+        // A slow viewer may still ask for an older frame: it gets a file of its own then, and
+        // the newest stays cached.
+        if newest.as_ref().is_none_or(|f| f.index < frame.index) {
+            *newest = Some(file.clone());
+        }
+        Ok(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::frame::{FrameSize, JpegFrame};
+    use crate::media::multipart;
+
+    fn published(index: u64, jpeg: &'static [u8]) -> PublishedJpeg {
+        PublishedJpeg {
+            frame: JpegFrame {
+                seq: index,
+                captured_at: SystemTime::UNIX_EPOCH,
+                size: FrameSize::new(16, 16),
+                jpeg: Bytes::from_static(jpeg),
+                encode_time: Duration::ZERO,
+            },
+            index,
+            full_headers: multipart::full_part_headers(jpeg.len(), 0, index),
+        }
+    }
+
+    fn read_range(file: &FrameFile, range: Range<u64>) -> Vec<u8> {
+        let mut f = file.file();
+        f.seek(SeekFrom::Start(range.start)).unwrap();
+        let mut out = vec![0; (range.end - range.start) as usize];
+        f.read_exact(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn both_framings_come_from_one_file() {
+        let frame = published(4, b"\xFF\xD8jpeg\xFF\xD9");
+        let cache = FrameFileCache::default();
+        let file = cache.get(&frame).unwrap();
+        assert_eq!(
+            read_range(&file, file.range(PartHeaders::Full)),
+            [
+                &frame.full_headers[..],
+                b"\xFF\xD8jpeg\xFF\xD9",
+                PartHeaders::Full.part_end()
+            ]
+            .concat()
+        );
+        assert_eq!(
+            read_range(&file, file.range(PartHeaders::Eager)),
+            [&b"\xFF\xD8jpeg\xFF\xD9"[..], PartHeaders::Eager.part_end()].concat()
+        );
+    }
+
+    #[test]
+    fn the_newest_file_is_shared_and_older_frames_get_their_own() {
+        let cache = FrameFileCache::default();
+        let five = published(5, b"five");
+        let a = cache.get(&five).unwrap();
+        let b = cache.get(&five).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let four = cache.get(&published(4, b"four")).unwrap();
+        assert_eq!(four.index, 4);
+        assert!(Arc::ptr_eq(&cache.get(&five).unwrap(), &a));
+    }
+}
