@@ -20,6 +20,8 @@ mod proc_stats;
 #[path = "common/server.rs"]
 mod server;
 
+use framecast::hls::names::HlsName;
+use framecast::media::playlist::{parse_media_playlist, parse_multivariant_playlist};
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -240,8 +242,9 @@ async fn wait_for_media(addr: SocketAddr) -> Result<String, String> {
         let mut conn = Connection::open(addr).await?;
         if let Ok((200, body)) = conn.get("/live.m3u8").await {
             let text = body_text(&body);
-            if let Some(uri) = text.lines().find(|l| l.ends_with("media.m3u8")) {
-                return Ok(format!("/{}", uri.trim_end_matches("media.m3u8")));
+            let playlist = parse_multivariant_playlist(&text).map_err(|e| e.to_string())?;
+            if let Some(variant) = playlist.variants.first() {
+                return Ok(format!("/{}", variant.uri.trim_end_matches("media.m3u8")));
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -292,18 +295,13 @@ fn body_text(body: &[u8]) -> String {
     String::from_utf8_lossy(body).into_owned()
 }
 
-/// (msn, part) of the PRELOAD-HINT URI `part{msn}.{index}.m4s`.
+/// (msn, part) of the playlist's PRELOAD-HINT, read with the crate's parser.
 fn preload_hint(playlist: &[u8]) -> Option<(u64, u64)> {
-    let text = body_text(playlist);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))?;
-    let uri = line.split("URI=\"").nth(1)?.split('"').next()?;
-    let (msn, index) = uri
-        .strip_prefix("part")?
-        .strip_suffix(".m4s")?
-        .split_once('.')?;
-    Some((msn.parse().ok()?, index.parse().ok()?))
+    let parsed = parse_media_playlist(&body_text(playlist)).ok()?;
+    match HlsName::parse(&parsed.playlist.preload_hint?.uri)? {
+        HlsName::Part { msn, index } => Some((msn, index as u64)),
+        _ => None,
+    }
 }
 
 /// A keep-alive HTTP/1.1 connection that reads Content-Length and chunked bodies.
