@@ -206,7 +206,7 @@ impl MjpegSplitter {
     fn seek_soi(&mut self) -> Step {
         let mut at = self.start;
         loop {
-            let Some(offset) = self.buf[at..].iter().position(|&b| b == MARKER_PREFIX) else {
+            let Some(offset) = memchr::memchr(MARKER_PREFIX, &self.buf[at..]) else {
                 self.skip_garbage_to(self.buf.len());
                 return Step::NeedMore;
             };
@@ -295,7 +295,7 @@ impl MjpegSplitter {
     fn step_entropy(&mut self) -> Step {
         // While the scan header has not fully arrived, `pos` lies past the buffer.
         let from = self.pos.min(self.buf.len());
-        let Some(offset) = self.buf[from..].iter().position(|&b| b == MARKER_PREFIX) else {
+        let Some(offset) = memchr::memchr(MARKER_PREFIX, &self.buf[from..]) else {
             self.pos = self.pos.max(self.buf.len());
             return Step::NeedMore;
         };
@@ -519,12 +519,11 @@ impl<'a> SegmentWalker<'a> {
     /// Moves past entropy-coded data to the marker that ends it.
     fn skip_entropy_coded_data(&mut self) -> Result<(), MjpegError> {
         loop {
-            let offset = self.jpeg[self.pos..]
-                .iter()
-                .position(|&b| b == MARKER_PREFIX)
-                .ok_or(MjpegError::Truncated {
+            let offset = memchr::memchr(MARKER_PREFIX, &self.jpeg[self.pos..]).ok_or(
+                MjpegError::Truncated {
                     len_bytes: self.jpeg.len(),
-                })?;
+                },
+            )?;
             let at = self.pos + offset;
             match self.jpeg.get(at + 1) {
                 Some(&(STUFFED_ZERO | RST0..=RST7)) => self.pos = at + 2,
