@@ -57,7 +57,12 @@ struct Shared {
 pub struct HlsStore {
     timing: HlsTiming,
     shared: Mutex<Shared>,
+    /// Bumped when the playlist changes (an init section, a part, a segment's start or end):
+    /// what blocked playlist and part requests wait for.
     changes: watch::Sender<u64>,
+    /// Bumped when a frame's own fragment arrives, thirty times a second: what `/live.mp4`
+    /// viewers wait for. Kept apart so that frames do not wake every blocked playlist request.
+    frames: watch::Sender<u64>,
 }
 
 impl HlsStore {
@@ -72,6 +77,7 @@ impl HlsStore {
                 last_part_at: None,
             }),
             changes: watch::Sender::new(0),
+            frames: watch::Sender::new(0),
         }
     }
 
@@ -79,9 +85,14 @@ impl HlsStore {
         &self.timing
     }
 
-    /// Something waiting for the window to change subscribes here.
+    /// Something waiting for the playlist to change subscribes here.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// Something waiting for the next frame's fragment (`/live.mp4`) subscribes here.
+    pub fn subscribe_frames(&self) -> watch::Receiver<u64> {
+        self.frames.subscribe()
     }
 
     /// Applies the segmenter's events and wakes everyone waiting.
@@ -93,6 +104,9 @@ impl HlsStore {
         if events.is_empty() {
             return;
         }
+        let is_frame = |e: &SegmenterEvent| matches!(e, SegmenterEvent::Frame { .. });
+        let has_frames = events.iter().any(is_frame);
+        let playlist_changed = !events.iter().all(is_frame);
         {
             let mut shared = self.lock();
             if events
@@ -102,9 +116,16 @@ impl HlsStore {
                 shared.last_part_at = Some(now);
             }
             shared.window.apply(events, now);
-            shared.rendered = Default::default();
+            if playlist_changed {
+                shared.rendered = Default::default();
+            }
         }
-        self.changes.send_modify(|n| *n += 1);
+        if playlist_changed {
+            self.changes.send_modify(|n| *n += 1);
+        }
+        if has_frames {
+            self.frames.send_modify(|n| *n += 1);
+        }
     }
 
     /// How long HLS has made no new media at `now`: since the last part, or since the store

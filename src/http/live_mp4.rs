@@ -54,7 +54,7 @@ pub async fn stream(
     let hls = hls_on(&state)?;
     let store = hls.store.clone();
     let viewer = Mp4Viewer {
-        changes: store.subscribe(),
+        changes: store.subscribe_frames(),
         max_lag_frames: u64::from(store.timing().segmenter.frames_per_segment),
         store,
         cursor: None,
