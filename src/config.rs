@@ -53,6 +53,12 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_DROP_SAME_FRAMES")]
     pub drop_same_frames: bool,
 
+    /// Drop a viewer (MJPEG or /live.mp4) whose connection has taken no bytes for this many
+    /// seconds (1 to 600): a client that stopped reading must not hold a connection forever.
+    #[arg(long, env = "FRAMECAST_VIEWER_STALL_SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u16).range(1..=600))]
+    pub viewer_stall_seconds: u16,
+
     /// Exit (with status 1) when the source ends for good, standard input at its end, instead
     /// of serving the "NO SIGNAL" placeholder: for a service manager that restarts the pipeline.
     #[arg(long, env = "FRAMECAST_EXIT_ON_EOF")]

@@ -767,6 +767,31 @@ fn stalled_viewer(addr: SocketAddr, user_agent: &str) -> MjpegReader {
     stalled
 }
 
+/// A viewer that stops reading is dropped once its connection has taken nothing for
+/// `--viewer-stall-seconds`, and counted; its file descriptor is freed.
+#[test]
+fn a_viewer_that_stops_reading_is_dropped_and_counted() {
+    let server = mjpeg_server(&["--fps", "30", "--viewer-stall-seconds", "1"]);
+    let stalled = stalled_viewer(server.addr, "stops-reading");
+    let deadline = Instant::now() + WAIT_LIMIT;
+    let status = loop {
+        let status = status_json(server.addr);
+        if status["viewers_dropped_stalled"].as_u64() >= Some(1) {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "never dropped: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["viewer_count"], 0, "{status}");
+    // A viewer that reads is not.
+    let mut reader = MjpegReader::open(server.addr, "/stream.mjpg", "reads");
+    for _ in 0..60 {
+        reader.next_part();
+    }
+    assert_eq!(status_json(server.addr)["viewers_dropped_stalled"], 1);
+    drop(stalled);
+}
+
 fn counter(stats: &serde_json::Value, name: &str) -> u64 {
     stats[name]
         .as_u64()
@@ -777,7 +802,8 @@ fn counter(stats: &serde_json::Value, name: &str) -> u64 {
 fn a_stalled_viewer_does_not_slow_another() {
     // Frames are ~30 kB at 640x360: a stalled viewer's socket fills within a few frames.
     const STEADY_PARTS: u64 = 60;
-    let server = mjpeg_server(&["--fps", "30"]);
+    // The stalled viewer is kept on purpose here, not dropped.
+    let server = mjpeg_server(&["--fps", "30", "--viewer-stall-seconds", "600"]);
     let mut stalled = stalled_viewer(server.addr, "stalled-viewer");
 
     // The other viewer gets frame after frame: the stalled one holds nothing up.
@@ -825,7 +851,8 @@ fn a_stalled_viewer_does_not_slow_another() {
 #[test]
 fn a_stalled_viewers_skips_show_while_it_stalls() {
     const MORE_FRAMES: u64 = 30;
-    let server = mjpeg_server(&["--fps", "30"]);
+    // The stalled viewer is kept on purpose here, not dropped.
+    let server = mjpeg_server(&["--fps", "30", "--viewer-stall-seconds", "600"]);
     let stalled = stalled_viewer(server.addr, "stalled-viewer");
     let encoded = |status: &serde_json::Value| counter(&status["jpeg"], "frames_encoded");
 

@@ -4,8 +4,9 @@
 //! of a frame is copied in user space, and a frame from a file is not copied by the kernel
 //! either, whatever the number of viewers.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -28,8 +29,10 @@ pub async fn write_body<V: ChunkSource>(
     chunked: bool,
     mut viewer: V,
     mut shutdown: watch::Receiver<bool>,
+    stall: Duration,
 ) -> io::Result<()> {
-    match run(&socket, chunked, &mut viewer, &mut shutdown).await {
+    let stalled = Stall(stall);
+    match run(&socket, chunked, &mut viewer, &mut shutdown, stalled).await {
         Err(error)
             if matches!(
                 error.kind(),
@@ -44,16 +47,33 @@ pub async fn write_body<V: ChunkSource>(
     }
 }
 
+/// How long one write may wait for the socket to take a byte: a viewer that stopped reading is
+/// dropped with a `TimedOut` error after it.
+#[derive(Debug, Clone, Copy)]
+struct Stall(Duration);
+
+impl Stall {
+    async fn guard<T>(self, write: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+        tokio::time::timeout(self.0, write).await.map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the viewer took nothing for {} s", self.0.as_secs()),
+            )
+        })?
+    }
+}
+
 async fn run<V: ChunkSource>(
     socket: &ConnectionSocket,
     chunked: bool,
     viewer: &mut V,
     shutdown: &mut watch::Receiver<bool>,
+    stall: Stall,
 ) -> io::Result<()> {
     tokio::select! {
         biased;
         _ = shutdown_requested(shutdown) => return Ok(()),
-        () = socket.actix_flushed() => {}
+        flushed = stall.guard(async { socket.actix_flushed().await; Ok(()) }) => flushed?,
     }
     // A chunk whose data ended with a file still owes its closing CRLF; it goes out with the
     // next write, so a frame costs one send and one sendfile.
@@ -66,16 +86,11 @@ async fn run<V: ChunkSource>(
         };
         let Some(batch) = batch else {
             if chunk_open {
-                write_batch(
-                    socket,
-                    chunked,
-                    true,
-                    &Batch {
-                        chunks: Vec::new(),
-                        file: None,
-                    },
-                )
-                .await?;
+                let last = Batch {
+                    chunks: Vec::new(),
+                    file: None,
+                };
+                write_batch(socket, chunked, true, &last, stall).await?;
             }
             return Ok(());
         };
@@ -84,7 +99,7 @@ async fn run<V: ChunkSource>(
             _ = shutdown_requested(shutdown) => {
                 return Err(io::Error::other("server shutting down in the middle of a write"));
             }
-            written = write_batch(socket, chunked, chunk_open, &batch) => {
+            written = write_batch(socket, chunked, chunk_open, &batch, stall) => {
                 chunk_open = written?;
             }
         }
@@ -98,6 +113,7 @@ async fn write_batch(
     chunked: bool,
     close_previous: bool,
     batch: &Batch,
+    stall: Stall,
 ) -> io::Result<bool> {
     let chunks = &batch.chunks[..batch.chunks.len().min(MAX_BATCH_CHUNKS)];
     let file = batch
@@ -136,16 +152,17 @@ async fn write_batch(
 
     let mut written = 0;
     while written < total {
-        let n = poll_fn(|cx| {
-            let mut slices = [IoSlice::new(&[]); MAX_BATCH_CHUNKS + 2];
-            let count = remaining_slices(pieces, written, &mut slices);
-            if file.is_some() {
-                socket.poll_write_vectored_more(cx, &slices[..count])
-            } else {
-                socket.poll_write_vectored(cx, &slices[..count])
-            }
-        })
-        .await?;
+        let n = stall
+            .guard(poll_fn(|cx| {
+                let mut slices = [IoSlice::new(&[]); MAX_BATCH_CHUNKS + 2];
+                let count = remaining_slices(pieces, written, &mut slices);
+                if file.is_some() {
+                    socket.poll_write_vectored_more(cx, &slices[..count])
+                } else {
+                    socket.poll_write_vectored(cx, &slices[..count])
+                }
+            }))
+            .await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -156,7 +173,9 @@ async fn write_batch(
     };
     let mut sent = range.clone();
     while sent.start < sent.end {
-        let n = poll_fn(|cx| socket.poll_sendfile(cx, file.file(), &sent)).await?;
+        let n = stall
+            .guard(poll_fn(|cx| socket.poll_sendfile(cx, file.file(), &sent)))
+            .await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }

@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::future::{Future, ready};
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::{Method, Version};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
@@ -21,6 +22,10 @@ use super::AppState;
 use super::connection::ConnectionSocket;
 use super::direct_body;
 use super::frame_file::FrameFile;
+
+/// How long a connection may take no bytes before its viewer is dropped, when the app has no
+/// state to say (tests of single handlers); the server uses `--viewer-stall-seconds`.
+const DEFAULT_STALL: Duration = Duration::from_secs(5);
 
 /// A viewer hands out its body one chunk at a time; `None` ends the response.
 pub trait ChunkSource: 'static {
@@ -79,9 +84,22 @@ pub fn respond<V: ChunkSource>(
     }
     let chunked = req.version() >= Version::HTTP_11;
     let shutdown = shutdown_signal(req);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
     let mut response = match req.conn_data::<ConnectionSocket>() {
         Some(socket) => {
-            let body = direct_body::write_body(socket.clone(), chunked, viewer, shutdown);
+            let stall = state.as_ref().map_or(DEFAULT_STALL, |s| {
+                Duration::from_secs(u64::from(s.config.viewer_stall_seconds))
+            });
+            let body = direct_body::write_body(socket.clone(), chunked, viewer, shutdown, stall);
+            let body = async move {
+                let result = body.await;
+                if let (Err(error), Some(state)) = (&result, &state)
+                    && error.kind() == std::io::ErrorKind::TimedOut
+                {
+                    state.hub.viewers.count_dropped_stalled();
+                }
+                result
+            };
             // The body yields nothing itself: it ends cleanly or with the socket's error.
             response.streaming(
                 futures::stream::once(body)

@@ -38,6 +38,8 @@ struct Status<'a> {
     connections: ConnectionsStatus,
     viewer_count: usize,
     viewer_frames_skipped_total: u64,
+    /// Viewers dropped because their connection took nothing for `--viewer-stall-seconds`.
+    viewers_dropped_stalled: u64,
     /// The longest-connected viewers, at most [`MAX_VIEWERS_LISTED`].
     viewers: Vec<ViewerStatus>,
 }
@@ -216,6 +218,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         },
         viewer_count: all_viewers.len(),
         viewer_frames_skipped_total: hub.viewers.total_skipped(),
+        viewers_dropped_stalled: hub.viewers.dropped_stalled(),
         viewers,
     };
     HttpResponse::Ok()

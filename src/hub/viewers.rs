@@ -61,6 +61,8 @@ pub struct ViewerRegistry {
     viewers: Mutex<BTreeMap<u64, Arc<ViewerStats>>>,
     /// Frames skipped by viewers that have left, so totals do not shrink when they go.
     departed_skipped: AtomicU64,
+    /// Viewers dropped because their connection took nothing for the stall limit.
+    dropped_stalled: AtomicU64,
 }
 
 impl ViewerRegistry {
@@ -98,6 +100,16 @@ impl ViewerRegistry {
 
     pub fn snapshot(&self) -> Vec<Arc<ViewerStats>> {
         self.lock().values().cloned().collect()
+    }
+
+    /// Counts a viewer dropped because its connection stopped taking bytes.
+    pub fn count_dropped_stalled(&self) {
+        self.dropped_stalled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Viewers dropped so far because their connection stopped taking bytes.
+    pub fn dropped_stalled(&self) -> u64 {
+        self.dropped_stalled.load(Ordering::Relaxed)
     }
 
     /// Frames skipped by every viewer so far, connected or gone.
