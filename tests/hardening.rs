@@ -179,3 +179,39 @@ fn running_out_of_descriptors_is_logged_once_per_burst() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn live_mp4_viewers_are_listed_and_one_that_stops_reading_is_dropped() {
+    let server = Server::start(&["--size", "640x360", "--viewer-stall-seconds", "1"]);
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    // A small receive window, so that a viewer that does not read stalls the server quickly.
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.connect(&server.addr.into()).expect("connect");
+    let viewer = MjpegReader::open_on(socket.into(), "/live.mp4", "mp4-viewer");
+    assert_eq!(viewer.status, 200);
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let listed = loop {
+        let status = status_json(server.addr);
+        let listed = status["viewers"]
+            .as_array()
+            .and_then(|v| v.iter().find(|v| v["user_agent"] == "mp4-viewer").cloned());
+        if let Some(listed) = listed.filter(|v| v["bytes_sent"].as_u64() > Some(0)) {
+            break listed;
+        }
+        assert!(Instant::now() < deadline, "not listed: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(listed["kind"], "live.mp4", "{listed}");
+    // It never reads: dropped and counted.
+    let status = loop {
+        let status = status_json(server.addr);
+        if status["viewers_dropped_stalled"].as_u64() >= Some(1) {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "never dropped: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["viewer_count"], 0, "{status}");
+    drop(viewer);
+}

@@ -13,12 +13,13 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::header::{CONTENT_TYPE, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::hls::store::{FramePosition, HlsStore};
+use crate::hub::{ViewerGuard, ViewerKind};
 
 use crate::pipeline::StreamHls;
 
@@ -53,7 +54,17 @@ pub async fn stream(
 ) -> Result<HttpResponse, HttpError> {
     let hls = hls_on(&state)?;
     let store = hls.store.clone();
+    let user_agent = req
+        .headers()
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let viewer = Mp4Viewer {
+        stats: state
+            .hub
+            .viewers
+            .register(ViewerKind::LiveMp4, req.peer_addr(), user_agent, None),
         changes: store.subscribe_frames(),
         max_lag_frames: u64::from(store.timing().segmenter.frames_per_segment),
         store,
@@ -69,6 +80,8 @@ pub async fn stream(
 }
 
 struct Mp4Viewer {
+    /// Keeps the viewer in `/status` while it lives, with its counters.
+    stats: ViewerGuard,
     store: Arc<HlsStore>,
     changes: watch::Receiver<u64>,
     /// The last frame sent.
@@ -84,13 +97,16 @@ impl ChunkSource for Mp4Viewer {
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
             if let Some(chunk) = self.pending.pop_front() {
+                self.stats.stats().record_bytes(chunk.len());
                 return Some(chunk);
             }
             self.changes.borrow_and_update();
+            let mut skipped = 0;
             if let Some(cursor) = self.cursor
                 && self.store.frames_behind(cursor) > self.max_lag_frames
             {
                 // Too far behind: start again from the newest IDR.
+                skipped = self.store.frames_behind(cursor);
                 self.cursor = None;
             }
             match self.store.next_frame(self.cursor) {
@@ -101,6 +117,12 @@ impl ChunkSource for Mp4Viewer {
                         self.init_generation = Some(position.init_generation);
                     }
                     self.pending.push_back(data);
+                    let since = self
+                        .cursor
+                        .map_or(0, |c| position.number.saturating_sub(c.number + 1));
+                    self.stats
+                        .stats()
+                        .record_frame(skipped.max(since), position.number + 1);
                     self.cursor = Some(position);
                 }
                 None => {

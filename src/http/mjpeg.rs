@@ -17,7 +17,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use crate::hub::{Hub, PublishedJpeg, StreamDemandGuard, ViewerGuard};
+use crate::hub::{Hub, PublishedJpeg, StreamDemandGuard, ViewerGuard, ViewerKind};
 use crate::media::multipart::{self, PartHeaders};
 
 use super::AppState;
@@ -52,7 +52,9 @@ pub async fn stream(
         files: direct.then(|| state.frame_files.clone()),
         frames: hub.subscribe_jpeg(),
         _demand: hub.want_stream(),
-        stats: hub.viewers.register(req.peer_addr(), user_agent, fps_cap),
+        stats: hub
+            .viewers
+            .register(ViewerKind::Mjpeg, req.peer_addr(), user_agent, fps_cap),
         hub,
         mode,
         min_interval: fps_cap.map(|fps| Duration::from_secs(1) / fps),
@@ -240,7 +242,9 @@ mod tests {
         ViewerStream {
             frames: hub.subscribe_jpeg(),
             _demand: hub.want_stream(),
-            stats: hub.viewers.register(None, "unit-test".into(), None),
+            stats: hub
+                .viewers
+                .register(ViewerKind::Mjpeg, None, "unit-test".into(), None),
             hub: hub.clone(),
             mode,
             files: None,

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use crate::frame::unix_micros;
-use crate::hub::SourceState;
+use crate::hub::{SourceState, ViewerKind};
 
 use super::AppState;
 use super::cache::CachePolicy;
@@ -114,6 +114,7 @@ struct BandwidthStatus {
 #[derive(Debug, Serialize)]
 struct ViewerStatus {
     id: u64,
+    kind: ViewerKind,
     remote: Option<String>,
     user_agent: String,
     connected_s: f64,
@@ -139,13 +140,18 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         .take(MAX_VIEWERS_LISTED)
         .map(|v| ViewerStatus {
             id: v.id,
+            kind: v.kind,
             remote: v.remote.map(|a| a.to_string()),
             user_agent: v.user_agent.clone(),
             connected_s: round3(v.connected_at.elapsed().as_secs_f64()),
             fps_cap: v.fps_cap,
             fps: round3(v.rate.rate_per_s()),
             frames_sent: v.frames_sent.load(Ordering::Relaxed),
-            frames_skipped: v.skipped_now(newest_index),
+            frames_skipped: match v.kind {
+                // Counted up to the newest published JPEG, while it is stuck too.
+                ViewerKind::Mjpeg => v.skipped_now(newest_index),
+                ViewerKind::LiveMp4 => v.frames_skipped.load(Ordering::Relaxed),
+            },
             bytes_sent: v.bytes_sent.load(Ordering::Relaxed),
         })
         .collect();

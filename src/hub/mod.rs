@@ -13,7 +13,7 @@ mod viewers;
 
 pub use health::{SourceHealth, SourceState};
 pub use slot::{LatestSlot, Taken};
-pub use viewers::{ViewerGuard, ViewerRegistry, ViewerStats};
+pub use viewers::{ViewerGuard, ViewerKind, ViewerRegistry, ViewerStats};
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -12,10 +12,22 @@ use crate::meter::RateMeter;
 /// cannot make `/status` or the log large by sending a huge header.
 pub const MAX_USER_AGENT_CHARS: usize = 200;
 
+/// What a viewer watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ViewerKind {
+    /// `/stream.mjpg`.
+    #[serde(rename = "mjpeg")]
+    Mjpeg,
+    /// `/live.mp4`.
+    #[serde(rename = "live.mp4")]
+    LiveMp4,
+}
+
 /// One viewer's counters, updated by its stream and read by `/status`.
 #[derive(Debug)]
 pub struct ViewerStats {
     pub id: u64,
+    pub kind: ViewerKind,
     pub remote: Option<SocketAddr>,
     pub user_agent: String,
     pub fps_cap: Option<u32>,
@@ -68,15 +80,24 @@ pub struct ViewerRegistry {
 impl ViewerRegistry {
     pub fn register(
         self: &Arc<Self>,
+        kind: ViewerKind,
         remote: Option<SocketAddr>,
         user_agent: String,
         fps_cap: Option<u32>,
     ) -> ViewerGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let user_agent = truncate_chars(user_agent, MAX_USER_AGENT_CHARS);
-        tracing::info!(viewer = id, ?remote, user_agent, ?fps_cap, "viewer arrived");
+        tracing::info!(
+            viewer = id,
+            ?kind,
+            ?remote,
+            user_agent,
+            ?fps_cap,
+            "viewer arrived"
+        );
         let stats = Arc::new(ViewerStats {
             id,
+            kind,
             remote,
             user_agent,
             fps_cap,
@@ -174,8 +195,8 @@ mod tests {
     #[test]
     fn viewers_leave_when_their_guard_drops_and_totals_stay() {
         let registry = Arc::new(ViewerRegistry::default());
-        let a = registry.register(None, "a".into(), None);
-        let b = registry.register(None, "b".into(), Some(5));
+        let a = registry.register(ViewerKind::Mjpeg, None, "a".into(), None);
+        let b = registry.register(ViewerKind::Mjpeg, None, "b".into(), Some(5));
         assert_eq!(registry.count(), 2);
         a.stats().record_frame(3, 5);
         assert_eq!(a.stats().skipped_now(9), 6, "three counted, three since");
@@ -188,7 +209,7 @@ mod tests {
     #[test]
     fn long_user_agents_are_cut() {
         let registry = Arc::new(ViewerRegistry::default());
-        let viewer = registry.register(None, "é".repeat(10_000), None);
+        let viewer = registry.register(ViewerKind::LiveMp4, None, "é".repeat(10_000), None);
         let kept = &viewer.stats().user_agent;
         assert_eq!(kept.chars().count(), MAX_USER_AGENT_CHARS + 1);
         assert!(kept.ends_with('…'));
