@@ -526,6 +526,19 @@ pub(crate) mod tests {
     };
     const PART_90K: u64 = 30_000;
 
+    /// Each segment's PROGRAM-DATE-TIME plus its EXTINF is the next segment's
+    /// PROGRAM-DATE-TIME (to the millisecond): the playlist keeps the capture clock.
+    pub(crate) fn assert_extinf_reaches_the_next_pdt(playlist: &MediaPlaylist) {
+        for pair in playlist.segments.windows(2) {
+            let extinf_ms = (pair[0].duration_90k as f64 / 90.0).round() as u64;
+            assert_eq!(
+                pair[0].program_date_time_unix_ms + extinf_ms,
+                pair[1].program_date_time_unix_ms,
+                "EXTINF runs to the next segment's capture time: {pair:?}"
+            );
+        }
+    }
+
     pub(crate) fn window(window_segments: usize) -> LiveWindow {
         LiveWindow::new(HlsTiming::new(SEGMENTER, window_segments))
     }
@@ -836,14 +849,7 @@ pub(crate) mod tests {
         // PROGRAM-DATE-TIME plus EXTINF is the next segment's PROGRAM-DATE-TIME, and each
         // segment's PROGRAM-DATE-TIME is a frame's capture time (a whole number of frames
         // after the first): the playlist's clock is the capture clock.
-        for pair in playlist.segments.windows(2) {
-            let extinf_ms = (pair[0].duration_90k as f64 / 90.0).round() as u64;
-            assert_eq!(
-                pair[0].program_date_time_unix_ms + extinf_ms,
-                pair[1].program_date_time_unix_ms,
-                "{pair:?}"
-            );
-        }
+        assert_extinf_reaches_the_next_pdt(&playlist);
         for segment in &playlist.segments {
             let since_first_us = segment.program_date_time_unix_ms * 1000 - BASE_UNIX_US;
             let frames = (since_first_us * 30).div_ceil(1_000_000);

@@ -12,6 +12,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::header::USER_AGENT;
 use actix_web::http::{Method, Version};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
@@ -70,6 +71,15 @@ pub async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     if shutdown.wait_for(|stopping| *stopping).await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// The client's User-Agent, for the viewer registry (empty when absent or not text).
+pub fn user_agent(req: &HttpRequest) -> String {
+    req.headers()
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// Streams `viewer` as the body of `response`. HTTP/1.0 has no chunked coding (RFC 9112

@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use actix_web::http::header::{CONTENT_TYPE, USER_AGENT};
+use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -54,12 +54,7 @@ pub async fn stream(
 ) -> Result<HttpResponse, HttpError> {
     let hls = hls_on(&state)?;
     let store = hls.store.clone();
-    let user_agent = req
-        .headers()
-        .get(USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let user_agent = endless::user_agent(&req);
     let viewer = Mp4Viewer {
         stats: state
             .hub

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header::{CONTENT_TYPE, PRAGMA, USER_AGENT};
+use actix_web::http::header::{CONTENT_TYPE, PRAGMA};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -38,12 +38,7 @@ pub async fn stream(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     let fps_cap = query::fps_cap(req.query_string())?;
-    let user_agent = req
-        .headers()
-        .get(USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let user_agent = endless::user_agent(&req);
     let mode = PartHeaders::for_user_agent(&user_agent);
     let hub = state.hub.clone();
     // Frames go out from memory files with sendfile where the body is written to the socket.

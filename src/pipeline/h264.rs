@@ -168,6 +168,7 @@ mod tests {
     use crate::hls::segmenter::SegmenterSettings;
     use crate::hls::segmenter::tests::{BASE_UNIX_US, frame, read_fragment};
     use crate::hls::store::{HlsTiming, PartLookup};
+    use crate::hls::window::tests::assert_extinf_reaches_the_next_pdt;
     use crate::source::TestPattern;
     use std::time::{Duration, Instant, SystemTime};
 
@@ -223,14 +224,7 @@ mod tests {
 
         let playlist = store.playlist();
         assert_eq!(playlist.segments.len(), 6);
-        for pair in playlist.segments.windows(2) {
-            let extinf_ms = (pair[0].duration_90k as f64 / 90.0).round() as u64;
-            assert_eq!(
-                pair[0].program_date_time_unix_ms + extinf_ms,
-                pair[1].program_date_time_unix_ms,
-                "EXTINF runs to the next segment's capture time: {pair:?}"
-            );
-        }
+        assert_extinf_reaches_the_next_pdt(&playlist);
         // Every listed part's samples start at their frames' capture times, one after the
         // other without a hole: tfdt is the capture clock and no frame was shortened.
         let kept: Vec<u64> = (0..300).filter(|n| !lost.contains(n)).collect();
