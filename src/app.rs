@@ -43,7 +43,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         hls: stream.hls.clone(),
         connections,
         shutdown: shutdown_signal,
-        frame_files: Default::default(),
+        mjpeg_sender: Default::default(),
     };
     let server = http::serve(listener, state).map_err(Error::Server)?;
     let shutdown = Arc::new(shutdown);

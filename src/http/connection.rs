@@ -189,6 +189,14 @@ impl ConnectionSocket {
         })
     }
 
+    /// A second descriptor of the socket, for a writer on another thread (the MJPEG sender).
+    /// It shares the socket's state, non-blocking mode included.
+    pub fn try_clone_std(&self) -> io::Result<std::net::TcpStream> {
+        let stream = self.shared.stream()?;
+        let fd = std::os::fd::AsFd::as_fd(&*stream).try_clone_to_owned()?;
+        Ok(std::net::TcpStream::from(fd))
+    }
+
     /// Writes some of `bufs` once the socket can take bytes; returns how many it took.
     pub fn poll_write_vectored(
         &self,

@@ -17,7 +17,7 @@ use super::endless::{Batch, ChunkSource, shutdown_requested};
 pub const MAX_BATCH_CHUNKS: usize = 6;
 
 /// Chunk-size line (hex, at most 16 digits for a 64-bit length) and its CRLF.
-const CHUNK_LINE_BYTES: usize = 18;
+pub const CHUNK_LINE_BYTES: usize = 18;
 
 /// Writes `viewer`'s body to `socket` until the viewer ends, the socket fails or the server
 /// shuts down. A shutdown between batches ends the body cleanly (actix then writes the last
@@ -185,7 +185,11 @@ async fn write_batch(
 }
 
 /// Fills `out` with the parts of `pieces` after the first `skip` bytes; returns how many.
-fn remaining_slices<'a>(pieces: &[&'a [u8]], mut skip: usize, out: &mut [IoSlice<'a>]) -> usize {
+pub fn remaining_slices<'a>(
+    pieces: &[&'a [u8]],
+    mut skip: usize,
+    out: &mut [IoSlice<'a>],
+) -> usize {
     let mut count = 0;
     for piece in pieces {
         if skip >= piece.len() {
@@ -202,7 +206,7 @@ fn remaining_slices<'a>(pieces: &[&'a [u8]], mut skip: usize, out: &mut [IoSlice
 }
 
 /// Writes `len` in hex and CRLF into `out` (RFC 9112 §7.1: chunk-size CRLF); returns the length.
-fn chunk_size_line(len: usize, out: &mut [u8; CHUNK_LINE_BYTES]) -> usize {
+pub fn chunk_size_line(len: usize, out: &mut [u8; CHUNK_LINE_BYTES]) -> usize {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
     for (i, digit) in out.iter_mut().take(digits).enumerate() {

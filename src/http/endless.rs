@@ -92,14 +92,12 @@ pub fn respond<V: ChunkSource>(
     if req.method() == Method::HEAD {
         return headers_only(response);
     }
-    let chunked = req.version() >= Version::HTTP_11;
+    let chunked = is_chunked(req);
     let shutdown = shutdown_signal(req);
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let mut response = match req.conn_data::<ConnectionSocket>() {
+    match req.conn_data::<ConnectionSocket>() {
         Some(socket) => {
-            let stall = state.as_ref().map_or(DEFAULT_STALL, |s| {
-                Duration::from_secs(u64::from(s.config.viewer_stall_seconds))
-            });
+            let stall = stall_time(req);
             let body = direct_body::write_body(socket.clone(), chunked, viewer, shutdown, stall);
             let body = async move {
                 let result = body.await;
@@ -110,18 +108,47 @@ pub fn respond<V: ChunkSource>(
                 }
                 result
             };
-            // The body yields nothing itself: it ends cleanly or with the socket's error.
-            response.streaming(
-                futures::stream::once(body)
-                    .filter_map(|result| ready(result.err().map(Err::<Bytes, _>))),
-            )
+            respond_direct(req, response, body)
         }
-        None => response.streaming(through_actix(viewer, shutdown)),
-    };
-    if !chunked {
+        None => {
+            let mut response = response.streaming(through_actix(viewer, shutdown));
+            if !chunked {
+                response.head_mut().no_chunking(true);
+            }
+            response
+        }
+    }
+}
+
+/// A response whose body some other writer puts on the socket: `body` resolves when that
+/// writer is done, cleanly (actix then ends the response) or with the error that closes the
+/// connection.
+pub fn respond_direct(
+    req: &HttpRequest,
+    response: &mut HttpResponseBuilder,
+    body: impl Future<Output = std::io::Result<()>> + 'static,
+) -> HttpResponse {
+    // The body yields nothing itself: it ends cleanly or with the socket's error.
+    let mut response = response.streaming(
+        futures::stream::once(body).filter_map(|result| ready(result.err().map(Err::<Bytes, _>))),
+    );
+    if !is_chunked(req) {
         response.head_mut().no_chunking(true);
     }
     response
+}
+
+/// HTTP/1.0 has no chunked coding (RFC 9112 §6.1): its bodies run until the connection closes.
+pub fn is_chunked(req: &HttpRequest) -> bool {
+    req.version() >= Version::HTTP_11
+}
+
+/// How long a viewer's socket may take no bytes before the viewer is dropped.
+pub fn stall_time(req: &HttpRequest) -> Duration {
+    req.app_data::<web::Data<AppState>>()
+        .map_or(DEFAULT_STALL, |s| {
+            Duration::from_secs(u64::from(s.config.viewer_stall_seconds))
+        })
 }
 
 /// The headers of such a response without starting one (for HEAD), which would never end.
@@ -131,7 +158,7 @@ pub fn headers_only(response: &mut HttpResponseBuilder) -> HttpResponse {
 
 /// The server's shutdown signal; one that never fires if the app has no state (tests of
 /// single handlers).
-fn shutdown_signal(req: &HttpRequest) -> watch::Receiver<bool> {
+pub fn shutdown_signal(req: &HttpRequest) -> watch::Receiver<bool> {
     match req.app_data::<web::Data<AppState>>() {
         Some(state) => state.shutdown.clone(),
         None => watch::Sender::new(false).subscribe(),

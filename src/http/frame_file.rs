@@ -10,8 +10,9 @@
 //! stay valid whatever happens to the file afterwards.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
 use crate::hub::PublishedJpeg;
@@ -30,11 +31,26 @@ pub struct FrameFile {
 impl FrameFile {
     fn create(frame: &PublishedJpeg) -> io::Result<Self> {
         let fd = rustix::fs::memfd_create("framecast-frame", rustix::fs::MemfdFlags::CLOEXEC)?;
-        let mut file = File::from(fd);
+        Self::write(File::from(fd), frame)
+    }
+
+    /// Writes `frame`'s part into `file` from its start, replacing what it held.
+    ///
+    /// Truncating first matters: it takes the old pages out of the file, and pages the kernel
+    /// still holds for a socket stay as they were until TCP lets them go. Writing over them
+    /// in place would change bytes already promised to a viewer.
+    fn write(file: File, frame: &PublishedJpeg) -> io::Result<Self> {
+        file.set_len(0)?;
         let jpeg = &frame.frame.jpeg;
-        file.write_all(&frame.full_headers)?;
-        file.write_all(jpeg)?;
-        file.write_all(PartHeaders::Eager.part_end())?;
+        let mut at = 0;
+        for piece in [
+            &frame.full_headers[..],
+            &jpeg[..],
+            PartHeaders::Eager.part_end(),
+        ] {
+            file.write_all_at(piece, at)?;
+            at += piece.len() as u64;
+        }
         Ok(Self {
             index: frame.index,
             file,
@@ -59,27 +75,59 @@ impl FrameFile {
     }
 }
 
-/// The file of the newest frame any viewer sent; older ones close when their last viewer has
-/// sent them.
+/// Files of earlier frames kept to be written again, which saves making and closing a file
+/// per frame: a few, since a frame's file is free again once the viewers sending it are done.
+const SPARE_FILES: usize = 4;
+
+/// The file of the newest frame any viewer sent, and files of earlier ones to reuse once no
+/// viewer sends from them.
 #[derive(Debug, Default)]
 pub struct FrameFileCache {
-    newest: Mutex<Option<Arc<FrameFile>>>,
+    files: Mutex<Files>,
+}
+
+#[derive(Debug, Default)]
+struct Files {
+    newest: Option<Arc<FrameFile>>,
+    earlier: Vec<Arc<FrameFile>>,
 }
 
 impl FrameFileCache {
     /// The file holding `frame`, made now if no viewer has needed it yet.
     pub fn get(&self, frame: &PublishedJpeg) -> io::Result<Arc<FrameFile>> {
-        let mut newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(file) = newest.as_ref().filter(|f| f.index == frame.index) {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(file) = files.newest.as_ref().filter(|f| f.index == frame.index) {
             return Ok(file.clone());
         }
-        let file = Arc::new(FrameFile::create(frame)?);
+        let file = Arc::new(match files.take_free() {
+            Some(free) => FrameFile::write(free, frame)?,
+            None => FrameFile::create(frame)?,
+        });
         // A slow viewer may still ask for an older frame: it gets a file of its own then, and
         // the newest stays cached.
-        if newest.as_ref().is_none_or(|f| f.index < frame.index) {
-            *newest = Some(file.clone());
+        if files.newest.as_ref().is_none_or(|f| f.index < frame.index) {
+            if let Some(previous) = files.newest.replace(file.clone())
+                && files.earlier.len() < SPARE_FILES
+            {
+                files.earlier.push(previous);
+            }
+        } else if files.earlier.len() < SPARE_FILES {
+            files.earlier.push(file.clone());
         }
         Ok(file)
+    }
+}
+
+impl Files {
+    /// An earlier frame's file that no viewer holds any more.
+    fn take_free(&mut self) -> Option<File> {
+        let at = self
+            .earlier
+            .iter()
+            .position(|file| Arc::strong_count(file) == 1)?;
+        Arc::try_unwrap(self.earlier.swap_remove(at))
+            .ok()
+            .map(|file| file.file)
     }
 }
 
@@ -146,5 +194,39 @@ mod tests {
         let four = cache.get(&published(4, b"four")).unwrap();
         assert_eq!(four.index, 4);
         assert!(Arc::ptr_eq(&cache.get(&five).unwrap(), &a));
+    }
+
+    #[test]
+    fn a_file_is_written_again_only_once_no_viewer_holds_it() {
+        let cache = FrameFileCache::default();
+        let held = cache.get(&published(1, b"one")).unwrap();
+        // Frame 2 makes frame 1's file an earlier one, still held: frame 3 gets a new file.
+        let two = cache.get(&published(2, b"two")).unwrap();
+        drop(two);
+        let three = cache.get(&published(3, b"three-longer")).unwrap();
+        assert_eq!(
+            read_range(&held, held.range(PartHeaders::Eager)),
+            [&b"one"[..], PartHeaders::Eager.part_end()].concat()
+        );
+        // Frame 2's file was free: frame 3 took it, and holds only its own bytes.
+        let whole = three.range(PartHeaders::Full);
+        assert_eq!(
+            three.file().metadata().unwrap().len(),
+            whole.end - whole.start
+                + (PartHeaders::Eager.part_end().len() - PartHeaders::Full.part_end().len()) as u64
+        );
+        assert_eq!(
+            read_range(&three, three.range(PartHeaders::Eager)),
+            [&b"three-longer"[..], PartHeaders::Eager.part_end()].concat()
+        );
+        let four = cache.get(&published(4, b"4")).unwrap();
+        assert_eq!(
+            read_range(&four, four.range(PartHeaders::Eager)),
+            [&b"4"[..], PartHeaders::Eager.part_end()].concat()
+        );
+        assert_eq!(
+            read_range(&held, held.range(PartHeaders::Eager)),
+            [&b"one"[..], PartHeaders::Eager.part_end()].concat()
+        );
     }
 }

@@ -1,12 +1,14 @@
 //! `GET /stream.mjpg`: the live picture as multipart MJPEG, for `<img>` tags, ffmpeg and VLC.
 //!
-//! Each viewer is a stream that, whenever its socket has taken the last frame, takes the newest
-//! published JPEG: latest-frame-wins, the producer never waits, and the gap in publish indices
-//! is counted as skipped frames. A frame goes out as the shared buffers every viewer sends (part
-//! headers, JPEG, boundary) in one vectored write (`endless`), so the server holds at most one
-//! frame beyond the socket and copies none.
+//! A viewer always gets the newest published JPEG once its socket has taken the last one:
+//! latest-frame-wins, the producer never waits, and the gap in publish indices is counted as
+//! skipped frames. On a plain TCP connection the body is written by the MJPEG sender thread
+//! (`mjpeg_sender`), which sends each frame from one shared memory file to every socket. On
+//! any other connection the viewer is a stream of the shared buffers (part headers, JPEG,
+//! boundary) that actix writes.
 
 use std::collections::VecDeque;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use std::time::Duration;
 use actix_web::http::header::{CONTENT_TYPE, PRAGMA};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, Sleep};
 
 use crate::hub::{Hub, PublishedJpeg, StreamDemandGuard, ViewerGuard, ViewerKind};
@@ -23,15 +25,10 @@ use crate::media::multipart::{self, PartHeaders};
 use super::AppState;
 use super::cache::CachePolicy;
 use super::connection::ConnectionSocket;
-use super::direct_body::MAX_BATCH_CHUNKS;
-use super::endless::{self, Batch, ChunkSource};
+use super::endless::{self, ChunkSource};
 use super::error::HttpError;
-use super::frame_file::{FrameFile, FrameFileCache};
+use super::mjpeg_sender::{Joining, RESEND_AFTER};
 use super::query;
-
-/// After this long without a new frame the last one is sent again: Safari and Firefox show a
-/// part only when more data follows it, and a static scene must not leave them a frame behind.
-const RESEND_AFTER: Duration = Duration::from_secs(1);
 
 pub async fn stream(
     req: HttpRequest,
@@ -41,18 +38,51 @@ pub async fn stream(
     let user_agent = endless::user_agent(&req);
     let mode = PartHeaders::for_user_agent(&user_agent);
     let hub = state.hub.clone();
-    // Frames go out from memory files with sendfile where the body is written to the socket.
-    let direct = req.conn_data::<ConnectionSocket>().is_some();
+    let demand = hub.want_stream();
+    let stats = hub
+        .viewers
+        .register(ViewerKind::Mjpeg, req.peer_addr(), user_agent, fps_cap);
+    let min_interval = fps_cap.map(|fps| Duration::from_secs(1) / fps);
+    // On a plain TCP connection the MJPEG sender thread writes the body to the socket.
+    if let Some(socket) = req.conn_data::<ConnectionSocket>().cloned() {
+        let chunked = endless::is_chunked(&req);
+        let stall = endless::stall_time(&req);
+        let shutdown = endless::shutdown_signal(&req);
+        let body = async move {
+            let (done, ended) = oneshot::channel();
+            let joining = Joining {
+                socket: wait_for_head(&socket, stall).await?,
+                chunked,
+                mode,
+                min_interval,
+                stats,
+                demand,
+                done,
+            };
+            if state
+                .mjpeg_sender
+                .join(&state.hub, &shutdown, stall, joining)
+                .is_err()
+            {
+                return Err(io::Error::other("the MJPEG sender is not running"));
+            }
+            ended
+                .await
+                .unwrap_or_else(|_| Err(io::Error::other("the MJPEG sender stopped")))
+        };
+        return Ok(endless::respond_direct(
+            &req,
+            headers(&mut HttpResponse::Ok()),
+            body,
+        ));
+    }
     let viewer = ViewerStream {
-        files: direct.then(|| state.frame_files.clone()),
         frames: hub.subscribe_jpeg(),
-        _demand: hub.want_stream(),
-        stats: hub
-            .viewers
-            .register(ViewerKind::Mjpeg, req.peer_addr(), user_agent, fps_cap),
+        _demand: demand,
+        stats,
         hub,
         mode,
-        min_interval: fps_cap.map(|fps| Duration::from_secs(1) / fps),
+        min_interval,
         pending: VecDeque::new(),
         started: false,
         last: None,
@@ -64,6 +94,18 @@ pub async fn stream(
         headers(&mut HttpResponse::Ok()),
         viewer,
     ))
+}
+
+/// Waits until actix has written the response head, then gives the sender its own
+/// descriptor of the socket. A viewer that takes not even the head is dropped after `stall`.
+async fn wait_for_head(
+    socket: &ConnectionSocket,
+    stall: Duration,
+) -> io::Result<std::net::TcpStream> {
+    tokio::time::timeout(stall, socket.actix_flushed())
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the viewer took no response head"))?;
+    socket.try_clone_std()
 }
 
 /// `HEAD /stream.mjpg`: the stream's headers without starting one, which would never end.
@@ -88,8 +130,6 @@ struct ViewerStream {
     _demand: StreamDemandGuard,
     stats: ViewerGuard,
     mode: PartHeaders,
-    /// Where frames as files come from, when they can be sent from one.
-    files: Option<Arc<FrameFileCache>>,
     min_interval: Option<Duration>,
     /// Buffers of the frame being sent.
     pending: VecDeque<Bytes>,
@@ -108,30 +148,6 @@ impl ChunkSource for ViewerStream {
             self.queue_frame(frame);
         }
         self.ready_chunk()
-    }
-
-    /// The next frame as a range of its memory file (with the stream's opening first), or
-    /// as buffers where there is no file.
-    async fn next_batch(&mut self) -> Option<Batch> {
-        if self.pending.is_empty()
-            && let Some(files) = self.files.clone()
-        {
-            let frame = self.wait_for_frame().await?;
-            match files.get(&frame) {
-                Ok(file) => return Some(self.file_batch(frame, file)),
-                Err(error) => {
-                    tracing::debug!(%error, "no memory file for the frame; writing it instead");
-                    self.queue_frame(frame);
-                }
-            }
-        }
-        let mut chunks = vec![self.next_chunk().await?];
-        while chunks.len() < MAX_BATCH_CHUNKS
-            && let Some(chunk) = self.ready_chunk()
-        {
-            chunks.push(chunk);
-        }
-        Some(Batch { chunks, file: None })
     }
 
     /// The rest of the frame being sent.
@@ -194,20 +210,6 @@ impl ViewerStream {
         self.record_sent(frame);
     }
 
-    /// The next frame as its part's range of `file`.
-    fn file_batch(&mut self, frame: Arc<PublishedJpeg>, file: Arc<FrameFile>) -> Batch {
-        let chunks: Vec<Bytes> = self.stream_start().into_iter().collect();
-        let range = file.range(self.mode);
-        let len_bytes = chunks.iter().map(Bytes::len).sum::<usize>()
-            + usize::try_from(range.end - range.start).unwrap_or(usize::MAX);
-        self.stats.stats().record_bytes(len_bytes);
-        self.record_sent(frame);
-        Batch {
-            chunks,
-            file: Some((file, range)),
-        }
-    }
-
     /// The stream's opening, the first time only.
     fn stream_start(&mut self) -> Option<Bytes> {
         (!std::mem::replace(&mut self.started, true))
@@ -232,6 +234,7 @@ mod tests {
 
     use super::*;
     use crate::frame::{FrameSize, JpegFrame};
+    use crate::http::direct_body::MAX_BATCH_CHUNKS;
 
     fn viewer(hub: &Arc<Hub>, mode: PartHeaders) -> ViewerStream {
         ViewerStream {
@@ -242,7 +245,6 @@ mod tests {
                 .register(ViewerKind::Mjpeg, None, "unit-test".into(), None),
             hub: hub.clone(),
             mode,
-            files: None,
             min_interval: None,
             pending: VecDeque::new(),
             started: false,

@@ -11,6 +11,7 @@ mod hls;
 mod limits;
 mod live_mp4;
 mod mjpeg;
+mod mjpeg_sender;
 mod pages;
 pub mod query;
 mod request_log;
@@ -21,8 +22,8 @@ mod status;
 mod tuning;
 
 pub use error::HttpError;
-pub use frame_file::FrameFileCache;
 pub use limits::{ConnectionLimit, raise_fd_limit};
+pub use mjpeg_sender::MjpegSender;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -54,8 +55,8 @@ pub struct AppState {
     pub connections: Arc<ConnectionLimit>,
     /// Turns true when the server is told to stop: endless bodies end, then the server stops.
     pub shutdown: watch::Receiver<bool>,
-    /// The newest MJPEG frame as a memory file, which viewers' sockets are fed from.
-    pub frame_files: Arc<FrameFileCache>,
+    /// Writes the frames of MJPEG viewers on direct connections.
+    pub mjpeg_sender: Arc<MjpegSender>,
 }
 
 /// The route table. Every resource answers HEAD where it answers GET (RFC 9110 §9.1), and

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 
-use crate::frame::{Frame, JpegFrame, unix_micros};
+use crate::frame::{Frame, JpegFrame, Pixels, unix_micros};
 use crate::media::multipart;
 use crate::meter::RateMeter;
 
@@ -199,7 +199,20 @@ impl Hub {
         }
         // A repeated frame changes nothing for MJPEG viewers; they re-send the last frame after
         // a pause anyway.
-        if !frame.repeats_previous && self.demand.is_active() && self.jpeg_input.put(frame) {
+        if frame.repeats_previous || !self.demand.is_active() {
+            return;
+        }
+        if let Pixels::Jpeg(jpeg) = &frame.pixels {
+            // A JPEG from the source goes to viewers as it came: published here, it reaches them
+            // without a hand-over to an encoder thread and back.
+            self.publish_jpeg(JpegFrame {
+                seq: frame.seq,
+                captured_at: frame.captured_at,
+                size: frame.size,
+                jpeg: jpeg.clone(),
+                encode_time: Duration::ZERO,
+            });
+        } else if self.jpeg_input.put(frame) {
             self.jpeg.frames_skipped.fetch_add(1, Ordering::Relaxed);
         }
     }

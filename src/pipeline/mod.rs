@@ -6,6 +6,9 @@
 //! source ─► supervisor ─Frame─► hub ─► JPEG workers ─JpegFrame─► hub ─► MJPEG viewers, snapshots
 //!                                 └──► H.264 thread ─► segmenter ─► HLS store ─► playlists, parts
 //! ```
+//!
+//! A source that delivers JPEGs (an MJPEG camera or pipe) skips the JPEG workers: the hub
+//! publishes its frames to viewers as they came.
 
 mod capture_clock;
 pub mod h264;
