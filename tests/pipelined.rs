@@ -80,6 +80,37 @@ fn never_read_pipelined_snapshots_cost_no_cpu() {
     }
 }
 
+#[test]
+fn requests_pipelined_behind_a_stream_cost_no_cpu_while_it_plays() {
+    let server = Server::start(SERVER_ARGS);
+    // The stream's answer never ends, so none of the requests behind it is ever answered.
+    let client = NeverReadingClient::start_behind(server.addr, "/stream.mjpg", "/nope");
+    let stream_bytes = Arc::new(AtomicUsize::new(0));
+    let mut reader = client.stream.try_clone().expect("clone");
+    let read = stream_bytes.clone();
+    // Ends when the connection closes (the server is killed when the test ends).
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 64 * 1024];
+        while let Ok(n @ 1..) = reader.read(&mut chunk) {
+            read.fetch_add(n, Ordering::Relaxed);
+        }
+    });
+    client.wait_until_settled();
+
+    let before = stream_bytes.load(Ordering::Relaxed);
+    let cpu_share = server_cpu_share(&server, WAIT);
+    assert!(
+        cpu_share < MAX_CPU_SHARE,
+        "the server used {:.0} % of a core with requests pipelined behind a stream",
+        cpu_share * 100.0
+    );
+    assert!(
+        stream_bytes.load(Ordering::Relaxed) > before,
+        "the stream stopped while requests waited behind it"
+    );
+    assert_eq!(get(server.addr, "/healthz").status, 200);
+}
+
 /// The server's CPU time over `period` as a share of one core, from `/proc/<pid>/stat`.
 fn server_cpu_share(server: &Server, period: Duration) -> f64 {
     let ticks_per_s = clock_ticks_per_s();
@@ -125,10 +156,21 @@ struct NeverReadingClient {
 
 impl NeverReadingClient {
     fn start(addr: SocketAddr, path: &str) -> Self {
+        Self::start_behind(addr, "", path)
+    }
+
+    /// Like [`NeverReadingClient::start`], the requests written after one for `first_path`
+    /// (none if empty).
+    fn start_behind(addr: SocketAddr, first_path: &str, path: &str) -> Self {
         let stream = TcpStream::connect(addr).expect("connect");
         stream
             .set_read_timeout(Some(READ_TIMEOUT))
             .expect("timeout");
+        let first = if first_path.is_empty() {
+            String::new()
+        } else {
+            format!("GET {first_path} HTTP/1.1\r\nHost: x\r\n\r\n")
+        };
         let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
         let sent_bytes = Arc::new(AtomicUsize::new(0));
         let mut writer = stream.try_clone().expect("clone");
@@ -137,6 +179,9 @@ impl NeverReadingClient {
         // Ends when every request is written or the connection is gone (the server is
         // killed when the test ends); the connection stays open meanwhile, as an attacker's.
         std::thread::spawn(move || {
+            if writer.write_all(first.as_bytes()).is_err() {
+                return;
+            }
             let batch = request.repeat(100);
             for _ in 0..PIPELINED_REQUESTS / 100 {
                 let mut rest = batch.as_bytes();
