@@ -44,7 +44,7 @@ use tokio::net::TcpStream;
 /// hundred minimal ones, which bounds what one connection queues inside actix. Far below the
 /// 128 KiB at which actix's dispatcher starts waking itself; a longer request head is simply
 /// read in several batches.
-pub const READ_BATCH_BYTES: usize = 4 * 1024;
+const READ_BATCH_BYTES: usize = 4 * 1024;
 
 /// The state both sides see.
 #[derive(Debug)]
