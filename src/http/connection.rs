@@ -347,3 +347,75 @@ fn poll_write_with(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn counting_waker() -> (Arc<CountingWaker>, Waker) {
+        let counter = Arc::new(CountingWaker::default());
+        (counter.clone(), Waker::from(counter))
+    }
+
+    #[test]
+    fn a_used_up_batch_is_renewed_on_the_next_poll_when_idle() {
+        let gate = ReadGate::new();
+        let (wakes, waker) = counting_waker();
+        let cx = Context::from_waker(&waker);
+        assert_eq!(gate.allowance(&cx), Some(READ_BATCH_BYTES));
+        gate.took(READ_BATCH_BYTES);
+        // Not within this poll: the dispatcher is woken and reads on the next one.
+        assert_eq!(gate.allowance(&cx), None);
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+        assert_eq!(gate.allowance(&cx), Some(READ_BATCH_BYTES));
+    }
+
+    #[test]
+    fn no_new_batch_while_an_answer_is_open_or_unflushed() {
+        let gate = ReadGate::new();
+        let (wakes, waker) = counting_waker();
+        let cx = Context::from_waker(&waker);
+        gate.took(READ_BATCH_BYTES);
+        gate.open_responses.set(1);
+        gate.output_unflushed.set(true);
+        assert_eq!(gate.allowance(&cx), None);
+        assert_eq!(gate.allowance(&cx), None);
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 0, "a busy loop");
+
+        // The answer ends, but the socket has not taken it yet: still waiting.
+        gate.open_responses.set(0);
+        gate.wake_reader_if_idle();
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 0);
+        // The socket took it: the dispatcher is woken once and gets a new batch.
+        gate.output_unflushed.set(false);
+        gate.wake_reader_if_idle();
+        gate.wake_reader_if_idle();
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+        assert_eq!(gate.allowance(&cx), None, "renewed on the next poll");
+        assert_eq!(gate.allowance(&cx), Some(READ_BATCH_BYTES));
+    }
+
+    #[test]
+    fn credit_left_is_read_even_while_an_answer_is_open() {
+        let gate = ReadGate::new();
+        let (_wakes, waker) = counting_waker();
+        let cx = Context::from_waker(&waker);
+        gate.took(100);
+        gate.open_responses.set(1);
+        assert_eq!(gate.allowance(&cx), Some(READ_BATCH_BYTES - 100));
+    }
+}
