@@ -64,6 +64,9 @@ struct Shared {
 /// Credit is not renewed within the poll that used it up: actix reads in a loop until the
 /// socket says "nothing more", so the gate says so itself, wakes the dispatcher, and hands out
 /// the next batch on the next poll, after actix has decoded this one and started answering it.
+///
+/// No route reads a request body. One that did could, while it runs, read only what is left of
+/// the batch its request came in.
 #[derive(Debug)]
 struct ReadGate {
     /// Bytes actix may still read before it needs a new batch.
