@@ -15,6 +15,15 @@
 //! connection "waiting for actix", and [`ConnectionSocket::actix_flushed`] resolves at actix's
 //! next completed flush.
 //!
+//! The wrapper also decides when actix may read requests ([`ReadGate`]). actix's dispatcher
+//! reads as long as the socket has bytes, up to 128 KiB of undecoded requests, and once that
+//! buffer is full it wakes itself on every poll. A client that pipelines thousands of requests
+//! and reads no answers fills it while the socket's send buffer is full, and the dispatcher
+//! then spins at 100 % CPU for as long as the client keeps the connection open. So actix gets
+//! request bytes in batches of [`READ_BATCH_BYTES`]: a new batch only once every request it
+//! has started is answered and the socket has taken the answers. A connection whose answers
+//! are not read then costs nothing while it waits, and holds at most a batch of requests.
+//!
 //! Everything here runs on one actix worker thread (the dispatcher and its body are polled by
 //! the same task), hence `Rc` and `RefCell`; no borrow is ever held across an await.
 
@@ -31,6 +40,12 @@ use rustix::net::{SendAncillaryBuffer, SendFlags};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
+/// Request bytes actix may take ahead of its answers: a few browser requests, or a couple of
+/// hundred minimal ones, which bounds what one connection queues inside actix. Far below the
+/// 128 KiB at which actix's dispatcher starts waking itself; a longer request head is simply
+/// read in several batches.
+const READ_BATCH_BYTES: usize = 4 * 1024;
+
 /// The state both sides see.
 #[derive(Debug)]
 struct Shared {
@@ -39,6 +54,74 @@ struct Shared {
     awaiting_actix_flush: Cell<bool>,
     /// The direct body waiting for that flush.
     flush_waiter: RefCell<Option<Waker>>,
+    reads: ReadGate,
+}
+
+/// When actix may read: while it has credit left, and for a new batch of credit once the
+/// connection is idle, that is every request it started has its answer in full (its body has
+/// ended: [`OpenResponse`]) and the socket has taken every byte actix wrote.
+///
+/// Credit is not renewed within the poll that used it up: actix reads in a loop until the
+/// socket says "nothing more", so the gate says so itself, wakes the dispatcher, and hands out
+/// the next batch on the next poll, after actix has decoded this one and started answering it.
+///
+/// No route reads a request body. One that did could, while it runs, read only what is left of
+/// the batch its request came in.
+#[derive(Debug)]
+struct ReadGate {
+    /// Bytes actix may still read before it needs a new batch.
+    credit_bytes: Cell<usize>,
+    /// Requests that reached the app and whose response body has not ended.
+    open_responses: Cell<usize>,
+    /// actix wrote since its last completed flush: the socket has not taken all of it yet.
+    output_unflushed: Cell<bool>,
+    /// The dispatcher, waiting for the connection to be idle.
+    waiting_reader: RefCell<Option<Waker>>,
+}
+
+impl ReadGate {
+    fn new() -> Self {
+        Self {
+            credit_bytes: Cell::new(READ_BATCH_BYTES),
+            open_responses: Cell::new(0),
+            output_unflushed: Cell::new(false),
+            waiting_reader: RefCell::new(None),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.open_responses.get() == 0 && !self.output_unflushed.get()
+    }
+
+    /// How many bytes actix may read now; `None` when it must wait, with its waker kept for
+    /// when the connection is idle, or woken at once when a new batch is ready.
+    fn allowance(&self, cx: &Context<'_>) -> Option<usize> {
+        let credit = self.credit_bytes.get();
+        if credit > 0 {
+            return Some(credit);
+        }
+        if self.is_idle() {
+            self.credit_bytes.set(READ_BATCH_BYTES);
+            cx.waker().wake_by_ref();
+        } else {
+            *self.waiting_reader.borrow_mut() = Some(cx.waker().clone());
+        }
+        None
+    }
+
+    fn took(&self, len_bytes: usize) {
+        self.credit_bytes
+            .set(self.credit_bytes.get().saturating_sub(len_bytes));
+    }
+
+    /// Wakes a dispatcher waiting to read, if the connection has become idle.
+    fn wake_reader_if_idle(&self) {
+        if self.is_idle()
+            && let Some(waker) = self.waiting_reader.borrow_mut().take()
+        {
+            waker.wake();
+        }
+    }
 }
 
 impl Shared {
@@ -64,6 +147,7 @@ impl SharedConnection {
                 stream: RefCell::new(stream),
                 awaiting_actix_flush: Cell::new(false),
                 flush_waiter: RefCell::new(None),
+                reads: ReadGate::new(),
             }),
         }
     }
@@ -83,13 +167,32 @@ impl SharedConnection {
 }
 
 impl AsyncRead for SharedConnection {
+    /// Reads at most what the [`ReadGate`] allows; `Pending` while it is closed.
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let mut stream = self.shared.stream()?;
-        Pin::new(&mut *stream).poll_read(cx, buf)
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let Some(allowance) = self.shared.reads.allowance(cx) else {
+            return Poll::Pending;
+        };
+        let stream = self.shared.stream()?;
+        let len_bytes = allowance.min(buf.remaining());
+        loop {
+            std::task::ready!(stream.poll_read_ready(cx))?;
+            match stream.try_read(buf.initialize_unfilled_to(len_bytes)) {
+                Ok(read) => {
+                    buf.advance(read);
+                    self.shared.reads.took(read);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
     }
 }
 
@@ -99,6 +202,7 @@ impl AsyncWrite for SharedConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.shared.reads.output_unflushed.set(true);
         let mut stream = self.shared.stream()?;
         Pin::new(&mut *stream).poll_write(cx, buf)
     }
@@ -108,6 +212,7 @@ impl AsyncWrite for SharedConnection {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.shared.reads.output_unflushed.set(true);
         let mut stream = self.shared.stream()?;
         Pin::new(&mut *stream).poll_write_vectored(cx, bufs)
     }
@@ -117,12 +222,16 @@ impl AsyncWrite for SharedConnection {
     }
 
     /// actix calls this once its write buffer is empty: from here on a direct writer may use
-    /// the socket.
+    /// the socket, and actix may read again once no answer is open.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let flushed = {
             let mut stream = self.shared.stream()?;
             Pin::new(&mut *stream).poll_flush(cx)
         };
+        if flushed.is_ready() {
+            self.shared.reads.output_unflushed.set(false);
+            self.shared.reads.wake_reader_if_idle();
+        }
         if flushed.is_ready()
             && self.shared.awaiting_actix_flush.replace(false)
             && let Some(waker) = self.shared.flush_waiter.borrow_mut().take()
@@ -145,6 +254,16 @@ pub struct ConnectionSocket {
 }
 
 impl ConnectionSocket {
+    /// Counts a request as open until the returned guard is dropped, which the response body
+    /// does when it ends; actix reads no new batch of requests meanwhile (see [`ReadGate`]).
+    pub fn open_response(&self) -> OpenResponse {
+        let reads = &self.shared.reads;
+        reads.open_responses.set(reads.open_responses.get() + 1);
+        OpenResponse {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Resolves once actix has written everything it buffered before this call (the response
     /// head). Call it from the body, that is after actix has encoded the head.
     pub async fn actix_flushed(&self) {
@@ -208,6 +327,22 @@ impl ConnectionSocket {
     }
 }
 
+/// A request being answered on its connection; see [`ConnectionSocket::open_response`].
+#[derive(Debug)]
+pub struct OpenResponse {
+    shared: Rc<Shared>,
+}
+
+impl Drop for OpenResponse {
+    fn drop(&mut self) {
+        let reads = &self.shared.reads;
+        reads
+            .open_responses
+            .set(reads.open_responses.get().saturating_sub(1));
+        reads.wake_reader_if_idle();
+    }
+}
+
 /// Runs a non-blocking send on `stream` once it is writable, waiting again when the kernel
 /// says it would block.
 fn poll_write_with(
@@ -221,5 +356,77 @@ fn poll_write_with(
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
             result => return Poll::Ready(result),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn counting_waker() -> (Arc<CountingWaker>, Waker) {
+        let counter = Arc::new(CountingWaker::default());
+        (counter.clone(), Waker::from(counter))
+    }
+
+    #[test]
+    fn a_used_up_batch_is_renewed_on_the_next_poll_when_idle() {
+        let gate = ReadGate::new();
+        let (wakes, waker) = counting_waker();
+        let cx = Context::from_waker(&waker);
+        assert_eq!(gate.allowance(&cx), Some(READ_BATCH_BYTES));
+        gate.took(READ_BATCH_BYTES);
+        // Not within this poll: the dispatcher is woken and reads on the next one.
+        assert_eq!(gate.allowance(&cx), None);
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+        assert_eq!(gate.allowance(&cx), Some(READ_BATCH_BYTES));
+    }
+
+    #[test]
+    fn no_new_batch_while_an_answer_is_open_or_unflushed() {
+        let gate = ReadGate::new();
+        let (wakes, waker) = counting_waker();
+        let cx = Context::from_waker(&waker);
+        gate.took(READ_BATCH_BYTES);
+        gate.open_responses.set(1);
+        gate.output_unflushed.set(true);
+        assert_eq!(gate.allowance(&cx), None);
+        assert_eq!(gate.allowance(&cx), None);
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 0, "a busy loop");
+
+        // The answer ends, but the socket has not taken it yet: still waiting.
+        gate.open_responses.set(0);
+        gate.wake_reader_if_idle();
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 0);
+        // The socket took it: the dispatcher is woken once and gets a new batch.
+        gate.output_unflushed.set(false);
+        gate.wake_reader_if_idle();
+        gate.wake_reader_if_idle();
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+        assert_eq!(gate.allowance(&cx), None, "renewed on the next poll");
+        assert_eq!(gate.allowance(&cx), Some(READ_BATCH_BYTES));
+    }
+
+    #[test]
+    fn credit_left_is_read_even_while_an_answer_is_open() {
+        let gate = ReadGate::new();
+        let (_wakes, waker) = counting_waker();
+        let cx = Context::from_waker(&waker);
+        gate.took(100);
+        gate.open_responses.set(1);
+        assert_eq!(gate.allowance(&cx), Some(READ_BATCH_BYTES - 100));
     }
 }

@@ -2,12 +2,18 @@
 //! soft limit is raised to the hard one; connections are then capped below it with headroom
 //! for the server's own files, so that past the cap a client (a monitor's `/healthz` included)
 //! gets a fast `503` with `Retry-After` instead of a connection that is never accepted.
+//!
+//! Requests pipelined on one connection are bounded too: actix reads a new batch of them only
+//! once every answer it started has ended and gone to the socket (`connection::ReadGate`);
+//! [`hold_reads_while_answering`] tells the connection when an answer starts and ends.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 
 use actix_web::Error;
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{CONNECTION, RETRY_AFTER};
 use actix_web::middleware::Next;
@@ -15,6 +21,7 @@ use actix_web::{HttpResponse, web};
 
 use super::AppState;
 use super::cache::CachePolicy;
+use super::connection::{ConnectionSocket, OpenResponse};
 
 /// Descriptors kept for everything but client connections: the listener, epoll and wake-up
 /// descriptors of every worker, pipes, files read at start, a camera.
@@ -116,4 +123,43 @@ pub async fn refuse_over_cap(
         .content_type("text/plain; charset=utf-8")
         .body("too many connections; try again shortly\n");
     Ok(req.into_response(response).map_into_right_body())
+}
+
+/// Counts the request as open on its connection until its response body ends, so that the
+/// connection reads no further requests meanwhile. The outermost middleware: the body it wraps
+/// is the one actix writes.
+pub async fn hold_reads_while_answering(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<AnswerBody>, Error> {
+    let open = req
+        .conn_data::<ConnectionSocket>()
+        .map(ConnectionSocket::open_response);
+    let response = next.call(req).await?;
+    Ok(response.map_body(|_, body| AnswerBody {
+        body: body.boxed(),
+        _open: open,
+    }))
+}
+
+/// A response body that keeps its request counted open until it ends (actix drops a body as
+/// soon as it has its last chunk, or at once when it has none).
+pub struct AnswerBody {
+    body: BoxBody,
+    _open: Option<OpenResponse>,
+}
+
+impl MessageBody for AnswerBody {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<actix_web::web::Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
 }

@@ -53,6 +53,7 @@ pub fn serve<T: 'static + Send + Sync>(
             let app = App::new()
                 .wrap(from_fn(limits::refuse_over_cap))
                 .wrap(from_fn(request_log::log_request))
+                .wrap(from_fn(limits::hold_reads_while_answering))
                 .app_data(state.clone())
                 .configure(configure);
             let http = HttpService::build()
