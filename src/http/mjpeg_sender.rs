@@ -1,12 +1,12 @@
-//! The MJPEG sender: one thread that writes every directly connected `/stream.mjpg` viewer's
-//! frames to its socket.
+//! The MJPEG sender: a thread per core that writes the frames of directly connected
+//! `/stream.mjpg` viewers to their sockets.
 //!
-//! Why a thread of its own: each frame goes to every viewer at once. As a task per viewer, a
+//! Why threads of their own: each frame goes to every viewer at once. As a task per viewer, a
 //! frame woke each viewer's task and its connection's dispatcher, which set up channel waits and
 //! timers and polled the connection's timers and reads again; that bookkeeping cost as much as
 //! the send itself. Here a new frame is one pass over the viewers, and for each a single
 //! sendfile(2) of the frame's memory file (`frame_file`), so the frame is not copied per viewer
-//! by the process or by the kernel. A viewer whose socket is full waits on this thread's reactor
+//! by the process or by the kernel. A viewer whose socket is full waits on its thread's reactor
 //! for it to drain and then gets the newest frame (latest frame wins, the gap is counted as
 //! skipped); one whose socket takes nothing for the stall time is dropped.
 //!
@@ -17,6 +17,7 @@
 
 use std::io::{self, IoSlice};
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -38,6 +39,12 @@ use super::frame_file::{FrameFile, FrameFileCache};
 /// part only when more data follows it, and a static scene must not leave them a frame behind.
 pub const RESEND_AFTER: Duration = Duration::from_secs(1);
 
+/// Sender threads at most, however many cores there are.
+const MAX_THREADS: usize = 4;
+
+/// Viewers a sender thread takes before the next one gets any.
+const VIEWERS_PER_THREAD: usize = 100;
+
 /// Buffers of one frame's write: stream start, part headers, JPEG, part end, chunk end.
 const MAX_PIECES: usize = 5;
 
@@ -57,16 +64,24 @@ pub struct Joining {
     pub done: oneshot::Sender<io::Result<()>>,
 }
 
-/// The handle the HTTP handlers give viewers to; its thread starts with the first viewer.
+/// The handle the HTTP handlers give viewers to; its threads start with the first viewer.
 #[derive(Debug, Default)]
 pub struct MjpegSender {
-    joins: OnceLock<mpsc::UnboundedSender<Joining>>,
+    threads: OnceLock<Vec<SenderThread>>,
+}
+
+/// How a handler reaches one sender thread.
+#[derive(Debug)]
+struct SenderThread {
+    joins: mpsc::UnboundedSender<Joining>,
+    /// Its viewers, kept by the thread.
+    viewers: Arc<AtomicUsize>,
 }
 
 impl MjpegSender {
-    /// Hands `viewer` to the sender thread, starting it on first use with the stream's `hub`,
+    /// Hands `viewer` to a sender thread, starting them on first use with the stream's `hub`,
     /// the server's `shutdown` signal and the `stall` time after which a viewer that takes
-    /// nothing is dropped. Gives the viewer back if the thread cannot run.
+    /// nothing is dropped. Gives the viewer back if no thread runs.
     pub fn join(
         &self,
         hub: &Arc<Hub>,
@@ -74,35 +89,75 @@ impl MjpegSender {
         stall: Duration,
         viewer: Joining,
     ) -> Result<(), Joining> {
-        let joins = self.joins.get_or_init(|| {
-            let (joins, joined) = mpsc::unbounded_channel();
-            let sender = Sender {
-                hub: hub.clone(),
-                files: FrameFileCache::default(),
-                stall,
-                viewers: Vec::new(),
-            };
-            let shutdown = shutdown.clone();
-            let spawned = std::thread::Builder::new()
-                .name("mjpeg-sender".into())
-                .spawn(move || sender.run_thread(joined, shutdown));
-            if let Err(error) = spawned {
-                tracing::error!(%error, "cannot start the MJPEG sender thread");
-            }
-            joins
-        });
+        let threads = self
+            .threads
+            .get_or_init(|| start_threads(hub, shutdown, stall));
+        let Some(thread) = pick_thread(threads) else {
+            return Err(viewer);
+        };
+        // Counted now, so that viewers joining at once spread as they should.
+        thread.viewers.fetch_add(1, Ordering::Relaxed);
         // The channel is unbounded, but what is in it is bounded by the connection cap: each
         // entry is an open connection.
-        joins.send(viewer).map_err(|error| error.0)
+        thread.joins.send(viewer).map_err(|error| {
+            thread.viewers.fetch_sub(1, Ordering::Relaxed);
+            error.0
+        })
     }
+}
+
+/// The first thread with room below [`VIEWERS_PER_THREAD`], else the one with the fewest
+/// viewers. A few viewers stay on one thread: each thread busy with a frame costs a wake-up
+/// and a cold cache, which only pays off once there are many sends to share.
+fn pick_thread(threads: &[SenderThread]) -> Option<&SenderThread> {
+    let count = |thread: &SenderThread| thread.viewers.load(Ordering::Relaxed);
+    threads
+        .iter()
+        .find(|thread| count(thread) < VIEWERS_PER_THREAD)
+        .or_else(|| threads.iter().min_by_key(|thread| count(thread)))
+}
+
+/// Starts one sender thread per core, at most [`MAX_THREADS`]: with hundreds of viewers the
+/// sends of one frame then run side by side, and the last viewer gets it sooner.
+fn start_threads(
+    hub: &Arc<Hub>,
+    shutdown: &watch::Receiver<bool>,
+    stall: Duration,
+) -> Vec<SenderThread> {
+    let count = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS));
+    // One file per frame for all threads: whichever sends the frame first writes it.
+    let files = Arc::new(FrameFileCache::default());
+    let mut threads = Vec::with_capacity(count);
+    for n in 0..count {
+        let (joins, joined) = mpsc::unbounded_channel();
+        let viewers = Arc::new(AtomicUsize::new(0));
+        let sender = Sender {
+            hub: hub.clone(),
+            files: files.clone(),
+            stall,
+            viewers: Vec::new(),
+            viewer_count: viewers.clone(),
+        };
+        let shutdown = shutdown.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("mjpeg-sender-{n}"))
+            .spawn(move || sender.run_thread(joined, shutdown));
+        match spawned {
+            Ok(_) => threads.push(SenderThread { joins, viewers }),
+            Err(error) => tracing::error!(%error, "cannot start an MJPEG sender thread"),
+        }
+    }
+    threads
 }
 
 /// The sender thread's state.
 struct Sender {
     hub: Arc<Hub>,
-    files: FrameFileCache,
+    files: Arc<FrameFileCache>,
     stall: Duration,
     viewers: Vec<Viewer>,
+    /// How many viewers this thread has or is about to get, for [`pick_thread`].
+    viewer_count: Arc<AtomicUsize>,
 }
 
 impl Sender {
@@ -132,8 +187,10 @@ impl Sender {
             let newest = frames.borrow_and_update().clone();
             let wake_at = self.advance_all(newest.as_ref(), Instant::now(), shutting_down);
             let Self { viewers, .. } = &self;
+            let has_viewers = !viewers.is_empty();
             tokio::select! {
-                changed = frames.changed() => {
+                // A thread without viewers has nothing to do with a frame.
+                changed = frames.changed(), if has_viewers => {
                     // The hub is gone: nothing more will come; end every body.
                     if changed.is_err() {
                         shutting_down = true;
@@ -154,6 +211,7 @@ impl Sender {
         let socket = match TcpStream::from_std(joining.socket) {
             Ok(socket) => socket,
             Err(error) => {
+                self.viewer_count.fetch_sub(1, Ordering::Relaxed);
                 let _ = joining.done.send(Err(error));
                 return;
             }
@@ -204,6 +262,7 @@ impl Sender {
                 }
                 Step::Done(result) => {
                     let mut viewer = self.viewers.swap_remove(i);
+                    self.viewer_count.fetch_sub(1, Ordering::Relaxed);
                     if matches!(&result, Err(e) if e.kind() == io::ErrorKind::TimedOut) {
                         self.hub.viewers.count_dropped_stalled();
                     }
