@@ -215,3 +215,64 @@ fn live_mp4_viewers_are_listed_and_one_that_stops_reading_is_dropped() {
     assert_eq!(status["viewer_count"], 0, "{status}");
     drop(viewer);
 }
+
+/// A source whose pictures the H.264 encoder cannot take (larger than openh264's 3840x2160):
+/// MJPEG viewers and snapshots still get every picture, but HLS makes no media, and `/healthz`
+/// must say so rather than answer 200 while players get nothing.
+#[test]
+fn healthz_is_unhealthy_while_hls_makes_no_media() {
+    if !require_clients(&["ffmpeg"], "healthz_is_unhealthy_while_hls_makes_no_media") {
+        return;
+    }
+    const FRAMES: &str = "4";
+    let output = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-f", "lavfi", "-i"])
+        .args(["testsrc2=size=4096x2304:rate=5", "-frames:v", FRAMES])
+        .args(["-f", "mjpeg", "-q:v", "8", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(output.status.success(), "ffmpeg made the JPEGs");
+    let jpegs = output.stdout;
+    let (server, mut stdin) = Server::start_with_stdin(&[
+        "--source",
+        "pipe:mjpeg",
+        "--size",
+        "1280x720",
+        "--fps",
+        "5",
+        "--hls-segment-seconds",
+        "1",
+    ]);
+    let addr = server.addr;
+    // Feeds the pictures at about the stated rate, until the test has its answer.
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let feeder = std::thread::spawn(move || {
+        for _ in 0..200 {
+            if stdin.write_all(&jpegs).is_err() || stopped.try_recv().is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(800));
+        }
+    });
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let health = loop {
+        let health = get(addr, "/healthz");
+        if health.status == 503 || Instant::now() > deadline {
+            break health;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let status = status_json(addr);
+    let snapshot = get(addr, "/snapshot.jpg");
+    let _ = stop.send(());
+    feeder.join().expect("feeder thread");
+    assert_eq!(health.status, 503, "{}\n{status}", health.text());
+    assert!(
+        health.text().contains("HLS has made no media"),
+        "{}",
+        health.text()
+    );
+    assert_eq!(status["hls"]["segments"], 0, "{status}");
+    assert!(status["hls"]["errors"].as_u64() > Some(0), "{status}");
+    assert_eq!(snapshot.status, 200, "MJPEG still serves the picture");
+}
