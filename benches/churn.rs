@@ -1,7 +1,8 @@
 //! Memory and file descriptors through a load spike: what the server holds before, during and
 //! after (a) waves of aborted waits, blocking playlist reloads whose clients hang up before
-//! the answer, and (b) non-reading viewers, MJPEG and `/live.mp4` clients that connect and
-//! then never read, until the server drops them as stalled.
+//! the answer, (b) a crowd of MJPEG viewers that watch for a few seconds and leave, and (c)
+//! non-reading viewers, MJPEG and `/live.mp4` clients that connect and then never read, until
+//! the server drops them as stalled.
 //!
 //! Against the release binary (or `FRAMECAST_BIN`, e.g. a build with another allocator),
 //! started here at 720p30 with `--viewer-stall-seconds 2`. For each phase it prints RSS
@@ -52,6 +53,11 @@ const NOTICE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A receive buffer so small that a viewer that does not read stalls the server at once.
 const STALLED_RCVBUF_BYTES: usize = 4096;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long each viewer of the watching crowd reads its stream.
+const WATCH: Duration = Duration::from_secs(4);
+/// Each watching viewer's reads; they cannot keep up with 720p30 a thousand times over on one
+/// thread, so the server skips frames for them, as for any slow viewer.
+const WATCH_READ_BYTES: usize = 64 * 1024;
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -107,7 +113,7 @@ fn main() {
     let warm = server.sample();
     table.row("after one reading viewer (JPEG encoders warm)", warm);
 
-    // (b) Aborted waits.
+    // (a) Aborted waits.
     let prefix = match media_prefix(server.addr) {
         Ok(prefix) => prefix,
         Err(error) => {
@@ -139,7 +145,20 @@ fn main() {
         table.row(&format!("  after wave {wave}"), server.sample());
     }
 
-    // (a) Non-reading viewers, half MJPEG, half /live.mp4.
+    // (b) Viewers that watch for a while and leave, as a crowd after an event does.
+    let (watching, during) = watch_and_leave(&server, connections);
+    table.row(
+        &format!(
+            "viewers that watch {} s and leave: {watching} watching",
+            WATCH.as_secs()
+        ),
+        during,
+    );
+    server.wait_for_fds(warm.fds);
+    std::thread::sleep(SETTLE);
+    table.row("  after they left", server.sample());
+
+    // (c) Non-reading viewers, half MJPEG, half /live.mp4.
     let dropped_before = server.dropped_stalled();
     let stalled: Vec<TcpStream> = (0..connections)
         .filter_map(|n| {
@@ -312,6 +331,55 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `viewers` MJPEG viewers that read for [`WATCH`] and then hang up, all tasks on one thread;
+/// returns how many were reading halfway through, and the server's figures then.
+fn watch_and_leave(server: &Server, viewers: usize) -> (usize, Sample) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return (0, server.sample());
+    };
+    let addr = server.addr;
+    runtime.block_on(async {
+        let until = tokio::time::Instant::now() + WATCH;
+        let watching = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..viewers {
+            let watching = watching.clone();
+            tasks.spawn(async move {
+                let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+                    return;
+                };
+                let request = format!(
+                    "GET /stream.mjpg HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: framecast-churn\r\n\r\n"
+                );
+                if stream.write_all(request.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut buffer = vec![0; WATCH_READ_BYTES];
+                let mut counted = false;
+                while let Ok(Ok(n)) = tokio::time::timeout_at(until, stream.read(&mut buffer)).await
+                {
+                    if n == 0 {
+                        break;
+                    }
+                    if !counted {
+                        counted = true;
+                        watching.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        tokio::time::sleep(WATCH / 2).await;
+        let during = server.sample();
+        let watching = watching.load(std::sync::atomic::Ordering::Relaxed);
+        while tasks.join_next().await.is_some() {}
+        (watching, during)
+    })
 }
 
 /// Connects and sends `GET path`, reading nothing; `rcvbuf` shrinks the receive buffer first.

@@ -24,10 +24,10 @@ const ACCEPT_TARGET: &str = "actix_server::accept";
 /// jemalloc instead of glibc's malloc, for memory after a load spike. Thousands of connections
 /// that come and go (aborted blocking reloads, viewers that leave) allocate and free on every
 /// worker thread; glibc keeps the freed pages inside its heaps, and RSS stays near the peak and
-/// creeps up with each spike (at 720p: 33 MB idle, then 53, 55 and 58 MB after three waves of
+/// creeps up with each spike (at 720p: 32 MB idle, then 53, 61 and 63 MB after three waves of
 /// 1,000 aborted reloads). jemalloc gives free pages back to the system, from a background
-/// thread (cargo feature `background_threads`), so also once the server has gone quiet: 46 MB
-/// after each wave, flat. Of the 13 MB that stay, about half is actix's pools (per worker, 128
+/// thread (cargo feature `background_threads`), so also once the server has gone quiet: 34 MB
+/// idle, 47 MB after each wave, flat. Of the 13 MB that stay, about half is actix's pools (per worker, 128
 /// requests kept for reuse, each holding its header map and its connection's 8 KB read buffer),
 /// the rest pages the allocator keeps around live objects. `benches/churn.rs` measures it.
 #[cfg(not(target_env = "msvc"))]
