@@ -101,6 +101,7 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 	$(CARGO) bench $(CARGO_FLAGS) --bench convert
 	$(CARGO) bench $(CARGO_FLAGS) --bench passthrough
 	$(CARGO) bench $(CARGO_FLAGS) --bench pipelined
+	$(CARGO) bench $(CARGO_FLAGS) --bench churn
 	node benches/browser_latency.mjs
 
 # Every parser of outside bytes is fuzzed: the MJPEG pipe splitter, the playlist parser and
