@@ -16,6 +16,7 @@ use tracing_subscriber::prelude::*;
 /// Logging unless RUST_LOG says otherwise. actix logs every malformed request at ERROR; any
 /// client could flood the log with those, so they are left out.
 const DEFAULT_LOG: &str = "info,actix_http::h1::dispatcher=off";
+const QUIET_ACTIX: &str = "actix_http::h1::dispatcher=off";
 /// actix logs every failed accept; when file descriptors run out that is twice a second for as
 /// long as it lasts. One line per this interval says it is happening.
 const ACCEPT_ERROR_INTERVAL: Duration = Duration::from_secs(10);
@@ -44,7 +45,14 @@ static JEMALLOC_OPTIONS: &[u8; 37] = b"dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 fn main() -> ExitCode {
     let config = Config::from_args();
-    let levels = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+    // actix's per-request errors stay off unless RUST_LOG names actix_http itself: a
+    // `RUST_LOG=warn` must not bring back a line per malformed request or dropped viewer.
+    let directives = match std::env::var("RUST_LOG") {
+        Ok(given) if !given.contains("actix_http") => format!("{given},{QUIET_ACTIX}"),
+        Ok(given) => given,
+        Err(_) => DEFAULT_LOG.to_owned(),
+    };
+    let levels = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
     let last_accept_error: Mutex<Option<Instant>> = Mutex::new(None);
     let accept_errors_once_per_burst = DynFilterFn::new(move |meta, _| {
         if meta.target() != ACCEPT_TARGET {
