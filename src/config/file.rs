@@ -8,6 +8,7 @@
 //! built-in default.
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::ops::{Range, RangeInclusive};
 use std::path::Path;
@@ -175,14 +176,18 @@ pub fn load(path: &Path, flags: &ServerLayer) -> Result<Settings, ConfigError> {
         path: path.to_owned(),
         source,
     };
-    let len = std::fs::metadata(path).map_err(read_error)?.len();
-    if len > MAX_FILE_BYTES {
+    // Read through a limit rather than trusting the file's length: `--config` may name a FIFO
+    // or a device.
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
+        .map_err(read_error)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
         return Err(ConfigError::in_file(
             path,
-            format!("{len} bytes is too large for a configuration file (at most {MAX_FILE_BYTES})"),
+            format!("larger than {MAX_FILE_BYTES} bytes: not a configuration file"),
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(read_error)?;
     parse(path, &text, flags)
 }
 
@@ -395,7 +400,8 @@ impl Resolver<'_> {
     }
 
     /// The source with `format` applied: a pipe's own format must agree with it, and a source
-    /// that produces its own pictures takes none.
+    /// that produces its own pictures takes none. Source kinds that carry bytes (a FIFO, a
+    /// command's output) take the format here.
     fn apply_format(
         &self,
         source: SourceSpec,
@@ -428,6 +434,7 @@ impl Resolver<'_> {
 }
 
 /// Whether the source reads this process's standard input, which only one stream can own.
+/// (A source kind that reads a FIFO or a command's output does not.)
 fn reads_standard_input(source: &SourceSpec) -> bool {
     matches!(source, SourceSpec::Pipe(_))
 }
