@@ -313,7 +313,7 @@ fn parse_part_seconds(text: &str) -> Result<f64, String> {
     parse_seconds_in(text, HLS_PART_SECONDS_RANGE)
 }
 
-/// Parses `WIDTHxHEIGHT`, both even and within [`MIN_SIZE`]..=[`MAX_SIZE`].
+/// Parses `WIDTHxHEIGHT`, both even and within [`FrameSize::MIN`]..=[`FrameSize::MAX`].
 pub fn parse_size(text: &str) -> Result<FrameSize, String> {
     let (w, h) = text
         .split_once(['x', 'X'])
@@ -425,6 +425,69 @@ mod tests {
                 },
                 ..Default::default()
             }
+        );
+    }
+
+    #[test]
+    fn every_server_and_stream_flag_can_override_the_file() {
+        let (flags, matches) = parse_args(&[
+            "framecast",
+            "--config",
+            "x.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--jpeg-threads",
+            "3",
+            "--viewer-stall-seconds",
+            "9",
+            "--exit-on-eof",
+            "--size",
+            "320x240",
+            "--fps",
+            "12",
+            "--jpeg-quality",
+            "33",
+            "--drop-same-frames",
+            "--no-hls",
+            "--h264-bitrate",
+            "800k",
+            "--hls-segment-seconds",
+            "2",
+            "--hls-part-seconds",
+            "0.5",
+            "--hls-window",
+            "7",
+        ]);
+        let layer = flags.given_server_flags(&matches);
+        assert_eq!(
+            layer,
+            ServerLayer {
+                listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                jpeg_threads: Some(3),
+                viewer_stall_seconds: Some(9),
+                exit_on_eof: Some(true),
+                streams: StreamLayer {
+                    size: Some(FrameSize::new(320, 240)),
+                    fps: Some(12),
+                    jpeg_quality: Some(33),
+                    drop_same_frames: Some(true),
+                    hls: Some(HlsMode::Off),
+                    h264_bitrate: Some(800_000),
+                    hls_segment_seconds: Some(2.0),
+                    hls_part_seconds: Some(0.5),
+                    hls_window: Some(7),
+                },
+            }
+        );
+        // Every flag is either a setting above or one of these, which the file has no key for.
+        let not_settings = ["config", "source", "list_sources", "help", "version"];
+        let flag_count = Config::command()
+            .get_arguments()
+            .filter(|arg| !not_settings.contains(&arg.get_id().as_str()))
+            .count();
+        assert_eq!(
+            flag_count, 13,
+            "a new flag needs its place in given_server_flags"
         );
     }
 
