@@ -5,7 +5,7 @@
 //! | file | owns |
 //! | --- | --- |
 //! | `mod.rs` | the flags ([`Config`], parsed by clap), and the [`Config`] today's one-stream app runs with |
-//! | [`file`] | the TOML file: its model, its checks with line and column, its resolution with the flags |
+//! | [`file`](mod@file) | the TOML file: its model, its checks with line and column, its resolution with the flags |
 //! | [`settings`] | the resolved [`Settings`], the defaults and the limits of every value |
 //! | [`error`] | [`ConfigError`]: what is wrong, where |
 //! | [`redact`] | passwords masked in anything that quotes a source |
