@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::redact::mask_passwords;
 
-/// A usage error in the configuration. Its text never holds a password from a source URL.
-#[derive(Debug)]
+/// A usage error in the configuration. Its text, `{}` and `{:?}` alike, never holds a password
+/// from a source URL.
 pub enum ConfigError {
     /// The file named by `--config` could not be read.
     Read {
@@ -96,6 +96,14 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ConfigError")
+            .field(&self.to_string())
+            .finish()
+    }
+}
+
 impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -134,6 +142,7 @@ mod tests {
             error.to_string(),
             "cams.toml:2:10: bad source `exec:ffmpeg -i rtsp://admin:***@cam/1 -f mjpeg -`"
         );
+        assert!(!format!("{error:?}").contains("hunter2"), "{error:?}");
         let error = ConfigError::in_file(Path::new("cams.toml"), "no streams");
         assert_eq!(error.to_string(), "cams.toml: no streams");
     }
