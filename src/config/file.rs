@@ -254,70 +254,83 @@ impl Resolver<'_> {
             ));
         }
         let mut streams: Vec<StreamSettings> = Vec::with_capacity(file.streams.len());
-        // Where each name and each reader of standard input was first seen, for messages.
+        // The line each name was first seen on, and the stream reading standard input.
         let mut names_seen: HashMap<StreamName, usize> = HashMap::new();
         let mut stdin_reader: Option<StreamName> = None;
         for table in file.streams {
-            let name = StreamName::new(table.name.as_ref())
-                .map_err(|reason| self.error(table.name.span(), reason))?;
-            if let Some(first) = names_seen.get(&name) {
+            let (name_span, source_span) = (table.name.span(), table.source.span());
+            let stream = self.stream(table, &server.streams)?;
+            if let Some(first) = names_seen.get(&stream.name) {
                 return Err(self.error(
-                    table.name.span(),
+                    name_span,
                     format!(
-                        "stream name `{name}` is used twice (first on line {first}); names must \
-                         be unique"
+                        "stream name `{}` is used twice (first on line {first}); names must be \
+                         unique",
+                        stream.name
                     ),
                 ));
             }
-            let line = Position::of(self.text, table.name.span().start).line;
-            names_seen.insert(name.clone(), line);
-
-            let source = SourceSpec::parse(table.source.as_ref())
-                .map_err(|reason| self.error(table.source.span(), format!("source: {reason}")))?;
-            let source = self.apply_format(source, &table.source, table.format.as_ref())?;
-            let layer = self
-                .stream_layer(StreamKeys {
-                    size: table.size,
-                    fps: table.fps,
-                    jpeg_quality: table.jpeg_quality,
-                    drop_same_frames: table.drop_same_frames,
-                    hls: table.hls,
-                    h264_bitrate: table.h264_bitrate,
-                    hls_segment_seconds: table.hls_segment_seconds,
-                    hls_part_seconds: table.hls_part_seconds,
-                    hls_window: table.hls_window,
-                })?
-                .or(server.streams.clone());
-            // What points at the source's kind: `format` when written, else `source`.
-            let kind_span = table
-                .format
-                .as_ref()
-                .map_or(table.source.span(), Spanned::span);
-            if layer.size.is_none() && carries_raw_frames(&source) {
-                return Err(self.error(
-                    kind_span,
-                    "raw yuv420p frames carry no size: set `size = \"WIDTHxHEIGHT\"` for this \
-                     stream (or at the top of the file)",
-                ));
-            }
-            if reads_standard_input(&source) {
+            let line = Position::of(self.text, name_span.start).line;
+            names_seen.insert(stream.name.clone(), line);
+            if reads_standard_input(&stream.source) {
                 if let Some(first) = &stdin_reader {
                     return Err(self.error(
-                        table.source.span(),
+                        source_span,
                         format!(
-                            "stream `{name}` reads standard input, and so does stream `{first}`: \
-                             only one stream can; give the other a FIFO or a command"
+                            "stream `{}` reads standard input, and so does stream `{first}`: \
+                             only one stream can; give the other a FIFO or a command",
+                            stream.name
                         ),
                     ));
                 }
-                stdin_reader = Some(name.clone());
+                stdin_reader = Some(stream.name.clone());
             }
-            streams.push(layer.resolve(name, source));
+            streams.push(stream);
         }
         Ok(Settings {
             server: server.resolve(),
             streams,
         })
+    }
+
+    /// One stream's settings from its table, `defaults` (the flags' and the top of the
+    /// file's) where it has no key.
+    fn stream(
+        &self,
+        table: StreamTable,
+        defaults: &StreamLayer,
+    ) -> Result<StreamSettings, ConfigError> {
+        let name = StreamName::new(table.name.as_ref())
+            .map_err(|reason| self.error(table.name.span(), reason))?;
+        let source = SourceSpec::parse(table.source.as_ref())
+            .map_err(|reason| self.error(table.source.span(), format!("source: {reason}")))?;
+        let source = self.apply_format(source, &table.source, table.format.as_ref())?;
+        let layer = self
+            .stream_layer(StreamKeys {
+                size: table.size,
+                fps: table.fps,
+                jpeg_quality: table.jpeg_quality,
+                drop_same_frames: table.drop_same_frames,
+                hls: table.hls,
+                h264_bitrate: table.h264_bitrate,
+                hls_segment_seconds: table.hls_segment_seconds,
+                hls_part_seconds: table.hls_part_seconds,
+                hls_window: table.hls_window,
+            })?
+            .or(defaults.clone());
+        if layer.size.is_none() && carries_raw_frames(&source) {
+            // Pointing at what says the frames are raw: `format` when written, else `source`.
+            let kind_span = table
+                .format
+                .as_ref()
+                .map_or(table.source.span(), Spanned::span);
+            return Err(self.error(
+                kind_span,
+                "raw yuv420p frames carry no size: set `size = \"WIDTHxHEIGHT\"` for this \
+                 stream (or at the top of the file)",
+            ));
+        }
+        Ok(layer.resolve(name, source))
     }
 
     /// Checks the keys a stream's table and the top of the file share.
