@@ -13,6 +13,7 @@ use tokio::signal::unix::{SignalKind, signal as unix_signal};
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::config::redact::mask_passwords;
 use crate::error::Error;
 use crate::http::{self, AppState};
 use crate::pipeline::Stream;
@@ -108,7 +109,9 @@ fn announce(addr: SocketAddr, config: &Config) {
     // Ignored on purpose: a closed stdout must not stop the server.
     let _ = writeln!(out, "framecast listening on http://{addr}/");
     let _ = out.flush();
-    tracing::info!(%addr, source = %config.source, size = %config.size, fps = config.fps, "serving");
+    // A source may hold a URL with a password (`exec:… rtsp://user:pass@…`): never logged.
+    let source = mask_passwords(&config.source.to_string());
+    tracing::info!(%addr, %source, size = %config.size, fps = config.fps, "serving");
 }
 
 /// A short id that differs between starts: milliseconds since the epoch, in base 36.

@@ -12,7 +12,7 @@
 //!
 //! | module | owns |
 //! | --- | --- |
-//! | [`config`] | the command line and environment, validated once into one [`config::Config`] |
+//! | [`config`] | the command line, the environment and the configuration file (`--config`), resolved once into [`config::Settings`]: the server's and every stream's settings |
 //! | [`app`] | wiring: starts the stream's pipeline and the HTTP server; orderly shutdown |
 //! | [`http`] | the route table and one file per resource; the only place that knows status codes and cache policies; the MJPEG sender thread that writes every MJPEG viewer's frames |
 //! | [`pipeline`] | one stream's threads: the source supervisor (placeholders, back-off), the JPEG workers, the H.264 thread; the only code that sees the hub and the stages together |

@@ -67,7 +67,14 @@ fn a_bad_environment_value_names_its_flag() {
 fn help_and_version_exit_zero() {
     let (code, out, err) = framecast(&["--help"]);
     assert_eq!(code, Some(0), "{err}");
-    for flag in ["--listen", "--source", "--size", "--fps", "--jpeg-quality"] {
+    for flag in [
+        "--config",
+        "--listen",
+        "--source",
+        "--size",
+        "--fps",
+        "--jpeg-quality",
+    ] {
         assert!(out.contains(flag), "--help should list {flag}: {out}");
     }
     let (code, out, err) = framecast(&["--version"]);

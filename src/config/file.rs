@@ -1,0 +1,768 @@
+//! The configuration file (`--config`, TOML): its model, and its resolution into
+//! [`Settings`] with the flags given beside it. Keys mirror the flags; unknown keys are
+//! refused. Every value is checked here, and a wrong one is reported with the line and column
+//! where it is written.
+//!
+//! Which value wins, from strongest to weakest: a stream's own key; a flag (or its
+//! environment variable) given beside `--config`; the key at the top of the file; the
+//! built-in default.
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::ops::{Range, RangeInclusive};
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{ConfigError, Position};
+use super::settings::{
+    FPS_RANGE, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE, HLS_WINDOW_RANGE, HlsMode,
+    JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE, ServerLayer, Settings, StreamLayer, StreamName,
+    StreamSettings, VIEWER_STALL_SECONDS_RANGE,
+};
+use super::{parse_bitrate, parse_size};
+use crate::source::SourceSpec;
+use crate::source::spec::PipeFormat;
+
+/// Larger than any hand-written file: a path to something else (a video, a device) is
+/// refused before it is read into memory.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The top of the file: server settings, defaults for every stream, and the streams.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTable {
+    listen: Option<Spanned<String>>,
+    jpeg_threads: Option<Spanned<WholeNumber>>,
+    viewer_stall_seconds: Option<Spanned<WholeNumber>>,
+    exit_on_eof: Option<bool>,
+    size: Option<Spanned<String>>,
+    fps: Option<Spanned<WholeNumber>>,
+    jpeg_quality: Option<Spanned<WholeNumber>>,
+    drop_same_frames: Option<bool>,
+    hls: Option<HlsMode>,
+    h264_bitrate: Option<Spanned<BitrateText>>,
+    hls_segment_seconds: Option<Spanned<Seconds>>,
+    hls_part_seconds: Option<Spanned<Seconds>>,
+    hls_window: Option<Spanned<WholeNumber>>,
+    #[serde(default)]
+    streams: Vec<StreamTable>,
+}
+
+/// One `[[streams]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamTable {
+    name: Spanned<String>,
+    source: Spanned<String>,
+    format: Option<Spanned<WireFormat>>,
+    size: Option<Spanned<String>>,
+    fps: Option<Spanned<WholeNumber>>,
+    jpeg_quality: Option<Spanned<WholeNumber>>,
+    drop_same_frames: Option<bool>,
+    hls: Option<HlsMode>,
+    h264_bitrate: Option<Spanned<BitrateText>>,
+    hls_segment_seconds: Option<Spanned<Seconds>>,
+    hls_part_seconds: Option<Spanned<Seconds>>,
+    hls_window: Option<Spanned<WholeNumber>>,
+}
+
+/// The keys a stream's table and the top of the file share, as written.
+struct StreamKeys {
+    size: Option<Spanned<String>>,
+    fps: Option<Spanned<WholeNumber>>,
+    jpeg_quality: Option<Spanned<WholeNumber>>,
+    drop_same_frames: Option<bool>,
+    hls: Option<HlsMode>,
+    h264_bitrate: Option<Spanned<BitrateText>>,
+    hls_segment_seconds: Option<Spanned<Seconds>>,
+    hls_part_seconds: Option<Spanned<Seconds>>,
+    hls_window: Option<Spanned<WholeNumber>>,
+}
+
+/// An integer, so that a wrong type says "expected a whole number" rather than a Rust type.
+#[derive(Debug, Clone, Copy)]
+struct WholeNumber(i64);
+
+impl<'de> Deserialize<'de> for WholeNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = WholeNumber;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_i64<E>(self, value: i64) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(value))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A number of seconds: a TOML float or integer.
+#[derive(Debug, Clone, Copy)]
+struct Seconds(f64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of seconds")
+            }
+            fn visit_i64<E>(self, value: i64) -> Result<Seconds, E> {
+                Ok(Seconds(value as f64))
+            }
+            fn visit_f64<E>(self, value: f64) -> Result<Seconds, E> {
+                Ok(Seconds(value))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// What a pipe, FIFO or command writes (`format = …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum WireFormat {
+    Mjpeg,
+    Yuv420p,
+}
+
+impl From<WireFormat> for PipeFormat {
+    fn from(format: WireFormat) -> Self {
+        match format {
+            WireFormat::Mjpeg => Self::Mjpeg,
+            WireFormat::Yuv420p => Self::Yuv420p,
+        }
+    }
+}
+
+/// A bitrate as written: a number of bits per second (`2000000`) or text with a suffix
+/// (`"2M"`), checked later by [`parse_bitrate`] like the flag.
+#[derive(Debug)]
+struct BitrateText(String);
+
+impl<'de> Deserialize<'de> for BitrateText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = BitrateText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a bitrate such as 2000000, \"800k\" or \"2M\"")
+            }
+            fn visit_i64<E>(self, value: i64) -> Result<BitrateText, E> {
+                Ok(BitrateText(value.to_string()))
+            }
+            fn visit_u64<E>(self, value: u64) -> Result<BitrateText, E> {
+                Ok(BitrateText(value.to_string()))
+            }
+            fn visit_str<E>(self, value: &str) -> Result<BitrateText, E> {
+                Ok(BitrateText(value.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Reads and resolves the file at `path`; `flags` are the server settings given as flags
+/// beside it.
+pub fn load(path: &Path, flags: &ServerLayer) -> Result<Settings, ConfigError> {
+    let read_error = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    // Read through a limit rather than trusting the file's length: `--config` may name a FIFO
+    // or a device.
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
+        .map_err(read_error)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(ConfigError::in_file(
+            path,
+            format!("larger than {MAX_FILE_BYTES} bytes: not a configuration file"),
+        ));
+    }
+    parse(path, &text, flags)
+}
+
+/// Parses and resolves `text`, the file at `path` (named in messages).
+pub fn parse(path: &Path, text: &str, flags: &ServerLayer) -> Result<Settings, ConfigError> {
+    let file: FileTable = toml::from_str(text).map_err(|error| match error.span() {
+        Some(span) => ConfigError::at(path, text, span.start, error.message().trim_end()),
+        None => ConfigError::in_file(path, error.message().trim_end()),
+    })?;
+    Resolver { path, text }.resolve(file, flags)
+}
+
+/// Turns the file's values into settings; knows the text to say where a wrong value is.
+struct Resolver<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Resolver<'_> {
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError::at(self.path, self.text, span.start, message)
+    }
+
+    fn resolve(&self, file: FileTable, flags: &ServerLayer) -> Result<Settings, ConfigError> {
+        let file_layer = ServerLayer {
+            listen: file
+                .listen
+                .map(|listen| {
+                    listen.as_ref().parse::<SocketAddr>().map_err(|_| {
+                        self.error(
+                            listen.span(),
+                            format!(
+                                "listen: `{}` is not ADDRESS:PORT, e.g. 127.0.0.1:8080",
+                                listen.as_ref().escape_debug()
+                            ),
+                        )
+                    })
+                })
+                .transpose()?,
+            jpeg_threads: self.int_in("jpeg_threads", &file.jpeg_threads, JPEG_THREADS_RANGE)?,
+            viewer_stall_seconds: self.int_in(
+                "viewer_stall_seconds",
+                &file.viewer_stall_seconds,
+                VIEWER_STALL_SECONDS_RANGE,
+            )?,
+            exit_on_eof: file.exit_on_eof,
+            streams: self.stream_layer(StreamKeys {
+                size: file.size,
+                fps: file.fps,
+                jpeg_quality: file.jpeg_quality,
+                drop_same_frames: file.drop_same_frames,
+                hls: file.hls,
+                h264_bitrate: file.h264_bitrate,
+                hls_segment_seconds: file.hls_segment_seconds,
+                hls_part_seconds: file.hls_part_seconds,
+                hls_window: file.hls_window,
+            })?,
+        };
+        let server = flags.clone().or(file_layer);
+        if file.streams.is_empty() {
+            return Err(ConfigError::in_file(
+                self.path,
+                "no stream: add a [[streams]] table with a `name` and a `source`",
+            ));
+        }
+        let mut streams: Vec<StreamSettings> = Vec::with_capacity(file.streams.len());
+        // The line each name was first seen on, and the stream reading standard input.
+        let mut names_seen: HashMap<StreamName, usize> = HashMap::new();
+        let mut stdin_reader: Option<StreamName> = None;
+        for table in file.streams {
+            let (name_span, source_span) = (table.name.span(), table.source.span());
+            let stream = self.stream(table, &server.streams)?;
+            if let Some(first) = names_seen.get(&stream.name) {
+                return Err(self.error(
+                    name_span,
+                    format!(
+                        "stream name `{}` is used twice (first on line {first}); names must be \
+                         unique",
+                        stream.name
+                    ),
+                ));
+            }
+            let line = Position::of(self.text, name_span.start).line;
+            names_seen.insert(stream.name.clone(), line);
+            if reads_standard_input(&stream.source) {
+                if let Some(first) = &stdin_reader {
+                    return Err(self.error(
+                        source_span,
+                        format!(
+                            "stream `{}` reads standard input, and so does stream `{first}`: \
+                             only one stream can; give the other a FIFO or a command",
+                            stream.name
+                        ),
+                    ));
+                }
+                stdin_reader = Some(stream.name.clone());
+            }
+            streams.push(stream);
+        }
+        Ok(Settings {
+            server: server.resolve(),
+            streams,
+        })
+    }
+
+    /// One stream's settings from its table, `defaults` (the flags' and the top of the
+    /// file's) where it has no key.
+    fn stream(
+        &self,
+        table: StreamTable,
+        defaults: &StreamLayer,
+    ) -> Result<StreamSettings, ConfigError> {
+        let name = StreamName::new(table.name.as_ref())
+            .map_err(|reason| self.error(table.name.span(), reason))?;
+        let source = SourceSpec::parse(table.source.as_ref())
+            .map_err(|reason| self.error(table.source.span(), format!("source: {reason}")))?;
+        let source = self.apply_format(source, &table.source, table.format.as_ref())?;
+        let layer = self
+            .stream_layer(StreamKeys {
+                size: table.size,
+                fps: table.fps,
+                jpeg_quality: table.jpeg_quality,
+                drop_same_frames: table.drop_same_frames,
+                hls: table.hls,
+                h264_bitrate: table.h264_bitrate,
+                hls_segment_seconds: table.hls_segment_seconds,
+                hls_part_seconds: table.hls_part_seconds,
+                hls_window: table.hls_window,
+            })?
+            .or(defaults.clone());
+        if layer.size.is_none() && carries_raw_frames(&source) {
+            // Pointing at what says the frames are raw: `format` when written, else `source`.
+            let kind_span = table
+                .format
+                .as_ref()
+                .map_or(table.source.span(), Spanned::span);
+            return Err(self.error(
+                kind_span,
+                "raw yuv420p frames carry no size: set `size = \"WIDTHxHEIGHT\"` for this \
+                 stream (or at the top of the file)",
+            ));
+        }
+        Ok(layer.resolve(name, source))
+    }
+
+    /// Checks the keys a stream's table and the top of the file share.
+    fn stream_layer(&self, keys: StreamKeys) -> Result<StreamLayer, ConfigError> {
+        Ok(StreamLayer {
+            size: keys
+                .size
+                .map(|size| {
+                    parse_size(size.as_ref())
+                        .map_err(|reason| self.error(size.span(), format!("size: {reason}")))
+                })
+                .transpose()?,
+            fps: self.int_in("fps", &keys.fps, FPS_RANGE)?,
+            jpeg_quality: self.int_in("jpeg_quality", &keys.jpeg_quality, JPEG_QUALITY_RANGE)?,
+            drop_same_frames: keys.drop_same_frames,
+            hls: keys.hls,
+            h264_bitrate: keys
+                .h264_bitrate
+                .map(|bitrate| {
+                    parse_bitrate(&bitrate.as_ref().0).map_err(|reason| {
+                        self.error(bitrate.span(), format!("h264_bitrate: {reason}"))
+                    })
+                })
+                .transpose()?,
+            hls_segment_seconds: self.seconds_in(
+                "hls_segment_seconds",
+                &keys.hls_segment_seconds,
+                HLS_SEGMENT_SECONDS_RANGE,
+            )?,
+            hls_part_seconds: self.seconds_in(
+                "hls_part_seconds",
+                &keys.hls_part_seconds,
+                HLS_PART_SECONDS_RANGE,
+            )?,
+            hls_window: self.int_in("hls_window", &keys.hls_window, HLS_WINDOW_RANGE)?,
+        })
+    }
+
+    /// A whole number within `range`, converted to the setting's type.
+    fn int_in<T: TryFrom<i64>>(
+        &self,
+        key: &str,
+        value: &Option<Spanned<WholeNumber>>,
+        range: RangeInclusive<i64>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(value) = value else { return Ok(None) };
+        let number = value.as_ref().0;
+        match T::try_from(number) {
+            Ok(converted) if range.contains(&number) => Ok(Some(converted)),
+            _ => Err(self.error(
+                value.span(),
+                format!(
+                    "{key}: {number} is outside {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
+    }
+
+    fn seconds_in(
+        &self,
+        key: &str,
+        value: &Option<Spanned<Seconds>>,
+        range: RangeInclusive<f64>,
+    ) -> Result<Option<f64>, ConfigError> {
+        let Some(value) = value else { return Ok(None) };
+        let seconds = value.as_ref().0;
+        if !range.contains(&seconds) {
+            return Err(self.error(
+                value.span(),
+                format!(
+                    "{key}: {seconds} is outside {} to {} seconds",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        Ok(Some(seconds))
+    }
+
+    /// The source with `format` applied: a pipe's own format must agree with it, and a source
+    /// that produces its own pictures takes none. Source kinds that carry bytes (a FIFO, a
+    /// command's output) take the format here.
+    fn apply_format(
+        &self,
+        source: SourceSpec,
+        written: &Spanned<String>,
+        format: Option<&Spanned<WireFormat>>,
+    ) -> Result<SourceSpec, ConfigError> {
+        let Some(format) = format else {
+            return Ok(source);
+        };
+        let wanted = PipeFormat::from(*format.as_ref());
+        match source {
+            SourceSpec::Pipe(own) if own == wanted => Ok(source),
+            SourceSpec::Pipe(own) => Err(self.error(
+                format.span(),
+                format!(
+                    "format: `{wanted}` contradicts source `{}`, which carries {own}",
+                    written.as_ref()
+                ),
+            )),
+            _ => Err(self.error(
+                format.span(),
+                format!(
+                    "format: only a pipe, FIFO or command source takes a format; `{}` makes \
+                     its own pictures",
+                    written.as_ref()
+                ),
+            )),
+        }
+    }
+}
+
+/// Whether the source reads this process's standard input, which only one stream can own.
+/// (A source kind that reads a FIFO or a command's output does not.)
+fn reads_standard_input(source: &SourceSpec) -> bool {
+    matches!(source, SourceSpec::Pipe(_))
+}
+
+/// Whether the source delivers raw frames, whose size nothing in the bytes says.
+fn carries_raw_frames(source: &SourceSpec) -> bool {
+    matches!(source, SourceSpec::Pipe(PipeFormat::Yuv420p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::DEFAULT_SIZE;
+    use crate::frame::FrameSize;
+
+    /// Parses `text` as `cams.toml` with no flags beside it.
+    fn parse_text(text: &str) -> Result<Settings, String> {
+        parse(Path::new("cams.toml"), text, &ServerLayer::default()).map_err(|e| e.to_string())
+    }
+
+    fn error_of(text: &str) -> String {
+        match parse_text(text) {
+            Ok(settings) => panic!("accepted: {settings:?}"),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn a_stream_with_a_name_and_a_source_gets_every_default() {
+        let settings = parse_text("[[streams]]\nname = \"cam\"\nsource = \"test\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.server, ServerLayer::default().resolve());
+        let [stream] = settings.streams.as_slice() else {
+            panic!("one stream: {settings:?}")
+        };
+        assert_eq!(
+            *stream,
+            StreamLayer::default().resolve(
+                StreamName::new("cam").unwrap_or_else(|e| panic!("{e}")),
+                SourceSpec::TestPattern
+            )
+        );
+        assert_eq!(stream.size, DEFAULT_SIZE);
+        assert_eq!(stream.hls, HlsMode::Always);
+    }
+
+    #[test]
+    fn streams_take_the_top_of_the_file_and_override_it() {
+        let text = r#"
+listen = "0.0.0.0:9000"
+jpeg_threads = 2
+viewer_stall_seconds = 30
+exit_on_eof = true
+size = "640x360"
+fps = 15
+jpeg_quality = 70
+hls = "off"
+hls_window = 20
+
+[[streams]]
+name = "printer"
+source = "pipe:mjpeg"
+format = "mjpeg"
+
+[[streams]]
+name = "garage"
+source = "camera:/dev/video2"
+size = "1920x1080"
+fps = 25
+jpeg_quality = 90
+drop_same_frames = true
+hls = "on-demand"
+h264_bitrate = "2M"
+hls_segment_seconds = 2
+hls_part_seconds = 0.5
+hls_window = 6
+
+[[streams]]
+name = "door"
+source = "test"
+h264_bitrate = 800000
+"#;
+        let settings = parse_text(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.server.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(settings.server.jpeg_threads, 2);
+        assert_eq!(settings.server.viewer_stall_seconds, 30);
+        assert!(settings.server.exit_on_eof);
+        let [printer, garage, door] = settings.streams.as_slice() else {
+            panic!("three streams: {settings:?}")
+        };
+        assert_eq!(printer.name.as_str(), "printer");
+        assert_eq!(printer.source, SourceSpec::Pipe(PipeFormat::Mjpeg));
+        assert_eq!(
+            (printer.size, printer.fps, printer.jpeg_quality, printer.hls),
+            (FrameSize::new(640, 360), 15, 70, HlsMode::Off)
+        );
+        assert_eq!(printer.hls_window, 20);
+        assert!(!printer.drop_same_frames);
+        assert_eq!(
+            (garage.size, garage.fps, garage.jpeg_quality, garage.hls),
+            (FrameSize::new(1920, 1080), 25, 90, HlsMode::OnDemand)
+        );
+        assert!(garage.drop_same_frames);
+        assert_eq!(garage.h264_bitrate, Some(2_000_000));
+        assert_eq!(
+            (
+                garage.hls_segment_seconds,
+                garage.hls_part_seconds,
+                garage.hls_window
+            ),
+            (2.0, 0.5, 6)
+        );
+        assert_eq!(door.h264_bitrate, Some(800_000));
+        assert_eq!(door.hls_segment_seconds, 1.0);
+    }
+
+    #[test]
+    fn flags_beside_the_file_override_its_top_but_not_a_streams_own_keys() {
+        let text = "listen = \"127.0.0.1:1\"\nfps = 10\njpeg_quality = 50\n\
+                    [[streams]]\nname = \"a\"\nsource = \"test\"\n\
+                    [[streams]]\nname = \"b\"\nsource = \"test\"\nfps = 5\n";
+        let flags = ServerLayer {
+            listen: Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))),
+            streams: StreamLayer {
+                fps: Some(20),
+                hls: Some(HlsMode::Off),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let settings =
+            parse(Path::new("cams.toml"), text, &flags).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.server.listen.to_string(), "127.0.0.1:0");
+        let [a, b] = settings.streams.as_slice() else {
+            panic!("two streams: {settings:?}")
+        };
+        assert_eq!((a.fps, a.jpeg_quality, a.hls), (20, 50, HlsMode::Off));
+        assert_eq!((b.fps, b.jpeg_quality, b.hls), (5, 50, HlsMode::Off));
+    }
+
+    #[test]
+    fn wrong_files_are_reported_at_their_line_and_column() {
+        const STREAM: &str = "[[streams]]\nname = \"a\"\nsource = \"test\"\n";
+        for (text, expected) in [
+            (
+                format!("fpss = 3\n{STREAM}"),
+                "cams.toml:1:1: unknown field `fpss`, expected one of `listen`, `jpeg_threads`, \
+                 `viewer_stall_seconds`, `exit_on_eof`, `size`, `fps`, `jpeg_quality`, \
+                 `drop_same_frames`, `hls`, `h264_bitrate`, `hls_segment_seconds`, \
+                 `hls_part_seconds`, `hls_window`, `streams`",
+            ),
+            (
+                format!("{STREAM}sauce = \"x\"\n"),
+                "cams.toml:4:1: unknown field `sauce`, expected one of `name`, `source`, \
+                 `format`, `size`, `fps`, `jpeg_quality`, `drop_same_frames`, `hls`, \
+                 `h264_bitrate`, `hls_segment_seconds`, `hls_part_seconds`, `hls_window`",
+            ),
+            (
+                "[[streams]]\nname = \"Front Door\"\nsource = \"test\"\n".into(),
+                "cams.toml:2:8: stream name `Front Door` is not one of lowercase letters, \
+                 digits, `_` and `-`, starting with a letter or digit, at most 64 characters",
+            ),
+            (
+                format!("{STREAM}{STREAM}"),
+                "cams.toml:5:8: stream name `a` is used twice (first on line 2); names must be \
+                 unique",
+            ),
+            (
+                format!("{STREAM}fps = 0\n"),
+                "cams.toml:4:7: fps: 0 is outside 1 to 120",
+            ),
+            (
+                format!("fps = 121\n{STREAM}"),
+                "cams.toml:1:7: fps: 121 is outside 1 to 120",
+            ),
+            (
+                format!("{STREAM}fps = \"fast\"\n"),
+                "cams.toml:4:7: invalid type: string \"fast\", expected a whole number",
+            ),
+            (
+                format!("{STREAM}jpeg_quality = 101\n"),
+                "cams.toml:4:16: jpeg_quality: 101 is outside 1 to 100",
+            ),
+            (
+                format!("{STREAM}hls_segment_seconds = 0.1\n"),
+                "cams.toml:4:23: hls_segment_seconds: 0.1 is outside 0.5 to 10 seconds",
+            ),
+            (
+                format!("{STREAM}size = \"641x480\"\n"),
+                "cams.toml:4:8: size: 641x480 has an odd side; both must be even (4:2:0 chroma)",
+            ),
+            (
+                format!("{STREAM}h264_bitrate = \"fast\"\n"),
+                "cams.toml:4:16: h264_bitrate: `fast` is not a bitrate such as 2000000, 800k or 2M",
+            ),
+            (
+                format!("{STREAM}hls = \"sometimes\"\n"),
+                "cams.toml:4:7: unknown variant `sometimes`, expected one of `always`, \
+                 `on-demand`, `off`",
+            ),
+            (
+                format!("listen = \"localhost\"\n{STREAM}"),
+                "cams.toml:1:10: listen: `localhost` is not ADDRESS:PORT, e.g. 127.0.0.1:8080",
+            ),
+            (
+                "[[streams]]\nname = \"raw\"\nsource = \"pipe:yuv420p\"\n".into(),
+                "cams.toml:3:10: raw yuv420p frames carry no size: set `size = \"WIDTHxHEIGHT\"` \
+                 for this stream (or at the top of the file)",
+            ),
+            (
+                "[[streams]]\nname = \"raw\"\nsource = \"pipe:yuv420p\"\nformat = \"yuv420p\"\n"
+                    .into(),
+                "cams.toml:4:10: raw yuv420p frames carry no size: set `size = \"WIDTHxHEIGHT\"` \
+                 for this stream (or at the top of the file)",
+            ),
+            (
+                "[[streams]]\nname = \"a\"\nsource = \"pipe:mjpeg\"\n\
+                 [[streams]]\nname = \"b\"\nsource = \"pipe:yuv420p\"\nsize = \"640x360\"\n"
+                    .into(),
+                "cams.toml:6:10: stream `b` reads standard input, and so does stream `a`: only \
+                 one stream can; give the other a FIFO or a command",
+            ),
+            (
+                format!("{STREAM}format = \"mjpeg\"\n"),
+                "cams.toml:4:10: format: only a pipe, FIFO or command source takes a format; \
+                 `test` makes its own pictures",
+            ),
+            (
+                "[[streams]]\nname = \"a\"\nsource = \"pipe:mjpeg\"\nformat = \"yuv420p\"\n\
+                 size = \"640x360\"\n"
+                    .into(),
+                "cams.toml:4:10: format: `yuv420p` contradicts source `pipe:mjpeg`, which \
+                 carries mjpeg",
+            ),
+            (
+                "[[streams]]\nname = \"a\"\nsource = \"rtsp://admin:hunter2@cam/1\"\n".into(),
+                "cams.toml:3:10: source: unknown source `rtsp://admin:***@cam/1` (supported: \
+                 test, camera:N, camera:/dev/videoN, pipe:yuv420p, pipe:mjpeg)",
+            ),
+            (
+                "[[streams]]\nname = \"a\"\n".into(),
+                "cams.toml:1:1: missing field `source`",
+            ),
+            (
+                "listen = \"127.0.0.1:0\"\n".into(),
+                "cams.toml: no stream: add a [[streams]] table with a `name` and a `source`",
+            ),
+            (
+                "[[streams]]\nname = \"a\nsource = \"test\"\n".into(),
+                "cams.toml:2:10: invalid basic string, expected `\"`",
+            ),
+            (
+                "[[streams]\nname = \"a\"\n".into(),
+                "cams.toml:1:11: unclosed array table, expected `]`",
+            ),
+        ] {
+            assert_eq!(error_of(&text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_says_which() {
+        let error = load(Path::new("/nonexistent/cams.toml"), &ServerLayer::default())
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            error,
+            Err(
+                "cannot read the configuration file /nonexistent/cams.toml: No such file or \
+                 directory (os error 2)"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn the_example_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("framecast.example.toml");
+        let settings = load(&path, &ServerLayer::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.server, ServerLayer::default().resolve());
+        let [stream] = settings.streams.as_slice() else {
+            panic!("the example serves one stream: {settings:?}")
+        };
+        assert_eq!(stream.name.as_str(), "main");
+        assert_eq!(stream.source, SourceSpec::TestPattern);
+        // Every value the example writes out is the default.
+        assert_eq!(
+            *stream,
+            StreamLayer::default().resolve(stream.name.clone(), SourceSpec::TestPattern)
+        );
+    }
+
+    #[test]
+    fn the_example_files_commented_streams_and_keys_are_valid_too() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("framecast.example.toml");
+        let example = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let uncommented: String = example
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(setting)
+                    if setting == "[[streams]]"
+                        || setting.split_once(" = ").is_some_and(|(key, _)| {
+                            key.bytes()
+                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                        }) =>
+                {
+                    setting
+                }
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let settings = parse(&path, &uncommented, &ServerLayer::default())
+            .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        let names: Vec<&str> = settings.stream_names().map(StreamName::as_str).collect();
+        assert_eq!(names, ["main", "printer", "garage"]);
+        assert_eq!(settings.streams[0].h264_bitrate, Some(2_000_000));
+    }
+}

@@ -1,0 +1,594 @@
+//! The configuration: the command line (every flag also as a `FRAMECAST_*` environment
+//! variable) and the configuration file it may name, resolved once into [`Settings`]: the
+//! server's settings and every stream's, all values filled in.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `mod.rs` | the flags ([`Config`], parsed by clap), and the [`Config`] today's one-stream app runs with |
+//! | [`file`](mod@file) | the TOML file: its model, its checks with line and column, its resolution with the flags |
+//! | [`settings`] | the resolved [`Settings`], the defaults and the limits of every value |
+//! | [`error`] | [`ConfigError`]: what is wrong, where |
+//! | [`redact`] | passwords masked in anything that quotes a source |
+//!
+//! A bad flag, a bad file or flags that do not go together exit with code 2 (clap's
+//! convention for usage errors) and a message naming the flag, or the file, line and column.
+
+pub mod error;
+pub mod file;
+pub mod redact;
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _, Parser};
+
+pub use error::ConfigError;
+use settings::{
+    DEFAULT_FPS, DEFAULT_HLS_PART_SECONDS, DEFAULT_HLS_SEGMENT_SECONDS, DEFAULT_HLS_WINDOW,
+    DEFAULT_JPEG_QUALITY, DEFAULT_JPEG_THREADS, DEFAULT_LISTEN, DEFAULT_VIEWER_STALL_SECONDS,
+    FPS_RANGE, H264_BITRATE_RANGE_BPS, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE,
+    HLS_WINDOW_RANGE, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE, ServerLayer, StreamLayer,
+    VIEWER_STALL_SECONDS_RANGE,
+};
+pub use settings::{HlsMode, ServerSettings, Settings, StreamName, StreamSettings};
+
+use crate::frame::FrameSize;
+use crate::source::SourceSpec;
+
+const MIN_SIZE: FrameSize = FrameSize::MIN;
+const MAX_SIZE: FrameSize = FrameSize::MAX;
+
+/// framecast serves live video from a camera, a pipe or a test pattern as MJPEG, snapshots
+/// and HTML viewer pages.
+#[derive(Debug, Clone, PartialEq, Parser)]
+#[command(name = "framecast", version, about, max_term_width = 100)]
+pub struct Config {
+    /// Read the server and its streams from this TOML file (see framecast.example.toml).
+    /// Flags given beside it override the file's server settings and stream defaults.
+    #[arg(long, env = "FRAMECAST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address and port to serve HTTP on (port 0 picks a free one).
+    #[arg(long, env = "FRAMECAST_LISTEN", default_value_t = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Frame source: `test` (the built-in test pattern), `camera:N` or `camera:/dev/videoN`, or
+    /// `pipe:yuv420p` / `pipe:mjpeg` for frames on standard input.
+    #[arg(long, env = "FRAMECAST_SOURCE", default_value = "test", value_parser = SourceSpec::parse)]
+    pub source: SourceSpec,
+
+    /// Picture size as WIDTHxHEIGHT; both even, from 160x120 to 7680x4320. The size raw pipe
+    /// frames have, the size asked of a camera, and the size of placeholder pictures.
+    #[arg(long, env = "FRAMECAST_SIZE", default_value = "1280x720", value_parser = parse_size)]
+    pub size: FrameSize,
+
+    /// Frames per second the source produces (1 to 120).
+    #[arg(long, env = "FRAMECAST_FPS", default_value_t = DEFAULT_FPS,
+          value_parser = clap::value_parser!(u32).range(FPS_RANGE))]
+    pub fps: u32,
+
+    /// JPEG quality for /stream.mjpg and /snapshot.jpg (1 to 100).
+    #[arg(long, env = "FRAMECAST_JPEG_QUALITY", default_value_t = DEFAULT_JPEG_QUALITY,
+          value_parser = clap::value_parser!(u8).range(JPEG_QUALITY_RANGE))]
+    pub jpeg_quality: u8,
+
+    /// JPEG encoder threads; more are used only when one cannot keep up. 0 picks one per core, up to 4.
+    #[arg(long, env = "FRAMECAST_JPEG_THREADS", default_value_t = DEFAULT_JPEG_THREADS,
+          value_parser = clap::value_parser!(u8).range(JPEG_THREADS_RANGE))]
+    pub jpeg_threads: u8,
+
+    /// Skip frames identical to the one before for MJPEG viewers (static scenes); HLS still
+    /// gets every frame.
+    #[arg(long, env = "FRAMECAST_DROP_SAME_FRAMES")]
+    pub drop_same_frames: bool,
+
+    /// Drop a viewer (MJPEG or /live.mp4) whose connection has taken no bytes for this many
+    /// seconds (1 to 600): a client that stopped reading must not hold a connection forever.
+    #[arg(long, env = "FRAMECAST_VIEWER_STALL_SECONDS", default_value_t = DEFAULT_VIEWER_STALL_SECONDS,
+          value_parser = clap::value_parser!(u16).range(VIEWER_STALL_SECONDS_RANGE))]
+    pub viewer_stall_seconds: u16,
+
+    /// Exit (with status 1) when the source ends for good, standard input at its end, instead
+    /// of serving the "NO SIGNAL" placeholder: for a service manager that restarts the pipeline.
+    #[arg(long, env = "FRAMECAST_EXIT_ON_EOF")]
+    pub exit_on_eof: bool,
+
+    /// List the cameras with their formats, sizes and rates, then exit.
+    #[arg(long)]
+    pub list_sources: bool,
+
+    /// Turn HLS (/live.m3u8, /live.mp4) and its H.264 encoder off.
+    #[arg(long, env = "FRAMECAST_NO_HLS")]
+    pub no_hls: bool,
+
+    /// H.264 bitrate in bits per second, with an optional k or M suffix (e.g. 2M); by default
+    /// sized to the picture (about 1.9M at 1280x720, 30 fps).
+    #[arg(long, env = "FRAMECAST_H264_BITRATE", value_parser = parse_bitrate)]
+    pub h264_bitrate: Option<u32>,
+
+    /// HLS segment length in seconds (0.5 to 10); each segment starts with a key frame.
+    #[arg(long, env = "FRAMECAST_HLS_SEGMENT_SECONDS", default_value_t = DEFAULT_HLS_SEGMENT_SECONDS,
+          value_parser = parse_segment_seconds)]
+    pub hls_segment_seconds: f64,
+
+    /// Low-Latency HLS part length in seconds (rounded to whole frames, at most a segment).
+    /// PART-HOLD-BACK is three parts, so this sets how far behind live LL-HLS players play:
+    /// the default 0.2 s (6 frames at 30 fps, as MediaMTX) puts stock hls.js under 1 s.
+    #[arg(long, env = "FRAMECAST_HLS_PART_SECONDS", default_value_t = DEFAULT_HLS_PART_SECONDS,
+          value_parser = parse_part_seconds)]
+    pub hls_part_seconds: f64,
+
+    /// Complete segments listed in the HLS playlist (6 to 600).
+    #[arg(long, env = "FRAMECAST_HLS_WINDOW", default_value_t = DEFAULT_HLS_WINDOW,
+          value_parser = clap::value_parser!(u16).range(HLS_WINDOW_RANGE))]
+    pub hls_window: u16,
+}
+
+impl Config {
+    /// Parses the process's arguments and environment, and the configuration file they name;
+    /// returns the [`Config`] the app runs with. On a usage error prints the reason and exits
+    /// with code 2.
+    pub fn from_args() -> Self {
+        let matches = Self::command().get_matches();
+        let flags = Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+        if flags.list_sources {
+            return flags;
+        }
+        match Settings::from_flags_and_file(&flags, &matches)
+            .and_then(|settings| Self::serving_one_stream(&settings))
+        {
+            Ok(config) => config,
+            Err(error) => {
+                eprintln!("framecast: {error}");
+                std::process::exit(2);
+            }
+        }
+    }
+
+    /// The [`Config`] this build's app runs with: it serves one stream per process, so
+    /// `settings` must hold exactly one, and one whose HLS it can run. The multi-stream runtime
+    /// takes [`Settings`] itself and replaces this.
+    pub fn serving_one_stream(settings: &Settings) -> Result<Self, ConfigError> {
+        let [stream] = settings.streams.as_slice() else {
+            let names: Vec<String> = settings
+                .stream_names()
+                .map(|name| format!("`{name}`"))
+                .collect();
+            return Err(ConfigError::Usage(format!(
+                "this build serves one stream per process, and the configuration names {}: {}; \
+                 keep one [[streams]] table, or run one framecast per stream",
+                names.len(),
+                names.join(", ")
+            )));
+        };
+        if stream.hls == HlsMode::OnDemand {
+            return Err(ConfigError::Usage(format!(
+                "stream `{}`: hls = \"on-demand\" is not served by this build yet; use \
+                 \"always\" or \"off\"",
+                stream.name
+            )));
+        }
+        Ok(Self::from_stream_settings(&settings.server, stream))
+    }
+
+    /// The flags that describe `server` serving `stream` alone.
+    pub fn from_stream_settings(server: &ServerSettings, stream: &StreamSettings) -> Self {
+        Self {
+            config: None,
+            listen: server.listen,
+            source: stream.source.clone(),
+            size: stream.size,
+            fps: stream.fps,
+            jpeg_quality: stream.jpeg_quality,
+            jpeg_threads: server.jpeg_threads,
+            drop_same_frames: stream.drop_same_frames,
+            viewer_stall_seconds: server.viewer_stall_seconds,
+            exit_on_eof: server.exit_on_eof,
+            list_sources: false,
+            no_hls: stream.hls == HlsMode::Off,
+            h264_bitrate: stream.h264_bitrate,
+            hls_segment_seconds: stream.hls_segment_seconds,
+            hls_part_seconds: stream.hls_part_seconds,
+            hls_window: stream.hls_window,
+        }
+    }
+
+    /// The server settings and stream defaults given as flags (or their environment
+    /// variables), for a configuration file to take under them; defaults count as not given.
+    pub fn given_server_flags(&self, matches: &ArgMatches) -> ServerLayer {
+        let given = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        // A switch given as `false` (FRAMECAST_NO_HLS=false) is the same as not given.
+        let switched_on = |id: &str, on: bool| (given(id) && on).then_some(true);
+        ServerLayer {
+            listen: given("listen").then_some(self.listen),
+            jpeg_threads: given("jpeg_threads").then_some(self.jpeg_threads),
+            viewer_stall_seconds: given("viewer_stall_seconds")
+                .then_some(self.viewer_stall_seconds),
+            exit_on_eof: switched_on("exit_on_eof", self.exit_on_eof),
+            streams: StreamLayer {
+                size: given("size").then_some(self.size),
+                fps: given("fps").then_some(self.fps),
+                jpeg_quality: given("jpeg_quality").then_some(self.jpeg_quality),
+                drop_same_frames: switched_on("drop_same_frames", self.drop_same_frames),
+                hls: switched_on("no_hls", self.no_hls).map(|_| HlsMode::Off),
+                h264_bitrate: given("h264_bitrate").then_some(self.h264_bitrate).flatten(),
+                hls_segment_seconds: given("hls_segment_seconds")
+                    .then_some(self.hls_segment_seconds),
+                hls_part_seconds: given("hls_part_seconds").then_some(self.hls_part_seconds),
+                hls_window: given("hls_window").then_some(self.hls_window),
+            },
+        }
+    }
+
+    /// Frames in one HLS segment: the key-frame interval.
+    pub fn frames_per_segment(&self) -> u32 {
+        ((self.hls_segment_seconds * f64::from(self.fps)).round() as u32).max(1)
+    }
+
+    /// Frames in one Low-Latency HLS part: a whole number, at most a segment.
+    pub fn frames_per_part(&self) -> u32 {
+        ((self.hls_part_seconds * f64::from(self.fps)).round() as u32)
+            .clamp(1, self.frames_per_segment())
+    }
+
+    /// The number of JPEG encoder threads to start.
+    pub fn jpeg_thread_count(&self) -> usize {
+        match self.jpeg_threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .clamp(1, 4),
+            n => usize::from(n),
+        }
+    }
+}
+
+impl Settings {
+    /// The settings the command line asks for: the file `--config` names with the flags given
+    /// beside it over its server settings, or without a file one stream named `main` that the
+    /// flags describe.
+    pub fn from_flags_and_file(flags: &Config, matches: &ArgMatches) -> Result<Self, ConfigError> {
+        let Some(path) = &flags.config else {
+            return Ok(Self::from_flags(flags));
+        };
+        if matches!(
+            matches.value_source("source"),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            return Err(ConfigError::Usage(format!(
+                "--source (FRAMECAST_SOURCE) cannot be used with --config: the streams' sources \
+                 are in {}",
+                path.display()
+            )));
+        }
+        file::load(path, &flags.given_server_flags(matches))
+    }
+}
+
+/// Parses a bitrate: bits per second with an optional `k` (1000) or `M` (1000000) suffix,
+/// from 50k to 100M.
+pub fn parse_bitrate(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let (digits, scale) = match t.strip_suffix(['k', 'K']) {
+        Some(d) => (d, 1_000.0),
+        None => match t.strip_suffix('M') {
+            Some(d) => (d, 1_000_000.0),
+            None => (t, 1.0),
+        },
+    };
+    let value: f64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a bitrate such as 2000000, 800k or 2M"))?;
+    let bps = value * scale;
+    if !H264_BITRATE_RANGE_BPS.contains(&bps) {
+        return Err(format!("{text} is outside 50k to 100M bits per second"));
+    }
+    Ok(bps as u32)
+}
+
+fn parse_seconds_in(text: &str, range: std::ops::RangeInclusive<f64>) -> Result<f64, String> {
+    let (min, max) = (range.start(), range.end());
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !range.contains(&value) {
+        return Err(format!("{text} is outside {min} to {max} seconds"));
+    }
+    Ok(value)
+}
+
+fn parse_segment_seconds(text: &str) -> Result<f64, String> {
+    parse_seconds_in(text, HLS_SEGMENT_SECONDS_RANGE)
+}
+
+fn parse_part_seconds(text: &str) -> Result<f64, String> {
+    parse_seconds_in(text, HLS_PART_SECONDS_RANGE)
+}
+
+/// Parses `WIDTHxHEIGHT`, both even and within [`FrameSize::MIN`]..=[`FrameSize::MAX`].
+pub fn parse_size(text: &str) -> Result<FrameSize, String> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("`{text}` is not WIDTHxHEIGHT, e.g. 1280x720"))?;
+    let width: u32 = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("width `{w}` is not a whole number"))?;
+    let height: u32 = h
+        .trim()
+        .parse()
+        .map_err(|_| format!("height `{h}` is not a whole number"))?;
+    if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
+        return Err(format!(
+            "{width}x{height} has an odd side; both must be even (4:2:0 chroma)"
+        ));
+    }
+    if width < MIN_SIZE.width || height < MIN_SIZE.height {
+        return Err(format!("{width}x{height} is smaller than {MIN_SIZE}"));
+    }
+    if width > MAX_SIZE.width || height > MAX_SIZE.height {
+        return Err(format!("{width}x{height} is larger than {MAX_SIZE}"));
+    }
+    Ok(FrameSize::new(width, height))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_the_test_pattern_at_720p30_on_8080() {
+        let config = Config::try_parse_from(["framecast"]).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.source, SourceSpec::TestPattern);
+        assert_eq!(config.size, FrameSize::new(1280, 720));
+        assert_eq!(config.fps, 30);
+        assert_eq!(config.jpeg_quality, 80);
+    }
+
+    /// The flags `args` parse to, and which of them were given. Environment variables count
+    /// as given, so the tests use only flags no test environment sets.
+    fn parse_args(args: &[&str]) -> (Config, ArgMatches) {
+        let matches = Config::command()
+            .try_get_matches_from(args)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let config = Config::from_arg_matches(&matches).unwrap_or_else(|e| panic!("{e}"));
+        (config, matches)
+    }
+
+    #[test]
+    fn without_a_file_the_flags_describe_one_stream_named_main_and_nothing_changes() {
+        for args in [
+            &["framecast"][..],
+            &[
+                "framecast",
+                "--source",
+                "pipe:yuv420p",
+                "--size",
+                "640x360",
+                "--fps",
+                "25",
+                "--no-hls",
+                "--h264-bitrate",
+                "2M",
+                "--jpeg-threads",
+                "2",
+                "--drop-same-frames",
+                "--exit-on-eof",
+                "--hls-window",
+                "7",
+            ],
+        ] {
+            let (flags, matches) = parse_args(args);
+            let settings =
+                Settings::from_flags_and_file(&flags, &matches).unwrap_or_else(|e| panic!("{e}"));
+            let names: Vec<&str> = settings.stream_names().map(StreamName::as_str).collect();
+            assert_eq!(names, ["main"]);
+            let config = Config::serving_one_stream(&settings).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(config, flags, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn only_flags_given_override_the_file() {
+        let (flags, matches) = parse_args(&["framecast", "--config", "x.toml"]);
+        assert_eq!(flags.given_server_flags(&matches), ServerLayer::default());
+        let (flags, matches) = parse_args(&[
+            "framecast",
+            "--config",
+            "x.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--fps",
+            "12",
+            "--no-hls",
+            "--h264-bitrate",
+            "800k",
+        ]);
+        assert_eq!(
+            flags.given_server_flags(&matches),
+            ServerLayer {
+                listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                streams: StreamLayer {
+                    fps: Some(12),
+                    hls: Some(HlsMode::Off),
+                    h264_bitrate: Some(800_000),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn every_server_and_stream_flag_can_override_the_file() {
+        let (flags, matches) = parse_args(&[
+            "framecast",
+            "--config",
+            "x.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--jpeg-threads",
+            "3",
+            "--viewer-stall-seconds",
+            "9",
+            "--exit-on-eof",
+            "--size",
+            "320x240",
+            "--fps",
+            "12",
+            "--jpeg-quality",
+            "33",
+            "--drop-same-frames",
+            "--no-hls",
+            "--h264-bitrate",
+            "800k",
+            "--hls-segment-seconds",
+            "2",
+            "--hls-part-seconds",
+            "0.5",
+            "--hls-window",
+            "7",
+        ]);
+        let layer = flags.given_server_flags(&matches);
+        assert_eq!(
+            layer,
+            ServerLayer {
+                listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                jpeg_threads: Some(3),
+                viewer_stall_seconds: Some(9),
+                exit_on_eof: Some(true),
+                streams: StreamLayer {
+                    size: Some(FrameSize::new(320, 240)),
+                    fps: Some(12),
+                    jpeg_quality: Some(33),
+                    drop_same_frames: Some(true),
+                    hls: Some(HlsMode::Off),
+                    h264_bitrate: Some(800_000),
+                    hls_segment_seconds: Some(2.0),
+                    hls_part_seconds: Some(0.5),
+                    hls_window: Some(7),
+                },
+            }
+        );
+        // Every flag is either a setting above or one of these, which the file has no key for.
+        let not_settings = ["config", "source", "list_sources", "help", "version"];
+        let flag_count = Config::command()
+            .get_arguments()
+            .filter(|arg| !not_settings.contains(&arg.get_id().as_str()))
+            .count();
+        assert_eq!(
+            flag_count, 13,
+            "a new flag needs its place in given_server_flags"
+        );
+    }
+
+    #[test]
+    fn a_source_flag_beside_a_file_is_a_usage_error() {
+        let (flags, matches) = parse_args(&["framecast", "--config", "x.toml", "--source", "test"]);
+        let error = Settings::from_flags_and_file(&flags, &matches).map_err(|e| e.to_string());
+        assert_eq!(
+            error,
+            Err(
+                "--source (FRAMECAST_SOURCE) cannot be used with --config: the streams' \
+                 sources are in x.toml"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn this_build_serves_one_stream_and_says_so() {
+        let mut settings = Settings::from_flags(&parse_args(&["framecast"]).0);
+        let mut second = settings.streams[0].clone();
+        second.name = StreamName::new("garage").unwrap_or_else(|e| panic!("{e}"));
+        settings.streams.push(second);
+        assert_eq!(
+            Config::serving_one_stream(&settings).map_err(|e| e.to_string()),
+            Err(
+                "this build serves one stream per process, and the configuration names 2: \
+                 `main`, `garage`; keep one [[streams]] table, or run one framecast per stream"
+                    .into()
+            )
+        );
+        settings.streams.truncate(1);
+        settings.streams[0].hls = HlsMode::OnDemand;
+        assert_eq!(
+            Config::serving_one_stream(&settings).map_err(|e| e.to_string()),
+            Err(
+                "stream `main`: hls = \"on-demand\" is not served by this build yet; use \
+                 \"always\" or \"off\""
+                    .into()
+            )
+        );
+        settings.streams[0].hls = HlsMode::Off;
+        let config = Config::serving_one_stream(&settings).unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.no_hls);
+    }
+
+    #[test]
+    fn hls_cuts_are_whole_frames() {
+        let config = Config::try_parse_from(["framecast"]).unwrap();
+        assert!(!config.no_hls);
+        assert_eq!(config.frames_per_segment(), 30);
+        assert_eq!(config.frames_per_part(), 6);
+        let config =
+            Config::try_parse_from(["framecast", "--fps", "25", "--hls-part-seconds", "5"])
+                .unwrap();
+        assert_eq!(config.frames_per_part(), 25, "a part is at most a segment");
+    }
+
+    #[test]
+    fn bitrates_take_suffixes() {
+        assert_eq!(parse_bitrate("2M"), Ok(2_000_000));
+        assert_eq!(parse_bitrate("800k"), Ok(800_000));
+        assert_eq!(parse_bitrate("1500000"), Ok(1_500_000));
+        assert!(parse_bitrate("10").is_err());
+        assert!(parse_bitrate("2G").is_err());
+    }
+
+    #[test]
+    fn sizes_parse_and_bad_sizes_say_why() {
+        assert_eq!(parse_size("640x480"), Ok(FrameSize::new(640, 480)));
+        assert_eq!(parse_size("1920X1080"), Ok(FrameSize::new(1920, 1080)));
+        for (bad, why) in [
+            ("640", "not WIDTHxHEIGHT"),
+            ("abcx480", "width"),
+            ("640x-2", "height"),
+            ("641x480", "odd"),
+            ("100x100", "smaller"),
+            ("10000x480", "larger"),
+        ] {
+            let err = parse_size(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_naming_the_flag() {
+        for args in [
+            ["framecast", "--fps", "0"],
+            ["framecast", "--fps", "abc"],
+            ["framecast", "--jpeg-quality", "101"],
+            ["framecast", "--size", "7x7"],
+            ["framecast", "--source", "nope"],
+            ["framecast", "--listen", "nowhere"],
+            ["framecast", "--h264-bitrate", "fast"],
+            ["framecast", "--hls-segment-seconds", "0"],
+            ["framecast", "--hls-part-seconds", "x"],
+            ["framecast", "--hls-window", "2"],
+        ] {
+            let err = Config::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert!(err.to_string().contains(args[1]), "{args:?}: {err}");
+        }
+    }
+}
