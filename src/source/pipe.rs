@@ -1,15 +1,24 @@
-//! Frames from another program through a pipe on standard input:
+//! Frames from another program through a pipe: standard input, a FIFO (named pipe), or the
+//! standard output of a command framecast runs (`super::exec`):
 //!
-//! - `pipe:yuv420p`: raw I420 frames of the configured `--size`, back to back, as
+//! - `yuv420p`: raw I420 frames of the configured `--size`, back to back, as
 //!   `ffmpeg … -f rawvideo -pix_fmt yuv420p -` writes them;
-//! - `pipe:mjpeg`: concatenated JPEGs, as `ffmpeg … -f mjpeg -` writes them, found by their
+//! - `mjpeg`: concatenated JPEGs, as `ffmpeg … -f mjpeg -` writes them, found by their
 //!   markers and validated; they are passed to MJPEG viewers as they are.
 //!
 //! Frames are stamped with their arrival time. A short frame or a broken JPEG is one bad frame
 //! (the supervisor shows a placeholder and reading goes on); end of input ends the source.
+//!
+//! A FIFO is opened on the reader thread, not when the source is opened: opening a FIFO for
+//! reading blocks until a writer opens it, and the supervisor must go on publishing
+//! placeholders meanwhile. When its writer closes it, the source ends and is reopened, and
+//! the next writer is read.
 
+use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::time::SystemTime;
+use std::os::unix::fs::FileTypeExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
@@ -29,27 +38,40 @@ const GARBAGE_REPORT_BYTES: u64 = 64 * 1024;
 
 const END_OF_PIPE: &str = "the pipe reached its end";
 
-/// Where the bytes come from: standard input in production, anything readable in tests.
-pub type InputFactory = Box<dyn FnMut() -> Box<dyn Read + Send> + Send>;
+/// The input of one opening of the source: standard input in production, a FIFO, anything
+/// readable in tests. An error says why there is no input now (the supervisor retries).
+pub type InputFactory = Box<dyn FnMut() -> Result<Box<dyn Read + Send>, SourceError> + Send>;
+
+/// What the end of the input means: [`SourceError::Finished`] for standard input, which can
+/// never deliver again, [`SourceError::Ended`] for inputs that reopening may renew.
+pub type EndOfInput = fn(String) -> SourceError;
 
 pub struct PipeOpener {
     format: PipeFormat,
     size: FrameSize,
     input: InputFactory,
-    /// What the end of the input means: [`SourceError::Finished`] for standard input, which
-    /// can never deliver again, [`SourceError::Ended`] for inputs that reopening may renew.
-    end: fn(String) -> SourceError,
+    end: EndOfInput,
+    /// What the source is, for logs and `/status`.
+    name: String,
 }
 
 impl PipeOpener {
     /// Frames from standard input. Its end is for good: no reopening brings it back.
     pub fn stdin(format: PipeFormat, size: FrameSize) -> Self {
-        let mut opener = Self::new(format, size, Box::new(|| Box::new(std::io::stdin())));
+        let mut opener = Self::new(format, size, Box::new(|| Ok(Box::new(std::io::stdin()))));
         opener.end = |_| {
             SourceError::Finished(
                 "standard input has ended for good; restart the program that feeds it".into(),
             )
         };
+        opener
+    }
+
+    /// Frames from the FIFO at `path`, one writer after the other.
+    pub fn fifo(format: PipeFormat, size: FrameSize, path: &Path) -> Self {
+        let fifo = path.to_owned();
+        let mut opener = Self::new(format, size, Box::new(move || fifo_input(&fifo)));
+        opener.name = format!("pipe:{format}:{}", path.display());
         opener
     }
 
@@ -59,33 +81,93 @@ impl PipeOpener {
             size,
             input,
             end: SourceError::Ended,
+            name: format!("pipe:{format}"),
         }
     }
 }
 
 impl Opener for PipeOpener {
     fn describe(&self) -> String {
-        format!("pipe:{}", self.format)
+        self.name.clone()
     }
 
     fn open(&mut self) -> Result<Box<dyn Source>, SourceError> {
-        let input = (self.input)();
-        Ok(match self.format {
-            PipeFormat::Yuv420p => Box::new(RawPipe {
-                input,
-                size: self.size,
-                ended: false,
-                end: self.end,
-            }),
-            PipeFormat::Mjpeg => Box::new(MjpegPipe {
-                input,
-                splitter: MjpegSplitter::new(MAX_JPEG_BYTES),
-                chunk: vec![0; READ_CHUNK_BYTES],
-                ended: false,
-                garbage_reported: 0,
-                end: self.end,
-            }),
-        })
+        let input = (self.input)()?;
+        Ok(reader(
+            self.format,
+            self.size,
+            input,
+            self.name.clone(),
+            self.end,
+        ))
+    }
+}
+
+/// A source reading `format` frames of `size` from `input`; `name` for logs, `end` for what
+/// the end of the input means.
+pub fn reader(
+    format: PipeFormat,
+    size: FrameSize,
+    input: Box<dyn Read + Send>,
+    name: String,
+    end: EndOfInput,
+) -> Box<dyn Source> {
+    match format {
+        PipeFormat::Yuv420p => Box::new(RawPipe {
+            input,
+            size,
+            ended: false,
+            end,
+            name,
+        }),
+        PipeFormat::Mjpeg => Box::new(MjpegPipe {
+            input,
+            splitter: MjpegSplitter::new(MAX_JPEG_BYTES),
+            chunk: vec![0; READ_CHUNK_BYTES],
+            ended: false,
+            garbage_reported: 0,
+            end,
+            name,
+        }),
+    }
+}
+
+/// Checks, without blocking, that `path` is a FIFO; the input opens it when first read.
+fn fifo_input(path: &Path) -> Result<Box<dyn Read + Send>, SourceError> {
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.file_type().is_fifo() => Ok(Box::new(Fifo {
+            path: path.to_owned(),
+            file: None,
+        })),
+        Ok(_) => Err(SourceError::Failed(format!(
+            "{shown} is not a FIFO (make one with `mkfifo {shown}`)"
+        ))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(SourceError::Failed(format!(
+            "no FIFO at {shown} (make one with `mkfifo {shown}`)"
+        ))),
+        Err(e) => Err(SourceError::Failed(format!("cannot use {shown}: {e}"))),
+    }
+}
+
+/// A FIFO opened on first read: the open blocks until a writer has opened it too.
+struct Fifo {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Read for Fifo {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let file = File::open(&self.path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
+                })?;
+                self.file.insert(file)
+            }
+        };
+        file.read(buf)
     }
 }
 
@@ -93,16 +175,17 @@ struct RawPipe {
     input: Box<dyn Read + Send>,
     size: FrameSize,
     ended: bool,
-    end: fn(String) -> SourceError,
+    end: EndOfInput,
+    name: String,
 }
 
 impl Source for RawPipe {
     fn describe(&self) -> String {
-        format!("pipe:yuv420p {}", self.size)
+        format!("{} {}", self.name, self.size)
     }
 
-    fn reopen_when_silent(&self) -> bool {
-        false
+    fn reopen_after_silence(&self) -> Option<Duration> {
+        None
     }
 
     fn next_frame(&mut self) -> Result<Frame, SourceError> {
@@ -153,16 +236,17 @@ struct MjpegPipe {
     ended: bool,
     /// Skipped bytes already reported.
     garbage_reported: u64,
-    end: fn(String) -> SourceError,
+    end: EndOfInput,
+    name: String,
 }
 
 impl Source for MjpegPipe {
     fn describe(&self) -> String {
-        "pipe:mjpeg".into()
+        self.name.clone()
     }
 
-    fn reopen_when_silent(&self) -> bool {
-        false
+    fn reopen_after_silence(&self) -> Option<Duration> {
+        None
     }
 
     fn next_frame(&mut self) -> Result<Frame, SourceError> {
@@ -241,7 +325,7 @@ mod tests {
         PipeOpener::new(
             format,
             size,
-            Box::new(move || Box::new(Cursor::new(once.take().unwrap_or_default()))),
+            Box::new(move || Ok(Box::new(Cursor::new(once.take().unwrap_or_default())))),
         )
     }
 

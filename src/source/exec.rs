@@ -1,0 +1,632 @@
+//! Frames from a command framecast runs (`exec:COMMAND`), like go2rtc's `exec:` sources:
+//! `exec:ffmpeg -rtsp_transport tcp -i rtsp://cam/stream -f mjpeg -`.
+//!
+//! The command runs in a process group of its own, with standard input from `/dev/null`; its
+//! standard output is read as MJPEG or raw yuv420p by the pipe readers of [`super::pipe`]. Its
+//! standard error goes to framecast's log line by line, each line cut to
+//! [`MAX_STDERR_LINE_BYTES`], passwords masked, and at most a burst of lines then a few a minute
+//! ([`LineBudget`]); the lines left out are counted in the next one.
+//!
+//! When the command exits or closes its output the source ends with the exit status; the
+//! supervisor shows the placeholder and starts the command again with its back-off (1 s,
+//! doubling to 10 s while the command delivers no frame), so a command that fails at once is
+//! not restarted in a tight loop. A command that runs but writes nothing for
+//! [`RESTART_SILENT_AFTER`] is stopped and started again.
+//!
+//! The process is stopped (SIGTERM to its group, then SIGKILL after [`TERM_GRACE`]) when the
+//! source is dropped, when the next one is started, and when the stream stops: std's `Child`
+//! does not do that on drop, [`RunningCommand`]'s `Drop` does.
+
+use std::io::{BufRead, BufReader, ErrorKind};
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process_group};
+
+use super::pipe;
+use super::redact::mask_secrets;
+use super::spec::{PipeFormat, SourceSpec};
+use super::{Opener, Source, SourceError};
+use crate::frame::{Frame, FrameSize};
+
+/// How long a stopped command gets to exit after SIGTERM before SIGKILL: ffmpeg finishes its
+/// output and exits within a fraction of a second; a stuck one must not hold up shutdown.
+pub const TERM_GRACE: Duration = Duration::from_secs(2);
+/// After a command closed its output, how long it may take to exit by itself before it is
+/// stopped: long enough to collect a real exit status.
+const EXIT_WAIT: Duration = Duration::from_secs(1);
+/// A running command that writes no frame for this long is restarted. Longer than the
+/// supervisor's default: ffmpeg connecting to a camera and probing its stream (its
+/// `analyzeduration` alone is 5 s) must not be killed before its first frame.
+pub const RESTART_SILENT_AFTER: Duration = Duration::from_secs(20);
+/// The longest standard error line logged; the rest of a longer line is dropped.
+pub const MAX_STDERR_LINE_BYTES: usize = 300;
+/// Lines of standard error logged at once (ffmpeg's banner and stream description at a
+/// start), then one per [`STDERR_LINE_EVERY`]: a command printing progress twice a second
+/// must not fill the log.
+const STDERR_BURST_LINES: u32 = 40;
+const STDERR_LINE_EVERY: Duration = Duration::from_secs(6);
+/// The longest source description shown in `/status` and logs.
+const MAX_DESCRIPTION_CHARS: usize = 160;
+/// How often a wait for a process's exit looks again.
+const EXIT_POLL: Duration = Duration::from_millis(10);
+
+/// How a command source's process is doing, for `/status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProcessStatus {
+    /// The program's file name, e.g. `ffmpeg`.
+    pub program: String,
+    pub running: bool,
+    /// The running process's id.
+    pub pid: Option<u32>,
+    /// Starts after the first.
+    pub restarts: u64,
+    /// How the last run ended, e.g. "exit status 1" or "signal 15".
+    pub last_exit: Option<String>,
+}
+
+/// Starts the command at each open.
+pub struct ExecOpener {
+    command: Vec<String>,
+    format: PipeFormat,
+    size: FrameSize,
+    /// `exec:ffmpeg`: what log lines name the source by.
+    label: String,
+    /// The whole command line, passwords masked, cut to a sane length.
+    description: String,
+    status: Arc<Mutex<ProcessStatus>>,
+    starts: u64,
+    /// The process of the last open, stopped before the next starts.
+    current: Option<Arc<RunningCommand>>,
+}
+
+impl ExecOpener {
+    /// An opener for `command` (program and arguments, not empty) writing `format` frames of
+    /// `size` (the size of yuv420p frames). Nothing is started yet.
+    pub fn new(command: Vec<String>, format: PipeFormat, size: FrameSize) -> Self {
+        let spec = SourceSpec::Exec {
+            command: command.clone(),
+            format,
+        };
+        let program = command
+            .first()
+            .map(|p| std::path::Path::new(p))
+            .and_then(|p| p.file_name())
+            .map_or_else(String::new, |p| p.to_string_lossy().into_owned());
+        let program = mask_secrets(&program).into_owned();
+        Self {
+            command,
+            format,
+            size,
+            label: format!("exec:{program}"),
+            description: cut(&spec.to_string(), MAX_DESCRIPTION_CHARS),
+            status: Arc::new(Mutex::new(ProcessStatus {
+                program,
+                ..ProcessStatus::default()
+            })),
+            starts: 0,
+            current: None,
+        }
+    }
+
+    fn start(&mut self) -> Result<(Child, std::process::ChildStdout, ChildStderr), SourceError> {
+        let (program, args) = self
+            .command
+            .split_first()
+            .ok_or_else(|| SourceError::Unsupported("exec: no command".into()))?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group: a terminal's Ctrl-C reaches framecast only, which stops the
+            // command in order; and stopping the group reaches what the command started.
+            .process_group(0);
+        let mut child = command.spawn().map_err(|e| {
+            SourceError::Failed(format!(
+                "cannot start {}: {e}",
+                self.label.trim_start_matches("exec:")
+            ))
+        })?;
+        match (child.stdout.take(), child.stderr.take()) {
+            (Some(stdout), Some(stderr)) => Ok((child, stdout, stderr)),
+            _ => {
+                stop_process(&mut child);
+                Err(SourceError::Failed(
+                    "the command's pipes were not set up".into(),
+                ))
+            }
+        }
+    }
+}
+
+impl Opener for ExecOpener {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn open(&mut self) -> Result<Box<dyn Source>, SourceError> {
+        if let Some(previous) = self.current.take() {
+            previous.stop();
+        }
+        let (child, stdout, stderr) = self.start()?;
+        let pid = child.id();
+        self.starts += 1;
+        {
+            let mut status = lock(&self.status);
+            status.running = true;
+            status.pid = Some(pid);
+            status.restarts = self.starts - 1;
+        }
+        let label = self.label.clone();
+        // Without the thread the command's stderr closes and it may die of SIGPIPE: the
+        // source then ends and is restarted, as for any exit.
+        let _ = std::thread::Builder::new()
+            .name("exec-stderr".into())
+            .spawn(move || forward_stderr(stderr, &label));
+        let running = Arc::new(RunningCommand {
+            child: Mutex::new(Some(child)),
+            started_at: Instant::now(),
+            status: self.status.clone(),
+        });
+        self.current = Some(running.clone());
+        let frames = pipe::reader(
+            self.format,
+            self.size,
+            Box::new(stdout),
+            self.description.clone(),
+            SourceError::Ended,
+        );
+        Ok(Box::new(ExecSource {
+            frames,
+            running,
+            label: self.label.clone(),
+        }))
+    }
+
+    fn process(&self) -> Option<ProcessStatus> {
+        Some(lock(&self.status).clone())
+    }
+}
+
+impl Drop for ExecOpener {
+    fn drop(&mut self) {
+        if let Some(running) = self.current.take() {
+            running.stop();
+        }
+    }
+}
+
+/// The command's output as a source; its end is the command's exit.
+struct ExecSource {
+    frames: Box<dyn Source>,
+    running: Arc<RunningCommand>,
+    label: String,
+}
+
+impl Source for ExecSource {
+    fn describe(&self) -> String {
+        self.frames.describe()
+    }
+
+    fn next_frame(&mut self) -> Result<Frame, SourceError> {
+        match self.frames.next_frame() {
+            Err(SourceError::Ended(_)) => {
+                let ran_for = self.running.started_at.elapsed();
+                let how = match self.running.finish(EXIT_WAIT) {
+                    Some(Ended::Exited(status)) => exit_description(status),
+                    Some(Ended::Stopped(_)) => "closed its output and was stopped".into(),
+                    None => "was stopped".into(),
+                };
+                Err(SourceError::Ended(format!(
+                    "{} {how} after {:.1} s; restarting",
+                    self.label,
+                    ran_for.as_secs_f64()
+                )))
+            }
+            other => other,
+        }
+    }
+
+    fn reopen_after_silence(&self) -> Option<Duration> {
+        Some(RESTART_SILENT_AFTER)
+    }
+}
+
+impl Drop for ExecSource {
+    fn drop(&mut self) {
+        self.running.stop();
+    }
+}
+
+/// One run of the command, shared by the source that reads it and the opener that starts
+/// the next; whoever comes first reaps it, holding the lock meanwhile, so a second caller
+/// returns only once the process is gone.
+struct RunningCommand {
+    child: Mutex<Option<Child>>,
+    started_at: Instant,
+    status: Arc<Mutex<ProcessStatus>>,
+}
+
+/// How a run ended.
+enum Ended {
+    /// By itself, with this status.
+    Exited(ExitStatus),
+    /// Stopped by framecast.
+    Stopped(Option<ExitStatus>),
+}
+
+impl RunningCommand {
+    /// Waits up to `wait` for the process to exit by itself, then stops it. `None` if it was
+    /// already reaped.
+    fn finish(&self, wait: Duration) -> Option<Ended> {
+        let mut child = lock(&self.child);
+        let process = child.as_mut()?;
+        let ended = match wait_for_exit(process, wait) {
+            Some(status) => Ended::Exited(status),
+            None => Ended::Stopped(stop_process(process)),
+        };
+        *child = None;
+        let mut status = lock(&self.status);
+        status.running = false;
+        status.pid = None;
+        status.last_exit = Some(match &ended {
+            Ended::Exited(exit) | Ended::Stopped(Some(exit)) => exit_description(*exit),
+            Ended::Stopped(None) => "unknown".into(),
+        });
+        Some(ended)
+    }
+
+    /// Stops the process if it still runs.
+    fn stop(&self) {
+        self.finish(Duration::ZERO);
+    }
+}
+
+impl Drop for RunningCommand {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// SIGTERM to the process's group, SIGKILL after [`TERM_GRACE`]; reaps it. Its status, if
+/// it could be collected.
+fn stop_process(child: &mut Child) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    let group = Pid::from_child(child);
+    // Errors ignored: the group is gone already when the process exited meanwhile.
+    let _ = kill_process_group(group, Signal::Term);
+    if let Some(status) = wait_for_exit(child, TERM_GRACE) {
+        return Some(status);
+    }
+    tracing::warn!(
+        pid = child.id(),
+        "a source command ignored SIGTERM; killing it"
+    );
+    let _ = kill_process_group(group, Signal::Kill);
+    let _ = child.kill();
+    child.wait().ok()
+}
+
+/// The process's status once it has exited, waiting up to `limit`.
+fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(EXIT_POLL),
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
+/// "exit status 1", "signal 9": how a process ended, in words.
+fn exit_description(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was ended by signal {signal}"),
+        (None, None) => "exited".into(),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `text` cut to `max_chars` characters, with an ellipsis when cut.
+fn cut(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// Logs the command's standard error line by line until it closes (a line ends at `\n` or
+/// `\r`, which ffmpeg ends its progress lines with).
+fn forward_stderr(stderr: ChildStderr, label: &str) {
+    let mut reader = BufReader::new(stderr);
+    let mut lines = StderrLines::new(label, Instant::now());
+    let mut line: Vec<u8> = Vec::with_capacity(MAX_STDERR_LINE_BYTES);
+    let mut cut_short = false;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok([]) => break,
+            Ok(buf) => buf,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let end = buf.iter().position(|b| matches!(b, b'\n' | b'\r'));
+        let content = &buf[..end.unwrap_or(buf.len())];
+        let room = MAX_STDERR_LINE_BYTES - line.len();
+        line.extend_from_slice(&content[..content.len().min(room)]);
+        cut_short |= content.len() > room;
+        let used = end.map_or(buf.len(), |at| at + 1);
+        reader.consume(used);
+        if end.is_some() {
+            lines.log(&line, cut_short, Instant::now());
+            line.clear();
+            cut_short = false;
+        }
+    }
+    lines.log(&line, cut_short, Instant::now());
+    lines.finish();
+}
+
+/// Logging of one command's standard error lines within a [`LineBudget`].
+struct StderrLines<'a> {
+    label: &'a str,
+    budget: LineBudget,
+}
+
+impl<'a> StderrLines<'a> {
+    fn new(label: &'a str, now: Instant) -> Self {
+        Self {
+            label,
+            budget: LineBudget::new(STDERR_BURST_LINES, STDERR_LINE_EVERY, now),
+        }
+    }
+
+    fn log(&mut self, line: &[u8], cut_short: bool, now: Instant) {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        let Some(left_out) = self.budget.admit(now) else {
+            return;
+        };
+        if left_out > 0 {
+            tracing::info!(
+                source = self.label,
+                lines = left_out,
+                "command output lines not logged"
+            );
+        }
+        let text = mask_secrets(text);
+        let ellipsis = if cut_short { "…" } else { "" };
+        if looks_like_an_error(&text) {
+            tracing::warn!(source = self.label, "{text}{ellipsis}");
+        } else {
+            tracing::info!(source = self.label, "{text}{ellipsis}");
+        }
+    }
+
+    fn finish(&mut self) {
+        let left_out = self.budget.take_left_out();
+        if left_out > 0 {
+            tracing::info!(
+                source = self.label,
+                lines = left_out,
+                "command output lines not logged"
+            );
+        }
+    }
+}
+
+/// Whether a command's line reports a failure (logged at WARN rather than INFO).
+fn looks_like_an_error(line: &str) -> bool {
+    let lower = line.to_ascii_lowercase();
+    [
+        "error",
+        "fail",
+        "invalid",
+        "cannot",
+        "could not",
+        "refused",
+        "denied",
+        "unauthorized",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
+}
+
+/// A token bucket for log lines: `burst` at once, then one per `every`; it counts the lines
+/// it turned away. Time is passed in.
+#[derive(Debug)]
+struct LineBudget {
+    burst: u32,
+    every: Duration,
+    tokens: u32,
+    /// When the next token comes (while below `burst`).
+    refill_at: Instant,
+    left_out: u64,
+}
+
+impl LineBudget {
+    fn new(burst: u32, every: Duration, now: Instant) -> Self {
+        Self {
+            burst,
+            every,
+            tokens: burst,
+            refill_at: now + every,
+            left_out: 0,
+        }
+    }
+
+    /// Whether a line at `now` is logged: `Some(lines left out since the last logged one)`,
+    /// or `None` when it is left out.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        while self.tokens < self.burst && now >= self.refill_at {
+            self.tokens += 1;
+            self.refill_at += self.every;
+        }
+        if self.tokens == self.burst {
+            // Full: the next token is due a whole interval after the next line is spent.
+            self.refill_at = now + self.every;
+        }
+        if self.tokens == 0 {
+            self.left_out += 1;
+            return None;
+        }
+        self.tokens -= 1;
+        Some(self.take_left_out())
+    }
+
+    fn take_left_out(&mut self) -> u64 {
+        std::mem::take(&mut self.left_out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_then_one_line_per_interval_and_the_rest_counted() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut budget = LineBudget::new(3, Duration::from_secs(1), start);
+        let admitted: Vec<Option<u64>> = (0..5).map(|_| budget.admit(at(0))).collect();
+        assert_eq!(admitted, [Some(0), Some(0), Some(0), None, None]);
+        assert_eq!(budget.admit(at(999)), None);
+        assert_eq!(budget.admit(at(1_000)), Some(3), "three left out before");
+        assert_eq!(budget.admit(at(1_500)), None);
+        // Two lines a second for a minute: one a second gets through.
+        let logged = (0..120)
+            .filter(|n| budget.admit(at(2_000 + n * 500)).is_some())
+            .count();
+        assert!((59..=61).contains(&logged), "{logged}");
+        // After a quiet while the whole burst is back.
+        let later = at(200_000);
+        assert!((0..3).all(|_| budget.admit(later).is_some()));
+        assert_eq!(budget.admit(later), None);
+    }
+
+    #[test]
+    fn descriptions_are_cut_and_masked() {
+        let opener = ExecOpener::new(
+            [
+                "/usr/bin/ffmpeg",
+                "-i",
+                "rtsp://admin:hunter2@cam/1",
+                "-f",
+                "mjpeg",
+                "-",
+            ]
+            .map(String::from)
+            .to_vec(),
+            PipeFormat::Mjpeg,
+            FrameSize::new(640, 360),
+        );
+        assert_eq!(
+            opener.describe(),
+            "exec:/usr/bin/ffmpeg -i rtsp://admin:***@cam/1 -f mjpeg -"
+        );
+        assert_eq!(opener.label, "exec:ffmpeg");
+        assert_eq!(opener.process().unwrap().program, "ffmpeg");
+        let long = "x".repeat(500);
+        assert_eq!(cut(&long, 160).chars().count(), 161);
+        assert_eq!(cut("short", 160), "short");
+    }
+
+    #[test]
+    fn errors_are_told_from_chatter() {
+        assert!(looks_like_an_error(
+            "[rtsp @ 0x55] method DESCRIBE failed: 401 Unauthorized"
+        ));
+        assert!(looks_like_an_error("Connection refused"));
+        assert!(!looks_like_an_error(
+            "Stream #0:0: Video: mjpeg, yuvj420p, 320x240"
+        ));
+    }
+
+    fn sh(script: &str) -> ExecOpener {
+        ExecOpener::new(
+            ["sh", "-c", script].map(String::from).to_vec(),
+            PipeFormat::Mjpeg,
+            FrameSize::new(320, 240),
+        )
+    }
+
+    #[test]
+    fn the_exit_of_the_command_ends_the_source_with_its_status() {
+        let mut opener = sh("exit 3");
+        let mut source = opener.open().expect("sh starts");
+        let Err(SourceError::Ended(reason)) = source.next_frame() else {
+            panic!("a command without output delivered");
+        };
+        assert!(
+            reason.starts_with("exec:sh exited with status 3 after"),
+            "{reason}"
+        );
+        let status = opener.process().unwrap();
+        assert!(!status.running);
+        assert_eq!(status.last_exit.as_deref(), Some("exited with status 3"));
+        drop(source);
+        let _again = opener.open().expect("sh starts again");
+        let status = opener.process().unwrap();
+        assert!(status.running && status.restarts == 1, "{status:?}");
+    }
+
+    #[test]
+    fn a_program_that_is_not_there_is_a_failure_to_retry() {
+        let mut opener = ExecOpener::new(
+            vec!["/nonexistent/framecast-test-program".into()],
+            PipeFormat::Mjpeg,
+            FrameSize::new(320, 240),
+        );
+        let Err(SourceError::Failed(reason)) = opener.open() else {
+            panic!("a missing program started");
+        };
+        assert!(
+            reason.starts_with("cannot start framecast-test-program:"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn dropping_the_source_stops_the_command_and_what_it_started() {
+        // The shell starts a sleep of its own (the group's second process) and waits.
+        let mut opener = sh("sleep 60 & echo $! >&2; wait");
+        let source = opener.open().expect("sh starts");
+        let pid = opener.process().unwrap().pid.unwrap();
+        assert!(process_exists(pid));
+        drop(source);
+        assert!(!process_exists(pid), "sh still runs");
+        let status = opener.process().unwrap();
+        assert!(!status.running);
+        // SIGTERM was enough, no SIGKILL needed.
+        assert_eq!(status.last_exit.as_deref(), Some("was ended by signal 15"));
+    }
+
+    #[test]
+    fn a_command_that_ignores_sigterm_is_killed() {
+        let mut opener = sh("trap '' TERM; echo ready >&2; while :; do sleep 0.05; done");
+        let _source = opener.open().expect("sh starts");
+        let pid = opener.process().unwrap().pid.unwrap();
+        // Let the shell install its trap.
+        std::thread::sleep(Duration::from_millis(300));
+        drop(opener);
+        assert!(!process_exists(pid));
+    }
+
+    fn process_exists(pid: u32) -> bool {
+        // A reaped process has no /proc entry; a zombie would still have one.
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    }
+}
