@@ -23,8 +23,10 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Frame source: `test` (the built-in test pattern), `camera:N` or `camera:/dev/videoN`, or
-    /// `pipe:yuv420p` / `pipe:mjpeg` for frames on standard input.
+    /// Frame source: `test` (the built-in test pattern), `camera:N` or `camera:/dev/videoN`,
+    /// `pipe:yuv420p` / `pipe:mjpeg` for frames on standard input, `pipe:mjpeg:/path` /
+    /// `pipe:yuv420p:/path` for a FIFO, or `exec:COMMAND` / `exec:yuv420p:COMMAND` for a
+    /// command framecast runs and restarts (its output MJPEG unless `yuv420p`).
     #[arg(long, env = "FRAMECAST_SOURCE", default_value = "test", value_parser = SourceSpec::parse)]
     pub source: SourceSpec,
 

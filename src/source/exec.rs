@@ -92,7 +92,7 @@ impl ExecOpener {
         };
         let program = command
             .first()
-            .map(|p| std::path::Path::new(p))
+            .map(std::path::Path::new)
             .and_then(|p| p.file_name())
             .map_or_else(String::new, |p| p.to_string_lossy().into_owned());
         let program = mask_secrets(&program).into_owned();
