@@ -150,6 +150,30 @@ fn frames_from_an_ffmpeg_command_are_served_as_snapshots_and_mjpeg() {
 }
 
 #[test]
+fn raw_frames_from_a_command_are_read_at_the_configured_size() {
+    let test = "raw_frames_from_a_command_are_read_at_the_configured_size";
+    if !require_clients(&["ffmpeg"], test) {
+        return;
+    }
+    let source = "exec:yuv420p:ffmpeg -hide_banner -nostdin -nostats -re -f lavfi \
+                  -i testsrc2=size=320x240:rate=10 -f rawvideo -pix_fmt yuv420p -";
+    let server = Server::start(&["--source", source, "--size", "320x240", "--fps", "10"]);
+    let status = wait_for_source(server.addr, "live", |s| state_of(s) == "live");
+    assert!(
+        status["kind"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("exec:yuv420p:ffmpeg"),
+        "{status}"
+    );
+    assert_eq!(status["bad_frames"], 0, "{status}");
+    let snapshot = get(server.addr, "/snapshot.jpg");
+    assert_eq!(snapshot.status, 200);
+    assert_eq!(jpeg_size(&snapshot.body), (320, 240));
+    stop_server(server);
+}
+
+#[test]
 fn a_command_that_exits_is_started_again_and_video_comes_back() {
     let test = "a_command_that_exits_is_started_again_and_video_comes_back";
     if !require_clients(&["ffmpeg"], test) {

@@ -334,6 +334,23 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_path_that_is_missing_or_not_a_fifo_says_so() {
+        let missing = Path::new("/nonexistent/framecast.fifo");
+        let Err(SourceError::Failed(reason)) = fifo_input(missing) else {
+            panic!("a missing FIFO opened");
+        };
+        assert_eq!(
+            reason,
+            "no FIFO at /nonexistent/framecast.fifo \
+             (make one with `mkfifo /nonexistent/framecast.fifo`)"
+        );
+        let Err(SourceError::Failed(reason)) = fifo_input(Path::new("/")) else {
+            panic!("a directory opened as a FIFO");
+        };
+        assert_eq!(reason, "/ is not a FIFO (make one with `mkfifo /`)");
+    }
+
+    #[test]
     fn raw_frames_then_a_short_one_then_the_end() {
         let size = FrameSize::new(160, 120);
         let mut bytes = vec![7u8; size.i420_len() * 2];

@@ -66,6 +66,15 @@ impl PipeFormat {
     }
 }
 
+impl std::str::FromStr for PipeFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::parse(text)
+            .ok_or_else(|| format!("unknown pipe format `{text}` (supported: yuv420p, mjpeg)"))
+    }
+}
+
 impl SourceSpec {
     /// Parses what `--source` (and a config file's `source =`) takes.
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -92,9 +101,7 @@ impl SourceSpec {
             Some((format, path)) => (format, Some(path)),
             None => (rest, None),
         };
-        let format = PipeFormat::parse(format_name).ok_or_else(|| {
-            format!("unknown pipe format `{format_name}` (supported: yuv420p, mjpeg)")
-        })?;
+        let format: PipeFormat = format_name.parse()?;
         match path {
             None => Ok(Self::Pipe(format)),
             Some("") => Err(format!(
@@ -124,6 +131,21 @@ impl SourceSpec {
             return Err("exec: the command is missing (exec:COMMAND ARGUMENTS…)".into());
         }
         Ok(Self::Exec { command, format })
+    }
+}
+
+impl SourceSpec {
+    /// The same source with its bytes read as `format` (a config file's `format = "yuv420p"`
+    /// next to its `source`); only pipes, FIFOs and commands have a format.
+    pub fn with_format(self, format: PipeFormat) -> Result<Self, String> {
+        match self {
+            Self::Pipe(_) => Ok(Self::Pipe(format)),
+            Self::Fifo { path, .. } => Ok(Self::Fifo { format, path }),
+            Self::Exec { command, .. } => Ok(Self::Exec { command, format }),
+            other => Err(format!(
+                "a format applies to pipe: and exec: sources, not to `{other}`"
+            )),
+        }
     }
 }
 
@@ -277,6 +299,28 @@ mod tests {
         ] {
             assert_eq!(SourceSpec::parse(text), Err(message.to_owned()), "{text}");
         }
+    }
+
+    #[test]
+    fn a_format_given_apart_applies_to_pipes_and_commands_only() {
+        let command = SourceSpec::parse("exec:rpicam-vid -o -").unwrap();
+        assert_eq!(
+            command.with_format("yuv420p".parse().unwrap()),
+            Ok(exec(&["rpicam-vid", "-o", "-"], PipeFormat::Yuv420p))
+        );
+        let fifo = SourceSpec::parse("pipe:mjpeg:/run/f").unwrap();
+        assert_eq!(
+            fifo.with_format(PipeFormat::Yuv420p).unwrap().to_string(),
+            "pipe:yuv420p:/run/f"
+        );
+        assert_eq!(
+            SourceSpec::Camera(CameraId::Index(0)).with_format(PipeFormat::Mjpeg),
+            Err("a format applies to pipe: and exec: sources, not to `camera:0`".into())
+        );
+        assert_eq!(
+            "h264".parse::<PipeFormat>(),
+            Err("unknown pipe format `h264` (supported: yuv420p, mjpeg)".into())
+        );
     }
 
     #[test]
