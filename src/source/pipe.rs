@@ -12,12 +12,15 @@
 //! A FIFO is opened on the reader thread, not when the source is opened: opening a FIFO for
 //! reading blocks until a writer opens it, and the supervisor must go on publishing
 //! placeholders meanwhile. When its writer closes it, the source ends and is reopened, and
-//! the next writer is read.
+//! the next writer is read. When the stream stops, a reader still waiting for a writer is
+//! woken (an empty open for writing), so that no thread waits on the FIFO forever.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read};
-use std::os::unix::fs::FileTypeExt as _;
+use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -53,6 +56,8 @@ pub struct PipeOpener {
     end: EndOfInput,
     /// What the source is, for logs and `/status`.
     name: String,
+    /// The FIFO read, if it is one: its waiting reader is woken when the opener goes.
+    fifo: Option<(PathBuf, Arc<AtomicBool>)>,
 }
 
 impl PipeOpener {
@@ -70,8 +75,15 @@ impl PipeOpener {
     /// Frames from the FIFO at `path`, one writer after the other.
     pub fn fifo(format: PipeFormat, size: FrameSize, path: &Path) -> Self {
         let fifo = path.to_owned();
-        let mut opener = Self::new(format, size, Box::new(move || fifo_input(&fifo)));
+        let closed = Arc::new(AtomicBool::new(false));
+        let closed_for_input = closed.clone();
+        let mut opener = Self::new(
+            format,
+            size,
+            Box::new(move || fifo_input(&fifo, &closed_for_input)),
+        );
         opener.name = format!("pipe:{format}:{}", path.display());
+        opener.fifo = Some((path.to_owned(), closed));
         opener
     }
 
@@ -82,8 +94,29 @@ impl PipeOpener {
             input,
             end: SourceError::Ended,
             name: format!("pipe:{format}"),
+            fifo: None,
         }
     }
+}
+
+impl Drop for PipeOpener {
+    fn drop(&mut self) {
+        if let Some((path, closed)) = &self.fifo {
+            closed.store(true, Ordering::Relaxed);
+            wake_waiting_reader(path);
+        }
+    }
+}
+
+/// Lets a reader blocked in opening the FIFO at `path` go on: an open for writing that does
+/// not block (it fails at once when no reader waits) and closes again. The reader then reads
+/// the end of the input. A writer that is there keeps writing; this one writes nothing.
+fn wake_waiting_reader(path: &Path) {
+    let nonblocking = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+    let _ = OpenOptions::new()
+        .write(true)
+        .custom_flags(nonblocking)
+        .open(path);
 }
 
 impl Opener for PipeOpener {
@@ -133,12 +166,13 @@ pub fn reader(
 }
 
 /// Checks, without blocking, that `path` is a FIFO; the input opens it when first read.
-fn fifo_input(path: &Path) -> Result<Box<dyn Read + Send>, SourceError> {
+fn fifo_input(path: &Path, closed: &Arc<AtomicBool>) -> Result<Box<dyn Read + Send>, SourceError> {
     let shown = path.display();
     match std::fs::metadata(path) {
         Ok(metadata) if metadata.file_type().is_fifo() => Ok(Box::new(Fifo {
             path: path.to_owned(),
             file: None,
+            closed: closed.clone(),
         })),
         Ok(_) => Err(SourceError::Failed(format!(
             "{shown} is not a FIFO (make one with `mkfifo {shown}`)"
@@ -154,12 +188,15 @@ fn fifo_input(path: &Path) -> Result<Box<dyn Read + Send>, SourceError> {
 struct Fifo {
     path: PathBuf,
     file: Option<File>,
+    /// Set when the stream stops: a reader not yet waiting for a writer does not start to.
+    closed: Arc<AtomicBool>,
 }
 
 impl Read for Fifo {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let file = match &mut self.file {
             Some(file) => file,
+            None if self.closed.load(Ordering::Relaxed) => return Ok(0),
             None => {
                 let file = File::open(&self.path).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
@@ -336,7 +373,8 @@ mod tests {
     #[test]
     fn a_fifo_path_that_is_missing_or_not_a_fifo_says_so() {
         let missing = Path::new("/nonexistent/framecast.fifo");
-        let Err(SourceError::Failed(reason)) = fifo_input(missing) else {
+        let closed = Arc::new(AtomicBool::new(false));
+        let Err(SourceError::Failed(reason)) = fifo_input(missing, &closed) else {
             panic!("a missing FIFO opened");
         };
         assert_eq!(
@@ -344,10 +382,59 @@ mod tests {
             "no FIFO at /nonexistent/framecast.fifo \
              (make one with `mkfifo /nonexistent/framecast.fifo`)"
         );
-        let Err(SourceError::Failed(reason)) = fifo_input(Path::new("/")) else {
+        let Err(SourceError::Failed(reason)) = fifo_input(Path::new("/"), &closed) else {
             panic!("a directory opened as a FIFO");
         };
         assert_eq!(reason, "/ is not a FIFO (make one with `mkfifo /`)");
+    }
+
+    #[test]
+    fn a_reader_waiting_for_a_writer_is_let_go_when_the_opener_goes() {
+        let dir = std::env::temp_dir().join(format!("framecast-pipe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("waiting.fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let mut opener = PipeOpener::fifo(PipeFormat::Mjpeg, FrameSize::new(320, 240), &path);
+        let mut source = opener.open().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(Ok(std::fs::read_link("/proc/thread-self").unwrap()));
+            // Blocks in opening the FIFO: no writer comes.
+            let _ = tx.send(Err(source.next_frame().map(|_| ())));
+        });
+        let Ok(Ok(thread)) = rx.recv_timeout(Duration::from_secs(10)) else {
+            panic!("the reader thread did not start");
+        };
+        // Waits (bounded) until the reader sleeps in the open.
+        let stat = Path::new("/proc").join(thread).join("stat");
+        for _ in 0..500 {
+            let state = std::fs::read_to_string(&stat).unwrap_or_default();
+            if state
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('S')
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(opener);
+        let result = rx.recv_timeout(Duration::from_secs(10));
+        assert!(
+            matches!(result, Ok(Err(Err(SourceError::Ended(_))))),
+            "{result:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
