@@ -4,8 +4,9 @@
 //! The command runs in a process group of its own, with standard input from `/dev/null`; its
 //! standard output is read as MJPEG or raw yuv420p by the pipe readers of [`super::pipe`]. Its
 //! standard error goes to framecast's log line by line, each line cut to
-//! [`MAX_STDERR_LINE_BYTES`], passwords masked, and at most a burst of lines then a few a minute
-//! ([`LineBudget`]); the lines left out are counted in the next one.
+//! [`MAX_STDERR_LINE_CHARS`], passwords masked, and at most a burst of lines then a few a
+//! minute, over all runs of the command ([`LineBudget`]); the lines left out are counted in the
+//! next one.
 //!
 //! When the command exits or closes its output the source ends with the exit status; the
 //! supervisor shows the placeholder and starts the command again with its back-off (1 s,
@@ -41,8 +42,11 @@ const EXIT_WAIT: Duration = Duration::from_secs(1);
 /// supervisor's default: ffmpeg connecting to a camera and probing its stream (its
 /// `analyzeduration` alone is 5 s) must not be killed before its first frame.
 pub const RESTART_SILENT_AFTER: Duration = Duration::from_secs(20);
-/// The longest standard error line logged; the rest of a longer line is dropped.
-pub const MAX_STDERR_LINE_BYTES: usize = 300;
+/// The longest standard error line logged, in characters; the rest of a longer line is
+/// dropped.
+pub const MAX_STDERR_LINE_CHARS: usize = 300;
+/// Bytes of one standard error line kept to be masked and cut: enough for any URL.
+const MAX_STDERR_COLLECT_BYTES: usize = 4096;
 /// Lines of standard error logged at once (ffmpeg's banner and stream description at a
 /// start), then one per [`STDERR_LINE_EVERY`]: a command printing progress twice a second
 /// must not fill the log.
@@ -78,6 +82,9 @@ pub struct ExecOpener {
     description: String,
     status: Arc<Mutex<ProcessStatus>>,
     starts: u64,
+    /// Shared by the runs: a command that fails at once and prints its banner each time
+    /// spends it once.
+    stderr_budget: Arc<Mutex<LineBudget>>,
     /// The process of the last open, stopped before the next starts.
     current: Option<Arc<RunningCommand>>,
 }
@@ -107,6 +114,11 @@ impl ExecOpener {
                 ..ProcessStatus::default()
             })),
             starts: 0,
+            stderr_budget: Arc::new(Mutex::new(LineBudget::new(
+                STDERR_BURST_LINES,
+                STDERR_LINE_EVERY,
+                Instant::now(),
+            ))),
             current: None,
         }
     }
@@ -162,11 +174,12 @@ impl Opener for ExecOpener {
             status.restarts = self.starts - 1;
         }
         let label = self.label.clone();
+        let budget = self.stderr_budget.clone();
         // Without the thread the command's stderr closes and it may die of SIGPIPE: the
         // source then ends and is restarted, as for any exit.
         let _ = std::thread::Builder::new()
             .name("exec-stderr".into())
-            .spawn(move || forward_stderr(stderr, &label));
+            .spawn(move || forward_stderr(stderr, &label, &budget));
         let running = Arc::new(RunningCommand {
             child: Mutex::new(Some(child)),
             started_at: Instant::now(),
@@ -347,11 +360,12 @@ fn cut(text: &str, max_chars: usize) -> String {
 }
 
 /// Logs the command's standard error line by line until it closes (a line ends at `\n` or
-/// `\r`, which ffmpeg ends its progress lines with).
-fn forward_stderr(stderr: ChildStderr, label: &str) {
+/// `\r`, which ffmpeg ends its progress lines with), within `budget`, which all runs of the
+/// command share.
+fn forward_stderr(stderr: ChildStderr, label: &str, budget: &Mutex<LineBudget>) {
     let mut reader = BufReader::new(stderr);
-    let mut lines = StderrLines::new(label, Instant::now());
-    let mut line: Vec<u8> = Vec::with_capacity(MAX_STDERR_LINE_BYTES);
+    let lines = StderrLines { label, budget };
+    let mut line: Vec<u8> = Vec::with_capacity(MAX_STDERR_COLLECT_BYTES);
     let mut cut_short = false;
     loop {
         let buf = match reader.fill_buf() {
@@ -362,7 +376,7 @@ fn forward_stderr(stderr: ChildStderr, label: &str) {
         };
         let end = buf.iter().position(|b| matches!(b, b'\n' | b'\r'));
         let content = &buf[..end.unwrap_or(buf.len())];
-        let room = MAX_STDERR_LINE_BYTES - line.len();
+        let room = MAX_STDERR_COLLECT_BYTES - line.len();
         line.extend_from_slice(&content[..content.len().min(room)]);
         cut_short |= content.len() > room;
         let used = end.map_or(buf.len(), |at| at + 1);
@@ -377,27 +391,18 @@ fn forward_stderr(stderr: ChildStderr, label: &str) {
     lines.finish();
 }
 
-/// Logging of one command's standard error lines within a [`LineBudget`].
+/// One command's standard error lines, logged within a [`LineBudget`].
 struct StderrLines<'a> {
     label: &'a str,
-    budget: LineBudget,
+    budget: &'a Mutex<LineBudget>,
 }
 
-impl<'a> StderrLines<'a> {
-    fn new(label: &'a str, now: Instant) -> Self {
-        Self {
-            label,
-            budget: LineBudget::new(STDERR_BURST_LINES, STDERR_LINE_EVERY, now),
-        }
-    }
-
-    fn log(&mut self, line: &[u8], cut_short: bool, now: Instant) {
-        let text = String::from_utf8_lossy(line);
-        let text = text.trim();
-        if text.is_empty() {
+impl StderrLines<'_> {
+    fn log(&self, line: &[u8], cut_short: bool, now: Instant) {
+        let Some(text) = loggable_line(line, cut_short) else {
             return;
-        }
-        let Some(left_out) = self.budget.admit(now) else {
+        };
+        let Some(left_out) = lock(self.budget).admit(now) else {
             return;
         };
         if left_out > 0 {
@@ -407,17 +412,15 @@ impl<'a> StderrLines<'a> {
                 "command output lines not logged"
             );
         }
-        let text = mask_secrets(text);
-        let ellipsis = if cut_short { "…" } else { "" };
         if looks_like_an_error(&text) {
-            tracing::warn!(source = self.label, "{text}{ellipsis}");
+            tracing::warn!(source = self.label, "{text}");
         } else {
-            tracing::info!(source = self.label, "{text}{ellipsis}");
+            tracing::info!(source = self.label, "{text}");
         }
     }
 
-    fn finish(&mut self) {
-        let left_out = self.budget.take_left_out();
+    fn finish(&self) {
+        let left_out = lock(self.budget).take_left_out();
         if left_out > 0 {
             tracing::info!(
                 source = self.label,
@@ -426,6 +429,32 @@ impl<'a> StderrLines<'a> {
             );
         }
     }
+}
+
+/// What is logged of one line a command printed (`cut_short` when more of it was dropped):
+/// control characters replaced, passwords masked, cut to [`MAX_STDERR_LINE_CHARS`]; `None`
+/// for a blank line. Masking comes before cutting, so that a cut never leaves half a
+/// password unrecognised; a line dropped in the middle of a word loses that word.
+fn loggable_line(line: &[u8], cut_short: bool) -> Option<String> {
+    let mut line = line;
+    if cut_short && let Some(last_space) = line.iter().rposition(u8::is_ascii_whitespace) {
+        line = &line[..last_space];
+    }
+    let text: String = String::from_utf8_lossy(line)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let masked = mask_secrets(text);
+    let cut_text = cut(&masked, MAX_STDERR_LINE_CHARS);
+    Some(if cut_short && cut_text.len() == masked.len() {
+        format!("{cut_text}…")
+    } else {
+        cut_text
+    })
 }
 
 /// Whether a command's line reports a failure (logged at WARN rather than INFO).
@@ -545,6 +574,28 @@ mod tests {
     }
 
     #[test]
+    fn lines_are_masked_before_they_are_cut() {
+        let password_at_the_cut = format!(
+            "{} rtsp://admin:hunter2@cam/stream and more",
+            "x".repeat(MAX_STDERR_LINE_CHARS - 20)
+        );
+        let logged = loggable_line(password_at_the_cut.as_bytes(), false).unwrap();
+        assert!(!logged.contains("hunt"), "{logged}");
+        assert!(logged.ends_with("rtsp://admin:***@ca…"), "{logged}");
+        // A line longer than what is kept loses its last, partial word.
+        let dropped_in_a_word = b"open rtsp://admin:hunt";
+        assert_eq!(
+            loggable_line(dropped_in_a_word, true).as_deref(),
+            Some("open…")
+        );
+        assert_eq!(
+            loggable_line(b"\x1b[31mred\x1b[0m\tdone", false).as_deref(),
+            Some("[31mred [0m done")
+        );
+        assert_eq!(loggable_line(b" \t ", false), None);
+    }
+
+    #[test]
     fn errors_are_told_from_chatter() {
         assert!(looks_like_an_error(
             "[rtsp @ 0x55] method DESCRIBE failed: 401 Unauthorized"
@@ -612,6 +663,20 @@ mod tests {
         assert!(!status.running);
         // SIGTERM was enough, no SIGKILL needed.
         assert_eq!(status.last_exit.as_deref(), Some("was ended by signal 15"));
+    }
+
+    #[test]
+    fn the_next_start_stops_a_run_that_is_still_going() {
+        // A silent command given up by the supervisor: its source is still held by a reader
+        // thread blocked in reading it.
+        let mut opener = sh("sleep 60");
+        let _stuck = opener.open().expect("sh starts");
+        let first = opener.process().unwrap().pid.unwrap();
+        let next = opener.open().expect("sh starts again");
+        assert!(!process_exists(first), "the first run still goes on");
+        let status = opener.process().unwrap();
+        assert!(status.running && status.restarts == 1, "{status:?}");
+        assert_eq!(next.reopen_after_silence(), Some(RESTART_SILENT_AFTER));
     }
 
     #[test]
