@@ -16,7 +16,9 @@
 //!
 //! The process is stopped (SIGTERM to its group, then SIGKILL after [`TERM_GRACE`]) when the
 //! source is dropped, when the next one is started, and when the stream stops: std's `Child`
-//! does not do that on drop, [`RunningCommand`]'s `Drop` does.
+//! does not do that on drop, [`RunningCommand`]'s `Drop` does. Once the command has exited,
+//! whatever it started and left running in its group gets SIGKILL before the command is
+//! reaped (until then its group id cannot be reused), so no run leaves processes behind.
 
 use std::io::{BufRead, BufReader, ErrorKind};
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
@@ -24,7 +26,7 @@ use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process_group};
+use rustix::process::{Pid, Signal, WaitId, WaitidOptions, kill_process_group, waitid};
 
 use super::pipe;
 use super::redact::mask_secrets;
@@ -67,7 +69,7 @@ pub struct ProcessStatus {
     pub pid: Option<u32>,
     /// Starts after the first.
     pub restarts: u64,
-    /// How the last run ended, e.g. "exit status 1" or "signal 15".
+    /// How the last run ended: "exited with status 1", "was ended by signal 15".
     pub last_exit: Option<String>,
 }
 
@@ -123,7 +125,7 @@ impl ExecOpener {
         }
     }
 
-    fn start(&mut self) -> Result<(Child, std::process::ChildStdout, ChildStderr), SourceError> {
+    fn start(&self) -> Result<(Child, std::process::ChildStdout, ChildStderr), SourceError> {
         let (program, args) = self
             .command
             .split_first()
@@ -146,7 +148,8 @@ impl ExecOpener {
         match (child.stdout.take(), child.stderr.take()) {
             (Some(stdout), Some(stderr)) => Ok((child, stdout, stderr)),
             _ => {
-                stop_process(&mut child);
+                let _ = kill_process_group(Pid::from_child(&child), Signal::Kill);
+                let _ = child.wait();
                 Err(SourceError::Failed(
                     "the command's pipes were not set up".into(),
                 ))
@@ -273,20 +276,37 @@ enum Ended {
 }
 
 impl RunningCommand {
-    /// Waits up to `wait` for the process to exit by itself, then stops it. `None` if it was
-    /// already reaped.
+    /// Waits up to `wait` for the process to exit by itself, then stops it; then ends what
+    /// it left behind in its group, and reaps it. `None` if it was already reaped.
     fn finish(&self, wait: Duration) -> Option<Ended> {
         let mut child = lock(&self.child);
         let process = child.as_mut()?;
-        let ended = match wait_for_exit(process, wait) {
-            Some(status) => Ended::Exited(status),
-            None => Ended::Stopped(stop_process(process)),
-        };
+        let group = Pid::from_child(process);
+        let exited_by_itself = wait_for_exit(group, wait);
+        if !exited_by_itself {
+            // Errors ignored here and below: the group may be gone already.
+            let _ = kill_process_group(group, Signal::Term);
+            if !wait_for_exit(group, TERM_GRACE) {
+                tracing::warn!(
+                    pid = process.id(),
+                    "a source command ignored SIGTERM; killing it"
+                );
+            }
+        }
+        // The process has exited but is not reaped yet, so its group id cannot have been
+        // taken by another: SIGKILL reaches only what the command started and left running
+        // (or the command itself, if it ignored SIGTERM).
+        let _ = kill_process_group(group, Signal::Kill);
+        let status = process.wait().ok();
         *child = None;
-        let mut status = lock(&self.status);
-        status.running = false;
-        status.pid = None;
-        status.last_exit = Some(match &ended {
+        let ended = match status {
+            Some(status) if exited_by_itself => Ended::Exited(status),
+            other => Ended::Stopped(other),
+        };
+        let mut process_status = lock(&self.status);
+        process_status.running = false;
+        process_status.pid = None;
+        process_status.last_exit = Some(match &ended {
             Ended::Exited(exit) | Ended::Stopped(Some(exit)) => exit_description(*exit),
             Ended::Stopped(None) => "unknown".into(),
         });
@@ -305,35 +325,15 @@ impl Drop for RunningCommand {
     }
 }
 
-/// SIGTERM to the process's group, SIGKILL after [`TERM_GRACE`]; reaps it. Its status, if
-/// it could be collected.
-fn stop_process(child: &mut Child) -> Option<ExitStatus> {
-    if let Ok(Some(status)) = child.try_wait() {
-        return Some(status);
-    }
-    let group = Pid::from_child(child);
-    // Errors ignored: the group is gone already when the process exited meanwhile.
-    let _ = kill_process_group(group, Signal::Term);
-    if let Some(status) = wait_for_exit(child, TERM_GRACE) {
-        return Some(status);
-    }
-    tracing::warn!(
-        pid = child.id(),
-        "a source command ignored SIGTERM; killing it"
-    );
-    let _ = kill_process_group(group, Signal::Kill);
-    let _ = child.kill();
-    child.wait().ok()
-}
-
-/// The process's status once it has exited, waiting up to `limit`.
-fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+/// Whether the child `pid` has exited within `limit`, leaving it to be reaped (`WNOWAIT`).
+fn wait_for_exit(pid: Pid, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
+        let options = WaitidOptions::EXITED | WaitidOptions::NOHANG | WaitidOptions::NOWAIT;
+        match waitid(WaitId::Pid(pid), options) {
+            Ok(Some(_)) => return true,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(EXIT_POLL),
-            Ok(None) | Err(_) => return None,
+            Ok(None) | Err(_) => return false,
         }
     }
 }
@@ -657,8 +657,10 @@ mod tests {
         let source = opener.open().expect("sh starts");
         let pid = opener.process().unwrap().pid.unwrap();
         assert!(process_exists(pid));
+        assert!(group_members(pid) >= 1, "sh leads a group of its own");
         drop(source);
         assert!(!process_exists(pid), "sh still runs");
+        assert_group_ends(pid);
         let status = opener.process().unwrap();
         assert!(!status.running);
         // SIGTERM was enough, no SIGKILL needed.
@@ -688,6 +690,50 @@ mod tests {
         std::thread::sleep(Duration::from_millis(300));
         drop(opener);
         assert!(!process_exists(pid));
+        assert_group_ends(pid);
+    }
+
+    #[test]
+    fn what_a_command_leaves_behind_when_it_exits_is_ended_too() {
+        // The shell starts a sleep that ignores SIGTERM in the background and exits at once.
+        let mut opener = sh("trap '' TERM; sleep 60 >/dev/null & exit 0");
+        let mut source = opener.open().expect("sh starts");
+        let pid = opener.process().unwrap().pid.unwrap();
+        let Err(SourceError::Ended(reason)) = source.next_frame() else {
+            panic!("a command without output delivered");
+        };
+        assert!(reason.contains("exited with status 0"), "{reason}");
+        assert_group_ends(pid);
+    }
+
+    /// Waits (bounded) until no live process is left in the group `pgid`.
+    fn assert_group_ends(pgid: u32) {
+        for _ in 0..500 {
+            if group_members(pgid) == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("processes of group {pgid} outlived the command");
+    }
+
+    /// Live (not zombie) processes whose group is `pgid`, from /proc/PID/stat (proc(5): after
+    /// the command name in parentheses come state, ppid, pgrp).
+    fn group_members(pgid: u32) -> usize {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+            .filter(|stat| {
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map_or("", |(_, rest)| rest)
+                    .split_whitespace()
+                    .collect();
+                fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+            })
+            .count()
     }
 
     fn process_exists(pid: u32) -> bool {
