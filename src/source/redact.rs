@@ -88,8 +88,10 @@ fn mask_query_values(text: &str) -> Cow<'_, str> {
         let (before, after) = rest.split_at(eq);
         // The key: the letters, digits and underscores right before `=`.
         let key_start = before
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(0, |(at, c)| at + c.len_utf8());
         let key = &before[key_start..];
         let secret = SECRET_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key));
         out.push_str(before);
@@ -139,8 +141,32 @@ mod tests {
                 "a rtsp://a:***@h1/ and rtsp://c:***@h2?pass=***",
             ),
             ("rtsp://a:b@c", "rtsp://a:***@c"),
+            ("é=1 ü_pass=2 pass=€€", "é=1 ü_pass=2 pass=***"),
+            ("rtsp://ü:ß@h/é", "rtsp://ü:***@h/é"),
         ] {
             assert_eq!(mask_secrets(text), masked, "{text}");
+        }
+    }
+
+    #[test]
+    fn any_text_is_masked_without_panic_and_masking_twice_changes_nothing() {
+        // Text made of the characters the masking looks at, multi-byte ones among them, from
+        // a fixed pseudo-random sequence (a 64-bit LCG, Knuth's MMIX constants).
+        const PIECES: &[&str] = &[
+            "://", ":", "@", "/", "?", "&", "=", " ", "'", "é", "€", "𝄞", "password", "token",
+            "user", "x", "_", "\n",
+        ];
+        let mut state: u64 = 1;
+        for _ in 0..5_000 {
+            let mut text = String::new();
+            for _ in 0..12 {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                text.push_str(PIECES[(state >> 33) as usize % PIECES.len()]);
+            }
+            let once = mask_secrets(&text).into_owned();
+            assert_eq!(mask_secrets(&once), once, "{text:?}");
         }
     }
 
