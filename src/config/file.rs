@@ -24,6 +24,7 @@ use super::settings::{
 };
 use super::{parse_bitrate, parse_size};
 use crate::source::SourceSpec;
+use crate::source::redact::mask_secrets;
 use crate::source::spec::PipeFormat;
 
 /// Larger than any hand-written file: a path to something else (a video, a device) is
@@ -425,15 +426,30 @@ impl Resolver<'_> {
             return Ok(source);
         };
         let wanted = PipeFormat::from(*format.as_ref());
-        match source {
-            SourceSpec::Pipe(own) if own == wanted => Ok(source),
-            SourceSpec::Pipe(own) => Err(self.error(
+        let contradiction = |own: PipeFormat| {
+            self.error(
                 format.span(),
                 format!(
                     "format: `{wanted}` contradicts source `{}`, which carries {own}",
-                    written.as_ref()
+                    mask_secrets(written.as_ref())
                 ),
-            )),
+            )
+        };
+        match source {
+            SourceSpec::Pipe(own) | SourceSpec::Fifo { format: own, .. } if own == wanted => {
+                Ok(source)
+            }
+            SourceSpec::Pipe(own) | SourceSpec::Fifo { format: own, .. } => Err(contradiction(own)),
+            // `exec:COMMAND` carries MJPEG unless it says otherwise; `format` says otherwise
+            // too, but not against a format the source names itself.
+            SourceSpec::Exec { format: own, .. }
+                if own != wanted && names_its_format(written.as_ref()) =>
+            {
+                Err(contradiction(own))
+            }
+            SourceSpec::Exec { .. } => source
+                .with_format(wanted)
+                .map_err(|reason| self.error(format.span(), reason)),
             _ => Err(self.error(
                 format.span(),
                 format!(
@@ -454,7 +470,25 @@ fn reads_standard_input(source: &SourceSpec) -> bool {
 
 /// Whether the source delivers raw frames, whose size nothing in the bytes says.
 fn carries_raw_frames(source: &SourceSpec) -> bool {
-    matches!(source, SourceSpec::Pipe(PipeFormat::Yuv420p))
+    matches!(
+        source,
+        SourceSpec::Pipe(PipeFormat::Yuv420p)
+            | SourceSpec::Fifo {
+                format: PipeFormat::Yuv420p,
+                ..
+            }
+            | SourceSpec::Exec {
+                format: PipeFormat::Yuv420p,
+                ..
+            }
+    )
+}
+
+/// Whether an `exec:` source string names its format (`exec:yuv420p:…`, `exec:mjpeg:…`).
+fn names_its_format(written: &str) -> bool {
+    ["exec:yuv420p:", "exec:mjpeg:"]
+        .iter()
+        .any(|prefix| written.starts_with(prefix))
 }
 
 #[cfg(test)]
@@ -492,6 +526,43 @@ mod tests {
         );
         assert_eq!(stream.size, DEFAULT_SIZE);
         assert_eq!(stream.hls, HlsMode::Always);
+    }
+
+    #[test]
+    fn commands_and_fifos_take_their_format_from_the_file() {
+        let settings = parse_text(
+            "[[streams]]\nname = \"cam\"\nsource = \"exec:rpicam-vid -o -\"\n\
+             format = \"yuv420p\"\nsize = \"640x480\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            settings.streams[0].source,
+            SourceSpec::Exec {
+                command: vec!["rpicam-vid".into(), "-o".into(), "-".into()],
+                format: PipeFormat::Yuv420p
+            }
+        );
+        assert_eq!(
+            error_of(
+                "[[streams]]\nname = \"cam\"\nsource = \"exec:yuv420p:cat\"\n\
+                 format = \"mjpeg\"\nsize = \"640x480\"\n"
+            ),
+            "cams.toml:4:10: format: `mjpeg` contradicts source `exec:yuv420p:cat`, which \
+             carries yuv420p"
+        );
+        assert_eq!(
+            error_of(
+                "[[streams]]\nname = \"cam\"\nsource = \"pipe:mjpeg:/run/cam\"\n\
+                 format = \"yuv420p\"\nsize = \"640x480\"\n"
+            ),
+            "cams.toml:4:10: format: `yuv420p` contradicts source `pipe:mjpeg:/run/cam`, which \
+             carries mjpeg"
+        );
+        // Raw frames from a command need a size as those from standard input do.
+        assert!(
+            error_of("[[streams]]\nname = \"cam\"\nsource = \"exec:yuv420p:cat\"\n")
+                .contains("size"),
+        );
     }
 
     #[test]
@@ -685,7 +756,8 @@ h264_bitrate = 800000
             (
                 "[[streams]]\nname = \"a\"\nsource = \"rtsp://admin:hunter2@cam/1\"\n".into(),
                 "cams.toml:3:10: source: unknown source `rtsp://admin:***@cam/1` (supported: \
-                 test, camera:N, camera:/dev/videoN, pipe:yuv420p, pipe:mjpeg)",
+                 test, camera:N, camera:/dev/videoN, pipe:yuv420p, pipe:mjpeg, \
+                 pipe:FORMAT:/path/to/fifo, exec:COMMAND, exec:yuv420p:COMMAND)",
             ),
             (
                 "[[streams]]\nname = \"a\"\n".into(),

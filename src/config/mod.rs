@@ -8,14 +8,12 @@
 //! | [`file`](mod@file) | the TOML file: its model, its checks with line and column, its resolution with the flags |
 //! | [`settings`] | the resolved [`Settings`], the defaults and the limits of every value |
 //! | [`error`] | [`ConfigError`]: what is wrong, where |
-//! | [`redact`] | passwords masked in anything that quotes a source |
 //!
 //! A bad flag, a bad file or flags that do not go together exit with code 2 (clap's
 //! convention for usage errors) and a message naming the flag, or the file, line and column.
 
 pub mod error;
 pub mod file;
-pub mod redact;
 pub mod settings;
 
 use std::net::SocketAddr;
@@ -54,8 +52,10 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_LISTEN", default_value_t = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
-    /// Frame source: `test` (the built-in test pattern), `camera:N` or `camera:/dev/videoN`, or
-    /// `pipe:yuv420p` / `pipe:mjpeg` for frames on standard input.
+    /// Frame source: `test` (the built-in test pattern), `camera:N` or `camera:/dev/videoN`,
+    /// `pipe:yuv420p` / `pipe:mjpeg` for frames on standard input, `pipe:mjpeg:/path` /
+    /// `pipe:yuv420p:/path` for a FIFO, or `exec:COMMAND` / `exec:yuv420p:COMMAND` for a
+    /// command framecast runs and restarts (its output MJPEG unless `yuv420p`).
     #[arg(long, env = "FRAMECAST_SOURCE", default_value = "test", value_parser = SourceSpec::parse)]
     pub source: SourceSpec,
 

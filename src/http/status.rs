@@ -66,6 +66,9 @@ struct SourceStatus {
     reopen_attempts: u64,
     /// Ended for good (standard input at its end): not reopened.
     finished: bool,
+    /// For an `exec:` source: its process (running, pid, restarts, last exit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process: Option<crate::source::ProcessStatus>,
     down_for_ms: Option<u64>,
     width: u32,
     height: u32,
@@ -173,6 +176,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
             frames_dropped_size_change: health.frames_dropped_size_change,
             reopen_attempts: health.reopen_attempts,
             finished: health.finished,
+            process: health.process,
             down_for_ms: health.down_since.map(|at| at.elapsed().as_millis() as u64),
             width: config.size.width,
             height: config.size.height,

@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use crate::source::ProcessStatus;
+
 /// What the source is doing, for `/status` and `/healthz`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,6 +30,9 @@ pub struct SourceHealth {
     pub reopen_attempts: u64,
     /// The source ended for good (standard input at its end): it is not reopened.
     pub finished: bool,
+    /// For a source that is a command framecast runs (`exec:`): the process's state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessStatus>,
     /// Milliseconds since the source went down, while it is down.
     #[serde(skip)]
     pub down_since: Option<Instant>,
@@ -45,6 +50,7 @@ impl SourceHealth {
             frames_dropped_size_change: 0,
             reopen_attempts: 0,
             finished: false,
+            process: None,
             down_since: None,
         }
     }

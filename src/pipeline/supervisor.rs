@@ -33,9 +33,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// A live source that sends nothing for this long counts as down (and at least three frame
 /// intervals, for slow rates): long enough for jitter, short enough that viewers see why.
 const STALL_AFTER: Duration = Duration::from_secs(1);
-/// A source silent this long is given up and reopened: a camera that hangs without an error
-/// would otherwise never come back.
-const REOPEN_SILENT_AFTER: Duration = Duration::from_secs(5);
 /// A new picture size is taken only once it has held this long: a source that flaps between
 /// two sizes must not cut an HLS segment (a new init section) per frame.
 const SIZE_CHANGE_HOLD: Duration = Duration::from_secs(1);
@@ -88,7 +85,8 @@ struct Supervisor {
     size_gate: SizeGate,
     /// Presentation times from capture times, continuous across failures.
     clock: CaptureClock,
-    reopen_when_silent: bool,
+    /// How long the open source may be silent before it is given up and reopened.
+    reopen_after_silence: Option<Duration>,
 }
 
 impl Supervisor {
@@ -120,7 +118,7 @@ impl Supervisor {
             error_log: RepeatedLog::new(SUMMARY_INTERVAL),
             size_gate: SizeGate::new(SIZE_CHANGE_HOLD),
             clock: CaptureClock::new(settings.fps),
-            reopen_when_silent: false,
+            reopen_after_silence: None,
         }
     }
 
@@ -162,8 +160,9 @@ impl Supervisor {
                 tracing::info!(source = %source.describe(), "source opened");
                 self.next_open_at = None;
                 self.last_frame_at = now;
-                self.reopen_when_silent = source.reopen_when_silent();
+                self.reopen_after_silence = source.reopen_after_silence();
                 self.reader = spawn_reader(source, self.stop.clone());
+                self.update_process_health();
                 if self.reader.is_none() {
                     let error = SourceError::Failed("cannot start the reader thread".into());
                     self.on_error(error, now);
@@ -207,6 +206,7 @@ impl Supervisor {
 
     fn on_error(&mut self, error: SourceError, now: Instant) {
         self.log_error(&error, now);
+        self.update_process_health();
         let recoverable = matches!(error, SourceError::BadFrame(_));
         if !recoverable {
             self.reader = None;
@@ -222,6 +222,13 @@ impl Supervisor {
         self.go_down(error, now);
     }
 
+    /// For a command's output: whether it runs, its restarts and last exit, for `/status`.
+    fn update_process_health(&self) {
+        if let Some(process) = self.opener.process() {
+            self.hub.set_source_health(|h| h.process = Some(process));
+        }
+    }
+
     /// The first error of a run in full, then a count every few seconds while it lasts.
     fn log_error(&mut self, error: &SourceError, now: Instant) {
         let headline = error.headline();
@@ -230,7 +237,10 @@ impl Supervisor {
 
     fn on_silence(&mut self, now: Instant) {
         let quiet = now.saturating_duration_since(self.last_frame_at);
-        if self.reopen_when_silent && quiet >= REOPEN_SILENT_AFTER {
+        if self
+            .reopen_after_silence
+            .is_some_and(|after_silence| quiet >= after_silence)
+        {
             // The reader thread may stay blocked in the device; it ends once its read returns
             // and finds nobody listening.
             let reason = format!("no frame for {:.0} s; reopening", quiet.as_secs_f64());
@@ -514,7 +524,7 @@ mod tests {
         let (_tx, rx) = sync_channel(HANDOVER_FRAMES);
         supervisor.reader = Some(rx);
         supervisor.next_open_at = None;
-        supervisor.reopen_when_silent = true;
+        supervisor.reopen_after_silence = Some(crate::source::REOPEN_SILENT_AFTER);
         supervisor.on_frame(frame(1), at(0));
         supervisor.on_silence(at(999));
         assert_eq!(supervisor.hub.source_health().state, SourceState::Live);

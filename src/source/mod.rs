@@ -1,4 +1,5 @@
-//! Frame sources: the test pattern, cameras and pipes, and what `--source` names them by.
+//! Frame sources: the test pattern, cameras, pipes (standard input or a FIFO) and commands
+//! framecast runs, and what `--source` names them by.
 //!
 //! A [`Source`] delivers frames, blocking until the next one; an [`Opener`] makes a fresh
 //! source (for reopening after a failure). `pipeline::supervisor` runs them on threads of
@@ -6,13 +7,22 @@
 //! is wrong. Sources know nothing of the hub, the encoders or the configuration.
 
 pub mod camera;
+pub mod exec;
 pub mod pipe;
+pub mod redact;
 pub mod spec;
 pub mod test_pattern;
 
+use std::time::Duration;
+
 use crate::frame::{Frame, FrameSize};
 
+pub use exec::ProcessStatus;
 pub use spec::SourceSpec;
+
+/// How long a source may send nothing before it is given up and reopened, unless it says
+/// otherwise: a camera that hangs without an error would otherwise never come back.
+pub const REOPEN_SILENT_AFTER: Duration = Duration::from_secs(5);
 pub use test_pattern::TestPattern;
 
 /// Why a source did not deliver a frame.
@@ -58,10 +68,11 @@ pub trait Source: Send {
     fn describe(&self) -> String;
     fn next_frame(&mut self) -> Result<Frame, SourceError>;
 
-    /// Whether a source that has gone silent should be dropped and reopened. Not for a pipe:
-    /// two readers on one standard input would split its bytes between them.
-    fn reopen_when_silent(&self) -> bool {
-        true
+    /// After how long without a frame the source should be dropped and reopened; `None` for
+    /// never. Not for a pipe: two readers on one standard input would split its bytes between
+    /// them, and a FIFO without a writer is silent on purpose.
+    fn reopen_after_silence(&self) -> Option<Duration> {
+        Some(REOPEN_SILENT_AFTER)
     }
 }
 
@@ -69,6 +80,11 @@ pub trait Source: Send {
 pub trait Opener: Send {
     fn describe(&self) -> String;
     fn open(&mut self) -> Result<Box<dyn Source>, SourceError>;
+
+    /// For a source that is a process framecast runs: how that process is doing.
+    fn process(&self) -> Option<ProcessStatus> {
+        None
+    }
 }
 
 impl Source for TestPattern {
@@ -103,5 +119,9 @@ pub fn opener(spec: &SourceSpec, size: FrameSize, fps: u32) -> Box<dyn Opener> {
         SourceSpec::TestPattern => Box::new(TestPatternOpener { size, fps }),
         SourceSpec::Camera(id) => camera::opener(id, size, fps),
         SourceSpec::Pipe(format) => Box::new(pipe::PipeOpener::stdin(*format, size)),
+        SourceSpec::Fifo { format, path } => Box::new(pipe::PipeOpener::fifo(*format, size, path)),
+        SourceSpec::Exec { command, format } => {
+            Box::new(exec::ExecOpener::new(command.clone(), *format, size))
+        }
     }
 }

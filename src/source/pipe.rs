@@ -1,15 +1,27 @@
-//! Frames from another program through a pipe on standard input:
+//! Frames from another program through a pipe: standard input, a FIFO (named pipe), or the
+//! standard output of a command framecast runs (`super::exec`):
 //!
-//! - `pipe:yuv420p`: raw I420 frames of the configured `--size`, back to back, as
+//! - `yuv420p`: raw I420 frames of the configured `--size`, back to back, as
 //!   `ffmpeg … -f rawvideo -pix_fmt yuv420p -` writes them;
-//! - `pipe:mjpeg`: concatenated JPEGs, as `ffmpeg … -f mjpeg -` writes them, found by their
+//! - `mjpeg`: concatenated JPEGs, as `ffmpeg … -f mjpeg -` writes them, found by their
 //!   markers and validated; they are passed to MJPEG viewers as they are.
 //!
 //! Frames are stamped with their arrival time. A short frame or a broken JPEG is one bad frame
 //! (the supervisor shows a placeholder and reading goes on); end of input ends the source.
+//!
+//! A FIFO is opened on the reader thread, not when the source is opened: opening a FIFO for
+//! reading blocks until a writer opens it, and the supervisor must go on publishing
+//! placeholders meanwhile. When its writer closes it, the source ends and is reopened, and
+//! the next writer is read. When the stream stops, a reader still waiting for a writer is
+//! woken (an empty open for writing), so that no thread waits on the FIFO forever.
 
+use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read};
-use std::time::SystemTime;
+use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
@@ -29,27 +41,49 @@ const GARBAGE_REPORT_BYTES: u64 = 64 * 1024;
 
 const END_OF_PIPE: &str = "the pipe reached its end";
 
-/// Where the bytes come from: standard input in production, anything readable in tests.
-pub type InputFactory = Box<dyn FnMut() -> Box<dyn Read + Send> + Send>;
+/// The input of one opening of the source: standard input in production, a FIFO, anything
+/// readable in tests. An error says why there is no input now (the supervisor retries).
+pub type InputFactory = Box<dyn FnMut() -> Result<Box<dyn Read + Send>, SourceError> + Send>;
+
+/// What the end of the input means: [`SourceError::Finished`] for standard input, which can
+/// never deliver again, [`SourceError::Ended`] for inputs that reopening may renew.
+pub type EndOfInput = fn(String) -> SourceError;
 
 pub struct PipeOpener {
     format: PipeFormat,
     size: FrameSize,
     input: InputFactory,
-    /// What the end of the input means: [`SourceError::Finished`] for standard input, which
-    /// can never deliver again, [`SourceError::Ended`] for inputs that reopening may renew.
-    end: fn(String) -> SourceError,
+    end: EndOfInput,
+    /// What the source is, for logs and `/status`.
+    name: String,
+    /// The FIFO read, if it is one: its waiting reader is woken when the opener goes.
+    fifo: Option<(PathBuf, Arc<AtomicBool>)>,
 }
 
 impl PipeOpener {
     /// Frames from standard input. Its end is for good: no reopening brings it back.
     pub fn stdin(format: PipeFormat, size: FrameSize) -> Self {
-        let mut opener = Self::new(format, size, Box::new(|| Box::new(std::io::stdin())));
+        let mut opener = Self::new(format, size, Box::new(|| Ok(Box::new(std::io::stdin()))));
         opener.end = |_| {
             SourceError::Finished(
                 "standard input has ended for good; restart the program that feeds it".into(),
             )
         };
+        opener
+    }
+
+    /// Frames from the FIFO at `path`, one writer after the other.
+    pub fn fifo(format: PipeFormat, size: FrameSize, path: &Path) -> Self {
+        let fifo = path.to_owned();
+        let closed = Arc::new(AtomicBool::new(false));
+        let closed_for_input = closed.clone();
+        let mut opener = Self::new(
+            format,
+            size,
+            Box::new(move || fifo_input(&fifo, &closed_for_input)),
+        );
+        opener.name = format!("pipe:{format}:{}", path.display());
+        opener.fifo = Some((path.to_owned(), closed));
         opener
     }
 
@@ -59,33 +93,118 @@ impl PipeOpener {
             size,
             input,
             end: SourceError::Ended,
+            name: format!("pipe:{format}"),
+            fifo: None,
         }
     }
 }
 
+impl Drop for PipeOpener {
+    fn drop(&mut self) {
+        if let Some((path, closed)) = &self.fifo {
+            closed.store(true, Ordering::Relaxed);
+            wake_waiting_reader(path);
+        }
+    }
+}
+
+/// Lets a reader blocked in opening the FIFO at `path` go on: an open for writing that does
+/// not block (it fails at once when no reader waits) and closes again. The reader then reads
+/// the end of the input. A writer that is there keeps writing; this one writes nothing.
+fn wake_waiting_reader(path: &Path) {
+    let nonblocking = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+    let _ = OpenOptions::new()
+        .write(true)
+        .custom_flags(nonblocking)
+        .open(path);
+}
+
 impl Opener for PipeOpener {
     fn describe(&self) -> String {
-        format!("pipe:{}", self.format)
+        self.name.clone()
     }
 
     fn open(&mut self) -> Result<Box<dyn Source>, SourceError> {
-        let input = (self.input)();
-        Ok(match self.format {
-            PipeFormat::Yuv420p => Box::new(RawPipe {
-                input,
-                size: self.size,
-                ended: false,
-                end: self.end,
-            }),
-            PipeFormat::Mjpeg => Box::new(MjpegPipe {
-                input,
-                splitter: MjpegSplitter::new(MAX_JPEG_BYTES),
-                chunk: vec![0; READ_CHUNK_BYTES],
-                ended: false,
-                garbage_reported: 0,
-                end: self.end,
-            }),
-        })
+        let input = (self.input)()?;
+        Ok(reader(
+            self.format,
+            self.size,
+            input,
+            self.name.clone(),
+            self.end,
+        ))
+    }
+}
+
+/// A source reading `format` frames of `size` from `input`; `name` for logs, `end` for what
+/// the end of the input means.
+pub fn reader(
+    format: PipeFormat,
+    size: FrameSize,
+    input: Box<dyn Read + Send>,
+    name: String,
+    end: EndOfInput,
+) -> Box<dyn Source> {
+    match format {
+        PipeFormat::Yuv420p => Box::new(RawPipe {
+            input,
+            size,
+            ended: false,
+            end,
+            name,
+        }),
+        PipeFormat::Mjpeg => Box::new(MjpegPipe {
+            input,
+            splitter: MjpegSplitter::new(MAX_JPEG_BYTES),
+            chunk: vec![0; READ_CHUNK_BYTES],
+            ended: false,
+            garbage_reported: 0,
+            end,
+            name,
+        }),
+    }
+}
+
+/// Checks, without blocking, that `path` is a FIFO; the input opens it when first read.
+fn fifo_input(path: &Path, closed: &Arc<AtomicBool>) -> Result<Box<dyn Read + Send>, SourceError> {
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.file_type().is_fifo() => Ok(Box::new(Fifo {
+            path: path.to_owned(),
+            file: None,
+            closed: closed.clone(),
+        })),
+        Ok(_) => Err(SourceError::Failed(format!(
+            "{shown} is not a FIFO (make one with `mkfifo {shown}`)"
+        ))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(SourceError::Failed(format!(
+            "no FIFO at {shown} (make one with `mkfifo {shown}`)"
+        ))),
+        Err(e) => Err(SourceError::Failed(format!("cannot use {shown}: {e}"))),
+    }
+}
+
+/// A FIFO opened on first read: the open blocks until a writer has opened it too.
+struct Fifo {
+    path: PathBuf,
+    file: Option<File>,
+    /// Set when the stream stops: a reader not yet waiting for a writer does not start to.
+    closed: Arc<AtomicBool>,
+}
+
+impl Read for Fifo {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None if self.closed.load(Ordering::Relaxed) => return Ok(0),
+            None => {
+                let file = File::open(&self.path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
+                })?;
+                self.file.insert(file)
+            }
+        };
+        file.read(buf)
     }
 }
 
@@ -93,16 +212,17 @@ struct RawPipe {
     input: Box<dyn Read + Send>,
     size: FrameSize,
     ended: bool,
-    end: fn(String) -> SourceError,
+    end: EndOfInput,
+    name: String,
 }
 
 impl Source for RawPipe {
     fn describe(&self) -> String {
-        format!("pipe:yuv420p {}", self.size)
+        format!("{} {}", self.name, self.size)
     }
 
-    fn reopen_when_silent(&self) -> bool {
-        false
+    fn reopen_after_silence(&self) -> Option<Duration> {
+        None
     }
 
     fn next_frame(&mut self) -> Result<Frame, SourceError> {
@@ -153,16 +273,17 @@ struct MjpegPipe {
     ended: bool,
     /// Skipped bytes already reported.
     garbage_reported: u64,
-    end: fn(String) -> SourceError,
+    end: EndOfInput,
+    name: String,
 }
 
 impl Source for MjpegPipe {
     fn describe(&self) -> String {
-        "pipe:mjpeg".into()
+        self.name.clone()
     }
 
-    fn reopen_when_silent(&self) -> bool {
-        false
+    fn reopen_after_silence(&self) -> Option<Duration> {
+        None
     }
 
     fn next_frame(&mut self) -> Result<Frame, SourceError> {
@@ -241,12 +362,79 @@ mod tests {
         PipeOpener::new(
             format,
             size,
-            Box::new(move || Box::new(Cursor::new(once.take().unwrap_or_default()))),
+            Box::new(move || Ok(Box::new(Cursor::new(once.take().unwrap_or_default())))),
         )
     }
 
     fn jpeg(size: FrameSize, value: u8) -> Vec<u8> {
         crate::encode::jpeg::test_jpeg(size, &vec![value; size.i420_len()])
+    }
+
+    #[test]
+    fn a_fifo_path_that_is_missing_or_not_a_fifo_says_so() {
+        let missing = Path::new("/nonexistent/framecast.fifo");
+        let closed = Arc::new(AtomicBool::new(false));
+        let Err(SourceError::Failed(reason)) = fifo_input(missing, &closed) else {
+            panic!("a missing FIFO opened");
+        };
+        assert_eq!(
+            reason,
+            "no FIFO at /nonexistent/framecast.fifo \
+             (make one with `mkfifo /nonexistent/framecast.fifo`)"
+        );
+        let Err(SourceError::Failed(reason)) = fifo_input(Path::new("/"), &closed) else {
+            panic!("a directory opened as a FIFO");
+        };
+        assert_eq!(reason, "/ is not a FIFO (make one with `mkfifo /`)");
+    }
+
+    #[test]
+    fn a_reader_waiting_for_a_writer_is_let_go_when_the_opener_goes() {
+        let dir = std::env::temp_dir().join(format!("framecast-pipe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("waiting.fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let mut opener = PipeOpener::fifo(PipeFormat::Mjpeg, FrameSize::new(320, 240), &path);
+        let mut source = opener.open().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(Ok(std::fs::read_link("/proc/thread-self").unwrap()));
+            // Blocks in opening the FIFO: no writer comes.
+            let _ = tx.send(Err(source.next_frame().map(|_| ())));
+        });
+        let Ok(Ok(thread)) = rx.recv_timeout(Duration::from_secs(10)) else {
+            panic!("the reader thread did not start");
+        };
+        // Waits (bounded) until the reader sleeps in the open.
+        let stat = Path::new("/proc").join(thread).join("stat");
+        for _ in 0..500 {
+            let state = std::fs::read_to_string(&stat).unwrap_or_default();
+            if state
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('S')
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(opener);
+        let result = rx.recv_timeout(Duration::from_secs(10));
+        assert!(
+            matches!(result, Ok(Err(Err(SourceError::Ended(_))))),
+            "{result:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,5 +1,12 @@
 //! What `--source` names: which kind of source and its address. Parsed once, then handed to
 //! [`super::opener`]; the rest of the crate never parses source strings.
+//!
+//! Printed back (`Display`), a spec is what logs and `/status` show: passwords in an `exec:`
+//! command are masked there (see [`super::redact`]).
+
+use std::path::PathBuf;
+
+use super::redact::mask_secrets;
 
 /// Where frames come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +17,18 @@ pub enum SourceSpec {
     Camera(CameraId),
     /// Frames on standard input: `pipe:yuv420p` or `pipe:mjpeg`.
     Pipe(PipeFormat),
+    /// Frames from a FIFO (named pipe) that other programs write into, one writer after the
+    /// other: `pipe:mjpeg:/path` or `pipe:yuv420p:/path`.
+    Fifo { format: PipeFormat, path: PathBuf },
+    /// Frames a command writes on its standard output; framecast starts it, and restarts it
+    /// with back-off when it exits: `exec:COMMAND` (MJPEG) or `exec:yuv420p:COMMAND`. The
+    /// command line is split into words as a shell does (quotes, backslashes), but no shell
+    /// runs it.
+    Exec {
+        /// The program and its arguments; never empty.
+        command: Vec<String>,
+        format: PipeFormat,
+    },
 }
 
 /// Which camera.
@@ -37,10 +56,30 @@ impl std::fmt::Display for PipeFormat {
     }
 }
 
+impl PipeFormat {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "yuv420p" => Some(Self::Yuv420p),
+            "mjpeg" => Some(Self::Mjpeg),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for PipeFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::parse(text)
+            .ok_or_else(|| format!("unknown pipe format `{text}` (supported: yuv420p, mjpeg)"))
+    }
+}
+
 impl SourceSpec {
-    /// Parses what `--source` (and later a config file's `source =`) takes.
+    /// Parses what `--source` (and a config file's `source =`) takes.
     pub fn parse(text: &str) -> Result<Self, String> {
-        const SUPPORTED: &str = "test, camera:N, camera:/dev/videoN, pipe:yuv420p, pipe:mjpeg";
+        const SUPPORTED: &str = "test, camera:N, camera:/dev/videoN, pipe:yuv420p, pipe:mjpeg, \
+                                 pipe:FORMAT:/path/to/fifo, exec:COMMAND, exec:yuv420p:COMMAND";
         match text.split_once(':') {
             None if text == "test" => Ok(Self::TestPattern),
             Some(("camera", rest)) if rest.starts_with('/') => {
@@ -50,14 +89,72 @@ impl SourceSpec {
                 .parse()
                 .map(|n| Self::Camera(CameraId::Index(n)))
                 .map_err(|_| format!("`{text}`: a camera is camera:N or camera:/dev/videoN")),
-            Some(("pipe", "yuv420p")) => Ok(Self::Pipe(PipeFormat::Yuv420p)),
-            Some(("pipe", "mjpeg")) => Ok(Self::Pipe(PipeFormat::Mjpeg)),
-            Some(("pipe", other)) => Err(format!(
-                "unknown pipe format `{other}` (supported: yuv420p, mjpeg)"
-            )),
+            Some(("pipe", rest)) => Self::parse_pipe(rest),
+            Some(("exec", rest)) => Self::parse_exec(rest),
             _ => Err(format!("unknown source `{text}` (supported: {SUPPORTED})")),
         }
     }
+
+    /// `FORMAT` (standard input) or `FORMAT:/path` (a FIFO).
+    fn parse_pipe(rest: &str) -> Result<Self, String> {
+        let (format_name, path) = match rest.split_once(':') {
+            Some((format, path)) => (format, Some(path)),
+            None => (rest, None),
+        };
+        let format: PipeFormat = format_name.parse()?;
+        match path {
+            None => Ok(Self::Pipe(format)),
+            Some("") => Err(format!(
+                "pipe:{format}: is missing the FIFO's path (pipe:{format}:/path/to/fifo)"
+            )),
+            Some(path) => Ok(Self::Fifo {
+                format,
+                path: path.into(),
+            }),
+        }
+    }
+
+    /// `COMMAND` or `FORMAT:COMMAND`. The error messages never repeat the command: it may
+    /// hold a password.
+    fn parse_exec(rest: &str) -> Result<Self, String> {
+        let (format, command_line) = match rest.split_once(':') {
+            Some((name, command)) if PipeFormat::parse(name).is_some() => {
+                (PipeFormat::parse(name), command)
+            }
+            _ => (None, rest),
+        };
+        let format = format.unwrap_or(PipeFormat::Mjpeg);
+        let command = shlex::split(command_line).ok_or_else(|| {
+            "exec: the command has an unclosed quote or ends in a backslash".to_owned()
+        })?;
+        if command.is_empty() {
+            return Err("exec: the command is missing (exec:COMMAND ARGUMENTS…)".into());
+        }
+        Ok(Self::Exec { command, format })
+    }
+}
+
+impl SourceSpec {
+    /// The same source with its bytes read as `format` (a config file's `format = "yuv420p"`
+    /// next to its `source`); only pipes, FIFOs and commands have a format.
+    pub fn with_format(self, format: PipeFormat) -> Result<Self, String> {
+        match self {
+            Self::Pipe(_) => Ok(Self::Pipe(format)),
+            Self::Fifo { path, .. } => Ok(Self::Fifo { format, path }),
+            Self::Exec { command, .. } => Ok(Self::Exec { command, format }),
+            other => Err(format!(
+                "a format applies to pipe: and exec: sources, not to `{other}`"
+            )),
+        }
+    }
+}
+
+/// A command line as a shell would read it back, with passwords masked.
+pub fn display_command(command: &[String]) -> String {
+    let joined = shlex::try_join(command.iter().map(String::as_str))
+        // Only a word with a NUL byte cannot be quoted; show it without quotes then.
+        .unwrap_or_else(|_| command.join(" "));
+    mask_secrets(&joined).into_owned()
 }
 
 impl std::fmt::Display for SourceSpec {
@@ -67,6 +164,14 @@ impl std::fmt::Display for SourceSpec {
             Self::Camera(CameraId::Index(n)) => write!(f, "camera:{n}"),
             Self::Camera(CameraId::Path(path)) => write!(f, "camera:{}", path.display()),
             Self::Pipe(format) => write!(f, "pipe:{format}"),
+            Self::Fifo { format, path } => write!(f, "pipe:{format}:{}", path.display()),
+            Self::Exec {
+                command,
+                format: PipeFormat::Mjpeg,
+            } => write!(f, "exec:{}", display_command(command)),
+            Self::Exec { command, format } => {
+                write!(f, "exec:{format}:{}", display_command(command))
+            }
         }
     }
 }
@@ -86,6 +191,34 @@ mod tests {
             ),
             ("pipe:yuv420p", SourceSpec::Pipe(PipeFormat::Yuv420p)),
             ("pipe:mjpeg", SourceSpec::Pipe(PipeFormat::Mjpeg)),
+            (
+                "pipe:mjpeg:/run/cam.fifo",
+                SourceSpec::Fifo {
+                    format: PipeFormat::Mjpeg,
+                    path: "/run/cam.fifo".into(),
+                },
+            ),
+            (
+                "pipe:yuv420p:relative/fifo",
+                SourceSpec::Fifo {
+                    format: PipeFormat::Yuv420p,
+                    path: "relative/fifo".into(),
+                },
+            ),
+            (
+                "exec:ffmpeg -i 'rtsp://cam/a b' -f mjpeg -",
+                exec(
+                    &["ffmpeg", "-i", "rtsp://cam/a b", "-f", "mjpeg", "-"],
+                    PipeFormat::Mjpeg,
+                ),
+            ),
+            (
+                "exec:yuv420p:rpicam-vid -t 0 --codec yuv420 -o -",
+                exec(
+                    &["rpicam-vid", "-t", "0", "--codec", "yuv420", "-o", "-"],
+                    PipeFormat::Yuv420p,
+                ),
+            ),
         ] {
             assert_eq!(SourceSpec::parse(text), Ok(spec.clone()));
             assert_eq!(spec.to_string(), text);
@@ -93,5 +226,115 @@ mod tests {
         for bad in ["camera:x", "camera:", "pipe:h264", "rtsp://x", "", "tests"] {
             assert!(SourceSpec::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    fn exec(words: &[&str], format: PipeFormat) -> SourceSpec {
+        SourceSpec::Exec {
+            command: words.iter().map(|w| w.to_string()).collect(),
+            format,
+        }
+    }
+
+    #[test]
+    fn exec_commands_are_split_like_a_shell_without_running_one() {
+        for (text, spec) in [
+            (
+                r#"exec:ffmpeg -vf "drawtext=text='a b'" -f mjpeg -"#,
+                exec(
+                    &["ffmpeg", "-vf", "drawtext=text='a b'", "-f", "mjpeg", "-"],
+                    PipeFormat::Mjpeg,
+                ),
+            ),
+            (
+                r"exec:sh -c echo\ \$HOME; exit",
+                exec(&["sh", "-c", "echo $HOME;", "exit"], PipeFormat::Mjpeg),
+            ),
+            (
+                "exec:mjpeg:cat x.mjpg",
+                exec(&["cat", "x.mjpg"], PipeFormat::Mjpeg),
+            ),
+            (
+                "exec:/opt/bin/ffmpeg:x -i a",
+                exec(&["/opt/bin/ffmpeg:x", "-i", "a"], PipeFormat::Mjpeg),
+            ),
+            ("exec:  cam  ", exec(&["cam"], PipeFormat::Mjpeg)),
+        ] {
+            assert_eq!(SourceSpec::parse(text), Ok(spec), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_pipes_and_commands_say_why() {
+        for (text, message) in [
+            (
+                "exec:ffmpeg -i 'rtsp://u:secret@cam",
+                "exec: the command has an unclosed quote or ends in a backslash",
+            ),
+            (
+                r"exec:ffmpeg \",
+                "exec: the command has an unclosed quote or ends in a backslash",
+            ),
+            (
+                "exec:",
+                "exec: the command is missing (exec:COMMAND ARGUMENTS…)",
+            ),
+            (
+                "exec:yuv420p:  ",
+                "exec: the command is missing (exec:COMMAND ARGUMENTS…)",
+            ),
+            (
+                "pipe:mjpeg:",
+                "pipe:mjpeg: is missing the FIFO's path (pipe:mjpeg:/path/to/fifo)",
+            ),
+            (
+                "pipe:h264:/tmp/x",
+                "unknown pipe format `h264` (supported: yuv420p, mjpeg)",
+            ),
+            (
+                "fifo:/tmp/x",
+                "unknown source `fifo:/tmp/x` (supported: test, camera:N, camera:/dev/videoN, \
+                 pipe:yuv420p, pipe:mjpeg, pipe:FORMAT:/path/to/fifo, exec:COMMAND, \
+                 exec:yuv420p:COMMAND)",
+            ),
+        ] {
+            assert_eq!(SourceSpec::parse(text), Err(message.to_owned()), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_format_given_apart_applies_to_pipes_and_commands_only() {
+        let command = SourceSpec::parse("exec:rpicam-vid -o -").unwrap();
+        assert_eq!(
+            command.with_format("yuv420p".parse().unwrap()),
+            Ok(exec(&["rpicam-vid", "-o", "-"], PipeFormat::Yuv420p))
+        );
+        let fifo = SourceSpec::parse("pipe:mjpeg:/run/f").unwrap();
+        assert_eq!(
+            fifo.with_format(PipeFormat::Yuv420p).unwrap().to_string(),
+            "pipe:yuv420p:/run/f"
+        );
+        assert_eq!(
+            SourceSpec::Camera(CameraId::Index(0)).with_format(PipeFormat::Mjpeg),
+            Err("a format applies to pipe: and exec: sources, not to `camera:0`".into())
+        );
+        assert_eq!(
+            "h264".parse::<PipeFormat>(),
+            Err("unknown pipe format `h264` (supported: yuv420p, mjpeg)".into())
+        );
+    }
+
+    #[test]
+    fn a_command_is_shown_with_its_password_masked() {
+        let spec =
+            SourceSpec::parse("exec:ffmpeg -i rtsp://admin:hunter2@cam/1 -f mjpeg -").unwrap();
+        assert_eq!(
+            spec.to_string(),
+            "exec:ffmpeg -i rtsp://admin:***@cam/1 -f mjpeg -"
+        );
+        let spec = SourceSpec::parse(r#"exec:yuv420p:cam "http://c/s?password=x y""#).unwrap();
+        assert_eq!(
+            spec.to_string(),
+            "exec:yuv420p:cam 'http://c/s?password=*** y'"
+        );
     }
 }
