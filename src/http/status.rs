@@ -96,6 +96,11 @@ struct HlsStatus {
     frames_encoded: u64,
     errors: u64,
     frames_dropped: u64,
+    /// Frames not encoded, and frames encoded again more coarsely, to keep each segment
+    /// within its byte budget; the block size pictures are averaged over now (1: untouched).
+    frames_skipped_rate: u64,
+    frames_reencoded_rate: u64,
+    picture_block_px: u64,
     encode_ms_last: f64,
     encode_ms_mean: f64,
     target_duration_s: u64,
@@ -205,6 +210,9 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
                 frames_encoded: encoded,
                 errors: c.errors.load(Ordering::Relaxed),
                 frames_dropped: hub.h264_frames_dropped.load(Ordering::Relaxed),
+                frames_skipped_rate: c.frames_skipped_rate.load(Ordering::Relaxed),
+                frames_reencoded_rate: c.frames_reencoded_rate.load(Ordering::Relaxed),
+                picture_block_px: c.block_px.load(Ordering::Relaxed).max(1),
                 encode_ms_last: micros_as_ms(c.encode_micros_last.load(Ordering::Relaxed)),
                 encode_ms_mean: mean_ms(c.encode_micros_total.load(Ordering::Relaxed), encoded),
                 target_duration_s: playlist.target_duration_s,

@@ -2,6 +2,7 @@
 //! and I420, the bitmap font, the machine-readable timestamp strip, and the placeholder picture
 //! shown while a source is down.
 
+pub mod block_average;
 pub mod convert;
 pub mod font;
 pub mod placeholder;

@@ -1,6 +1,7 @@
 //! The H.264 thread: takes every frame from the hub, encodes it, cuts parts and segments, and
 //! updates the HLS store. It runs from start to stop, viewers or not, so that the first viewer
-//! finds a full window.
+//! finds a full window. The rate gate ([`super::rate_gate`]) decides which frames are encoded
+//! and how coarsely, so that every segment stays within its byte budget.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,16 +10,18 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::encode::h264::{H264Encoder, H264Settings};
+use crate::encode::h264::{AccessUnit, H264Encoder, H264Error, H264Settings};
 use crate::error::Error;
 use crate::frame::{Frame, Pixels};
-use crate::hls::segmenter::Segmenter;
+use crate::hls::segmenter::{Segmenter, SegmenterEvent};
 use crate::hls::store::HlsStore;
 use crate::hub::{Hub, Taken};
 use crate::meter::RateMeter;
 use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 
 use super::IDLE_POLL;
+use super::rate_gate::{RateGate, Verdict};
+use crate::picture::block_average::average_blocks;
 use crate::picture::convert::{self, ConvertError};
 
 /// Counters of the H.264 stage, for `/status`.
@@ -29,6 +32,12 @@ pub struct H264Counters {
     pub encode_micros_last: AtomicU64,
     pub errors: AtomicU64,
     pub rate: RateMeter,
+    /// Frames the rate gate did not encode, to keep a segment within its budget.
+    pub frames_skipped_rate: AtomicU64,
+    /// Encoded frames thrown away for their size and encoded again, coarser, as an IDR.
+    pub frames_reencoded_rate: AtomicU64,
+    /// The block size pictures are averaged over before encoding now (1: untouched).
+    pub block_px: AtomicU64,
 }
 
 /// Decodes passthrough JPEGs (camera or pipe MJPEG) to I420, reusing its buffers.
@@ -76,6 +85,51 @@ fn to_i420(frame: &Arc<Frame>, decoder: &mut JpegDecoder) -> Result<Arc<Frame>, 
     Ok(Arc::new(decoded))
 }
 
+/// The frame averaged over blocks of `block_px` (the frame itself for 1).
+fn averaged(frame: &Arc<Frame>, block_px: u32) -> Arc<Frame> {
+    let Some(picture) = frame.i420().filter(|_| block_px > 1) else {
+        return frame.clone();
+    };
+    let bytes = Bytes::from(average_blocks(&picture, block_px));
+    let mut averaged = Frame::from_i420(
+        frame.seq,
+        frame.pts_90k,
+        frame.captured_at,
+        frame.size,
+        bytes,
+    );
+    averaged.repeats_previous = frame.repeats_previous;
+    Arc::new(averaged)
+}
+
+/// Encodes a frame so that it fits the gate's budget: one that does not is encoded again,
+/// as an IDR, averaged over larger blocks, until it fits or the blocks are as large as they
+/// go. `starts_segment`: the frame is the IDR that will start the next segment.
+fn encode_within_budget(
+    encoder: &mut H264Encoder,
+    gate: &mut RateGate,
+    frame: &Arc<Frame>,
+    starts_segment: bool,
+    counters: &H264Counters,
+) -> Result<AccessUnit, H264Error> {
+    let mut unit = encoder.encode(&averaged(frame, gate.block_px()))?;
+    while !gate.fits(unit.annex_b.len() as u64, starts_segment) && gate.coarsen() {
+        counters
+            .frames_reencoded_rate
+            .fetch_add(1, Ordering::Relaxed);
+        match encoder.reencode_as_idr(&averaged(frame, gate.block_px())) {
+            Ok(again) => unit = again,
+            Err(error) => {
+                // The encoder's references now hold the picture thrown away: the next frame
+                // must not refer to them.
+                encoder.restart_cadence();
+                return Err(error);
+            }
+        }
+    }
+    Ok(unit)
+}
+
 /// Decides, for each frame the thread takes, whether it is encoded: a seam for tests that
 /// play an encoder that falls behind (a frame it refuses is a frame the encoder never got).
 pub type FrameFilter = Box<dyn FnMut(&Frame) -> bool + Send>;
@@ -103,6 +157,7 @@ pub fn spawn_filtered(
     let mut encoder = H264Encoder::new(settings).map_err(|e| Error::H264Encoder(e.to_string()))?;
     let mut segmenter = Segmenter::new(store.timing().segmenter);
     let mut decoder = JpegDecoder::new().map_err(|e| Error::H264Encoder(e.to_string()))?;
+    let mut gate = RateGate::new(settings.bitrate_bps, store.timing().segmenter);
     // Per-frame errors: the first of a run in full, then a count (the counts are in /status).
     let mut errors = RepeatedLog::new(SUMMARY_INTERVAL);
     std::thread::Builder::new()
@@ -120,6 +175,12 @@ pub fn spawn_filtered(
                 if !filter(&frame) {
                     continue;
                 }
+                let idr_due = encoder.idr_due(frame.size);
+                if gate.verdict(frame.pts_90k, idr_due) == Verdict::Skip {
+                    gate.skipped();
+                    counters.frames_skipped_rate.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let frame = match to_i420(&frame, &mut decoder) {
                     Ok(frame) => frame,
                     Err(error) => {
@@ -128,7 +189,12 @@ pub fn spawn_filtered(
                         continue;
                     }
                 };
-                let unit = match encoder.encode(&frame) {
+                let encoded =
+                    encode_within_budget(&mut encoder, &mut gate, &frame, idr_due, &counters);
+                counters
+                    .block_px
+                    .store(u64::from(gate.block_px()), Ordering::Relaxed);
+                let unit = match encoded {
                     Ok(unit) => unit,
                     Err(error) => {
                         counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -145,6 +211,16 @@ pub fn spawn_filtered(
                 counters.rate.tick();
                 match segmenter.push(&unit, frame.pts_90k) {
                     Ok(outcome) => {
+                        let starts_segment = outcome
+                            .events
+                            .iter()
+                            .any(|e| matches!(e, SegmenterEvent::SegmentStart { .. }));
+                        gate.encoded(
+                            frame.pts_90k,
+                            unit.annex_b.len() as u64,
+                            unit.is_idr,
+                            starts_segment,
+                        );
                         if outcome.need_idr {
                             encoder.restart_cadence();
                         }
