@@ -175,7 +175,12 @@ pub fn spawn_filtered(
                 if !filter(&frame) {
                     continue;
                 }
-                let idr_due = encoder.idr_due(frame.size);
+                // An IDR is due at the encoder's cadence, and also where a segment must start
+                // after the gate skipped the frame before it.
+                let idr_due = encoder.idr_due(frame.size) || gate.segment_full(frame.pts_90k);
+                if idr_due {
+                    encoder.restart_cadence();
+                }
                 if gate.verdict(frame.pts_90k, idr_due) == Verdict::Skip {
                     gate.skipped();
                     counters.frames_skipped_rate.fetch_add(1, Ordering::Relaxed);

@@ -7,17 +7,20 @@
 //! works around the encoder, per segment (an IDR to the next segment's IDR):
 //!
 //! - **Pacing.** A frame that is not an IDR is skipped when the segment's bytes so far plus
-//!   the size of the last such frame would pass a line that rises with the segment's elapsed
-//!   capture time at the configured bitrate, plus a quarter segment of headroom. A skipped
-//!   frame lengthens the frame before it (the timeline stays true), so a frame is never
-//!   skipped if that would make the one before it outlast PART-TARGET.
+//!   the size of the last such frame would pass a line: half the segment's budget at its
+//!   start (room for its IDR), rising to 1.15× the budget at its end. A skipped frame
+//!   lengthens the frame before it (the timeline stays true). The first frame of each part
+//!   is never skipped: parts other than a segment's last must last at least 85 % of
+//!   PART-TARGET (rfc8216bis §4.4.4.9), and with the frame that starts each part encoded,
+//!   every part keeps its whole length, and no frame outlasts a part.
 //! - **Re-encoding.** An encoded frame that does not fit (an IDR starting a segment larger
 //!   than half the segment's budget, or any frame taking the segment past 1.25× its
 //!   budget) is thrown away and the same picture encoded again, as an IDR, averaged over
 //!   blocks twice as large ([`crate::picture::block_average`]). An IDR references nothing, so
 //!   the discarded frame leaves no trace in the stream.
-//! - **Recovery.** At a segment start the block size halves again when the segment before
-//!   used less than an eighth of its budget without skipping or re-encoding a frame.
+//! - **Recovery.** Before a segment starts, the block size halves again after two segments in
+//!   a row that neither skipped nor re-encoded a frame. (Not by their size: openh264's rate
+//!   control fills the budget at any block size.) A step too far costs one re-encoded IDR.
 //!
 //! With blocks of [`MAX_BLOCK_PX`] a macroblock is one flat colour and costs a few bytes, so
 //! every segment stays within 1.25× its budget unless the budget cannot hold one such
@@ -31,17 +34,20 @@ use crate::hls::segmenter::SegmenterSettings;
 /// The largest block a picture is averaged over: a whole macroblock.
 pub const MAX_BLOCK_PX: u32 = 16;
 
-/// Headroom of the pacing line above the bitrate, in quarters of a segment's budget: openh264
-/// spends more on an IDR than on the frames after it, and the line must not skip frames of
-/// ordinary content that its rate control already holds.
-const HEADROOM_QUARTERS: u64 = 1;
-/// A segment may reach this many quarters of its budget before a frame is re-encoded.
-const SEGMENT_CAP_QUARTERS: u64 = 5;
-/// An IDR that starts a segment may take this many quarters of its budget, leaving room for
-/// the frames the segment must still carry (one per part at least).
-const IDR_CAP_QUARTERS: u64 = 2;
-/// Below this many eighths of its budget, a calm segment lets the block size halve.
-const RECOVER_BELOW_EIGHTHS: u64 = 1;
+/// The pacing line at a segment's start, in percent of its budget: room for the IDR, which
+/// [`IDR_CAP_PERCENT`] bounds, so that an IDR that fits never makes the frames after it skip.
+const LINE_START_PERCENT: u64 = 50;
+/// The pacing line at a segment's end (it goes on rising at the same slope after that): above
+/// the budget, since openh264's rate control holds the bitrate only on average; below the
+/// [`SEGMENT_CAP_PERCENT`], so that a frame a little larger than guessed still fits.
+const LINE_END_PERCENT: u64 = 115;
+/// A segment may reach this share of its budget before a frame is re-encoded.
+const SEGMENT_CAP_PERCENT: u64 = 125;
+/// An IDR that starts a segment may take this share of its budget, leaving room for the
+/// frames the segment must still carry (one per part at least).
+const IDR_CAP_PERCENT: u64 = 50;
+/// Segments in a row that neither skip nor re-encode a frame before the block size halves.
+const CALM_SEGMENTS_TO_RECOVER: u32 = 2;
 
 /// What to do with a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,12 +62,15 @@ struct OpenSegment {
     bytes: u64,
     skipped: u64,
     reencoded: u64,
+    /// Already counted as calm or not (an IDR can be due for more than one frame when one
+    /// fails to encode).
+    judged: bool,
 }
 
 #[derive(Debug)]
 pub struct RateGate {
-    bitrate_bps: u64,
     frame_interval_90k: u64,
+    segment_target_90k: u64,
     part_target_90k: u64,
     /// Bytes a whole segment may take at the configured bitrate.
     segment_budget_bytes: u64,
@@ -70,6 +79,8 @@ pub struct RateGate {
     last_inter_bytes: u64,
     last_encoded_pts_90k: Option<u64>,
     block_px: u32,
+    /// Calm segments in a row, up to the one open.
+    calm_segments: u32,
     /// Re-encodings of the frame about to be noted by [`RateGate::encoded`].
     reencoded_pending: u64,
 }
@@ -78,14 +89,15 @@ impl RateGate {
     pub fn new(bitrate_bps: u32, timing: SegmenterSettings) -> Self {
         let bitrate_bps = u64::from(bitrate_bps);
         Self {
-            bitrate_bps,
             frame_interval_90k: timing.frame_interval_90k(),
+            segment_target_90k: timing.segment_target_90k().max(1),
             part_target_90k: timing.part_target_90k(),
             segment_budget_bytes: bytes_for(bitrate_bps, timing.segment_target_90k()),
             segment: None,
             last_inter_bytes: 0,
             last_encoded_pts_90k: None,
             block_px: 1,
+            calm_segments: 0,
             reencoded_pending: 0,
         }
     }
@@ -111,20 +123,27 @@ impl RateGate {
         let (Some(segment), Some(last_pts)) = (&self.segment, self.last_encoded_pts_90k) else {
             return Verdict::Encode;
         };
-        // Skipped, this frame's time goes to the frame before it, which lasts at least until
-        // the next frame: that must stay within a part.
-        let held_until = pts_90k + self.frame_interval_90k;
-        if held_until.saturating_sub(last_pts) > self.part_target_90k {
+        // The first frame the gate sees in a part is encoded.
+        if self.part_index(segment, pts_90k) > self.part_index(segment, last_pts) {
             return Verdict::Encode;
         }
+        let held_until = pts_90k + self.frame_interval_90k;
         let elapsed_90k = held_until.saturating_sub(segment.start_pts_90k);
-        let line = bytes_for(self.bitrate_bps, elapsed_90k)
-            + self.segment_budget_bytes * HEADROOM_QUARTERS / 4;
-        if segment.bytes + self.last_inter_bytes > line {
+        if segment.bytes + self.last_inter_bytes > self.line(elapsed_90k) {
             Verdict::Skip
         } else {
             Verdict::Encode
         }
+    }
+
+    /// Whether a frame captured at `pts_90k` belongs to the next segment, and so must be the
+    /// IDR that starts it: the segmenter's own rule, half a frame of slack included. The
+    /// segmenter asks for that IDR one frame ahead, which misses when that frame is skipped.
+    pub fn segment_full(&self, pts_90k: u64) -> bool {
+        self.segment.as_ref().is_some_and(|segment| {
+            pts_90k.saturating_sub(segment.start_pts_90k) + self.frame_interval_90k / 2
+                >= self.segment_target_90k
+        })
     }
 
     /// Notes a frame the gate skipped.
@@ -138,10 +157,10 @@ impl RateGate {
     /// the IDR that will start the next segment.
     pub fn fits(&self, bytes: u64, starts_segment: bool) -> bool {
         if starts_segment {
-            return bytes <= self.segment_budget_bytes * IDR_CAP_QUARTERS / 4;
+            return bytes <= percent(self.segment_budget_bytes, IDR_CAP_PERCENT);
         }
         let so_far = self.segment.as_ref().map_or(0, |s| s.bytes);
-        so_far + bytes <= self.segment_budget_bytes * SEGMENT_CAP_QUARTERS / 4
+        so_far + bytes <= percent(self.segment_budget_bytes, SEGMENT_CAP_PERCENT)
     }
 
     /// Doubles the block size for a frame that did not fit, to be encoded again; `false`
@@ -164,6 +183,7 @@ impl RateGate {
                 bytes: 0,
                 skipped: 0,
                 reencoded: 0,
+                judged: false,
             });
         }
         if let Some(segment) = &mut self.segment {
@@ -176,17 +196,42 @@ impl RateGate {
         self.last_encoded_pts_90k = Some(pts_90k);
     }
 
+    /// The part of the segment a frame captured at `pts_90k` falls in (within half a frame,
+    /// for rates whose frame interval is not a whole number of ticks).
+    fn part_index(&self, segment: &OpenSegment, pts_90k: u64) -> u64 {
+        let since_start = pts_90k.saturating_sub(segment.start_pts_90k);
+        (since_start + self.frame_interval_90k / 2) / self.part_target_90k.max(1)
+    }
+
+    /// Bytes a segment may hold by `elapsed_90k` after its start without skipping frames.
+    fn line(&self, elapsed_90k: u64) -> u64 {
+        let start = percent(self.segment_budget_bytes, LINE_START_PERCENT);
+        let rise = percent(
+            self.segment_budget_bytes,
+            LINE_END_PERCENT - LINE_START_PERCENT,
+        );
+        start + rise * elapsed_90k / self.segment_target_90k
+    }
+
     fn recover_before_segment(&mut self) {
-        let Some(segment) = &self.segment else {
+        let Some(segment) = self.segment.as_mut().filter(|s| !s.judged) else {
             return;
         };
-        let calm = segment.skipped == 0
-            && segment.reencoded == 0
-            && segment.bytes <= self.segment_budget_bytes * RECOVER_BELOW_EIGHTHS / 8;
-        if calm && self.block_px > 1 {
+        segment.judged = true;
+        if segment.skipped == 0 && segment.reencoded == 0 {
+            self.calm_segments += 1;
+        } else {
+            self.calm_segments = 0;
+        }
+        if self.calm_segments >= CALM_SEGMENTS_TO_RECOVER && self.block_px > 1 {
             self.block_px /= 2;
+            self.calm_segments = 0;
         }
     }
+}
+
+fn percent(bytes: u64, percent: u64) -> u64 {
+    bytes * percent / 100
 }
 
 /// Bytes the bitrate allows over a span of the 90 kHz clock.
@@ -217,11 +262,15 @@ mod tests {
         let gate = gate();
         assert_eq!(gate.segment_budget_bytes(), 300_000);
         assert_eq!(bytes_for(2_400_000, FRAME_90K), 10_000);
+        // Half the budget at the start, 1.15x at the end: 6,500 bytes more each frame.
+        assert_eq!(gate.line(0), 150_000);
+        assert_eq!(gate.line(FRAME_90K), 156_500);
+        assert_eq!(gate.line(30 * FRAME_90K), 345_000);
         assert_eq!(gate.block_px(), 1);
     }
 
     #[test]
-    fn frames_at_the_bitrate_are_all_encoded() {
+    fn an_idr_at_its_cap_then_frames_at_the_line_slope_are_all_encoded() {
         let mut gate = gate();
         for n in 0..90u64 {
             let idr = n % 30 == 0;
@@ -230,9 +279,8 @@ mod tests {
                 Verdict::Encode,
                 "frame {n}"
             );
-            // An IDR of 50,000 bytes, then frames that bring the segment to 340,000 bytes:
-            // above the budget, within the headroom.
-            let bytes = if idr { 50_000 } else { 10_000 };
+            // 150,000 + 29 * 6,500 = 338,500 bytes a segment: 1.13x the budget.
+            let bytes = if idr { 150_000 } else { 6_500 };
             assert!(gate.fits(bytes, idr));
             gate.encoded(n * FRAME_90K, bytes, idr, idr);
         }
@@ -259,19 +307,25 @@ mod tests {
             .filter(|(_, v)| **v == Verdict::Encode)
             .map(|(n, _)| n)
             .collect();
-        // The line at frame n is (n + 1) * 10,000 + 75,000 bytes. Frame 1: 100,000 + 0 (no
-        // inter frame yet) > 95,000: skipped. Frame 2: 100,000 <= 105,000: encoded, 140,000
-        // so far, and the guess is 40,000 from now on. Frame n then fits once 180,000 <= the
-        // line, at n = 10, but skipping frame 8 would leave frame 2 lasting past a part
-        // (frames 2..9): encoded anyway. Then 220,000 fits at 14, 260,000 at 18, 300,000 at
-        // 22, 340,000 at 26; 380,000 would fit at 30, the next segment.
-        assert_eq!(encoded, vec![2, 8, 14, 18, 22, 26]);
-        // No gap between encoded frames is longer than a part (6 frames).
-        let mut last = 0;
-        for n in encoded {
-            assert!(n - last <= 6, "{last} -> {n}");
-            last = n;
-        }
+        // Frame n is judged at the line of n + 1 frames, 150,000 + (n + 1) * 6,500 bytes,
+        // and frames 6, 12, 18 and 24 start parts. Frame 1: 100,000 + 0 (no inter frame yet)
+        // fits: 140,000 so far, and the guess is 40,000 from now on. 180,000 fits at frame 4;
+        // 220,000 would fit at 10, but frame 6 starts a part; likewise 260,000 goes at 12
+        // (not 16), 300,000 at 18 (not 23), 340,000 at 24 (not 29); 380,000 would fit in
+        // the next segment only.
+        assert_eq!(encoded, vec![1, 4, 6, 12, 18, 24]);
+    }
+
+    #[test]
+    fn a_frame_a_segment_length_after_its_start_starts_the_next() {
+        let mut gate = gate();
+        assert!(!gate.segment_full(0), "no segment yet");
+        gate.encoded(5 * FRAME_90K, 100_000, true, true);
+        // The segment runs from frame 5 for 30 frames (90,000 ticks), less half a frame.
+        assert!(!gate.segment_full(34 * FRAME_90K));
+        assert!(!gate.segment_full(35 * FRAME_90K - 1501));
+        assert!(gate.segment_full(35 * FRAME_90K - 1500));
+        assert!(gate.segment_full(36 * FRAME_90K));
     }
 
     #[test]
@@ -301,34 +355,38 @@ mod tests {
         assert_eq!(gate.block_px(), MAX_BLOCK_PX);
     }
 
+    /// Opens a segment at frame `first` with an IDR and `inter` more frames.
+    fn segment(gate: &mut RateGate, first: u64, inter: u64) {
+        assert_eq!(gate.verdict(first * FRAME_90K, true), Verdict::Encode);
+        gate.encoded(first * FRAME_90K, 100_000, true, true);
+        for n in first + 1..=first + inter {
+            gate.encoded(n * FRAME_90K, 5_000, false, false);
+        }
+    }
+
     #[test]
-    fn blocks_halve_after_a_calm_segment_only() {
+    fn blocks_halve_after_two_calm_segments_in_a_row() {
         let mut gate = gate();
-        gate.encoded(0, 20_000, true, true);
+        segment(&mut gate, 0, 0);
         // Frame 1 did not fit twice: encoded again with blocks of 2, then 4.
         assert!(gate.coarsen() && gate.coarsen());
         gate.encoded(FRAME_90K, 20_000, true, false);
-        assert_eq!(gate.verdict(30 * FRAME_90K, true), Verdict::Encode);
+        segment(&mut gate, 30, 29);
         assert_eq!(gate.block_px(), 4, "a segment that re-encoded is not calm");
-        // 20,000 + 29 * 500 = 34,500 bytes, under an eighth (37,500), no skips: calm.
-        gate.encoded(30 * FRAME_90K, 20_000, true, true);
-        for n in 31..60u64 {
-            gate.encoded(n * FRAME_90K, 500, false, false);
-        }
-        assert_eq!(gate.verdict(60 * FRAME_90K, true), Verdict::Encode);
-        assert_eq!(gate.block_px(), 2);
-        // One byte more than an eighth: not calm.
-        gate.encoded(60 * FRAME_90K, 37_501, true, true);
-        assert_eq!(gate.verdict(90 * FRAME_90K, true), Verdict::Encode);
-        assert_eq!(gate.block_px(), 2);
-        // A segment with a skipped frame: not calm.
-        gate.encoded(90 * FRAME_90K, 100, true, true);
+        segment(&mut gate, 60, 29);
+        assert_eq!(gate.block_px(), 4, "one calm segment");
+        segment(&mut gate, 90, 29);
+        assert_eq!(gate.block_px(), 2, "two calm segments");
         gate.skipped();
-        assert_eq!(gate.verdict(120 * FRAME_90K, true), Verdict::Encode);
-        assert_eq!(gate.block_px(), 2);
-        // A calm one again.
-        gate.encoded(120 * FRAME_90K, 100, true, true);
+        segment(&mut gate, 120, 29);
+        assert_eq!(gate.block_px(), 2, "a segment that skipped is not calm");
+        // The IDR is due for frames 150 and 151 (the first failed to encode) before the
+        // segment starts at 152: the segment before is judged once.
         assert_eq!(gate.verdict(150 * FRAME_90K, true), Verdict::Encode);
+        assert_eq!(gate.verdict(151 * FRAME_90K, true), Verdict::Encode);
+        segment(&mut gate, 152, 27);
+        assert_eq!(gate.block_px(), 2, "one calm segment, judged once");
+        segment(&mut gate, 180, 29);
         assert_eq!(gate.block_px(), 1);
     }
 }
