@@ -1,8 +1,9 @@
 //! H.264 rate control on the worst picture there is: full-strength noise on every plane,
-//! from a real ffmpeg into the server's standard input. Every complete segment in the HLS
-//! playlist must stay within 1.5× the configured bitrate (its bytes against its EXTINF, both
-//! media figures), still start with an IDR, and the playlist must still keep its rules;
-//! the server's resident memory must stay bounded.
+//! from a real ffmpeg into the server's standard input, then an ordinary moving picture. Every
+//! complete segment must stay within 1.5× the configured bitrate (its bytes against its
+//! EXTINF, both media figures), start with an IDR and decode without error, the playlist must
+//! keep its rules and its timeline, the picture must come back to full detail after the
+//! noise, and the server's resident memory must stay bounded.
 //!
 //! Bounded in count and time; no wall-clock rate is asserted.
 
@@ -14,7 +15,7 @@ use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, get, require_clients, status_json};
+use common::{Server, get, require_clients, run_with_timeout, status_json};
 use framecast::media::playlist::{
     ParsedMediaPlaylist, check_written, parse_media_playlist, parse_multivariant_playlist,
 };
@@ -23,9 +24,13 @@ use framecast::media::playlist::{
 /// default bitrate scales with the picture, so the budget is as tight as at 720p.
 const SIZE: &str = "640x360";
 const FPS: &str = "30";
-/// Gray with noise of the largest strength on Y, U and V, new every frame: what a camera at
-/// high gain in the dark sends, only worse (its chroma is noise too).
-const NOISE_SOURCE: &str = "color=c=gray:s=640x360:r=30,noise=alls=100:allf=t";
+/// Gray with noise of the largest strength on Y, U and V, new every frame (what a camera at
+/// high gain in the dark sends, only worse: its chroma is noise too) for 10 s, then ffmpeg's
+/// moving test picture, as when the light comes back.
+const SOURCE: &str = "color=c=gray:s=640x360:r=30:d=10,noise=alls=100:allf=t[noise];\
+                      testsrc2=s=640x360:r=30[day];[noise][day]concat=n=2:v=1:a=0[out0]";
+/// Bounds ffmpeg decoding the segments (it needs about a second).
+const DECODE_TIMEOUT: Duration = Duration::from_secs(60);
 /// One frame at 30 fps, in milliseconds.
 const FRAME_MS: f64 = 1000.0 / 30.0;
 /// The bound: every segment within 1.5x the configured bitrate.
@@ -36,6 +41,9 @@ const MAX_BITRATE_RATIO: f64 = 1.5;
 const SEGMENTS_CHECKED: usize = 16;
 /// How long the server may take to make them; it needs about 17 s.
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long the picture may take to come back to full detail after the noise; it takes about
+/// two segments per halving of the block size.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(40);
 /// How long ffmpeg feeds noise: longer than the test can take.
 const FEED_SECONDS: &str = "120";
 /// Resident memory bound. The server runs at about 21 MB here; HLS holds the playlist's 6
@@ -54,7 +62,7 @@ impl Ffmpeg {
     fn feed(mut stdin: ChildStdin) -> Self {
         let mut child = Command::new("ffmpeg")
             .args(["-hide_banner", "-nostdin", "-v", "error", "-re"])
-            .args(["-f", "lavfi", "-i", NOISE_SOURCE, "-t", FEED_SECONDS])
+            .args(["-f", "lavfi", "-i", SOURCE, "-t", FEED_SECONDS])
             .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -153,6 +161,7 @@ fn every_segment_of_noise_stays_within_the_bitrate_and_memory_stays_bounded() {
     // Every complete segment from the first, each read once as it appears, until the
     // segments retired from the playlist have had time to be dropped from memory too.
     let mut report = BTreeMap::new();
+    let mut media = BTreeMap::new();
     let mut peak_rss = 0;
     let (text, parsed) = loop {
         peak_rss = peak_rss.max(rss_bytes(server.pid()));
@@ -171,6 +180,7 @@ fn every_segment_of_noise_stays_within_the_bitrate_and_memory_stays_bounded() {
                 segment.msn,
                 format!("{} {bytes} B {seconds:.3} s {ratio:.2}x", segment.uri),
             );
+            media.insert(segment.msn, response.body.clone());
             assert_eq!(
                 first_nal_type(&response.body),
                 Some(5),
@@ -213,17 +223,51 @@ fn every_segment_of_noise_stays_within_the_bitrate_and_memory_stays_bounded() {
         );
     }
 
-    // The gate acted, and the counters say so.
+    // The init section and every segment, one after the other, decode in ffmpeg without an
+    // error: frames thrown away and encoded again as IDRs leave no trace in the stream.
+    let init = get(server.addr, &format!("{prefix}{}", parsed.playlist.map_uri));
+    assert_eq!(init.status, 200, "{}", parsed.playlist.map_uri);
+    let file = std::env::temp_dir().join(format!("framecast-noise-{}.mp4", std::process::id()));
+    let mut stream = init.body;
+    stream.extend(media.values().flatten());
+    std::fs::write(&file, &stream).expect("write the stream");
+    let (ok, _, errors) = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+            .arg(&file)
+            .args(["-f", "null", "-"]),
+        DECODE_TIMEOUT,
+    );
+    let _ = std::fs::remove_file(&file);
+    assert!(ok && errors.trim().is_empty(), "ffmpeg: {errors}");
+
+    // The gate acted, and the counters say so; once the noise is over, the picture comes back
+    // to full detail.
     let status = status_json(server.addr);
     assert_eq!(status["source"]["kind"], "pipe:yuv420p", "{status}");
     assert_eq!(status["source"]["state"], "live", "{status}");
     let hls = &status["hls"];
-    let skipped = hls["frames_skipped_rate"]
-        .as_u64()
-        .expect("frames_skipped_rate");
-    let block_px = hls["picture_block_px"].as_u64().expect("picture_block_px");
-    assert!(skipped > 0 || block_px > 1, "{hls}");
     eprintln!("{hls}");
+    let counter = |hls: &serde_json::Value, key: &str| {
+        hls[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {key}: {hls}"))
+    };
+    assert!(counter(hls, "frames_skipped_rate") > 0, "{hls}");
+    assert!(counter(hls, "frames_reencoded_rate") > 0, "{hls}");
+    let recovery_deadline = Instant::now() + RECOVERY_TIMEOUT;
+    loop {
+        peak_rss = peak_rss.max(rss_bytes(server.pid()));
+        let status = status_json(server.addr);
+        if counter(&status["hls"], "picture_block_px") == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < recovery_deadline,
+            "still coarse after the noise: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 
     peak_rss = peak_rss.max(rss_bytes(server.pid()));
     eprintln!("peak RSS {:.1} MB", peak_rss as f64 / 1e6);
@@ -231,4 +275,6 @@ fn every_segment_of_noise_stays_within_the_bitrate_and_memory_stays_bounded() {
         peak_rss <= MAX_RSS_BYTES,
         "RSS {peak_rss} bytes over {MAX_RSS_BYTES}"
     );
+    // The server first: ffmpeg ending before it would make it log that its input ended.
+    drop(server);
 }
