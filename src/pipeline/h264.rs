@@ -113,7 +113,15 @@ fn encode_within_budget(
     counters: &H264Counters,
 ) -> Result<AccessUnit, H264Error> {
     let mut unit = encoder.encode(&averaged(frame, gate.block_px()))?;
-    while !gate.fits(unit.annex_b.len() as u64, starts_segment) && gate.coarsen() {
+    let fits = |gate: &RateGate, unit: &AccessUnit| {
+        gate.fits(
+            frame.pts_90k,
+            unit.annex_b.len() as u64,
+            unit.is_idr,
+            starts_segment,
+        )
+    };
+    while !fits(gate, &unit) && gate.coarsen() {
         counters
             .frames_reencoded_rate
             .fetch_add(1, Ordering::Relaxed);

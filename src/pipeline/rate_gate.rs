@@ -14,8 +14,8 @@
 //!   PART-TARGET (rfc8216bis §4.4.4.9), and with the frame that starts each part encoded,
 //!   every part keeps its whole length, and no frame outlasts a part.
 //! - **Re-encoding.** An encoded frame that does not fit (an IDR starting a segment larger
-//!   than half the segment's budget, or any frame taking the segment past 1.25× its
-//!   budget) is thrown away and the same picture encoded again, as an IDR, averaged over
+//!   than half the segment's budget, or any frame that would take the segment past 1.25× its
+//!   budget, counting the first frame of each part still to come at its size) is thrown away and the same picture encoded again, as an IDR, averaged over
 //!   blocks twice as large ([`crate::picture::block_average`]). An IDR references nothing, so
 //!   the discarded frame leaves no trace in the stream.
 //! - **Recovery.** Before a segment starts, the block size halves again after two segments in
@@ -129,7 +129,13 @@ impl RateGate {
         }
         let held_until = pts_90k + self.frame_interval_90k;
         let elapsed_90k = held_until.saturating_sub(segment.start_pts_90k);
-        if segment.bytes + self.last_inter_bytes > self.line(elapsed_90k) {
+        // Before the first inter frame, guess it at the size of the IDR before it (noise
+        // costs as much either way; ordinary pictures stay far below the line).
+        let guess = match self.last_inter_bytes {
+            0 => segment.bytes,
+            bytes => bytes,
+        };
+        if segment.bytes + guess > self.line(elapsed_90k) {
             Verdict::Skip
         } else {
             Verdict::Encode
@@ -153,14 +159,35 @@ impl RateGate {
         }
     }
 
-    /// Whether an encoded frame of `bytes` may go into the stream. `starts_segment`: it is
-    /// the IDR that will start the next segment.
-    pub fn fits(&self, bytes: u64, starts_segment: bool) -> bool {
-        if starts_segment {
-            return bytes <= percent(self.segment_budget_bytes, IDR_CAP_PERCENT);
+    /// Whether an encoded frame of `bytes`, captured at `pts_90k`, may go into the stream.
+    /// `starts_segment`: it is the IDR that will start the next segment. Room is kept for
+    /// the frames that must still follow in the segment (the first of each part after this
+    /// one), each guessed at this frame's size, or for an IDR at the last inter frame's if
+    /// smaller: a segment that spends its budget early would otherwise have to take them
+    /// past it.
+    pub fn fits(&self, pts_90k: u64, bytes: u64, is_idr: bool, starts_segment: bool) -> bool {
+        let budget = self.segment_budget_bytes;
+        if starts_segment && bytes > percent(budget, IDR_CAP_PERCENT) {
+            return false;
         }
-        let so_far = self.segment.as_ref().map_or(0, |s| s.bytes);
-        so_far + bytes <= percent(self.segment_budget_bytes, SEGMENT_CAP_PERCENT)
+        let (so_far, part) = match &self.segment {
+            Some(segment) if !starts_segment => (segment.bytes, self.part_index(segment, pts_90k)),
+            _ => (0, 0),
+        };
+        let parts_left = self.parts_per_segment().saturating_sub(part + 1);
+        let follower = if is_idr && self.last_inter_bytes > 0 {
+            bytes.min(self.last_inter_bytes)
+        } else if is_idr {
+            0
+        } else {
+            bytes
+        };
+        so_far + bytes + parts_left * follower <= percent(budget, SEGMENT_CAP_PERCENT)
+    }
+
+    fn parts_per_segment(&self) -> u64 {
+        self.segment_target_90k
+            .div_ceil(self.part_target_90k.max(1))
     }
 
     /// Doubles the block size for a frame that did not fit, to be encoded again; `false`
@@ -279,9 +306,15 @@ mod tests {
                 Verdict::Encode,
                 "frame {n}"
             );
-            // 150,000 + 29 * 6,500 = 338,500 bytes a segment: 1.13x the budget.
-            let bytes = if idr { 150_000 } else { 6_500 };
-            assert!(gate.fits(bytes, idr));
+            // From the second segment, 150,000 + 29 * 6,500 = 338,500 bytes a segment: 1.13x
+            // the budget. (The first IDR is smaller: before any inter frame, the first is
+            // guessed at the IDR's size.)
+            let bytes = match (idr, n) {
+                (true, 0) => 60_000,
+                (true, _) => 150_000,
+                (false, _) => 6_500,
+            };
+            assert!(gate.fits(n * FRAME_90K, bytes, idr, idr));
             gate.encoded(n * FRAME_90K, bytes, idr, idr);
         }
         assert_eq!(gate.block_px(), 1);
@@ -308,12 +341,13 @@ mod tests {
             .map(|(n, _)| n)
             .collect();
         // Frame n is judged at the line of n + 1 frames, 150,000 + (n + 1) * 6,500 bytes,
-        // and frames 6, 12, 18 and 24 start parts. Frame 1: 100,000 + 0 (no inter frame yet)
-        // fits: 140,000 so far, and the guess is 40,000 from now on. 180,000 fits at frame 4;
-        // 220,000 would fit at 10, but frame 6 starts a part; likewise 260,000 goes at 12
-        // (not 16), 300,000 at 18 (not 23), 340,000 at 24 (not 29); 380,000 would fit in
-        // the next segment only.
-        assert_eq!(encoded, vec![1, 4, 6, 12, 18, 24]);
+        // and frames 6, 12, 18 and 24 start parts. Until an inter frame is known, the guess
+        // is the IDR's 100,000 bytes: frames 1 to 5 do not fit (200,000 against 163,000 to
+        //189,000), frame 6 starts a part: 140,000 so far, and the guess is 40,000 from now
+        // on. 180,000 fits at frame 7; 220,000 at 10; 260,000 would fit at 16, but frame 12
+        // starts a part; likewise 300,000 goes at 18 (not 23), 340,000 at 24 (not 29);
+        // 380,000 would fit in the next segment only.
+        assert_eq!(encoded, vec![6, 7, 10, 12, 18, 24]);
     }
 
     #[test]
@@ -339,20 +373,41 @@ mod tests {
     fn a_frame_that_does_not_fit_is_encoded_again_with_coarser_blocks() {
         let mut gate = gate();
         // The IDR that starts a segment may take half the budget: 150,000 bytes.
-        assert!(gate.fits(150_000, true));
-        assert!(!gate.fits(150_001, true));
+        assert!(gate.fits(0, 150_000, true, true));
+        assert!(!gate.fits(0, 150_001, true, true));
         assert!(gate.coarsen());
         assert_eq!(gate.block_px(), 2);
         gate.encoded(0, 150_000, true, true);
-        // Any later frame: the segment may reach 375,000 bytes.
-        assert!(gate.fits(225_000, false));
-        assert!(!gate.fits(225_001, false));
+        // A frame in the last part: the segment may reach 375,000 bytes.
+        assert!(gate.fits(29 * FRAME_90K, 225_000, false, false));
+        assert!(!gate.fits(29 * FRAME_90K, 225_001, false, false));
         for want in [4, 8, 16] {
             assert!(gate.coarsen());
             assert_eq!(gate.block_px(), want);
         }
         assert!(!gate.coarsen(), "16 is the most");
         assert_eq!(gate.block_px(), MAX_BLOCK_PX);
+    }
+
+    #[test]
+    fn room_is_kept_for_the_first_frame_of_every_part_to_come() {
+        let mut gate = gate();
+        gate.encoded(0, 100_000, true, true);
+        // Frame 1, in part 0: four parts to come, each guessed at this frame's size.
+        // 100,000 + 50,000 + 4 * 50,000 = 350,000 <= 375,000.
+        assert!(gate.fits(FRAME_90K, 50_000, false, false));
+        // 100,000 + 56,000 + 4 * 56,000 = 380,000.
+        assert!(!gate.fits(FRAME_90K, 56_000, false, false));
+        // Frame 6 starts part 1: three to come, 324,000.
+        assert!(gate.fits(6 * FRAME_90K, 56_000, false, false));
+        gate.encoded(FRAME_90K, 50_000, false, false);
+        // An IDR made again for frame 7 (part 1): the frames to come are guessed at the last
+        // inter frame's 50,000 bytes, smaller than the IDR. 150,000 + 60,000 + 3 * 50,000 =
+        // 360,000 fits; with 80,000, 380,000 does not.
+        assert!(gate.fits(7 * FRAME_90K, 60_000, true, false));
+        assert!(!gate.fits(7 * FRAME_90K, 80_000, true, false));
+        // An IDR smaller than the last inter frame: the IDR's size is the guess.
+        assert!(gate.fits(7 * FRAME_90K, 55_000, true, false));
     }
 
     /// Opens a segment at frame `first` with an IDR and `inter` more frames.
