@@ -230,6 +230,48 @@ mod tests {
         }
     }
 
+    /// A frame thrown away and encoded again as an IDR: the stream without it decodes
+    /// frame after frame, and the IDR cadence keeps its count.
+    #[test]
+    fn a_frame_encoded_again_as_an_idr_replaces_the_one_thrown_away() {
+        let size = FrameSize::new(320, 240);
+        let mut pattern = TestPattern::new(size, 30);
+        let mut encoder = H264Encoder::new(H264Settings {
+            fps: 30,
+            bitrate_bps: default_bitrate_bps(size, 30),
+            frames_per_idr: 5,
+        })
+        .unwrap();
+        let mut decoder = openh264::decoder::Decoder::new().unwrap();
+        let mut buf = vec![0; size.i420_len()];
+        let mut kept = Vec::new();
+        for n in 0..8u64 {
+            pattern.render(n + 1, SystemTime::now(), &mut buf);
+            let frame = Frame::from_i420(
+                n + 1,
+                n * 3000,
+                SystemTime::now(),
+                size,
+                bytes::Bytes::from(buf.clone()),
+            );
+            assert_eq!(encoder.idr_due(size), n % 5 == 0, "frame {n}");
+            let mut au = encoder.encode(&frame).unwrap();
+            if n == 2 {
+                assert!(!au.is_idr);
+                au = encoder.reencode_as_idr(&frame).unwrap();
+                assert!(au.is_idr, "frame 2 again");
+            } else {
+                assert_eq!(au.is_idr, n % 5 == 0, "frame {n}");
+            }
+            kept.push(au.is_idr);
+            let picture = decoder.decode(&au.annex_b).unwrap();
+            assert!(picture.is_some(), "frame {n} decodes");
+        }
+        assert_eq!(kept, [true, false, true, false, false, true, false, false]);
+        // A new size starts with an IDR.
+        assert!(encoder.idr_due(FrameSize::new(160, 120)));
+    }
+
     #[test]
     fn bitrate_scales_with_the_picture() {
         assert_eq!(
