@@ -65,6 +65,8 @@ struct OpenSegment {
     /// Already counted as calm or not (an IDR can be due for more than one frame when one
     /// fails to encode).
     judged: bool,
+    /// [`RateGate::segment_full`] has asked for the IDR of the next segment.
+    idr_asked: bool,
 }
 
 #[derive(Debug)]
@@ -145,10 +147,16 @@ impl RateGate {
     /// Whether a frame captured at `pts_90k` belongs to the next segment, and so must be the
     /// IDR that starts it: the segmenter's own rule, half a frame of slack included. The
     /// segmenter asks for that IDR one frame ahead, which misses when that frame is skipped.
-    pub fn segment_full(&self, pts_90k: u64) -> bool {
-        self.segment.as_ref().is_some_and(|segment| {
-            pts_90k.saturating_sub(segment.start_pts_90k) + self.frame_interval_90k / 2
-                >= self.segment_target_90k
+    /// Said once per segment: should the segmenter's timeline have fallen behind the capture
+    /// clock (after a gap longer than a part), its own request comes later, and asking for an
+    /// IDR on every frame until then would be ruinous.
+    pub fn segment_full(&mut self, pts_90k: u64) -> bool {
+        let (interval_90k, target_90k) = (self.frame_interval_90k, self.segment_target_90k);
+        self.segment.as_mut().is_some_and(|segment| {
+            let full = !segment.idr_asked
+                && pts_90k.saturating_sub(segment.start_pts_90k) + interval_90k / 2 >= target_90k;
+            segment.idr_asked |= full;
+            full
         })
     }
 
@@ -211,6 +219,7 @@ impl RateGate {
                 skipped: 0,
                 reencoded: 0,
                 judged: false,
+                idr_asked: false,
             });
         }
         if let Some(segment) = &mut self.segment {
@@ -359,7 +368,11 @@ mod tests {
         assert!(!gate.segment_full(34 * FRAME_90K));
         assert!(!gate.segment_full(35 * FRAME_90K - 1501));
         assert!(gate.segment_full(35 * FRAME_90K - 1500));
-        assert!(gate.segment_full(36 * FRAME_90K));
+        // Once: the segmenter did not start a segment there (its timeline is behind).
+        assert!(!gate.segment_full(36 * FRAME_90K));
+        gate.encoded(37 * FRAME_90K, 100_000, true, true);
+        assert!(!gate.segment_full(66 * FRAME_90K));
+        assert!(gate.segment_full(67 * FRAME_90K));
     }
 
     #[test]
