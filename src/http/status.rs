@@ -97,10 +97,12 @@ struct HlsStatus {
     errors: u64,
     frames_dropped: u64,
     /// Frames not encoded, and frames encoded again more coarsely, to keep each segment
-    /// within its byte budget; the block size pictures are averaged over now (1: untouched).
+    /// within its byte budget; the block size pictures are averaged over now (1: untouched),
+    /// and whether inter frames repeat the last picture.
     frames_skipped_rate: u64,
     frames_reencoded_rate: u64,
     picture_block_px: u64,
+    picture_held: bool,
     encode_ms_last: f64,
     encode_ms_mean: f64,
     target_duration_s: u64,
@@ -213,6 +215,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
                 frames_skipped_rate: c.frames_skipped_rate.load(Ordering::Relaxed),
                 frames_reencoded_rate: c.frames_reencoded_rate.load(Ordering::Relaxed),
                 picture_block_px: c.block_px.load(Ordering::Relaxed).max(1),
+                picture_held: c.picture_held.load(Ordering::Relaxed),
                 encode_ms_last: micros_as_ms(c.encode_micros_last.load(Ordering::Relaxed)),
                 encode_ms_mean: mean_ms(c.encode_micros_total.load(Ordering::Relaxed), encoded),
                 target_duration_s: playlist.target_duration_s,

@@ -38,6 +38,8 @@ pub struct H264Counters {
     pub frames_reencoded_rate: AtomicU64,
     /// The block size pictures are averaged over before encoding now (1: untouched).
     pub block_px: AtomicU64,
+    /// Whether inter frames repeat the last picture now (the gate's last resort).
+    pub picture_held: AtomicBool,
 }
 
 /// Decodes passthrough JPEGs (camera or pipe MJPEG) to I420, reusing its buffers.
@@ -102,17 +104,45 @@ fn averaged(frame: &Arc<Frame>, block_px: u32) -> Arc<Frame> {
     Arc::new(averaged)
 }
 
+/// What the encoder is given for `frame`: its picture averaged over the gate's blocks or,
+/// while the gate holds the picture, the picture the encoder was given last (with this frame's
+/// times), which costs next to nothing as an inter frame. The IDR that starts a segment always
+/// takes the new picture, so a held picture still changes once a segment.
+fn picture_for(
+    frame: &Arc<Frame>,
+    gate: &RateGate,
+    last_fed: Option<&Arc<Frame>>,
+    starts_segment: bool,
+) -> Arc<Frame> {
+    match last_fed {
+        Some(last) if gate.holds() && !starts_segment && last.size == frame.size => {
+            Arc::new(Frame {
+                seq: frame.seq,
+                pts_90k: frame.pts_90k,
+                captured_at: frame.captured_at,
+                size: frame.size,
+                pixels: last.pixels.clone(),
+                repeats_previous: true,
+            })
+        }
+        _ => averaged(frame, gate.block_px()),
+    }
+}
+
 /// Encodes a frame so that it fits the gate's budget: one that does not is encoded again,
-/// as an IDR, averaged over larger blocks, until it fits or the blocks are as large as they
-/// go. `starts_segment`: the frame is the IDR that will start the next segment.
+/// as an IDR, averaged over larger blocks (then held), until it fits or the gate can do no
+/// more. `starts_segment`: the frame is the IDR that will start the next segment.
+/// `last_fed`: the picture the encoder was given last, replaced by this frame's.
 fn encode_within_budget(
     encoder: &mut H264Encoder,
     gate: &mut RateGate,
     frame: &Arc<Frame>,
     starts_segment: bool,
+    last_fed: &mut Option<Arc<Frame>>,
     counters: &H264Counters,
 ) -> Result<AccessUnit, H264Error> {
-    let mut unit = encoder.encode(&averaged(frame, gate.block_px()))?;
+    let mut picture = picture_for(frame, gate, last_fed.as_ref(), starts_segment);
+    let mut unit = encoder.encode(&picture)?;
     let fits = |gate: &RateGate, unit: &AccessUnit| {
         gate.fits(
             frame.pts_90k,
@@ -121,11 +151,26 @@ fn encode_within_budget(
             starts_segment,
         )
     };
-    while !fits(gate, &unit) && gate.coarsen() {
+    while !fits(gate, &unit) {
+        let doublings = gate.doublings_to_fit(
+            frame.pts_90k,
+            unit.annex_b.len() as u64,
+            unit.is_idr,
+            starts_segment,
+        );
+        let mut coarser = false;
+        for _ in 0..doublings {
+            coarser |= gate.coarsen();
+        }
+        if !coarser {
+            // Nothing more to try: the frame goes as it is.
+            break;
+        }
         counters
             .frames_reencoded_rate
             .fetch_add(1, Ordering::Relaxed);
-        match encoder.reencode_as_idr(&averaged(frame, gate.block_px())) {
+        picture = picture_for(frame, gate, last_fed.as_ref(), starts_segment);
+        match encoder.reencode_as_idr(&picture) {
             Ok(again) => unit = again,
             Err(error) => {
                 // The encoder's references now hold the picture thrown away: the next frame
@@ -135,6 +180,7 @@ fn encode_within_budget(
             }
         }
     }
+    *last_fed = Some(picture);
     Ok(unit)
 }
 
@@ -166,6 +212,7 @@ pub fn spawn_filtered(
     let mut segmenter = Segmenter::new(store.timing().segmenter);
     let mut decoder = JpegDecoder::new().map_err(|e| Error::H264Encoder(e.to_string()))?;
     let mut gate = RateGate::new(settings.bitrate_bps, store.timing().segmenter);
+    let mut last_fed = None;
     // Per-frame errors: the first of a run in full, then a count (the counts are in /status).
     let mut errors = RepeatedLog::new(SUMMARY_INTERVAL);
     std::thread::Builder::new()
@@ -202,11 +249,18 @@ pub fn spawn_filtered(
                         continue;
                     }
                 };
-                let encoded =
-                    encode_within_budget(&mut encoder, &mut gate, &frame, idr_due, &counters);
+                let encoded = encode_within_budget(
+                    &mut encoder,
+                    &mut gate,
+                    &frame,
+                    idr_due,
+                    &mut last_fed,
+                    &counters,
+                );
                 counters
                     .block_px
                     .store(u64::from(gate.block_px()), Ordering::Relaxed);
+                counters.picture_held.store(gate.holds(), Ordering::Relaxed);
                 let unit = match encoded {
                     Ok(unit) => unit,
                     Err(error) => {
@@ -234,6 +288,15 @@ pub fn spawn_filtered(
                             unit.is_idr,
                             starts_segment,
                         );
+                        // Parts finished with a segment's first frame belong to the segment
+                        // before it.
+                        if !starts_segment {
+                            for event in &outcome.events {
+                                if let SegmenterEvent::Part { duration_90k, .. } = event {
+                                    gate.part_finished(*duration_90k);
+                                }
+                            }
+                        }
                         if outcome.need_idr {
                             encoder.restart_cadence();
                         }

@@ -9,13 +9,15 @@
 //! - **Pacing.** A frame that is not an IDR is skipped when the segment's bytes so far plus
 //!   the size of the last such frame would pass a line: half the segment's budget at its
 //!   start (room for its IDR), rising to 1.15× the budget at its end. A skipped frame
-//!   lengthens the frame before it (the timeline stays true). The first frame of each part
-//!   is never skipped: parts other than a segment's last must last at least 85 % of
-//!   PART-TARGET (rfc8216bis §4.4.4.9), and with the frame that starts each part encoded,
-//!   every part keeps its whole length, and no frame outlasts a part.
+//!   lengthens the frame before it (the timeline stays true). The frames on either side of
+//!   the end of the segmenter's open part are never skipped: parts other than a segment's
+//!   last must last at least 85 % of PART-TARGET (rfc8216bis §4.4.4.9), and with those
+//!   frames encoded every part keeps its whole length (no long frame reaches the part's end
+//!   for a late next frame to push past it), and no frame outlasts a part.
 //! - **Re-encoding.** An encoded frame that does not fit (an IDR starting a segment larger
 //!   than half the segment's budget, or any frame that would take the segment past 1.25× its
-//!   budget, counting the first frame of each part still to come at its size) is thrown away and the same picture encoded again, as an IDR, averaged over
+//!   budget, counting the frames each part end still to come needs at its size) is thrown
+//!   away and the same picture encoded again, as an IDR, averaged over
 //!   blocks twice as large ([`crate::picture::block_average`]). An IDR references nothing, so
 //!   the discarded frame leaves no trace in the stream.
 //! - **Recovery.** Before a segment starts, the block size halves again after two segments in
@@ -59,6 +61,9 @@ pub enum Verdict {
 #[derive(Debug)]
 struct OpenSegment {
     start_pts_90k: u64,
+    /// Where the segmenter's open part starts: the segment's start, moved on by each part it
+    /// finished.
+    part_start_90k: u64,
     bytes: u64,
     skipped: u64,
     reencoded: u64,
@@ -79,8 +84,8 @@ pub struct RateGate {
     segment: Option<OpenSegment>,
     /// Size of the newest encoded frame that is not an IDR: the guess for the next one.
     last_inter_bytes: u64,
-    last_encoded_pts_90k: Option<u64>,
     block_px: u32,
+    holding: bool,
     /// Calm segments in a row, up to the one open.
     calm_segments: u32,
     /// Re-encodings of the frame about to be noted by [`RateGate::encoded`].
@@ -97,8 +102,8 @@ impl RateGate {
             segment_budget_bytes: bytes_for(bitrate_bps, timing.segment_target_90k()),
             segment: None,
             last_inter_bytes: 0,
-            last_encoded_pts_90k: None,
             block_px: 1,
+            holding: false,
             calm_segments: 0,
             reencoded_pending: 0,
         }
@@ -107,6 +112,12 @@ impl RateGate {
     /// The block size pictures are averaged over before encoding (1: untouched).
     pub fn block_px(&self) -> u32 {
         self.block_px
+    }
+
+    /// Whether inter frames repeat the picture encoded last: the step after the largest
+    /// blocks.
+    pub fn holds(&self) -> bool {
+        self.holding
     }
 
     #[cfg(test)]
@@ -122,11 +133,15 @@ impl RateGate {
             self.recover_before_segment();
             return Verdict::Encode;
         }
-        let (Some(segment), Some(last_pts)) = (&self.segment, self.last_encoded_pts_90k) else {
+        let Some(segment) = &self.segment else {
             return Verdict::Encode;
         };
-        // The first frame the gate sees in a part is encoded.
-        if self.part_index(segment, pts_90k) > self.part_index(segment, last_pts) {
+        // The frames on either side of the end of the open part (as the segmenter cut it, so
+        // capture-time jitter and lost frames are followed) are encoded: the part then ends
+        // exactly there, and no frame longer than one interval reaches that end, which a late
+        // next frame would push past it (the segmenter would then end the part early).
+        let part_end_90k = segment.part_start_90k + self.part_target_90k;
+        if pts_90k + self.frame_interval_90k + self.frame_interval_90k / 2 >= part_end_90k {
             return Verdict::Encode;
         }
         let held_until = pts_90k + self.frame_interval_90k;
@@ -169,28 +184,70 @@ impl RateGate {
 
     /// Whether an encoded frame of `bytes`, captured at `pts_90k`, may go into the stream.
     /// `starts_segment`: it is the IDR that will start the next segment. Room is kept for
-    /// the frames that must still follow in the segment (the first of each part after this
-    /// one), each guessed at this frame's size, or for an IDR at the last inter frame's if
-    /// smaller: a segment that spends its budget early would otherwise have to take them
-    /// past it.
+    /// the frames that must still follow in the segment (those on either side of each part
+    /// end to come), each guessed at this frame's size, or for an IDR at the last inter
+    /// frame's if smaller: a segment that spends its budget early would otherwise have to
+    /// take them past it.
     pub fn fits(&self, pts_90k: u64, bytes: u64, is_idr: bool, starts_segment: bool) -> bool {
+        bytes <= self.largest_fitting(pts_90k, is_idr, starts_segment)
+    }
+
+    /// The largest frame that [`RateGate::fits`].
+    fn largest_fitting(&self, pts_90k: u64, is_idr: bool, starts_segment: bool) -> u64 {
         let budget = self.segment_budget_bytes;
-        if starts_segment && bytes > percent(budget, IDR_CAP_PERCENT) {
-            return false;
-        }
-        let (so_far, part) = match &self.segment {
-            Some(segment) if !starts_segment => (segment.bytes, self.part_index(segment, pts_90k)),
-            _ => (0, 0),
+        let (so_far, part, since_start_90k) = match &self.segment {
+            Some(segment) if !starts_segment => (
+                segment.bytes,
+                self.part_index(segment, pts_90k),
+                pts_90k.saturating_sub(segment.start_pts_90k),
+            ),
+            _ => (0, 0, 0),
         };
+        // Each part end still to come takes the frames on either side of it; the segment's
+        // own end, the frame before it, unless that is this one.
         let parts_left = self.parts_per_segment().saturating_sub(part + 1);
-        let follower = if is_idr && self.last_inter_bytes > 0 {
-            bytes.min(self.last_inter_bytes)
-        } else if is_idr {
-            0
-        } else {
-            bytes
+        let interval_90k = self.frame_interval_90k;
+        let is_last = since_start_90k + interval_90k + interval_90k / 2 >= self.segment_target_90k;
+        let followers = 2 * parts_left + u64::from(!is_last);
+        let room = percent(budget, SEGMENT_CAP_PERCENT).saturating_sub(so_far);
+        let largest = match (is_idr, self.last_inter_bytes) {
+            // An IDR with nothing known of the frames after it.
+            (true, 0) => room,
+            // The frames after an IDR are guessed at the last inter frame's size, or at the
+            // IDR's if smaller: room for a larger IDR only if the inter frames fit beside it.
+            (true, inter) => match room.checked_sub(followers * inter) {
+                Some(beside) if beside > inter => beside,
+                _ => (room / (1 + followers)).min(inter),
+            },
+            // The frames after an inter frame are guessed at its size.
+            (false, _) => room / (1 + followers),
         };
-        so_far + bytes + parts_left * follower <= percent(budget, SEGMENT_CAP_PERCENT)
+        if starts_segment {
+            largest.min(percent(budget, IDR_CAP_PERCENT))
+        } else {
+            largest
+        }
+    }
+
+    /// How many times the block size should double before a frame of `bytes` that did not
+    /// fit is encoded again: each doubling takes about three quarters off a noisy picture
+    /// (four blocks become one), and every re-encoding is a whole encode the H.264 thread
+    /// spends while frames wait. At least one.
+    pub fn doublings_to_fit(
+        &self,
+        pts_90k: u64,
+        bytes: u64,
+        is_idr: bool,
+        starts_segment: bool,
+    ) -> u32 {
+        let largest = self.largest_fitting(pts_90k, is_idr, starts_segment).max(1);
+        let mut doublings = 1;
+        let mut guess = bytes.div_ceil(4);
+        while guess > largest && doublings < 5 {
+            guess = guess.div_ceil(4);
+            doublings += 1;
+        }
+        doublings
     }
 
     fn parts_per_segment(&self) -> u64 {
@@ -198,15 +255,27 @@ impl RateGate {
             .div_ceil(self.part_target_90k.max(1))
     }
 
-    /// Doubles the block size for a frame that did not fit, to be encoded again; `false`
-    /// when it is already [`MAX_BLOCK_PX`] (the frame must then go as it is).
+    /// Doubles the block size for a frame that did not fit, to be encoded again, and past
+    /// [`MAX_BLOCK_PX`] holds the picture; `false` when it already does (the frame must then
+    /// go as it is).
     pub fn coarsen(&mut self) -> bool {
-        if self.block_px >= MAX_BLOCK_PX {
+        if self.block_px < MAX_BLOCK_PX {
+            self.block_px *= 2;
+        } else if !self.holding {
+            self.holding = true;
+        } else {
             return false;
         }
-        self.block_px *= 2;
         self.reencoded_pending += 1;
         true
+    }
+
+    /// Notes a part the segmenter finished, of `duration_90k`, in the open segment (not one
+    /// that ended a segment with the frame that started the next).
+    pub fn part_finished(&mut self, duration_90k: u64) {
+        if let Some(segment) = &mut self.segment {
+            segment.part_start_90k += duration_90k;
+        }
     }
 
     /// Notes a frame that went into the stream: `starts_segment` when the segmenter opened
@@ -215,6 +284,7 @@ impl RateGate {
         if starts_segment || self.segment.is_none() {
             self.segment = Some(OpenSegment {
                 start_pts_90k: pts_90k,
+                part_start_90k: pts_90k,
                 bytes: 0,
                 skipped: 0,
                 reencoded: 0,
@@ -229,7 +299,6 @@ impl RateGate {
         if !is_idr {
             self.last_inter_bytes = bytes;
         }
-        self.last_encoded_pts_90k = Some(pts_90k);
     }
 
     /// The part of the segment a frame captured at `pts_90k` falls in (within half a frame,
@@ -259,8 +328,12 @@ impl RateGate {
         } else {
             self.calm_segments = 0;
         }
-        if self.calm_segments >= CALM_SEGMENTS_TO_RECOVER && self.block_px > 1 {
-            self.block_px /= 2;
+        if self.calm_segments >= CALM_SEGMENTS_TO_RECOVER {
+            if self.holding {
+                self.holding = false;
+            } else {
+                self.block_px = (self.block_px / 2).max(1);
+            }
             self.calm_segments = 0;
         }
     }
@@ -340,7 +413,13 @@ mod tests {
             let verdict = gate.verdict(n * FRAME_90K, false);
             verdicts.push(verdict);
             match verdict {
-                Verdict::Encode => gate.encoded(n * FRAME_90K, 40_000, false, false),
+                Verdict::Encode => {
+                    gate.encoded(n * FRAME_90K, 40_000, false, false);
+                    // The segmenter finishes a part with the frame at its end.
+                    if n % 6 == 0 {
+                        gate.part_finished(6 * FRAME_90K);
+                    }
+                }
                 Verdict::Skip => gate.skipped(),
             }
         }
@@ -349,14 +428,38 @@ mod tests {
             .filter(|(_, v)| **v == Verdict::Encode)
             .map(|(n, _)| n)
             .collect();
-        // Frame n is judged at the line of n + 1 frames, 150,000 + (n + 1) * 6,500 bytes,
-        // and frames 6, 12, 18 and 24 start parts. Until an inter frame is known, the guess
-        // is the IDR's 100,000 bytes: frames 1 to 5 do not fit (200,000 against 163,000 to
-        //189,000), frame 6 starts a part: 140,000 so far, and the guess is 40,000 from now
-        // on. 180,000 fits at frame 7; 220,000 at 10; 260,000 would fit at 16, but frame 12
-        // starts a part; likewise 300,000 goes at 18 (not 23), 340,000 at 24 (not 29);
-        // 380,000 would fit in the next segment only.
-        assert_eq!(encoded, vec![6, 7, 10, 12, 18, 24]);
+        // Frame n is judged at the line of n + 1 frames, 150,000 + (n + 1) * 6,500 bytes;
+        // parts end at frames 6, 12, 18, 24 and 30, and the frames on either side of each end
+        // (5 and 6, ..., 29) are encoded whatever the line says. Until an inter frame is
+        // known, the guess is the IDR's 100,000 bytes: frames 1 to 4 do not fit (200,000
+        // against 163,000 to 182,500); 5 and 6 end part 0: 180,000 so far, and the guess is
+        // 40,000 from now on. 220,000 fits at frame 10; then 11 and 12, 17 and 18, 23 and 24,
+        // 29 end parts. (Only `fits` keeps such a segment within its cap.)
+        assert_eq!(encoded, vec![5, 6, 10, 11, 12, 17, 18, 23, 24, 29]);
+    }
+
+    #[test]
+    fn the_frames_at_the_end_of_the_part_the_segmenter_cut_are_encoded() {
+        let mut gate = gate();
+        gate.encoded(0, 100_000, true, true);
+        gate.encoded(FRAME_90K, 100_000, false, false);
+        // Far past the line: only the frames on either side of the end of a part are
+        // encoded. Part 0 ends at frame 6: frame 5 (within half a frame, the capture clock's
+        // tolerance) and on.
+        assert_eq!(gate.verdict(4 * FRAME_90K, false), Verdict::Skip);
+        assert_eq!(gate.verdict(5 * FRAME_90K - 1501, false), Verdict::Skip);
+        assert_eq!(gate.verdict(5 * FRAME_90K - 1500, false), Verdict::Encode);
+        assert_eq!(gate.verdict(6 * FRAME_90K, false), Verdict::Encode);
+        // The source stalled: the segmenter cut part 0 at 5 frames, so part 1 ends at 11.
+        gate.part_finished(5 * FRAME_90K);
+        assert_eq!(gate.verdict(9 * FRAME_90K, false), Verdict::Skip);
+        assert_eq!(gate.verdict(10 * FRAME_90K, false), Verdict::Encode);
+        assert_eq!(gate.verdict(11 * FRAME_90K, false), Verdict::Encode);
+        // Until the segmenter finishes the part, later frames are encoded too (the one at its
+        // end was lost).
+        assert_eq!(gate.verdict(12 * FRAME_90K, false), Verdict::Encode);
+        gate.part_finished(6 * FRAME_90K);
+        assert_eq!(gate.verdict(13 * FRAME_90K, false), Verdict::Skip);
     }
 
     #[test]
@@ -398,29 +501,67 @@ mod tests {
             assert!(gate.coarsen());
             assert_eq!(gate.block_px(), want);
         }
-        assert!(!gate.coarsen(), "16 is the most");
+        assert!(!gate.holds());
+        assert!(gate.coarsen(), "after 16 pixels, the picture is held");
+        assert!(gate.holds());
+        assert!(!gate.coarsen(), "holding is the most");
         assert_eq!(gate.block_px(), MAX_BLOCK_PX);
     }
 
     #[test]
-    fn room_is_kept_for_the_first_frame_of_every_part_to_come() {
+    fn a_held_picture_comes_back_before_the_blocks_shrink() {
+        let mut gate = gate();
+        for _ in 0..5 {
+            assert!(gate.coarsen());
+        }
+        assert!(gate.holds());
+        // The first segment counts the re-encodings; the two after it are calm.
+        for first in [0, 30, 60, 90] {
+            segment(&mut gate, first, 29);
+        }
+        assert!(!gate.holds());
+        assert_eq!(gate.block_px(), MAX_BLOCK_PX);
+        segment(&mut gate, 120, 29);
+        segment(&mut gate, 150, 29);
+        assert_eq!(gate.block_px(), 8);
+    }
+
+    #[test]
+    fn room_is_kept_for_the_frames_every_part_end_to_come_needs() {
         let mut gate = gate();
         gate.encoded(0, 100_000, true, true);
-        // Frame 1, in part 0: four parts to come, each guessed at this frame's size.
-        // 100,000 + 50,000 + 4 * 50,000 = 350,000 <= 375,000.
-        assert!(gate.fits(FRAME_90K, 50_000, false, false));
-        // 100,000 + 56,000 + 4 * 56,000 = 380,000.
-        assert!(!gate.fits(FRAME_90K, 56_000, false, false));
-        // Frame 6 starts part 1: three to come, 324,000.
-        assert!(gate.fits(6 * FRAME_90K, 56_000, false, false));
-        gate.encoded(FRAME_90K, 50_000, false, false);
+        // Frame 1, in part 0: four part ends to come, two frames each, and the frame before
+        // the segment's end: nine, each guessed at this frame's size.
+        // 100,000 + 10 * 27,500 = 375,000, the cap.
+        assert!(gate.fits(FRAME_90K, 27_500, false, false));
+        assert!(!gate.fits(FRAME_90K, 27_501, false, false));
+        // Frame 6, in part 1: seven to come. 100,000 + 8 * 34,375 = 375,000.
+        assert!(gate.fits(6 * FRAME_90K, 34_375, false, false));
+        assert!(!gate.fits(6 * FRAME_90K, 34_376, false, false));
+        // A frame in the last part: only the segment's last frame to come.
+        assert!(gate.fits(25 * FRAME_90K, 137_500, false, false));
+        assert!(!gate.fits(25 * FRAME_90K, 137_501, false, false));
+        gate.encoded(FRAME_90K, 20_000, false, false);
         // An IDR made again for frame 7 (part 1): the frames to come are guessed at the last
-        // inter frame's 50,000 bytes, smaller than the IDR. 150,000 + 60,000 + 3 * 50,000 =
-        // 360,000 fits; with 80,000, 380,000 does not.
-        assert!(gate.fits(7 * FRAME_90K, 60_000, true, false));
-        assert!(!gate.fits(7 * FRAME_90K, 80_000, true, false));
-        // An IDR smaller than the last inter frame: the IDR's size is the guess.
-        assert!(gate.fits(7 * FRAME_90K, 55_000, true, false));
+        // inter frame's 20,000 bytes, smaller than the IDR. 120,000 + 115,000 + 7 * 20,000
+        // = 375,000.
+        assert!(gate.fits(7 * FRAME_90K, 115_000, true, false));
+        assert!(!gate.fits(7 * FRAME_90K, 115_001, true, false));
+    }
+
+    #[test]
+    fn the_block_size_jumps_by_what_the_frame_overshot() {
+        let mut gate = gate();
+        // The IDR that starts a segment may take 150,000 bytes: 600,000 needs one doubling
+        // (a quarter), 600,001 two, and no more than five.
+        assert_eq!(gate.doublings_to_fit(0, 600_000, true, true), 1);
+        assert_eq!(gate.doublings_to_fit(0, 600_001, true, true), 2);
+        assert_eq!(gate.doublings_to_fit(0, 160_000, true, true), 1);
+        assert_eq!(gate.doublings_to_fit(0, u64::MAX, true, true), 5);
+        gate.encoded(0, 100_000, true, true);
+        // Frame 1 may take 27,500 bytes (see above): 110,000 is one doubling, 110,001 two.
+        assert_eq!(gate.doublings_to_fit(FRAME_90K, 110_000, false, false), 1);
+        assert_eq!(gate.doublings_to_fit(FRAME_90K, 110_001, false, false), 2);
     }
 
     /// Opens a segment at frame `first` with an IDR and `inter` more frames.
