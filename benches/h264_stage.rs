@@ -70,7 +70,7 @@ fn main() {
             .complexity(Complexity::Low)
             .qp(QpRange::new(12, 51))
             .scene_change_detect(false)
-            .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(FPS))
             .num_threads(1);
         let mut raw =
             Encoder::with_api_config(OpenH264API::from_source(), config).expect("openh264 encoder");

@@ -88,10 +88,11 @@ impl H264Encoder {
             .qp(QpRange::new(MIN_QP, MAX_QP))
             // IDRs come where segments start, not where openh264 sees a scene change.
             .scene_change_detect(false)
-            // No IDRs of openh264's own: it would count its period from every IDR, including
-            // one made again in place of a frame that did not fit (see `reencode_as_idr`).
-            // Every IDR is asked for with `force_intra_frame`.
-            .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+            // The segment length, though every IDR is asked for with `force_intra_frame`:
+            // without a period (0), openh264's streams made ffmpeg's muxer see repeated
+            // timestamps. openh264 counts the period from each IDR, ours included, so its own
+            // never comes before the next one we ask for.
+            .intra_frame_period(IntraFramePeriod::from_num_frames(settings.frames_per_idr))
             .num_threads(1);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)?;
         Ok(Self {
