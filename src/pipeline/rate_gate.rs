@@ -17,16 +17,18 @@
 //! - **Re-encoding.** An encoded frame that does not fit (an IDR starting a segment larger
 //!   than half the segment's budget, or any frame that would take the segment past 1.25× its
 //!   budget, counting the frames each part end still to come needs at its size) is thrown
-//!   away and the same picture encoded again, as an IDR, averaged over
-//!   blocks twice as large ([`crate::picture::block_average`]). An IDR references nothing, so
+//!   away and the same picture encoded again, as an IDR, averaged over blocks as many times
+//!   larger as the overshoot needs ([`crate::picture::block_average`]), and past blocks of
+//!   [`MAX_BLOCK_PX`] with the picture held: inter frames repeat the last picture and cost
+//!   next to nothing, and each segment's IDR brings a new one. An IDR references nothing, so
 //!   the discarded frame leaves no trace in the stream.
-//! - **Recovery.** Before a segment starts, the block size halves again after two segments in
-//!   a row that neither skipped nor re-encoded a frame. (Not by their size: openh264's rate
-//!   control fills the budget at any block size.) A step too far costs one re-encoded IDR.
+//! - **Recovery.** Before a segment starts, the hold ends, or the block size halves, after
+//!   two segments in a row that neither skipped nor re-encoded a frame. (Not by their size:
+//!   openh264's rate control fills the budget at any block size.) A step too far costs one
+//!   re-encoded frame.
 //!
-//! With blocks of [`MAX_BLOCK_PX`] a macroblock is one flat colour and costs a few bytes, so
-//! every segment stays within 1.25× its budget unless the budget cannot hold one such
-//! picture per part (a tiny bitrate for the picture size).
+//! Every segment so stays within 1.25× its budget unless the budget cannot hold the IDR of
+//! a picture of flat macroblocks (a tiny bitrate for the picture size).
 //!
 //! Pure: capture times and byte counts in, verdicts out; no clocks.
 
@@ -46,7 +48,7 @@ const LINE_END_PERCENT: u64 = 115;
 /// A segment may reach this share of its budget before a frame is re-encoded.
 const SEGMENT_CAP_PERCENT: u64 = 125;
 /// An IDR that starts a segment may take this share of its budget, leaving room for the
-/// frames the segment must still carry (one per part at least).
+/// frames the segment must still carry (two per part end at least).
 const IDR_CAP_PERCENT: u64 = 50;
 /// Segments in a row that neither skip nor re-encode a frame before the block size halves.
 const CALM_SEGMENTS_TO_RECOVER: u32 = 2;
@@ -315,7 +317,7 @@ impl RateGate {
             self.segment_budget_bytes,
             LINE_END_PERCENT - LINE_START_PERCENT,
         );
-        start + rise * elapsed_90k / self.segment_target_90k
+        start + rise.saturating_mul(elapsed_90k) / self.segment_target_90k
     }
 
     fn recover_before_segment(&mut self) {
