@@ -10,8 +10,8 @@ use framecast::frame::{Frame, FrameSize, Pixels};
 use framecast::source::TestPattern;
 use openh264::OpenH264API;
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, RateControlMode,
-    UsageType,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, QpRange,
+    RateControlMode, UsageType,
 };
 use openh264::formats::YUVBuffer;
 
@@ -68,6 +68,7 @@ fn main() {
             .skip_frames(false)
             .usage_type(UsageType::CameraVideoRealTime)
             .complexity(Complexity::Low)
+            .qp(QpRange::new(12, 51))
             .scene_change_detect(false)
             .intra_frame_period(IntraFramePeriod::from_num_frames(FPS))
             .num_threads(1);

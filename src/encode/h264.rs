@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use openh264::OpenH264API;
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, QpRange,
     RateControlMode, UsageType,
 };
 use openh264::formats::YUVSource;
@@ -53,6 +53,10 @@ pub struct H264Settings {
     pub frames_per_idr: u32,
 }
 
+/// The QP range openh264's rate control may use.
+const MIN_QP: u8 = 12;
+const MAX_QP: u8 = 51;
+
 /// A default bitrate for a picture size and rate: about 0.07 bits per pixel, which gives
 /// Baseline H.264 a clean picture for camera content (1280x720 at 30 fps: about 1.9 Mbit/s).
 pub fn default_bitrate_bps(size: FrameSize, fps: u32) -> u32 {
@@ -78,8 +82,16 @@ impl H264Encoder {
             .skip_frames(false)
             .usage_type(UsageType::CameraVideoRealTime)
             .complexity(Complexity::Low)
+            // openh264 replaces a minimum QP of 0 (the crate's default) with its own range,
+            // 12 to 42, and 42 does not hold the bitrate on noisy pictures. 12 is that
+            // range's own floor; the ceiling is H.264's (ITU-T H.264 §7.4.3: QP 0 to 51).
+            .qp(QpRange::new(MIN_QP, MAX_QP))
             // IDRs come where segments start, not where openh264 sees a scene change.
             .scene_change_detect(false)
+            // The segment length, though every IDR is asked for with `force_intra_frame`:
+            // without a period (0), openh264's streams made ffmpeg's muxer see repeated
+            // timestamps. openh264 counts the period from each IDR, ours included, so its own
+            // never comes before the next one we ask for.
             .intra_frame_period(IntraFramePeriod::from_num_frames(settings.frames_per_idr))
             .num_threads(1);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)?;
@@ -89,6 +101,14 @@ impl H264Encoder {
             frames_encoded: 0,
             last_size: None,
         })
+    }
+
+    /// Whether the next frame encoded will be an IDR.
+    pub fn idr_due(&self, size: FrameSize) -> bool {
+        self.last_size != Some(size)
+            || self
+                .frames_encoded
+                .is_multiple_of(u64::from(self.settings.frames_per_idr.max(1)))
     }
 
     /// Encodes one frame. Every `frames_per_idr`-th frame, counting from the first, is an IDR.
@@ -131,6 +151,17 @@ impl H264Encoder {
     /// Makes the next frame an IDR and restarts the IDR cadence there (after a frame was lost).
     pub fn restart_cadence(&mut self) {
         self.frames_encoded = 0;
+    }
+
+    /// Encodes a frame again, as an IDR, in place of the access unit just returned for it,
+    /// which the caller throws away: an IDR references no earlier picture, so the decoder
+    /// never misses the discarded one. The IDR cadence keeps its count.
+    pub fn reencode_as_idr(&mut self, frame: &Frame) -> Result<AccessUnit, H264Error> {
+        let counted = self.frames_encoded.saturating_sub(1);
+        self.frames_encoded = 0;
+        let unit = self.encode(frame)?;
+        self.frames_encoded = counted + 1;
+        Ok(unit)
     }
 }
 
@@ -198,6 +229,48 @@ mod tests {
                 assert_eq!((sps.width, sps.height), (320, 240));
             }
         }
+    }
+
+    /// A frame thrown away and encoded again as an IDR: the stream without it decodes
+    /// frame after frame, and the IDR cadence keeps its count.
+    #[test]
+    fn a_frame_encoded_again_as_an_idr_replaces_the_one_thrown_away() {
+        let size = FrameSize::new(320, 240);
+        let mut pattern = TestPattern::new(size, 30);
+        let mut encoder = H264Encoder::new(H264Settings {
+            fps: 30,
+            bitrate_bps: default_bitrate_bps(size, 30),
+            frames_per_idr: 5,
+        })
+        .unwrap();
+        let mut decoder = openh264::decoder::Decoder::new().unwrap();
+        let mut buf = vec![0; size.i420_len()];
+        let mut kept = Vec::new();
+        for n in 0..8u64 {
+            pattern.render(n + 1, SystemTime::now(), &mut buf);
+            let frame = Frame::from_i420(
+                n + 1,
+                n * 3000,
+                SystemTime::now(),
+                size,
+                bytes::Bytes::from(buf.clone()),
+            );
+            assert_eq!(encoder.idr_due(size), n % 5 == 0, "frame {n}");
+            let mut au = encoder.encode(&frame).unwrap();
+            if n == 2 {
+                assert!(!au.is_idr);
+                au = encoder.reencode_as_idr(&frame).unwrap();
+                assert!(au.is_idr, "frame 2 again");
+            } else {
+                assert_eq!(au.is_idr, n % 5 == 0, "frame {n}");
+            }
+            kept.push(au.is_idr);
+            let picture = decoder.decode(&au.annex_b).unwrap();
+            assert!(picture.is_some(), "frame {n} decodes");
+        }
+        assert_eq!(kept, [true, false, true, false, false, true, false, false]);
+        // A new size starts with an IDR.
+        assert!(encoder.idr_due(FrameSize::new(160, 120)));
     }
 
     #[test]

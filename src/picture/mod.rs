@@ -1,7 +1,8 @@
 //! Pixels: pure picture code with no I/O and no threads. Conversions between camera formats
-//! and I420, the bitmap font, the machine-readable timestamp strip, and the placeholder picture
-//! shown while a source is down.
+//! and I420, the bitmap font, the machine-readable timestamp strip, the placeholder picture
+//! shown while a source is down, and block averaging for H.264 rate control.
 
+pub mod block_average;
 pub mod convert;
 pub mod font;
 pub mod placeholder;

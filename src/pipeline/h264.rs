@@ -1,6 +1,7 @@
 //! The H.264 thread: takes every frame from the hub, encodes it, cuts parts and segments, and
 //! updates the HLS store. It runs from start to stop, viewers or not, so that the first viewer
-//! finds a full window.
+//! finds a full window. The rate gate ([`super::rate_gate`]) decides which frames are encoded
+//! and how coarsely, so that every segment stays within its byte budget.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,16 +10,18 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::encode::h264::{H264Encoder, H264Settings};
+use crate::encode::h264::{AccessUnit, H264Encoder, H264Error, H264Settings};
 use crate::error::Error;
 use crate::frame::{Frame, Pixels};
-use crate::hls::segmenter::Segmenter;
+use crate::hls::segmenter::{Segmenter, SegmenterEvent};
 use crate::hls::store::HlsStore;
 use crate::hub::{Hub, Taken};
 use crate::meter::RateMeter;
 use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 
 use super::IDLE_POLL;
+use super::rate_gate::{RateGate, Verdict};
+use crate::picture::block_average::average_blocks;
 use crate::picture::convert::{self, ConvertError};
 
 /// Counters of the H.264 stage, for `/status`.
@@ -29,6 +32,14 @@ pub struct H264Counters {
     pub encode_micros_last: AtomicU64,
     pub errors: AtomicU64,
     pub rate: RateMeter,
+    /// Frames the rate gate did not encode, to keep a segment within its budget.
+    pub frames_skipped_rate: AtomicU64,
+    /// Encoded frames thrown away for their size and encoded again, coarser, as an IDR.
+    pub frames_reencoded_rate: AtomicU64,
+    /// The block size pictures are averaged over before encoding now (1: untouched).
+    pub block_px: AtomicU64,
+    /// Whether inter frames repeat the last picture now (the gate's last resort).
+    pub picture_held: AtomicBool,
 }
 
 /// Decodes passthrough JPEGs (camera or pipe MJPEG) to I420, reusing its buffers.
@@ -76,6 +87,103 @@ fn to_i420(frame: &Arc<Frame>, decoder: &mut JpegDecoder) -> Result<Arc<Frame>, 
     Ok(Arc::new(decoded))
 }
 
+/// The frame averaged over blocks of `block_px` (the frame itself for 1).
+fn averaged(frame: &Arc<Frame>, block_px: u32) -> Arc<Frame> {
+    let Some(picture) = frame.i420().filter(|_| block_px > 1) else {
+        return frame.clone();
+    };
+    let bytes = Bytes::from(average_blocks(&picture, block_px));
+    let mut averaged = Frame::from_i420(
+        frame.seq,
+        frame.pts_90k,
+        frame.captured_at,
+        frame.size,
+        bytes,
+    );
+    averaged.repeats_previous = frame.repeats_previous;
+    Arc::new(averaged)
+}
+
+/// What the encoder is given for `frame`: its picture averaged over the gate's blocks or,
+/// while the gate holds the picture, the picture the encoder was given last (with this frame's
+/// times), which costs next to nothing as an inter frame. The IDR that starts a segment always
+/// takes the new picture, so a held picture still changes once a segment.
+fn picture_for(
+    frame: &Arc<Frame>,
+    gate: &RateGate,
+    last_fed: Option<&Arc<Frame>>,
+    starts_segment: bool,
+) -> Arc<Frame> {
+    match last_fed {
+        Some(last) if gate.holds() && !starts_segment && last.size == frame.size => {
+            Arc::new(Frame {
+                seq: frame.seq,
+                pts_90k: frame.pts_90k,
+                captured_at: frame.captured_at,
+                size: frame.size,
+                pixels: last.pixels.clone(),
+                repeats_previous: true,
+            })
+        }
+        _ => averaged(frame, gate.block_px()),
+    }
+}
+
+/// Encodes a frame so that it fits the gate's budget: one that does not is encoded again,
+/// as an IDR, averaged over larger blocks (then held), until it fits or the gate can do no
+/// more. `starts_segment`: the frame is the IDR that will start the next segment.
+/// `last_fed`: the picture the encoder was given last, replaced by this frame's.
+fn encode_within_budget(
+    encoder: &mut H264Encoder,
+    gate: &mut RateGate,
+    frame: &Arc<Frame>,
+    starts_segment: bool,
+    last_fed: &mut Option<Arc<Frame>>,
+    counters: &H264Counters,
+) -> Result<AccessUnit, H264Error> {
+    let mut picture = picture_for(frame, gate, last_fed.as_ref(), starts_segment);
+    let mut unit = encoder.encode(&picture)?;
+    let fits = |gate: &RateGate, unit: &AccessUnit| {
+        gate.fits(
+            frame.pts_90k,
+            unit.annex_b.len() as u64,
+            unit.is_idr,
+            starts_segment,
+        )
+    };
+    while !fits(gate, &unit) {
+        let doublings = gate.doublings_to_fit(
+            frame.pts_90k,
+            unit.annex_b.len() as u64,
+            unit.is_idr,
+            starts_segment,
+        );
+        let mut coarser = false;
+        for _ in 0..doublings {
+            coarser |= gate.coarsen();
+        }
+        if !coarser {
+            // Nothing more to try: the frame goes as it is.
+            break;
+        }
+        counters
+            .frames_reencoded_rate
+            .fetch_add(1, Ordering::Relaxed);
+        picture = picture_for(frame, gate, last_fed.as_ref(), starts_segment);
+        match encoder.reencode_as_idr(&picture) {
+            Ok(again) => unit = again,
+            Err(error) => {
+                // The encoder's references now hold the picture thrown away: the next frame
+                // must not refer to them.
+                encoder.restart_cadence();
+                return Err(error);
+            }
+        }
+    }
+    *last_fed = Some(picture);
+    Ok(unit)
+}
+
 /// Decides, for each frame the thread takes, whether it is encoded: a seam for tests that
 /// play an encoder that falls behind (a frame it refuses is a frame the encoder never got).
 pub type FrameFilter = Box<dyn FnMut(&Frame) -> bool + Send>;
@@ -103,6 +211,8 @@ pub fn spawn_filtered(
     let mut encoder = H264Encoder::new(settings).map_err(|e| Error::H264Encoder(e.to_string()))?;
     let mut segmenter = Segmenter::new(store.timing().segmenter);
     let mut decoder = JpegDecoder::new().map_err(|e| Error::H264Encoder(e.to_string()))?;
+    let mut gate = RateGate::new(settings.bitrate_bps, store.timing().segmenter);
+    let mut last_fed = None;
     // Per-frame errors: the first of a run in full, then a count (the counts are in /status).
     let mut errors = RepeatedLog::new(SUMMARY_INTERVAL);
     std::thread::Builder::new()
@@ -120,6 +230,17 @@ pub fn spawn_filtered(
                 if !filter(&frame) {
                     continue;
                 }
+                // An IDR is due at the encoder's cadence, and also where a segment must start
+                // after the gate skipped the frame before it.
+                let idr_due = encoder.idr_due(frame.size) || gate.segment_full(frame.pts_90k);
+                if idr_due {
+                    encoder.restart_cadence();
+                }
+                if gate.verdict(frame.pts_90k, idr_due) == Verdict::Skip {
+                    gate.skipped();
+                    counters.frames_skipped_rate.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let frame = match to_i420(&frame, &mut decoder) {
                     Ok(frame) => frame,
                     Err(error) => {
@@ -128,7 +249,19 @@ pub fn spawn_filtered(
                         continue;
                     }
                 };
-                let unit = match encoder.encode(&frame) {
+                let encoded = encode_within_budget(
+                    &mut encoder,
+                    &mut gate,
+                    &frame,
+                    idr_due,
+                    &mut last_fed,
+                    &counters,
+                );
+                counters
+                    .block_px
+                    .store(u64::from(gate.block_px()), Ordering::Relaxed);
+                counters.picture_held.store(gate.holds(), Ordering::Relaxed);
+                let unit = match encoded {
                     Ok(unit) => unit,
                     Err(error) => {
                         counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -145,6 +278,25 @@ pub fn spawn_filtered(
                 counters.rate.tick();
                 match segmenter.push(&unit, frame.pts_90k) {
                     Ok(outcome) => {
+                        let starts_segment = outcome
+                            .events
+                            .iter()
+                            .any(|e| matches!(e, SegmenterEvent::SegmentStart { .. }));
+                        gate.encoded(
+                            frame.pts_90k,
+                            unit.annex_b.len() as u64,
+                            unit.is_idr,
+                            starts_segment,
+                        );
+                        // Parts finished with a segment's first frame belong to the segment
+                        // before it.
+                        if !starts_segment {
+                            for event in &outcome.events {
+                                if let SegmenterEvent::Part { duration_90k, .. } = event {
+                                    gate.part_finished(*duration_90k);
+                                }
+                            }
+                        }
                         if outcome.need_idr {
                             encoder.restart_cadence();
                         }

@@ -13,6 +13,7 @@
 mod capture_clock;
 pub mod h264;
 pub mod jpeg;
+mod rate_gate;
 pub mod supervisor;
 
 use std::sync::Arc;
