@@ -2,11 +2,14 @@
 //!
 //! A source at its configured rate gets a drift-free grid (`n * 90000 / fps`), whatever the
 //! jitter of its capture times, so HLS parts hold whole frames and no sample has an odd length.
-//! A source that runs slower or faster than configured (a camera that halves its rate in the
-//! dark, a pipe at 29.97 fps against `--fps 30`), or that pauses, would drift away from that
-//! grid, and HLS media time would stop matching PROGRAM-DATE-TIME: so whenever a frame's capture
-//! time is more than half a frame interval off the grid, the grid is moved to it. Times never go
-//! backwards, even when the wall clock does.
+//! A frame that comes late, by up to a frame interval, keeps its place on the grid: a source
+//! thread that was kept from running delivers one frame late and the next on time, and moving
+//! the grid to the late one would put the next barely after it (players that count in frame
+//! intervals then see two frames at one time). A frame later than that (frames dropped, a
+//! pause, a camera that halved its rate or runs slightly slow) moves the grid to its capture
+//! time, and so does one that comes more than half an interval early (a source faster than
+//! configured): media time keeps matching PROGRAM-DATE-TIME to within a frame interval. Times
+//! never go backwards, even when the wall clock does.
 
 use std::time::SystemTime;
 
@@ -44,10 +47,11 @@ impl CaptureClock {
         let captured = i128::from(captured_us) - i128::from(origin_us);
         let captured_90k = captured * i128::from(CLOCK_90K) / 1_000_000;
         let earliest = self.last_pts_90k.map_or(0, |last| last + 1);
-        let pts = if (captured_90k - i128::from(on_grid)).unsigned_abs() * 2
-            <= u128::from(interval_90k)
-            && on_grid >= earliest
-        {
+        let lateness_90k = captured_90k - i128::from(on_grid);
+        let interval = i128::from(interval_90k);
+        // At most half an interval early, and less than a whole one late.
+        let fits_the_grid = lateness_90k * 2 >= -interval && lateness_90k < interval;
+        let pts = if fits_the_grid && on_grid >= earliest {
             on_grid
         } else {
             // Off the grid: move the grid to this frame (never back in time; after the wall
@@ -99,7 +103,20 @@ mod tests {
     }
 
     #[test]
-    fn a_slightly_slow_source_is_resynchronised_within_half_a_frame() {
+    fn a_late_frame_keeps_its_place_and_the_next_on_time_one_follows_a_frame_later() {
+        let mut clock = CaptureClock::new(30);
+        assert_eq!(clock.pts_90k(at_us(0)), 0);
+        // 26.7 ms late: a source thread kept from running.
+        assert_eq!(clock.pts_90k(at_us(60_000)), 3000);
+        assert_eq!(clock.pts_90k(at_us(66_667)), 6000);
+        assert_eq!(clock.pts_90k(at_us(100_000)), 9000);
+        // More than a frame late: frames were dropped; placed at its capture time.
+        assert_eq!(clock.pts_90k(at_us(170_000)), 15_300);
+        assert_eq!(clock.pts_90k(at_us(203_333)), 18_300);
+    }
+
+    #[test]
+    fn a_slightly_slow_source_is_resynchronised_within_a_frame() {
         // 29.97 fps against 30: a frame of drift every 33 s.
         let mut clock = CaptureClock::new(30);
         for n in 0..3_000i64 {
@@ -107,7 +124,7 @@ mod tests {
             let pts = clock.pts_90k(at_us(captured_us));
             let captured_90k = captured_us as u64 * 9 / 100;
             assert!(
-                pts.abs_diff(captured_90k) <= 1_500,
+                pts.abs_diff(captured_90k) < 3_000,
                 "frame {n}: {pts} vs {captured_90k}"
             );
         }
