@@ -38,6 +38,8 @@ fn bad_flags_are_usage_errors_naming_the_flag() {
         (&["--source", "nope"], "--source"),
         (&["--listen", "nowhere"], "--listen"),
         (&["--bogus"], "--bogus"),
+        // A size openh264 cannot encode, with HLS on: refused at start, not a silent HLS.
+        (&["--size", "7680x4320"], "--no-hls"),
     ] {
         // A free port, so that a flag accepted by mistake cannot collide with anything.
         let mut full = vec!["--listen", "127.0.0.1:0"];

@@ -170,6 +170,15 @@ impl Config {
                 stream.name
             )));
         }
+        if stream.hls != HlsMode::Off && !crate::encode::h264::encodes(stream.size) {
+            return Err(ConfigError::Usage(format!(
+                "stream `{}`: size {} is larger than the H.264 encoder takes for HLS ({} either \
+                 way up); choose a smaller size, or turn HLS off (--no-hls, hls = \"off\")",
+                stream.name,
+                stream.size,
+                crate::encode::h264::MAX_PICTURE
+            )));
+        }
         Ok(Self::from_stream_settings(&settings.server, stream))
     }
 

@@ -53,6 +53,15 @@ pub struct H264Settings {
     pub frames_per_idr: u32,
 }
 
+/// The largest picture openh264 encodes, either way up (its "max resolution" check).
+pub const MAX_PICTURE: FrameSize = FrameSize::new(3840, 2160);
+
+/// Whether openh264 takes pictures of `size`.
+pub fn encodes(size: FrameSize) -> bool {
+    let (long, short) = (size.width.max(size.height), size.width.min(size.height));
+    long <= MAX_PICTURE.width && short <= MAX_PICTURE.height
+}
+
 /// The QP range openh264's rate control may use.
 const MIN_QP: u8 = 12;
 const MAX_QP: u8 = 51;
