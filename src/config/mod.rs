@@ -59,8 +59,9 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_SOURCE", default_value = "test", value_parser = SourceSpec::parse)]
     pub source: SourceSpec,
 
-    /// Picture size as WIDTHxHEIGHT; both even, from 160x120 to 7680x4320. The size raw pipe
-    /// frames have, the size asked of a camera, and the size of placeholder pictures.
+    /// Picture size as WIDTHxHEIGHT; both even, from 160x120 to 7680x4320 (at most 3840x2160,
+    /// either way up, with HLS on). The size raw pipe frames have, the size asked of a camera,
+    /// and the size of placeholder pictures.
     #[arg(long, env = "FRAMECAST_SIZE", default_value = "1280x720", value_parser = parse_size)]
     pub size: FrameSize,
 
