@@ -77,7 +77,7 @@ impl FrameFile {
 
 /// Files of earlier frames kept to be written again, which saves making and closing a file
 /// per frame: a few, since a frame's file is free again once the viewers sending it are done.
-const SPARE_FILES: usize = 4;
+const SPARE_FILES: usize = 2;
 
 /// The file of the newest frame any viewer sent, and files of earlier ones to reuse once no
 /// viewer sends from them.
