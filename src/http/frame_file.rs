@@ -132,7 +132,7 @@ impl Files {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::io::{Read, Seek, SeekFrom};
     use std::time::{Duration, SystemTime};
 
@@ -142,7 +142,8 @@ mod tests {
     use crate::frame::{FrameSize, JpegFrame};
     use crate::media::multipart;
 
-    fn published(index: u64, jpeg: &'static [u8]) -> PublishedJpeg {
+    /// A published frame `index` holding `jpeg`, for tests of what sends frames.
+    pub(in crate::http) fn published(index: u64, jpeg: &'static [u8]) -> PublishedJpeg {
         PublishedJpeg {
             frame: JpegFrame {
                 seq: index,

@@ -583,25 +583,9 @@ impl Outgoing {
 #[cfg(test)]
 mod tests {
     use std::io::Read;
-    use std::time::SystemTime;
 
     use super::*;
-    use crate::frame::{FrameSize, JpegFrame};
-    use crate::media::multipart;
-
-    fn published(index: u64, jpeg: &'static [u8]) -> PublishedJpeg {
-        PublishedJpeg {
-            frame: JpegFrame {
-                seq: index,
-                captured_at: SystemTime::UNIX_EPOCH,
-                size: FrameSize::new(16, 16),
-                jpeg: Bytes::from_static(jpeg),
-                encode_time: Duration::ZERO,
-            },
-            index,
-            full_headers: multipart::full_part_headers(jpeg.len(), 0, index),
-        }
-    }
+    use crate::http::frame_file::tests::published;
 
     /// Writes each of `writes` in turn to a loopback socket; what the other end read.
     async fn sent(writes: Vec<Outgoing>) -> Vec<u8> {
