@@ -10,7 +10,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{MjpegReader, Server, get, status_json};
+use common::{MjpegReader, Server, get, rss_kib, status_json};
 use framecast::hls::names::HlsName;
 use framecast::media::playlist::{parse_media_playlist, parse_multivariant_playlist};
 
@@ -136,17 +136,6 @@ fn wait_for_or_last<T>(mut read: impl FnMut() -> T, done: impl Fn(&T) -> bool) -
 
 fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
-}
-
-/// VmRSS in KiB (proc(5)).
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0)
 }
 
 fn dropped_stalled(addr: SocketAddr) -> u64 {

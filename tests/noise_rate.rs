@@ -138,13 +138,7 @@ fn first_nal_type(segment: &[u8]) -> Option<u8> {
 }
 
 fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
+    common::rss_kib(pid) * 1024
 }
 
 #[test]
