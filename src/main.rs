@@ -44,7 +44,7 @@ static GLOBAL_ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemall
 static JEMALLOC_OPTIONS: &[u8; 37] = b"dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 fn main() -> ExitCode {
-    let config = Config::from_args();
+    let launch = Config::from_args();
     // actix's per-request errors stay off unless RUST_LOG names actix_http itself: a
     // `RUST_LOG=warn` must not bring back a line per malformed request or dropped viewer.
     let directives = match std::env::var("RUST_LOG") {
@@ -84,13 +84,13 @@ fn main() -> ExitCode {
                 .with_filter(accept_errors_once_per_burst),
         )
         .init();
-    if config.list_sources {
+    if launch.list_sources {
         // Not `print!`: a closed stdout (`| head -1`) must not panic.
         let listing = framecast::source::camera::list_sources();
         let _ = std::io::stdout().write_all(listing.as_bytes());
         return ExitCode::SUCCESS;
     }
-    match actix_web::rt::System::new().block_on(framecast::app::run(config)) {
+    match actix_web::rt::System::new().block_on(framecast::app::run(launch)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("framecast: {error}");

@@ -6,9 +6,9 @@
 // window.framecastPlayer for tests.
 
 import { watchLatency } from "./latency-probe.js";
-import { Backoff, PlayerPage } from "./player.js";
+import { Backoff, PlayerPage, streamBase } from "./player.js";
 
-const PLAYLIST_URL = "/live.m3u8";
+const PLAYLIST_URL = streamBase() + "live.m3u8";
 const READOUT_INTERVAL_MS = 500;
 // Retries after a fatal error: a restarting server is back within seconds; the cap keeps a
 // dead one from being hammered.

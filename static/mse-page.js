@@ -11,9 +11,9 @@
 import { SegmentCutter, codecOfInit, mp4MimeType } from "./fmp4.js";
 import { watchLatency } from "./latency-probe.js";
 import { LiveEdgeSteering } from "./live-edge.js";
-import { Backoff, PlayerPage, bufferedEndAt } from "./player.js";
+import { Backoff, PlayerPage, bufferedEndAt, streamBase } from "./player.js";
 
-const STREAM_URL = "/live.mp4";
+const STREAM_URL = streamBase() + "live.mp4";
 const READOUT_INTERVAL_MS = 500;
 // Reconnect back-off: quick for a restarting server, capped for a dead one.
 const RETRY_MIN_MS = 500;
@@ -204,7 +204,7 @@ function tick(probe) {
 
 function start() {
   if (root.dataset.hlsEnabled !== "true") {
-    page.say("/live.mp4 is turned off on this server (--no-hls)");
+    page.say("live.mp4 is turned off for this stream (HLS off)");
     return;
   }
   if (!window.MediaSource) {

@@ -2,6 +2,14 @@
 // where the buffered media ends. The pure parts (Backoff, bufferedEndAt, the readout
 // formatting) are unit-tested in tests/js/.
 
+/**
+ * Where the page's stream has its resources: `/` for the first stream's root pages,
+ * `/streams/NAME/` otherwise (the server writes it into <body data-base>).
+ */
+export function streamBase(doc = document) {
+  return doc.body?.dataset.base || "/";
+}
+
 /** Reconnect delays: doubling from minMs up to maxMs, back to minMs after a success. */
 export class Backoff {
   constructor(minMs, maxMs) {

@@ -2,9 +2,9 @@
 // from the picture's timestamp strip, and a reconnect when the stream drops.
 
 import { watchLatency } from "./latency-probe.js";
-import { Backoff, PlayerPage } from "./player.js";
+import { Backoff, PlayerPage, streamBase } from "./player.js";
 
-const STREAM_URL = "/stream.mjpg";
+const STREAM_URL = streamBase() + "stream.mjpg";
 const READOUT_INTERVAL_MS = 500;
 // A restarting server is back within a second or two; the cap keeps a dead one from being hammered.
 const RETRY_MIN_MS = 1000;

@@ -150,10 +150,10 @@ fn a_bad_file_never_shows_a_password() {
 #[test]
 fn files_that_cannot_be_served_exit_2_saying_why() {
     let missing = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no_such_file.toml");
-    let two_streams = config_file(
-        "two_streams.toml",
+    let too_large = config_file(
+        "too_large_for_hls.toml",
         "[[streams]]\nname = \"printer\"\nsource = \"test\"\n\
-         [[streams]]\nname = \"garage\"\nsource = \"test\"\n",
+         [[streams]]\nname = \"garage\"\nsource = \"test\"\nsize = \"4096x2304\"\n",
     );
     let one_stream = config_file(
         "one_for_source_flag.toml",
@@ -168,9 +168,8 @@ fn files_that_cannot_be_served_exit_2_saying_why() {
             ),
         ),
         (
-            vec!["--config", path_str(&two_streams)],
-            "this build serves one stream per process, and the configuration names 2: \
-             `printer`, `garage`"
+            vec!["--config", path_str(&too_large)],
+            "stream `garage`: size 4096x2304 is larger than the H.264 encoder takes for HLS"
                 .to_owned(),
         ),
         (

@@ -18,9 +18,9 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Position};
 use super::settings::{
-    FPS_RANGE, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE, HLS_WINDOW_RANGE, HlsMode,
-    JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE, ServerLayer, Settings, StreamLayer, StreamName,
-    StreamSettings, VIEWER_STALL_SECONDS_RANGE,
+    FPS_RANGE, HLS_IDLE_STOP_SECONDS_RANGE, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE,
+    HLS_WINDOW_RANGE, HlsMode, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE, ServerLayer, Settings,
+    StreamLayer, StreamName, StreamSettings, VIEWER_STALL_SECONDS_RANGE,
 };
 use super::{parse_bitrate, parse_size};
 use crate::source::SourceSpec;
@@ -48,6 +48,7 @@ struct FileTable {
     hls_segment_seconds: Option<Spanned<Seconds>>,
     hls_part_seconds: Option<Spanned<Seconds>>,
     hls_window: Option<Spanned<WholeNumber>>,
+    hls_idle_stop_seconds: Option<Spanned<WholeNumber>>,
     #[serde(default)]
     streams: Vec<StreamTable>,
 }
@@ -68,6 +69,7 @@ struct StreamTable {
     hls_segment_seconds: Option<Spanned<Seconds>>,
     hls_part_seconds: Option<Spanned<Seconds>>,
     hls_window: Option<Spanned<WholeNumber>>,
+    hls_idle_stop_seconds: Option<Spanned<WholeNumber>>,
 }
 
 /// The keys a stream's table and the top of the file share, as written.
@@ -81,6 +83,7 @@ struct StreamKeys {
     hls_segment_seconds: Option<Spanned<Seconds>>,
     hls_part_seconds: Option<Spanned<Seconds>>,
     hls_window: Option<Spanned<WholeNumber>>,
+    hls_idle_stop_seconds: Option<Spanned<WholeNumber>>,
 }
 
 /// An integer, so that a wrong type says "expected a whole number" rather than a Rust type.
@@ -245,6 +248,7 @@ impl Resolver<'_> {
                 hls_segment_seconds: file.hls_segment_seconds,
                 hls_part_seconds: file.hls_part_seconds,
                 hls_window: file.hls_window,
+                hls_idle_stop_seconds: file.hls_idle_stop_seconds,
             })?,
         };
         let server = flags.clone().or(file_layer);
@@ -317,6 +321,7 @@ impl Resolver<'_> {
                 hls_segment_seconds: table.hls_segment_seconds,
                 hls_part_seconds: table.hls_part_seconds,
                 hls_window: table.hls_window,
+                hls_idle_stop_seconds: table.hls_idle_stop_seconds,
             })?
             .or(defaults.clone());
         if layer.size.is_none() && carries_raw_frames(&source) {
@@ -367,6 +372,11 @@ impl Resolver<'_> {
                 HLS_PART_SECONDS_RANGE,
             )?,
             hls_window: self.int_in("hls_window", &keys.hls_window, HLS_WINDOW_RANGE)?,
+            hls_idle_stop_seconds: self.int_in(
+                "hls_idle_stop_seconds",
+                &keys.hls_idle_stop_seconds,
+                HLS_IDLE_STOP_SECONDS_RANGE,
+            )?,
         })
     }
 
@@ -668,13 +678,14 @@ h264_bitrate = 800000
                 "cams.toml:1:1: unknown field `fpss`, expected one of `listen`, `jpeg_threads`, \
                  `viewer_stall_seconds`, `exit_on_eof`, `size`, `fps`, `jpeg_quality`, \
                  `drop_same_frames`, `hls`, `h264_bitrate`, `hls_segment_seconds`, \
-                 `hls_part_seconds`, `hls_window`, `streams`",
+                 `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, `streams`",
             ),
             (
                 format!("{STREAM}sauce = \"x\"\n"),
                 "cams.toml:4:1: unknown field `sauce`, expected one of `name`, `source`, \
                  `format`, `size`, `fps`, `jpeg_quality`, `drop_same_frames`, `hls`, \
-                 `h264_bitrate`, `hls_segment_seconds`, `hls_part_seconds`, `hls_window`",
+                 `h264_bitrate`, `hls_segment_seconds`, `hls_part_seconds`, `hls_window`, \
+                 `hls_idle_stop_seconds`",
             ),
             (
                 "[[streams]]\nname = \"Front Door\"\nsource = \"test\"\n".into(),

@@ -24,9 +24,10 @@ use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _, Parser};
 
 pub use error::ConfigError;
 use settings::{
-    DEFAULT_FPS, DEFAULT_HLS_PART_SECONDS, DEFAULT_HLS_SEGMENT_SECONDS, DEFAULT_HLS_WINDOW,
-    DEFAULT_JPEG_QUALITY, DEFAULT_JPEG_THREADS, DEFAULT_LISTEN, DEFAULT_VIEWER_STALL_SECONDS,
-    FPS_RANGE, H264_BITRATE_RANGE_BPS, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE,
+    DEFAULT_FPS, DEFAULT_HLS_IDLE_STOP_SECONDS, DEFAULT_HLS_PART_SECONDS,
+    DEFAULT_HLS_SEGMENT_SECONDS, DEFAULT_HLS_WINDOW, DEFAULT_JPEG_QUALITY, DEFAULT_JPEG_THREADS,
+    DEFAULT_LISTEN, DEFAULT_VIEWER_STALL_SECONDS, FPS_RANGE, H264_BITRATE_RANGE_BPS,
+    HLS_IDLE_STOP_SECONDS_RANGE, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE,
     HLS_WINDOW_RANGE, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE, ServerLayer, StreamLayer,
     VIEWER_STALL_SECONDS_RANGE,
 };
@@ -100,9 +101,22 @@ pub struct Config {
     #[arg(long)]
     pub list_sources: bool,
 
-    /// Turn HLS (/live.m3u8, /live.mp4) and its H.264 encoder off.
-    #[arg(long, env = "FRAMECAST_NO_HLS")]
+    /// When HLS (/live.m3u8, /live.mp4) and its H.264 encoder run: `always`, `on-demand`
+    /// (from the first HLS or /live.mp4 request until --hls-idle-stop-seconds after the
+    /// last) or `off`.
+    #[arg(long, env = "FRAMECAST_HLS", value_enum, default_value_t = HlsMode::Always)]
+    pub hls: HlsMode,
+
+    /// Turn HLS (/live.m3u8, /live.mp4) and its H.264 encoder off; the same as `--hls off`.
+    #[arg(long, env = "FRAMECAST_NO_HLS", conflicts_with = "hls")]
     pub no_hls: bool,
+
+    /// With `--hls on-demand`: seconds the encoder runs on after the last HLS request or
+    /// /live.mp4 viewer (1 to 3600).
+    #[arg(long, env = "FRAMECAST_HLS_IDLE_STOP_SECONDS",
+          default_value_t = DEFAULT_HLS_IDLE_STOP_SECONDS,
+          value_parser = clap::value_parser!(u16).range(HLS_IDLE_STOP_SECONDS_RANGE))]
+    pub hls_idle_stop_seconds: u16,
 
     /// H.264 bitrate in bits per second, with an optional k or M suffix (e.g. 2M); by default
     /// sized to the picture (about 1.9M at 1280x720, 30 fps).
@@ -127,20 +141,40 @@ pub struct Config {
     pub hls_window: u16,
 }
 
+/// What the command line asks for, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    /// `--list-sources`: list the cameras and exit.
+    pub list_sources: bool,
+    pub settings: Settings,
+    /// The configuration file, read again on SIGHUP; `None` when the flags alone describe
+    /// the stream.
+    pub file: Option<ConfigFile>,
+}
+
+/// A configuration file and the flags given beside it, which stay over its values on every
+/// reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub flags: ServerLayer,
+}
+
+impl ConfigFile {
+    /// Reads and checks the file again.
+    pub fn load(&self) -> Result<Settings, ConfigError> {
+        file::load(&self.path, &self.flags).and_then(Settings::checked)
+    }
+}
+
 impl Config {
-    /// Parses the process's arguments and environment, and the configuration file they name;
-    /// returns the [`Config`] the app runs with. On a usage error prints the reason and exits
-    /// with code 2.
-    pub fn from_args() -> Self {
+    /// Parses the process's arguments and environment, and the configuration file they name.
+    /// On a usage error prints the reason and exits with code 2.
+    pub fn from_args() -> Launch {
         let matches = Self::command().get_matches();
         let flags = Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-        if flags.list_sources {
-            return flags;
-        }
-        match Settings::from_flags_and_file(&flags, &matches)
-            .and_then(|settings| Self::serving_one_stream(&settings))
-        {
-            Ok(config) => config,
+        match Launch::from_flags(&flags, &matches) {
+            Ok(launch) => launch,
             Err(error) => {
                 eprintln!("framecast: {error}");
                 std::process::exit(2);
@@ -148,61 +182,9 @@ impl Config {
         }
     }
 
-    /// The [`Config`] this build's app runs with: it serves one stream per process, so
-    /// `settings` must hold exactly one, and one whose HLS it can run. The multi-stream runtime
-    /// takes [`Settings`] itself and replaces this.
-    pub fn serving_one_stream(settings: &Settings) -> Result<Self, ConfigError> {
-        let [stream] = settings.streams.as_slice() else {
-            let names: Vec<String> = settings
-                .stream_names()
-                .map(|name| format!("`{name}`"))
-                .collect();
-            return Err(ConfigError::Usage(format!(
-                "this build serves one stream per process, and the configuration names {}: {}; \
-                 keep one [[streams]] table, or run one framecast per stream",
-                names.len(),
-                names.join(", ")
-            )));
-        };
-        if stream.hls == HlsMode::OnDemand {
-            return Err(ConfigError::Usage(format!(
-                "stream `{}`: hls = \"on-demand\" is not served by this build yet; use \
-                 \"always\" or \"off\"",
-                stream.name
-            )));
-        }
-        if stream.hls != HlsMode::Off && !crate::encode::h264::encodes(stream.size) {
-            return Err(ConfigError::Usage(format!(
-                "stream `{}`: size {} is larger than the H.264 encoder takes for HLS ({} either \
-                 way up); choose a smaller size, or turn HLS off (--no-hls, hls = \"off\")",
-                stream.name,
-                stream.size,
-                crate::encode::h264::MAX_PICTURE
-            )));
-        }
-        Ok(Self::from_stream_settings(&settings.server, stream))
-    }
-
-    /// The flags that describe `server` serving `stream` alone.
-    pub fn from_stream_settings(server: &ServerSettings, stream: &StreamSettings) -> Self {
-        Self {
-            config: None,
-            listen: server.listen,
-            source: stream.source.clone(),
-            size: stream.size,
-            fps: stream.fps,
-            jpeg_quality: stream.jpeg_quality,
-            jpeg_threads: server.jpeg_threads,
-            drop_same_frames: stream.drop_same_frames,
-            viewer_stall_seconds: server.viewer_stall_seconds,
-            exit_on_eof: server.exit_on_eof,
-            list_sources: false,
-            no_hls: stream.hls == HlsMode::Off,
-            h264_bitrate: stream.h264_bitrate,
-            hls_segment_seconds: stream.hls_segment_seconds,
-            hls_part_seconds: stream.hls_part_seconds,
-            hls_window: stream.hls_window,
-        }
+    /// What `--hls` and `--no-hls` ask for.
+    pub fn hls_mode(&self) -> HlsMode {
+        if self.no_hls { HlsMode::Off } else { self.hls }
     }
 
     /// The server settings and stream defaults given as flags (or their environment
@@ -227,46 +209,34 @@ impl Config {
                 fps: given("fps").then_some(self.fps),
                 jpeg_quality: given("jpeg_quality").then_some(self.jpeg_quality),
                 drop_same_frames: switched_on("drop_same_frames", self.drop_same_frames),
-                hls: switched_on("no_hls", self.no_hls).map(|_| HlsMode::Off),
+                hls: if switched_on("no_hls", self.no_hls).is_some() {
+                    Some(HlsMode::Off)
+                } else {
+                    given("hls").then_some(self.hls)
+                },
                 h264_bitrate: given("h264_bitrate").then_some(self.h264_bitrate).flatten(),
                 hls_segment_seconds: given("hls_segment_seconds")
                     .then_some(self.hls_segment_seconds),
                 hls_part_seconds: given("hls_part_seconds").then_some(self.hls_part_seconds),
                 hls_window: given("hls_window").then_some(self.hls_window),
+                hls_idle_stop_seconds: given("hls_idle_stop_seconds")
+                    .then_some(self.hls_idle_stop_seconds),
             },
-        }
-    }
-
-    /// Frames in one HLS segment: the key-frame interval.
-    pub fn frames_per_segment(&self) -> u32 {
-        ((self.hls_segment_seconds * f64::from(self.fps)).round() as u32).max(1)
-    }
-
-    /// Frames in one Low-Latency HLS part: a whole number, at most a segment.
-    pub fn frames_per_part(&self) -> u32 {
-        ((self.hls_part_seconds * f64::from(self.fps)).round() as u32)
-            .clamp(1, self.frames_per_segment())
-    }
-
-    /// The number of JPEG encoder threads to start.
-    pub fn jpeg_thread_count(&self) -> usize {
-        match self.jpeg_threads {
-            0 => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-                .clamp(1, 4),
-            n => usize::from(n),
         }
     }
 }
 
-impl Settings {
-    /// The settings the command line asks for: the file `--config` names with the flags given
-    /// beside it over its server settings, or without a file one stream named `main` that the
-    /// flags describe.
-    pub fn from_flags_and_file(flags: &Config, matches: &ArgMatches) -> Result<Self, ConfigError> {
+impl Launch {
+    /// What the command line asks for: the file `--config` names with the flags given beside
+    /// it over its server settings, or without a file one stream named `main` that the flags
+    /// describe.
+    pub fn from_flags(flags: &Config, matches: &ArgMatches) -> Result<Self, ConfigError> {
         let Some(path) = &flags.config else {
-            return Ok(Self::from_flags(flags));
+            return Ok(Self {
+                list_sources: flags.list_sources,
+                settings: Settings::checked(Settings::from_flags(flags))?,
+                file: None,
+            });
         };
         if matches!(
             matches.value_source("source"),
@@ -278,7 +248,35 @@ impl Settings {
                 path.display()
             )));
         }
-        file::load(path, &flags.given_server_flags(matches))
+        let file = ConfigFile {
+            path: path.clone(),
+            flags: flags.given_server_flags(matches),
+        };
+        Ok(Self {
+            list_sources: flags.list_sources,
+            settings: file.load()?,
+            file: Some(file),
+        })
+    }
+}
+
+impl Settings {
+    /// `settings` if every stream can be served as it asks: a stream with HLS needs a picture
+    /// the H.264 encoder takes.
+    pub fn checked(settings: Self) -> Result<Self, ConfigError> {
+        for stream in &settings.streams {
+            if stream.hls != HlsMode::Off && !crate::encode::h264::encodes(stream.size) {
+                return Err(ConfigError::Usage(format!(
+                    "stream `{}`: size {} is larger than the H.264 encoder takes for HLS ({} \
+                     either way up); choose a smaller size, or turn HLS off (--no-hls, \
+                     hls = \"off\")",
+                    stream.name,
+                    stream.size,
+                    crate::encode::h264::MAX_PICTURE
+                )));
+            }
+        }
+        Ok(settings)
     }
 }
 
@@ -398,12 +396,34 @@ mod tests {
             ],
         ] {
             let (flags, matches) = parse_args(args);
-            let settings =
-                Settings::from_flags_and_file(&flags, &matches).unwrap_or_else(|e| panic!("{e}"));
+            let launch = Launch::from_flags(&flags, &matches).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(launch.file, None);
+            let settings = launch.settings;
             let names: Vec<&str> = settings.stream_names().map(StreamName::as_str).collect();
             assert_eq!(names, ["main"]);
-            let config = Config::serving_one_stream(&settings).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(config, flags, "{args:?}");
+            let stream = &settings.streams[0];
+            assert_eq!(
+                (stream.source.clone(), stream.size, stream.fps, stream.hls),
+                (
+                    flags.source.clone(),
+                    flags.size,
+                    flags.fps,
+                    flags.hls_mode()
+                ),
+                "{args:?}"
+            );
+            assert_eq!(
+                (
+                    stream.h264_bitrate,
+                    stream.hls_window,
+                    stream.drop_same_frames
+                ),
+                (flags.h264_bitrate, flags.hls_window, flags.drop_same_frames)
+            );
+            assert_eq!(
+                (settings.server.jpeg_threads, settings.server.exit_on_eof),
+                (flags.jpeg_threads, flags.exit_on_eof)
+            );
         }
     }
 
@@ -486,6 +506,7 @@ mod tests {
                     hls_segment_seconds: Some(2.0),
                     hls_part_seconds: Some(0.5),
                     hls_window: Some(7),
+                    hls_idle_stop_seconds: None,
                 },
             }
         );
@@ -496,7 +517,7 @@ mod tests {
             .filter(|arg| !not_settings.contains(&arg.get_id().as_str()))
             .count();
         assert_eq!(
-            flag_count, 13,
+            flag_count, 15,
             "a new flag needs its place in given_server_flags"
         );
     }
@@ -504,7 +525,7 @@ mod tests {
     #[test]
     fn a_source_flag_beside_a_file_is_a_usage_error() {
         let (flags, matches) = parse_args(&["framecast", "--config", "x.toml", "--source", "test"]);
-        let error = Settings::from_flags_and_file(&flags, &matches).map_err(|e| e.to_string());
+        let error = Launch::from_flags(&flags, &matches).map_err(|e| e.to_string());
         assert_eq!(
             error,
             Err(
@@ -516,44 +537,46 @@ mod tests {
     }
 
     #[test]
-    fn this_build_serves_one_stream_and_says_so() {
-        let mut settings = Settings::from_flags(&parse_args(&["framecast"]).0);
-        let mut second = settings.streams[0].clone();
-        second.name = StreamName::new("garage").unwrap_or_else(|e| panic!("{e}"));
-        settings.streams.push(second);
+    fn hls_modes_come_from_hls_or_no_hls() {
+        let mode = |args: &[&str]| parse_args(args).0.hls_mode();
+        assert_eq!(mode(&["framecast"]), HlsMode::Always);
+        assert_eq!(mode(&["framecast", "--no-hls"]), HlsMode::Off);
         assert_eq!(
-            Config::serving_one_stream(&settings).map_err(|e| e.to_string()),
-            Err(
-                "this build serves one stream per process, and the configuration names 2: \
-                 `main`, `garage`; keep one [[streams]] table, or run one framecast per stream"
-                    .into()
-            )
+            mode(&["framecast", "--hls", "on-demand"]),
+            HlsMode::OnDemand
         );
-        settings.streams.truncate(1);
-        settings.streams[0].hls = HlsMode::OnDemand;
-        assert_eq!(
-            Config::serving_one_stream(&settings).map_err(|e| e.to_string()),
-            Err(
-                "stream `main`: hls = \"on-demand\" is not served by this build yet; use \
-                 \"always\" or \"off\""
-                    .into()
-            )
+        assert_eq!(mode(&["framecast", "--hls", "off"]), HlsMode::Off);
+        let both = Config::try_parse_from(["framecast", "--hls", "always", "--no-hls"]);
+        assert_eq!(both.map_err(|e| e.exit_code()).err(), Some(2));
+    }
+
+    #[test]
+    fn a_picture_too_large_for_hls_is_refused_naming_the_stream() {
+        let (flags, matches) = parse_args(&["framecast", "--size", "4096x2304"]);
+        let error = Launch::from_flags(&flags, &matches).map_err(|e| e.to_string());
+        assert!(
+            error
+                .as_ref()
+                .is_err_and(|e| e.contains("stream `main`") && e.contains("--no-hls")),
+            "{error:?}"
         );
-        settings.streams[0].hls = HlsMode::Off;
-        let config = Config::serving_one_stream(&settings).unwrap_or_else(|e| panic!("{e}"));
-        assert!(config.no_hls);
+        let (flags, matches) = parse_args(&["framecast", "--size", "4096x2304", "--no-hls"]);
+        assert!(Launch::from_flags(&flags, &matches).is_ok());
     }
 
     #[test]
     fn hls_cuts_are_whole_frames() {
-        let config = Config::try_parse_from(["framecast"]).unwrap();
-        assert!(!config.no_hls);
-        assert_eq!(config.frames_per_segment(), 30);
-        assert_eq!(config.frames_per_part(), 6);
-        let config =
-            Config::try_parse_from(["framecast", "--fps", "25", "--hls-part-seconds", "5"])
-                .unwrap();
-        assert_eq!(config.frames_per_part(), 25, "a part is at most a segment");
+        let (flags, matches) = parse_args(&["framecast"]);
+        let settings = Launch::from_flags(&flags, &matches)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .settings;
+        let mut stream = settings.streams[0].clone();
+        assert_eq!(stream.hls, HlsMode::Always);
+        assert_eq!(stream.frames_per_segment(), 30);
+        assert_eq!(stream.frames_per_part(), 6);
+        stream.fps = 25;
+        stream.hls_part_seconds = 5.0;
+        assert_eq!(stream.frames_per_part(), 25, "a part is at most a segment");
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub const DEFAULT_HLS_PART_SECONDS: f64 = 0.2;
 pub const HLS_PART_SECONDS_RANGE: RangeInclusive<f64> = 0.05..=10.0;
 pub const DEFAULT_HLS_WINDOW: u16 = 12;
 pub const HLS_WINDOW_RANGE: RangeInclusive<i64> = 6..=600;
+/// An on-demand stream's encoder stops this long after its last HLS or `/live.mp4` viewer.
+pub const DEFAULT_HLS_IDLE_STOP_SECONDS: u16 = 30;
+pub const HLS_IDLE_STOP_SECONDS_RANGE: RangeInclusive<i64> = 1..=3600;
 pub const H264_BITRATE_RANGE_BPS: RangeInclusive<f64> = 50_000.0..=100_000_000.0;
 
 /// Everything the program serves: settings of the whole server and of each stream.
@@ -66,10 +69,39 @@ pub struct StreamSettings {
     pub hls_segment_seconds: f64,
     pub hls_part_seconds: f64,
     pub hls_window: u16,
+    /// With `hls = "on-demand"`: how long the encoder runs on after the last HLS request or
+    /// `/live.mp4` viewer.
+    pub hls_idle_stop_seconds: u16,
+}
+
+impl StreamSettings {
+    /// Frames in one HLS segment: the key-frame interval.
+    pub fn frames_per_segment(&self) -> u32 {
+        ((self.hls_segment_seconds * f64::from(self.fps)).round() as u32).max(1)
+    }
+
+    /// Frames in one Low-Latency HLS part: a whole number, at most a segment.
+    pub fn frames_per_part(&self) -> u32 {
+        ((self.hls_part_seconds * f64::from(self.fps)).round() as u32)
+            .clamp(1, self.frames_per_segment())
+    }
+}
+
+impl ServerSettings {
+    /// The number of JPEG encoder threads each stream starts.
+    pub fn jpeg_thread_count(&self) -> usize {
+        match self.jpeg_threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .clamp(1, 4),
+            n => usize::from(n),
+        }
+    }
 }
 
 /// When a stream's H.264 encoder, and so its HLS and `/live.mp4`, runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum HlsMode {
     /// From the start, so that the first viewer finds a full window.
@@ -147,15 +179,12 @@ impl Settings {
                 fps: flags.fps,
                 jpeg_quality: flags.jpeg_quality,
                 drop_same_frames: flags.drop_same_frames,
-                hls: if flags.no_hls {
-                    HlsMode::Off
-                } else {
-                    HlsMode::Always
-                },
+                hls: flags.hls_mode(),
                 h264_bitrate: flags.h264_bitrate,
                 hls_segment_seconds: flags.hls_segment_seconds,
                 hls_part_seconds: flags.hls_part_seconds,
                 hls_window: flags.hls_window,
+                hls_idle_stop_seconds: flags.hls_idle_stop_seconds,
             }],
         }
     }
@@ -191,6 +220,7 @@ pub struct StreamLayer {
     pub hls_segment_seconds: Option<f64>,
     pub hls_part_seconds: Option<f64>,
     pub hls_window: Option<u16>,
+    pub hls_idle_stop_seconds: Option<u16>,
 }
 
 impl ServerLayer {
@@ -231,6 +261,7 @@ impl StreamLayer {
             hls_segment_seconds: self.hls_segment_seconds.or(lower.hls_segment_seconds),
             hls_part_seconds: self.hls_part_seconds.or(lower.hls_part_seconds),
             hls_window: self.hls_window.or(lower.hls_window),
+            hls_idle_stop_seconds: self.hls_idle_stop_seconds.or(lower.hls_idle_stop_seconds),
         }
     }
 
@@ -250,6 +281,9 @@ impl StreamLayer {
                 .unwrap_or(DEFAULT_HLS_SEGMENT_SECONDS),
             hls_part_seconds: self.hls_part_seconds.unwrap_or(DEFAULT_HLS_PART_SECONDS),
             hls_window: self.hls_window.unwrap_or(DEFAULT_HLS_WINDOW),
+            hls_idle_stop_seconds: self
+                .hls_idle_stop_seconds
+                .unwrap_or(DEFAULT_HLS_IDLE_STOP_SECONDS),
         }
     }
 }

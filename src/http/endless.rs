@@ -23,6 +23,7 @@ use super::AppState;
 use super::connection::ConnectionSocket;
 use super::direct_body;
 use super::frame_file::FrameFile;
+use crate::hub::Hub;
 
 /// How long a connection may take no bytes before its viewer is dropped, when the app has no
 /// state to say (tests of single handlers); the server uses `--viewer-stall-seconds`.
@@ -84,27 +85,29 @@ pub fn user_agent(req: &HttpRequest) -> String {
 
 /// Streams `viewer` as the body of `response`. HTTP/1.0 has no chunked coding (RFC 9112
 /// §6.1), so for it the body simply runs until the connection closes.
+/// A viewer dropped for taking nothing is counted on `hub`.
 pub fn respond<V: ChunkSource>(
     req: &HttpRequest,
     response: &mut HttpResponseBuilder,
     viewer: V,
+    hub: &Arc<Hub>,
 ) -> HttpResponse {
     if req.method() == Method::HEAD {
         return headers_only(response);
     }
     let chunked = is_chunked(req);
     let shutdown = shutdown_signal(req);
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let hub = hub.clone();
     match req.conn_data::<ConnectionSocket>() {
         Some(socket) => {
             let stall = stall_time(req);
             let body = direct_body::write_body(socket.clone(), chunked, viewer, shutdown, stall);
             let body = async move {
                 let result = body.await;
-                if let (Err(error), Some(state)) = (&result, &state)
+                if let Err(error) = &result
                     && error.kind() == std::io::ErrorKind::TimedOut
                 {
-                    state.hub.viewers.count_dropped_stalled();
+                    hub.viewers.count_dropped_stalled();
                 }
                 result
             };
@@ -147,7 +150,7 @@ pub fn is_chunked(req: &HttpRequest) -> bool {
 pub fn stall_time(req: &HttpRequest) -> Duration {
     req.app_data::<web::Data<AppState>>()
         .map_or(DEFAULT_STALL, |s| {
-            Duration::from_secs(u64::from(s.config.viewer_stall_seconds))
+            Duration::from_secs(u64::from(s.server.viewer_stall_seconds))
         })
 }
 

@@ -11,7 +11,7 @@
 use actix_web::http::header::{
     AcceptEncoding, CONTENT_ENCODING, CONTENT_TYPE, Encoding, Header, VARY,
 };
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use crate::hls::names::HlsName;
@@ -19,27 +19,30 @@ use crate::hls::reload::{self, SkipRequest};
 use crate::hls::store::{HlsStore, PlaylistVariant};
 use crate::pipeline::StreamHls;
 
-use super::AppState;
 use super::cache::CachePolicy;
 use super::error::HttpError;
+use super::streams::{Served, ServedStream};
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 /// rfc8216bis §5: segments with the `video/iso.segment` type; the init section is `video/mp4`.
 const SEGMENT_TYPE: &str = "video/iso.segment";
 const INIT_TYPE: &str = "video/mp4";
-fn hls(state: &AppState) -> Result<&StreamHls, HttpError> {
-    state
-        .hls
-        .as_ref()
-        .ok_or_else(|| HttpError::NotFound("HLS is turned off (--no-hls)".into()))
+/// The stream's HLS, or 404 saying it is off.
+pub fn hls_of(stream: &ServedStream) -> Result<&StreamHls, HttpError> {
+    stream.hls.as_ref().ok_or_else(|| {
+        HttpError::NotFound(format!(
+            "HLS is turned off for stream `{}` (--no-hls, hls = \"off\")",
+            stream.name()
+        ))
+    })
 }
 
 /// `GET /live.m3u8`.
-pub async fn multivariant(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
-    let hls = hls(&state)?;
+pub async fn multivariant(stream: Served) -> Result<HttpResponse, HttpError> {
+    let hls = hls_of(&stream)?;
     // CODECS and BANDWIDTH are measured, never guessed: they need the first segment.
     wait_for_first_segment(&hls.store).await?;
-    let media_uri = format!("hls/{}/{}", state.start_id, HlsName::MediaPlaylist);
+    let media_uri = format!("hls/{}/{}", stream.instance_id, HlsName::MediaPlaylist);
     let playlist = hls
         .store
         .multivariant_playlist(&media_uri)
@@ -51,20 +54,21 @@ pub async fn multivariant(state: web::Data<AppState>) -> Result<HttpResponse, Ht
         .body(playlist.render()))
 }
 
-/// `GET /hls/{start_id}/{name}`.
-pub async fn resource(
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, HttpError> {
-    let (start_id, name) = path.into_inner();
+/// `GET /hls/{start_id}/{name}`, the start id being the stream's instance id.
+pub async fn resource(req: HttpRequest, stream: Served) -> Result<HttpResponse, HttpError> {
     let not_found = || HttpError::NotFound(req.path().to_owned());
-    let hls = hls(&state)?;
-    if start_id != state.start_id {
+    let (Some(start_id), Some(name)) = (
+        req.match_info().get("start_id"),
+        req.match_info().get("name"),
+    ) else {
+        return Err(not_found());
+    };
+    let hls = hls_of(&stream)?;
+    if start_id != stream.instance_id {
         return Err(not_found());
     }
     let store = &hls.store;
-    match HlsName::parse(&name).ok_or_else(not_found)? {
+    match HlsName::parse(name).ok_or_else(not_found)? {
         HlsName::MediaPlaylist => media_playlist(&req, store).await,
         HlsName::Init { generation } => store
             .init_of_generation(generation)

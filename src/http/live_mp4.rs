@@ -14,31 +14,23 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::hls::store::{FramePosition, HlsStore};
 use crate::hub::{ViewerGuard, ViewerKind};
 
-use crate::pipeline::StreamHls;
-
-use super::AppState;
 use super::cache::CachePolicy;
 use super::endless::{self, ChunkSource};
 use super::error::HttpError;
+use super::hls::hls_of;
+use super::streams::Served;
 
 /// `HEAD /live.mp4`: the headers of the stream without starting one, which would never end.
-pub async fn head(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
-    hls_on(&state)?;
+pub async fn head(stream: Served) -> Result<HttpResponse, HttpError> {
+    hls_of(&stream)?;
     Ok(endless::headers_only(headers(&mut HttpResponse::Ok())))
-}
-
-fn hls_on(state: &AppState) -> Result<&StreamHls, HttpError> {
-    state
-        .hls
-        .as_ref()
-        .ok_or_else(|| HttpError::NotFound("HLS is turned off (--no-hls)".into()))
 }
 
 fn headers(response: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
@@ -48,15 +40,12 @@ fn headers(response: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
         .insert_header(("X-Accel-Buffering", "no"))
 }
 
-pub async fn stream(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, HttpError> {
-    let hls = hls_on(&state)?;
+pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, HttpError> {
+    let hls = hls_of(&stream)?;
     let store = hls.store.clone();
     let user_agent = endless::user_agent(&req);
     let viewer = Mp4Viewer {
-        stats: state
+        stats: stream
             .hub
             .viewers
             .register(ViewerKind::LiveMp4, req.peer_addr(), user_agent, None),
@@ -71,6 +60,7 @@ pub async fn stream(
         &req,
         headers(&mut HttpResponse::Ok()),
         viewer,
+        &stream.hub,
     ))
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::{CONTENT_TYPE, PRAGMA};
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, Sleep};
@@ -22,22 +22,19 @@ use tokio::time::{Instant, Sleep};
 use crate::hub::{Hub, PublishedJpeg, StreamDemandGuard, ViewerGuard, ViewerKind};
 use crate::media::multipart::{self, PartHeaders};
 
-use super::AppState;
 use super::cache::CachePolicy;
 use super::connection::ConnectionSocket;
 use super::endless::{self, ChunkSource};
 use super::error::HttpError;
 use super::mjpeg_sender::{Joining, RESEND_AFTER};
 use super::query;
+use super::streams::Served;
 
-pub async fn stream(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, HttpError> {
+pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, HttpError> {
     let fps_cap = query::fps_cap(req.query_string())?;
     let user_agent = endless::user_agent(&req);
     let mode = PartHeaders::for_user_agent(&user_agent);
-    let hub = state.hub.clone();
+    let hub = stream.hub.clone();
     let demand = hub.want_stream();
     let stats = hub
         .viewers
@@ -59,9 +56,9 @@ pub async fn stream(
                 demand,
                 done,
             };
-            if state
+            if stream
                 .mjpeg_sender
-                .join(&state.hub, &shutdown, stall, joining)
+                .join(&stream.hub, &shutdown, stall, joining)
                 .is_err()
             {
                 return Err(io::Error::other("the MJPEG sender is not running"));
@@ -93,6 +90,7 @@ pub async fn stream(
         &req,
         headers(&mut HttpResponse::Ok()),
         viewer,
+        &stream.hub,
     ))
 }
 
@@ -109,7 +107,7 @@ async fn wait_for_head(
 }
 
 /// `HEAD /stream.mjpg`: the stream's headers without starting one, which would never end.
-pub async fn head() -> HttpResponse {
+pub async fn head(_stream: Served) -> HttpResponse {
     endless::headers_only(headers(&mut HttpResponse::Ok()))
 }
 

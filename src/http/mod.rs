@@ -19,6 +19,7 @@ mod server;
 mod snapshot;
 mod static_files;
 mod status;
+pub mod streams;
 mod tuning;
 
 pub use error::HttpError;
@@ -34,9 +35,8 @@ use actix_web::middleware::Compress;
 use actix_web::{HttpRequest, HttpResponse, web};
 use tokio::sync::watch;
 
-use crate::config::Config;
-use crate::hub::Hub;
-use crate::pipeline::StreamHls;
+use crate::config::ServerSettings;
+use streams::{STREAM_PARAM, StreamTable};
 
 /// How long a graceful stop waits for open responses; endless ones end when `shutdown` fires,
 /// so this only bounds a client that stopped reading.
@@ -45,25 +45,48 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// What every handler can reach.
 #[derive(Debug)]
 pub struct AppState {
-    pub hub: Arc<Hub>,
-    pub config: Config,
-    /// Differs on every start, so ETags and cached media never match a previous run's.
+    /// The server's settings as it started (a reload changes streams, not these).
+    pub server: ServerSettings,
+    /// The streams served now.
+    pub streams: StreamTable,
+    /// Differs on every start; each stream's instance id starts with it.
     pub start_id: String,
-    /// `None` with `--no-hls`.
-    pub hls: Option<StreamHls>,
+    pub started_at: std::time::Instant,
     /// Open connections and their cap.
     pub connections: Arc<ConnectionLimit>,
     /// Turns true when the server is told to stop: endless bodies end, then the server stops.
     pub shutdown: watch::Receiver<bool>,
-    /// Writes the frames of MJPEG viewers on direct connections.
-    pub mjpeg_sender: Arc<MjpegSender>,
 }
 
 /// The route table. Every resource answers HEAD where it answers GET (RFC 9110 §9.1), and
 /// other methods get 405 with an Allow header from actix.
+///
+/// Each stream's resources are under `/streams/{stream}/`; the root has the server's own
+/// (`/` lists the streams, `/status` and `/healthz` cover them all) and, for embeds written
+/// before there were several, the first stream's under their old names.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(get_and_head("/", pages::index))
-        .service(get_and_head("/hls", pages::hls))
+    cfg.service(get_and_head("/", pages::home))
+        .service(get_and_head("/status", status::server_status))
+        .service(get_and_head("/healthz", status::server_healthz))
+        .service(get_and_head("/static/{name}", static_files::file))
+        .service(
+            web::resource(format!("/streams/{{{STREAM_PARAM}}}"))
+                .route(web::get().to(pages::to_stream_page))
+                .route(web::head().to(pages::to_stream_page)),
+        )
+        .service(
+            web::scope(&format!("/streams/{{{STREAM_PARAM}}}"))
+                .service(get_and_head("/", pages::stream_page))
+                .service(get_and_head("/status", status::stream_status))
+                .service(get_and_head("/healthz", status::stream_healthz))
+                .configure(stream_routes),
+        )
+        .configure(stream_routes);
+}
+
+/// A stream's resources, under its path and, for the first stream, at the root.
+fn stream_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_and_head("/hls", pages::hls))
         .service(get_and_head("/live", pages::live))
         .service(
             web::resource("/stream.mjpg")
@@ -71,9 +94,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::head().to(mjpeg::head)),
         )
         .service(get_and_head("/snapshot.jpg", snapshot::snapshot))
-        .service(get_and_head("/status", status::status))
-        .service(get_and_head("/healthz", status::healthz))
-        .service(get_and_head("/static/{name}", static_files::file))
         // Compresses playlists; actix leaves video/* alone, so media is never compressed.
         .service(get_and_head("/live.m3u8", hls::multivariant).wrap(Compress::default()))
         .service(get_and_head("/hls/{start_id}/{name}", hls::resource).wrap(Compress::default()))
@@ -108,18 +128,11 @@ fn app(cfg: &mut web::ServiceConfig) {
 
 /// Starts serving on an already bound listener. The returned server runs until the state's
 /// `shutdown` signal turns true.
-pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+pub fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
     let mut shutdown = state.shutdown.clone();
     let stop = async move {
         endless::shutdown_requested(&mut shutdown).await;
     };
     let connections = state.connections.clone();
-    server::serve(
-        listener,
-        web::Data::new(state),
-        app,
-        connections,
-        stop,
-        SHUTDOWN_GRACE,
-    )
+    server::serve(listener, state, app, connections, stop, SHUTDOWN_GRACE)
 }

@@ -1,39 +1,145 @@
-//! HTML pages, rendered from askama templates in `templates/`.
+//! HTML pages, rendered from askama templates in `templates/`: the home page (`/`), each
+//! stream's MJPEG, HLS and MSE pages, and mjpg-streamer's `?action=` URLs on the first two.
 
-use actix_web::web;
-use actix_web::{CustomizeResponder, Responder};
+use actix_web::http::header::LOCATION;
+use actix_web::{CustomizeResponder, HttpRequest, HttpResponse, Responder, web};
 use askama::Template;
 use askama_web::WebTemplate;
 
-use super::AppState;
 use super::cache::CachePolicy;
+use super::error::HttpError;
 use super::static_files::HLS_JS_BUNDLED;
+use super::streams::{Served, ServedStream};
+use super::{AppState, mjpeg, query, snapshot};
 
-/// `GET /`: the live MJPEG picture with latency and frame-rate readouts.
+/// Up to this many streams the home page shows each as an MJPEG `<img>`. A browser opens at
+/// most six HTTP/1.1 connections to one server, and each MJPEG picture holds one for as long
+/// as it is shown: with more streams the tiles would wait for each other, so beyond this they
+/// are refreshed from snapshots instead, each a short request.
+const MJPEG_TILES_MAX: usize = 4;
+/// Frames per second of a grid tile: enough to see that a camera is alive, light for a page of
+/// sixteen.
+const TILE_FPS: u32 = 2;
+
+/// A stream's page (`/streams/{name}/`, and `/` with one stream): the live MJPEG picture with latency and frame-rate readouts.
 #[derive(Template, WebTemplate)]
 #[template(path = "index.html")]
 pub struct IndexPage {
     pub version: &'static str,
+    /// Where the stream's resources are: `/` or `/streams/{name}/`.
+    pub base: String,
     pub source: String,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
 }
 
-/// Pages describe the running stream: stored, but asked for again each time.
+/// `GET /` with several streams: a grid of their live pictures.
+#[derive(Template, WebTemplate)]
+#[template(path = "grid.html")]
+pub struct GridPage {
+    pub version: &'static str,
+    pub base: String,
+    /// `mjpeg` when the tiles are MJPEG pictures, `snapshot` when the page refreshes them.
+    pub refresh: &'static str,
+    pub tile_fps: u32,
+    pub tiles: Vec<Tile>,
+}
+
+/// One stream in the grid.
+pub struct Tile {
+    pub name: String,
+    pub page: String,
+    pub picture: String,
+    pub source: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Pages describe the running streams: stored, but asked for again each time.
 fn page<T: Responder>(page: T) -> CustomizeResponder<T> {
     page.customize()
         .insert_header(CachePolicy::Revalidate.header())
 }
 
-pub async fn index(state: web::Data<AppState>) -> CustomizeResponder<IndexPage> {
-    page(IndexPage {
+/// `GET /`: mjpg-streamer's `?action=` for the first stream; else with one stream its page,
+/// as before there were several, and with more the grid.
+pub async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
+    let streams = state.streams.all();
+    if query::lookup(req.query_string(), "action").is_some() || streams.len() <= 1 {
+        let stream = state
+            .streams
+            .first()
+            .ok_or_else(|| HttpError::NotFound("no stream is configured".into()))?;
+        return stream_page(req, Served(stream)).await;
+    }
+    let mjpeg_tiles = streams.len() <= MJPEG_TILES_MAX;
+    let tiles = streams
+        .iter()
+        .map(|stream| {
+            let base = stream.base_path();
+            let picture = if mjpeg_tiles {
+                format!("{base}stream.mjpg?fps={TILE_FPS}")
+            } else {
+                format!("{base}snapshot.jpg")
+            };
+            Tile {
+                name: stream.name().to_owned(),
+                page: base,
+                picture,
+                source: stream.settings.source.to_string(),
+                width: stream.settings.size.width,
+                height: stream.settings.size.height,
+            }
+        })
+        .collect();
+    let grid = GridPage {
         version: env!("CARGO_PKG_VERSION"),
-        source: state.config.source.to_string(),
-        width: state.config.size.width,
-        height: state.config.size.height,
-        fps: state.config.fps,
-    })
+        base: "/".into(),
+        refresh: if mjpeg_tiles { "mjpeg" } else { "snapshot" },
+        tile_fps: TILE_FPS,
+        tiles,
+    };
+    Ok(page(grid).respond_to(&req).map_into_boxed_body())
+}
+
+/// `GET /streams/{name}/` (and `/` with one stream): the stream's MJPEG page, or with
+/// mjpg-streamer's `?action=stream` / `?action=snapshot` (the URLs OctoPrint, Klipper front
+/// ends and Home Assistant default to) its MJPEG stream or a snapshot.
+pub async fn stream_page(req: HttpRequest, stream: Served) -> Result<HttpResponse, HttpError> {
+    match query::action(req.query_string())? {
+        Some(query::Action::Stream) if req.method() == actix_web::http::Method::HEAD => {
+            Ok(mjpeg::head(stream).await)
+        }
+        Some(query::Action::Stream) => mjpeg::stream(req, stream).await,
+        Some(query::Action::Snapshot) => snapshot::snapshot(req, stream).await,
+        None => Ok(page(index_page(&req, &stream))
+            .respond_to(&req)
+            .map_into_boxed_body()),
+    }
+}
+
+fn index_page(req: &HttpRequest, stream: &ServedStream) -> IndexPage {
+    IndexPage {
+        version: env!("CARGO_PKG_VERSION"),
+        base: stream.base_for(req),
+        source: stream.settings.source.to_string(),
+        width: stream.settings.size.width,
+        height: stream.settings.size.height,
+        fps: stream.settings.fps,
+    }
+}
+
+/// `GET /streams/{name}`: the page is at `/streams/{name}/`.
+pub async fn to_stream_page(req: HttpRequest, stream: Served) -> HttpResponse {
+    let mut location = stream.base_path();
+    if !req.query_string().is_empty() {
+        location.push('?');
+        location.push_str(req.query_string());
+    }
+    HttpResponse::PermanentRedirect()
+        .insert_header((LOCATION, location))
+        .finish()
 }
 
 /// `GET /hls`: the HLS stream in a `<video>`, played through the bundled hls.js, or natively
@@ -43,22 +149,24 @@ pub async fn index(state: web::Data<AppState>) -> CustomizeResponder<IndexPage> 
 #[template(path = "hls.html")]
 pub struct HlsPage {
     pub version: &'static str,
+    pub base: String,
     pub source: String,
     pub width: u32,
     pub height: u32,
-    /// `false` with `--no-hls`: the page says so instead of trying to play.
+    /// `false` with HLS off: the page says so instead of trying to play.
     pub hls_enabled: bool,
     /// Whether `/static/hls.js` exists in this build (see `build.rs`).
     pub hls_js_bundled: bool,
 }
 
-pub async fn hls(state: web::Data<AppState>) -> CustomizeResponder<HlsPage> {
+pub async fn hls(req: HttpRequest, stream: Served) -> CustomizeResponder<HlsPage> {
     page(HlsPage {
         version: env!("CARGO_PKG_VERSION"),
-        source: state.config.source.to_string(),
-        width: state.config.size.width,
-        height: state.config.size.height,
-        hls_enabled: state.hls.is_some(),
+        base: stream.base_for(&req),
+        source: stream.settings.source.to_string(),
+        width: stream.settings.size.width,
+        height: stream.settings.size.height,
+        hls_enabled: stream.hls.is_some(),
         hls_js_bundled: HLS_JS_BUNDLED,
     })
 }
@@ -69,20 +177,22 @@ pub async fn hls(state: web::Data<AppState>) -> CustomizeResponder<HlsPage> {
 #[template(path = "live.html")]
 pub struct LivePage {
     pub version: &'static str,
+    pub base: String,
     pub source: String,
     pub width: u32,
     pub height: u32,
-    /// `false` with `--no-hls`, which also turns `/live.mp4` off.
+    /// `false` with HLS off, which also turns `/live.mp4` off.
     pub hls_enabled: bool,
 }
 
-pub async fn live(state: web::Data<AppState>) -> CustomizeResponder<LivePage> {
+pub async fn live(req: HttpRequest, stream: Served) -> CustomizeResponder<LivePage> {
     page(LivePage {
         version: env!("CARGO_PKG_VERSION"),
-        source: state.config.source.to_string(),
-        width: state.config.size.width,
-        height: state.config.size.height,
-        hls_enabled: state.hls.is_some(),
+        base: stream.base_for(&req),
+        source: stream.settings.source.to_string(),
+        width: stream.settings.size.width,
+        height: stream.settings.size.height,
+        hls_enabled: stream.hls.is_some(),
     })
 }
 
@@ -93,6 +203,7 @@ mod tests {
     fn hls_page(hls_js_bundled: bool) -> String {
         HlsPage {
             version: "0",
+            base: "/".into(),
             source: "test".into(),
             width: 640,
             height: 360,
@@ -122,5 +233,33 @@ mod tests {
             .find("<script type=\"module\" src=\"/static/hls-page.js\">")
             .expect("page module");
         assert!(hls_js < module);
+    }
+
+    #[test]
+    fn a_stream_page_links_its_own_resources() {
+        let page = IndexPage {
+            version: "0",
+            base: "/streams/garage/".into(),
+            source: "test".into(),
+            width: 640,
+            height: 360,
+            fps: 15,
+        }
+        .render()
+        .expect("the template renders");
+        assert!(
+            page.contains("src=\"/streams/garage/stream.mjpg\""),
+            "{page}"
+        );
+        assert!(page.contains("href=\"/streams/garage/snapshot.jpg\""));
+        assert!(page.contains("data-base=\"/streams/garage/\""));
+        for root in [
+            "\"/stream.mjpg",
+            "\"/snapshot.jpg",
+            "\"/hls\"",
+            "\"/live.m3u8",
+        ] {
+            assert!(!page.contains(root), "{root} in {page}");
+        }
     }
 }

@@ -57,6 +57,30 @@ pub fn after_seq(query: &str) -> Result<Option<u64>, QueryError> {
     })
 }
 
+/// mjpg-streamer's `?action=`, which OctoPrint, Klipper front ends and Home Assistant put in
+/// their default camera URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Stream,
+    Snapshot,
+}
+
+/// `?action=stream` or `?action=snapshot`; `None` if absent.
+pub fn action(query: &str) -> Result<Option<Action>, QueryError> {
+    let Some(value) = lookup(query, "action") else {
+        return Ok(None);
+    };
+    match value.as_str() {
+        "stream" => Ok(Some(Action::Stream)),
+        "snapshot" => Ok(Some(Action::Snapshot)),
+        _ => Err(QueryError {
+            name: "action".into(),
+            value,
+            expected: "`stream` or `snapshot` (mjpg-streamer's actions)".into(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +113,17 @@ mod tests {
             "after=",
         ] {
             assert!(after_seq(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn actions_are_mjpg_streamers_two() {
+        assert_eq!(action(""), Ok(None));
+        assert_eq!(action("action=stream"), Ok(Some(Action::Stream)));
+        assert_eq!(action("action=snapshot&x=1"), Ok(Some(Action::Snapshot)));
+        for bad in ["action=", "action=Stream", "action=take_picture"] {
+            let err = action(bad).unwrap_err();
+            assert_eq!(err.name, "action", "{bad}");
         }
     }
 

@@ -9,31 +9,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 
 use crate::frame::unix_micros;
 use crate::hub::{Hub, PublishedJpeg};
 use crate::media::multipart;
 
-use super::AppState;
 use super::cache::CachePolicy;
 use super::error::HttpError;
 use super::query;
+use super::streams::Served;
 
 /// How long a request waits for a suitable frame before answering 503.
 const WAIT_FOR_FRAME: Duration = Duration::from_secs(5);
 /// A source that has sent nothing for this long is stalled: its last frame is not current.
 const SOURCE_STALLED_AFTER: Duration = Duration::from_secs(2);
 
-pub async fn snapshot(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, HttpError> {
+pub async fn snapshot(req: HttpRequest, stream: Served) -> Result<HttpResponse, HttpError> {
     let after = query::after_seq(req.query_string())?;
-    let hub = &state.hub;
+    let hub = &stream.hub;
     hub.want_snapshot();
     let jpeg = wait_for_frame(hub, after).await?;
-    let etag = format!("\"{}-{}\"", state.start_id, jpeg.frame.seq);
+    let etag = format!("\"{}-{}\"", stream.instance_id, jpeg.frame.seq);
     let unchanged = req
         .headers()
         .get(IF_NONE_MATCH)

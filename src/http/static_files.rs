@@ -33,6 +33,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     static_file!("viewer.js", JAVASCRIPT),
     static_file!("hls-page.js", JAVASCRIPT),
     static_file!("mse-page.js", JAVASCRIPT),
+    static_file!("grid.js", JAVASCRIPT),
     // Shared by the pages.
     static_file!("player.js", JAVASCRIPT),
     static_file!("latency-probe.js", JAVASCRIPT),

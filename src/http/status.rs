@@ -12,6 +12,8 @@ use crate::hub::{SourceState, ViewerKind};
 use super::AppState;
 use super::cache::CachePolicy;
 use super::error::HttpError;
+use super::streams::{Served, ServedStream};
+use crate::config::ServerSettings;
 
 /// The source is healthy while its last frame is younger than this many frame intervals
 /// (and at least [`MIN_HEALTHY_GAP`]): a few late frames are jitter, not an outage.
@@ -24,24 +26,70 @@ const HLS_STALLED_TARGET_DURATIONS: u32 = 3;
 /// person to read, and the document stays small whatever the number of viewers.
 const MAX_VIEWERS_LISTED: usize = 100;
 
-/// `GET /status`: the whole state as JSON. Field names are part of the interface (scripts
+/// `GET /status`: the whole server as JSON. Field names are part of the interface (scripts
 /// and tests read them); each struct below is one object of the document.
+///
+/// Its top level describes the first stream as a stream's own `status` does, so that scripts
+/// written before there were several keep working; `streams` has every stream (without its
+/// list of viewers), and `totals` adds them up.
 #[derive(Debug, Serialize)]
-struct Status<'a> {
+struct ServerStatus<'a> {
     version: &'static str,
     start_id: &'a str,
     uptime_s: f64,
     now_unix_us: u64,
+    #[serde(flatten)]
+    first: Option<StreamStatus>,
+    connections: ConnectionsStatus,
+    totals: TotalsStatus,
+    streams: Vec<StreamStatus>,
+}
+
+/// `GET /streams/{name}/status`: one stream.
+#[derive(Debug, Serialize)]
+struct StreamDocument<'a> {
+    version: &'static str,
+    /// The stream's instance id: its HLS resources are under `hls/{start_id}/`.
+    start_id: &'a str,
+    uptime_s: f64,
+    now_unix_us: u64,
+    #[serde(flatten)]
+    stream: StreamStatus,
+    connections: ConnectionsStatus,
+}
+
+/// What `/status` says of one stream.
+#[derive(Debug, Serialize)]
+struct StreamStatus {
+    name: String,
+    /// Where its resources are, `/streams/{name}/`.
+    path: String,
+    /// Whether `healthz` says it is healthy; the reason when not.
+    healthy: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unhealthy_reason: Option<String>,
     source: SourceStatus,
     jpeg: JpegStatus,
     hls: Option<HlsStatus>,
-    connections: ConnectionsStatus,
     viewer_count: usize,
     viewer_frames_skipped_total: u64,
     /// Viewers dropped because their connection took nothing for `--viewer-stall-seconds`.
     viewers_dropped_stalled: u64,
-    /// The longest-connected viewers, at most [`MAX_VIEWERS_LISTED`].
-    viewers: Vec<ViewerStatus>,
+    /// The longest-connected viewers, at most [`MAX_VIEWERS_LISTED`]; left out of the
+    /// server's list of streams.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    viewers: Option<Vec<ViewerStatus>>,
+}
+
+/// The streams added up.
+#[derive(Debug, Serialize)]
+struct TotalsStatus {
+    streams: usize,
+    /// Streams whose `healthz` is 200.
+    healthy: usize,
+    viewer_count: usize,
+    viewer_frames_skipped_total: u64,
+    viewers_dropped_stalled: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -135,9 +183,72 @@ struct ViewerStatus {
     bytes_sent: u64,
 }
 
-pub async fn status(state: web::Data<AppState>) -> HttpResponse {
-    let hub = &state.hub;
-    let config = &state.config;
+pub async fn server_status(state: web::Data<AppState>) -> HttpResponse {
+    let streams = state.streams.all();
+    let mut listed: Vec<StreamStatus> = streams
+        .iter()
+        .map(|stream| describe_stream(stream, &state.server, false))
+        .collect();
+    let totals = TotalsStatus {
+        streams: listed.len(),
+        healthy: listed.iter().filter(|s| s.healthy).count(),
+        viewer_count: listed.iter().map(|s| s.viewer_count).sum(),
+        viewer_frames_skipped_total: listed.iter().map(|s| s.viewer_frames_skipped_total).sum(),
+        viewers_dropped_stalled: listed.iter().map(|s| s.viewers_dropped_stalled).sum(),
+    };
+    let first = streams
+        .first()
+        .map(|stream| describe_stream(stream, &state.server, true));
+    // The first stream's viewers are listed at the top level only.
+    for stream in &mut listed {
+        stream.viewers = None;
+    }
+    let body = ServerStatus {
+        version: env!("CARGO_PKG_VERSION"),
+        start_id: streams
+            .first()
+            .map_or(state.start_id.as_str(), |s| s.instance_id.as_str()),
+        uptime_s: round3(state.started_at.elapsed().as_secs_f64()),
+        now_unix_us: unix_micros(std::time::SystemTime::now()),
+        first,
+        connections: connections_status(&state),
+        totals,
+        streams: listed,
+    };
+    HttpResponse::Ok()
+        .insert_header(CachePolicy::Live.header())
+        .json(body)
+}
+
+pub async fn stream_status(state: web::Data<AppState>, stream: Served) -> HttpResponse {
+    let body = StreamDocument {
+        version: env!("CARGO_PKG_VERSION"),
+        start_id: &stream.instance_id,
+        uptime_s: round3(stream.hub.started_at.elapsed().as_secs_f64()),
+        now_unix_us: unix_micros(std::time::SystemTime::now()),
+        stream: describe_stream(&stream, &state.server, true),
+        connections: connections_status(&state),
+    };
+    HttpResponse::Ok()
+        .insert_header(CachePolicy::Live.header())
+        .json(body)
+}
+
+fn connections_status(state: &AppState) -> ConnectionsStatus {
+    ConnectionsStatus {
+        open: state.connections.open(),
+        max: state.connections.max(),
+        refused: state.connections.refused(),
+    }
+}
+
+fn describe_stream(
+    stream: &ServedStream,
+    server: &ServerSettings,
+    with_viewers: bool,
+) -> StreamStatus {
+    let hub = &stream.hub;
+    let config = &stream.settings;
     let health = hub.source_health();
     let newest_index = hub
         .subscribe_jpeg()
@@ -145,33 +256,36 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         .as_ref()
         .map_or(0, |j| j.index);
     let all_viewers = hub.viewers.snapshot();
-    let viewers: Vec<ViewerStatus> = all_viewers
-        .iter()
-        .take(MAX_VIEWERS_LISTED)
-        .map(|v| ViewerStatus {
-            id: v.id,
-            kind: v.kind,
-            remote: v.remote.map(|a| a.to_string()),
-            user_agent: v.user_agent.clone(),
-            connected_s: round3(v.connected_at.elapsed().as_secs_f64()),
-            fps_cap: v.fps_cap,
-            fps: round3(v.rate.rate_per_s()),
-            frames_sent: v.frames_sent.load(Ordering::Relaxed),
-            frames_skipped: match v.kind {
-                // Counted up to the newest published JPEG, while it is stuck too.
-                ViewerKind::Mjpeg => v.skipped_now(newest_index),
-                ViewerKind::LiveMp4 => v.frames_skipped.load(Ordering::Relaxed),
-            },
-            bytes_sent: v.bytes_sent.load(Ordering::Relaxed),
-        })
-        .collect();
+    let viewers = with_viewers.then(|| {
+        all_viewers
+            .iter()
+            .take(MAX_VIEWERS_LISTED)
+            .map(|v| ViewerStatus {
+                id: v.id,
+                kind: v.kind,
+                remote: v.remote.map(|a| a.to_string()),
+                user_agent: v.user_agent.clone(),
+                connected_s: round3(v.connected_at.elapsed().as_secs_f64()),
+                fps_cap: v.fps_cap,
+                fps: round3(v.rate.rate_per_s()),
+                frames_sent: v.frames_sent.load(Ordering::Relaxed),
+                frames_skipped: match v.kind {
+                    // Counted up to the newest published JPEG, while it is stuck too.
+                    ViewerKind::Mjpeg => v.skipped_now(newest_index),
+                    ViewerKind::LiveMp4 => v.frames_skipped.load(Ordering::Relaxed),
+                },
+                bytes_sent: v.bytes_sent.load(Ordering::Relaxed),
+            })
+            .collect()
+    });
     let jpeg = &hub.jpeg;
     let jpeg_encoded = jpeg.frames_encoded.load(Ordering::Relaxed);
-    let body = Status {
-        version: env!("CARGO_PKG_VERSION"),
-        start_id: &state.start_id,
-        uptime_s: round3(hub.started_at.elapsed().as_secs_f64()),
-        now_unix_us: unix_micros(std::time::SystemTime::now()),
+    let unhealthy_reason = unhealthy_reason(stream).err();
+    StreamStatus {
+        name: stream.name().to_owned(),
+        path: stream.base_path(),
+        healthy: unhealthy_reason.is_none(),
+        unhealthy_reason,
         source: SourceStatus {
             kind: config.source.to_string(),
             description: health.description,
@@ -195,7 +309,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         },
         jpeg: JpegStatus {
             quality: config.jpeg_quality,
-            threads: config.jpeg_thread_count(),
+            threads: server.jpeg_thread_count(),
             active: hub.jpeg_demand_active(),
             fps: round3(jpeg.rate.rate_per_s()),
             frames_encoded: jpeg_encoded,
@@ -206,7 +320,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
                 jpeg_encoded,
             ),
         },
-        hls: state.hls.as_ref().map(|hls| {
+        hls: stream.hls.as_ref().map(|hls| {
             let c = &hls.counters;
             let encoded = c.frames_encoded.load(Ordering::Relaxed);
             let playlist = hls.store.playlist();
@@ -232,58 +346,88 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
                 }),
             }
         }),
-        connections: ConnectionsStatus {
-            open: state.connections.open(),
-            max: state.connections.max(),
-            refused: state.connections.refused(),
-        },
         viewer_count: all_viewers.len(),
         viewer_frames_skipped_total: hub.viewers.total_skipped(),
         viewers_dropped_stalled: hub.viewers.dropped_stalled(),
         viewers,
-    };
-    HttpResponse::Ok()
-        .insert_header(CachePolicy::Live.header())
-        .json(body)
+    }
 }
 
-pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
-    let health = state.hub.source_health();
-    if health.state == SourceState::Down {
+/// `GET /healthz`: 200 when every stream is healthy, else 503 naming those that are not.
+pub async fn server_healthz(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
+    let streams = state.streams.all();
+    if let [only] = streams.as_slice() {
+        // One stream: its own answer, as before there were several.
+        return stream_healthz(Served(only.clone())).await;
+    }
+    let unhealthy: Vec<String> = streams
+        .iter()
+        .filter_map(|stream| {
+            unhealthy_reason(stream)
+                .err()
+                .map(|reason| format!("stream `{}`: {reason}", stream.name()))
+        })
+        .collect();
+    if !unhealthy.is_empty() {
         return Err(HttpError::Unavailable(format!(
+            "{} of {} streams unhealthy: {}",
+            unhealthy.len(),
+            streams.len(),
+            unhealthy.join("; ")
+        )));
+    }
+    Ok(healthy(format!("ok: {} streams live\n", streams.len())))
+}
+
+/// `GET /streams/{name}/healthz`: 200 while the stream's frames flow (and its HLS makes
+/// media), else 503 saying why.
+pub async fn stream_healthz(stream: Served) -> Result<HttpResponse, HttpError> {
+    unhealthy_reason(&stream)
+        .map(healthy)
+        .map_err(HttpError::Unavailable)
+}
+
+fn healthy(text: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(CachePolicy::Live.header())
+        .content_type("text/plain; charset=utf-8")
+        .body(text)
+}
+
+/// `Ok` with the body of a healthy answer, or why the stream is not healthy.
+fn unhealthy_reason(stream: &ServedStream) -> Result<String, String> {
+    let hub = &stream.hub;
+    let health = hub.source_health();
+    if health.state == SourceState::Down {
+        return Err(format!(
             "source down: {}: {}",
             health.headline.as_deref().unwrap_or("NO SIGNAL"),
             health.last_error.as_deref().unwrap_or("unknown error")
-        )));
+        ));
     }
-    if let Some(hls) = &state.hls {
+    if let Some(hls) = &stream.hls {
         let stalled = hls.store.media_stalled_for(Instant::now());
         let target_duration = Duration::from_secs(hls.store.timing().target_duration_s);
         let limit = target_duration * HLS_STALLED_TARGET_DURATIONS;
         if stalled > limit {
-            return Err(HttpError::Unavailable(format!(
+            return Err(format!(
                 "HLS has made no media for {:.1} s while the source delivers",
                 stalled.as_secs_f64()
-            )));
+            ));
         }
     }
-    let limit =
-        (Duration::from_secs(1) / state.config.fps * HEALTHY_FRAME_INTERVALS).max(MIN_HEALTHY_GAP);
-    match state.hub.source.last_frame_age() {
-        Some(age) if age <= limit => Ok(HttpResponse::Ok()
-            .insert_header(CachePolicy::Live.header())
-            .content_type("text/plain; charset=utf-8")
-            .body(format!(
-                "ok: frames flowing, last {} ms ago\n",
-                age.as_millis()
-            ))),
-        Some(age) => Err(HttpError::Unavailable(format!(
+    let limit = (Duration::from_secs(1) / stream.settings.fps * HEALTHY_FRAME_INTERVALS)
+        .max(MIN_HEALTHY_GAP);
+    match hub.source.last_frame_age() {
+        Some(age) if age <= limit => Ok(format!(
+            "ok: frames flowing, last {} ms ago\n",
+            age.as_millis()
+        )),
+        Some(age) => Err(format!(
             "no frame from the source for {:.1} s",
             age.as_secs_f64()
-        ))),
-        None => Err(HttpError::Unavailable(
-            "no frame from the source yet".into(),
         )),
+        None => Err("no frame from the source yet".into()),
     }
 }
 

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{HlsMode, ServerSettings, StreamSettings};
 use crate::encode::h264::{H264Settings, default_bitrate_bps};
 use crate::error::Error;
 use crate::hls::segmenter::SegmenterSettings;
@@ -54,8 +54,9 @@ pub struct Stream {
 
 impl Stream {
     /// Starts the source supervisor, the JPEG workers and, unless HLS is off, the H.264 thread.
-    pub fn start(config: &Config) -> Result<Self, Error> {
-        let hub = Hub::new(!config.no_hls);
+    pub fn start(server: &ServerSettings, config: &StreamSettings) -> Result<Self, Error> {
+        let hls_on = config.hls != HlsMode::Off;
+        let hub = Hub::new(hls_on);
         let stop = Arc::new(AtomicBool::new(false));
         let mut stream = Self {
             hub: hub.clone(),
@@ -78,10 +79,10 @@ impl Stream {
             stream.threads.extend(jpeg::spawn_workers(
                 hub.clone(),
                 config.jpeg_quality,
-                config.jpeg_thread_count(),
+                server.jpeg_thread_count(),
                 stop.clone(),
             )?);
-            if !config.no_hls {
+            if hls_on {
                 let (hls, thread) = start_hls(config, hub.clone(), stop.clone())?;
                 stream.hls = Some(hls);
                 stream.threads.push(thread);
@@ -111,7 +112,7 @@ impl Stream {
 
 /// Starts the H.264 encoder and segmenter feeding a new HLS store.
 fn start_hls(
-    config: &Config,
+    config: &StreamSettings,
     hub: Arc<Hub>,
     stop: Arc<AtomicBool>,
 ) -> Result<(StreamHls, JoinHandle<()>), Error> {

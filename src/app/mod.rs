@@ -1,0 +1,236 @@
+//! Wiring: starts the streams' pipelines and the HTTP server, reloads the configuration file
+//! on SIGHUP, and stops them in order when told to (SIGINT/SIGTERM, or a source's end with
+//! `--exit-on-eof`): endless responses end, the server finishes what is open and stops, then
+//! the pipeline threads stop. A second signal stops the server at once.
+
+mod stream_set;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+use tokio::signal::unix::{SignalKind, signal as unix_signal};
+use tokio::sync::{Mutex, watch};
+
+use crate::config::{ConfigFile, Launch, Settings};
+use crate::error::Error;
+use crate::http::streams::StreamTable;
+use crate::http::{self, AppState};
+pub use stream_set::{ReloadSummary, StreamSet};
+
+/// How often `--exit-on-eof` looks whether a source has ended for good.
+const FINISHED_POLL: Duration = Duration::from_millis(200);
+
+/// Runs framecast until it is told to stop. Prints `framecast listening on http://ADDR/` on
+/// standard output once it accepts connections (tests and scripts read the port from it).
+pub async fn run(launch: Launch) -> Result<(), Error> {
+    let settings = launch.settings;
+    let listen = settings.server.listen;
+    let listener = TcpListener::bind(listen).map_err(|source| Error::Listen {
+        addr: listen,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(Error::Server)?;
+
+    let fd_limit = http::raise_fd_limit();
+    let connections = http::ConnectionLimit::below_fd_limit(fd_limit);
+    tracing::info!(
+        fd_limit,
+        max_connections = connections.max(),
+        "file descriptor limit"
+    );
+    let start_id = start_id();
+    let streams = StreamSet::start(&settings, &start_id)?;
+
+    let (shutdown, shutdown_signal) = watch::channel(false);
+    let state = web::Data::new(AppState {
+        server: settings.server.clone(),
+        streams: StreamTable::new(streams.served()),
+        start_id,
+        started_at: Instant::now(),
+        connections,
+        shutdown: shutdown_signal,
+    });
+    let server = http::serve(listener, state.clone()).map_err(Error::Server)?;
+    let shutdown = Arc::new(shutdown);
+    tokio::spawn(stop_on_signals(shutdown.clone(), server.handle()));
+    let streams = Arc::new(Mutex::new(streams));
+    tokio::spawn(reload_on_hangup(
+        launch.file,
+        streams.clone(),
+        state.clone(),
+    ));
+    announce(addr, &settings);
+    let exit_on_eof = settings.server.exit_on_eof;
+    let table_state = state.clone();
+    let source_finished = async move {
+        if exit_on_eof {
+            a_source_finished(&table_state.streams).await
+        } else {
+            std::future::pending::<String>().await
+        }
+    };
+    let mut server = std::pin::pin!(server);
+    let result = tokio::select! {
+        result = &mut server => result.map_err(Error::Server),
+        reason = source_finished => {
+            tracing::warn!(reason, "a source ended for good; exiting (--exit-on-eof)");
+            // The same orderly stop as for a signal: streams end, then the server.
+            shutdown.send_replace(true);
+            let _ = server.await;
+            Err(Error::SourceFinished(reason))
+        }
+    };
+
+    tracing::info!("stopping");
+    let mut streams = streams.lock().await;
+    streams.stop_all();
+    result
+}
+
+/// With `--exit-on-eof`: resolves with the reason once any stream's source has ended for good.
+async fn a_source_finished(streams: &StreamTable) -> String {
+    let mut tick = tokio::time::interval(FINISHED_POLL);
+    loop {
+        tick.tick().await;
+        for stream in streams.all().iter() {
+            let health = stream.hub.source_health();
+            if health.finished {
+                let reason = health.last_error.unwrap_or_default();
+                return if streams.all().len() > 1 {
+                    format!("stream `{}`: {reason}", stream.name())
+                } else {
+                    reason
+                };
+            }
+        }
+    }
+}
+
+/// On each SIGHUP reads the configuration file again and applies it; a file that no longer
+/// loads is refused with a log line, and the running streams stay as they are.
+async fn reload_on_hangup(
+    file: Option<ConfigFile>,
+    streams: Arc<Mutex<StreamSet>>,
+    state: web::Data<AppState>,
+) {
+    let mut hangups = match unix_signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGHUP: the configuration is not reloaded");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let Some(file) = &file else {
+            tracing::warn!("SIGHUP: started without --config, so there is no file to reload");
+            continue;
+        };
+        let settings = match file.load() {
+            Ok(settings) => settings,
+            Err(error) => {
+                tracing::error!(%error, "SIGHUP: the configuration is refused; the running streams stay as they are");
+                continue;
+            }
+        };
+        warn_of_settings_needing_a_restart(&state.server, &settings);
+        let summary = streams.lock().await.apply(&settings, &state.streams).await;
+        tracing::info!(
+            started = ?summary.started,
+            stopped = ?summary.stopped,
+            restarted = ?summary.restarted,
+            unchanged = summary.unchanged.len(),
+            "SIGHUP: configuration reloaded"
+        );
+        for (name, reason) in &summary.failed {
+            tracing::error!(stream = %name, %reason, "SIGHUP: the stream could not start");
+        }
+    }
+}
+
+/// Server settings a running server keeps until it is restarted.
+fn warn_of_settings_needing_a_restart(running: &crate::config::ServerSettings, new: &Settings) {
+    let mut kept = Vec::new();
+    if new.server.listen != running.listen {
+        kept.push("listen");
+    }
+    if new.server.viewer_stall_seconds != running.viewer_stall_seconds {
+        kept.push("viewer_stall_seconds");
+    }
+    if new.server.exit_on_eof != running.exit_on_eof {
+        kept.push("exit_on_eof");
+    }
+    if !kept.is_empty() {
+        tracing::warn!(
+            settings = kept.join(", "),
+            "SIGHUP: these server settings take effect when framecast restarts"
+        );
+    }
+}
+
+/// The first SIGINT or SIGTERM fires the shutdown signal (endless bodies end, then the server
+/// stops gracefully); a second one stops the server without waiting.
+async fn stop_on_signals(shutdown: Arc<watch::Sender<bool>>, server: ServerHandle) {
+    let (mut interrupt, mut terminate) = match (
+        unix_signal(SignalKind::interrupt()),
+        unix_signal(SignalKind::terminate()),
+    ) {
+        (Ok(interrupt), Ok(terminate)) => (interrupt, terminate),
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::error!(%error, "cannot listen for SIGINT/SIGTERM");
+            return;
+        }
+    };
+    for signals_seen in 1..=2 {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if signals_seen == 1 {
+            tracing::info!("stop signal: ending streams");
+            shutdown.send_replace(true);
+        } else {
+            tracing::info!("second stop signal: stopping now");
+            server.stop(false).await;
+        }
+    }
+}
+
+fn announce(addr: SocketAddr, settings: &Settings) {
+    let mut out = std::io::stdout().lock();
+    // Ignored on purpose: a closed stdout must not stop the server.
+    let _ = writeln!(out, "framecast listening on http://{addr}/");
+    let _ = out.flush();
+    for stream in &settings.streams {
+        // A source may hold a URL with a password (`exec:… rtsp://user:pass@…`): its
+        // Display masks passwords.
+        let source = stream.source.to_string();
+        tracing::info!(
+            %addr,
+            stream = %stream.name,
+            %source,
+            size = %stream.size,
+            fps = stream.fps,
+            hls = %stream.hls,
+            "serving"
+        );
+    }
+}
+
+/// A short id that differs between starts: milliseconds since the epoch, in base 36.
+fn start_id() -> String {
+    let mut n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let mut digits = Vec::new();
+    while n > 0 {
+        digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+        n /= 36;
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}
