@@ -35,6 +35,7 @@ pub use settings::{HlsMode, ServerSettings, Settings, StreamName, StreamSettings
 
 use crate::frame::FrameSize;
 use crate::source::SourceSpec;
+use crate::source::redact::mask_secrets;
 
 const MIN_SIZE: FrameSize = FrameSize::MIN;
 const MAX_SIZE: FrameSize = FrameSize::MAX;
@@ -57,7 +58,7 @@ pub struct Config {
     /// `pipe:yuv420p` / `pipe:mjpeg` for frames on standard input, `pipe:mjpeg:/path` /
     /// `pipe:yuv420p:/path` for a FIFO, or `exec:COMMAND` / `exec:yuv420p:COMMAND` for a
     /// command framecast runs and restarts (its output MJPEG unless `yuv420p`).
-    #[arg(long, env = "FRAMECAST_SOURCE", default_value = "test", value_parser = SourceSpec::parse)]
+    #[arg(long, env = "FRAMECAST_SOURCE", default_value = "test", value_parser = SourceParser)]
     pub source: SourceSpec,
 
     /// Picture size as WIDTHxHEIGHT; both even, from 160x120 to 7680x4320 (at most 3840x2160,
@@ -139,6 +140,37 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_HLS_WINDOW", default_value_t = DEFAULT_HLS_WINDOW,
           value_parser = clap::value_parser!(u16).range(HLS_WINDOW_RANGE))]
     pub hls_window: u16,
+}
+
+/// Parses `--source` like [`SourceSpec::parse`], but says what is wrong without quoting a
+/// password: clap's own message for a bad value repeats the value as given, and a source may
+/// be a URL with credentials in it.
+#[derive(Debug, Clone, Copy)]
+struct SourceParser;
+
+impl clap::builder::TypedValueParser for SourceParser {
+    type Value = SourceSpec;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<SourceSpec, clap::Error> {
+        let bad = |message: String| {
+            clap::Error::raw(clap::error::ErrorKind::InvalidValue, message).with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| bad("invalid value for '--source <SOURCE>': not UTF-8\n".into()))?;
+        SourceSpec::parse(text).map_err(|reason| {
+            bad(format!(
+                "invalid value '{}' for '--source <SOURCE>': {}\n",
+                mask_secrets(text),
+                mask_secrets(&reason)
+            ))
+        })
+    }
 }
 
 /// What the command line asks for, resolved.
@@ -534,6 +566,21 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    #[test]
+    fn a_bad_source_is_refused_without_its_password() {
+        for source in [
+            "rtsp://admin:hunter2@cam/x",
+            "exec:ffmpeg -i \"rtsp://admin:hunter2@cam/x",
+        ] {
+            let error = Config::try_parse_from(["framecast", "--source", source])
+                .expect_err("a bad source")
+                .to_string();
+            assert!(!error.contains("hunter2"), "{error}");
+            assert!(error.contains("admin:***@cam"), "{error}");
+            assert!(error.contains("--source"), "{error}");
+        }
     }
 
     #[test]
