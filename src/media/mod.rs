@@ -2,6 +2,7 @@
 
 pub mod cmaf;
 pub mod h264;
+pub mod h264_stream;
 pub mod mjpeg_stream;
 pub mod multipart;
 pub mod playlist;
