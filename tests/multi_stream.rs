@@ -1,0 +1,968 @@
+//! Several streams in one server, with the real binary and real clients: a configuration file
+//! with two or three streams, each read by ffmpeg over MJPEG and HLS at its own size; the root
+//! routes serving the first; mjpg-streamer's `?action=` URLs; `/status` and `/healthz` per
+//! stream and in total; one stream's failing or flooding source beside a healthy one whose
+//! viewer keeps every frame; SIGHUP adding, removing and restarting streams while a viewer of
+//! an unchanged one keeps receiving frames; and the grid page and a stream's page in Chromium.
+//!
+//! Every test starts its own server on 127.0.0.1:0 with small pictures at a low rate; every
+//! loop is bounded in count and time. Nothing here checks a rate or a duration: "keeps
+//! receiving frames" is checked on the frames' sequence numbers (`X-Frame-Sequence`), which the
+//! source numbers one by one, so a gap of more than two means the viewer missed more than
+//! two frame intervals' worth.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process};
+
+use common::chromium::{missing_prerequisite, run_script};
+use common::{
+    MjpegReader, Server, get, require_clients, require_prerequisite, run_with_timeout,
+    status_json,
+};
+
+/// How long a test waits for the server to reach a state (a stream to appear, a source to go
+/// down, a viewer to get frames), with room for a busy 2-core machine.
+const WAIT_LIMIT: Duration = Duration::from_secs(30);
+/// How often a waiting test looks again.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// The limit for one run of ffmpeg or curl.
+const CLIENT_LIMIT: Duration = Duration::from_secs(40);
+/// Pictures ffmpeg decodes from each stream.
+const FRAMES_DECODED: usize = 3;
+/// The most parts a viewer thread reads: far more than any test waits for, so that a thread
+/// left behind ends by itself.
+const VIEWER_MAX_PARTS: usize = 10_000;
+/// The largest gap between the sequence numbers of two frames a viewer receives one after the
+/// other: one frame may be skipped when the viewer is a little late, never more.
+const MAX_SEQUENCE_GAP: u64 = 2;
+/// The user agent of the test's own MJPEG viewers: not a browser, so every part carries
+/// Content-Length and X-Frame-Sequence.
+const VIEWER_AGENT: &str = "framecast-multi-stream-test";
+
+/// One `[[streams]]` table.
+struct StreamSpec<'a> {
+    name: &'a str,
+    source: &'a str,
+    size: &'a str,
+    fps: u32,
+    /// `always`, `on-demand` or `off`.
+    hls: &'a str,
+}
+
+impl<'a> StreamSpec<'a> {
+    /// The test pattern at `size`, 10 fps, without HLS.
+    fn pattern(name: &'a str, size: &'a str) -> Self {
+        Self {
+            name,
+            source: "test",
+            size,
+            fps: 10,
+            hls: "off",
+        }
+    }
+
+    fn toml(&self) -> String {
+        // A TOML literal string: commands may hold double quotes and backslashes.
+        assert!(!self.source.contains('\''), "{}", self.source);
+        format!(
+            "[[streams]]\nname = \"{}\"\nsource = '{}'\nsize = \"{}\"\nfps = {}\nhls = \"{}\"\n\n",
+            self.name, self.source, self.size, self.fps, self.hls
+        )
+    }
+}
+
+/// A configuration file with `streams`, in this test binary's scratch directory.
+fn config_file(file_name: &str, streams: &[StreamSpec]) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(file_name);
+    write_config(&path, streams);
+    path
+}
+
+fn write_config(path: &Path, streams: &[StreamSpec]) {
+    let mut text = String::from("listen = \"127.0.0.1:0\"\njpeg_quality = 70\n\n");
+    for stream in streams {
+        text.push_str(&stream.toml());
+    }
+    std::fs::write(path, text).expect("write the configuration file");
+}
+
+fn start_server(config: &Path) -> Server {
+    Server::start(&["--config", config.to_str().expect("a UTF-8 path")])
+}
+
+/// Looks again every [`POLL_INTERVAL`] until `probe` gives a value; fails after [`WAIT_LIMIT`]
+/// saying what was awaited and what `last` says of the state.
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(state) => assert!(
+                Instant::now() < deadline,
+                "{what}: not within {WAIT_LIMIT:?}; last: {state}"
+            ),
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// `GET /streams/{name}/status`, parsed.
+fn stream_status(addr: SocketAddr, name: &str) -> serde_json::Value {
+    let response = get(addr, &format!("/streams/{name}/status"));
+    assert_eq!(response.status, 200, "{name}: {}", response.text());
+    serde_json::from_slice(&response.body).expect("status is JSON")
+}
+
+/// The names in `/status`'s `streams`, in order.
+fn stream_names(status: &serde_json::Value) -> Vec<String> {
+    status["streams"]
+        .as_array()
+        .map(|streams| {
+            streams
+                .iter()
+                .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Width and height from a JPEG's header.
+fn jpeg_size(jpeg: &[u8]) -> (usize, usize) {
+    let header = turbojpeg::read_header(jpeg).expect("a JPEG header");
+    (header.width, header.height)
+}
+
+/// Has ffmpeg decode [`FRAMES_DECODED`] pictures of `url` into 8-bit grey and checks that they
+/// are `width`×`height`: the file ffmpeg writes holds exactly that many bytes per picture.
+fn assert_ffmpeg_decodes(url: &str, width: usize, height: usize, file_name: &str) {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(file_name);
+    let _ = std::fs::remove_file(&out);
+    let frames = FRAMES_DECODED.to_string();
+    let (ok, _, err) = run_with_timeout(
+        Command::new("ffmpeg").args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            url,
+            "-frames:v",
+            &frames,
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-y",
+            out.to_str().expect("a UTF-8 path"),
+        ]),
+        CLIENT_LIMIT,
+    );
+    assert!(ok, "ffmpeg could not read {url}: {err}");
+    let len = std::fs::metadata(&out).map_or(0, |m| m.len() as usize);
+    assert_eq!(
+        len,
+        FRAMES_DECODED * width * height,
+        "{url}: {FRAMES_DECODED} grey pictures of {width}x{height} expected, {len} bytes read"
+    );
+}
+
+/// ffprobe's view of `url`'s first video stream: (codec name, width, height).
+fn ffprobe_video(url: &str) -> (String, u64, u64) {
+    let (ok, out, err) = run_with_timeout(
+        Command::new("ffprobe").args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "json",
+            url,
+        ]),
+        CLIENT_LIMIT,
+    );
+    assert!(ok, "ffprobe could not read {url}: {err}");
+    let probe: serde_json::Value = serde_json::from_str(&out).expect("ffprobe JSON");
+    let stream = &probe["streams"][0];
+    (
+        stream["codec_name"].as_str().unwrap_or("").to_owned(),
+        stream["width"].as_u64().unwrap_or(0),
+        stream["height"].as_u64().unwrap_or(0),
+    )
+}
+
+/// Waits until the stream's HLS window has a few segments, so a player finds a live window.
+fn wait_for_hls_segments(addr: SocketAddr, name: &str) {
+    wait_for(&format!("HLS segments of `{name}`"), || {
+        let status = stream_status(addr, name);
+        match status["hls"]["segments"].as_u64() {
+            Some(segments) if segments >= 3 => Ok(()),
+            _ => Err(status["hls"].to_string()),
+        }
+    });
+}
+
+/// An MJPEG viewer reading on its own thread, as fast as parts come, keeping every part's
+/// sequence number until the stream ends, it is stopped, or [`VIEWER_MAX_PARTS`] have come.
+struct Viewer {
+    path: String,
+    sequences: Arc<Mutex<Vec<u64>>>,
+    /// Why the stream ended, once it has.
+    ended: Arc<Mutex<Option<String>>>,
+    /// The size of the first picture.
+    first_size: Arc<Mutex<Option<(usize, usize)>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Viewer {
+    fn open(addr: SocketAddr, path: &str) -> Self {
+        let mut reader = MjpegReader::open(addr, path, VIEWER_AGENT);
+        assert_eq!(reader.status, 200, "{path}");
+        let viewer = Self {
+            path: path.to_owned(),
+            sequences: Arc::default(),
+            ended: Arc::default(),
+            first_size: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (sequences, ended, first_size, stop) = (
+            viewer.sequences.clone(),
+            viewer.ended.clone(),
+            viewer.first_size.clone(),
+            viewer.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                for _ in 0..VIEWER_MAX_PARTS {
+                    if stop.load(Ordering::Relaxed) {
+                        return "stopped by the test".to_owned();
+                    }
+                    let part = match reader.try_next_part() {
+                        Ok(part) => part,
+                        Err(error) => return format!("stream ended: {error}"),
+                    };
+                    let Some(seq) = part
+                        .header("x-frame-sequence")
+                        .and_then(|s| s.parse().ok())
+                    else {
+                        return format!("a part without X-Frame-Sequence: {:?}", part.headers);
+                    };
+                    let mut first = first_size.lock().unwrap_or_else(|e| e.into_inner());
+                    if first.is_none() {
+                        *first = Some(jpeg_size(&part.jpeg));
+                    }
+                    drop(first);
+                    sequences
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(seq);
+                }
+                "read as many parts as a viewer may".to_owned()
+            }));
+            let why = outcome.unwrap_or_else(|_| "the reader failed".to_owned());
+            *ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        });
+        viewer
+    }
+
+    fn sequences(&self) -> Vec<u64> {
+        self.sequences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn frames(&self) -> usize {
+        self.sequences.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn ended(&self) -> Option<String> {
+        self.ended.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn first_size(&self) -> Option<(usize, usize)> {
+        *self.first_size.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until the viewer has received `count` frames in all; fails if its stream ends.
+    fn wait_for_frames(&self, count: usize) {
+        wait_for(&format!("{count} frames on {}", self.path), || {
+            if let Some(why) = self.ended() {
+                panic!("{}: {why} after {} frames", self.path, self.frames());
+            }
+            if self.frames() >= count {
+                Ok(())
+            } else {
+                Err(format!("{} frames", self.frames()))
+            }
+        });
+    }
+
+    /// Checks that consecutive frames' sequence numbers never go back and never skip more
+    /// than [`MAX_SEQUENCE_GAP`] - 1 frames.
+    fn assert_no_gap(&self) {
+        let sequences = self.sequences();
+        for pair in sequences.windows(2) {
+            assert!(
+                pair[1] >= pair[0] && pair[1] - pair[0] <= MAX_SEQUENCE_GAP,
+                "{}: frame {} came after frame {} (of {} frames: {:?})",
+                self.path,
+                pair[1],
+                pair[0],
+                sequences.len(),
+                sequences
+            );
+        }
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        // The thread notices before its next part, or when the server is gone.
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn two_streams_serve_ffmpeg_each_its_own_mjpeg_and_hls() {
+    if !require_clients(
+        &["ffmpeg", "ffprobe"],
+        "two_streams_serve_ffmpeg_each_its_own_mjpeg_and_hls",
+    ) {
+        return;
+    }
+    let config = config_file(
+        "two_streams.toml",
+        &[
+            StreamSpec::pattern("a", "320x240"),
+            StreamSpec {
+                hls: "always",
+                ..StreamSpec::pattern("b", "640x360")
+            },
+        ],
+    );
+    let server = start_server(&config);
+    let addr = server.addr;
+
+    assert_ffmpeg_decodes(
+        &server.url("/streams/a/stream.mjpg"),
+        320,
+        240,
+        "two_a.gray",
+    );
+    assert_ffmpeg_decodes(
+        &server.url("/streams/b/stream.mjpg"),
+        640,
+        360,
+        "two_b.gray",
+    );
+
+    wait_for_hls_segments(addr, "b");
+    let playlist = get(addr, "/streams/b/live.m3u8");
+    assert_eq!(playlist.status, 200, "{}", playlist.text());
+    assert!(
+        playlist.text().contains("RESOLUTION=640x360"),
+        "{}",
+        playlist.text()
+    );
+    let hls_url = server.url("/streams/b/live.m3u8");
+    assert_eq!(
+        ffprobe_video(&hls_url),
+        ("h264".to_owned(), 640, 360),
+        "{hls_url}"
+    );
+    assert_ffmpeg_decodes(&hls_url, 640, 360, "two_b_hls.gray");
+
+    // `a` has HLS off: its playlist is not there, under its name or at the root, which serves
+    // the first stream.
+    assert_eq!(get(addr, "/streams/a/live.m3u8").status, 404);
+    assert_eq!(get(addr, "/live.m3u8").status, 404);
+    assert_ffmpeg_decodes(&server.url("/stream.mjpg"), 320, 240, "two_root.gray");
+    let snapshot = get(addr, "/snapshot.jpg");
+    assert_eq!(snapshot.status, 200);
+    assert_eq!(jpeg_size(&snapshot.body), (320, 240));
+    let snapshot = get(addr, "/streams/b/snapshot.jpg");
+    assert_eq!(snapshot.status, 200);
+    assert_eq!(jpeg_size(&snapshot.body), (640, 360));
+}
+
+#[test]
+fn three_streams_at_once_and_the_root_routes_serve_the_first() {
+    if !require_clients(
+        &["ffmpeg"],
+        "three_streams_at_once_and_the_root_routes_serve_the_first",
+    ) {
+        return;
+    }
+    let sizes = [("a", 480, 270), ("b", 320, 240), ("c", 640, 360)];
+    let config = config_file(
+        "three_streams.toml",
+        &[
+            StreamSpec::pattern("a", "480x270"),
+            StreamSpec::pattern("b", "320x240"),
+            StreamSpec {
+                hls: "always",
+                ..StreamSpec::pattern("c", "640x360")
+            },
+        ],
+    );
+    let server = start_server(&config);
+    let addr = server.addr;
+
+    // Three ffmpeg readers at once, one per stream.
+    std::thread::scope(|scope| {
+        for (name, width, height) in sizes {
+            let url = server.url(&format!("/streams/{name}/stream.mjpg"));
+            scope.spawn(move || {
+                assert_ffmpeg_decodes(&url, width, height, &format!("three_{name}.gray"))
+            });
+        }
+    });
+    wait_for_hls_segments(addr, "c");
+    assert_ffmpeg_decodes(
+        &server.url("/streams/c/live.m3u8"),
+        640,
+        360,
+        "three_c_hls.gray",
+    );
+
+    // The root routes are the first stream's.
+    assert_ffmpeg_decodes(&server.url("/stream.mjpg"), 480, 270, "three_root.gray");
+    assert_eq!(jpeg_size(&get(addr, "/snapshot.jpg").body), (480, 270));
+    for (root, named) in [("/hls", "/streams/a/hls"), ("/live", "/streams/a/live")] {
+        let root_page = get(addr, root);
+        let named_page = get(addr, named);
+        assert_eq!(root_page.status, 200, "{root}");
+        assert_eq!(named_page.status, 200, "{named}");
+        assert!(root_page.text().contains("480"), "{root}: {}", root_page.text());
+        assert!(
+            named_page.text().contains("/streams/a/"),
+            "{named} links its own stream: {}",
+            named_page.text()
+        );
+    }
+    let status = status_json(addr);
+    assert_eq!(status["name"], "a", "{status}");
+    assert_eq!(stream_names(&status), ["a", "b", "c"], "{status}");
+
+    // An unknown stream is 404 naming it, on every resource.
+    for path in [
+        "/streams/nope/",
+        "/streams/nope",
+        "/streams/nope/stream.mjpg",
+        "/streams/nope/snapshot.jpg",
+        "/streams/nope/live.m3u8",
+        "/streams/nope/status",
+        "/streams/nope/healthz",
+    ] {
+        let response = get(addr, path);
+        assert_eq!(response.status, 404, "{path}: {}", response.text());
+        assert!(
+            response.text().contains("nope"),
+            "{path}: {}",
+            response.text()
+        );
+    }
+
+    // A stream's name without the slash leads to its page, keeping the query.
+    let redirect = get(addr, "/streams/b");
+    assert_eq!(redirect.status, 308, "{}", redirect.text());
+    assert_eq!(redirect.header("location"), Some("/streams/b/"));
+    let redirect = get(addr, "/streams/b?action=snapshot");
+    assert_eq!(redirect.status, 308);
+    assert_eq!(
+        redirect.header("location"),
+        Some("/streams/b/?action=snapshot")
+    );
+    let page = get(addr, "/streams/b/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text().contains("src=\"/streams/b/stream.mjpg\""),
+        "{}",
+        page.text()
+    );
+}
+
+#[test]
+fn mjpg_streamer_urls_serve_the_first_stream_and_each_named_one() {
+    if !require_clients(
+        &["curl", "ffmpeg"],
+        "mjpg_streamer_urls_serve_the_first_stream_and_each_named_one",
+    ) {
+        return;
+    }
+    let config = config_file(
+        "mjpg_streamer.toml",
+        &[
+            StreamSpec::pattern("printer", "320x240"),
+            StreamSpec::pattern("garage", "640x360"),
+        ],
+    );
+    let server = start_server(&config);
+    let addr = server.addr;
+
+    for (path, size) in [
+        ("/?action=stream", (320, 240)),
+        ("/streams/printer/?action=stream", (320, 240)),
+        ("/streams/garage/?action=stream", (640, 360)),
+    ] {
+        let mut reader = MjpegReader::open(addr, path, VIEWER_AGENT);
+        assert_eq!(reader.status, 200, "{path}");
+        let content_type = reader.header("content-type").unwrap_or("").to_owned();
+        assert!(
+            content_type.starts_with("multipart/x-mixed-replace"),
+            "{path}: {content_type}"
+        );
+        for _ in 0..2 {
+            let part = reader.next_part();
+            assert_eq!(part.header("content-type"), Some("image/jpeg"), "{path}");
+            assert_eq!(jpeg_size(&part.jpeg), size, "{path}");
+        }
+    }
+    // ffmpeg takes the URLs OctoPrint and Home Assistant are given.
+    assert_ffmpeg_decodes(
+        &server.url("/streams/garage/?action=stream"),
+        640,
+        360,
+        "mjpg_streamer_garage.gray",
+    );
+
+    // curl, as scripts fetch snapshots.
+    for (path, size) in [
+        ("/?action=snapshot", (320, 240)),
+        ("/streams/garage/?action=snapshot", (640, 360)),
+    ] {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mjpg_streamer_snapshot.jpg");
+        let (ok, content_type, err) = run_with_timeout(
+            Command::new("curl").args([
+                "--silent",
+                "--show-error",
+                "--fail",
+                "--output",
+                out.to_str().expect("a UTF-8 path"),
+                "--write-out",
+                "%{content_type}",
+                &server.url(path),
+            ]),
+            CLIENT_LIMIT,
+        );
+        assert!(ok, "curl {path}: {err}");
+        assert_eq!(content_type, "image/jpeg", "{path}");
+        let jpeg = std::fs::read(&out).expect("the snapshot curl saved");
+        assert_eq!(jpeg_size(&jpeg), size, "{path}");
+    }
+
+    for path in [
+        "/?action=take_picture",
+        "/?action=",
+        "/streams/garage/?action=Stream",
+    ] {
+        let response = get(addr, path);
+        assert_eq!(response.status, 400, "{path}: {}", response.text());
+        let reason = response.text();
+        assert_eq!(reason.trim_end().lines().count(), 1, "{path}: {reason:?}");
+        assert!(reason.contains("action"), "{path}: {reason}");
+    }
+}
+
+#[test]
+fn status_and_healthz_name_the_stream_whose_source_is_down() {
+    let config = config_file(
+        "health.toml",
+        &[
+            StreamSpec::pattern("yard", "320x240"),
+            StreamSpec {
+                source: "exec:false",
+                ..StreamSpec::pattern("door", "320x240")
+            },
+        ],
+    );
+    let server = start_server(&config);
+    let addr = server.addr;
+    let _viewer = Viewer::open(addr, "/streams/yard/stream.mjpg");
+
+    // `false` exits at once, again and again: the source is down, not merely starting.
+    wait_for("the source of `door` down", || {
+        let door = stream_status(addr, "door");
+        if door["source"]["state"] == "down" {
+            Ok(())
+        } else {
+            Err(door["source"].to_string())
+        }
+    });
+    let healthz = wait_for("/healthz 503", || {
+        let response = get(addr, "/healthz");
+        if response.status == 503 {
+            Ok(response)
+        } else {
+            Err(format!("{} {}", response.status, response.text()))
+        }
+    });
+    let reason = healthz.text();
+    assert!(reason.contains("stream `door`: source down"), "{reason}");
+    assert!(!reason.contains("yard"), "{reason}");
+    assert_eq!(reason.trim_end().lines().count(), 1, "{reason:?}");
+
+    let yard = get(addr, "/streams/yard/healthz");
+    assert_eq!(yard.status, 200, "{}", yard.text());
+    let door = get(addr, "/streams/door/healthz");
+    assert_eq!(door.status, 503, "{}", door.text());
+
+    let status = wait_for("one viewer of `yard` in /status", || {
+        let status = status_json(addr);
+        if status["totals"]["viewer_count"] == 1 {
+            Ok(status)
+        } else {
+            Err(status.to_string())
+        }
+    });
+    // The top level is the first stream, as before there were several.
+    assert_eq!(status["name"], "yard", "{status}");
+    assert_eq!(status["healthy"], true, "{status}");
+    assert_eq!(status["source"]["width"], 320, "{status}");
+    assert_eq!(status["viewer_count"], 1, "{status}");
+    assert_eq!(stream_names(&status), ["yard", "door"], "{status}");
+    let listed = &status["streams"];
+    assert_eq!(listed[0]["path"], "/streams/yard/", "{status}");
+    assert_eq!(listed[0]["healthy"], true, "{status}");
+    assert_eq!(listed[0]["viewer_count"], 1, "{status}");
+    assert_eq!(listed[0]["source"]["kind"], "test", "{status}");
+    assert!(listed[0]["jpeg"].is_object(), "{status}");
+    assert!(listed[0]["hls"].is_null(), "HLS is off: {status}");
+    assert!(listed[0].get("viewers").is_none(), "{status}");
+    assert_eq!(listed[1]["path"], "/streams/door/", "{status}");
+    assert_eq!(listed[1]["healthy"], false, "{status}");
+    assert_eq!(listed[1]["viewer_count"], 0, "{status}");
+    assert_eq!(listed[1]["source"]["kind"], "exec:false", "{status}");
+    let totals = &status["totals"];
+    assert_eq!(totals["streams"], 2, "{status}");
+    assert_eq!(totals["healthy"], 1, "{status}");
+    assert_eq!(totals["viewer_count"], 1, "{status}");
+
+    let door = stream_status(addr, "door");
+    assert_eq!(door["name"], "door", "{door}");
+    assert_eq!(door["healthy"], false, "{door}");
+    assert!(
+        door["unhealthy_reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{door}"
+    );
+    assert!(door["viewers"].as_array().is_some_and(Vec::is_empty), "{door}");
+    let yard = stream_status(addr, "yard");
+    assert_eq!(yard["name"], "yard", "{yard}");
+    assert_eq!(yard["healthy"], true, "{yard}");
+    assert_eq!(yard["viewers"].as_array().map(Vec::len), Some(1), "{yard}");
+    assert_ne!(yard["start_id"], door["start_id"], "each stream has its own id");
+}
+
+#[test]
+fn a_stream_keeps_every_frame_beside_one_that_stops_and_one_that_sends_garbage() {
+    if !require_clients(
+        &["ffmpeg", "sh", "head"],
+        "a_stream_keeps_every_frame_beside_one_that_stops_and_one_that_sends_garbage",
+    ) {
+        return;
+    }
+    let config = config_file(
+        "isolation.toml",
+        &[
+            StreamSpec::pattern("pattern", "320x240"),
+            StreamSpec {
+                source: "exec:ffmpeg -hide_banner -nostdin -nostats -re -f lavfi \
+                         -i testsrc=size=320x240:rate=10 -frames:v 20 -f mjpeg -q:v 5 -",
+                ..StreamSpec::pattern("stops", "320x240")
+            },
+            StreamSpec {
+                source: "exec:sh -c \"head -c 10000000 /dev/urandom\"",
+                ..StreamSpec::pattern("garbage", "320x240")
+            },
+        ],
+    );
+    let server = start_server(&config);
+    let addr = server.addr;
+    let pattern = Viewer::open(addr, "/streams/pattern/stream.mjpg");
+    // The others have viewers too, so their JPEG pipelines run.
+    let _stops = Viewer::open(addr, "/streams/stops/stream.mjpg");
+    let _garbage = Viewer::open(addr, "/streams/garbage/stream.mjpg");
+    pattern.wait_for_frames(5);
+    let before = stream_status(addr, "pattern");
+
+    // Runs until the ffmpeg stream has stopped and been started again and the garbage has been
+    // read to its end and started again; `pattern` stays healthy all the while.
+    let mut polls = 0_u32;
+    let (stops, garbage) = wait_for("both misbehaving sources restarted", || {
+        polls += 1;
+        let healthz = get(addr, "/streams/pattern/healthz");
+        assert_eq!(healthz.status, 200, "poll {polls}: {}", healthz.text());
+        let stops = stream_status(addr, "stops");
+        let garbage = stream_status(addr, "garbage");
+        let restarts = |s: &serde_json::Value| s["source"]["process"]["restarts"].as_u64();
+        if restarts(&stops) >= Some(1) && restarts(&garbage) >= Some(2) && pattern.frames() >= 50
+        {
+            Ok((stops, garbage))
+        } else {
+            Err(format!(
+                "stops: {}; garbage: {}; {} frames of pattern",
+                stops["source"], garbage["source"], pattern.frames()
+            ))
+        }
+    });
+    let after = stream_status(addr, "pattern");
+    assert_eq!(pattern.ended(), None, "the pattern viewer's stream ended");
+    pattern.assert_no_gap();
+    assert_eq!(pattern.first_size(), Some((320, 240)));
+
+    // The garbage was seen as such.
+    assert!(
+        garbage["source"]["bad_frames"].as_u64() > Some(0),
+        "{garbage}"
+    );
+    // The ffmpeg stream did deliver before it stopped.
+    assert!(stops["source"]["frames"].as_u64() > Some(0), "{stops}");
+
+    // The pattern's own counters: its viewer was never dropped, its source never failed, and
+    // the viewer skipped no more than the frames it saw missing.
+    assert_eq!(after["viewers_dropped_stalled"], 0, "{after}");
+    assert_eq!(after["source"]["errors"], before["source"]["errors"], "{after}");
+    assert_eq!(after["healthy"], true, "{after}");
+    let viewer = &after["viewers"][0];
+    let sent = viewer["frames_sent"].as_u64().unwrap_or(0);
+    assert!(sent >= pattern.frames() as u64, "{viewer}");
+    let skipped = viewer["frames_skipped"].as_u64().unwrap_or(u64::MAX);
+    let seen = pattern.sequences();
+    let missing: u64 = seen
+        .windows(2)
+        .map(|pair| pair[1].saturating_sub(pair[0]).saturating_sub(1))
+        .sum();
+    // Frames published while the last part was on its way count too: a few at most.
+    assert!(
+        skipped <= missing + 3,
+        "status says {skipped} skipped, the viewer missed {missing}: {viewer}"
+    );
+}
+
+#[test]
+fn sighup_adds_removes_and_restarts_streams_while_an_unchanged_one_keeps_its_viewer() {
+    // `b` is removed, `c` restarted at another rate, `d` added; `a` stays as it is.
+    let config = config_file(
+        "reload.toml",
+        &[
+            StreamSpec::pattern("a", "320x240"),
+            StreamSpec::pattern("b", "320x240"),
+            StreamSpec {
+                fps: 5,
+                ..StreamSpec::pattern("c", "320x240")
+            },
+        ],
+    );
+    let server = start_server(&config);
+    let addr = server.addr;
+    let hangup = || {
+        let pid = Pid::from_raw(server.pid() as i32).expect("a pid");
+        kill_process(pid, Signal::Hup).expect("SIGHUP to the server");
+    };
+
+    let viewer_a = Viewer::open(addr, "/streams/a/stream.mjpg");
+    viewer_a.wait_for_frames(5);
+    let a_before = stream_status(addr, "a");
+    let c_before = stream_status(addr, "c");
+    assert_eq!(c_before["source"]["fps_configured"], 5, "{c_before}");
+    let frames_before_reload = viewer_a.frames();
+
+    write_config(
+        &config,
+        &[
+            StreamSpec::pattern("a", "320x240"),
+            StreamSpec::pattern("c", "320x240"),
+            StreamSpec::pattern("d", "480x270"),
+        ],
+    );
+    hangup();
+    let status = wait_for("stream `d` in /status", || {
+        let status = status_json(addr);
+        if stream_names(&status).iter().any(|n| n == "d") {
+            Ok(status)
+        } else {
+            Err(stream_names(&status).join(", "))
+        }
+    });
+    assert_eq!(stream_names(&status), ["a", "c", "d"], "{status}");
+
+    let b = get(addr, "/streams/b/stream.mjpg");
+    assert_eq!(b.status, 404, "{}", b.text());
+    assert!(b.text().contains("`b`"), "{}", b.text());
+    assert_eq!(get(addr, "/streams/b/status").status, 404);
+
+    let c_after = stream_status(addr, "c");
+    assert_eq!(c_after["source"]["fps_configured"], 10, "{c_after}");
+    assert_ne!(
+        c_after["start_id"], c_before["start_id"],
+        "`c` restarted with its new settings"
+    );
+    let d = get(addr, "/streams/d/snapshot.jpg");
+    assert_eq!(d.status, 200, "{}", d.text());
+    assert_eq!(jpeg_size(&d.body), (480, 270));
+
+    // `a` was left running: same instance, same viewer, frames all through the reload.
+    viewer_a.wait_for_frames(frames_before_reload + 20);
+    assert_eq!(viewer_a.ended(), None);
+    viewer_a.assert_no_gap();
+    let a_after = stream_status(addr, "a");
+    assert_eq!(a_after["start_id"], a_before["start_id"], "{a_after}");
+    assert_eq!(a_after["viewer_count"], 1, "{a_after}");
+    assert_eq!(a_after["viewers_dropped_stalled"], 0, "{a_after}");
+    let reloaded = server
+        .log_lines()
+        .into_iter()
+        .find(|line| line.contains("SIGHUP: configuration reloaded"));
+    let reloaded = reloaded.expect("a log line for the reload");
+    for part in ["started=[\"d\"]", "stopped=[\"b\"]", "restarted=[\"c\"]"] {
+        assert!(reloaded.contains(part), "{part} in {reloaded}");
+    }
+
+    // A file that no longer parses is refused, and the streams stay as they are.
+    std::fs::write(&config, "[[streams]\nname = \"a\"\n").expect("write a broken file");
+    hangup();
+    let refused = wait_for("the refusal in the log", || {
+        server
+            .log_lines()
+            .into_iter()
+            .find(|line| line.contains("the configuration is refused"))
+            .ok_or_else(|| "no such line yet".to_owned())
+    });
+    assert!(refused.contains("reload.toml"), "names the file: {refused}");
+    let frames_at_refusal = viewer_a.frames();
+    viewer_a.wait_for_frames(frames_at_refusal + 10);
+    let status = status_json(addr);
+    assert_eq!(stream_names(&status), ["a", "c", "d"], "{status}");
+    assert_eq!(viewer_a.ended(), None);
+    viewer_a.assert_no_gap();
+    assert_eq!(
+        stream_status(addr, "a")["start_id"],
+        a_before["start_id"],
+        "`a` still the same instance"
+    );
+}
+
+/// A reload ends the responses of the viewers of the streams it removes or restarts, so that
+/// a player notices and reconnects (to the restarted stream, or to a 404) instead of showing
+/// the old stream's last picture for ever.
+#[test]
+#[ignore = "fails: a removed or restarted stream's MJPEG viewers are never ended: they get \
+            its last frame again every second (Hub::close does not end the JPEG cell the \
+            MJPEG sender waits on)"]
+fn sighup_ends_the_viewers_of_removed_and_restarted_streams() {
+    let config = config_file(
+        "reload_ends_viewers.toml",
+        &[
+            StreamSpec::pattern("a", "320x240"),
+            StreamSpec::pattern("b", "320x240"),
+            StreamSpec::pattern("c", "320x240"),
+        ],
+    );
+    let server = start_server(&config);
+    let addr = server.addr;
+    let viewer_b = Viewer::open(addr, "/streams/b/stream.mjpg");
+    let viewer_c = Viewer::open(addr, "/streams/c/stream.mjpg");
+    viewer_b.wait_for_frames(5);
+    viewer_c.wait_for_frames(5);
+    let c_before = stream_status(addr, "c");
+
+    write_config(
+        &config,
+        &[
+            StreamSpec::pattern("a", "320x240"),
+            StreamSpec {
+                fps: 5,
+                ..StreamSpec::pattern("c", "320x240")
+            },
+        ],
+    );
+    let pid = Pid::from_raw(server.pid() as i32).expect("a pid");
+    kill_process(pid, Signal::Hup).expect("SIGHUP to the server");
+    wait_for("`c` restarted", || {
+        let c = stream_status(addr, "c");
+        if c["start_id"] != c_before["start_id"] {
+            Ok(())
+        } else {
+            Err(c["start_id"].to_string())
+        }
+    });
+    for (name, viewer) in [("b", &viewer_b), ("c", &viewer_c)] {
+        let why = wait_for(&format!("the end of `{name}`'s viewer"), || {
+            viewer
+                .ended()
+                .ok_or_else(|| format!("{} frames so far", viewer.frames()))
+        });
+        assert!(why.starts_with("stream ended"), "{name}: {why}");
+    }
+    assert_eq!(stream_status(addr, "c")["viewer_count"], 0);
+}
+
+#[test]
+fn chromium_shows_the_grid_and_a_stream_page() {
+    if !require_prerequisite(
+        missing_prerequisite(&["playwright-core/package.json"]),
+        "chromium_shows_the_grid_and_a_stream_page",
+    ) {
+        return;
+    }
+    let config = config_file(
+        "grid.toml",
+        &[
+            StreamSpec::pattern("a", "320x240"),
+            StreamSpec::pattern("b", "640x360"),
+            StreamSpec::pattern("c", "480x270"),
+        ],
+    );
+    let server = start_server(&config);
+    let result = run_script("grid_page.mjs", &server.url(""));
+
+    let tiles: BTreeMap<String, (u64, u64)> = result["tiles"]
+        .as_array()
+        .expect("tiles")
+        .iter()
+        .map(|tile| {
+            (
+                tile["name"].as_str().unwrap_or("").to_owned(),
+                (
+                    tile["naturalWidth"].as_u64().unwrap_or(0),
+                    tile["naturalHeight"].as_u64().unwrap_or(0),
+                ),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<String, (u64, u64)> = [
+        ("a".to_owned(), (320, 240)),
+        ("b".to_owned(), (640, 360)),
+        ("c".to_owned(), (480, 270)),
+    ]
+    .into();
+    assert_eq!(tiles, expected, "{result}");
+    for tile in result["tiles"].as_array().expect("tiles") {
+        let name = tile["name"].as_str().unwrap_or("");
+        assert_eq!(
+            tile["href"].as_str(),
+            Some(format!("/streams/{name}/").as_str()),
+            "{tile}"
+        );
+    }
+
+    assert_eq!(result["stream_page"]["path"], "/streams/b/", "{result}");
+    assert_eq!(result["stream_page"]["naturalWidth"], 640, "{result}");
+    assert_eq!(result["stream_page"]["naturalHeight"], 360, "{result}");
+    let links = result["stream_page"]["links"].as_array().expect("links");
+    assert!(links.len() >= 5, "{result}");
+    for link in links {
+        let link = link.as_str().unwrap_or("");
+        assert!(link.starts_with("/streams/b/"), "{link} in {result}");
+    }
+}
