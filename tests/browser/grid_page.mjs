@@ -5,8 +5,8 @@
 //
 // Opens BASE_URL/, waits until every tile's picture has loaded, and reports each tile's stream
 // name, link and picture size. Then follows the link of the tile of stream `b`, waits for that
-// stream's live MJPEG picture and reports the page's path, the picture's size and the links to
-// the stream's resources. Saves screenshots of both pages to OUT_DIR and prints one JSON line
+// stream's live MJPEG picture and reports the page's path, the picture's size, the links to
+// the stream's resources and the link home. Saves screenshots of both pages to OUT_DIR and prints one JSON line
 // of results; the Rust test checks the sizes and links. Exit code 0 when the pages loaded
 // without errors, 1 otherwise. Every wait has a time limit; the whole run is capped by
 // RUN_LIMIT_MS.
@@ -93,7 +93,9 @@ async function run(result) {
         src: img.getAttribute("src"),
         naturalWidth: img.naturalWidth,
         naturalHeight: img.naturalHeight,
-        links: [...document.querySelectorAll(".links a")].map((a) => a.getAttribute("href")),
+        // The bar's links and the page's own, all to this stream's resources.
+        links: [...document.querySelectorAll("header nav a, .links a")].map((a) => a.getAttribute("href")),
+        home: document.querySelector("header a.brand").getAttribute("href"),
         base: document.body.dataset.base,
       };
     });
