@@ -100,7 +100,7 @@ fn start_server(config: &Path) -> Server {
 }
 
 /// Looks again every [`POLL_INTERVAL`] until `probe` gives a value; fails after [`WAIT_LIMIT`]
-/// saying what was awaited and what `last` says of the state.
+/// saying what was awaited and the state `probe` last reported.
 fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + WAIT_LIMIT;
     loop {
@@ -389,6 +389,8 @@ impl BodyReader {
     }
 }
 
+/// Two streams of different sizes: ffmpeg decodes each one's MJPEG and `b`'s HLS at that
+/// stream's own size, and the root routes are the first stream's.
 #[test]
 fn two_streams_serve_ffmpeg_each_its_own_mjpeg_and_hls() {
     if !require_clients(
@@ -452,6 +454,9 @@ fn two_streams_serve_ffmpeg_each_its_own_mjpeg_and_hls() {
     assert_eq!(jpeg_size(&snapshot.body), (640, 360));
 }
 
+/// Three streams read by three ffmpeg processes at once; the root routes and pages serve the
+/// first, `/` is the grid of all three, an unknown stream is 404 naming it on every resource,
+/// and `/streams/{name}` leads to `/streams/{name}/`.
 #[test]
 fn three_streams_at_once_and_the_root_routes_serve_the_first() {
     if !require_clients(
@@ -514,6 +519,26 @@ fn three_streams_at_once_and_the_root_routes_serve_the_first() {
     let status = status_json(addr);
     assert_eq!(status["name"], "a", "{status}");
     assert_eq!(stream_names(&status), ["a", "b", "c"], "{status}");
+    assert_eq!(status["totals"]["streams"], 3, "{status}");
+    let healthz = get(addr, "/healthz");
+    assert_eq!(healthz.status, 200, "{}", healthz.text());
+    assert_eq!(healthz.text(), "ok: 3 streams live\n");
+
+    // With several streams, `/` is the grid: one tile per stream, linking to its page.
+    let grid = get(addr, "/");
+    assert_eq!(grid.status, 200);
+    let grid = grid.text();
+    assert!(grid.contains("id=\"grid\""), "{grid}");
+    for (name, _, _) in sizes {
+        assert!(
+            grid.contains(&format!("data-stream=\"{name}\"")),
+            "{name}: {grid}"
+        );
+        assert!(
+            grid.contains(&format!("href=\"/streams/{name}/\"")),
+            "{name}: {grid}"
+        );
+    }
 
     // An unknown stream is 404 naming it, on every resource.
     for path in [
@@ -553,6 +578,10 @@ fn three_streams_at_once_and_the_root_routes_serve_the_first() {
     );
 }
 
+/// mjpg-streamer's URLs, which OctoPrint, Klipper front ends and Home Assistant default to:
+/// `/?action=stream|snapshot` for the first stream and `/streams/{name}/?action=…` for each,
+/// read over plain HTTP, by ffmpeg and by curl; an unknown action is 400 with a one-line
+/// reason.
 #[test]
 fn mjpg_streamer_urls_serve_the_first_stream_and_each_named_one() {
     if !require_clients(
@@ -589,6 +618,15 @@ fn mjpg_streamer_urls_serve_the_first_stream_and_each_named_one() {
             assert_eq!(jpeg_size(&part.jpeg), size, "{path}");
         }
     }
+    let head = common::request(addr, "HEAD", "/?action=stream", &[]);
+    assert_eq!(head.status, 200);
+    assert!(
+        head.header("content-type")
+            .is_some_and(|t| t.starts_with("multipart/x-mixed-replace")),
+        "{:?}",
+        head.headers
+    );
+
     // ffmpeg takes the URLs OctoPrint and Home Assistant are given.
     assert_ffmpeg_decodes(
         &server.url("/streams/garage/?action=stream"),
@@ -635,6 +673,9 @@ fn mjpg_streamer_urls_serve_the_first_stream_and_each_named_one() {
     }
 }
 
+/// A stream whose command exits at once beside a healthy one: `/healthz` is 503 naming only
+/// the failing stream while the healthy one's own `healthz` is 200; `/status` lists both with
+/// totals, and each stream's `status` describes it alone.
 #[test]
 fn status_and_healthz_name_the_stream_whose_source_is_down() {
     let config = config_file(
@@ -732,6 +773,10 @@ fn status_and_healthz_name_the_stream_whose_source_is_down() {
     );
 }
 
+/// Isolation: a test pattern beside an ffmpeg command that stops after 20 frames (and is
+/// started again) and a command that floods 10 MB of random bytes (again and again). The
+/// pattern's viewer keeps receiving frames with no gap in their sequence numbers beyond
+/// [`MAX_SEQUENCE_GAP`], and the pattern's own counters stay clean.
 #[test]
 fn a_stream_keeps_every_frame_beside_one_that_stops_and_one_that_sends_garbage() {
     if !require_clients(
@@ -822,6 +867,10 @@ fn a_stream_keeps_every_frame_beside_one_that_stops_and_one_that_sends_garbage()
     );
 }
 
+/// SIGHUP re-reads the file: a stream added starts, one removed is gone (404), one whose
+/// settings changed restarts with them, and the viewer of the unchanged one receives frames
+/// all through without a sequence gap beyond [`MAX_SEQUENCE_GAP`]. A file that no longer
+/// parses is refused with a log line naming it, and the streams stay as they were.
 #[test]
 fn sighup_adds_removes_and_restarts_streams_while_an_unchanged_one_keeps_its_viewer() {
     // `b` is removed, `c` restarted at another rate, `d` added; `a` stays as it is.
@@ -883,6 +932,9 @@ fn sighup_adds_removes_and_restarts_streams_while_an_unchanged_one_keeps_its_vie
     let d = get(addr, "/streams/d/snapshot.jpg");
     assert_eq!(d.status, 200, "{}", d.text());
     assert_eq!(jpeg_size(&d.body), (480, 270));
+    let grid = get(addr, "/").text();
+    assert!(grid.contains("href=\"/streams/d/\""), "{grid}");
+    assert!(!grid.contains("/streams/b/"), "{grid}");
 
     // `a` was left running: same instance, same viewer, frames all through the reload.
     viewer_a.wait_for_frames(frames_before_reload + 20);
@@ -998,6 +1050,11 @@ fn sighup_ends_the_viewers_of_removed_and_restarted_streams() {
     assert_eq!(stream_status(addr, "c")["viewer_count"], 0);
 }
 
+/// The grid at `/` in headless Chromium (`tests/browser/grid_page.mjs`): three tiles whose
+/// MJPEG pictures load at each stream's size, each linking to its stream's page; following
+/// `b`'s tile opens `/streams/b/`, whose live picture loads at `b`'s size and whose links all
+/// point under `/streams/b/`. Screenshots go to `target/test-output/grid_page.png` and
+/// `grid_stream_page.png`.
 #[test]
 fn chromium_shows_the_grid_and_a_stream_page() {
     if !require_prerequisite(
@@ -1057,4 +1114,28 @@ fn chromium_shows_the_grid_and_a_stream_page() {
         let link = link.as_str().unwrap_or("");
         assert!(link.starts_with("/streams/b/"), "{link} in {result}");
     }
+}
+
+/// With one stream in the file, `/` is still that stream's own MJPEG page, and `/healthz` its
+/// own answer, as before there were several.
+#[test]
+fn one_stream_keeps_its_page_at_the_root() {
+    let config = config_file(
+        "one_stream_root.toml",
+        &[StreamSpec::pattern("only", "320x240")],
+    );
+    let server = start_server(&config);
+    let page = get(server.addr, "/");
+    assert_eq!(page.status, 200);
+    let page = page.text();
+    assert!(page.contains("id=\"live\""), "{page}");
+    assert!(page.contains("src=\"/stream.mjpg\""), "{page}");
+    assert!(!page.contains("id=\"grid\""), "{page}");
+    let healthz = get(server.addr, "/healthz");
+    assert_eq!(healthz.status, 200, "{}", healthz.text());
+    assert!(
+        healthz.text().starts_with("ok: frames flowing"),
+        "{}",
+        healthz.text()
+    );
 }
