@@ -175,7 +175,7 @@ fn assert_ffmpeg_decodes(url: &str, width: usize, height: usize, file_name: &str
 }
 
 /// ffprobe's view of `url`'s first video stream: (codec name, width, height).
-fn ffprobe_video(url: &str) -> (String, u64, u64) {
+fn ffprobe_video(url: &str) -> (String, usize, usize) {
     let (ok, out, err) = run_with_timeout(
         Command::new("ffprobe").args([
             "-v",
@@ -195,8 +195,8 @@ fn ffprobe_video(url: &str) -> (String, u64, u64) {
     let stream = &probe["streams"][0];
     (
         stream["codec_name"].as_str().unwrap_or("").to_owned(),
-        stream["width"].as_u64().unwrap_or(0),
-        stream["height"].as_u64().unwrap_or(0),
+        stream["width"].as_u64().unwrap_or(0) as usize,
+        stream["height"].as_u64().unwrap_or(0) as usize,
     )
 }
 
@@ -389,8 +389,9 @@ impl BodyReader {
     }
 }
 
-/// Two streams of different sizes: ffmpeg decodes each one's MJPEG and `b`'s HLS at that
-/// stream's own size, and the root routes are the first stream's.
+/// Two streams of different sizes, both with HLS: ffmpeg decodes each one's MJPEG and HLS at
+/// that stream's own size, the root routes are the first stream's, and one stream's HLS
+/// resources are not found under the other's path.
 #[test]
 fn two_streams_serve_ffmpeg_each_its_own_mjpeg_and_hls() {
     if !require_clients(
@@ -402,7 +403,10 @@ fn two_streams_serve_ffmpeg_each_its_own_mjpeg_and_hls() {
     let config = config_file(
         "two_streams.toml",
         &[
-            StreamSpec::pattern("a", "320x240"),
+            StreamSpec {
+                hls: "always",
+                ..StreamSpec::pattern("a", "320x240")
+            },
             StreamSpec {
                 hls: "always",
                 ..StreamSpec::pattern("b", "640x360")
@@ -425,26 +429,42 @@ fn two_streams_serve_ffmpeg_each_its_own_mjpeg_and_hls() {
         "two_b.gray",
     );
 
-    wait_for_hls_segments(addr, "b");
-    let playlist = get(addr, "/streams/b/live.m3u8");
-    assert_eq!(playlist.status, 200, "{}", playlist.text());
-    assert!(
-        playlist.text().contains("RESOLUTION=640x360"),
-        "{}",
-        playlist.text()
-    );
-    let hls_url = server.url("/streams/b/live.m3u8");
-    assert_eq!(
-        ffprobe_video(&hls_url),
-        ("h264".to_owned(), 640, 360),
-        "{hls_url}"
-    );
-    assert_ffmpeg_decodes(&hls_url, 640, 360, "two_b_hls.gray");
+    let mut media_uris = Vec::new();
+    for (name, width, height) in [("a", 320, 240), ("b", 640, 360)] {
+        wait_for_hls_segments(addr, name);
+        let playlist = get(addr, &format!("/streams/{name}/live.m3u8"));
+        assert_eq!(playlist.status, 200, "{name}: {}", playlist.text());
+        let playlist = playlist.text();
+        assert!(
+            playlist.contains(&format!("RESOLUTION={width}x{height}")),
+            "{name}: {playlist}"
+        );
+        let hls_url = server.url(&format!("/streams/{name}/live.m3u8"));
+        assert_eq!(
+            ffprobe_video(&hls_url),
+            ("h264".to_owned(), width, height),
+            "{hls_url}"
+        );
+        assert_ffmpeg_decodes(&hls_url, width, height, &format!("two_{name}_hls.gray"));
+        let media_uri = playlist
+            .lines()
+            .find(|line| !line.is_empty() && !line.starts_with('#'))
+            .expect("the media playlist's URI")
+            .to_owned();
+        media_uris.push(media_uri);
+    }
+    // Each stream's HLS names carry its own instance: `b`'s are not found under `a`'s path,
+    // nor at the root, which is `a`'s.
+    let (a_uri, b_uri) = (&media_uris[0], &media_uris[1]);
+    assert_ne!(a_uri, b_uri);
+    assert_eq!(get(addr, &format!("/streams/b/{b_uri}")).status, 200);
+    assert_eq!(get(addr, &format!("/{a_uri}")).status, 200);
+    assert_eq!(get(addr, &format!("/streams/a/{b_uri}")).status, 404);
+    assert_eq!(get(addr, &format!("/{b_uri}")).status, 404);
+    assert_eq!(get(addr, &format!("/streams/b/{a_uri}")).status, 404);
 
-    // `a` has HLS off: its playlist is not there, under its name or at the root, which serves
-    // the first stream.
-    assert_eq!(get(addr, "/streams/a/live.m3u8").status, 404);
-    assert_eq!(get(addr, "/live.m3u8").status, 404);
+    // The root routes are `a`'s.
+    assert_ffmpeg_decodes(&server.url("/live.m3u8"), 320, 240, "two_root_hls.gray");
     assert_ffmpeg_decodes(&server.url("/stream.mjpg"), 320, 240, "two_root.gray");
     let snapshot = get(addr, "/snapshot.jpg");
     assert_eq!(snapshot.status, 200);
@@ -497,7 +517,17 @@ fn three_streams_at_once_and_the_root_routes_serve_the_first() {
         "three_c_hls.gray",
     );
 
-    // The root routes are the first stream's.
+    // The root routes are the first stream's: `a` has HLS off, so there is no playlist at the
+    // root either.
+    for path in ["/streams/a/live.m3u8", "/live.m3u8"] {
+        let response = get(addr, path);
+        assert_eq!(response.status, 404, "{path}");
+        assert!(
+            response.text().contains("`a`"),
+            "{path}: {}",
+            response.text()
+        );
+    }
     assert_ffmpeg_decodes(&server.url("/stream.mjpg"), 480, 270, "three_root.gray");
     assert_eq!(jpeg_size(&get(addr, "/snapshot.jpg").body), (480, 270));
     for (root, named) in [("/hls", "/streams/a/hls"), ("/live", "/streams/a/live")] {
@@ -1100,6 +1130,12 @@ fn chromium_shows_the_grid_and_a_stream_page() {
         assert_eq!(
             tile["href"].as_str(),
             Some(format!("/streams/{name}/").as_str()),
+            "{tile}"
+        );
+        // A few streams are MJPEG pictures at a low rate, to keep a page of cameras light.
+        assert_eq!(
+            tile["src"].as_str(),
+            Some(format!("/streams/{name}/stream.mjpg?fps=2").as_str()),
             "{tile}"
         );
     }
