@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -1083,8 +1082,8 @@ fn sighup_ends_the_viewers_of_removed_and_restarted_streams() {
 /// The grid at `/` in headless Chromium (`tests/browser/grid_page.mjs`): three tiles whose
 /// MJPEG pictures load at each stream's size, each linking to its stream's page; following
 /// `b`'s tile opens `/streams/b/`, whose live picture loads at `b`'s size and whose links all
-/// point under `/streams/b/`. Screenshots go to `target/test-output/grid_page.png` and
-/// `grid_stream_page.png`.
+/// point under `/streams/b/`. Screenshots go to `target/test-output/grid_page_mjpeg.png` and
+/// `grid_stream_page_mjpeg.png`.
 #[test]
 fn chromium_shows_the_grid_and_a_stream_page() {
     if !require_prerequisite(
@@ -1093,58 +1092,89 @@ fn chromium_shows_the_grid_and_a_stream_page() {
     ) {
         return;
     }
-    let config = config_file(
+    check_grid_in_chromium(
         "grid.toml",
-        &[
-            StreamSpec::pattern("a", "320x240"),
-            StreamSpec::pattern("b", "640x360"),
-            StreamSpec::pattern("c", "480x270"),
-        ],
+        &[("a", 320, 240), ("b", 640, 360), ("c", 480, 270)],
+        "mjpeg",
     );
-    let server = start_server(&config);
-    let result = run_script("grid_page.mjs", &server.url(""));
+}
 
-    let tiles: BTreeMap<String, (u64, u64)> = result["tiles"]
-        .as_array()
-        .expect("tiles")
+/// With more streams than a browser has connections for MJPEG pictures, the grid's tiles are
+/// snapshots that the page refreshes: in Chromium every tile loads at its stream's size and is
+/// refreshed, and the stream page still shows the live MJPEG picture.
+#[test]
+fn chromium_shows_a_grid_of_five_streams_from_snapshots() {
+    if !require_prerequisite(
+        missing_prerequisite(&["playwright-core/package.json"]),
+        "chromium_shows_a_grid_of_five_streams_from_snapshots",
+    ) {
+        return;
+    }
+    check_grid_in_chromium(
+        "grid_of_five.toml",
+        &[
+            ("a", 160, 120),
+            ("b", 320, 240),
+            ("c", 240, 180),
+            ("d", 480, 270),
+            ("e", 320, 180),
+        ],
+        "snapshot",
+    );
+}
+
+/// Serves `streams` (name, width, height) from the test pattern at 5 fps, runs
+/// `grid_page.mjs` against the server and checks what it saw: every tile at its stream's size
+/// and linking to its page, tiles refreshed the `refresh` way (`mjpeg` or `snapshot`), and
+/// stream `b`'s page with its live picture and links under `/streams/b/`.
+fn check_grid_in_chromium(file_name: &str, streams: &[(&str, usize, usize)], refresh: &str) {
+    let sizes: Vec<String> = streams
         .iter()
-        .map(|tile| {
-            (
-                tile["name"].as_str().unwrap_or("").to_owned(),
-                (
-                    tile["naturalWidth"].as_u64().unwrap_or(0),
-                    tile["naturalHeight"].as_u64().unwrap_or(0),
-                ),
-            )
+        .map(|(_, width, height)| format!("{width}x{height}"))
+        .collect();
+    let specs: Vec<StreamSpec> = streams
+        .iter()
+        .zip(&sizes)
+        .map(|((name, _, _), size)| StreamSpec {
+            fps: 5,
+            ..StreamSpec::pattern(name, size)
         })
         .collect();
-    let expected: BTreeMap<String, (u64, u64)> = [
-        ("a".to_owned(), (320, 240)),
-        ("b".to_owned(), (640, 360)),
-        ("c".to_owned(), (480, 270)),
-    ]
-    .into();
-    assert_eq!(tiles, expected, "{result}");
-    for tile in result["tiles"].as_array().expect("tiles") {
-        let name = tile["name"].as_str().unwrap_or("");
-        assert_eq!(
-            tile["href"].as_str(),
-            Some(format!("/streams/{name}/").as_str()),
-            "{tile}"
-        );
-        // A few streams are MJPEG pictures at a low rate, to keep a page of cameras light.
-        assert_eq!(
-            tile["src"].as_str(),
-            Some(format!("/streams/{name}/stream.mjpg?fps=2").as_str()),
-            "{tile}"
-        );
+    let config = config_file(file_name, &specs);
+    let server = start_server(&config);
+    let result = run_script("grid_page.mjs", &server.url(""));
+    assert_eq!(result["refresh"], refresh, "{result}");
+
+    let tiles = result["tiles"].as_array().expect("tiles");
+    assert_eq!(tiles.len(), streams.len(), "{result}");
+    for (tile, (name, width, height)) in tiles.iter().zip(streams) {
+        assert_eq!(tile["name"], *name, "{result}");
+        assert_eq!(tile["naturalWidth"], *width, "{tile}");
+        assert_eq!(tile["naturalHeight"], *height, "{tile}");
+        assert_eq!(tile["href"], format!("/streams/{name}/"), "{tile}");
+        let src = tile["src"].as_str().unwrap_or("");
+        match refresh {
+            // A few streams are MJPEG pictures at a low rate, to keep a page of cameras light.
+            "mjpeg" => assert_eq!(src, format!("/streams/{name}/stream.mjpg?fps=2")),
+            // Many are snapshots, asked for again with a query that no cache has seen.
+            _ => assert!(
+                src.starts_with(&format!("/streams/{name}/snapshot.jpg?t=")),
+                "{tile}"
+            ),
+        }
     }
 
-    assert_eq!(result["stream_page"]["path"], "/streams/b/", "{result}");
-    assert_eq!(result["stream_page"]["naturalWidth"], 640, "{result}");
-    assert_eq!(result["stream_page"]["naturalHeight"], 360, "{result}");
-    assert_eq!(result["stream_page"]["home"], "/", "{result}");
-    let links = result["stream_page"]["links"].as_array().expect("links");
+    let (_, b_width, b_height) = streams
+        .iter()
+        .find(|(name, _, _)| *name == "b")
+        .expect("a stream `b`");
+    let page = &result["stream_page"];
+    assert_eq!(page["path"], "/streams/b/", "{result}");
+    assert_eq!(page["naturalWidth"], *b_width, "{result}");
+    assert_eq!(page["naturalHeight"], *b_height, "{result}");
+    assert_eq!(page["src"], "/streams/b/stream.mjpg", "{result}");
+    assert_eq!(page["home"], "/", "{result}");
+    let links = page["links"].as_array().expect("links");
     assert!(links.len() >= 10, "{result}");
     for link in links {
         let link = link.as_str().unwrap_or("");

@@ -4,12 +4,14 @@
 //   node tests/browser/grid_page.mjs BASE_URL OUT_DIR
 //
 // Opens BASE_URL/, waits until every tile's picture has loaded, and reports each tile's stream
-// name, link and picture size. Then follows the link of the tile of stream `b`, waits for that
-// stream's live MJPEG picture and reports the page's path, the picture's size, the links to
-// the stream's resources and the link home. Saves screenshots of both pages to OUT_DIR and prints one JSON line
-// of results; the Rust test checks the sizes and links. Exit code 0 when the pages loaded
-// without errors, 1 otherwise. Every wait has a time limit; the whole run is capped by
-// RUN_LIMIT_MS.
+// name, link and picture size. When the grid refreshes its tiles from snapshots (many
+// streams), also waits until every tile has shown a refreshed snapshot. Then follows the link
+// of the tile of stream `b`, waits for that stream's live MJPEG picture and reports the page's
+// path, the picture's size, the links to the stream's resources and the link home. Saves
+// screenshots of both pages to OUT_DIR (grid_page_REFRESH.png, grid_stream_page_REFRESH.png)
+// and prints one JSON line of results; the Rust test checks the sizes and links. Exit code 0
+// when the pages loaded without errors, 1 otherwise. Every wait has a time limit; the whole
+// run is capped by RUN_LIMIT_MS.
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -56,6 +58,18 @@ async function run(result) {
       null,
       { timeout: PICTURE_TIMEOUT_MS, polling: 100 },
     );
+    result.refresh = await page.evaluate(() => document.getElementById("grid").dataset.refresh);
+    if (result.refresh === "snapshot") {
+      // grid.js asks for the next snapshot once a tile has shown one, with a `t=` query.
+      await page.waitForFunction(
+        () =>
+          [...document.querySelectorAll("#grid .tile img")].every(
+            (img) => img.currentSrc.includes("t=") && img.complete && img.naturalWidth > 0,
+          ),
+        null,
+        { timeout: PICTURE_TIMEOUT_MS, polling: 100 },
+      );
+    }
     result.tiles = await page.evaluate(() =>
       [...document.querySelectorAll("#grid .tile")].map((tile) => {
         const img = tile.querySelector("img");
@@ -72,7 +86,7 @@ async function run(result) {
     for (const tile of result.tiles) {
       if (tile.offline) result.failures.push(`tile ${tile.name} shows as offline`);
     }
-    await page.screenshot({ path: join(outDir, "grid_page.png"), fullPage: true, timeout: 10_000 });
+    await page.screenshot({ path: join(outDir, `grid_page_${result.refresh}.png`), fullPage: true, timeout: 10_000 });
 
     await Promise.all([
       page.waitForURL(`${baseUrl}/streams/${OPENED}/`, { timeout: PICTURE_TIMEOUT_MS }),
@@ -99,7 +113,7 @@ async function run(result) {
         base: document.body.dataset.base,
       };
     });
-    await page.screenshot({ path: join(outDir, "grid_stream_page.png"), fullPage: true, timeout: 10_000 });
+    await page.screenshot({ path: join(outDir, `grid_stream_page_${result.refresh}.png`), fullPage: true, timeout: 10_000 });
     if (result.page_errors.length) result.failures.push(`${result.page_errors.length} page error(s)`);
     if (result.http_errors.length) result.failures.push(`${result.http_errors.length} HTTP error(s)`);
   } finally {
