@@ -803,17 +803,23 @@ fn status_and_healthz_name_the_stream_whose_source_is_down() {
 }
 
 /// Isolation: a test pattern beside an ffmpeg command that stops after 20 frames (and is
-/// started again) and a command that floods 10 MB of random bytes (again and again). The
+/// started again), a command that floods 10 MB of random bytes (again and again) and a FIFO
+/// that nobody writes into (a source that stalls). The
 /// pattern's viewer keeps receiving frames with no gap in their sequence numbers beyond
 /// [`MAX_SEQUENCE_GAP`], and the pattern's own counters stay clean.
 #[test]
-fn a_stream_keeps_every_frame_beside_one_that_stops_and_one_that_sends_garbage() {
+fn a_stream_keeps_every_frame_beside_ones_that_stop_flood_and_stall() {
     if !require_clients(
-        &["ffmpeg", "sh", "head"],
-        "a_stream_keeps_every_frame_beside_one_that_stops_and_one_that_sends_garbage",
+        &["ffmpeg", "sh", "head", "mkfifo"],
+        "a_stream_keeps_every_frame_beside_ones_that_stop_flood_and_stall",
     ) {
         return;
     }
+    let fifo = Path::new(env!("CARGO_TARGET_TMPDIR")).join("isolation_stall.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let (made, _, err) = run_with_timeout(Command::new("mkfifo").arg(&fifo), CLIENT_LIMIT);
+    assert!(made, "mkfifo: {err}");
+    let stall_source = format!("pipe:mjpeg:{}", fifo.to_str().expect("a UTF-8 path"));
     let config = config_file(
         "isolation.toml",
         &[
@@ -827,6 +833,10 @@ fn a_stream_keeps_every_frame_beside_one_that_stops_and_one_that_sends_garbage()
                 source: "exec:sh -c \"head -c 10000000 /dev/urandom\"",
                 ..StreamSpec::pattern("garbage", "320x240")
             },
+            StreamSpec {
+                source: &stall_source,
+                ..StreamSpec::pattern("stalls", "320x240")
+            },
         ],
     );
     let server = start_server(&config);
@@ -835,11 +845,13 @@ fn a_stream_keeps_every_frame_beside_one_that_stops_and_one_that_sends_garbage()
     // The others have viewers too, so their JPEG pipelines run.
     let _stops = Viewer::open(addr, "/streams/stops/stream.mjpg");
     let _garbage = Viewer::open(addr, "/streams/garbage/stream.mjpg");
+    let _stalls = Viewer::open(addr, "/streams/stalls/stream.mjpg");
     pattern.wait_for_frames(5);
     let before = stream_status(addr, "pattern");
 
-    // Runs until the ffmpeg stream has stopped and been started again and the garbage has been
-    // read to its end and started again; `pattern` stays healthy all the while.
+    // Runs until the ffmpeg stream has stopped and been started again, the garbage has been
+    // read to its end and started again, and the stalled stream is unhealthy; `pattern` stays
+    // healthy all the while.
     let mut polls = 0_u32;
     let (stops, garbage) = wait_for("both misbehaving sources restarted", || {
         polls += 1;
@@ -848,7 +860,12 @@ fn a_stream_keeps_every_frame_beside_one_that_stops_and_one_that_sends_garbage()
         let stops = stream_status(addr, "stops");
         let garbage = stream_status(addr, "garbage");
         let restarts = |s: &serde_json::Value| s["source"]["process"]["restarts"].as_u64();
-        if restarts(&stops) >= Some(1) && restarts(&garbage) >= Some(2) && pattern.frames() >= 50 {
+        let stalled = get(addr, "/streams/stalls/healthz").status == 503;
+        if restarts(&stops) >= Some(1)
+            && restarts(&garbage) >= Some(2)
+            && stalled
+            && pattern.frames() >= 50
+        {
             Ok((stops, garbage))
         } else {
             Err(format!(
