@@ -323,12 +323,25 @@ impl MjpegReader {
 
     /// Reads the next part: skips to the boundary line, then headers, then Content-Length bytes.
     pub fn next_part(&mut self) -> Part {
+        self.try_next_part()
+            .unwrap_or_else(|error| panic!("reading the next part: {error}"))
+    }
+
+    /// Like [`MjpegReader::next_part`], for a test that expects the stream to end: the end of
+    /// the stream is `Err` with [`std::io::ErrorKind::UnexpectedEof`], as is any read error.
+    pub fn try_next_part(&mut self) -> std::io::Result<Part> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            assert!(Instant::now() < deadline, "no boundary within 10 s");
+            if Instant::now() >= deadline {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no boundary within 10 s",
+                ));
+            }
             let mut line = String::new();
-            let n = self.reader.read_line(&mut line).expect("read boundary");
-            assert!(n > 0, "stream ended");
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
             if line.trim_end() == "--framecast-boundary" {
                 break;
             }
@@ -338,14 +351,14 @@ impl MjpegReader {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
             .and_then(|(_, v)| v.parse().ok())
-            .expect("Content-Length in part");
+            .ok_or_else(|| std::io::Error::other("no Content-Length in part"))?;
         let mut jpeg = vec![0; len];
-        self.reader.read_exact(&mut jpeg).expect("read jpeg");
-        Part {
+        self.reader.read_exact(&mut jpeg)?;
+        Ok(Part {
             headers,
             jpeg,
             received_at: std::time::SystemTime::now(),
-        }
+        })
     }
 
     /// The raw stream for tests that look at exact bytes.
