@@ -55,6 +55,7 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
         shutdown: shutdown_signal,
     });
     let server = http::serve(listener, state.clone()).map_err(Error::Server)?;
+    tokio::spawn(end_streams_on_shutdown(state.clone()));
     let shutdown = Arc::new(shutdown);
     tokio::spawn(stop_on_signals(shutdown.clone(), server.handle()));
     let streams = Arc::new(Mutex::new(streams));
@@ -89,6 +90,17 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
     let mut streams = streams.lock().await;
     streams.stop_all();
     result
+}
+
+/// When the server is told to stop, every stream's endless responses end (then the server
+/// stops, its responses finished).
+async fn end_streams_on_shutdown(state: web::Data<AppState>) {
+    let mut shutdown = state.shutdown.clone();
+    if shutdown.wait_for(|stopping| *stopping).await.is_ok() {
+        for stream in state.streams.all().iter() {
+            stream.end();
+        }
+    }
 }
 
 /// With `--exit-on-eof`: resolves with the reason once any stream's source has ended for good.

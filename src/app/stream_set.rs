@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use crate::config::{ServerSettings, Settings, StreamSettings};
 use crate::error::Error;
-use crate::http::MjpegSender;
 use crate::http::streams::{ServedStream, StreamTable};
 use crate::pipeline::Stream;
 
@@ -71,13 +70,12 @@ impl StreamSet {
         } else {
             format!("{}-{}", self.start_id, self.starts)
         };
-        let served = Arc::new(ServedStream {
-            settings: settings.clone(),
+        let served = Arc::new(ServedStream::new(
+            settings.clone(),
             instance_id,
-            hub: pipeline.hub.clone(),
-            hls: pipeline.hls.clone(),
-            mjpeg_sender: MjpegSender::default(),
-        });
+            pipeline.hub.clone(),
+            pipeline.hls.clone(),
+        ));
         Ok(Running { served, pipeline })
     }
 
@@ -86,49 +84,42 @@ impl StreamSet {
         self.running.iter().map(|r| r.served.clone()).collect()
     }
 
-    /// Changes the running streams to `settings`'s and `table` with them. Streams that stop
-    /// are stopped after the table no longer lists them, on a blocking thread: their
-    /// threads take up to a quarter second to notice.
+    /// Changes the running streams to `settings`'s and `table` with them. Streams removed or
+    /// changed are stopped first (their viewers' responses end, and a restarted stream's
+    /// device or FIFO is let go before its new pipeline opens it again), on a blocking thread:
+    /// their threads take up to a quarter second to notice. Meanwhile the table lists only the
+    /// streams that stay.
     pub async fn apply(&mut self, settings: &Settings, table: &StreamTable) -> ReloadSummary {
         let mut summary = ReloadSummary::default();
         // A change of the server's JPEG threads changes every stream's pipeline.
         let restart_all = settings.server.jpeg_threads != self.server.jpeg_threads;
         self.server.jpeg_threads = settings.server.jpeg_threads;
-        let mut old: Vec<Running> = std::mem::take(&mut self.running);
-        let mut to_stop: Vec<Running> = Vec::new();
-        for wanted in &settings.streams {
-            let name = wanted.name.to_string();
-            let previous = old
+        let (kept, to_stop): (Vec<Running>, Vec<Running>) = std::mem::take(&mut self.running)
+            .into_iter()
+            .partition(|running| {
+                !restart_all
+                    && settings
+                        .streams
+                        .iter()
+                        .any(|wanted| running.served.settings == *wanted)
+            });
+        for running in &to_stop {
+            let name = running.served.name().to_owned();
+            if settings
+                .streams
                 .iter()
-                .position(|r| r.served.settings.name == wanted.name)
-                .map(|i| old.remove(i));
-            match previous {
-                Some(running) if running.served.settings == *wanted && !restart_all => {
-                    summary.unchanged.push(name);
-                    self.running.push(running);
-                    continue;
-                }
-                Some(running) => {
-                    summary.restarted.push(name.clone());
-                    to_stop.push(running);
-                }
-                None => summary.started.push(name.clone()),
-            }
-            match self.start_one(wanted) {
-                Ok(running) => self.running.push(running),
-                Err(error) => {
-                    summary.started.retain(|n| *n != name);
-                    summary.restarted.retain(|n| *n != name);
-                    summary.failed.push((name, error.to_string()));
-                }
+                .any(|w| w.name == running.served.settings.name)
+            {
+                summary.restarted.push(name);
+            } else {
+                summary.stopped.push(name);
             }
         }
-        for running in old {
-            summary.stopped.push(running.served.name().to_owned());
-            to_stop.push(running);
-        }
-        table.replace(self.served());
         if !to_stop.is_empty() {
+            table.replace(kept.iter().map(|r| r.served.clone()).collect());
+            for running in &to_stop {
+                running.served.end();
+            }
             let stopping = tokio::task::spawn_blocking(move || {
                 for running in to_stop {
                     running.pipeline.stop();
@@ -138,12 +129,38 @@ impl StreamSet {
                 tracing::error!("stopping the streams of the old configuration failed");
             }
         }
+        let mut kept = kept;
+        for wanted in &settings.streams {
+            let name = wanted.name.to_string();
+            if let Some(at) = kept
+                .iter()
+                .position(|r| r.served.settings.name == wanted.name)
+            {
+                summary.unchanged.push(name);
+                self.running.push(kept.remove(at));
+                continue;
+            }
+            match self.start_one(wanted) {
+                Ok(running) => {
+                    if !summary.restarted.contains(&name) {
+                        summary.started.push(name);
+                    }
+                    self.running.push(running);
+                }
+                Err(error) => {
+                    summary.restarted.retain(|n| *n != name);
+                    summary.failed.push((name, error.to_string()));
+                }
+            }
+        }
+        table.replace(self.served());
         summary
     }
 
     /// Stops every stream and waits for their threads.
     pub fn stop_all(&mut self) {
         for running in self.running.drain(..) {
+            running.served.end();
             running.pipeline.stop();
         }
     }

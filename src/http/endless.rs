@@ -23,7 +23,7 @@ use super::AppState;
 use super::connection::ConnectionSocket;
 use super::direct_body;
 use super::frame_file::FrameFile;
-use crate::hub::Hub;
+use super::streams::ServedStream;
 
 /// How long a connection may take no bytes before its viewer is dropped, when the app has no
 /// state to say (tests of single handlers); the server uses `--viewer-stall-seconds`.
@@ -85,19 +85,19 @@ pub fn user_agent(req: &HttpRequest) -> String {
 
 /// Streams `viewer` as the body of `response`. HTTP/1.0 has no chunked coding (RFC 9112
 /// §6.1), so for it the body simply runs until the connection closes.
-/// A viewer dropped for taking nothing is counted on `hub`.
+/// The body ends when `stream` stops; a viewer dropped for taking nothing is counted on its hub.
 pub fn respond<V: ChunkSource>(
     req: &HttpRequest,
     response: &mut HttpResponseBuilder,
     viewer: V,
-    hub: &Arc<Hub>,
+    stream: &ServedStream,
 ) -> HttpResponse {
     if req.method() == Method::HEAD {
         return headers_only(response);
     }
     let chunked = is_chunked(req);
-    let shutdown = shutdown_signal(req);
-    let hub = hub.clone();
+    let shutdown = stream.ended_signal();
+    let hub = stream.hub.clone();
     match req.conn_data::<ConnectionSocket>() {
         Some(socket) => {
             let stall = stall_time(req);
@@ -157,15 +157,6 @@ pub fn stall_time(req: &HttpRequest) -> Duration {
 /// The headers of such a response without starting one (for HEAD), which would never end.
 pub fn headers_only(response: &mut HttpResponseBuilder) -> HttpResponse {
     response.streaming(futures::stream::empty::<Result<Bytes, Infallible>>())
-}
-
-/// The server's shutdown signal; one that never fires if the app has no state (tests of
-/// single handlers).
-pub fn shutdown_signal(req: &HttpRequest) -> watch::Receiver<bool> {
-    match req.app_data::<web::Data<AppState>>() {
-        Some(state) => state.shutdown.clone(),
-        None => watch::Sender::new(false).subscribe(),
-    }
 }
 
 /// The body as a stream of chunks that actix copies and writes.

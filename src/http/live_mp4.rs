@@ -60,7 +60,7 @@ pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, Ht
         &req,
         headers(&mut HttpResponse::Ok()),
         viewer,
-        &stream.hub,
+        &stream,
     ))
 }
 

@@ -44,7 +44,8 @@ pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, Ht
     if let Some(socket) = req.conn_data::<ConnectionSocket>().cloned() {
         let chunked = endless::is_chunked(&req);
         let stall = endless::stall_time(&req);
-        let shutdown = endless::shutdown_signal(&req);
+        // The stream's end, which the server's stop also brings.
+        let shutdown = stream.ended_signal();
         let body = async move {
             let (done, ended) = oneshot::channel();
             let joining = Joining {
@@ -90,7 +91,7 @@ pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, Ht
         &req,
         headers(&mut HttpResponse::Ok()),
         viewer,
-        &stream.hub,
+        &stream,
     ))
 }
 

@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
+use tokio::sync::watch;
 
 use crate::config::StreamSettings;
 use crate::hub::Hub;
@@ -35,9 +36,39 @@ pub struct ServedStream {
     pub hls: Option<StreamHls>,
     /// Writes the frames of this stream's MJPEG viewers on direct connections.
     pub mjpeg_sender: MjpegSender,
+    /// Turns true when the stream stops (a reload removed or restarted it, or the server is
+    /// stopping): its endless responses end.
+    ended: watch::Sender<bool>,
 }
 
 impl ServedStream {
+    pub fn new(
+        settings: StreamSettings,
+        instance_id: String,
+        hub: Arc<Hub>,
+        hls: Option<StreamHls>,
+    ) -> Self {
+        Self {
+            settings,
+            instance_id,
+            hub,
+            hls,
+            mjpeg_sender: MjpegSender::default(),
+            ended: watch::Sender::new(false),
+        }
+    }
+
+    /// Ends the stream's endless responses (MJPEG, `/live.mp4`) in order: each closes its last
+    /// chunk, and the client sees a complete response.
+    pub fn end(&self) {
+        self.ended.send_replace(true);
+    }
+
+    /// Turns true when the stream stops; what endless responses listen to.
+    pub fn ended_signal(&self) -> watch::Receiver<bool> {
+        self.ended.subscribe()
+    }
+
     pub fn name(&self) -> &str {
         self.settings.name.as_str()
     }

@@ -283,8 +283,13 @@ mod tests {
             .push(&annex_b(&[SPS, PPS, IDR], &[0, 0, 1]), &mut out)
             .expect("fits");
         assert!(out.is_empty(), "the IDR may have more slices");
-        splitter.push(&[0, 0, 1, P_FIRST[0]], &mut out).expect("fits");
-        assert!(out.is_empty(), "not yet known whether a slice of the same picture comes");
+        splitter
+            .push(&[0, 0, 1, P_FIRST[0]], &mut out)
+            .expect("fits");
+        assert!(
+            out.is_empty(),
+            "not yet known whether a slice of the same picture comes"
+        );
         splitter.push(&P_FIRST[1..], &mut out).expect("fits");
         assert_eq!(out.len(), 1, "the first slice of the next picture ends it");
         assert!(out[0].is_idr && out[0].has_picture);
@@ -301,12 +306,11 @@ mod tests {
     fn input_that_never_ends_a_nal_is_dropped_and_splitting_resumes() {
         let mut splitter = AccessUnitSplitter::default();
         let mut out = Vec::new();
-        splitter.push(&[0, 0, 1, 0x65, 0x88], &mut out).expect("fits");
+        splitter
+            .push(&[0, 0, 1, 0x65, 0x88], &mut out)
+            .expect("fits");
         let garbage = vec![0xFFu8; MAX_ACCESS_UNIT_BYTES];
-        assert_eq!(
-            splitter.push(&garbage, &mut out),
-            Err(SplitError::TooLarge)
-        );
+        assert_eq!(splitter.push(&garbage, &mut out), Err(SplitError::TooLarge));
         splitter
             .push(&annex_b(&[SPS, PPS, IDR, P_FIRST], &[0, 0, 1]), &mut out)
             .expect("fits");
@@ -323,10 +327,14 @@ mod tests {
         let mut splitter = AccessUnitSplitter::default();
         let mut out = Vec::new();
         for _ in 0..100 {
-            splitter.push(&[0xAB; 100_000], &mut out).expect("nothing to keep");
+            splitter
+                .push(&[0xAB; 100_000], &mut out)
+                .expect("nothing to keep");
         }
         assert!(splitter.pending.len() <= 3);
-        splitter.push(&annex_b(&[SPS, PPS, IDR], &[0, 0, 1]), &mut out).expect("fits");
+        splitter
+            .push(&annex_b(&[SPS, PPS, IDR], &[0, 0, 1]), &mut out)
+            .expect("fits");
         splitter.finish(&mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(&out[0].annex_b[..], &canonical(&[SPS, PPS, IDR])[..]);
