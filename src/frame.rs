@@ -1,7 +1,7 @@
 //! Frames as they travel through the pipeline, and the clocks that stamp them.
 //!
-//! A [`Frame`] is what a source produces: raw I420 planes, immutable once made and shared by
-//! `Arc`. A [`JpegFrame`] is one frame encoded once for every MJPEG viewer and snapshot; it
+//! A [`Frame`] is what a source produces: raw I420 planes, or a camera's own JPEG or H.264
+//! access unit, immutable once made and shared by `Arc`. A [`JpegFrame`] is one frame encoded once for every MJPEG viewer and snapshot; it
 //! carries its multipart part headers pre-built so that fan-out to many viewers only clones
 //! `Bytes` handles.
 
@@ -66,6 +66,20 @@ pub enum Pixels {
     /// A complete, validated JPEG from a camera or pipe, passed to MJPEG viewers as it is and
     /// decoded to I420 only for the H.264 path.
     Jpeg(Bytes),
+    /// One H.264 access unit from a camera or pipe, passed to HLS and `/live.mp4` as it is and
+    /// decoded to I420 only for JPEG viewers.
+    H264(H264Unit),
+}
+
+/// One H.264 access unit as a source delivers it: its NAL units in Annex B form, each behind a
+/// 4-byte start code, with the SPS and PPS in front of every IDR (sources put them there when
+/// the camera sends them apart), in decode order without B-frames, so decode order is
+/// presentation order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct H264Unit {
+    pub annex_b: Bytes,
+    /// An IDR: decoding can start here.
+    pub is_idr: bool,
 }
 
 /// One captured picture.
@@ -107,7 +121,7 @@ impl Frame {
     pub fn i420(&self) -> Option<I420<'_>> {
         match &self.pixels {
             Pixels::I420(bytes) => I420::new(bytes, self.size),
-            Pixels::Jpeg(_) => None,
+            Pixels::Jpeg(_) | Pixels::H264(_) => None,
         }
     }
 }

@@ -129,7 +129,7 @@ impl H264Encoder {
                 want: frame.size.i420_len(),
                 size: frame.size,
             })?,
-            Pixels::Jpeg(_) => return Err(H264Error::NotI420),
+            Pixels::Jpeg(_) | Pixels::H264(_) => return Err(H264Error::NotI420),
         };
         if self.last_size.replace(frame.size) != Some(frame.size) {
             // openh264 starts over at a new size: begin with an IDR (and new SPS/PPS).

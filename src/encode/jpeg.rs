@@ -13,6 +13,8 @@ use crate::frame::{Frame, FrameSize, JpegFrame, Pixels};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JpegError {
+    #[error("an H.264 frame must be decoded before it is encoded as a JPEG")]
+    NotDecoded,
     #[error("libjpeg-turbo: {0}")]
     Turbo(#[from] turbojpeg::Error),
     #[error("frame of {got} bytes does not match its size {size} ({want} bytes)")]
@@ -64,6 +66,8 @@ impl JpegEncoder {
                 });
             }
             Pixels::I420(bytes) => bytes,
+            // Decoded by the pipeline's H.264 decoder first; never handed here as it is.
+            Pixels::H264(_) => return Err(JpegError::NotDecoded),
         };
         let width = frame.size.width as usize;
         let height = frame.size.height as usize;

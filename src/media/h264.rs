@@ -87,6 +87,45 @@ fn trim_trailing_zeros(nal: &[u8]) -> &[u8] {
     &nal[..len]
 }
 
+/// The kind of a coded slice: slice_type (H.264 §7.4.3, Table 7-6) modulo 5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SliceKind {
+    P,
+    B,
+    I,
+    Sp,
+    Si,
+}
+
+/// The kind of the coded slice `nal` (nal_unit_type 1 to 5), read from the start of its slice
+/// header (H.264 §7.3.3: first_mb_in_slice, then slice_type); `None` for other NAL units or a
+/// header too short to read. A B slice means the stream reorders pictures.
+pub fn slice_kind(nal: &[u8]) -> Option<SliceKind> {
+    if !(NAL_SLICE_NON_IDR..=NAL_IDR).contains(&nal_unit_type(nal)?) {
+        return None;
+    }
+    // Two Exp-Golomb codes: a few bytes of RBSP, well within the first 16.
+    let head = nal.get(1..nal.len().min(17))?;
+    let rbsp = remove_emulation_prevention(head);
+    let mut r = BitReader::new(&rbsp);
+    let _first_mb_in_slice = r.read_ue().ok()?;
+    Some(match r.read_ue().ok()? % 5 {
+        0 => SliceKind::P,
+        1 => SliceKind::B,
+        2 => SliceKind::I,
+        3 => SliceKind::Sp,
+        _ => SliceKind::Si,
+    })
+}
+
+/// Whether an Annex B stream's first NAL unit header looks like H.265's rather than H.264's:
+/// an H.265 stream begins with a VPS, SPS or PPS (H.265 §7.3.1.2: types 32 to 34 in bits 1 to
+/// 6, `nuh_layer_id` 0, `nuh_temporal_id_plus1` 1), whose first two bytes read as H.264 are a
+/// reserved or forbidden pattern (`40 01`, `42 01`, `44 01`).
+pub fn looks_like_h265(nal: &[u8]) -> bool {
+    matches!(nal, [0x40 | 0x42 | 0x44, 0x01, ..])
+}
+
 /// The RFC 6381 §3.3 codec string of an H.264 stream, `avc1.PPCCLL`: profile_idc, the
 /// constraint flags byte and level_idc of its SPS, in upper-case hex (e.g. `avc1.42C01F`).
 /// `None` if `sps_nal` is not an SPS of at least four bytes.
@@ -503,6 +542,26 @@ impl<'a> BitReader<'a> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slice_kinds_come_from_the_slice_header() {
+        // first_mb_in_slice = 0 ("1"), then slice_type: ue(0) "1" = P, ue(1) "010" = B,
+        // ue(7) "0001000" = I (7 - 5: every slice of the picture is I).
+        assert_eq!(slice_kind(&[0x41, 0b1100_0000]), Some(SliceKind::P));
+        assert_eq!(slice_kind(&[0x01, 0b1010_0000]), Some(SliceKind::B));
+        assert_eq!(slice_kind(&[0x65, 0x88, 0x84]), Some(SliceKind::I));
+        assert_eq!(slice_kind(&[0x67, 0x42]), None, "an SPS is no slice");
+        assert_eq!(slice_kind(&[0x41]), None, "no header");
+        assert_eq!(slice_kind(&[0x41, 0x00, 0x00, 0x00]), None, "unreadable");
+    }
+
+    #[test]
+    fn h265_parameter_sets_are_told_apart() {
+        assert!(looks_like_h265(&[0x40, 0x01, 0x0C]));
+        assert!(looks_like_h265(&[0x42, 0x01, 0x01]));
+        assert!(!looks_like_h265(&[0x67, 0x42, 0xC0]));
+        assert!(!looks_like_h265(&[0x65, 0x88]));
+    }
+
     use super::*;
 
     /// Real SPS and PPS NAL units. The x264 ones come from Debian's ffmpeg with libx264
