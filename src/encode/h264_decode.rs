@@ -151,8 +151,20 @@ impl H264Decoder {
             size.height as usize,
         )?;
         let (chroma_width, chroma_height) = (size.width as usize / 2, size.height as usize / 2);
-        copy_plane(&mut i420, picture.u(), u_stride, chroma_width, chroma_height)?;
-        copy_plane(&mut i420, picture.v(), v_stride, chroma_width, chroma_height)?;
+        copy_plane(
+            &mut i420,
+            picture.u(),
+            u_stride,
+            chroma_width,
+            chroma_height,
+        )?;
+        copy_plane(
+            &mut i420,
+            picture.v(),
+            v_stride,
+            chroma_width,
+            chroma_height,
+        )?;
         Ok(Frame {
             repeats_previous: frame.repeats_previous,
             ..Frame::from_i420(
