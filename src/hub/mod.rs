@@ -120,6 +120,22 @@ impl DecodeCounters {
     }
 }
 
+/// The decode stage's figures as `/status` shows them (all zero for a source that sends no
+/// H.264).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DecodeStatus {
+    pub frames_decoded: u64,
+    pub errors: u64,
+    pub decode_ms_last: f64,
+    pub decode_ms_mean: f64,
+    /// Frames the hand-over queue dropped; each made the stage decode the kept GOP again.
+    pub frames_lost: u64,
+    pub resyncs: u64,
+    /// Frames and bytes of the GOP kept for cold starts.
+    pub gop_frames: usize,
+    pub gop_bytes: usize,
+}
+
 /// What the hub hands the H.264 decode stage.
 #[derive(Debug, Clone)]
 pub enum DecodeWork {
@@ -324,9 +340,25 @@ impl Hub {
         gop.units().map(<[NumberedUnit]>::to_vec)
     }
 
-    /// Frames and bytes in the kept GOP, for `/status`.
-    pub fn gop_len(&self) -> (usize, usize) {
-        self.gop.lock().unwrap_or_else(|e| e.into_inner()).len()
+    /// The decode stage's figures and the kept GOP's size, for `/status`.
+    pub fn decode_status(&self) -> DecodeStatus {
+        let (gop_frames, gop_bytes) = self.gop.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let c = &self.decode;
+        let frames_decoded = c.frames_decoded.load(Ordering::Relaxed);
+        // Whole microseconds: three decimals of a millisecond.
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        DecodeStatus {
+            frames_decoded,
+            errors: c.decode_errors.load(Ordering::Relaxed),
+            decode_ms_last: ms(c.decode_micros_last.load(Ordering::Relaxed)),
+            decode_ms_mean: ms(
+                c.decode_micros_total.load(Ordering::Relaxed) / frames_decoded.max(1)
+            ),
+            frames_lost: c.frames_lost.load(Ordering::Relaxed),
+            resyncs: c.resyncs.load(Ordering::Relaxed),
+            gop_frames,
+            gop_bytes,
+        }
     }
 
     /// Called by the decode stage with each picture it decoded that viewers should get: goes

@@ -259,6 +259,8 @@ mod tests {
             .map(|u| u.frame.seq)
             .collect();
         assert_eq!(gop, [9, 10, 11, 12], "from the last IDR");
+        let status = hub.decode_status();
+        assert_eq!((status.frames_decoded, status.gop_frames), (0, 4));
         assert_eq!(hub.source.frames.load(Ordering::Relaxed), 12);
     }
 
@@ -288,7 +290,9 @@ mod tests {
             assert_eq!(jpeg_input(&hub).map(|f| f.seq), Some(frame.seq));
         }
         assert_eq!(decoded(&hub), 6);
-        assert_eq!(hub.decode.resyncs.load(Ordering::Relaxed), 1);
+        let status = hub.decode_status();
+        assert_eq!((status.frames_decoded, status.resyncs), (6, 1));
+        assert!(status.decode_ms_mean > 0.0);
         assert_eq!(hub.decode.decode_errors.load(Ordering::Relaxed), 0);
     }
 
