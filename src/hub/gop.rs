@@ -92,6 +92,14 @@ impl Gop {
         unit
     }
 
+    /// The stream broke (the source went down, a placeholder came between): drops the GOP,
+    /// and leaves a gap in the numbers so that the decode stage, too, waits for an IDR
+    /// instead of decoding the new connection's frames on the old one's pictures.
+    pub fn discontinuity(&mut self) {
+        self.clear();
+        self.next_index += 1;
+    }
+
     /// The frames from the last IDR to the newest, or `None` when they are not all kept (no
     /// IDR yet, or the GOP outgrew the bounds).
     pub fn units(&self) -> Option<&[NumberedUnit]> {
@@ -170,5 +178,17 @@ mod tests {
         assert_eq!(indices(&gop), None, "30 bytes: past the bound of 25");
         gop.push(unit(4, true, 30));
         assert_eq!(indices(&gop), None, "an IDR alone past the bound");
+    }
+
+    #[test]
+    fn a_discontinuity_drops_the_gop_and_leaves_a_gap_in_the_numbers() {
+        let mut gop = Gop::with_bounds(10, 1000);
+        gop.push(unit(1, true, 10));
+        gop.push(unit(2, false, 10));
+        gop.discontinuity();
+        assert_eq!(gop.push(unit(3, false, 10)).index, 4);
+        assert_eq!(indices(&gop), None, "P-frames of a new connection");
+        gop.push(unit(4, true, 10));
+        assert_eq!(indices(&gop), Some(vec![5]));
     }
 }

@@ -289,6 +289,11 @@ impl Hub {
             self.publish_h264(frame);
             return;
         }
+        if self.h264_seen.load(Ordering::Relaxed) {
+            // A placeholder between H.264 frames: the source went down, and what comes next
+            // may not follow on from what came before.
+            self.h264_discontinuity();
+        }
         // A repeated frame changes nothing for MJPEG viewers; they re-send the last frame after
         // a pause anyway.
         if frame.repeats_previous || !self.demand.is_active() {
@@ -326,6 +331,15 @@ impl Hub {
         if self.demand.is_active() && self.decode_input.put(DecodeWork::Unit(unit)) {
             self.decode.frames_lost.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Marks a break in an H.264 source's frames (a reconnection): the kept GOP is dropped,
+    /// and decoding for JPEG viewers resumes at the next IDR.
+    pub fn h264_discontinuity(&self) {
+        self.gop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .discontinuity();
     }
 
     /// Where the H.264 decode stage takes its work from.

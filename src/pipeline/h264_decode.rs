@@ -381,6 +381,39 @@ mod tests {
     }
 
     #[test]
+    fn after_a_placeholder_decoding_waits_for_an_idr() {
+        let hub = Hub::new(false);
+        let _viewer = hub.want_stream();
+        let mut stage = DecodeStage::new();
+        let frames = h264_frames(12, 8);
+        for frame in &frames[..4] {
+            hub.publish_frame(frame.clone());
+            drain(&mut stage, &hub);
+        }
+        assert_eq!(jpeg_input(&hub).map(|f| f.seq), Some(4));
+        // The source went down: a placeholder, then the camera is back mid-GOP.
+        let placeholder = Frame::from_i420(
+            5,
+            15_000,
+            SystemTime::UNIX_EPOCH,
+            SIZE,
+            Bytes::from(vec![16; SIZE.i420_len()]),
+        );
+        hub.publish_frame(Arc::new(placeholder));
+        assert_eq!(jpeg_input(&hub).map(|f| f.seq), Some(5), "shown as it is");
+        assert!(hub.current_gop().is_none());
+        for frame in &frames[5..] {
+            hub.publish_frame(frame.clone());
+            drain(&mut stage, &hub);
+            let handed = jpeg_input(&hub).map(|f| f.seq);
+            let expected = (frame.seq >= 9).then_some(frame.seq);
+            assert_eq!(handed, expected, "frame {}", frame.seq);
+        }
+        assert_eq!(hub.decode.decode_errors.load(Ordering::Relaxed), 0);
+        assert_eq!(decoded(&hub), 4 + 4);
+    }
+
+    #[test]
     fn the_rate_cap_lets_every_frame_be_decoded_but_few_reach_the_encoders() {
         let hub = Hub::with_mjpeg_fps(false, Some(10));
         let _viewer = hub.want_stream();
