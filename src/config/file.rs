@@ -135,6 +135,7 @@ impl<'de> Deserialize<'de> for Seconds {
 enum WireFormat {
     Mjpeg,
     Yuv420p,
+    H264,
 }
 
 impl From<WireFormat> for PipeFormat {
@@ -142,6 +143,7 @@ impl From<WireFormat> for PipeFormat {
         match format {
             WireFormat::Mjpeg => Self::Mjpeg,
             WireFormat::Yuv420p => Self::Yuv420p,
+            WireFormat::H264 => Self::H264,
         }
     }
 }
@@ -768,7 +770,8 @@ h264_bitrate = 800000
                 "[[streams]]\nname = \"a\"\nsource = \"rtsp://admin:hunter2@cam/1\"\n".into(),
                 "cams.toml:3:10: source: unknown source `rtsp://admin:***@cam/1` (supported: \
                  test, camera:N, camera:/dev/videoN, pipe:yuv420p, pipe:mjpeg, \
-                 pipe:FORMAT:/path/to/fifo, exec:COMMAND, exec:yuv420p:COMMAND)",
+                 pipe:h264, pipe:FORMAT:/path/to/fifo, exec:COMMAND, \
+                 exec:FORMAT:COMMAND)",
             ),
             (
                 "[[streams]]\nname = \"a\"\n".into(),

@@ -8,6 +8,7 @@
 
 pub mod camera;
 pub mod exec;
+pub mod h264_pipe;
 pub mod pipe;
 pub mod redact;
 pub mod spec;

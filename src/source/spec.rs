@@ -45,6 +45,8 @@ pub enum PipeFormat {
     Yuv420p,
     /// Concatenated JPEGs.
     Mjpeg,
+    /// An H.264 Annex B byte stream.
+    H264,
 }
 
 impl std::fmt::Display for PipeFormat {
@@ -52,6 +54,7 @@ impl std::fmt::Display for PipeFormat {
         f.write_str(match self {
             Self::Yuv420p => "yuv420p",
             Self::Mjpeg => "mjpeg",
+            Self::H264 => "h264",
         })
     }
 }
@@ -61,6 +64,7 @@ impl PipeFormat {
         match text {
             "yuv420p" => Some(Self::Yuv420p),
             "mjpeg" => Some(Self::Mjpeg),
+            "h264" => Some(Self::H264),
             _ => None,
         }
     }
@@ -70,8 +74,9 @@ impl std::str::FromStr for PipeFormat {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        Self::parse(text)
-            .ok_or_else(|| format!("unknown pipe format `{text}` (supported: yuv420p, mjpeg)"))
+        Self::parse(text).ok_or_else(|| {
+            format!("unknown pipe format `{text}` (supported: yuv420p, mjpeg, h264)")
+        })
     }
 }
 
@@ -79,7 +84,8 @@ impl SourceSpec {
     /// Parses what `--source` (and a config file's `source =`) takes.
     pub fn parse(text: &str) -> Result<Self, String> {
         const SUPPORTED: &str = "test, camera:N, camera:/dev/videoN, pipe:yuv420p, pipe:mjpeg, \
-                                 pipe:FORMAT:/path/to/fifo, exec:COMMAND, exec:yuv420p:COMMAND";
+                                 pipe:h264, pipe:FORMAT:/path/to/fifo, exec:COMMAND, \
+                                 exec:FORMAT:COMMAND";
         match text.split_once(':') {
             None if text == "test" => Ok(Self::TestPattern),
             Some(("camera", rest)) if rest.starts_with('/') => {
@@ -191,6 +197,7 @@ mod tests {
             ),
             ("pipe:yuv420p", SourceSpec::Pipe(PipeFormat::Yuv420p)),
             ("pipe:mjpeg", SourceSpec::Pipe(PipeFormat::Mjpeg)),
+            ("pipe:h264", SourceSpec::Pipe(PipeFormat::H264)),
             (
                 "pipe:mjpeg:/run/cam.fifo",
                 SourceSpec::Fifo {
@@ -223,7 +230,7 @@ mod tests {
             assert_eq!(SourceSpec::parse(text), Ok(spec.clone()));
             assert_eq!(spec.to_string(), text);
         }
-        for bad in ["camera:x", "camera:", "pipe:h264", "rtsp://x", "", "tests"] {
+        for bad in ["camera:x", "camera:", "pipe:h265", "rtsp://x", "", "tests"] {
             assert!(SourceSpec::parse(bad).is_err(), "{bad}");
         }
     }
@@ -287,14 +294,14 @@ mod tests {
                 "pipe:mjpeg: is missing the FIFO's path (pipe:mjpeg:/path/to/fifo)",
             ),
             (
-                "pipe:h264:/tmp/x",
-                "unknown pipe format `h264` (supported: yuv420p, mjpeg)",
+                "pipe:h265:/tmp/x",
+                "unknown pipe format `h265` (supported: yuv420p, mjpeg, h264)",
             ),
             (
                 "fifo:/tmp/x",
                 "unknown source `fifo:/tmp/x` (supported: test, camera:N, camera:/dev/videoN, \
-                 pipe:yuv420p, pipe:mjpeg, pipe:FORMAT:/path/to/fifo, exec:COMMAND, \
-                 exec:yuv420p:COMMAND)",
+                 pipe:yuv420p, pipe:mjpeg, pipe:h264, pipe:FORMAT:/path/to/fifo, exec:COMMAND, \
+                 exec:FORMAT:COMMAND)",
             ),
         ] {
             assert_eq!(SourceSpec::parse(text), Err(message.to_owned()), "{text}");
@@ -317,9 +324,10 @@ mod tests {
             SourceSpec::Camera(CameraId::Index(0)).with_format(PipeFormat::Mjpeg),
             Err("a format applies to pipe: and exec: sources, not to `camera:0`".into())
         );
+        assert_eq!("h264".parse::<PipeFormat>(), Ok(PipeFormat::H264));
         assert_eq!(
-            "h264".parse::<PipeFormat>(),
-            Err("unknown pipe format `h264` (supported: yuv420p, mjpeg)".into())
+            "hevc".parse::<PipeFormat>(),
+            Err("unknown pipe format `hevc` (supported: yuv420p, mjpeg, h264)".into())
         );
     }
 
