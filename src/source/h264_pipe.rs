@@ -90,12 +90,12 @@ impl H264Pipe {
             self.splitter.finish(&mut units);
         } else {
             let data = &self.chunk[..read];
-            if !self.codec_checked {
-                if let Some(first) = h264::split_annex_b(data).next() {
-                    self.codec_checked = true;
-                    if looks_like_h265(first) {
-                        return Err(SourceError::Unsupported(H265_REFUSED.into()));
-                    }
+            if !self.codec_checked
+                && let Some(first) = h264::split_annex_b(data).next()
+            {
+                self.codec_checked = true;
+                if looks_like_h265(first) {
+                    return Err(SourceError::Unsupported(H265_REFUSED.into()));
                 }
             }
             if let Err(error) = self.splitter.push(data, &mut units) {
