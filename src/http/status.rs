@@ -147,7 +147,8 @@ struct HlsStatus {
     /// Whether the H.264 encoder runs now (on demand: from the first HLS or `/live.mp4`
     /// request until `idle_stop_s` after the last).
     running: bool,
-    /// On demand: how long the encoder runs on after the last request; `null` for `always`.
+    /// On demand: how long the encoder runs on after the last request (the configured time,
+    /// at least three target durations); `null` for `always`.
     idle_stop_s: Option<u64>,
     /// How often the encoder started, and stopped for lack of viewers.
     starts: u64,

@@ -142,10 +142,13 @@ fn start_hls(
         bitrate_bps,
         frames_per_idr: segmenter.frames_per_segment,
     };
-    let demand = HlsDemand::new(
-        config.hls,
-        Duration::from_secs(u64::from(config.hls_idle_stop_seconds)),
-    );
+    // A player reloads the playlist about once a target duration, after downloading what it
+    // lists (rfc8216bis §6.3.4): an encoder that stopped sooner than that after a request
+    // would stop under a watching player. Three target durations, as long as the server holds
+    // a blocked request, is the least idle time.
+    let idle_stop = Duration::from_secs(u64::from(config.hls_idle_stop_seconds))
+        .max(store.timing().block_limit());
+    let demand = HlsDemand::new(config.hls, idle_stop);
     let thread = h264::spawn(
         hub,
         store.clone(),
