@@ -106,6 +106,30 @@ fn media_playlist(addr: SocketAddr, path: &str) -> ParsedMediaPlaylist {
     parse_media(&response.text())
 }
 
+/// ffmpeg reads three seconds of `url` without an error and decodes frames.
+fn assert_ffmpeg_plays(url: &str) {
+    let (ok, stdout, stderr) = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-progress", "pipe:1"])
+            .args(["-i", url])
+            .args(["-t", "3", "-f", "null", "-"]),
+        CLIENT_TIMEOUT,
+    );
+    assert!(ok, "ffmpeg failed:\n{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.contains("Found duplicated MOOV Atom"))
+        .collect();
+    assert!(errors.is_empty(), "ffmpeg errors:\n{}", errors.join("\n"));
+    let decoded = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .filter_map(|n| n.trim().parse::<u64>().ok())
+        .next_back()
+        .unwrap_or(0);
+    assert!(decoded > 0, "ffmpeg decoded nothing:\n{stdout}");
+}
+
 #[test]
 fn the_encoder_starts_with_the_first_request_stops_when_idle_and_starts_again() {
     if !require_clients(
@@ -141,26 +165,7 @@ fn the_encoder_starts_with_the_first_request_stops_when_idle_and_starts_again() 
     assert!(!first.playlist.segments[0].discontinuity);
 
     // A real player reads it.
-    let (ok, stdout, stderr) = run_with_timeout(
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-progress", "pipe:1"])
-            .args(["-i", &server.url("/live.m3u8")])
-            .args(["-t", "3", "-f", "null", "-"]),
-        CLIENT_TIMEOUT,
-    );
-    assert!(ok, "ffmpeg failed:\n{stderr}");
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.contains("Found duplicated MOOV Atom"))
-        .collect();
-    assert!(errors.is_empty(), "ffmpeg errors:\n{}", errors.join("\n"));
-    let decoded = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("frame="))
-        .filter_map(|n| n.trim().parse::<u64>().ok())
-        .next_back()
-        .unwrap_or(0);
-    assert!(decoded > 0, "ffmpeg decoded nothing:\n{stdout}");
+    assert_ffmpeg_plays(&server.url("/live.m3u8"));
     let before = media_playlist(addr, &path);
     let old_last = before
         .playlist
@@ -203,6 +208,8 @@ fn the_encoder_starts_with_the_first_request_stops_when_idle_and_starts_again() 
     );
     check_update(&before.playlist, &again.playlist)
         .unwrap_or_else(|e| panic!("{e}:\n{}\nafter:\n{}", again.render(), before.render()));
+    // A player joining now plays the new media from its discontinuity on.
+    assert_ffmpeg_plays(&server.url("/live.m3u8"));
 
     // Polled like a player does, the window fills again; each playlist follows the one before
     // and, once it lists a whole window, keeps every rule.
