@@ -265,36 +265,38 @@ pub fn spawn_filtered(
                 if matches!(taken, Taken::Closed) {
                     break;
                 }
-                match (running.is_some(), demand.wanted()) {
-                    (false, true) => match H264Encoder::new(settings) {
-                        Ok(encoder) => {
-                            store.encoder_started_at(Instant::now());
-                            running = Some(Running::new(encoder, &settings, &store));
-                            demand.set_running(true);
-                            tracing::info!("H.264 encoder started: HLS is wanted");
-                        }
-                        Err(error) => {
-                            counters.errors.fetch_add(1, Ordering::Relaxed);
-                            errors.warn("cannot start the H.264 encoder", &error, Instant::now());
-                        }
-                    },
-                    (true, false) => {
-                        match segmenter.interrupt() {
-                            Ok(events) => store.apply(events),
+                if running.is_none() {
+                    if demand.wanted() {
+                        match H264Encoder::new(settings) {
+                            Ok(encoder) => {
+                                store.encoder_started_at(Instant::now());
+                                running = Some(Running::new(encoder, &settings, &store));
+                                demand.set_running(true);
+                                tracing::info!("H.264 encoder started: HLS is wanted");
+                            }
                             Err(error) => {
                                 counters.errors.fetch_add(1, Ordering::Relaxed);
-                                errors.warn("cannot segment H.264", &error, Instant::now());
+                                let now = Instant::now();
+                                errors.warn("cannot start the H.264 encoder", &error, now);
                             }
                         }
-                        store.interrupt();
-                        running = None;
-                        demand.set_running(false);
-                        tracing::info!(
-                            idle_stop_s = demand.idle_stop().map_or(0, |d| d.as_secs()),
-                            "H.264 encoder stopped: no HLS or /live.mp4 viewer"
-                        );
                     }
-                    _ => {}
+                } else if demand.stop_if_unwanted(|| {
+                    match segmenter.interrupt() {
+                        Ok(events) => store.apply(events),
+                        Err(error) => {
+                            counters.errors.fetch_add(1, Ordering::Relaxed);
+                            errors.warn("cannot segment H.264", &error, Instant::now());
+                        }
+                    }
+                    store.interrupt();
+                }) {
+                    // The encoder is freed: a stopped stream costs no encoder memory.
+                    running = None;
+                    tracing::info!(
+                        idle_stop_s = demand.idle_stop().map_or(0, |d| d.as_secs()),
+                        "H.264 encoder stopped: no HLS or /live.mp4 viewer"
+                    );
                 }
                 let Taken::Item(frame) = taken else {
                     continue;
@@ -587,6 +589,16 @@ mod tests {
         fn encoded(&self) -> u64 {
             self.counters.frames_encoded.load(Ordering::SeqCst)
         }
+
+        /// Waits until `count` frames are encoded: the last frame fed may still be in the
+        /// encoder when the test looks.
+        fn assert_encoded(&self, count: u64, what: &str) {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while self.encoded() < count && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(self.encoded(), count, "{what}");
+        }
     }
 
     impl Drop for OnDemandThread {
@@ -610,11 +622,7 @@ mod tests {
         stream.demand.touch();
         stream.feed(30..130);
         assert!(stream.demand.is_running());
-        assert_eq!(
-            stream.encoded(),
-            100,
-            "every frame from the first request on"
-        );
+        stream.assert_encoded(100, "every frame from the first request on");
         let before = stream.store.playlist();
         assert_eq!(before.segments.len(), 3);
         assert_eq!(
@@ -628,7 +636,7 @@ mod tests {
         stream.demand.touch();
         stream.clock.advance(IDLE_STOP - Duration::from_millis(1));
         stream.feed(130..140);
-        assert_eq!(stream.encoded(), 110);
+        stream.assert_encoded(110, "still running");
 
         // No request for the idle time: the encoder stops and the window empties.
         stream.clock.advance(Duration::from_millis(1));
@@ -648,7 +656,7 @@ mod tests {
         stream.demand.touch();
         stream.feed(300..400);
         assert!(stream.demand.is_running());
-        assert_eq!(stream.encoded(), 210);
+        stream.assert_encoded(210, "running again");
         assert_eq!((stream.demand.starts(), stream.demand.idle_stops()), (2, 1));
         let after = stream.store.playlist();
         let first = &after.segments[0];
@@ -677,7 +685,7 @@ mod tests {
         let viewer = stream.demand.hold();
         stream.clock.advance(IDLE_STOP * 4);
         stream.feed(400..410);
-        assert_eq!(stream.encoded(), 220);
+        stream.assert_encoded(220, "held by the viewer");
         drop(viewer);
         stream.clock.advance(IDLE_STOP);
         stream.feed(410..420);

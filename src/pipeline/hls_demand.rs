@@ -126,11 +126,29 @@ impl HlsDemand {
 
     /// Whether the encoder should run now.
     pub fn wanted(&self) -> bool {
+        let now = self.clock.now();
+        self.wanted_by(&self.lock(), now)
+    }
+
+    /// If the encoder is not wanted now, runs `stop` (which ends its media) and marks it
+    /// stopped, both before any request can hold demand again: a request then either came
+    /// before and keeps the encoder running, or comes after and finds its media ended, never
+    /// media that is about to go. Returns whether it stopped.
+    pub(crate) fn stop_if_unwanted(&self, stop: impl FnOnce()) -> bool {
+        let now = self.clock.now();
+        let holders = self.lock();
+        if self.wanted_by(&holders, now) {
+            return false;
+        }
+        stop();
+        self.set_running(false);
+        true
+    }
+
+    fn wanted_by(&self, holders: &Holders, now: Instant) -> bool {
         let DemandPolicy::OnDemand { idle_stop } = self.policy else {
             return true;
         };
-        let now = self.clock.now();
-        let holders = self.lock();
         holders.count > 0
             || holders
                 .last_request_at
@@ -277,6 +295,25 @@ pub(crate) mod tests {
         assert!(demand.wanted());
         clock.advance(IDLE);
         assert!(!demand.wanted());
+    }
+
+    #[test]
+    fn a_stop_runs_only_when_nobody_wants_the_encoder() {
+        let (demand, clock) = on_demand();
+        demand.set_running(true);
+        let viewer = demand.hold();
+        clock.advance(IDLE * 2);
+        let mut stops = 0;
+        assert!(!demand.stop_if_unwanted(|| stops += 1));
+        drop(viewer);
+        clock.advance(IDLE);
+        assert!(demand.stop_if_unwanted(|| stops += 1));
+        assert_eq!(stops, 1);
+        assert!(!demand.is_running());
+        assert_eq!(demand.idle_stops(), 1);
+        let always = HlsDemand::with_clock(DemandPolicy::Always, clock);
+        assert!(!always.stop_if_unwanted(|| stops += 1));
+        assert_eq!(stops, 1);
     }
 
     #[test]
