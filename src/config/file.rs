@@ -465,7 +465,7 @@ impl Resolver<'_> {
                 format!(
                     "format: only a pipe, FIFO or command source takes a format; `{}` makes \
                      its own pictures",
-                    written.as_ref()
+                    mask_secrets(written.as_ref())
                 ),
             )),
         }
