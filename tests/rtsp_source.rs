@@ -234,7 +234,9 @@ fn credentials_are_taken_from_the_url_and_a_wrong_password_is_refused_unshown() 
     drop(source);
 
     let mut source = open(&server.url("viewer:hunter2@", ""));
-    let error = source.next_frame().expect_err("a wrong password is refused");
+    let error = source
+        .next_frame()
+        .expect_err("a wrong password is refused");
     let message = error.to_string();
     assert!(
         matches!(error, SourceError::Failed(_)),

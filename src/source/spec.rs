@@ -232,7 +232,15 @@ mod tests {
             assert_eq!(SourceSpec::parse(text), Ok(spec.clone()));
             assert_eq!(spec.to_string(), text);
         }
-        for bad in ["camera:x", "camera:", "pipe:h264", "rtsps://x", "rtsp:x", "", "tests"] {
+        for bad in [
+            "camera:x",
+            "camera:",
+            "pipe:h264",
+            "rtsps://x",
+            "rtsp:x",
+            "",
+            "tests",
+        ] {
             assert!(SourceSpec::parse(bad).is_err(), "{bad}");
         }
     }
@@ -367,9 +375,11 @@ mod tests {
         }
         assert_eq!(
             SourceSpec::parse("rtsps://u:secret@cam/live"),
-            Err("`rtsps://u:***@cam/live`: rtsps:// (RTSP over TLS) is not supported; the \
+            Err(
+                "`rtsps://u:***@cam/live`: rtsps:// (RTSP over TLS) is not supported; the \
                  camera's plain rtsp:// address works (usually port 554)"
-                .into())
+                    .into()
+            )
         );
         let rtsp = SourceSpec::parse("rtsp://cam/live").unwrap();
         assert_eq!(

@@ -167,7 +167,10 @@ mod tests {
         assert_eq!(annex_b_unit(&[], SPS, PPS), Err(AccessUnitError::NoSlice));
         let mut cut = sample(&[IDR]);
         cut.pop();
-        assert_eq!(annex_b_unit(&cut, SPS, PPS), Err(AccessUnitError::Truncated));
+        assert_eq!(
+            annex_b_unit(&cut, SPS, PPS),
+            Err(AccessUnitError::Truncated)
+        );
         assert_eq!(
             annex_b_unit(&[0, 0, 1], SPS, PPS),
             Err(AccessUnitError::Truncated)

@@ -220,7 +220,10 @@ mod tests {
                 "rtsp://u:secret@cam:99999/live",
                 "`rtsp://u:***@cam:99999/live` is not a valid RTSP URL: invalid port number",
             ),
-            ("rtsp:///live", "`rtsp:///live` has no host (rtsp://host[:port]/path)"),
+            (
+                "rtsp:///live",
+                "`rtsp:///live` has no host (rtsp://host[:port]/path)",
+            ),
             (
                 "rtsp://u:%FF@cam/",
                 "`rtsp://u:***@cam/`: the password is not UTF-8 once percent-decoded",

@@ -165,9 +165,9 @@ impl RtspSource {
     fn receive(&mut self) -> Result<Frame, SourceError> {
         if self.session.is_none() {
             let connecting = Self::connect(&self.address, self.session_group.clone());
-            let connected = self.runtime.block_on(async {
-                tokio::time::timeout(CONNECT_TIMEOUT, connecting).await
-            });
+            let connected = self
+                .runtime
+                .block_on(async { tokio::time::timeout(CONNECT_TIMEOUT, connecting).await });
             let session = connected.unwrap_or_else(|_| {
                 Err(SourceError::NotFound(format!(
                     "the camera at {} did not answer within {} s",
@@ -177,14 +177,17 @@ impl RtspSource {
             })?;
             self.session = Some(session);
         }
+        // Counted from here: RTCP and frames that are skipped (before the first IDR) do not
+        // keep a camera that sends no picture alive.
+        let deadline = tokio::time::Instant::now() + NO_PICTURE_TIMEOUT;
         loop {
             let Some((session, stream_index)) = self.session.as_mut() else {
                 return Err(SourceError::Failed("the RTSP session is gone".into()));
             };
             let stream_index = *stream_index;
-            let item = self.runtime.block_on(async {
-                tokio::time::timeout(NO_PICTURE_TIMEOUT, session.next()).await
-            });
+            let item = self
+                .runtime
+                .block_on(async { tokio::time::timeout_at(deadline, session.next()).await });
             let item = match item {
                 Err(_) => {
                     return Err(SourceError::Ended(format!(
@@ -262,7 +265,9 @@ impl RtspSource {
             Err(AccessUnitError::NoSlice) => return Ok(None),
             Err(e @ AccessUnitError::Truncated) => {
                 self.waiting_for_idr = true;
-                return Err(SourceError::BadFrame(format!("a broken frame from the camera: {e}")));
+                return Err(SourceError::BadFrame(format!(
+                    "a broken frame from the camera: {e}"
+                )));
             }
         };
         if self.waiting_for_idr && !unit.is_idr {

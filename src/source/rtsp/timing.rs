@@ -150,19 +150,18 @@ mod tests {
         let mut rebaser = PtsRebaser::new();
         let mut times = Vec::new();
         for t in [
-            1_000_000, 1_003_000, 1_006_000, // 30 fps
-            500,       // the camera restarted its clock
-            3_500,     // and goes on from there
-            3_500,     // the same time twice
+            1_000_000,
+            1_003_000,
+            1_006_000,   // 30 fps
+            500,         // the camera restarted its clock
+            3_500,       // and goes on from there
+            3_500,       // the same time twice
             999_999_999, // a leap of hours
             1_000_002_999,
         ] {
             times.push(rebaser.pts_90k(t, 90_000));
         }
-        assert_eq!(
-            times,
-            [0, 3000, 6000, 9000, 12000, 15000, 18000, 21000]
-        );
+        assert_eq!(times, [0, 3000, 6000, 9000, 12000, 15000, 18000, 21000]);
     }
 
     #[test]
