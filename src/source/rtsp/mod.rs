@@ -245,14 +245,6 @@ impl RtspSource {
         }
         let arrived_at = SystemTime::from(video.start_ctx().received_wall());
         let timestamp = video.timestamp();
-        if video.loss() > 0 && !self.waiting_for_idr {
-            self.waiting_for_idr = true;
-            return Err(SourceError::BadFrame(format!(
-                "{} RTP packets from the camera were lost; the picture resumes at the next \
-                 key frame",
-                video.loss()
-            )));
-        }
         let Some(parameters) = &self.parameters else {
             // No SPS and PPS yet, neither in the SDP nor in band: nothing is decodable.
             return Ok(None);
@@ -270,6 +262,16 @@ impl RtspSource {
                 )));
             }
         };
+        if video.loss() > 0 && !unit.is_idr && !self.waiting_for_idr {
+            // The frames this one refers to may be incomplete: nothing decodes right until
+            // the next IDR.
+            self.waiting_for_idr = true;
+            return Err(SourceError::BadFrame(format!(
+                "{} RTP packets from the camera were lost; the picture resumes at the next \
+                 key frame",
+                video.loss()
+            )));
+        }
         if self.waiting_for_idr && !unit.is_idr {
             return Ok(None);
         }
