@@ -127,8 +127,9 @@ fn h264(frame: &Frame) -> (&[u8], bool) {
 }
 
 /// Checks what the frame doc promises: 4-byte start codes, the SPS and PPS in front of every
-/// IDR (and the size the SPS gives), presentation times from 0 and increasing.
-fn check_frames(frames: &[Frame], size: FrameSize) {
+/// IDR (and the size the SPS gives), presentation times from 0 and increasing; and that at
+/// least `min_idrs` IDRs came.
+fn check_frames(frames: &[Frame], size: FrameSize, min_idrs: usize) {
     let (_, first_is_idr) = h264(&frames[0]);
     assert!(first_is_idr, "the first frame is not an IDR");
     assert_eq!(frames[0].pts_90k, 0);
@@ -153,8 +154,7 @@ fn check_frames(frames: &[Frame], size: FrameSize) {
             assert!(nals.iter().all(|nal| nal_unit_type(nal) != Some(5)));
         }
     }
-    // The server's key-frame interval is 15 frames: the frames hold a second IDR.
-    assert!(idrs >= 2, "{idrs} IDRs in {} frames", frames.len());
+    assert!(idrs >= min_idrs, "{idrs} IDRs in {} frames", frames.len());
 }
 
 /// The frames decode, all of them, at `size`: ffprobe counts what it decodes from their bytes
@@ -201,7 +201,7 @@ fn an_rtsp_camera_delivers_h264_frames_over_tcp_starting_with_an_idr() {
     let server = RtspServer::start(0, &["--size", "320x240", "--key-int-max", "15"]);
     let mut source = open(&server.url("", ""));
     let frames = frames(source.as_mut(), 20);
-    check_frames(&frames, FrameSize::new(320, 240));
+    check_frames(&frames, FrameSize::new(320, 240), 2);
     // 15 fps on the 90 kHz clock, from the camera's RTP timestamps.
     assert_eq!(frames[1].pts_90k - frames[0].pts_90k, 6000);
     check_decodes(&frames, FrameSize::new(320, 240), "rtsp_tcp");
@@ -217,8 +217,53 @@ fn udp_is_chosen_with_a_fragment_and_the_size_is_the_cropped_one() {
     let server = RtspServer::start(0, &["--size", "640x360", "--key-int-max", "10"]);
     let mut source = open(&server.url("", "#udp"));
     let frames = frames(source.as_mut(), 15);
-    check_frames(&frames, FrameSize::new(640, 360));
+    check_frames(&frames, FrameSize::new(640, 360), 2);
     check_decodes(&frames, FrameSize::new(640, 360), "rtsp_udp");
+}
+
+#[test]
+fn a_new_sps_with_a_new_size_gives_the_frames_after_it_that_size() {
+    let test = "a_new_sps_with_a_new_size_gives_the_frames_after_it_that_size";
+    if !common::require_prerequisite(missing_rtsp_server(), test) {
+        return;
+    }
+    let server = RtspServer::start(
+        0,
+        &[
+            "--size",
+            "320x240",
+            "--resize-after",
+            "1",
+            "--resize-to",
+            "480x360",
+        ],
+    );
+    let mut source = open(&server.url("", ""));
+    let mut received = Vec::new();
+    // 15 fps: the size changes about 15 frames in; 150 frames bound the wait.
+    while received.len() < 150 {
+        let frame = source.next_frame().expect("a frame");
+        let resized = frame.size == FrameSize::new(480, 360);
+        received.push(frame);
+        if resized {
+            break;
+        }
+    }
+    let (last, before) = received.split_last().expect("frames");
+    assert_eq!(
+        last.size,
+        FrameSize::new(480, 360),
+        "no frame of the new size"
+    );
+    assert!(before.iter().all(|f| f.size == FrameSize::new(320, 240)));
+    check_frames(&received[..1], FrameSize::new(320, 240), 1);
+    // The first frame of the new size is an IDR behind the new SPS.
+    let (annex_b, is_idr) = h264(last);
+    assert!(is_idr);
+    let sps = split_annex_b(annex_b).next().expect("a NAL unit");
+    let sps = parse_sps(sps).expect("an SPS in front");
+    assert_eq!((sps.width, sps.height), (480, 360));
+    assert!(last.pts_90k > before.last().expect("frames before").pts_90k);
 }
 
 #[test]
@@ -230,7 +275,7 @@ fn credentials_are_taken_from_the_url_and_a_wrong_password_is_refused_unshown() 
     let server = RtspServer::start(0, &["--user", "viewer", "--password", "s3cr%t"]);
 
     let mut source = open(&server.url("viewer:s3cr%25t@", ""));
-    check_frames(&frames(source.as_mut(), 16), FrameSize::new(320, 240));
+    check_frames(&frames(source.as_mut(), 16), FrameSize::new(320, 240), 2);
     drop(source);
 
     let mut source = open(&server.url("viewer:hunter2@", ""));
@@ -291,7 +336,7 @@ fn a_camera_that_goes_away_is_an_error_and_frames_come_back_after_reopening() {
 
     let _server = RtspServer::start(port, &[]);
     let mut source = opener.open().expect("reopen");
-    check_frames(&frames(source.as_mut(), 16), FrameSize::new(320, 240));
+    check_frames(&frames(source.as_mut(), 16), FrameSize::new(320, 240), 2);
 }
 
 #[test]
