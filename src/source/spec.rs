@@ -2,7 +2,7 @@
 //! [`super::opener`]; the rest of the crate never parses source strings.
 //!
 //! Printed back (`Display`), a spec is what logs and `/status` show: passwords in an `exec:`
-//! command are masked there (see [`super::redact`]).
+//! command or an `rtsp://` URL are masked there (see [`super::redact`]).
 
 use std::path::PathBuf;
 
