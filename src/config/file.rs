@@ -138,6 +138,7 @@ impl<'de> Deserialize<'de> for Seconds {
 enum WireFormat {
     Mjpeg,
     Yuv420p,
+    H264,
 }
 
 impl From<WireFormat> for PipeFormat {
@@ -145,6 +146,7 @@ impl From<WireFormat> for PipeFormat {
         match format {
             WireFormat::Mjpeg => Self::Mjpeg,
             WireFormat::Yuv420p => Self::Yuv420p,
+            WireFormat::H264 => Self::H264,
         }
     }
 }
@@ -471,7 +473,7 @@ impl Resolver<'_> {
                 format!(
                     "format: only a pipe, FIFO or command source takes a format; `{}` makes \
                      its own pictures",
-                    written.as_ref()
+                    mask_secrets(written.as_ref())
                 ),
             )),
         }
@@ -779,10 +781,16 @@ h264_bitrate = 800000
                  carries mjpeg",
             ),
             (
-                "[[streams]]\nname = \"a\"\nsource = \"rtsp://admin:hunter2@cam/1\"\n".into(),
-                "cams.toml:3:10: source: unknown source `rtsp://admin:***@cam/1` (supported: \
-                 test, camera:N, camera:/dev/videoN, pipe:yuv420p, pipe:mjpeg, \
-                 pipe:FORMAT:/path/to/fifo, exec:COMMAND, exec:yuv420p:COMMAND)",
+                "[[streams]]\nname = \"a\"\nsource = \"rtsps://admin:hunter2@cam/1\"\n".into(),
+                "cams.toml:3:10: source: `rtsps://admin:***@cam/1`: rtsps:// (RTSP over TLS) is \
+                 not supported; the camera's plain rtsp:// address works (usually port 554)",
+            ),
+            (
+                "[[streams]]\nname = \"a\"\nsource = \"rtsp://admin:hunter2@cam/1\"\n\
+                 format = \"mjpeg\"\n"
+                    .into(),
+                "cams.toml:4:10: format: only a pipe, FIFO or command source takes a format; \
+                 `rtsp://admin:***@cam/1` makes its own pictures",
             ),
             (
                 "[[streams]]\nname = \"a\"\n".into(),

@@ -20,6 +20,12 @@
 //!   breaking PART-TARGET: such a sample is cut to the longest duration the rules allow, and
 //!   only then does the timeline lose time. The next segment's PROGRAM-DATE-TIME is still its
 //!   real capture time.
+//! - The encoder can stop and start again (HLS on demand, [`Segmenter::interrupt`]): the open
+//!   segment ends where the encoder stopped, and the next one starts with an IDR after an
+//!   EXT-X-DISCONTINUITY (rfc8216bis §3: it does not continue the bitstream of the segment
+//!   before it), with the next Media Sequence Number, so no name is ever used twice. Its
+//!   decode time moves on by the capture time that passed, so tfdt and PROGRAM-DATE-TIME keep
+//!   following the capture clock and never go back.
 //!
 //! Pure: access units in, events out; no I/O and no clocks.
 
@@ -185,6 +191,12 @@ pub struct Segmenter {
     pending_discontinuity: bool,
     /// Frames placed on the timeline so far: the next [`SegmenterEvent::Frame`]'s number.
     frames_placed: u64,
+    /// The capture time and decode time of the last frame placed.
+    last_placed_90k: Option<(u64, u64)>,
+    /// Set by [`Segmenter::interrupt`] until the next segment opens: the last frame placed
+    /// before the interruption (capture time, decode time), from which the next segment's
+    /// decode time follows the capture clock.
+    resume_from_90k: Option<(u64, u64)>,
 }
 
 impl Segmenter {
@@ -200,7 +212,27 @@ impl Segmenter {
             end_dts_90k: 0,
             pending_discontinuity: false,
             frames_placed: 0,
+            last_placed_90k: None,
+            resume_from_90k: None,
         }
+    }
+
+    /// The encoder stops here (nobody wants HLS now): the held frame is placed with the
+    /// nominal frame duration and the open part and segment are closed, so everything the
+    /// playlist listed stays valid. The next frame pushed starts a new segment, once it is an
+    /// IDR, after a discontinuity; its decode time is the last one's moved on by the capture
+    /// time between them.
+    pub fn interrupt(&mut self) -> Result<Vec<SegmenterEvent>, SegmenterError> {
+        let mut events = Vec::new();
+        self.place_held(None, &mut events)?;
+        self.close_segment(&mut events)?;
+        if self.next_msn > 0 {
+            self.pending_discontinuity = true;
+        }
+        if let Some(last) = self.last_placed_90k {
+            self.resume_from_90k = Some(last);
+        }
+        Ok(events)
     }
 
     pub fn settings(&self) -> SegmenterSettings {
@@ -245,7 +277,13 @@ impl Segmenter {
 
         // The held frame's duration runs to this one.
         self.place_held(Some(pts_90k), &mut outcome.events)?;
-        let dts_90k = self.end_dts_90k;
+        let dts_90k = match self.resume_from_90k {
+            // After an interruption, the capture time that passed; never back in time.
+            Some((last_pts, last_dts)) => self
+                .end_dts_90k
+                .max(last_dts.saturating_add(pts_90k.saturating_sub(last_pts))),
+            None => self.end_dts_90k,
+        };
         if sample.is_idr
             && self
                 .open
@@ -254,6 +292,7 @@ impl Segmenter {
         {
             self.close_segment(&mut outcome.events)?;
             self.open_segment(unit.captured_at, dts_90k, &mut outcome.events);
+            self.resume_from_90k = None;
         }
         let Some(open) = &self.open else {
             outcome.need_idr = true;
@@ -328,6 +367,7 @@ impl Segmenter {
             independent: held.is_idr,
         });
         self.part.samples.push(sample);
+        self.last_placed_90k = Some((held.pts_90k, held.dts_90k));
         self.end_dts_90k = held.dts_90k + duration_90k;
         // Publish as soon as no further frame can fit, rather than one frame later.
         if self.end_dts_90k - self.part.start_dts_90k + self.settings.frame_interval_90k()
@@ -773,6 +813,77 @@ pub(crate) mod tests {
         // Two frames last at most PART-TARGET, whatever their rounding.
         assert!((0..700).all(|n| settings.span_90k(n, n + 2) <= settings.part_target_90k()));
         assert_eq!(settings.target_duration_s(), 1);
+    }
+
+    #[test]
+    fn an_interruption_ends_the_segment_and_the_next_follows_the_capture_clock() {
+        let mut segmenter = Segmenter::new(SETTINGS);
+        let (mut events, _) = run(&mut segmenter, small(0..45));
+        let ended = segmenter.interrupt().unwrap();
+        // Frame 44 was held: it goes with the nominal duration, and segment 1 ends after it.
+        assert!(matches!(
+            ended[..],
+            [
+                SegmenterEvent::Frame { number: 44, .. },
+                SegmenterEvent::Part {
+                    msn: 1,
+                    index: 1,
+                    frames: 5,
+                    ..
+                },
+                SegmenterEvent::SegmentEnd {
+                    msn: 1,
+                    duration_90k: 45_000
+                },
+            ]
+        ));
+        assert!(segmenter.interrupt().unwrap().is_empty(), "nothing more");
+        // Ten seconds later the encoder runs again (a new one: its first frame is an IDR).
+        let (resumed, _) = run(&mut segmenter, small(345..420));
+        let starts: Vec<_> = resumed
+            .iter()
+            .filter_map(|e| match e {
+                SegmenterEvent::SegmentStart {
+                    msn,
+                    program_date_time_unix_ms,
+                    discontinuity,
+                } => Some((*msn, *program_date_time_unix_ms, *discontinuity)),
+                _ => None,
+            })
+            .collect();
+        let base_ms = BASE_UNIX_US / 1000;
+        assert_eq!(
+            starts,
+            vec![
+                (2, base_ms + 11_500, true),
+                (3, base_ms + 12_500, false),
+                (4, base_ms + 13_500, false)
+            ],
+            "the next numbers, a discontinuity once, PROGRAM-DATE-TIME the capture time"
+        );
+        assert!(
+            !resumed
+                .iter()
+                .any(|e| matches!(e, SegmenterEvent::Init { .. })),
+            "the same format needs no new init section"
+        );
+        let seen = segments(&resumed);
+        // tfdt moved on by the capture time that passed: frame 345 is 301 frames after 44.
+        assert_eq!(seen[0].parts[0].0, 345 * 3000);
+        assert!(seen[0].parts[0].3, "independent");
+        events.extend(ended);
+        let before = segments(&events);
+        let last_end = before.last().unwrap().parts.last().unwrap();
+        assert!(
+            last_end.0 + last_end.2 <= seen[0].parts[0].0,
+            "tfdt never goes back"
+        );
+        // Frames for /live.mp4 keep counting.
+        let first_frame = resumed.iter().find_map(|e| match e {
+            SegmenterEvent::Frame { number, .. } => Some(*number),
+            _ => None,
+        });
+        assert_eq!(first_frame, Some(45));
     }
 
     #[test]

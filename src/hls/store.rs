@@ -48,8 +48,9 @@ struct Shared {
     rendered: [Option<Bytes>; PlaylistVariant::COUNT],
     /// How many renderings were made: for tests and the benchmark's sanity.
     renders: u64,
-    /// When the store was made and when the last part came: what `/healthz` judges HLS by.
-    created_at: Instant,
+    /// When the encoder (re)started and when the last part came since: what `/healthz`
+    /// judges HLS by.
+    started_at: Instant,
     last_part_at: Option<Instant>,
 }
 
@@ -73,7 +74,7 @@ impl HlsStore {
                 window: LiveWindow::new(timing),
                 rendered: Default::default(),
                 renders: 0,
-                created_at: Instant::now(),
+                started_at: Instant::now(),
                 last_part_at: None,
             }),
             changes: watch::Sender::new(0),
@@ -129,10 +130,34 @@ impl HlsStore {
     }
 
     /// How long HLS has made no new media at `now`: since the last part, or since the store
-    /// was made if none came yet.
+    /// was made or the encoder last started if none came since.
     pub fn media_stalled_for(&self, now: Instant) -> Duration {
         let shared = self.lock();
-        now.saturating_duration_since(shared.last_part_at.unwrap_or(shared.created_at))
+        now.saturating_duration_since(shared.last_part_at.unwrap_or(shared.started_at))
+    }
+
+    /// The encoder starts again at `now` (HLS on demand): media is expected from then on.
+    pub fn encoder_started_at(&self, now: Instant) {
+        let mut shared = self.lock();
+        shared.started_at = now;
+        shared.last_part_at = None;
+    }
+
+    /// The encoder stopped (HLS on demand, nobody watching): see [`LiveWindow::interrupt`].
+    /// Requests that come next wait for the first segment the encoder makes when it starts
+    /// again.
+    pub fn interrupt(&self) {
+        self.interrupt_at(Instant::now());
+    }
+
+    pub(crate) fn interrupt_at(&self, now: Instant) {
+        {
+            let mut shared = self.lock();
+            shared.window.interrupt(now);
+            shared.rendered = Default::default();
+        }
+        self.changes.send_modify(|n| *n += 1);
+        self.frames.send_modify(|n| *n += 1);
     }
 
     /// The media playlist as it stands.
@@ -395,6 +420,57 @@ mod tests {
             store.bandwidth().is_some(),
             "BANDWIDTH is measured from then on"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_an_interruption_requests_wait_for_new_media() {
+        use crate::hls::window::tests::resumed_part_events;
+        use crate::media::playlist::check_update;
+        let store = Arc::new(store(6));
+        let start = Instant::now();
+        store.apply_at(vec![init_event()], start);
+        let now = feed(&store, start, 0, 8);
+        let before = store.playlist();
+        let renders = store.renders();
+        store.interrupt_at(now);
+        let empty = store.playlist();
+        assert!(empty.segments.is_empty() && empty.preload_hint.is_none());
+        assert_eq!(empty.media_sequence, 8);
+        assert!(store.bandwidth().is_none(), "measured on new media only");
+        assert!(store.segment(7).is_some(), "retained");
+        let plain = PlaylistVariant {
+            delta: false,
+            gzip: false,
+        };
+        assert_eq!(
+            &store.rendered_playlist(plain)[..],
+            empty.render(Some(SkipRequest::No)).as_bytes(),
+            "the old rendering is gone"
+        );
+        assert_eq!(store.renders(), renders + 1);
+        let waiter = {
+            let store = store.clone();
+            tokio::spawn(async move { store.wait_for_first_segment().await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiter.is_finished(), "the old segments are not offered");
+        let restart = now + Duration::from_secs(20);
+        store.encoder_started_at(restart);
+        assert_eq!(
+            store.media_stalled_for(restart + Duration::from_millis(200)),
+            Duration::from_millis(200),
+            "media is expected from the restart on"
+        );
+        for index in 0..3 {
+            store.apply_at(resumed_part_events(8, index), restart);
+        }
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+        let after = store.playlist();
+        assert_eq!(after.segments.len(), 1);
+        assert!(after.segments[0].discontinuity);
+        check_update(&before, &after).unwrap();
+        // A player that still asks for a segment of before the pause is answered at once.
+        assert_eq!(store.wait_for_playlist((5, None)).await, Ok(()));
     }
 
     #[tokio::test(start_paused = true)]

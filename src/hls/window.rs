@@ -7,6 +7,13 @@
 //! available for its duration plus the playlist's duration; a part stays available for three
 //! target durations after its EXT-X-PART tag leaves. After that: gone (404). Memory is bounded
 //! by the window length.
+//!
+//! When the encoder stops (HLS on demand with nobody watching, [`LiveWindow::interrupt`])
+//! every segment leaves the playlist at once, retained as above, and the playlist is empty
+//! until the encoder's next segment: a player that comes then starts at new media, never at
+//! segments from before the pause. Media Sequence Numbers go on counting and
+//! EXT-X-DISCONTINUITY-SEQUENCE counts the discontinuities that left, so the first new
+//! segment, which carries EXT-X-DISCONTINUITY, has the next discontinuity number.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -152,6 +159,9 @@ pub struct LiveWindow {
     /// The newest frames as fragments of their own, for `/live.mp4`: at most two segments'
     /// worth, oldest first.
     recent_frames: VecDeque<StoredFrame>,
+    /// The Media Sequence Number after the newest segment started: what an empty playlist's
+    /// EXT-X-MEDIA-SEQUENCE says.
+    next_msn: u64,
 }
 
 impl LiveWindow {
@@ -165,6 +175,7 @@ impl LiveWindow {
             retired: VecDeque::new(),
             discontinuity_sequence: 0,
             recent_frames: VecDeque::new(),
+            next_msn: 0,
         }
     }
 
@@ -181,6 +192,25 @@ impl LiveWindow {
         while self.recent_frames.len() > keep_frames {
             self.recent_frames.pop_front();
         }
+        self.retire(now);
+    }
+
+    /// The encoder stopped at `now` (after the segmenter's last events closed its segment):
+    /// every listed segment leaves the playlist, to be served as long as retention says, and
+    /// `/live.mp4`'s frames go. A segment still open (its end never came) leaves with it, its
+    /// published parts kept like those of the others.
+    pub fn interrupt(&mut self, now: Instant) {
+        let playlist_90k: u64 = self.segments.iter().map(|s| s.duration_90k).sum();
+        let open = self.open.take().filter(|s| !s.parts.is_empty());
+        for mut segment in self.segments.drain(..).chain(open) {
+            if segment.discontinuity {
+                self.discontinuity_sequence += 1;
+            }
+            segment.expires_at = Some(now + duration_90k(segment.duration_90k + playlist_90k));
+            segment.parts_unlisted_at.get_or_insert(now);
+            self.retired.push_back(segment);
+        }
+        self.recent_frames.clear();
         self.retire(now);
     }
 
@@ -201,6 +231,7 @@ impl LiveWindow {
                 program_date_time_unix_ms,
                 discontinuity,
             } => {
+                self.next_msn = self.next_msn.max(msn.saturating_add(1));
                 self.open = Some(StoredSegment {
                     msn,
                     program_date_time_unix_ms,
@@ -359,7 +390,7 @@ impl LiveWindow {
                 .first()
                 .map(|s| s.msn)
                 .or(in_progress.as_ref().map(|s| s.msn))
-                .unwrap_or(0),
+                .unwrap_or(self.next_msn),
             discontinuity_sequence: self.discontinuity_sequence,
             independent_segments: true,
             map_uri: init_uri(first_generation),
@@ -376,7 +407,7 @@ impl LiveWindow {
         let open_msn = match (&self.open, last) {
             (Some(open), _) => open.msn,
             (None, Some(last)) => last.msn.saturating_add(1),
-            (None, None) => 0,
+            (None, None) => self.next_msn,
         };
         WindowState {
             last_complete_msn: last.map(|s| s.msn),
@@ -674,6 +705,102 @@ pub(crate) mod tests {
         assert_eq!(window.part(2, 99), PartLookup::Missing);
         let hint = window.playlist().preload_hint.unwrap();
         assert_eq!(hint.uri, "part2.1.m4s");
+    }
+
+    /// [`part_events`] of a segment that follows an interruption of the encoder.
+    pub(crate) fn resumed_part_events(msn: u64, index: u32) -> Vec<SegmenterEvent> {
+        let mut events = part_events(msn, index);
+        if let Some(SegmenterEvent::SegmentStart { discontinuity, .. }) = events.first_mut() {
+            *discontinuity = true;
+        }
+        events
+    }
+
+    #[test]
+    fn an_interruption_empties_the_playlist_and_new_segments_follow_a_discontinuity() {
+        let mut window = window(6);
+        let start = Instant::now();
+        window.apply(vec![init_event()], start);
+        let mut now = feed(&mut window, start, 0, 8);
+        window.apply(vec![frame_event(0)], now);
+        let before = window.playlist();
+        assert_eq!(before.media_sequence, 2);
+        let mut previous = before.clone();
+        for round in 1..=2u64 {
+            window.interrupt(now);
+            let empty = window.playlist();
+            let next_msn = previous.segments.last().unwrap().msn + 1;
+            assert!(empty.segments.is_empty() && empty.in_progress.is_none());
+            assert_eq!(empty.preload_hint, None, "no part is coming");
+            assert_eq!(empty.media_sequence, next_msn, "numbers go on");
+            assert!(
+                !window.has_complete_segment(),
+                "requests wait for new media"
+            );
+            assert!(
+                window.next_frame(None).is_none(),
+                "no stale /live.mp4 frame"
+            );
+            let state = window.window_state();
+            assert_eq!((state.open_msn, state.last_complete_msn), (next_msn, None));
+            // What the playlist listed stays downloadable for a while.
+            assert!(window.segment(next_msn - 1).is_some());
+            assert!(matches!(window.part(next_msn - 1, 0), PartLookup::Ready(_)));
+
+            // The encoder runs again a minute later.
+            now += Duration::from_secs(60);
+            for msn in next_msn..next_msn + 7 {
+                for index in 0..3 {
+                    now += Duration::from_micros(333_333);
+                    let events = if msn == next_msn {
+                        resumed_part_events(msn, index)
+                    } else {
+                        part_events(msn, index)
+                    };
+                    window.apply(events, now);
+                    let playlist = window.playlist();
+                    if playlist.segments.is_empty() {
+                        // Requests wait for a complete segment: no player sees this one.
+                        continue;
+                    }
+                    check_update(&previous, &playlist)
+                        .unwrap_or_else(|e| panic!("{msn}.{index}: {e}"));
+                    if playlist.segments.len() >= 6 {
+                        check_invariants(&playlist).unwrap_or_else(|e| panic!("{e}"));
+                    }
+                    previous = playlist;
+                }
+            }
+            let playlist = window.playlist();
+            assert_eq!(
+                playlist.segments[0].msn,
+                next_msn + 1,
+                "the window moved on"
+            );
+            // The first new segment (and its discontinuity) has left the window, as have the
+            // earlier ones: each counts once.
+            assert_eq!(playlist.discontinuity_sequence, round);
+            assert!(window.segment(next_msn - 1).is_none(), "expired by now");
+        }
+        // Halfway through the next window, the first new segment still shows the tag.
+        window.interrupt(now);
+        now += Duration::from_secs(60);
+        let next_msn = window.playlist().media_sequence;
+        for index in 0..3 {
+            window.apply(resumed_part_events(next_msn, index), now);
+        }
+        let text = window.playlist().render(None);
+        assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:2\n"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:{}",
+                crate::media::playlist::format_program_date_time(
+                    1_790_000_000_000 + next_msn * 1000
+                )
+            )),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
     }
 
     fn frame_event(number: u64) -> SegmenterEvent {

@@ -6,7 +6,10 @@
 //! a restarted server never collides with what a cache holds.
 //!
 //! This file only maps requests to the store ([`crate::hls::store`]) and its errors to
-//! statuses; names, waits and renderings are the store's.
+//! statuses; names, waits and renderings are the store's. Every request for the stream's HLS
+//! holds its demand while it is served ([`crate::pipeline::hls_demand`]): with
+//! `hls = "on-demand"` the first one starts the encoder and waits, bounded, for its first
+//! segment, and the encoder stops a while after the last one.
 
 use actix_web::http::header::{
     AcceptEncoding, CONTENT_ENCODING, CONTENT_TYPE, Encoding, Header, VARY,
@@ -40,6 +43,7 @@ pub fn hls_of(stream: &ServedStream) -> Result<&StreamHls, HttpError> {
 /// `GET /live.m3u8`.
 pub async fn multivariant(stream: Served) -> Result<HttpResponse, HttpError> {
     let hls = hls_of(&stream)?;
+    let _demand = hls.demand.hold();
     // CODECS and BANDWIDTH are measured, never guessed: they need the first segment.
     wait_for_first_segment(&hls.store).await?;
     let media_uri = format!("hls/{}/{}", stream.instance_id, HlsName::MediaPlaylist);
@@ -67,8 +71,10 @@ pub async fn resource(req: HttpRequest, stream: Served) -> Result<HttpResponse, 
     if start_id != stream.instance_id {
         return Err(not_found());
     }
+    let name = HlsName::parse(name).ok_or_else(not_found)?;
+    let _demand = hls.demand.hold();
     let store = &hls.store;
-    match HlsName::parse(name).ok_or_else(not_found)? {
+    match name {
         HlsName::MediaPlaylist => media_playlist(&req, store).await,
         HlsName::Init { generation } => store
             .init_of_generation(generation)
@@ -133,8 +139,9 @@ async fn part(store: &HlsStore, msn: u64, index: usize) -> Result<Option<Bytes>,
         .map_err(|e| HttpError::from(e).context(format_args!("part {msn}.{index}")))
 }
 
-/// Holds a request until the window lists a complete segment (just after start), like a
-/// blocking reload: 503 if none comes within three target durations.
+/// Holds a request until the window lists a complete segment (just after start, or after an
+/// on-demand encoder started again), like a blocking reload: 503 if none comes within three
+/// target durations.
 async fn wait_for_first_segment(store: &HlsStore) -> Result<(), HttpError> {
     store
         .wait_for_first_segment()

@@ -9,6 +9,9 @@
 //! A viewer that falls more than a segment behind (its socket could not take the frames) jumps
 //! to the newest IDR instead of buffering without bound; decode times then jump forward, which
 //! MSE players see as a gap and skip.
+//!
+//! A viewer holds the stream's HLS demand for as long as its body lives, so an on-demand
+//! encoder starts with it and runs while it watches.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use tokio::sync::watch;
 
 use crate::hls::store::{FramePosition, HlsStore};
 use crate::hub::{ViewerGuard, ViewerKind};
+use crate::pipeline::hls_demand::HlsDemandGuard;
 
 use super::cache::CachePolicy;
 use super::endless::{self, ChunkSource};
@@ -45,6 +49,7 @@ pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, Ht
     let store = hls.store.clone();
     let user_agent = endless::user_agent(&req);
     let viewer = Mp4Viewer {
+        _demand: hls.demand.hold(),
         stats: stream
             .hub
             .viewers
@@ -65,6 +70,8 @@ pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, Ht
 }
 
 struct Mp4Viewer {
+    /// Keeps the encoder running while the viewer lives.
+    _demand: HlsDemandGuard,
     /// Keeps the viewer in `/status` while it lives, with its counters.
     stats: ViewerGuard,
     store: Arc<HlsStore>,

@@ -142,6 +142,17 @@ struct JpegStatus {
 
 #[derive(Debug, Serialize)]
 struct HlsStatus {
+    /// `always` or `on-demand`.
+    mode: String,
+    /// Whether the H.264 encoder runs now (on demand: from the first HLS or `/live.mp4`
+    /// request until `idle_stop_s` after the last).
+    running: bool,
+    /// On demand: how long the encoder runs on after the last request (the configured time,
+    /// at least three target durations); `null` for `always`.
+    idle_stop_s: Option<u64>,
+    /// How often the encoder started, and stopped for lack of viewers.
+    starts: u64,
+    idle_stops: u64,
     bitrate_bps: u32,
     fps: f64,
     frames_encoded: u64,
@@ -325,6 +336,11 @@ fn describe_stream(
             let encoded = c.frames_encoded.load(Ordering::Relaxed);
             let playlist = hls.store.playlist();
             HlsStatus {
+                mode: hls.demand.mode().to_string(),
+                running: hls.demand.is_running(),
+                idle_stop_s: hls.demand.idle_stop().map(|d| d.as_secs()),
+                starts: hls.demand.starts(),
+                idle_stops: hls.demand.idle_stops(),
                 bitrate_bps: hls.bitrate_bps,
                 fps: round3(c.rate.rate_per_s()),
                 frames_encoded: encoded,
@@ -405,7 +421,8 @@ fn unhealthy_reason(stream: &ServedStream) -> Result<String, String> {
             health.last_error.as_deref().unwrap_or("unknown error")
         ));
     }
-    if let Some(hls) = &stream.hls {
+    // An on-demand encoder stopped for lack of viewers makes no media, rightly.
+    if let Some(hls) = stream.hls.as_ref().filter(|hls| hls.demand.is_running()) {
         let stalled = hls.store.media_stalled_for(Instant::now());
         let target_duration = Duration::from_secs(hls.store.timing().target_duration_s);
         let limit = target_duration * HLS_STALLED_TARGET_DURATIONS;

@@ -1,7 +1,14 @@
 //! The H.264 thread: takes every frame from the hub, encodes it, cuts parts and segments, and
-//! updates the HLS store. It runs from start to stop, viewers or not, so that the first viewer
-//! finds a full window. The rate gate ([`super::rate_gate`]) decides which frames are encoded
-//! and how coarsely, so that every segment stays within its byte budget.
+//! updates the HLS store. The rate gate ([`super::rate_gate`]) decides which frames are
+//! encoded and how coarsely, so that every segment stays within its byte budget.
+//!
+//! With `hls = "always"` the encoder runs from start to stop, viewers or not, so that the
+//! first viewer finds a full window. With `hls = "on-demand"` it runs while
+//! [`HlsDemand`] wants it: it starts on the frame after the first request (a new encoder, so
+//! with an IDR) and stops, closing its segment and emptying the window
+//! ([`Segmenter::interrupt`], [`HlsStore::interrupt`]), once nobody asked for a while. While
+//! stopped the thread still takes the hub's frames, so none queue up or count as dropped, and
+//! throws them away without decoding or encoding anything; the encoder itself is freed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +27,7 @@ use crate::meter::RateMeter;
 use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 
 use super::IDLE_POLL;
+use super::hls_demand::HlsDemand;
 use super::rate_gate::{RateGate, Verdict};
 use crate::picture::block_average::average_blocks;
 use crate::picture::convert::{self, ConvertError};
@@ -188,15 +196,42 @@ fn encode_within_budget(
 /// play an encoder that falls behind (a frame it refuses is a frame the encoder never got).
 pub type FrameFilter = Box<dyn FnMut(&Frame) -> bool + Send>;
 
+/// What exists only while the encoder runs.
+struct Running {
+    encoder: H264Encoder,
+    gate: RateGate,
+    /// The picture the encoder was given last.
+    last_fed: Option<Arc<Frame>>,
+}
+
+impl Running {
+    fn new(encoder: H264Encoder, settings: &H264Settings, store: &HlsStore) -> Self {
+        Self {
+            encoder,
+            gate: RateGate::new(settings.bitrate_bps, store.timing().segmenter),
+            last_fed: None,
+        }
+    }
+}
+
 /// Starts the H.264 thread.
 pub fn spawn(
     hub: Arc<Hub>,
     store: Arc<HlsStore>,
     counters: Arc<H264Counters>,
     settings: H264Settings,
+    demand: Arc<HlsDemand>,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, Error> {
-    spawn_filtered(hub, store, counters, settings, stop, Box::new(|_| true))
+    spawn_filtered(
+        hub,
+        store,
+        counters,
+        settings,
+        demand,
+        stop,
+        Box::new(|_| true),
+    )
 }
 
 /// Starts the H.264 thread encoding only the frames `filter` keeps.
@@ -205,14 +240,18 @@ pub fn spawn_filtered(
     store: Arc<HlsStore>,
     counters: Arc<H264Counters>,
     settings: H264Settings,
+    demand: Arc<HlsDemand>,
     stop: Arc<AtomicBool>,
     mut filter: FrameFilter,
 ) -> Result<JoinHandle<()>, Error> {
-    let mut encoder = H264Encoder::new(settings).map_err(|e| Error::H264Encoder(e.to_string()))?;
+    // Made here even when it is not needed yet, so that bad settings fail the start.
+    let encoder = H264Encoder::new(settings).map_err(|e| Error::H264Encoder(e.to_string()))?;
     let mut segmenter = Segmenter::new(store.timing().segmenter);
     let mut decoder = JpegDecoder::new().map_err(|e| Error::H264Encoder(e.to_string()))?;
-    let mut gate = RateGate::new(settings.bitrate_bps, store.timing().segmenter);
-    let mut last_fed = None;
+    let mut running = demand.wanted().then(|| {
+        demand.set_running(true);
+        Running::new(encoder, &settings, &store)
+    });
     // Per-frame errors: the first of a run in full, then a count (the counts are in /status).
     let mut errors = RepeatedLog::new(SUMMARY_INTERVAL);
     std::thread::Builder::new()
@@ -222,14 +261,58 @@ pub fn spawn_filtered(
                 return;
             };
             while !stop.load(Ordering::Relaxed) {
-                let frame = match input.take(IDLE_POLL) {
-                    Taken::Item(frame) => frame,
-                    Taken::TimedOut => continue,
-                    Taken::Closed => break,
+                let taken = input.take(IDLE_POLL);
+                if matches!(taken, Taken::Closed) {
+                    break;
+                }
+                if running.is_none() {
+                    if demand.wanted() {
+                        match H264Encoder::new(settings) {
+                            Ok(encoder) => {
+                                store.encoder_started_at(Instant::now());
+                                running = Some(Running::new(encoder, &settings, &store));
+                                demand.set_running(true);
+                                tracing::info!("H.264 encoder started: HLS is wanted");
+                            }
+                            Err(error) => {
+                                counters.errors.fetch_add(1, Ordering::Relaxed);
+                                let now = Instant::now();
+                                errors.warn("cannot start the H.264 encoder", &error, now);
+                            }
+                        }
+                    }
+                } else if demand.stop_if_unwanted(|| {
+                    match segmenter.interrupt() {
+                        Ok(events) => store.apply(events),
+                        Err(error) => {
+                            counters.errors.fetch_add(1, Ordering::Relaxed);
+                            errors.warn("cannot segment H.264", &error, Instant::now());
+                        }
+                    }
+                    store.interrupt();
+                }) {
+                    // The encoder is freed: a stopped stream costs no encoder memory.
+                    running = None;
+                    tracing::info!(
+                        idle_stop_s = demand.idle_stop().map_or(0, |d| d.as_secs()),
+                        "H.264 encoder stopped: no HLS or /live.mp4 viewer"
+                    );
+                }
+                let Taken::Item(frame) = taken else {
+                    continue;
                 };
                 if !filter(&frame) {
                     continue;
                 }
+                // Stopped: nobody wants HLS, the frame goes unused.
+                let Some(Running {
+                    encoder,
+                    gate,
+                    last_fed,
+                }) = running.as_mut()
+                else {
+                    continue;
+                };
                 // An IDR is due at the encoder's cadence, and also where a segment must start
                 // after the gate skipped the frame before it.
                 let idr_due = encoder.idr_due(frame.size) || gate.segment_full(frame.pts_90k);
@@ -249,14 +332,8 @@ pub fn spawn_filtered(
                         continue;
                     }
                 };
-                let encoded = encode_within_budget(
-                    &mut encoder,
-                    &mut gate,
-                    &frame,
-                    idr_due,
-                    &mut last_fed,
-                    &counters,
-                );
+                let encoded =
+                    encode_within_budget(encoder, gate, &frame, idr_due, last_fed, &counters);
                 counters
                     .block_px
                     .store(u64::from(gate.block_px()), Ordering::Relaxed);
@@ -321,6 +398,8 @@ mod tests {
     use crate::hls::segmenter::tests::{BASE_UNIX_US, frame, read_fragment};
     use crate::hls::store::{HlsTiming, PartLookup};
     use crate::hls::window::tests::assert_extinf_reaches_the_next_pdt;
+    use crate::pipeline::hls_demand::DemandPolicy;
+    use crate::pipeline::hls_demand::tests::ManualClock;
     use crate::source::TestPattern;
     use std::time::{Duration, Instant, SystemTime};
 
@@ -355,6 +434,7 @@ mod tests {
                 bitrate_bps: 300_000,
                 frames_per_idr: settings.frames_per_segment,
             },
+            HlsDemand::new(crate::config::HlsMode::Always, Duration::ZERO),
             stop.clone(),
             filter,
         )
@@ -418,6 +498,199 @@ mod tests {
             }
         }
         assert!(checked > 30, "{checked} samples checked");
+    }
+
+    /// The H.264 thread of an on-demand stream, fed frame by frame, its idle time on a clock
+    /// the test moves.
+    struct OnDemandThread {
+        hub: Arc<Hub>,
+        store: Arc<HlsStore>,
+        counters: Arc<H264Counters>,
+        demand: Arc<HlsDemand>,
+        clock: Arc<ManualClock>,
+        taken: Arc<AtomicU64>,
+        published: u64,
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+        pattern: TestPattern,
+    }
+
+    const SIZE: FrameSize = FrameSize::new(320, 240);
+    const IDLE_STOP: Duration = Duration::from_secs(5);
+
+    impl OnDemandThread {
+        fn start() -> Self {
+            let settings = SegmenterSettings {
+                fps: 30,
+                frames_per_segment: 30,
+                frames_per_part: 10,
+            };
+            let store = Arc::new(HlsStore::new(HlsTiming::new(settings, 6)));
+            let hub = Hub::new(true);
+            let clock = ManualClock::new();
+            let demand = HlsDemand::with_clock(
+                DemandPolicy::OnDemand {
+                    idle_stop: IDLE_STOP,
+                },
+                clock.clone(),
+            );
+            let taken = Arc::new(AtomicU64::new(0));
+            let filter: FrameFilter = {
+                let taken = taken.clone();
+                Box::new(move |_: &Frame| {
+                    taken.fetch_add(1, Ordering::SeqCst);
+                    true
+                })
+            };
+            let counters = Arc::new(H264Counters::default());
+            let stop = Arc::new(AtomicBool::new(false));
+            let thread = spawn_filtered(
+                hub.clone(),
+                store.clone(),
+                counters.clone(),
+                H264Settings {
+                    fps: 30,
+                    bitrate_bps: 300_000,
+                    frames_per_idr: 30,
+                },
+                demand.clone(),
+                stop.clone(),
+                filter,
+            )
+            .unwrap();
+            Self {
+                hub,
+                store,
+                counters,
+                demand,
+                clock,
+                taken,
+                published: 0,
+                stop,
+                thread: Some(thread),
+                pattern: TestPattern::new(SIZE, 30),
+            }
+        }
+
+        /// Publishes the frames numbered `frames`, each once the thread took the one before.
+        fn feed(&mut self, frames: std::ops::Range<u64>) {
+            for n in frames {
+                self.hub
+                    .publish_frame(Arc::new(frame(&mut self.pattern, SIZE, n)));
+                self.published += 1;
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while self.taken.load(Ordering::SeqCst) < self.published {
+                    assert!(Instant::now() < deadline, "frame {n} was never taken");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+
+        fn encoded(&self) -> u64 {
+            self.counters.frames_encoded.load(Ordering::SeqCst)
+        }
+
+        /// Waits until `count` frames are encoded: the last frame fed may still be in the
+        /// encoder when the test looks.
+        fn assert_encoded(&self, count: u64, what: &str) {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while self.encoded() < count && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(self.encoded(), count, "{what}");
+        }
+    }
+
+    impl Drop for OnDemandThread {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            self.hub.close();
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    #[test]
+    fn an_on_demand_encoder_runs_from_the_first_request_until_idle() {
+        let mut stream = OnDemandThread::start();
+        stream.feed(0..30);
+        assert_eq!(stream.encoded(), 0, "nothing is encoded before a request");
+        assert!(!stream.demand.is_running());
+        assert!(stream.store.init().is_none());
+
+        stream.demand.touch();
+        stream.feed(30..130);
+        assert!(stream.demand.is_running());
+        stream.assert_encoded(100, "every frame from the first request on");
+        let before = stream.store.playlist();
+        assert_eq!(before.segments.len(), 3);
+        assert_eq!(
+            before.segments[0].program_date_time_unix_ms,
+            (BASE_UNIX_US + 30 * 1_000_000 / 30) / 1000,
+            "the first segment starts at the first frame after the request"
+        );
+
+        // Polls within the idle time keep it running.
+        stream.clock.advance(IDLE_STOP - Duration::from_millis(1));
+        stream.demand.touch();
+        stream.clock.advance(IDLE_STOP - Duration::from_millis(1));
+        stream.feed(130..140);
+        stream.assert_encoded(110, "still running");
+
+        // No request for the idle time: the encoder stops and the window empties.
+        stream.clock.advance(Duration::from_millis(1));
+        stream.feed(140..200);
+        assert!(!stream.demand.is_running());
+        assert_eq!(stream.encoded(), 110, "nothing encoded while stopped");
+        assert_eq!(stream.hub.h264_frames_dropped.load(Ordering::SeqCst), 0);
+        let stopped = stream.store.playlist();
+        assert!(stopped.segments.is_empty() && stopped.in_progress.is_none());
+        assert_eq!(
+            stopped.media_sequence, 4,
+            "segment 3 was closed at the stop"
+        );
+        assert!(stream.store.segment(3).is_some(), "and stays downloadable");
+
+        // A request a while later starts it again, with new numbers and a discontinuity.
+        stream.demand.touch();
+        stream.feed(300..400);
+        assert!(stream.demand.is_running());
+        stream.assert_encoded(210, "running again");
+        assert_eq!((stream.demand.starts(), stream.demand.idle_stops()), (2, 1));
+        let after = stream.store.playlist();
+        let first = &after.segments[0];
+        assert_eq!(first.msn, 4);
+        assert!(first.discontinuity);
+        assert_eq!(
+            first.program_date_time_unix_ms,
+            (BASE_UNIX_US + 300 * 1_000_000 / 30) / 1000,
+            "PROGRAM-DATE-TIME is the capture clock"
+        );
+        assert_eq!(after.discontinuity_sequence, 0);
+        crate::media::playlist::check_update(&before, &after).unwrap();
+        let PartLookup::Ready(data) = stream.store.part(4, 0) else {
+            panic!("part 4.0");
+        };
+        let (tfdt, samples) = read_fragment(&data);
+        assert!(samples[0].1, "the new segment starts with an IDR");
+        assert_eq!(
+            tfdt,
+            300 * 3000 - 30 * 3000,
+            "decode times follow the capture clock"
+        );
+        assert_extinf_reaches_the_next_pdt(&after);
+
+        // A viewer holding demand keeps it running past the idle time.
+        let viewer = stream.demand.hold();
+        stream.clock.advance(IDLE_STOP * 4);
+        stream.feed(400..410);
+        stream.assert_encoded(220, "held by the viewer");
+        drop(viewer);
+        stream.clock.advance(IDLE_STOP);
+        stream.feed(410..420);
+        assert!(!stream.demand.is_running());
+        assert_eq!(stream.encoded(), 220);
     }
 
     fn jpeg_frame(jpeg: Vec<u8>) -> Arc<Frame> {

@@ -9,10 +9,14 @@
 //!
 //! A source that delivers JPEGs (an MJPEG camera or pipe) skips the JPEG workers: the hub
 //! publishes its frames to viewers as they came.
+//!
+//! The H.264 thread runs always or on demand (`hls = "on-demand"`): HTTP handlers report
+//! demand through [`StreamHls::demand`] ([`hls_demand`]).
 
 mod capture_clock;
 pub mod h264;
 pub mod h264_decode;
+pub mod hls_demand;
 pub mod jpeg;
 mod rate_gate;
 pub mod supervisor;
@@ -30,6 +34,7 @@ use crate::hls::store::{HlsStore, HlsTiming};
 use crate::hub::Hub;
 use crate::source;
 use h264::H264Counters;
+use hls_demand::HlsDemand;
 use supervisor::SupervisorSettings;
 
 /// How often an idle stage thread wakes to check for shutdown.
@@ -41,6 +46,9 @@ pub struct StreamHls {
     pub store: Arc<HlsStore>,
     pub bitrate_bps: u32,
     pub counters: Arc<H264Counters>,
+    /// Whether the encoder is wanted and runs: every HLS request holds it while served
+    /// ([`HlsDemand::hold`]), as does a `/live.mp4` body while it lives.
+    pub demand: Arc<HlsDemand>,
 }
 
 /// A running stream: its threads, and the hub and HLS store that viewers read from.
@@ -118,7 +126,7 @@ impl Stream {
     }
 }
 
-/// Starts the H.264 encoder and segmenter feeding a new HLS store.
+/// Starts the H.264 encoder and segmenter feeding a new HLS store, always or on demand.
 fn start_hls(
     config: &StreamSettings,
     hub: Arc<Hub>,
@@ -142,12 +150,27 @@ fn start_hls(
         bitrate_bps,
         frames_per_idr: segmenter.frames_per_segment,
     };
-    let thread = h264::spawn(hub, store.clone(), counters.clone(), settings, stop)?;
+    // A player reloads the playlist about once a target duration, after downloading what it
+    // lists (rfc8216bis §6.3.4): an encoder that stopped sooner than that after a request
+    // would stop under a watching player. Three target durations, as long as the server holds
+    // a blocked request, is the least idle time.
+    let idle_stop = Duration::from_secs(u64::from(config.hls_idle_stop_seconds))
+        .max(store.timing().block_limit());
+    let demand = HlsDemand::new(config.hls, idle_stop);
+    let thread = h264::spawn(
+        hub,
+        store.clone(),
+        counters.clone(),
+        settings,
+        demand.clone(),
+        stop,
+    )?;
     Ok((
         StreamHls {
             store,
             bitrate_bps,
             counters,
+            demand,
         },
         thread,
     ))

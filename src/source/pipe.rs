@@ -162,6 +162,7 @@ pub fn reader(
             end,
             name,
         }),
+        PipeFormat::H264 => Box::new(super::h264_pipe::H264Pipe::new(input, name, end)),
     }
 }
 

@@ -2,11 +2,12 @@
 //! [`super::opener`]; the rest of the crate never parses source strings.
 //!
 //! Printed back (`Display`), a spec is what logs and `/status` show: passwords in an `exec:`
-//! command are masked there (see [`super::redact`]).
+//! command or an `rtsp://` URL are masked there (see [`super::redact`]).
 
 use std::path::PathBuf;
 
 use super::redact::mask_secrets;
+use super::rtsp::RtspAddress;
 
 /// Where frames come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,9 @@ pub enum SourceSpec {
         command: Vec<String>,
         format: PipeFormat,
     },
+    /// An RTSP camera's H.264 stream: `rtsp://[user:password@]host[:port]/path`, with `#udp`
+    /// at the end for RTP over UDP instead of interleaved in the TCP connection.
+    Rtsp(RtspAddress),
 }
 
 /// Which camera.
@@ -45,6 +49,8 @@ pub enum PipeFormat {
     Yuv420p,
     /// Concatenated JPEGs.
     Mjpeg,
+    /// An H.264 Annex B byte stream.
+    H264,
 }
 
 impl std::fmt::Display for PipeFormat {
@@ -52,6 +58,7 @@ impl std::fmt::Display for PipeFormat {
         f.write_str(match self {
             Self::Yuv420p => "yuv420p",
             Self::Mjpeg => "mjpeg",
+            Self::H264 => "h264",
         })
     }
 }
@@ -61,6 +68,7 @@ impl PipeFormat {
         match text {
             "yuv420p" => Some(Self::Yuv420p),
             "mjpeg" => Some(Self::Mjpeg),
+            "h264" => Some(Self::H264),
             _ => None,
         }
     }
@@ -70,8 +78,9 @@ impl std::str::FromStr for PipeFormat {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        Self::parse(text)
-            .ok_or_else(|| format!("unknown pipe format `{text}` (supported: yuv420p, mjpeg)"))
+        Self::parse(text).ok_or_else(|| {
+            format!("unknown pipe format `{text}` (supported: yuv420p, mjpeg, h264)")
+        })
     }
 }
 
@@ -79,7 +88,8 @@ impl SourceSpec {
     /// Parses what `--source` (and a config file's `source =`) takes.
     pub fn parse(text: &str) -> Result<Self, String> {
         const SUPPORTED: &str = "test, camera:N, camera:/dev/videoN, pipe:yuv420p, pipe:mjpeg, \
-                                 pipe:FORMAT:/path/to/fifo, exec:COMMAND, exec:yuv420p:COMMAND";
+                                 pipe:h264, pipe:FORMAT:/path/to/fifo, exec:COMMAND, \
+                                 exec:FORMAT:COMMAND, rtsp://host/path";
         match text.split_once(':') {
             None if text == "test" => Ok(Self::TestPattern),
             Some(("camera", rest)) if rest.starts_with('/') => {
@@ -91,6 +101,9 @@ impl SourceSpec {
                 .map_err(|_| format!("`{text}`: a camera is camera:N or camera:/dev/videoN")),
             Some(("pipe", rest)) => Self::parse_pipe(rest),
             Some(("exec", rest)) => Self::parse_exec(rest),
+            Some(("rtsp" | "rtsps", rest)) if rest.starts_with("//") => {
+                RtspAddress::parse(text).map(Self::Rtsp)
+            }
             _ => Err(format!("unknown source `{text}` (supported: {SUPPORTED})")),
         }
     }
@@ -172,6 +185,7 @@ impl std::fmt::Display for SourceSpec {
             Self::Exec { command, format } => {
                 write!(f, "exec:{format}:{}", display_command(command))
             }
+            Self::Rtsp(address) => write!(f, "{address}"),
         }
     }
 }
@@ -191,6 +205,7 @@ mod tests {
             ),
             ("pipe:yuv420p", SourceSpec::Pipe(PipeFormat::Yuv420p)),
             ("pipe:mjpeg", SourceSpec::Pipe(PipeFormat::Mjpeg)),
+            ("pipe:h264", SourceSpec::Pipe(PipeFormat::H264)),
             (
                 "pipe:mjpeg:/run/cam.fifo",
                 SourceSpec::Fifo {
@@ -223,7 +238,15 @@ mod tests {
             assert_eq!(SourceSpec::parse(text), Ok(spec.clone()));
             assert_eq!(spec.to_string(), text);
         }
-        for bad in ["camera:x", "camera:", "pipe:h264", "rtsp://x", "", "tests"] {
+        for bad in [
+            "camera:x",
+            "camera:",
+            "pipe:h265",
+            "rtsps://x",
+            "rtsp:x",
+            "",
+            "tests",
+        ] {
             assert!(SourceSpec::parse(bad).is_err(), "{bad}");
         }
     }
@@ -287,14 +310,14 @@ mod tests {
                 "pipe:mjpeg: is missing the FIFO's path (pipe:mjpeg:/path/to/fifo)",
             ),
             (
-                "pipe:h264:/tmp/x",
-                "unknown pipe format `h264` (supported: yuv420p, mjpeg)",
+                "pipe:h265:/tmp/x",
+                "unknown pipe format `h265` (supported: yuv420p, mjpeg, h264)",
             ),
             (
                 "fifo:/tmp/x",
                 "unknown source `fifo:/tmp/x` (supported: test, camera:N, camera:/dev/videoN, \
-                 pipe:yuv420p, pipe:mjpeg, pipe:FORMAT:/path/to/fifo, exec:COMMAND, \
-                 exec:yuv420p:COMMAND)",
+                 pipe:yuv420p, pipe:mjpeg, pipe:h264, pipe:FORMAT:/path/to/fifo, exec:COMMAND, \
+                 exec:FORMAT:COMMAND, rtsp://host/path)",
             ),
         ] {
             assert_eq!(SourceSpec::parse(text), Err(message.to_owned()), "{text}");
@@ -317,9 +340,10 @@ mod tests {
             SourceSpec::Camera(CameraId::Index(0)).with_format(PipeFormat::Mjpeg),
             Err("a format applies to pipe: and exec: sources, not to `camera:0`".into())
         );
+        assert_eq!("h264".parse::<PipeFormat>(), Ok(PipeFormat::H264));
         assert_eq!(
-            "h264".parse::<PipeFormat>(),
-            Err("unknown pipe format `h264` (supported: yuv420p, mjpeg)".into())
+            "hevc".parse::<PipeFormat>(),
+            Err("unknown pipe format `hevc` (supported: yuv420p, mjpeg, h264)".into())
         );
     }
 
@@ -335,6 +359,39 @@ mod tests {
         assert_eq!(
             spec.to_string(),
             "exec:yuv420p:cam 'http://c/s?password=*** y'"
+        );
+    }
+
+    #[test]
+    fn rtsp_cameras_parse_and_print_back_with_the_password_masked() {
+        for (text, shown) in [
+            ("rtsp://cam.local/live", "rtsp://cam.local/live"),
+            (
+                "rtsp://admin:hunter2@10.0.0.5:554/Streaming/Channels/101#udp",
+                "rtsp://admin:***@10.0.0.5:554/Streaming/Channels/101#udp",
+            ),
+            (
+                "rtsp://cam/cam/realmonitor?channel=1&subtype=0",
+                "rtsp://cam/cam/realmonitor?channel=1&subtype=0",
+            ),
+        ] {
+            let spec = SourceSpec::parse(text).unwrap();
+            assert!(matches!(spec, SourceSpec::Rtsp(_)), "{text}");
+            assert_eq!(spec.to_string(), shown);
+            assert!(!format!("{spec:?}").contains("hunter2"));
+        }
+        assert_eq!(
+            SourceSpec::parse("rtsps://u:secret@cam/live"),
+            Err(
+                "`rtsps://u:***@cam/live`: rtsps:// (RTSP over TLS) is not supported; the \
+                 camera's plain rtsp:// address works (usually port 554)"
+                    .into()
+            )
+        );
+        let rtsp = SourceSpec::parse("rtsp://cam/live").unwrap();
+        assert_eq!(
+            rtsp.with_format(PipeFormat::Mjpeg),
+            Err("a format applies to pipe: and exec: sources, not to `rtsp://cam/live`".into())
         );
     }
 }

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { LatencyWindow, median } from "../../static/latency-probe.js";
-import { Backoff, bufferedEndAt, readoutTexts } from "../../static/player.js";
+import { Backoff, bufferedEndAt, readoutTexts, streamBase } from "../../static/player.js";
 
 /** A TimeRanges look-alike from [start, end] pairs. */
 const ranges = (...pairs) => ({
@@ -63,4 +63,10 @@ test("the latency window counts distinct frames of the last second", () => {
   assert.equal(s.fps, 2);
   s = w.snapshot(3000);
   assert.deepEqual([s.latencyMs, s.source, s.fps, s.frames], [null, null, 0, 3]);
+});
+
+test("a page's stream base comes from <body data-base>, the root when absent", () => {
+  assert.equal(streamBase({ body: { dataset: { base: "/streams/garage/" } } }), "/streams/garage/");
+  assert.equal(streamBase({ body: { dataset: {} } }), "/");
+  assert.equal(streamBase({ body: null }), "/");
 });
