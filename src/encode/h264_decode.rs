@@ -96,8 +96,9 @@ impl H264Decoder {
     /// Decodes one access unit (`Pixels::H264`) to a frame of I420 planes.
     ///
     /// A unit that is not an IDR while out of sync is refused with
-    /// [`DecodeError::WaitingForIdr`] without touching the decoder; any other error resets the
-    /// decoder. Odd picture sizes (a crop in the SPS) lose their last column or row, since
+    /// [`DecodeError::WaitingForIdr`] without touching the decoder. [`DecodeError::NoPicture`]
+    /// (openh264 took the unit but gave no picture for it) keeps the decoder in sync: later
+    /// units still decode on what it took. Any other error resets the decoder. Odd picture sizes (a crop in the SPS) lose their last column or row, since
     /// I420 frames have even sides (see [`even_crop`]).
     pub fn decode(&mut self, frame: &Frame) -> Result<Decoded, DecodeError> {
         let Pixels::H264(unit) = &frame.pixels else {
@@ -118,6 +119,9 @@ impl H264Decoder {
                     frame: i420,
                     decode_time: started.elapsed(),
                 })
+            }
+            Err(DecodeError::NoPicture) if !unit.is_idr && self.in_sync => {
+                Err(DecodeError::NoPicture)
             }
             Err(error) => {
                 self.reset();

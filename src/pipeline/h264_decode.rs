@@ -31,7 +31,7 @@ pub fn spawn(hub: Arc<Hub>, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>, Err
     std::thread::Builder::new()
         .name("h264-decode".into())
         .spawn(move || {
-            let mut stage = DecodeStage::new();
+            let mut stage = DecodeStage::with_stop(stop.clone());
             while !stop.load(Ordering::Relaxed) {
                 match hub.decode_input().take(IDLE_POLL) {
                     Taken::Item(work) => stage.handle(&hub, work),
@@ -56,6 +56,8 @@ pub struct DecodeStage {
     /// decoder waits for the next IDR instead.
     failed_idr: Option<u64>,
     errors: RepeatedLog,
+    /// Set when the stream stops: a long GOP decode ends early.
+    stop: Arc<AtomicBool>,
 }
 
 impl Default for DecodeStage {
@@ -66,12 +68,18 @@ impl Default for DecodeStage {
 
 impl DecodeStage {
     pub fn new() -> Self {
+        Self::with_stop(Arc::new(AtomicBool::new(false)))
+    }
+
+    /// A stage that stops decoding a kept GOP part-way once `stop` is set.
+    pub fn with_stop(stop: Arc<AtomicBool>) -> Self {
         Self {
             decoder: H264Decoder::new(),
             last_index: 0,
             run_idr: None,
             failed_idr: None,
             errors: RepeatedLog::new(SUMMARY_INTERVAL),
+            stop,
         }
     }
 
@@ -132,6 +140,11 @@ impl DecodeStage {
         let mut newest_picture = None;
         let decoded_through = self.last_index;
         for unit in gop.iter().filter(|unit| unit.index > decoded_through) {
+            // A GOP can take a second or two to decode: not past a stop or the end of demand.
+            // Decoding so far stays valid; the next frame shows as a gap and carries on.
+            if self.stop.load(Ordering::Relaxed) || !hub.jpeg_demand_active() {
+                return;
+            }
             newest_picture = self.decode_next(hub, unit);
             if newest_picture.is_none() {
                 break;
@@ -159,6 +172,10 @@ impl DecodeStage {
                 hub.decode.decode_errors.fetch_add(1, Ordering::Relaxed);
                 self.errors
                     .warn("H.264 decoding failed", &error, Instant::now());
+                if self.decoder.in_sync() {
+                    // No picture for this unit, but the decoder took it: the next one follows.
+                    return None;
+                }
                 // The decoder has reset itself; this GOP is not tried again.
                 let run_idr = self.run_idr.take();
                 self.failed_idr = if unit.is_idr() {
@@ -411,6 +428,27 @@ mod tests {
         }
         assert_eq!(hub.decode.decode_errors.load(Ordering::Relaxed), 0);
         assert_eq!(decoded(&hub), 4 + 4);
+    }
+
+    #[test]
+    fn a_gop_decode_stops_part_way_at_a_stop_and_resumes_where_it_was() {
+        let hub = Hub::new(false);
+        let stop = Arc::new(AtomicBool::new(true));
+        let mut stage = DecodeStage::with_stop(stop.clone());
+        let frames = h264_frames(10, 30);
+        for frame in &frames[..8] {
+            hub.publish_frame(frame.clone());
+        }
+        hub.want_snapshot();
+        drain(&mut stage, &hub);
+        assert_eq!(decoded(&hub), 0, "stopped before the first frame");
+        stop.store(false, Ordering::Relaxed);
+        for frame in &frames[8..] {
+            hub.publish_frame(frame.clone());
+            drain(&mut stage, &hub);
+        }
+        assert_eq!(decoded(&hub), 10);
+        assert_eq!(jpeg_input(&hub).map(|f| f.seq), Some(10));
     }
 
     #[test]
