@@ -136,20 +136,28 @@ impl DecodeStage {
             self.out_of_sync();
             self.last_index = idr - 1;
         }
+        let decoded_through = self.last_index;
+        let to_decode = gop.iter().filter(|unit| unit.index > decoded_through);
+        if newest <= decoded_through {
+            return;
+        }
         hub.decode.resyncs.fetch_add(1, Ordering::Relaxed);
         let mut newest_picture = None;
-        let decoded_through = self.last_index;
-        for unit in gop.iter().filter(|unit| unit.index > decoded_through) {
+        for unit in to_decode {
             // A GOP can take a second or two to decode: not past a stop or the end of demand.
             // Decoding so far stays valid; the next frame shows as a gap and carries on.
             if self.stop.load(Ordering::Relaxed) || !hub.jpeg_demand_active() {
                 return;
             }
-            newest_picture = self.decode_next(hub, unit);
-            if newest_picture.is_none() {
-                break;
+            match self.decode_next(hub, unit) {
+                Some(picture) => newest_picture = Some(picture),
+                // An error that left the decoder waiting for the next IDR.
+                None if !self.decoder.in_sync() => break,
+                None => {}
             }
         }
+        // The newest picture decoded, even if an error stopped decoding after it: it was
+        // decoded on sound references.
         if let Some(frame) = newest_picture {
             hub.publish_decoded(frame);
         }
