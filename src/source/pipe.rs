@@ -156,7 +156,6 @@ pub fn reader(
         PipeFormat::Mjpeg => Box::new(MjpegPipe {
             input,
             splitter: MjpegSplitter::new(MAX_JPEG_BYTES),
-            chunk: vec![0; READ_CHUNK_BYTES],
             ended: false,
             garbage_reported: 0,
             end,
@@ -268,8 +267,8 @@ fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> Result<usize, SourceError>
 
 struct MjpegPipe {
     input: Box<dyn Read + Send>,
+    /// Bytes are read straight into its buffer.
     splitter: MjpegSplitter,
-    chunk: Vec<u8>,
     ended: bool,
     /// Skipped bytes already reported.
     garbage_reported: u64,
@@ -296,7 +295,7 @@ impl Source for MjpegPipe {
             if self.ended {
                 return Err((self.end)(END_OF_PIPE.into()));
             }
-            match self.input.read(&mut self.chunk) {
+            match self.input.read(self.splitter.spare(READ_CHUNK_BYTES)) {
                 Ok(0) => {
                     self.ended = true;
                     let left = self.splitter.buffered_bytes();
@@ -307,7 +306,7 @@ impl Source for MjpegPipe {
                     }
                 }
                 Ok(n) => {
-                    self.splitter.push(&self.chunk[..n]);
+                    self.splitter.commit(n);
                     let unreported = self.splitter.garbage_bytes() - self.garbage_reported;
                     if unreported >= GARBAGE_REPORT_BYTES {
                         self.garbage_reported += unreported;
