@@ -93,8 +93,9 @@ pub struct JpegInfo {
 /// [`spare`](Self::spare) and [`commit`](Self::commit) them), then call
 /// [`next_frame`](Self::next_frame) until it returns `None`. Scanning resumes where it stopped,
 /// so every byte is examined once however the stream is chunked, and the results never depend
-/// on the chunking. Once drained, the buffer holds at most `max_frame_bytes + 3` bytes (a frame
-/// up to the limit, then the start of a marker segment whose length has not arrived yet).
+/// on the chunking. Once drained, the buffer holds at most `max_frame_bytes + 3` received bytes
+/// (a frame up to the limit, then the start of a marker segment whose length has not arrived
+/// yet), and the room last asked for with [`spare`](Self::spare).
 pub struct MjpegSplitter {
     /// Received bytes in `buf[..filled]`, of which `buf[start..filled]` are not yet consumed;
     /// after them, room already allocated and initialised for the next read.
@@ -108,7 +109,14 @@ pub struct MjpegSplitter {
     state: ScanState,
     max_frame_bytes: usize,
     garbage_bytes: u64,
+    /// Where each scan's entropy-coded data ended in the current frame, counted from its SOI:
+    /// [`validate_scanned`] need not look for these again. The first [`MAX_SCAN_ENDS`] only.
+    scan_ends: Vec<usize>,
 }
+
+/// Scan ends kept per frame: a baseline JPEG has one scan, a progressive one about ten; a
+/// frame of more scans is checked the long way past these.
+const MAX_SCAN_ENDS: usize = 32;
 
 /// Counts, not contents: the buffer can hold megabytes.
 impl std::fmt::Debug for MjpegSplitter {
@@ -153,6 +161,7 @@ impl MjpegSplitter {
             state: ScanState::Seek,
             max_frame_bytes,
             garbage_bytes: 0,
+            scan_ends: Vec::new(),
         }
     }
 
@@ -196,6 +205,12 @@ impl MjpegSplitter {
     /// malformed or too large.
     pub fn garbage_bytes(&self) -> u64 {
         self.garbage_bytes
+    }
+
+    /// Where each scan's entropy-coded data ended in the frame [`next_frame`](Self::next_frame)
+    /// returned last (offsets in the frame), for [`validate_scanned`].
+    pub fn scan_ends(&self) -> &[usize] {
+        &self.scan_ends
     }
 
     /// Bytes received and not yet returned or skipped: the start of a frame still arriving.
@@ -253,6 +268,7 @@ impl MjpegSplitter {
                     self.skip_garbage_to(at);
                     self.pos = at + 2;
                     self.state = ScanState::Marker;
+                    self.scan_ends.clear();
                     return Step::Moved;
                 }
                 // Too few bytes to tell: keep them for the next push.
@@ -288,6 +304,7 @@ impl MjpegSplitter {
                 let len_bytes = at - self.start;
                 self.start = at;
                 self.pos = at + 2;
+                self.scan_ends.clear();
                 return Step::Done(Err(MjpegError::Truncated { len_bytes }));
             }
             EOI => {
@@ -352,6 +369,9 @@ impl MjpegSplitter {
             _ => {
                 self.pos = at;
                 self.state = ScanState::Marker;
+                if self.scan_ends.len() < MAX_SCAN_ENDS {
+                    self.scan_ends.push(at - self.start);
+                }
             }
         }
         Step::Moved
@@ -393,6 +413,14 @@ struct FrameHeader {
 /// extended sequential or progressive Huffman frame header, at least one scan, and EOI as its
 /// last two bytes.
 pub fn validate(jpeg: &[u8]) -> Result<JpegInfo, MjpegError> {
+    validate_scanned(jpeg, &[])
+}
+
+/// [`validate`] for a JPEG that [`MjpegSplitter`] cut out, given where it found each scan's
+/// entropy-coded data to end ([`MjpegSplitter::scan_ends`]): the check then skips that data
+/// instead of looking through it for its end a second time. An end that does not point at a
+/// marker that ends entropy-coded data is not taken; the data is looked through then.
+pub fn validate_scanned(jpeg: &[u8], scan_ends: &[usize]) -> Result<JpegInfo, MjpegError> {
     let mut walker = SegmentWalker::new(jpeg)?;
     let mut frame: Option<FrameHeader> = None;
     let mut has_huffman_tables = false;
@@ -438,7 +466,10 @@ pub fn validate(jpeg: &[u8]) -> Result<JpegInfo, MjpegError> {
                             return Err(malformed(at, "scan before the frame header"));
                         };
                         check_scan_header(at, body, frame.components)?;
-                        walker.skip_entropy_coded_data()?;
+                        match scan_ends.get(scans) {
+                            Some(&end) if walker.ends_entropy_coded_data(end) => walker.pos = end,
+                            _ => walker.skip_entropy_coded_data()?,
+                        }
                         scans += 1;
                     }
                     _ => {}
@@ -557,6 +588,17 @@ impl<'a> SegmentWalker<'a> {
     }
 
     /// Moves past entropy-coded data to the marker that ends it.
+    /// Whether `at`, not before the current position, holds a marker that ends entropy-coded
+    /// data: 0xFF, then neither a stuffed zero, a restart marker nor a fill byte (T.81 §B.1.1.5).
+    fn ends_entropy_coded_data(&self, at: usize) -> bool {
+        at >= self.pos
+            && self.jpeg.get(at) == Some(&MARKER_PREFIX)
+            && self
+                .jpeg
+                .get(at + 1)
+                .is_some_and(|&code| !matches!(code, STUFFED_ZERO | RST0..=RST7 | MARKER_PREFIX))
+    }
+
     fn skip_entropy_coded_data(&mut self) -> Result<(), MjpegError> {
         loop {
             let offset = memchr::memchr(MARKER_PREFIX, &self.jpeg[self.pos..]).ok_or(
@@ -1099,6 +1141,58 @@ mod tests {
                 }),
                 "{subsamp:?}"
             );
+        }
+    }
+
+    /// A progressive JPEG: several scans, with DHT segments between them.
+    fn progressive_jpeg() -> Vec<u8> {
+        let rgb = test_image(64, 32, 12);
+        let mut compressor = Compressor::new().unwrap();
+        compressor.set_progressive(true).unwrap();
+        compressor
+            .compress_to_vec(Image {
+                pixels: &rgb[..],
+                width: 64,
+                pitch: 64 * 3,
+                height: 32,
+                format: PixelFormat::RGB,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn the_splitters_scan_ends_give_the_same_checks() {
+        let mut jpegs = three_jpegs();
+        jpegs.push(progressive_jpeg());
+        let mut splitter = MjpegSplitter::new(1 << 20);
+        splitter.push(&jpegs.concat());
+        for jpeg in &jpegs {
+            let frame = splitter.next_frame().unwrap().unwrap();
+            assert_eq!(&frame[..], &jpeg[..]);
+            let ends = splitter.scan_ends().to_vec();
+            // One end per scan, each at the marker after the scan's data.
+            assert!(!ends.is_empty());
+            for &end in &ends {
+                assert_eq!(jpeg[end], MARKER_PREFIX);
+                assert!(!matches!(jpeg[end + 1], STUFFED_ZERO | RST0..=RST7));
+            }
+            assert_eq!(validate_scanned(jpeg, &ends), validate(jpeg));
+        }
+        let progressive = splitter.scan_ends().len();
+        assert!(progressive > 1, "{progressive} scans");
+    }
+
+    #[test]
+    fn scan_ends_that_are_not_markers_are_not_taken() {
+        let jpeg = encode(32, 32, 5, Subsamp::Sub2x2);
+        let expected = validate(&jpeg);
+        // Inside the entropy-coded data, past the end, and before the scan: all looked past.
+        let sos = jpeg
+            .windows(2)
+            .position(|w| w == [MARKER_PREFIX, SOS])
+            .unwrap();
+        for wrong in [sos + 20, jpeg.len() + 5, 0] {
+            assert_eq!(validate_scanned(&jpeg, &[wrong]), expected, "end {wrong}");
         }
     }
 

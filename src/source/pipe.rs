@@ -296,7 +296,7 @@ impl Source for MjpegPipe {
         loop {
             let buffers = &self.buffers;
             match self.splitter.next_frame_with(|jpeg| buffers.keep(jpeg)) {
-                Some(Ok(jpeg)) => return jpeg_frame(jpeg),
+                Some(Ok(jpeg)) => return jpeg_frame_scanned(jpeg, self.splitter.scan_ends()),
                 Some(Err(error)) => return Err(SourceError::BadFrame(error.to_string())),
                 None => {}
             }
@@ -382,7 +382,14 @@ impl Drop for PooledJpeg {
 /// A validated JPEG as a passthrough frame; standard Huffman tables are added to JPEGs that
 /// rely on them (browsers cannot decode those otherwise).
 pub fn jpeg_frame(jpeg: Bytes) -> Result<Frame, SourceError> {
-    let info = mjpeg_stream::validate(&jpeg).map_err(|e| SourceError::BadFrame(e.to_string()))?;
+    jpeg_frame_scanned(jpeg, &[])
+}
+
+/// [`jpeg_frame`] for a JPEG the splitter cut out, which found where its scans end
+/// (`scan_ends`): the check need not look through its entropy-coded data again.
+fn jpeg_frame_scanned(jpeg: Bytes, scan_ends: &[usize]) -> Result<Frame, SourceError> {
+    let info = mjpeg_stream::validate_scanned(&jpeg, scan_ends)
+        .map_err(|e| SourceError::BadFrame(e.to_string()))?;
     let size = FrameSize::new(info.width, info.height);
     if info.width == 0 || info.height == 0 {
         return Err(SourceError::BadFrame("JPEG of zero size".into()));
