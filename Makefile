@@ -113,13 +113,14 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 	node benches/browser_latency.mjs
 
 # Every parser of outside bytes is fuzzed: the MJPEG pipe splitter, the playlist parser and
-# renderer (round trips), the H.264 SPS parser, the Annex B access-unit splitter. Each target runs for FUZZ_SECONDS, so `make test`
+# renderer (round trips), the H.264 SPS parser, the Annex B access-unit splitter, the RTSP
+# access-unit conversion. Each target runs for FUZZ_SECONDS, so `make test`
 # (20 s each) spends a minute here. Each starts from generated seeds in fuzz/corpus/<target>:
 # real MJPEG (its first byte picks the push size); the playlists of the renderer's case table
 # (written by an ignored unit test); libx264 Annex-B streams whose SPSs reach the deep fields
 # (cropping, 4:4:4 with scaling lists, interlaced, VUI timing).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := mjpeg_stream playlist_roundtrip h264_sps h264_access_units
+FUZZ_TARGETS := mjpeg_stream playlist_roundtrip h264_sps h264_access_units rtsp_access_unit
 FUZZ_CORPUS := fuzz/corpus
 
 fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs cargo-fuzz if missing)

@@ -450,6 +450,21 @@ impl Viewer {
     }
 }
 
+/// Runs the send `send` on `socket` at once, whether or not tokio last saw the socket
+/// writable: going through tokio's readiness for every send cost more than the rare send
+/// that finds the socket full. A send that would block is told to tokio, which then forgets
+/// the socket's readiness, so that waiting for it to drain waits. Should the socket drain in
+/// between, that wake-up is missed and the next frame or timer of the sender tries again.
+fn send_now(socket: &TcpStream, mut send: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
+    let sent = send();
+    if matches!(&sent, Err(error) if error.kind() == io::ErrorKind::WouldBlock) {
+        let _ = socket.try_io(Interest::WRITABLE, || {
+            Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+        });
+    }
+    sent
+}
+
 /// How far a write got.
 enum Progress {
     Finished,
@@ -534,7 +549,7 @@ impl Outgoing {
         while self.written < total {
             let mut slices = [IoSlice::new(&[]); MAX_PIECES + 1];
             let count = direct_body::remaining_slices(&all, self.written, &mut slices);
-            let sent = socket.try_io(Interest::WRITABLE, || {
+            let sent = send_now(socket, || {
                 rustix::net::sendmsg(
                     socket,
                     &slices[..count],
@@ -558,7 +573,7 @@ impl Outgoing {
         if let Some((file, range)) = &mut self.file {
             while range.start < range.end {
                 let len = usize::try_from(range.end - range.start).unwrap_or(usize::MAX);
-                let sent = socket.try_io(Interest::WRITABLE, || {
+                let sent = send_now(socket, || {
                     let mut offset = range.start;
                     rustix::fs::sendfile(socket, file.file(), Some(&mut offset), len)
                         .map_err(io::Error::from)
