@@ -34,6 +34,11 @@ pub enum DecodeError {
     BadSize { width: u32, height: u32 },
     #[error("the decoder's planes are shorter than its picture size says")]
     ShortPlanes,
+    #[error(
+        "the H.264 stream is {0}, which the decoder for JPEG viewers does not take: send 8-bit \
+         4:2:0 (x264/ffmpeg: -pix_fmt yuv420p)"
+    )]
+    Unsupported(String),
 }
 
 impl DecodeError {
@@ -131,7 +136,7 @@ impl H264Decoder {
     }
 
     fn decode_unit(&mut self, annex_b: &[u8], frame: &Frame) -> Result<Frame, DecodeError> {
-        check_sps_sizes(annex_b)?;
+        check_sps(annex_b)?;
         let decoder = match &mut self.decoder {
             Some(decoder) => decoder,
             empty => empty.insert(
@@ -201,17 +206,34 @@ pub fn even_crop(width: usize, height: usize) -> Result<FrameSize, DecodeError> 
 }
 
 /// Refuses a unit whose SPS announces a picture larger than anything served, before openh264
-/// allocates its buffers for it. An SPS our parser cannot read is left to openh264.
-fn check_sps_sizes(annex_b: &[u8]) -> Result<(), DecodeError> {
+/// allocates its buffers for it, or samples openh264 does not decode (it takes 8-bit 4:2:0
+/// only), with a reason that says what to change. An SPS our parser cannot read is left to
+/// openh264.
+fn check_sps(annex_b: &[u8]) -> Result<(), DecodeError> {
     for nal in h264::split_annex_b(annex_b) {
-        if h264::nal_unit_type(nal) == Some(NAL_SPS)
-            && let Ok(sps) = h264::parse_sps(nal)
-            && !FrameSize::new(sps.coded_width, sps.coded_height).fits_max()
-        {
+        let Some(sps) = (h264::nal_unit_type(nal) == Some(NAL_SPS))
+            .then(|| h264::parse_sps(nal).ok())
+            .flatten()
+        else {
+            continue;
+        };
+        if !FrameSize::new(sps.coded_width, sps.coded_height).fits_max() {
             return Err(DecodeError::BadSize {
                 width: sps.width,
                 height: sps.height,
             });
+        }
+        let chroma = match sps.chroma_format_idc {
+            0 => "monochrome",
+            1 => "4:2:0",
+            2 => "4:2:2",
+            _ => "4:4:4",
+        };
+        if sps.chroma_format_idc != 1 || sps.bit_depth_luma != 8 || sps.bit_depth_chroma != 8 {
+            return Err(DecodeError::Unsupported(format!(
+                "{}-bit {chroma}",
+                sps.bit_depth_luma
+            )));
         }
     }
     Ok(())
@@ -381,6 +403,42 @@ mod tests {
             H264Decoder::new().decode(&frame).unwrap_err(),
             DecodeError::NotH264
         );
+    }
+
+    /// SPS NAL units of libx264 streams openh264 does not decode (from Debian's ffmpeg, as in
+    /// `media::h264`'s tests): 642x362 High 4:4:4 Predictive, and 1920x1080 High 10.
+    const X264_444_SPS: &[u8] = &[
+        0x67, 0xf4, 0x00, 0x1e, 0x91, 0x9b, 0x28, 0x14, 0x85, 0xfc, 0x7c, 0xf8, 0x08, 0x80, 0x00,
+        0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x1e, 0x07, 0x8b, 0x16, 0xcb,
+    ];
+    const X264_HIGH10_SPS: &[u8] = &[
+        0x67, 0x6e, 0x00, 0x28, 0xa6, 0xcd, 0x94, 0x07, 0x80, 0x22, 0x7e, 0x5c, 0x04, 0x40, 0x00,
+        0x00, 0x03, 0x00, 0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0x65, 0x80,
+    ];
+
+    #[test]
+    fn a_stream_openh264_cannot_decode_is_refused_saying_what_to_send() {
+        for (sps, what) in [
+            (X264_444_SPS, "8-bit 4:4:4"),
+            (X264_HIGH10_SPS, "10-bit 4:2:0"),
+        ] {
+            let frame = Frame {
+                pixels: Pixels::H264(H264Unit {
+                    annex_b: Bytes::from([&[0, 0, 0, 1][..], sps].concat()),
+                    is_idr: true,
+                }),
+                ..Frame::from_i420(
+                    1,
+                    0,
+                    SystemTime::now(),
+                    FrameSize::new(64, 48),
+                    Bytes::new(),
+                )
+            };
+            let error = H264Decoder::new().decode(&frame).unwrap_err();
+            assert_eq!(error, DecodeError::Unsupported(what.into()));
+            assert!(error.to_string().contains("-pix_fmt yuv420p"), "{error}");
+        }
     }
 
     #[test]

@@ -107,6 +107,7 @@ pub struct DecodeCounters {
     /// Times the stage decoded the kept GOP from its IDR: cold starts and recoveries from
     /// lost frames.
     pub resyncs: AtomicU64,
+    last_error: Mutex<Option<String>>,
 }
 
 impl DecodeCounters {
@@ -117,6 +118,12 @@ impl DecodeCounters {
         self.decode_micros_total
             .fetch_add(micros, Ordering::Relaxed);
         self.decode_micros_last.store(micros, Ordering::Relaxed);
+    }
+
+    /// Counts one failed access unit, and keeps why for `/status`.
+    pub fn count_error(&self, error: &dyn std::fmt::Display) {
+        self.decode_errors.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
     }
 }
 
@@ -131,6 +138,8 @@ pub struct DecodeStatus {
     /// Frames the hand-over queue dropped; each made the stage decode the kept GOP again.
     pub frames_lost: u64,
     pub resyncs: u64,
+    /// Why the last unit that failed did.
+    pub last_error: Option<String>,
     /// Frames and bytes of the GOP kept for cold starts.
     pub gop_frames: usize,
     pub gop_bytes: usize,
@@ -370,6 +379,11 @@ impl Hub {
             ),
             frames_lost: c.frames_lost.load(Ordering::Relaxed),
             resyncs: c.resyncs.load(Ordering::Relaxed),
+            last_error: c
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             gop_frames,
             gop_bytes,
         }

@@ -177,7 +177,7 @@ impl DecodeStage {
             }
             Err(DecodeError::WaitingForIdr) => None,
             Err(error) => {
-                hub.decode.decode_errors.fetch_add(1, Ordering::Relaxed);
+                hub.decode.count_error(&error);
                 self.errors
                     .warn("H.264 decoding failed", &error, Instant::now());
                 if self.decoder.in_sync() {
@@ -390,6 +390,13 @@ mod tests {
             }
         }
         assert_eq!(hub.decode.decode_errors.load(Ordering::Relaxed), 1);
+        assert!(
+            hub.decode_status()
+                .last_error
+                .is_some_and(|e| e.starts_with("openh264")),
+            "{:?}",
+            hub.decode_status()
+        );
         assert_eq!(decoded(&hub), 2 + 6);
         // A gap while the broken GOP is the kept one does not decode it again.
         let mut stage = DecodeStage::new();
