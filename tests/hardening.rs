@@ -257,7 +257,9 @@ fn healthz_is_unhealthy_while_hls_makes_no_media() {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     let health = loop {
         let health = get(addr, "/healthz");
-        if health.status == 503 || Instant::now() > deadline {
+        // Before the first frame it is 503 too ("no frame from the source yet"): wait for HLS.
+        let hls_stalled = health.status == 503 && health.text().contains("HLS has made no media");
+        if hls_stalled || Instant::now() > deadline {
             break health;
         }
         std::thread::sleep(Duration::from_millis(200));
