@@ -1033,7 +1033,7 @@ pub(crate) mod tests {
     /// A source's H.264, replayed: one IDR (with SPS and PPS) and one P access unit of a
     /// small picture, encoded once. The segmenter never decodes, so repeating them is a valid
     /// stream for it.
-    fn source_units() -> (Vec<u8>, Vec<u8>) {
+    pub(crate) fn source_units() -> (Vec<u8>, Vec<u8>) {
         let size = FrameSize::MIN;
         let mut encoder = H264Encoder::new(H264Settings {
             fps: 25,

@@ -998,4 +998,137 @@ mod tests {
             assert_eq!(decoded.size, size);
         }
     }
+    /// A source's H.264 through the thread: the first GOP settles the timing, a frame the hub
+    /// dropped (a gap in `seq`) drops the frames after it until the next IDR, placeholders
+    /// while the source is down are encoded behind a discontinuity, and the source's next
+    /// IDR frees the encoder and starts a segment behind another.
+    #[test]
+    fn a_source_s_h264_passes_through_resyncs_after_a_gap_and_placeholders_go_between() {
+        use crate::frame::H264Unit;
+        use crate::hls::segmenter::tests::source_units;
+        use crate::media::playlist::check_invariants;
+        let provisional = SegmenterSettings {
+            fps: 30,
+            frames_per_segment: 30,
+            frames_per_part: 6,
+        };
+        let store = Arc::new(HlsStore::unsettled(HlsTiming::new(provisional, 6)));
+        let hub = Hub::new(true);
+        let taken = Arc::new(AtomicU64::new(0));
+        let filter: FrameFilter = {
+            let taken = taken.clone();
+            Box::new(move |_: &Frame| {
+                taken.fetch_add(1, Ordering::SeqCst);
+                true
+            })
+        };
+        let counters = Arc::new(H264Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = spawn_filtered(
+            hub.clone(),
+            store.clone(),
+            counters.clone(),
+            H264Settings {
+                fps: 25,
+                bitrate_bps: 300_000,
+                frames_per_idr: 25,
+            },
+            HlsDemand::new(crate::config::HlsMode::Always, Duration::ZERO),
+            stop.clone(),
+            filter,
+        )
+        .unwrap();
+        let (idr, p) = source_units();
+        let at = |n: u64| crate::frame::from_unix_micros(BASE_UNIX_US + n * 40_000);
+        let camera = |n: u64| {
+            let is_idr = n % 25 == 0;
+            Frame {
+                seq: n + 1,
+                pts_90k: n * 3600,
+                captured_at: at(n),
+                size: FrameSize::MIN,
+                pixels: Pixels::H264(H264Unit {
+                    annex_b: Bytes::from(if is_idr { idr.clone() } else { p.clone() }),
+                    is_idr,
+                }),
+                repeats_previous: false,
+            }
+        };
+        let mut pattern = TestPattern::new(SIZE, 25);
+        let mut placeholder = |n: u64| {
+            let mut i420 = vec![0; SIZE.i420_len()];
+            pattern.render(n + 1, at(n), &mut i420);
+            Frame::from_i420(n + 1, n * 3600, at(n), SIZE, Bytes::from(i420))
+        };
+        let mut published = 0;
+        let mut publish = |frame: Frame| {
+            hub.publish_frame(Arc::new(frame));
+            published += 1;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while taken.load(Ordering::SeqCst) < published {
+                assert!(
+                    Instant::now() < deadline,
+                    "frame {published} was never taken"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        // Frame 110 is lost before the thread; placeholders from 200 to 259; the camera is
+        // back at 263, its next IDR at 275.
+        for n in (0..200).filter(|&n| n != 110) {
+            publish(camera(n));
+        }
+        assert!(store.timing_settled());
+        assert_eq!(store.timing().target_duration_s, 1);
+        for n in 200..260 {
+            publish(placeholder(n));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while counters.frames_encoded.load(Ordering::SeqCst) < 60 {
+            assert!(Instant::now() < deadline, "placeholders encoded");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(counters.encoder_running.load(Ordering::SeqCst));
+        for n in 263..400 {
+            publish(camera(n));
+        }
+        stop.store(true, Ordering::SeqCst);
+        hub.close();
+        thread.join().unwrap();
+
+        let count = |c: &AtomicU64| c.load(Ordering::SeqCst);
+        assert_eq!(count(&counters.key_frame_interval_us), 1_000_000);
+        assert_eq!(count(&counters.frame_gaps), 2, "frame 110, and 260 to 262");
+        assert_eq!(
+            count(&counters.frames_dropped_for_idr),
+            14 + 12,
+            "111 to 124, then 263 to 274"
+        );
+        assert_eq!(count(&counters.frames_passed_through), 199 - 14 + 125);
+        assert_eq!(count(&counters.frames_encoded), 60, "only the placeholders");
+        assert!(!counters.encoder_running.load(Ordering::SeqCst), "freed");
+        assert!(counters.passthrough.load(Ordering::SeqCst));
+        let playlist = store.playlist();
+        check_invariants(&playlist).unwrap();
+        assert_eq!(playlist.target_duration_s, 1);
+        let init = store.init().unwrap();
+        assert_eq!((init.generation, init.size), (2, FrameSize::MIN));
+        // The camera's segments after its return: each one GOP, the first behind a
+        // discontinuity, starting at the IDR's capture time.
+        let back = playlist
+            .segments
+            .iter()
+            .position(|s| s.discontinuity)
+            .expect("a discontinuity");
+        let first = &playlist.segments[back];
+        assert_eq!(
+            first.program_date_time_unix_ms,
+            (BASE_UNIX_US + 275 * 40_000) / 1000
+        );
+        for segment in &playlist.segments[back..] {
+            assert_eq!(segment.duration_90k, 90_000);
+            assert!(segment.parts[0].independent);
+            assert!(segment.parts[1..].iter().all(|p| !p.independent));
+        }
+    }
 }
