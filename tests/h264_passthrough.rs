@@ -515,3 +515,58 @@ fn a_new_writer_after_placeholders_passes_through_again() {
     assert!(ok, "second writer: {err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--hls on-demand` with a source's H.264: nothing is segmented until the first request,
+/// which waits for the first GOP (answered 503 with Retry-After if it takes longer than the
+/// wait); no encoder runs at any point.
+#[test]
+fn on_demand_passthrough_starts_with_the_first_request() {
+    if !require_clients(
+        &["ffmpeg"],
+        "on_demand_passthrough_starts_with_the_first_request",
+    ) {
+        return;
+    }
+    let (server, stdin) = Server::start_with_stdin(&[
+        "--source",
+        "pipe:h264",
+        "--fps",
+        &FPS.to_string(),
+        "--hls",
+        "on-demand",
+    ]);
+    let _writer = Writer::start(FPS, stdin);
+    let addr = server.addr;
+    let deadline = Instant::now() + STATE_TIMEOUT;
+    while count(&status_json(addr)["source"], "frames") < 2 * u64::from(FPS) {
+        assert!(Instant::now() < deadline, "no camera frames");
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    let idle = hls_status(addr);
+    assert_eq!(idle["running"], false, "{idle}");
+    assert_eq!(count(&idle, "frames_passed_through"), 0, "{idle}");
+
+    let mut unavailable = 0;
+    loop {
+        let response = get(addr, "/live.m3u8");
+        if response.status == 200 {
+            break;
+        }
+        assert_eq!(response.status, 503, "{}", response.text());
+        assert!(response.header("retry-after").is_some());
+        unavailable += 1;
+        assert!(
+            Instant::now() < deadline && unavailable < 20,
+            "no playlist: {}",
+            response.text()
+        );
+    }
+    let running = hls_status(addr);
+    assert_eq!(running["running"], true, "{running}");
+    assert_eq!(running["passthrough"], true, "{running}");
+    assert_eq!(count(&running, "frames_encoded"), 0, "{running}");
+    assert!(count(&running, "frames_passed_through") > 0, "{running}");
+    let path = media_path(addr);
+    let (parsed, text) = media_playlist(addr, &path);
+    assert_eq!(parsed.playlist.target_duration_s, 1, "{text}");
+}

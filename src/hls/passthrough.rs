@@ -173,7 +173,7 @@ mod tests {
         let mut dropped = 0;
         for n in offset..offset + 20 * gop + 1000 {
             let at_us = 5_000_000 + n * 1_000_000 / fps;
-            match learner.push(n, n % gop == 0, at_us) {
+            match learner.push(n, n.is_multiple_of(gop), at_us) {
                 Learning::Dropped(_) => dropped += 1,
                 Learning::Held => {}
                 Learning::Learned { timing, frames } => {

@@ -1041,7 +1041,7 @@ mod tests {
         let (idr, p) = source_units();
         let at = |n: u64| crate::frame::from_unix_micros(BASE_UNIX_US + n * 40_000);
         let camera = |n: u64| {
-            let is_idr = n % 25 == 0;
+            let is_idr = n.is_multiple_of(25);
             Frame {
                 seq: n + 1,
                 pts_90k: n * 3600,
