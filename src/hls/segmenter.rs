@@ -1169,7 +1169,7 @@ pub(crate) mod tests {
             let camera = Camera::new(fps);
             // Joined mid-GOP, then nine segments' worth.
             let frames: Vec<(u64, bool)> = (gop / 2..gop / 2 + 9 * segment_frames)
-                .map(|n| (n, n.is_multiple_of(gop)))
+                .map(|n: u64| (n, n.is_multiple_of(gop)))
                 .collect();
             let run = run_source(&camera, &frames, segment_s);
             let case = format!("{fps} fps, GOP {gop}");
