@@ -29,6 +29,9 @@ pub const MAX_LEARN_90K: u64 = 10 * CLOCK_90K;
 
 /// The highest frame rate believed from measured spacing; anything faster is a burst.
 const MAX_FPS: u32 = 240;
+/// The most frames held while learning, whatever their capture times say (a clock that
+/// stands still must not hold frames without end): 10 s at [`MAX_FPS`].
+const MAX_LEARN_FRAMES: usize = 10 * MAX_FPS as usize;
 
 /// What was learned from the first GOP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +64,8 @@ pub enum Learning<T> {
     },
 }
 
-/// Holds the first GOP until the next IDR (or until it spans [`MAX_LEARN_90K`]).
+/// Holds the first GOP until the next IDR (or until it spans [`MAX_LEARN_90K`], or holds
+/// [`MAX_LEARN_FRAMES`]).
 #[derive(Debug)]
 pub struct KeyFrameLearner<T> {
     /// The frames held with their capture times (µs), from the first IDR on.
@@ -97,7 +101,7 @@ impl<T> KeyFrameLearner<T> {
             return Learning::Held;
         };
         let span_90k = captured_us.saturating_sub(first_us) * CLOCK_90K / 1_000_000;
-        if is_idr || span_90k >= MAX_LEARN_90K {
+        if is_idr || span_90k >= MAX_LEARN_90K || self.held.len() >= MAX_LEARN_FRAMES {
             // For an IDR the held frames are one GOP; at the limit, the GOP is at least that.
             let frames_per_key_frame = self.held.len() as u32;
             let last_us = self.held.last().map_or(first_us, |&(at, _)| at);
@@ -112,8 +116,11 @@ impl<T> KeyFrameLearner<T> {
                 last_us - first_us
             };
             let fps = fps_of(spacing_frames, spacing_span_us);
+            // Learning cut short by a limit: the interval is at least the longest learned.
+            let interval_90k = if is_idr { span_90k } else { MAX_LEARN_90K };
             let timing = KeyFrameTiming {
-                key_frame_interval_90k: span_90k.clamp(1, MAX_LEARN_90K),
+                key_frame_interval_90k: interval_90k
+                    .clamp(CLOCK_90K / u64::from(fps), MAX_LEARN_90K),
                 frames_per_key_frame,
                 fps,
             };
@@ -149,7 +156,9 @@ pub fn passthrough_timing(
     let configured_90k = (segment_seconds.max(0.0) * CLOCK_90K as f64) as u64;
     // As many GOPs as fit in the configured length (1 % slack for measuring), at least one.
     let gops = ((configured_90k + configured_90k / 100) / learned.key_frame_interval_90k).max(1);
-    let frames_per_segment = u32::try_from(gops * gop_frames).unwrap_or(u32::MAX);
+    // Never more than the longest interval learned, whatever the measurements said.
+    let max_frames = MAX_LEARN_90K * u64::from(fps) / CLOCK_90K;
+    let frames_per_segment = u32::try_from((gops * gop_frames).min(max_frames)).unwrap_or(1);
     let frames_per_part =
         ((part_seconds * f64::from(fps)).round() as u32).clamp(1, frames_per_segment);
     HlsTiming::new(
@@ -209,6 +218,26 @@ mod tests {
         assert_eq!(timing.key_frame_interval_90k, MAX_LEARN_90K);
         assert_eq!(timing.fps, 25);
         assert_eq!(frames, 251, "10 s of frames, then the one that reached it");
+    }
+
+    #[test]
+    fn a_clock_that_stands_still_holds_a_bounded_number_of_frames() {
+        let mut learner = KeyFrameLearner::default();
+        let mut held = 0;
+        for n in 0..MAX_LEARN_FRAMES as u64 + 10 {
+            match learner.push(n, n == 0, 1_000_000) {
+                Learning::Held => held += 1,
+                Learning::Learned { frames, timing } => {
+                    assert_eq!(frames.len(), MAX_LEARN_FRAMES + 1);
+                    assert_eq!(held, MAX_LEARN_FRAMES);
+                    let derived = passthrough_timing(timing, 1.0, 0.2, 6);
+                    assert!(derived.target_duration_s <= 10, "{derived:?}");
+                    return;
+                }
+                Learning::Dropped(_) => panic!("frame {n} dropped"),
+            }
+        }
+        panic!("held without end");
     }
 
     #[test]

@@ -539,6 +539,7 @@ impl H264Thread {
                     counters
                         .frames_passed_through
                         .fetch_add(1, Ordering::Relaxed);
+                    counters.rate.tick();
                 }
                 self.store.apply(outcome.events);
             }
