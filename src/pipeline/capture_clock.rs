@@ -10,6 +10,11 @@
 //! time, and so does one that comes more than half an interval early (a source faster than
 //! configured): media time keeps matching PROGRAM-DATE-TIME to within a frame interval. Times
 //! never go backwards, even when the wall clock does.
+//!
+//! A source's own H.264 loses no frame on its way (every access unit is a picture the next
+//! ones may refer to), so lateness there is arrival jitter, not a lost frame: its clock
+//! ([`CaptureClock::tolerant`]) keeps the grid for frames up to a given time late or early,
+//! and only a pause or drift beyond that moves it.
 
 use std::time::SystemTime;
 
@@ -24,6 +29,10 @@ pub struct CaptureClock {
     anchor: (u64, u64),
     frames: u64,
     last_pts_90k: Option<u64>,
+    /// A frame this late or later moves the grid; `None`: one frame interval.
+    late_limit_90k: Option<u64>,
+    /// A frame more than this early moves the grid; `None`: half a frame interval.
+    early_limit_90k: Option<u64>,
 }
 
 impl CaptureClock {
@@ -34,6 +43,18 @@ impl CaptureClock {
             anchor: (0, 0),
             frames: 0,
             last_pts_90k: None,
+            late_limit_90k: None,
+            early_limit_90k: None,
+        }
+    }
+
+    /// A clock that keeps the grid for frames up to `tolerance_90k` late or early (at least
+    /// the default limits).
+    pub fn tolerant(fps: u32, tolerance_90k: u64) -> Self {
+        Self {
+            late_limit_90k: Some(tolerance_90k),
+            early_limit_90k: Some(tolerance_90k),
+            ..Self::new(fps)
         }
     }
 
@@ -49,8 +70,11 @@ impl CaptureClock {
         let earliest = self.last_pts_90k.map_or(0, |last| last + 1);
         let lateness_90k = captured_90k - i128::from(on_grid);
         let interval = i128::from(interval_90k);
-        // At most half an interval early, and less than a whole one late.
-        let fits_the_grid = lateness_90k * 2 >= -interval && lateness_90k < interval;
+        // At most half an interval early, and less than a whole one late (or the tolerance).
+        let late_limit = i128::from(self.late_limit_90k.unwrap_or(interval_90k)).max(interval);
+        let early_limit =
+            i128::from(self.early_limit_90k.unwrap_or(interval_90k / 2)).max(interval / 2);
+        let fits_the_grid = lateness_90k >= -early_limit && lateness_90k < late_limit;
         let pts = if fits_the_grid && on_grid >= earliest {
             on_grid
         } else {
@@ -128,6 +152,24 @@ mod tests {
                 "frame {n}: {pts} vs {captured_90k}"
             );
         }
+    }
+
+    #[test]
+    fn a_tolerant_clock_keeps_the_grid_through_arrival_jitter_and_bursts() {
+        let mut clock = CaptureClock::tolerant(25, 45_000);
+        // Frames held up for 300 ms, then arriving in a burst: still one interval apart.
+        let arrivals_ms = [0, 40, 80, 380, 381, 382, 383, 384, 385, 386, 400, 440];
+        for (n, ms) in arrivals_ms.into_iter().enumerate() {
+            assert_eq!(
+                clock.pts_90k(at_us(ms * 1000)),
+                n as u64 * 3600,
+                "frame {n}"
+            );
+        }
+        // A pause longer than the tolerance moves the grid.
+        let resumed = clock.pts_90k(at_us(2_000_000));
+        assert!(resumed.abs_diff(180_000) <= 1, "{resumed}");
+        assert_eq!(clock.pts_90k(at_us(2_040_000)), resumed + 3600);
     }
 
     #[test]

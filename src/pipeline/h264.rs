@@ -246,6 +246,11 @@ impl Running {
     }
 }
 
+/// How late or early a source's access unit may arrive and keep its place on the frame grid:
+/// pipes and networks deliver in bursts, and no frame is lost on the way (a lost one shows as
+/// a gap in `seq`), so only a pause or drift beyond this moves the grid.
+const ARRIVAL_JITTER_90K: u64 = CLOCK_90K / 2;
+
 /// The state of a source's own H.264 on its way to the segmenter.
 #[derive(Default)]
 struct Passthrough {
@@ -515,10 +520,13 @@ impl H264Thread {
         let Some(segmenter) = self.segmenter.as_mut() else {
             return;
         };
-        let (clock, offset_90k) = self
-            .passthrough
-            .clock
-            .get_or_insert_with(|| (CaptureClock::new(segmenter.settings().fps), frame.pts_90k));
+        let (clock, offset_90k) = self.passthrough.clock.get_or_insert_with(|| {
+            let fps = segmenter.settings().fps;
+            (
+                CaptureClock::tolerant(fps, ARRIVAL_JITTER_90K),
+                frame.pts_90k,
+            )
+        });
         let pts_90k = *offset_90k + clock.pts_90k(frame.captured_at);
         let info = UnitInfo {
             seq: frame.seq,
