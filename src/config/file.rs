@@ -467,7 +467,7 @@ impl Resolver<'_> {
                 format!(
                     "format: only a pipe, FIFO or command source takes a format; `{}` makes \
                      its own pictures",
-                    written.as_ref()
+                    mask_secrets(written.as_ref())
                 ),
             )),
         }
@@ -767,11 +767,16 @@ h264_bitrate = 800000
                  carries mjpeg",
             ),
             (
-                "[[streams]]\nname = \"a\"\nsource = \"rtsp://admin:hunter2@cam/1\"\n".into(),
-                "cams.toml:3:10: source: unknown source `rtsp://admin:***@cam/1` (supported: \
-                 test, camera:N, camera:/dev/videoN, pipe:yuv420p, pipe:mjpeg, \
-                 pipe:h264, pipe:FORMAT:/path/to/fifo, exec:COMMAND, \
-                 exec:FORMAT:COMMAND)",
+                "[[streams]]\nname = \"a\"\nsource = \"rtsps://admin:hunter2@cam/1\"\n".into(),
+                "cams.toml:3:10: source: `rtsps://admin:***@cam/1`: rtsps:// (RTSP over TLS) is \
+                 not supported; the camera's plain rtsp:// address works (usually port 554)",
+            ),
+            (
+                "[[streams]]\nname = \"a\"\nsource = \"rtsp://admin:hunter2@cam/1\"\n\
+                 format = \"mjpeg\"\n"
+                    .into(),
+                "cams.toml:4:10: format: only a pipe, FIFO or command source takes a format; \
+                 `rtsp://admin:***@cam/1` makes its own pictures",
             ),
             (
                 "[[streams]]\nname = \"a\"\n".into(),

@@ -571,7 +571,7 @@ mod tests {
     #[test]
     fn a_bad_source_is_refused_without_its_password() {
         for source in [
-            "rtsp://admin:hunter2@cam/x",
+            "rtsps://admin:hunter2@cam/x",
             "exec:ffmpeg -i \"rtsp://admin:hunter2@cam/x",
         ] {
             let error = Config::try_parse_from(["framecast", "--source", source])

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::capture_clock::CaptureClock;
+use super::capture_clock::{CaptureClock, Placement};
 use crate::error::Error;
 use crate::frame::{Frame, FrameSize, Pixels};
 use crate::hub::{Hub, SourceState};
@@ -290,7 +290,7 @@ impl Supervisor {
             .placeholder
             .render(reason.headline(), &reason.to_string(), captured_at);
         let frame = Frame::from_i420(0, 0, captured_at, self.settings.size, Bytes::from(i420));
-        self.publish(frame);
+        self.publish_placed(frame, false);
         self.next_placeholder_at += self.frame_interval;
         if self.next_placeholder_at < now {
             // Fell behind (a long open attempt): carry on from now rather than burst.
@@ -298,11 +298,23 @@ impl Supervisor {
         }
     }
 
-    /// Numbers the frame on the supervisor's continuous timeline and hands it to the hub.
-    fn publish(&mut self, mut frame: Frame) {
+    /// Numbers the frame on the supervisor's continuous timeline and hands it to the hub; a
+    /// frame that comes before the timeline has room for it (a source faster than configured)
+    /// is dropped, unless it is an H.264 picture, which the ones after it need.
+    fn publish(&mut self, frame: Frame) {
+        self.publish_placed(frame, true);
+    }
+
+    /// [`Self::publish`]; `from_source`: the frame came from the source (a placeholder, made
+    /// here at the configured rate, is never thinned).
+    fn publish_placed(&mut self, mut frame: Frame, from_source: bool) {
+        let droppable = from_source && !matches!(frame.pixels, Pixels::H264(_));
+        let Placement::At { pts_90k } = self.clock.place(frame.captured_at, droppable) else {
+            return;
+        };
         self.frames_published += 1;
         frame.seq = self.frames_published;
-        frame.pts_90k = self.clock.pts_90k(frame.captured_at);
+        frame.pts_90k = pts_90k;
         self.hub.publish_frame(Arc::new(frame));
     }
 
@@ -398,7 +410,7 @@ fn spawn_reader(
 mod tests {
     use super::*;
     use std::collections::VecDeque;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicU64, AtomicUsize};
 
     /// An opener that fails with each of `failures` in turn, then keeps failing with
     /// "not found"; it counts its calls.
@@ -423,11 +435,19 @@ mod tests {
     const SIZE: FrameSize = FrameSize::new(160, 120);
     const FPS: u32 = 50;
 
+    /// A source frame, captured a frame interval after the one made before it (the tests
+    /// run faster than real time; a source delivering faster than its rate is thinned).
     fn frame(value: u8) -> Frame {
+        static MADE: AtomicU64 = AtomicU64::new(0);
+        let made = MADE.fetch_add(1, Ordering::Relaxed);
+        // Far ahead of the placeholders' real capture times, so frames never come early.
+        let captured_at = SystemTime::now()
+            + Duration::from_secs(3600)
+            + Duration::from_secs(1) / FPS * u32::try_from(made).unwrap_or(u32::MAX);
         Frame::from_i420(
             0,
             0,
-            SystemTime::now(),
+            captured_at,
             SIZE,
             Bytes::from(vec![value; SIZE.i420_len()]),
         )

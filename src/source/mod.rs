@@ -1,5 +1,5 @@
-//! Frame sources: the test pattern, cameras, pipes (standard input or a FIFO) and commands
-//! framecast runs, and what `--source` names them by.
+//! Frame sources: the test pattern, cameras, pipes (standard input or a FIFO), commands
+//! framecast runs and RTSP cameras, and what `--source` names them by.
 //!
 //! A [`Source`] delivers frames, blocking until the next one; an [`Opener`] makes a fresh
 //! source (for reopening after a failure). `pipeline::supervisor` runs them on threads of
@@ -11,6 +11,7 @@ pub mod exec;
 pub mod h264_pipe;
 pub mod pipe;
 pub mod redact;
+pub mod rtsp;
 pub mod spec;
 pub mod test_pattern;
 
@@ -124,5 +125,6 @@ pub fn opener(spec: &SourceSpec, size: FrameSize, fps: u32) -> Box<dyn Opener> {
         SourceSpec::Exec { command, format } => {
             Box::new(exec::ExecOpener::new(command.clone(), *format, size))
         }
+        SourceSpec::Rtsp(address) => Box::new(rtsp::RtspOpener::new(address.clone())),
     }
 }

@@ -2,11 +2,12 @@
 //! [`super::opener`]; the rest of the crate never parses source strings.
 //!
 //! Printed back (`Display`), a spec is what logs and `/status` show: passwords in an `exec:`
-//! command are masked there (see [`super::redact`]).
+//! command or an `rtsp://` URL are masked there (see [`super::redact`]).
 
 use std::path::PathBuf;
 
 use super::redact::mask_secrets;
+use super::rtsp::RtspAddress;
 
 /// Where frames come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,9 @@ pub enum SourceSpec {
         command: Vec<String>,
         format: PipeFormat,
     },
+    /// An RTSP camera's H.264 stream: `rtsp://[user:password@]host[:port]/path`, with `#udp`
+    /// at the end for RTP over UDP instead of interleaved in the TCP connection.
+    Rtsp(RtspAddress),
 }
 
 /// Which camera.
@@ -85,7 +89,7 @@ impl SourceSpec {
     pub fn parse(text: &str) -> Result<Self, String> {
         const SUPPORTED: &str = "test, camera:N, camera:/dev/videoN, pipe:yuv420p, pipe:mjpeg, \
                                  pipe:h264, pipe:FORMAT:/path/to/fifo, exec:COMMAND, \
-                                 exec:FORMAT:COMMAND";
+                                 exec:FORMAT:COMMAND, rtsp://host/path";
         match text.split_once(':') {
             None if text == "test" => Ok(Self::TestPattern),
             Some(("camera", rest)) if rest.starts_with('/') => {
@@ -97,6 +101,9 @@ impl SourceSpec {
                 .map_err(|_| format!("`{text}`: a camera is camera:N or camera:/dev/videoN")),
             Some(("pipe", rest)) => Self::parse_pipe(rest),
             Some(("exec", rest)) => Self::parse_exec(rest),
+            Some(("rtsp" | "rtsps", rest)) if rest.starts_with("//") => {
+                RtspAddress::parse(text).map(Self::Rtsp)
+            }
             _ => Err(format!("unknown source `{text}` (supported: {SUPPORTED})")),
         }
     }
@@ -178,6 +185,7 @@ impl std::fmt::Display for SourceSpec {
             Self::Exec { command, format } => {
                 write!(f, "exec:{format}:{}", display_command(command))
             }
+            Self::Rtsp(address) => write!(f, "{address}"),
         }
     }
 }
@@ -230,7 +238,15 @@ mod tests {
             assert_eq!(SourceSpec::parse(text), Ok(spec.clone()));
             assert_eq!(spec.to_string(), text);
         }
-        for bad in ["camera:x", "camera:", "pipe:h265", "rtsp://x", "", "tests"] {
+        for bad in [
+            "camera:x",
+            "camera:",
+            "pipe:h265",
+            "rtsps://x",
+            "rtsp:x",
+            "",
+            "tests",
+        ] {
             assert!(SourceSpec::parse(bad).is_err(), "{bad}");
         }
     }
@@ -301,7 +317,7 @@ mod tests {
                 "fifo:/tmp/x",
                 "unknown source `fifo:/tmp/x` (supported: test, camera:N, camera:/dev/videoN, \
                  pipe:yuv420p, pipe:mjpeg, pipe:h264, pipe:FORMAT:/path/to/fifo, exec:COMMAND, \
-                 exec:FORMAT:COMMAND)",
+                 exec:FORMAT:COMMAND, rtsp://host/path)",
             ),
         ] {
             assert_eq!(SourceSpec::parse(text), Err(message.to_owned()), "{text}");
@@ -343,6 +359,39 @@ mod tests {
         assert_eq!(
             spec.to_string(),
             "exec:yuv420p:cam 'http://c/s?password=*** y'"
+        );
+    }
+
+    #[test]
+    fn rtsp_cameras_parse_and_print_back_with_the_password_masked() {
+        for (text, shown) in [
+            ("rtsp://cam.local/live", "rtsp://cam.local/live"),
+            (
+                "rtsp://admin:hunter2@10.0.0.5:554/Streaming/Channels/101#udp",
+                "rtsp://admin:***@10.0.0.5:554/Streaming/Channels/101#udp",
+            ),
+            (
+                "rtsp://cam/cam/realmonitor?channel=1&subtype=0",
+                "rtsp://cam/cam/realmonitor?channel=1&subtype=0",
+            ),
+        ] {
+            let spec = SourceSpec::parse(text).unwrap();
+            assert!(matches!(spec, SourceSpec::Rtsp(_)), "{text}");
+            assert_eq!(spec.to_string(), shown);
+            assert!(!format!("{spec:?}").contains("hunter2"));
+        }
+        assert_eq!(
+            SourceSpec::parse("rtsps://u:secret@cam/live"),
+            Err(
+                "`rtsps://u:***@cam/live`: rtsps:// (RTSP over TLS) is not supported; the \
+                 camera's plain rtsp:// address works (usually port 554)"
+                    .into()
+            )
+        );
+        let rtsp = SourceSpec::parse("rtsp://cam/live").unwrap();
+        assert_eq!(
+            rtsp.with_format(PipeFormat::Mjpeg),
+            Err("a format applies to pipe: and exec: sources, not to `rtsp://cam/live`".into())
         );
     }
 }

@@ -1,0 +1,417 @@
+//! The RTSP source against a real RTSP server: gst-rtsp-server (tests/fixtures/rtsp_server.py)
+//! on loopback, encoding a test pattern with x264 (or x265). The source is driven through the
+//! crate's public API as the supervisor drives it: `Opener::open`, then `next_frame` on this
+//! thread. One test runs the real binary to see what `/status` and the log say about a
+//! refused password.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use framecast::frame::{Frame, FrameSize, Pixels};
+use framecast::media::h264::{NAL_PPS, NAL_SPS, nal_unit_type, parse_sps, split_annex_b};
+use framecast::source::rtsp::{B_FRAMES_REFUSED, RtspAddress, RtspOpener};
+use framecast::source::{Opener, Source, SourceError};
+
+const SERVER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rtsp_server.py");
+/// Debian's Python, which has python3-gi (a python3 earlier on PATH may not).
+const PYTHON: &str = "/usr/bin/python3";
+/// How long the server may take to listen.
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the test server needs, or `None` when all of it is there.
+fn missing_rtsp_server() -> Option<String> {
+    let check = "import gi\n\
+                 gi.require_version('Gst', '1.0')\n\
+                 gi.require_version('GstRtspServer', '1.0')\n\
+                 from gi.repository import Gst, GstRtspServer\n\
+                 Gst.init(None)\n\
+                 missing = [e for e in ('videotestsrc', 'x264enc', 'rtph264pay') \
+                            if Gst.ElementFactory.find(e) is None]\n\
+                 assert not missing, missing\n";
+    let ok = Command::new(PYTHON)
+        .args(["-c", check])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    (!ok).then(|| {
+        "gst-rtsp-server through python3-gi with x264enc (Debian: python3-gi \
+         gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly)"
+            .to_owned()
+    })
+}
+
+/// Whether this GStreamer has the H.265 encoder (gstreamer1.0-plugins-bad).
+fn has_x265() -> bool {
+    Command::new(PYTHON)
+        .args([
+            "-c",
+            "import gi\ngi.require_version('Gst', '1.0')\nfrom gi.repository import Gst\n\
+             Gst.init(None)\nassert Gst.ElementFactory.find('x265enc')",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The test RTSP server, killed when dropped.
+struct RtspServer {
+    child: Child,
+    port: u16,
+}
+
+impl RtspServer {
+    /// Starts the server on `port` (0: any) with the script's `args`.
+    fn start(port: u16, args: &[&str]) -> Self {
+        let mut child = Command::new(PYTHON)
+            .arg(SERVER_SCRIPT)
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the RTSP server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(port) = line.strip_prefix("PORT ") {
+                    let _ = tx.send(port.trim().parse::<u16>());
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(SERVER_START_TIMEOUT)
+            .expect("the RTSP server did not say its port")
+            .expect("the RTSP server's port");
+        Self { child, port }
+    }
+
+    fn url(&self, userinfo: &str, fragment: &str) -> String {
+        format!("rtsp://{userinfo}127.0.0.1:{}/test{fragment}", self.port)
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn open(url: &str) -> Box<dyn Source> {
+    let address = RtspAddress::parse(url).expect("an rtsp:// address");
+    RtspOpener::new(address).open().expect("open")
+}
+
+/// The next `count` frames, failing on any error.
+fn frames(source: &mut dyn Source, count: usize) -> Vec<Frame> {
+    (0..count)
+        .map(|i| {
+            source
+                .next_frame()
+                .unwrap_or_else(|e| panic!("frame {i}: {e:?}"))
+        })
+        .collect()
+}
+
+fn h264(frame: &Frame) -> (&[u8], bool) {
+    match &frame.pixels {
+        Pixels::H264(unit) => (&unit.annex_b, unit.is_idr),
+        other => panic!("not H.264: {other:?}"),
+    }
+}
+
+/// Checks what the frame doc promises: 4-byte start codes, the SPS and PPS in front of every
+/// IDR (and the size the SPS gives), presentation times from 0 and increasing; and that at
+/// least `min_idrs` IDRs came.
+fn check_frames(frames: &[Frame], size: FrameSize, min_idrs: usize) {
+    let (_, first_is_idr) = h264(&frames[0]);
+    assert!(first_is_idr, "the first frame is not an IDR");
+    assert_eq!(frames[0].pts_90k, 0);
+    for pair in frames.windows(2) {
+        assert!(pair[1].pts_90k > pair[0].pts_90k, "pts not increasing");
+        assert!(pair[1].seq > pair[0].seq);
+    }
+    let mut idrs = 0;
+    for frame in frames {
+        assert_eq!(frame.size, size);
+        let (annex_b, is_idr) = h264(frame);
+        assert!(annex_b.starts_with(&[0, 0, 0, 1]), "no 4-byte start code");
+        let nals: Vec<&[u8]> = split_annex_b(annex_b).collect();
+        if is_idr {
+            idrs += 1;
+            assert_eq!(nal_unit_type(nals[0]), Some(NAL_SPS));
+            assert_eq!(nal_unit_type(nals[1]), Some(NAL_PPS));
+            let sps = parse_sps(nals[0]).expect("SPS");
+            assert_eq!(FrameSize::new(sps.width, sps.height), size);
+            assert!(nals.iter().any(|nal| nal_unit_type(nal) == Some(5)));
+        } else {
+            assert!(nals.iter().all(|nal| nal_unit_type(nal) != Some(5)));
+        }
+    }
+    assert!(idrs >= min_idrs, "{idrs} IDRs in {} frames", frames.len());
+}
+
+/// The frames decode, all of them, at `size`: ffprobe counts what it decodes from their bytes
+/// written back to back.
+fn check_decodes(frames: &[Frame], size: FrameSize, test: &str) {
+    if !common::require_clients(&["ffprobe"], test) {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("framecast-{test}-{}.h264", std::process::id()));
+    let mut file = std::fs::File::create(&path).expect("create");
+    for frame in frames {
+        file.write_all(h264(frame).0).expect("write");
+    }
+    drop(file);
+    let (ok, stdout, stderr) = common::run_with_timeout(
+        Command::new("ffprobe").args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height,nb_read_frames",
+            "-of",
+            "csv=p=0",
+            path.to_str().expect("path"),
+        ]),
+        Duration::from_secs(30),
+    );
+    let _ = std::fs::remove_file(&path);
+    assert!(ok, "ffprobe: {stderr}");
+    assert_eq!(
+        stdout.trim(),
+        format!("{},{},{}", size.width, size.height, frames.len())
+    );
+}
+
+#[test]
+fn an_rtsp_camera_delivers_h264_frames_over_tcp_starting_with_an_idr() {
+    let test = "an_rtsp_camera_delivers_h264_frames_over_tcp_starting_with_an_idr";
+    if !common::require_prerequisite(missing_rtsp_server(), test) {
+        return;
+    }
+    let server = RtspServer::start(0, &["--size", "320x240", "--key-int-max", "15"]);
+    let mut source = open(&server.url("", ""));
+    let frames = frames(source.as_mut(), 20);
+    check_frames(&frames, FrameSize::new(320, 240), 2);
+    // 15 fps on the 90 kHz clock, from the camera's RTP timestamps.
+    assert_eq!(frames[1].pts_90k - frames[0].pts_90k, 6000);
+    check_decodes(&frames, FrameSize::new(320, 240), "rtsp_tcp");
+}
+
+#[test]
+fn udp_is_chosen_with_a_fragment_and_the_size_is_the_cropped_one() {
+    let test = "udp_is_chosen_with_a_fragment_and_the_size_is_the_cropped_one";
+    if !common::require_prerequisite(missing_rtsp_server(), test) {
+        return;
+    }
+    // 360 lines are 23 macroblock rows minus 8 cropped lines.
+    let server = RtspServer::start(0, &["--size", "640x360", "--key-int-max", "10"]);
+    let mut source = open(&server.url("", "#udp"));
+    let frames = frames(source.as_mut(), 15);
+    check_frames(&frames, FrameSize::new(640, 360), 2);
+    check_decodes(&frames, FrameSize::new(640, 360), "rtsp_udp");
+}
+
+#[test]
+fn a_new_sps_with_a_new_size_gives_the_frames_after_it_that_size() {
+    let test = "a_new_sps_with_a_new_size_gives_the_frames_after_it_that_size";
+    if !common::require_prerequisite(missing_rtsp_server(), test) {
+        return;
+    }
+    let server = RtspServer::start(
+        0,
+        &[
+            "--size",
+            "320x240",
+            "--resize-after",
+            "1",
+            "--resize-to",
+            "480x360",
+        ],
+    );
+    let mut source = open(&server.url("", ""));
+    let mut received = Vec::new();
+    // 15 fps: the size changes about 15 frames in; 150 frames bound the wait.
+    while received.len() < 150 {
+        let frame = source.next_frame().expect("a frame");
+        let resized = frame.size == FrameSize::new(480, 360);
+        received.push(frame);
+        if resized {
+            break;
+        }
+    }
+    let (last, before) = received.split_last().expect("frames");
+    assert_eq!(
+        last.size,
+        FrameSize::new(480, 360),
+        "no frame of the new size"
+    );
+    assert!(before.iter().all(|f| f.size == FrameSize::new(320, 240)));
+    check_frames(&received[..1], FrameSize::new(320, 240), 1);
+    // The first frame of the new size is an IDR behind the new SPS.
+    let (annex_b, is_idr) = h264(last);
+    assert!(is_idr);
+    let sps = split_annex_b(annex_b).next().expect("a NAL unit");
+    let sps = parse_sps(sps).expect("an SPS in front");
+    assert_eq!((sps.width, sps.height), (480, 360));
+    assert!(last.pts_90k > before.last().expect("frames before").pts_90k);
+}
+
+#[test]
+fn credentials_are_taken_from_the_url_and_a_wrong_password_is_refused_unshown() {
+    let test = "credentials_are_taken_from_the_url_and_a_wrong_password_is_refused_unshown";
+    if !common::require_prerequisite(missing_rtsp_server(), test) {
+        return;
+    }
+    let server = RtspServer::start(0, &["--user", "viewer", "--password", "s3cr%t"]);
+
+    let mut source = open(&server.url("viewer:s3cr%25t@", ""));
+    check_frames(&frames(source.as_mut(), 16), FrameSize::new(320, 240), 2);
+    drop(source);
+
+    let mut source = open(&server.url("viewer:hunter2@", ""));
+    let error = source
+        .next_frame()
+        .expect_err("a wrong password is refused");
+    let message = error.to_string();
+    assert!(
+        matches!(error, SourceError::Failed(_)),
+        "{error:?}: retried with back-off"
+    );
+    assert!(message.contains("authentication failed (401"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(!source.describe().contains("hunter2"));
+
+    let mut source = open(&server.url("", ""));
+    let message = source.next_frame().expect_err("no credentials").to_string();
+    assert!(message.contains("authentication failed (401"), "{message}");
+    assert!(message.contains("rtsp://user:password@host"), "{message}");
+}
+
+#[test]
+fn a_camera_that_goes_away_is_an_error_and_frames_come_back_after_reopening() {
+    let test = "a_camera_that_goes_away_is_an_error_and_frames_come_back_after_reopening";
+    if !common::require_prerequisite(missing_rtsp_server(), test) {
+        return;
+    }
+    let server = RtspServer::start(0, &[]);
+    let port = server.port;
+    let url = server.url("", "");
+    let address = RtspAddress::parse(&url).expect("address");
+    let mut opener = RtspOpener::new(address);
+    let mut source = opener.open().expect("open");
+    frames(source.as_mut(), 5);
+
+    drop(server);
+    // Frames already received may still come; then the loss is an error (bounded: the source
+    // gives up on a silent camera by itself).
+    let error = (0..100)
+        .find_map(|_| source.next_frame().err())
+        .expect("an error once the camera is gone");
+    assert!(
+        matches!(error, SourceError::Ended(_)),
+        "{error:?}: the supervisor reopens an ended source"
+    );
+    drop(source);
+
+    // While it is away, opening works (nothing is connected yet) and the first frame asked
+    // for says that the camera cannot be reached.
+    let mut source = opener.open().expect("open");
+    let error = source.next_frame().expect_err("the camera is away");
+    assert!(
+        matches!(error, SourceError::NotFound(_)),
+        "{error:?}: cannot reach the camera"
+    );
+    assert!(error.to_string().contains(&format!("127.0.0.1:{port}")));
+    drop(source);
+
+    let _server = RtspServer::start(port, &[]);
+    let mut source = opener.open().expect("reopen");
+    check_frames(&frames(source.as_mut(), 16), FrameSize::new(320, 240), 2);
+}
+
+#[test]
+fn a_camera_that_sends_b_frames_is_refused_with_advice() {
+    let test = "a_camera_that_sends_b_frames_is_refused_with_advice";
+    if !common::require_prerequisite(missing_rtsp_server(), test) {
+        return;
+    }
+    let server = RtspServer::start(0, &["--bframes", "2", "--key-int-max", "30"]);
+    let mut source = open(&server.url("", ""));
+    let mut delivered = 0;
+    let error = loop {
+        match source.next_frame() {
+            Ok(frame) => {
+                // Before the first B-frame only I and P frames can come, in order.
+                assert!(h264(&frame).0.starts_with(&[0, 0, 0, 1]));
+                delivered += 1;
+                assert!(delivered < 30, "no B-frame found in 30 frames");
+            }
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(error, SourceError::Unsupported(B_FRAMES_REFUSED.into()));
+    // For good: the source says so again without reading on.
+    assert_eq!(source.next_frame().err(), Some(error));
+}
+
+#[test]
+fn an_h265_camera_is_refused_by_name() {
+    let test = "an_h265_camera_is_refused_by_name";
+    if !common::require_prerequisite(missing_rtsp_server(), test) {
+        return;
+    }
+    if !common::require_prerequisite(
+        (!has_x265()).then(|| "x265enc (Debian: gstreamer1.0-plugins-bad)".to_owned()),
+        test,
+    ) {
+        return;
+    }
+    let server = RtspServer::start(0, &["--codec", "h265"]);
+    let mut source = open(&server.url("", ""));
+    let error = source.next_frame().expect_err("H.265 is refused");
+    assert!(matches!(error, SourceError::Unsupported(_)), "{error:?}");
+    assert!(
+        error.to_string().starts_with("H.265 is not supported"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_server_reports_a_refused_password_without_showing_it() {
+    let test = "the_server_reports_a_refused_password_without_showing_it";
+    if !common::require_prerequisite(missing_rtsp_server(), test) {
+        return;
+    }
+    let camera = RtspServer::start(0, &["--user", "viewer", "--password", "right"]);
+    let url = camera.url("viewer:hunter2@", "");
+    let server = common::Server::start(&["--source", &url]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let status = common::status_json(server.addr);
+        if status["source"]["last_error"].is_string() || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let last_error = status["source"]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.contains("authentication failed (401"),
+        "{status}"
+    );
+    let text = status.to_string();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("viewer:***@"), "{text}");
+    for line in server.log_lines() {
+        assert!(!line.contains("hunter2"), "{line}");
+    }
+}
