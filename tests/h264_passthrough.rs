@@ -570,3 +570,110 @@ fn on_demand_passthrough_starts_with_the_first_request() {
     let (parsed, text) = media_playlist(addr, &path);
     assert_eq!(parsed.playlist.target_duration_s, 1, "{text}");
 }
+
+// ----- RTSP ------------------------------------------------------------------------------------
+
+const RTSP_SERVER_SCRIPT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rtsp_server.py");
+/// Debian's Python, which has python3-gi (a python3 earlier on PATH may not).
+const PYTHON: &str = "/usr/bin/python3";
+
+/// What the RTSP test server needs (tests/fixtures/rtsp_server.py), or `None`.
+fn missing_rtsp_server() -> Option<String> {
+    let check = "import gi\n\
+                 gi.require_version('Gst', '1.0')\n\
+                 gi.require_version('GstRtspServer', '1.0')\n\
+                 from gi.repository import Gst, GstRtspServer\n\
+                 Gst.init(None)\n\
+                 assert Gst.ElementFactory.find('x264enc')\n";
+    let ok = Command::new(PYTHON)
+        .args(["-c", check])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    (!ok).then(|| "gst-rtsp-server through python3-gi with x264enc".to_owned())
+}
+
+/// The RTSP test server, killed when dropped.
+struct RtspServer {
+    child: Child,
+    port: u16,
+}
+
+impl RtspServer {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(PYTHON)
+            .arg(RTSP_SERVER_SCRIPT)
+            .args(["--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the RTSP server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(port) = line.strip_prefix("PORT ") {
+                    let _ = tx.send(port.trim().parse::<u16>());
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the RTSP server did not say its port")
+            .expect("the RTSP server's port");
+        Self { child, port }
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An RTSP camera's H.264 passes through the same way: no encoder, a valid playlist across
+/// reloads, and ffmpeg plays it.
+#[test]
+fn an_rtsp_camera_passes_through_to_hls() {
+    let test = "an_rtsp_camera_passes_through_to_hls";
+    if !common::require_prerequisite(missing_rtsp_server(), test)
+        || !require_clients(&["ffmpeg"], test)
+    {
+        return;
+    }
+    let camera = RtspServer::start(&["--size", "320x240", "--fps", "25", "--key-int-max", "25"]);
+    let source = format!("rtsp://127.0.0.1:{}/test", camera.port);
+    let server = Server::start(&["--source", &source, "--fps", "25", "--hls", "always"]);
+    let addr = server.addr;
+    let hls = wait_for_hls(addr, "3 segments", |h| count(h, "segments") >= 3);
+    assert_eq!(hls["passthrough"], true, "{hls}");
+    assert_eq!(count(&hls, "frames_encoded"), 0, "{hls}");
+    assert!(hls["key_frame_interval_s"].as_f64().is_some(), "{hls}");
+    let path = media_path(addr);
+    let mut previous: Option<ParsedMediaPlaylist> = None;
+    for _ in 0..5 {
+        let (parsed, text) = media_playlist(addr, &path);
+        if let Some(previous) = &previous {
+            check_update(&previous.playlist, &parsed.playlist)
+                .unwrap_or_else(|e| panic!("{e}:\n{text}"));
+        }
+        previous = Some(parsed);
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    let (ok, _, stderr) = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error"])
+            .args(["-i", &server.url("/live.m3u8")])
+            .args(["-t", "2", "-f", "null", "-"]),
+        CLIENT_TIMEOUT,
+    );
+    assert!(ok && stderr.trim().is_empty(), "ffmpeg: {stderr}");
+}

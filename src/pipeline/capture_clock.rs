@@ -67,8 +67,8 @@ impl CaptureClock {
     /// interval): for frames that are never lost on the way, only delayed.
     pub fn tolerant(fps: u32, tolerance_90k: u64) -> Self {
         let clock = Self::new(fps);
-        let tolerance = i128::from(tolerance_90k) * 1_000_000 * i128::from(clock.fps)
-            / i128::from(CLOCK_90K);
+        let tolerance =
+            i128::from(tolerance_90k) * 1_000_000 * i128::from(clock.fps) / i128::from(CLOCK_90K);
         Self {
             late_limit: tolerance.max(clock.late_limit),
             ..clock

@@ -42,7 +42,7 @@ use crate::meter::RateMeter;
 use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 
 use super::IDLE_POLL;
-use super::capture_clock::CaptureClock;
+use super::capture_clock::{CaptureClock, Placement};
 use super::hls_demand::HlsDemand;
 use super::rate_gate::{RateGate, Verdict};
 use crate::picture::block_average::average_blocks;
@@ -527,7 +527,11 @@ impl H264Thread {
                 frame.pts_90k,
             )
         });
-        let pts_90k = *offset_90k + clock.pts_90k(frame.captured_at);
+        // An H.264 picture is never dropped for coming early: it takes the next slot.
+        let Placement::At { pts_90k } = clock.place(frame.captured_at, false) else {
+            return;
+        };
+        let pts_90k = *offset_90k + pts_90k;
         let info = UnitInfo {
             seq: frame.seq,
             captured_at: frame.captured_at,

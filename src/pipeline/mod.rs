@@ -129,6 +129,7 @@ fn delivers_h264(source: &SourceSpec) -> bool {
         SourceSpec::Pipe(format)
         | SourceSpec::Fifo { format, .. }
         | SourceSpec::Exec { format, .. } => *format == PipeFormat::H264,
+        SourceSpec::Rtsp(_) => true,
         SourceSpec::TestPattern | SourceSpec::Camera(_) => false,
     }
 }
