@@ -104,20 +104,19 @@ impl<T> KeyFrameLearner<T> {
         if is_idr || span_90k >= MAX_LEARN_90K || self.held.len() >= MAX_LEARN_FRAMES {
             // For an IDR the held frames are one GOP; at the limit, the GOP is at least that.
             let frames_per_key_frame = self.held.len() as u32;
-            let last_us = self.held.last().map_or(first_us, |&(at, _)| at);
-            let spacing_frames = if is_idr {
-                frames_per_key_frame
+            let mut times: Vec<u64> = self.held.iter().map(|&(at, _)| at).collect();
+            if is_idr {
+                times.push(captured_us);
+            }
+            let fps = fps_of(&times);
+            // The GOP in frames at that rate: arrival times are bunched where a writer starts
+            // or a network stalls, frame counts are not. Cut short by a limit: at least the
+            // longest interval learned.
+            let interval_90k = if is_idr {
+                u64::from(frames_per_key_frame) * CLOCK_90K / u64::from(fps)
             } else {
-                frames_per_key_frame - 1
+                MAX_LEARN_90K
             };
-            let spacing_span_us = if is_idr {
-                captured_us - first_us
-            } else {
-                last_us - first_us
-            };
-            let fps = fps_of(spacing_frames, spacing_span_us);
-            // Learning cut short by a limit: the interval is at least the longest learned.
-            let interval_90k = if is_idr { span_90k } else { MAX_LEARN_90K };
             let timing = KeyFrameTiming {
                 key_frame_interval_90k: interval_90k
                     .clamp(CLOCK_90K / u64::from(fps), MAX_LEARN_90K),
@@ -133,12 +132,22 @@ impl<T> KeyFrameLearner<T> {
     }
 }
 
-/// Frames a second from `frames` intervals over `span_us`, rounded; 1 to [`MAX_FPS`].
-fn fps_of(frames: u32, span_us: u64) -> u32 {
-    if span_us == 0 {
+/// Frames a second from capture times (µs, in order), rounded, 1 to [`MAX_FPS`]: from the
+/// median spacing, so that a burst (a writer's start, a network stall and its catching up)
+/// does not count.
+fn fps_of(times_us: &[u64]) -> u32 {
+    let mut spacings: Vec<u64> = times_us
+        .windows(2)
+        .map(|pair| pair[1].saturating_sub(pair[0]))
+        .collect();
+    spacings.sort_unstable();
+    let Some(&median_us) = spacings.get(spacings.len() / 2) else {
+        return 1;
+    };
+    if median_us == 0 {
         return MAX_FPS;
     }
-    let fps = (u64::from(frames) * 1_000_000 + span_us / 2) / span_us;
+    let fps = (1_000_000 + median_us / 2) / median_us;
     (fps as u32).clamp(1, MAX_FPS)
 }
 
@@ -210,6 +219,26 @@ mod tests {
         let (timing, _, _) = learn(25, 12, 0);
         assert_eq!(timing.key_frame_interval_90k, 43_200);
         assert_eq!(timing.fps, 25);
+    }
+
+    #[test]
+    fn a_burst_at_the_start_does_not_shorten_the_interval() {
+        let mut learner = KeyFrameLearner::default();
+        // A 2 s GOP at 30 fps whose first 8 frames arrived at once.
+        for n in 0..61u64 {
+            let at_us = 1_000_000 + n.max(8) * 33_333;
+            match learner.push(n, n.is_multiple_of(60), at_us) {
+                Learning::Learned { timing, .. } => {
+                    assert_eq!(n, 60);
+                    assert_eq!(timing.fps, 30);
+                    assert_eq!(timing.key_frame_interval_90k, 180_000);
+                    return;
+                }
+                Learning::Held => {}
+                Learning::Dropped(_) => panic!("frame {n} dropped"),
+            }
+        }
+        panic!("never learned");
     }
 
     #[test]
