@@ -70,11 +70,16 @@ pub enum Learning<T> {
 pub struct KeyFrameLearner<T> {
     /// The frames held with their capture times (µs), from the first IDR on.
     held: Vec<(u64, T)>,
+    /// The frame rate the stream's SPS says (VUI timing), if it says one.
+    stream_fps: Option<f64>,
 }
 
 impl<T> Default for KeyFrameLearner<T> {
     fn default() -> Self {
-        Self { held: Vec::new() }
+        Self {
+            held: Vec::new(),
+            stream_fps: None,
+        }
     }
 }
 
@@ -82,6 +87,12 @@ impl<T> KeyFrameLearner<T> {
     /// Frames held now.
     pub fn held(&self) -> usize {
         self.held.len()
+    }
+
+    /// The frame rate the stream's SPS says (VUI timing): the nominal rate where the
+    /// measured one agrees, since arrival times carry the writer's and the network's jitter.
+    pub fn stream_rate(&mut self, fps: f64) {
+        self.stream_fps = Some(fps);
     }
 
     /// Forgets what is held (a frame was lost, or the source went away): learning starts
@@ -108,7 +119,7 @@ impl<T> KeyFrameLearner<T> {
             if is_idr {
                 times.push(captured_us);
             }
-            let fps = fps_of(&times);
+            let fps = nominal_fps(self.stream_fps, measured_fps(&times));
             // The GOP in frames at that rate: arrival times are bunched where a writer starts
             // or a network stalls, frame counts are not. Cut short by a limit: at least the
             // longest interval learned.
@@ -132,23 +143,31 @@ impl<T> KeyFrameLearner<T> {
     }
 }
 
-/// Frames a second from capture times (µs, in order), rounded, 1 to [`MAX_FPS`]: from the
-/// median spacing, so that a burst (a writer's start, a network stall and its catching up)
-/// does not count.
-fn fps_of(times_us: &[u64]) -> u32 {
-    let mut spacings: Vec<u64> = times_us
-        .windows(2)
-        .map(|pair| pair[1].saturating_sub(pair[0]))
-        .collect();
-    spacings.sort_unstable();
-    let Some(&median_us) = spacings.get(spacings.len() / 2) else {
+/// Frames a second from capture times (µs, in order): the mean over them, rounded, 1 to
+/// [`MAX_FPS`].
+fn measured_fps(times_us: &[u64]) -> u32 {
+    let (Some(first), Some(last)) = (times_us.first(), times_us.last()) else {
         return 1;
     };
-    if median_us == 0 {
-        return MAX_FPS;
+    let span_us = last.saturating_sub(*first);
+    let intervals = times_us.len().saturating_sub(1) as u64;
+    if span_us == 0 {
+        return if intervals == 0 { 1 } else { MAX_FPS };
     }
-    let fps = (1_000_000 + median_us / 2) / median_us;
+    let fps = (intervals * 1_000_000 + span_us / 2) / span_us;
     (fps as u32).clamp(1, MAX_FPS)
+}
+
+/// The rate the stream says (SPS VUI timing) where it agrees with the measured one to within
+/// a third (some cameras write nonsense there), else the measured one.
+fn nominal_fps(stream_fps: Option<f64>, measured: u32) -> u32 {
+    let measured_f = f64::from(measured);
+    match stream_fps {
+        Some(fps) if fps >= measured_f * 0.75 && fps <= measured_f * 4.0 / 3.0 => {
+            (fps.round() as u32).clamp(1, MAX_FPS)
+        }
+        _ => measured,
+    }
 }
 
 /// The HLS timing for a source's H.264 with `learned` key frames: see the module doc.
@@ -222,8 +241,9 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_at_the_start_does_not_shorten_the_interval() {
+    fn a_burst_at_the_start_does_not_shorten_the_interval_with_the_stream_s_rate() {
         let mut learner = KeyFrameLearner::default();
+        learner.stream_rate(30.0);
         // A 2 s GOP at 30 fps whose first 8 frames arrived at once.
         for n in 0..61u64 {
             let at_us = 1_000_000 + n.max(8) * 33_333;
@@ -239,6 +259,16 @@ mod tests {
             }
         }
         panic!("never learned");
+    }
+
+    #[test]
+    fn the_stream_s_rate_is_taken_only_where_the_measured_one_agrees() {
+        assert_eq!(nominal_fps(Some(29.97), 31), 30);
+        assert_eq!(nominal_fps(Some(25.0), 26), 25);
+        assert_eq!(nominal_fps(Some(90_000.0), 25), 25, "nonsense");
+        assert_eq!(nominal_fps(Some(12.5), 25), 25);
+        assert_eq!(nominal_fps(None, 24), 24);
+        assert_eq!(measured_fps(&[0, 40_000, 80_000, 120_000]), 25);
     }
 
     #[test]

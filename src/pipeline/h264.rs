@@ -38,6 +38,7 @@ use crate::hls::passthrough::{KeyFrameLearner, Learning, passthrough_timing};
 use crate::hls::segmenter::{Segmenter, SegmenterEvent, UnitInfo};
 use crate::hls::store::HlsStore;
 use crate::hub::{Hub, Taken};
+use crate::media::h264;
 use crate::meter::RateMeter;
 use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 
@@ -265,6 +266,13 @@ struct Passthrough {
     clock: Option<(CaptureClock, u64)>,
 }
 
+/// The frame rate the SPS in front of an IDR says (VUI timing, H.264 §E.2.1), if it says one.
+fn sps_frame_rate(annex_b: &[u8]) -> Option<f64> {
+    let sps =
+        h264::split_annex_b(annex_b).find(|nal| h264::nal_unit_type(nal) == Some(h264::NAL_SPS))?;
+    h264::parse_sps(sps).ok()?.timing?.frame_rate_hz()
+}
+
 /// Starts the H.264 thread.
 pub fn spawn(
     hub: Arc<Hub>,
@@ -468,6 +476,9 @@ impl H264Thread {
         if self.segmenter.is_some() {
             self.segment_passed(frame, annex_b);
             return;
+        }
+        if is_idr && let Some(fps) = sps_frame_rate(annex_b) {
+            self.passthrough.learner.stream_rate(fps);
         }
         let captured_us = unix_micros(frame.captured_at);
         match self
