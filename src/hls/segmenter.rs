@@ -350,7 +350,7 @@ impl Segmenter {
                     .map_or(0, |h| h.dts_90k + pts_90k.saturating_sub(h.pts_90k)),
             );
             let would_end = placed_until + self.settings.frame_interval_90k();
-            if would_end - open.start_dts_90k > self.max_segment_90k() {
+            if would_end.saturating_sub(open.start_dts_90k) > self.max_segment_90k() {
                 self.place_held(Some(pts_90k), &mut outcome.events)?;
                 self.close_segment(&mut outcome.events)?;
                 self.pending_discontinuity = true;

@@ -1,0 +1,83 @@
+//! Fuzzes HLS passthrough of a source's H.264 with arbitrary bytes: the stream is cut into
+//! access units as `pipe:h264` cuts it, the key-frame interval is learned from them, and they
+//! are segmented into a live window, as the H.264 thread does.
+//!
+//! The first input byte picks the frame spacing (1 to 256 ms, so that key-frame intervals from
+//! a frame to beyond the 10 s limit come up), the rest is the stream. Beyond "never panics",
+//! it checks that every playlist the window lists keeps the crate's rules (target duration,
+//! part target, parts, sequence numbers) and follows the one before.
+
+#![no_main]
+
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use framecast::frame::FrameSize;
+use framecast::hls::passthrough::{KeyFrameLearner, Learning, passthrough_timing};
+use framecast::hls::segmenter::{Segmenter, UnitInfo};
+use framecast::hls::window::LiveWindow;
+use framecast::media::h264_stream::{AccessUnit, AccessUnitSplitter};
+use framecast::media::playlist::{check_invariants, check_update};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&spacing_choice, stream)) = data.split_first() else {
+        return;
+    };
+    let spacing_us = (u64::from(spacing_choice) + 1) * 1000;
+    let mut splitter = AccessUnitSplitter::default();
+    let mut units = Vec::new();
+    let _ = splitter.push(stream, &mut units);
+    splitter.finish(&mut units);
+
+    let mut learner = KeyFrameLearner::default();
+    let mut segmenter: Option<(Segmenter, LiveWindow)> = None;
+    let mut previous = None;
+    let now = Instant::now();
+    for (n, unit) in units.into_iter().enumerate() {
+        let captured_us = 1_790_000_000_000_000 + n as u64 * spacing_us;
+        let is_idr = unit.is_idr;
+        let frames: Vec<(u64, AccessUnit)> = if segmenter.is_some() {
+            vec![(captured_us, unit)]
+        } else {
+            match learner.push((captured_us, unit), is_idr, captured_us) {
+                Learning::Dropped(_) | Learning::Held => continue,
+                Learning::Learned { timing, frames } => {
+                    let derived = passthrough_timing(timing, 1.0, 0.2, 6);
+                    let interval_90k = timing.key_frame_interval_90k;
+                    segmenter = Some((
+                        Segmenter::for_source_idrs(derived.segmenter, interval_90k),
+                        LiveWindow::new(derived),
+                    ));
+                    frames
+                }
+            }
+        };
+        let Some((segmenter, window)) = segmenter.as_mut() else {
+            continue;
+        };
+        for (captured_us, unit) in frames {
+            let info = UnitInfo {
+                seq: 0,
+                captured_at: UNIX_EPOCH + Duration::from_micros(captured_us),
+                size: FrameSize::new(640, 360),
+            };
+            let pts_90k = (captured_us - 1_790_000_000_000_000) * 9 / 100;
+            let Ok(outcome) = segmenter.push_annex_b(&info, &unit.annex_b, pts_90k) else {
+                continue;
+            };
+            window.apply(outcome.events, now);
+            if window.has_complete_segment() {
+                let playlist = window.playlist();
+                if let Err(error) = check_invariants(&playlist) {
+                    panic!("{error}: {playlist:?}");
+                }
+                if let Some(previous) = &previous
+                    && let Err(error) = check_update(previous, &playlist)
+                {
+                    panic!("{error}");
+                }
+                previous = Some(playlist);
+            }
+        }
+    }
+});
