@@ -1,6 +1,7 @@
 //! Fuzzes HLS passthrough of a source's H.264 with arbitrary bytes: the stream is cut into
 //! access units as `pipe:h264` cuts it, the key-frame interval is learned from them, and they
-//! are segmented into a live window, as the H.264 thread does.
+//! are segmented into a live window, as the H.264 thread does (a picture the segmenter cannot
+//! take ends the segment, as a lost one does there).
 //!
 //! The first input byte picks the frame spacing (1 to 256 ms, so that key-frame intervals from
 //! a frame to beyond the 10 s limit come up), the rest is the stream. Beyond "never panics",
@@ -33,7 +34,9 @@ fuzz_target!(|data: &[u8]| {
     let mut segmenter: Option<(Segmenter, LiveWindow)> = None;
     let mut previous = None;
     let now = Instant::now();
-    for (n, unit) in units.into_iter().enumerate() {
+    // As `pipe:h264` does, only access units that hold a picture become frames.
+    let pictures = units.into_iter().filter(|unit| unit.has_picture);
+    for (n, unit) in pictures.enumerate() {
         let captured_us = 1_790_000_000_000_000 + n as u64 * spacing_us;
         let is_idr = unit.is_idr;
         let frames: Vec<(u64, AccessUnit)> = if segmenter.is_some() {
@@ -62,10 +65,13 @@ fuzz_target!(|data: &[u8]| {
                 size: FrameSize::new(640, 360),
             };
             let pts_90k = (captured_us - 1_790_000_000_000_000) * 9 / 100;
-            let Ok(outcome) = segmenter.push_annex_b(&info, &unit.annex_b, pts_90k) else {
-                continue;
+            let events = match segmenter.push_annex_b(&info, &unit.annex_b, pts_90k) {
+                Ok(outcome) => outcome.events,
+                // As the H.264 thread does: the segment ends at a picture it cannot take, and
+                // the next IDR starts one.
+                Err(_) => segmenter.interrupt().unwrap_or_default(),
             };
-            window.apply(outcome.events, now);
+            window.apply(events, now);
             if window.has_complete_segment() {
                 let playlist = window.playlist();
                 if let Err(error) = check_invariants(&playlist) {

@@ -8,8 +8,9 @@
 //! until the next IDR, the store's timing is settled from it, and then it is segmented.
 //! Frames get regular times at the measured rate from their capture times ([`CaptureClock`]).
 //! A frame lost before this thread (a gap in `seq`: the hub's queue to it overflowed) leaves
-//! the frames after it undecodable: they are dropped until the next IDR and counted, and the
-//! frame before the gap lasts until the IDR, as for any lost frame. Raw frames that come in
+//! the frames after it undecodable: they are dropped until the next IDR and counted, the open
+//! segment ends with the frame before the gap, and the IDR starts the next one behind a
+//! discontinuity (lengthening that frame over a hole of up to a GOP would break PART-TARGET). Raw frames that come in
 //! between (the supervisor's "NO SIGNAL" placeholders while the source is down) are encoded
 //! by an encoder made for the first of them and freed when the source's H.264 is back; the
 //! new parameter sets give a new init section and a discontinuity each way, and the source's
@@ -461,8 +462,8 @@ impl H264Thread {
         }
         if gap {
             counters.frame_gaps.fetch_add(1, Ordering::Relaxed);
-            self.passthrough.awaiting_idr = true;
             self.passthrough.learner.restart();
+            self.end_segment_at_loss();
         }
         if self.passthrough.awaiting_idr {
             if !is_idr {
@@ -570,8 +571,28 @@ impl H264Thread {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
                 self.errors
                     .warn("cannot segment H.264", &error, Instant::now());
-                // Nothing after it decodes until the next IDR.
-                self.passthrough.awaiting_idr = true;
+                self.end_segment_at_loss();
+            }
+        }
+    }
+
+    /// A picture of the source's H.264 was lost: nothing after it decodes until the next
+    /// IDR. The open segment ends with the last frame placed, as at an interruption, and the
+    /// next IDR starts one behind a discontinuity, its time following the capture clock.
+    /// (Lengthening the last frame over the hole instead would take up to a whole GOP, more
+    /// than a part may last, and cutting it short would leave a part under 85 % of
+    /// PART-TARGET.)
+    fn end_segment_at_loss(&mut self) {
+        self.passthrough.awaiting_idr = true;
+        let Some(segmenter) = self.segmenter.as_mut() else {
+            return;
+        };
+        match segmenter.interrupt() {
+            Ok(events) => self.store.apply(events),
+            Err(error) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.errors
+                    .warn("cannot segment H.264", &error, Instant::now());
             }
         }
     }
@@ -1137,6 +1158,12 @@ mod tests {
         assert_eq!(playlist.target_duration_s, 1);
         let init = store.init().unwrap();
         assert_eq!((init.generation, init.size), (2, FrameSize::MIN));
+        let listed = playlist.segments.iter().filter(|s| s.discontinuity).count() as u64;
+        assert_eq!(
+            playlist.discontinuity_sequence + listed,
+            3,
+            "after the gap, before the placeholders and after them"
+        );
         // The camera's segments after its return: each one GOP, the first behind a
         // discontinuity, starting at the IDR's capture time.
         let back = playlist
