@@ -145,7 +145,7 @@ fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs
 	    -c:v libx264 -g 3 -x264-params slices=2 -f h264 -; } > $(FUZZ_CORPUS)/h264_access_units/seed-x264; \
 	fi
 	if command -v ffmpeg >/dev/null && [ ! -s $(FUZZ_CORPUS)/h264_passthrough/seed-x264 ]; then \
-	  { printf '\x27'; ffmpeg -loglevel error -f lavfi -i testsrc=size=64x48:rate=25 -frames:v 60 \
+	  { printf '\x18'; ffmpeg -loglevel error -f lavfi -i testsrc=size=64x48:rate=25 -frames:v 60 \
 	    -pix_fmt yuv420p -c:v libx264 -g 12 -bf 0 -f h264 -; } > $(FUZZ_CORPUS)/h264_passthrough/seed-x264; \
 	fi
 	# cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept

@@ -3,8 +3,8 @@
 //! are segmented into a live window, as the H.264 thread does (a picture the segmenter cannot
 //! take ends the segment, as a lost one does there).
 //!
-//! The first input byte picks the frame spacing (1 to 256 ms, so that key-frame intervals from
-//! a frame to beyond the 10 s limit come up), the rest is the stream. Beyond "never panics",
+//! The first input byte picks the frame rate (1 to 60 fps, so that key-frame intervals from a
+//! frame to beyond the 10 s limit come up), the rest is the stream. Beyond "never panics",
 //! it checks that every playlist the window lists keeps the crate's rules (target duration,
 //! part target, parts, sequence numbers) and follows the one before.
 
@@ -21,10 +21,11 @@ use framecast::media::playlist::{check_invariants, check_update};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&spacing_choice, stream)) = data.split_first() else {
+    let Some((&rate_choice, stream)) = data.split_first() else {
         return;
     };
-    let spacing_us = (u64::from(spacing_choice) + 1) * 1000;
+    // A whole number of frames a second, as the H.264 thread's frame grid makes them.
+    let fps = u64::from(rate_choice % 60) + 1;
     let mut splitter = AccessUnitSplitter::default();
     let mut units = Vec::new();
     let _ = splitter.push(stream, &mut units);
@@ -37,12 +38,13 @@ fuzz_target!(|data: &[u8]| {
     // As `pipe:h264` does, only access units that hold a picture become frames.
     let pictures = units.into_iter().filter(|unit| unit.has_picture);
     for (n, unit) in pictures.enumerate() {
-        let captured_us = 1_790_000_000_000_000 + n as u64 * spacing_us;
+        let n = n as u64;
+        let captured_us = |n: u64| 1_790_000_000_000_000 + n * 1_000_000 / fps;
         let is_idr = unit.is_idr;
         let frames: Vec<(u64, AccessUnit)> = if segmenter.is_some() {
-            vec![(captured_us, unit)]
+            vec![(n, unit)]
         } else {
-            match learner.push((captured_us, unit), is_idr, captured_us) {
+            match learner.push((n, unit), is_idr, captured_us(n)) {
                 Learning::Dropped(_) | Learning::Held => continue,
                 Learning::Learned { timing, frames } => {
                     let derived = passthrough_timing(timing, 1.0, 0.2, 6);
@@ -58,13 +60,14 @@ fuzz_target!(|data: &[u8]| {
         let Some((segmenter, window)) = segmenter.as_mut() else {
             continue;
         };
-        for (captured_us, unit) in frames {
+        for (n, unit) in frames {
             let info = UnitInfo {
                 seq: 0,
-                captured_at: UNIX_EPOCH + Duration::from_micros(captured_us),
+                captured_at: UNIX_EPOCH + Duration::from_micros(captured_us(n)),
                 size: FrameSize::new(640, 360),
             };
-            let pts_90k = (captured_us - 1_790_000_000_000_000) * 9 / 100;
+            // The frame's slot on the grid, as the thread's clock gives it.
+            let pts_90k = n * 90_000 / fps;
             let events = match segmenter.push_annex_b(&info, &unit.annex_b, pts_90k) {
                 Ok(outcome) => outcome.events,
                 // As the H.264 thread does: the segment ends at a picture it cannot take, and
