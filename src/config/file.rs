@@ -19,8 +19,8 @@ use toml::Spanned;
 use super::error::{ConfigError, Position};
 use super::settings::{
     FPS_RANGE, HLS_IDLE_STOP_SECONDS_RANGE, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE,
-    HLS_WINDOW_RANGE, HlsMode, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE, ServerLayer, Settings,
-    StreamLayer, StreamName, StreamSettings, VIEWER_STALL_SECONDS_RANGE,
+    HLS_WINDOW_RANGE, HlsMode, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE, MJPEG_FPS_RANGE,
+    ServerLayer, Settings, StreamLayer, StreamName, StreamSettings, VIEWER_STALL_SECONDS_RANGE,
 };
 use super::{parse_bitrate, parse_size};
 use crate::source::SourceSpec;
@@ -42,6 +42,7 @@ struct FileTable {
     size: Option<Spanned<String>>,
     fps: Option<Spanned<WholeNumber>>,
     jpeg_quality: Option<Spanned<WholeNumber>>,
+    mjpeg_fps: Option<Spanned<WholeNumber>>,
     drop_same_frames: Option<bool>,
     hls: Option<HlsMode>,
     h264_bitrate: Option<Spanned<BitrateText>>,
@@ -63,6 +64,7 @@ struct StreamTable {
     size: Option<Spanned<String>>,
     fps: Option<Spanned<WholeNumber>>,
     jpeg_quality: Option<Spanned<WholeNumber>>,
+    mjpeg_fps: Option<Spanned<WholeNumber>>,
     drop_same_frames: Option<bool>,
     hls: Option<HlsMode>,
     h264_bitrate: Option<Spanned<BitrateText>>,
@@ -77,6 +79,7 @@ struct StreamKeys {
     size: Option<Spanned<String>>,
     fps: Option<Spanned<WholeNumber>>,
     jpeg_quality: Option<Spanned<WholeNumber>>,
+    mjpeg_fps: Option<Spanned<WholeNumber>>,
     drop_same_frames: Option<bool>,
     hls: Option<HlsMode>,
     h264_bitrate: Option<Spanned<BitrateText>>,
@@ -244,6 +247,7 @@ impl Resolver<'_> {
                 size: file.size,
                 fps: file.fps,
                 jpeg_quality: file.jpeg_quality,
+                mjpeg_fps: file.mjpeg_fps,
                 drop_same_frames: file.drop_same_frames,
                 hls: file.hls,
                 h264_bitrate: file.h264_bitrate,
@@ -317,6 +321,7 @@ impl Resolver<'_> {
                 size: table.size,
                 fps: table.fps,
                 jpeg_quality: table.jpeg_quality,
+                mjpeg_fps: table.mjpeg_fps,
                 drop_same_frames: table.drop_same_frames,
                 hls: table.hls,
                 h264_bitrate: table.h264_bitrate,
@@ -353,6 +358,7 @@ impl Resolver<'_> {
                 .transpose()?,
             fps: self.int_in("fps", &keys.fps, FPS_RANGE)?,
             jpeg_quality: self.int_in("jpeg_quality", &keys.jpeg_quality, JPEG_QUALITY_RANGE)?,
+            mjpeg_fps: self.int_in("mjpeg_fps", &keys.mjpeg_fps, MJPEG_FPS_RANGE)?,
             drop_same_frames: keys.drop_same_frames,
             hls: keys.hls,
             h264_bitrate: keys
@@ -587,6 +593,7 @@ exit_on_eof = true
 size = "640x360"
 fps = 15
 jpeg_quality = 70
+mjpeg_fps = 5
 hls = "off"
 hls_window = 20
 
@@ -601,6 +608,7 @@ source = "camera:/dev/video2"
 size = "1920x1080"
 fps = 25
 jpeg_quality = 90
+mjpeg_fps = 12
 drop_same_frames = true
 hls = "on-demand"
 h264_bitrate = "2M"
@@ -629,6 +637,8 @@ h264_bitrate = 800000
         );
         assert_eq!(printer.hls_window, 20);
         assert!(!printer.drop_same_frames);
+        assert_eq!(printer.mjpeg_fps, Some(5), "from the top of the file");
+        assert_eq!(garage.mjpeg_fps, Some(12));
         assert_eq!(
             (garage.size, garage.fps, garage.jpeg_quality, garage.hls),
             (FrameSize::new(1920, 1080), 25, 90, HlsMode::OnDemand)
@@ -679,13 +689,13 @@ h264_bitrate = 800000
                 format!("fpss = 3\n{STREAM}"),
                 "cams.toml:1:1: unknown field `fpss`, expected one of `listen`, `jpeg_threads`, \
                  `viewer_stall_seconds`, `exit_on_eof`, `size`, `fps`, `jpeg_quality`, \
-                 `drop_same_frames`, `hls`, `h264_bitrate`, `hls_segment_seconds`, \
+                 `mjpeg_fps`, `drop_same_frames`, `hls`, `h264_bitrate`, `hls_segment_seconds`, \
                  `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, `streams`",
             ),
             (
                 format!("{STREAM}sauce = \"x\"\n"),
                 "cams.toml:4:1: unknown field `sauce`, expected one of `name`, `source`, \
-                 `format`, `size`, `fps`, `jpeg_quality`, `drop_same_frames`, `hls`, \
+                 `format`, `size`, `fps`, `jpeg_quality`, `mjpeg_fps`, `drop_same_frames`, `hls`, \
                  `h264_bitrate`, `hls_segment_seconds`, `hls_part_seconds`, `hls_window`, \
                  `hls_idle_stop_seconds`",
             ),
@@ -714,6 +724,10 @@ h264_bitrate = 800000
             (
                 format!("{STREAM}jpeg_quality = 101\n"),
                 "cams.toml:4:16: jpeg_quality: 101 is outside 1 to 100",
+            ),
+            (
+                format!("{STREAM}mjpeg_fps = 0\n"),
+                "cams.toml:4:13: mjpeg_fps: 0 is outside 1 to 120",
             ),
             (
                 format!("{STREAM}hls_segment_seconds = 0.1\n"),

@@ -28,8 +28,8 @@ use settings::{
     DEFAULT_HLS_SEGMENT_SECONDS, DEFAULT_HLS_WINDOW, DEFAULT_JPEG_QUALITY, DEFAULT_JPEG_THREADS,
     DEFAULT_LISTEN, DEFAULT_VIEWER_STALL_SECONDS, FPS_RANGE, H264_BITRATE_RANGE_BPS,
     HLS_IDLE_STOP_SECONDS_RANGE, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE,
-    HLS_WINDOW_RANGE, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE, ServerLayer, StreamLayer,
-    VIEWER_STALL_SECONDS_RANGE,
+    HLS_WINDOW_RANGE, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE, MJPEG_FPS_RANGE, ServerLayer,
+    StreamLayer, VIEWER_STALL_SECONDS_RANGE,
 };
 pub use settings::{HlsMode, ServerSettings, Settings, StreamName, StreamSettings};
 
@@ -76,6 +76,13 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_JPEG_QUALITY", default_value_t = DEFAULT_JPEG_QUALITY,
           value_parser = clap::value_parser!(u8).range(JPEG_QUALITY_RANGE))]
     pub jpeg_quality: u8,
+
+    /// At most this many JPEGs a second for /stream.mjpg and /snapshot.jpg (1 to 120); by
+    /// default every frame. An H.264 source is still decoded whole, frames are only skipped
+    /// for the JPEG encoder.
+    #[arg(long, env = "FRAMECAST_MJPEG_FPS",
+          value_parser = clap::value_parser!(u32).range(MJPEG_FPS_RANGE))]
+    pub mjpeg_fps: Option<u32>,
 
     /// JPEG encoder threads; more are used only when one cannot keep up. 0 picks one per core, up to 4.
     #[arg(long, env = "FRAMECAST_JPEG_THREADS", default_value_t = DEFAULT_JPEG_THREADS,
@@ -240,6 +247,7 @@ impl Config {
                 size: given("size").then_some(self.size),
                 fps: given("fps").then_some(self.fps),
                 jpeg_quality: given("jpeg_quality").then_some(self.jpeg_quality),
+                mjpeg_fps: given("mjpeg_fps").then_some(self.mjpeg_fps).flatten(),
                 drop_same_frames: switched_on("drop_same_frames", self.drop_same_frames),
                 hls: if switched_on("no_hls", self.no_hls).is_some() {
                     Some(HlsMode::Off)
@@ -392,6 +400,7 @@ mod tests {
         assert_eq!(config.size, FrameSize::new(1280, 720));
         assert_eq!(config.fps, 30);
         assert_eq!(config.jpeg_quality, 80);
+        assert_eq!(config.mjpeg_fps, None);
     }
 
     /// The flags `args` parse to, and which of them were given. Environment variables count
@@ -425,6 +434,8 @@ mod tests {
                 "--exit-on-eof",
                 "--hls-window",
                 "7",
+                "--mjpeg-fps",
+                "5",
             ],
         ] {
             let (flags, matches) = parse_args(args);
@@ -452,6 +463,7 @@ mod tests {
                 ),
                 (flags.h264_bitrate, flags.hls_window, flags.drop_same_frames)
             );
+            assert_eq!(stream.mjpeg_fps, flags.mjpeg_fps);
             assert_eq!(
                 (settings.server.jpeg_threads, settings.server.exit_on_eof),
                 (flags.jpeg_threads, flags.exit_on_eof)
@@ -509,6 +521,8 @@ mod tests {
             "12",
             "--jpeg-quality",
             "33",
+            "--mjpeg-fps",
+            "4",
             "--drop-same-frames",
             "--no-hls",
             "--h264-bitrate",
@@ -532,6 +546,7 @@ mod tests {
                     size: Some(FrameSize::new(320, 240)),
                     fps: Some(12),
                     jpeg_quality: Some(33),
+                    mjpeg_fps: Some(4),
                     drop_same_frames: Some(true),
                     hls: Some(HlsMode::Off),
                     h264_bitrate: Some(800_000),
@@ -549,7 +564,7 @@ mod tests {
             .filter(|arg| !not_settings.contains(&arg.get_id().as_str()))
             .count();
         assert_eq!(
-            flag_count, 15,
+            flag_count, 16,
             "a new flag needs its place in given_server_flags"
         );
     }
@@ -665,6 +680,8 @@ mod tests {
             ["framecast", "--hls-segment-seconds", "0"],
             ["framecast", "--hls-part-seconds", "x"],
             ["framecast", "--hls-window", "2"],
+            ["framecast", "--mjpeg-fps", "0"],
+            ["framecast", "--mjpeg-fps", "121"],
         ] {
             let err = Config::try_parse_from(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");

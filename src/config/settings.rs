@@ -17,6 +17,8 @@ pub const DEFAULT_FPS: u32 = 30;
 pub const FPS_RANGE: RangeInclusive<i64> = 1..=120;
 pub const DEFAULT_JPEG_QUALITY: u8 = 80;
 pub const JPEG_QUALITY_RANGE: RangeInclusive<i64> = 1..=100;
+/// The JPEG rate cap's range: as the frame rate's.
+pub const MJPEG_FPS_RANGE: RangeInclusive<i64> = 1..=120;
 /// 0 picks one thread per core, up to 4.
 pub const DEFAULT_JPEG_THREADS: u8 = 0;
 pub const JPEG_THREADS_RANGE: RangeInclusive<i64> = 0..=16;
@@ -62,6 +64,8 @@ pub struct StreamSettings {
     pub size: FrameSize,
     pub fps: u32,
     pub jpeg_quality: u8,
+    /// At most this many frames a second go to the JPEG encoders; `None`: every frame.
+    pub mjpeg_fps: Option<u32>,
     pub drop_same_frames: bool,
     pub hls: HlsMode,
     /// `None`: sized to the picture.
@@ -178,6 +182,7 @@ impl Settings {
                 size: flags.size,
                 fps: flags.fps,
                 jpeg_quality: flags.jpeg_quality,
+                mjpeg_fps: flags.mjpeg_fps,
                 drop_same_frames: flags.drop_same_frames,
                 hls: flags.hls_mode(),
                 h264_bitrate: flags.h264_bitrate,
@@ -214,6 +219,7 @@ pub struct StreamLayer {
     pub size: Option<FrameSize>,
     pub fps: Option<u32>,
     pub jpeg_quality: Option<u8>,
+    pub mjpeg_fps: Option<u32>,
     pub drop_same_frames: Option<bool>,
     pub hls: Option<HlsMode>,
     pub h264_bitrate: Option<u32>,
@@ -255,6 +261,7 @@ impl StreamLayer {
             size: self.size.or(lower.size),
             fps: self.fps.or(lower.fps),
             jpeg_quality: self.jpeg_quality.or(lower.jpeg_quality),
+            mjpeg_fps: self.mjpeg_fps.or(lower.mjpeg_fps),
             drop_same_frames: self.drop_same_frames.or(lower.drop_same_frames),
             hls: self.hls.or(lower.hls),
             h264_bitrate: self.h264_bitrate.or(lower.h264_bitrate),
@@ -273,6 +280,7 @@ impl StreamLayer {
             size: self.size.unwrap_or(DEFAULT_SIZE),
             fps: self.fps.unwrap_or(DEFAULT_FPS),
             jpeg_quality: self.jpeg_quality.unwrap_or(DEFAULT_JPEG_QUALITY),
+            mjpeg_fps: self.mjpeg_fps,
             drop_same_frames: self.drop_same_frames.unwrap_or(false),
             hls: self.hls.unwrap_or(HlsMode::Always),
             h264_bitrate: self.h264_bitrate,
@@ -324,6 +332,7 @@ mod tests {
         };
         let stream = StreamLayer {
             fps: Some(5),
+            mjpeg_fps: Some(2),
             ..Default::default()
         };
         let resolved = stream.or(file).resolve(
@@ -335,6 +344,8 @@ mod tests {
         assert_eq!(resolved.size, DEFAULT_SIZE);
         assert_eq!(resolved.hls, HlsMode::Always);
         assert_eq!(resolved.h264_bitrate, None);
+        assert_eq!(resolved.mjpeg_fps, Some(2));
+        assert_eq!(StreamLayer::default().mjpeg_fps, None, "no cap by default");
         let server = ServerLayer::default().resolve();
         assert_eq!(server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(server.viewer_stall_seconds, DEFAULT_VIEWER_STALL_SECONDS);

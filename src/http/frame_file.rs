@@ -10,13 +10,14 @@
 //! stay valid whatever happens to the file afterwards.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, IoSlice};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
 use crate::hub::PublishedJpeg;
 use crate::media::multipart::PartHeaders;
+
+use super::direct_body;
 
 /// One published frame's part, in a memfd.
 #[derive(Debug)]
@@ -42,14 +43,23 @@ impl FrameFile {
     fn write(file: File, frame: &PublishedJpeg) -> io::Result<Self> {
         file.set_len(0)?;
         let jpeg = &frame.frame.jpeg;
-        let mut at = 0;
-        for piece in [
+        let pieces = [
             &frame.full_headers[..],
             &jpeg[..],
             PartHeaders::Eager.part_end(),
-        ] {
-            file.write_all_at(piece, at)?;
-            at += piece.len() as u64;
+        ];
+        let total: usize = pieces.iter().map(|piece| piece.len()).sum();
+        // One system call for the three pieces.
+        let mut written = 0;
+        while written < total {
+            let mut slices = [IoSlice::new(&[]); 3];
+            let count = direct_body::remaining_slices(&pieces, written, &mut slices);
+            match rustix::io::pwritev(&file, &slices[..count], written as u64) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(error) => return Err(error.into()),
+            }
         }
         Ok(Self {
             index: frame.index,

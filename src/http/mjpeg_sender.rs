@@ -18,7 +18,7 @@
 use std::io::{self, IoSlice};
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -64,10 +64,20 @@ pub struct Joining {
     pub done: oneshot::Sender<io::Result<()>>,
 }
 
-/// The handle the HTTP handlers give viewers to; its threads start with the first viewer.
+/// The handle the HTTP handlers give viewers to. Its threads start as viewers come: the first
+/// with the first viewer, each next one only once every running thread has
+/// [`VIEWERS_PER_THREAD`] viewers, so a server with many streams and few viewers each runs
+/// one sender thread per watched stream.
 #[derive(Debug, Default)]
 pub struct MjpegSender {
-    threads: OnceLock<Vec<SenderThread>>,
+    threads: Mutex<SenderThreads>,
+}
+
+#[derive(Debug, Default)]
+struct SenderThreads {
+    running: Vec<SenderThread>,
+    /// One file per frame for all threads: whichever sends the frame first writes it.
+    files: Arc<FrameFileCache>,
 }
 
 /// How a handler reaches one sender thread.
@@ -79,9 +89,9 @@ struct SenderThread {
 }
 
 impl MjpegSender {
-    /// Hands `viewer` to a sender thread, starting them on first use with the stream's `hub`,
-    /// the server's `shutdown` signal and the `stall` time after which a viewer that takes
-    /// nothing is dropped. Gives the viewer back if no thread runs.
+    /// Hands `viewer` to a sender thread, starting one if needed with the stream's `hub`, its
+    /// `shutdown` signal and the `stall` time after which a viewer that takes nothing is
+    /// dropped. Gives the viewer back if no thread runs.
     pub fn join(
         &self,
         hub: &Arc<Hub>,
@@ -89,10 +99,32 @@ impl MjpegSender {
         stall: Duration,
         viewer: Joining,
     ) -> Result<(), Joining> {
-        let threads = self
-            .threads
-            .get_or_init(|| start_threads(hub, shutdown, stall));
-        let Some(thread) = pick_thread(threads) else {
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        let count = |thread: &SenderThread| thread.viewers.load(Ordering::Relaxed);
+        let with_room = threads
+            .running
+            .iter()
+            .position(|thread| count(thread) < VIEWERS_PER_THREAD);
+        let index = match with_room {
+            Some(index) => Some(index),
+            None if threads.running.len() < max_threads() => {
+                let number = threads.running.len();
+                let files = threads.files.clone();
+                match start_thread(number, hub, files, shutdown, stall) {
+                    Some(thread) => {
+                        threads.running.push(thread);
+                        Some(number)
+                    }
+                    None => None,
+                }
+            }
+            None => None,
+        }
+        .or_else(|| {
+            // Every thread is full, or no more could start: the one with the fewest viewers.
+            (0..threads.running.len()).min_by_key(|&i| count(&threads.running[i]))
+        });
+        let Some(thread) = index.and_then(|i| threads.running.get(i)) else {
             return Err(viewer);
         };
         // Counted now, so that viewers joining at once spread as they should.
@@ -106,48 +138,40 @@ impl MjpegSender {
     }
 }
 
-/// The first thread with room below [`VIEWERS_PER_THREAD`], else the one with the fewest
-/// viewers. A few viewers stay on one thread: each thread busy with a frame costs a wake-up
-/// and a cold cache, which only pays off once there are many sends to share.
-fn pick_thread(threads: &[SenderThread]) -> Option<&SenderThread> {
-    let count = |thread: &SenderThread| thread.viewers.load(Ordering::Relaxed);
-    threads
-        .iter()
-        .find(|thread| count(thread) < VIEWERS_PER_THREAD)
-        .or_else(|| threads.iter().min_by_key(|thread| count(thread)))
+/// One sender thread per core, at most [`MAX_THREADS`]: with hundreds of viewers the sends of
+/// one frame then run side by side, and the last viewer gets it sooner.
+fn max_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
 }
 
-/// Starts one sender thread per core, at most [`MAX_THREADS`]: with hundreds of viewers the
-/// sends of one frame then run side by side, and the last viewer gets it sooner.
-fn start_threads(
+/// Starts sender thread `number`.
+fn start_thread(
+    number: usize,
     hub: &Arc<Hub>,
+    files: Arc<FrameFileCache>,
     shutdown: &watch::Receiver<bool>,
     stall: Duration,
-) -> Vec<SenderThread> {
-    let count = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS));
-    // One file per frame for all threads: whichever sends the frame first writes it.
-    let files = Arc::new(FrameFileCache::default());
-    let mut threads = Vec::with_capacity(count);
-    for n in 0..count {
-        let (joins, joined) = mpsc::unbounded_channel();
-        let viewers = Arc::new(AtomicUsize::new(0));
-        let sender = Sender {
-            hub: hub.clone(),
-            files: files.clone(),
-            stall,
-            viewers: Vec::new(),
-            viewer_count: viewers.clone(),
-        };
-        let shutdown = shutdown.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("mjpeg-sender-{n}"))
-            .spawn(move || sender.run_thread(joined, shutdown));
-        match spawned {
-            Ok(_) => threads.push(SenderThread { joins, viewers }),
-            Err(error) => tracing::error!(%error, "cannot start an MJPEG sender thread"),
+) -> Option<SenderThread> {
+    let (joins, joined) = mpsc::unbounded_channel();
+    let viewers = Arc::new(AtomicUsize::new(0));
+    let sender = Sender {
+        hub: hub.clone(),
+        files,
+        stall,
+        viewers: Vec::new(),
+        viewer_count: viewers.clone(),
+    };
+    let shutdown = shutdown.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("mjpeg-sender-{number}"))
+        .spawn(move || sender.run_thread(joined, shutdown));
+    match spawned {
+        Ok(_) => Some(SenderThread { joins, viewers }),
+        Err(error) => {
+            tracing::error!(%error, "cannot start an MJPEG sender thread");
+            None
         }
     }
-    threads
 }
 
 /// The sender thread's state.
@@ -156,7 +180,7 @@ struct Sender {
     files: Arc<FrameFileCache>,
     stall: Duration,
     viewers: Vec<Viewer>,
-    /// How many viewers this thread has or is about to get, for [`pick_thread`].
+    /// How many viewers this thread has or is about to get, for [`MjpegSender::join`].
     viewer_count: Arc<AtomicUsize>,
 }
 
@@ -450,6 +474,21 @@ impl Viewer {
     }
 }
 
+/// Runs the send `send` on `socket` at once, whether or not tokio last saw the socket
+/// writable: going through tokio's readiness for every send cost more than the rare send
+/// that finds the socket full. A send that would block is told to tokio, which then forgets
+/// the socket's readiness, so that waiting for it to drain waits. Should the socket drain in
+/// between, that wake-up is missed and the next frame or timer of the sender tries again.
+fn send_now(socket: &TcpStream, mut send: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
+    let sent = send();
+    if matches!(&sent, Err(error) if error.kind() == io::ErrorKind::WouldBlock) {
+        let _ = socket.try_io(Interest::WRITABLE, || {
+            Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+        });
+    }
+    sent
+}
+
 /// How far a write got.
 enum Progress {
     Finished,
@@ -534,7 +573,7 @@ impl Outgoing {
         while self.written < total {
             let mut slices = [IoSlice::new(&[]); MAX_PIECES + 1];
             let count = direct_body::remaining_slices(&all, self.written, &mut slices);
-            let sent = socket.try_io(Interest::WRITABLE, || {
+            let sent = send_now(socket, || {
                 rustix::net::sendmsg(
                     socket,
                     &slices[..count],
@@ -558,7 +597,7 @@ impl Outgoing {
         if let Some((file, range)) = &mut self.file {
             while range.start < range.end {
                 let len = usize::try_from(range.end - range.start).unwrap_or(usize::MAX);
-                let sent = socket.try_io(Interest::WRITABLE, || {
+                let sent = send_now(socket, || {
                     let mut offset = range.start;
                     rustix::fs::sendfile(socket, file.file(), Some(&mut offset), len)
                         .map_err(io::Error::from)

@@ -138,6 +138,10 @@ struct JpegStatus {
     frames_skipped: u64,
     encode_ms_last: f64,
     encode_ms_mean: f64,
+    /// Frames held back by the stream's `mjpeg_fps` cap.
+    frames_over_cap: u64,
+    /// Decoding of an H.264 source for JPEG viewers.
+    decode: crate::hub::DecodeStatus,
 }
 
 #[derive(Debug, Serialize)]
@@ -349,6 +353,8 @@ fn describe_stream(
                 jpeg.encode_micros_total.load(Ordering::Relaxed),
                 jpeg_encoded,
             ),
+            frames_over_cap: jpeg.frames_over_cap.load(Ordering::Relaxed),
+            decode: hub.decode_status(),
         },
         hls: stream.hls.as_ref().map(|hls| {
             let c = &hls.counters;

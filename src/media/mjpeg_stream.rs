@@ -89,14 +89,18 @@ pub struct JpegInfo {
 
 /// Cuts a byte stream of concatenated JPEGs into whole JPEGs.
 ///
-/// Feed bytes with [`push`](Self::push) as they arrive, then call
+/// Feed bytes with [`push`](Self::push) as they arrive (or read them straight into
+/// [`spare`](Self::spare) and [`commit`](Self::commit) them), then call
 /// [`next_frame`](Self::next_frame) until it returns `None`. Scanning resumes where it stopped,
 /// so every byte is examined once however the stream is chunked, and the results never depend
-/// on the chunking. Once drained, the buffer holds at most `max_frame_bytes + 3` bytes (a frame
-/// up to the limit, then the start of a marker segment whose length has not arrived yet).
+/// on the chunking. Once drained, the buffer holds at most `max_frame_bytes + 3` received bytes
+/// (a frame up to the limit, then the start of a marker segment whose length has not arrived
+/// yet), and the room last asked for with [`spare`](Self::spare).
 pub struct MjpegSplitter {
-    /// Received bytes; `buf[start..]` are not yet consumed.
+    /// Received bytes in `buf[..filled]`, of which `buf[start..filled]` are not yet consumed;
+    /// after them, room already allocated and initialised for the next read.
     buf: Vec<u8>,
+    filled: usize,
     /// The first unconsumed byte: the current frame's SOI while in a frame.
     start: usize,
     /// Where scanning resumes. May lie past `buf.len()` while a marker segment's length points
@@ -105,7 +109,14 @@ pub struct MjpegSplitter {
     state: ScanState,
     max_frame_bytes: usize,
     garbage_bytes: u64,
+    /// Where each scan's entropy-coded data ended in the current frame, counted from its SOI:
+    /// [`validate_scanned`] need not look for these again. The first [`MAX_SCAN_ENDS`] only.
+    scan_ends: Vec<usize>,
 }
+
+/// Scan ends kept per frame: a baseline JPEG has one scan, a progressive one about ten; a
+/// frame of more scans is checked the long way past these.
+const MAX_SCAN_ENDS: usize = 32;
 
 /// Counts, not contents: the buffer can hold megabytes.
 impl std::fmt::Debug for MjpegSplitter {
@@ -125,8 +136,8 @@ enum Step {
     NeedMore,
     /// Moved on; scanning continues.
     Moved,
-    /// Found a frame, or an error to report.
-    Done(Result<Bytes, MjpegError>),
+    /// Found a frame (where it lies in the buffer), or an error to report.
+    Done(Result<std::ops::Range<usize>, MjpegError>),
 }
 
 /// Where in a JPEG's structure the splitter is (T.81 §B.2.1).
@@ -144,24 +155,50 @@ impl MjpegSplitter {
     pub fn new(max_frame_bytes: usize) -> Self {
         Self {
             buf: Vec::new(),
+            filled: 0,
             start: 0,
             pos: 0,
             state: ScanState::Seek,
             max_frame_bytes,
             garbage_bytes: 0,
+            scan_ends: Vec::new(),
         }
     }
 
     /// Appends bytes from the stream.
     pub fn push(&mut self, data: &[u8]) {
-        // Drop consumed bytes once they are at least half the buffer: each byte is then moved
-        // at most about once, which keeps pushing amortised O(n).
-        if self.start > 0 && self.start >= self.buf.len() - self.start {
-            self.buf.drain(..self.start);
+        self.spare(data.len())[..data.len()].copy_from_slice(data);
+        self.commit(data.len());
+    }
+
+    /// Room for at least `len_bytes` more bytes of the stream, to read them straight into the
+    /// buffer (a read into a buffer of its own and a push would copy every byte once more);
+    /// [`commit`](Self::commit) then says how many were written.
+    pub fn spare(&mut self, len_bytes: usize) -> &mut [u8] {
+        // Drop consumed bytes once they are at least half the bytes held: each byte is then
+        // moved at most about once, which keeps appending amortised O(n).
+        if self.start > 0 && self.start >= self.filled - self.start {
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
             self.pos -= self.start;
             self.start = 0;
         }
-        self.buf.extend_from_slice(data);
+        // Zeroed once when the buffer grows, then reused read after read.
+        let wanted = self.filled + len_bytes;
+        if self.buf.len() < wanted {
+            self.buf.resize(wanted, 0);
+        }
+        &mut self.buf[self.filled..]
+    }
+
+    /// Takes the first `len_bytes` of [`spare`](Self::spare) as received (at most what it gave).
+    pub fn commit(&mut self, len_bytes: usize) {
+        self.filled = (self.filled + len_bytes).min(self.buf.len());
+    }
+
+    /// The bytes received so far.
+    fn received(&self) -> &[u8] {
+        &self.buf[..self.filled]
     }
 
     /// Bytes skipped while looking for an SOI: between frames, and after a frame dropped as
@@ -170,9 +207,15 @@ impl MjpegSplitter {
         self.garbage_bytes
     }
 
+    /// Where each scan's entropy-coded data ended in the frame [`next_frame`](Self::next_frame)
+    /// returned last (offsets in the frame), for [`validate_scanned`].
+    pub fn scan_ends(&self) -> &[usize] {
+        &self.scan_ends
+    }
+
     /// Bytes received and not yet returned or skipped: the start of a frame still arriving.
     pub fn buffered_bytes(&self) -> usize {
-        self.buf.len() - self.start
+        self.filled - self.start
     }
 
     /// The next whole JPEG, or the next error, or `None` when more bytes are needed.
@@ -180,6 +223,15 @@ impl MjpegSplitter {
     /// After an error the splitter has already moved on: a `Truncated` frame gives way to the
     /// frame that cut it short; after `TooLarge` and `Malformed` it looks for the next SOI.
     pub fn next_frame(&mut self) -> Option<Result<Bytes, MjpegError>> {
+        self.next_frame_with(Bytes::copy_from_slice)
+    }
+
+    /// [`next_frame`](Self::next_frame), with the frame's bytes kept by `keep` (which copies
+    /// them: the splitter reuses its buffer).
+    pub fn next_frame_with(
+        &mut self,
+        keep: impl FnOnce(&[u8]) -> Bytes,
+    ) -> Option<Result<Bytes, MjpegError>> {
         loop {
             let step = match self.state {
                 ScanState::Seek => self.seek_soi(),
@@ -187,7 +239,7 @@ impl MjpegSplitter {
                 ScanState::Entropy => self.step_entropy(),
             };
             if let Step::Done(outcome) = step {
-                return Some(outcome);
+                return Some(outcome.map(|frame| keep(&self.buf[frame])));
             }
             // A frame is at least as long as the part of it scanned so far. Only a segment
             // length moves `pos` past the bytes received, and that case is handled where the
@@ -206,16 +258,17 @@ impl MjpegSplitter {
     fn seek_soi(&mut self) -> Step {
         let mut at = self.start;
         loop {
-            let Some(offset) = memchr::memchr(MARKER_PREFIX, &self.buf[at..]) else {
-                self.skip_garbage_to(self.buf.len());
+            let Some(offset) = memchr::memchr(MARKER_PREFIX, &self.received()[at..]) else {
+                self.skip_garbage_to(self.filled);
                 return Step::NeedMore;
             };
             at += offset;
-            match (self.buf.get(at + 1), self.buf.get(at + 2)) {
+            match (self.received().get(at + 1), self.received().get(at + 2)) {
                 (Some(&SOI), Some(&MARKER_PREFIX)) => {
                     self.skip_garbage_to(at);
                     self.pos = at + 2;
                     self.state = ScanState::Marker;
+                    self.scan_ends.clear();
                     return Step::Moved;
                 }
                 // Too few bytes to tell: keep them for the next push.
@@ -237,7 +290,8 @@ impl MjpegSplitter {
     /// Handles the marker at `pos`.
     fn step_marker(&mut self) -> Step {
         let at = self.pos;
-        let (Some(&prefix), Some(&code)) = (self.buf.get(at), self.buf.get(at + 1)) else {
+        let (Some(&prefix), Some(&code)) = (self.received().get(at), self.received().get(at + 1))
+        else {
             return Step::NeedMore;
         };
         if prefix != MARKER_PREFIX {
@@ -250,6 +304,7 @@ impl MjpegSplitter {
                 let len_bytes = at - self.start;
                 self.start = at;
                 self.pos = at + 2;
+                self.scan_ends.clear();
                 return Step::Done(Err(MjpegError::Truncated { len_bytes }));
             }
             EOI => {
@@ -257,7 +312,7 @@ impl MjpegSplitter {
                 if end - self.start > self.max_frame_bytes {
                     return Step::Done(Err(self.too_large(self.start + self.max_frame_bytes + 1)));
                 }
-                let frame = Bytes::copy_from_slice(&self.buf[self.start..end]);
+                let frame = self.start..end;
                 self.start = end;
                 self.pos = end;
                 self.state = ScanState::Seek;
@@ -268,7 +323,9 @@ impl MjpegSplitter {
                 return Step::Done(Err(self.malformed(at, "0xFF00 outside entropy-coded data")));
             }
             _ => {
-                let (Some(&high), Some(&low)) = (self.buf.get(at + 2), self.buf.get(at + 3)) else {
+                let (Some(&high), Some(&low)) =
+                    (self.received().get(at + 2), self.received().get(at + 3))
+                else {
                     return Step::NeedMore;
                 };
                 // The length counts its own two bytes but not the marker (T.81 §B.1.1.4).
@@ -294,13 +351,13 @@ impl MjpegSplitter {
     /// Scans entropy-coded data up to the next marker that ends it.
     fn step_entropy(&mut self) -> Step {
         // While the scan header has not fully arrived, `pos` lies past the buffer.
-        let from = self.pos.min(self.buf.len());
-        let Some(offset) = memchr::memchr(MARKER_PREFIX, &self.buf[from..]) else {
-            self.pos = self.pos.max(self.buf.len());
+        let from = self.pos.min(self.filled);
+        let Some(offset) = memchr::memchr(MARKER_PREFIX, &self.received()[from..]) else {
+            self.pos = self.pos.max(self.filled);
             return Step::NeedMore;
         };
         let at = from + offset;
-        let Some(&next) = self.buf.get(at + 1) else {
+        let Some(&next) = self.received().get(at + 1) else {
             self.pos = at;
             return Step::NeedMore;
         };
@@ -312,6 +369,9 @@ impl MjpegSplitter {
             _ => {
                 self.pos = at;
                 self.state = ScanState::Marker;
+                if self.scan_ends.len() < MAX_SCAN_ENDS {
+                    self.scan_ends.push(at - self.start);
+                }
             }
         }
         Step::Moved
@@ -330,7 +390,7 @@ impl MjpegSplitter {
     /// frame's start that is already received. Where the frame is cut depends only on the
     /// bytes, never on how they were chunked, so pushes of any size give the same results.
     fn too_large(&mut self, resume: usize) -> MjpegError {
-        let resume = resume.clamp(self.start + 1, self.buf.len().max(self.start + 1));
+        let resume = resume.clamp(self.start + 1, self.filled.max(self.start + 1));
         self.start = resume;
         self.pos = resume;
         self.state = ScanState::Seek;
@@ -353,6 +413,14 @@ struct FrameHeader {
 /// extended sequential or progressive Huffman frame header, at least one scan, and EOI as its
 /// last two bytes.
 pub fn validate(jpeg: &[u8]) -> Result<JpegInfo, MjpegError> {
+    validate_scanned(jpeg, &[])
+}
+
+/// [`validate`] for a JPEG that [`MjpegSplitter`] cut out, given where it found each scan's
+/// entropy-coded data to end ([`MjpegSplitter::scan_ends`]): the check then skips that data
+/// instead of looking through it for its end a second time. An end that does not point at a
+/// marker that ends entropy-coded data is not taken; the data is looked through then.
+pub fn validate_scanned(jpeg: &[u8], scan_ends: &[usize]) -> Result<JpegInfo, MjpegError> {
     let mut walker = SegmentWalker::new(jpeg)?;
     let mut frame: Option<FrameHeader> = None;
     let mut has_huffman_tables = false;
@@ -398,7 +466,10 @@ pub fn validate(jpeg: &[u8]) -> Result<JpegInfo, MjpegError> {
                             return Err(malformed(at, "scan before the frame header"));
                         };
                         check_scan_header(at, body, frame.components)?;
-                        walker.skip_entropy_coded_data()?;
+                        match scan_ends.get(scans) {
+                            Some(&end) if walker.ends_entropy_coded_data(end) => walker.pos = end,
+                            _ => walker.skip_entropy_coded_data()?,
+                        }
                         scans += 1;
                     }
                     _ => {}
@@ -517,6 +588,17 @@ impl<'a> SegmentWalker<'a> {
     }
 
     /// Moves past entropy-coded data to the marker that ends it.
+    /// Whether `at`, not before the current position, holds a marker that ends entropy-coded
+    /// data: 0xFF, then neither a stuffed zero, a restart marker nor a fill byte (T.81 §B.1.1.5).
+    fn ends_entropy_coded_data(&self, at: usize) -> bool {
+        at >= self.pos
+            && self.jpeg.get(at) == Some(&MARKER_PREFIX)
+            && self
+                .jpeg
+                .get(at + 1)
+                .is_some_and(|&code| !matches!(code, STUFFED_ZERO | RST0..=RST7 | MARKER_PREFIX))
+    }
+
     fn skip_entropy_coded_data(&mut self) -> Result<(), MjpegError> {
         loop {
             let offset = memchr::memchr(MARKER_PREFIX, &self.jpeg[self.pos..]).ok_or(
@@ -810,6 +892,29 @@ mod tests {
     }
 
     #[test]
+    fn reading_into_spare_room_gives_the_same_frames_as_pushing() {
+        let jpegs = three_jpegs();
+        let stream = jpegs.concat();
+        let mut splitter = MjpegSplitter::new(1 << 20);
+        let mut got = Vec::new();
+        for chunk in stream.chunks(7) {
+            // More room than arrives, as with a read that returns what the pipe holds.
+            let room = splitter.spare(64);
+            assert!(room.len() >= 64);
+            room[..chunk.len()].copy_from_slice(chunk);
+            splitter.commit(chunk.len());
+            got.extend(split_all(&mut splitter));
+        }
+        assert_eq!(got, frames(&jpegs));
+        assert_eq!(splitter.buffered_bytes(), 0);
+        // Bytes offered but not committed are not part of the stream.
+        splitter.spare(16).fill(0xFF);
+        splitter.commit(0);
+        assert_eq!(splitter.buffered_bytes(), 0);
+        assert!(split_all(&mut splitter).is_empty());
+    }
+
+    #[test]
     fn every_split_point_gives_the_same_frames() {
         let jpegs = three_jpegs();
         let stream = jpegs.concat();
@@ -1036,6 +1141,58 @@ mod tests {
                 }),
                 "{subsamp:?}"
             );
+        }
+    }
+
+    /// A progressive JPEG: several scans, with DHT segments between them.
+    fn progressive_jpeg() -> Vec<u8> {
+        let rgb = test_image(64, 32, 12);
+        let mut compressor = Compressor::new().unwrap();
+        compressor.set_progressive(true).unwrap();
+        compressor
+            .compress_to_vec(Image {
+                pixels: &rgb[..],
+                width: 64,
+                pitch: 64 * 3,
+                height: 32,
+                format: PixelFormat::RGB,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn the_splitters_scan_ends_give_the_same_checks() {
+        let mut jpegs = three_jpegs();
+        jpegs.push(progressive_jpeg());
+        let mut splitter = MjpegSplitter::new(1 << 20);
+        splitter.push(&jpegs.concat());
+        for jpeg in &jpegs {
+            let frame = splitter.next_frame().unwrap().unwrap();
+            assert_eq!(&frame[..], &jpeg[..]);
+            let ends = splitter.scan_ends().to_vec();
+            // One end per scan, each at the marker after the scan's data.
+            assert!(!ends.is_empty());
+            for &end in &ends {
+                assert_eq!(jpeg[end], MARKER_PREFIX);
+                assert!(!matches!(jpeg[end + 1], STUFFED_ZERO | RST0..=RST7));
+            }
+            assert_eq!(validate_scanned(jpeg, &ends), validate(jpeg));
+        }
+        let progressive = splitter.scan_ends().len();
+        assert!(progressive > 1, "{progressive} scans");
+    }
+
+    #[test]
+    fn scan_ends_that_are_not_markers_are_not_taken() {
+        let jpeg = encode(32, 32, 5, Subsamp::Sub2x2);
+        let expected = validate(&jpeg);
+        // Inside the entropy-coded data, past the end, and before the scan: all looked past.
+        let sos = jpeg
+            .windows(2)
+            .position(|w| w == [MARKER_PREFIX, SOS])
+            .unwrap();
+        for wrong in [sos + 20, jpeg.len() + 5, 0] {
+            assert_eq!(validate_scanned(&jpeg, &[wrong]), expected, "end {wrong}");
         }
     }
 

@@ -15,6 +15,7 @@
 
 mod capture_clock;
 pub mod h264;
+pub mod h264_decode;
 pub mod hls_demand;
 pub mod jpeg;
 mod rate_gate;
@@ -65,7 +66,7 @@ impl Stream {
     /// Starts the source supervisor, the JPEG workers and, unless HLS is off, the H.264 thread.
     pub fn start(server: &ServerSettings, config: &StreamSettings) -> Result<Self, Error> {
         let hls_on = config.hls != HlsMode::Off;
-        let hub = Hub::new(hls_on);
+        let hub = Hub::with_mjpeg_fps(hls_on, config.mjpeg_fps);
         let stop = Arc::new(AtomicBool::new(false));
         let mut stream = Self {
             hub: hub.clone(),
@@ -91,6 +92,13 @@ impl Stream {
                 server.jpeg_thread_count(),
                 stop.clone(),
             )?);
+            // Started for every stream: it sleeps until the hub hands it an H.264 frame, which
+            // only a source sending H.264 does, and only while someone wants JPEGs. Started
+            // up front, it is there for the first such frame with no hand-over of its own to
+            // get wrong, at the cost of one idle thread.
+            stream
+                .threads
+                .push(h264_decode::spawn(hub.clone(), stop.clone())?);
             if hls_on {
                 let (hls, thread) = start_hls(config, hub.clone(), stop.clone())?;
                 stream.hls = Some(hls);

@@ -1,19 +1,23 @@
 //! Keeps frames flowing whatever the source does.
 //!
-//! The source runs on a reader thread of its own and hands frames over a small channel. The
-//! supervisor thread numbers them and gives them presentation times from their capture times
-//! (so `seq` and the 90 kHz timeline continue across failures),
-//! and whenever the source is down, stalled or sending garbage it publishes placeholder frames
+//! The source runs on a reader thread of its own. Frames are numbered and given presentation
+//! times from their capture times (so `seq` and the 90 kHz timeline continue across failures),
+//! and whenever the source is down, stalled or sending garbage placeholder frames are published
 //! at the configured rate instead: viewers stay connected, HLS keeps its cadence, and
 //! `/status` and `/healthz` say what is wrong. A failed source is reopened with back-off (1 s,
 //! doubling to 10 s); video resumes for connected viewers as soon as it is back.
 //!
-//! Every decision takes the time as an argument (`now`); only [`Supervisor::run`] reads the
-//! clock, so tests drive the state machine through minutes of simulated time without sleeping.
+//! The reader thread publishes each frame itself, under the supervisor's lock: handing every
+//! frame to the supervisor thread cost a thread wake-up per frame, as much CPU as the rest of
+//! the frame's way to an MJPEG viewer's socket. The supervisor thread wakes only for what is
+//! due by the clock: a stall to notice, a placeholder, a reopen.
+//!
+//! Every decision takes the time as an argument (`now`); only [`Supervisor::run`] and the
+//! reader thread read the clock, so tests drive the state machine through minutes of simulated
+//! time without sleeping.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,9 +40,9 @@ const STALL_AFTER: Duration = Duration::from_secs(1);
 /// A new picture size is taken only once it has held this long: a source that flaps between
 /// two sizes must not cut an HLS segment (a new init section) per frame.
 const SIZE_CHANGE_HOLD: Duration = Duration::from_secs(1);
-/// Frames in flight between the reader and the supervisor: enough to absorb jitter, few
-/// enough that nothing old piles up.
-const HANDOVER_FRAMES: usize = 2;
+/// The longest the supervisor thread sleeps while frames flow, so that it sees a stop soon
+/// even if the reader is stuck (a reader that is not says so at once).
+const MAX_SLEEP: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone, Copy)]
 pub struct SupervisorSettings {
@@ -70,7 +74,10 @@ struct Supervisor {
     placeholder: Placeholder,
     frame_interval: Duration,
     stall_after: Duration,
-    reader: Option<Receiver<Result<Frame, SourceError>>>,
+    /// The reader thread of the open source, by its number; `None` while no source is open.
+    /// A reader whose number is no longer here was given up on and stops.
+    reader: Option<u64>,
+    readers_started: u64,
     backoff: Duration,
     next_open_at: Option<Instant>,
     /// Why the picture is a placeholder now; `None` while the source delivers.
@@ -107,6 +114,7 @@ impl Supervisor {
             settings,
             stop,
             reader: None,
+            readers_started: 0,
             backoff: BACKOFF_START,
             next_open_at: Some(now),
             down: None,
@@ -122,31 +130,46 @@ impl Supervisor {
         }
     }
 
-    fn run(mut self) {
+    fn run(self) {
         self.hub
             .set_source_health(|h| h.description = self.opener.describe());
-        while !self.stop.load(Ordering::Relaxed) {
-            self.open_if_due(Instant::now());
-            match &self.reader {
-                Some(reader) => {
-                    let received = reader.recv_timeout(self.frame_interval);
-                    let now = Instant::now();
-                    match received {
-                        Ok(Ok(frame)) => self.on_frame(frame, now),
-                        Ok(Err(error)) => self.on_error(error, now),
-                        Err(RecvTimeoutError::Timeout) => self.on_silence(now),
-                        Err(RecvTimeoutError::Disconnected) => {
-                            self.on_error(SourceError::Failed("the source stopped".into()), now)
-                        }
-                    }
-                }
-                None => std::thread::sleep(self.sleep_before_next_event(Instant::now())),
+        let stop = self.stop.clone();
+        let shared = Arc::new(Shared {
+            supervisor: Mutex::new(self),
+            wake: Condvar::new(),
+        });
+        let mut supervisor = shared.lock();
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            supervisor.open_if_due(now, |source, number| {
+                spawn_reader(source, number, shared.clone())
+            });
+            if supervisor.reader.is_some() {
+                supervisor.on_silence(now);
             }
-            self.publish_placeholder_if_due(Instant::now());
+            supervisor.publish_placeholder_if_due(Instant::now());
+            let sleep = supervisor.sleep_before_next_event(Instant::now());
+            supervisor = match shared.wake.wait_timeout(supervisor, sleep) {
+                Ok((supervisor, _)) => supervisor,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
         }
+        // The opener goes now, on this thread, which the server waits for: it stops a command
+        // it runs. A reader still blocked in its source (holding the shared state) ends once
+        // its read returns, and publishes nothing more.
+        supervisor.reader = None;
+        let opener = std::mem::replace(&mut supervisor.opener, Box::new(Stopped));
+        drop(supervisor);
+        drop(opener);
     }
 
-    fn open_if_due(&mut self, now: Instant) {
+    /// Opens the source if it is due, and starts its reader with `start_reader` (given the
+    /// source and the reader's number; it says whether the thread started).
+    fn open_if_due(
+        &mut self,
+        now: Instant,
+        start_reader: impl FnOnce(Box<dyn Source>, u64) -> bool,
+    ) {
         let Some(at) = self.next_open_at else { return };
         if self.reader.is_some() || now < at {
             return;
@@ -161,9 +184,11 @@ impl Supervisor {
                 self.next_open_at = None;
                 self.last_frame_at = now;
                 self.reopen_after_silence = source.reopen_after_silence();
-                self.reader = spawn_reader(source, self.stop.clone());
+                self.readers_started += 1;
+                let number = self.readers_started;
+                self.reader = Some(number);
                 self.update_process_health();
-                if self.reader.is_none() {
+                if !start_reader(source, number) {
                     let error = SourceError::Failed("cannot start the reader thread".into());
                     self.on_error(error, now);
                 }
@@ -318,7 +343,18 @@ impl Supervisor {
         self.hub.publish_frame(Arc::new(frame));
     }
 
+    /// How long the supervisor thread may sleep: until the next placeholder or open attempt,
+    /// or, while a source is open and delivers, until it would count as stalled.
     fn sleep_before_next_event(&self, now: Instant) -> Duration {
+        if self.reader.is_some() && self.down.is_none() {
+            let mut until = self.last_frame_at + self.stall_after;
+            if let Some(after_silence) = self.reopen_after_silence {
+                until = until.min(self.last_frame_at + after_silence);
+            }
+            return until
+                .saturating_duration_since(now)
+                .clamp(Duration::from_millis(1), MAX_SLEEP.max(self.frame_interval));
+        }
         let mut until = self.next_placeholder_at;
         if let Some(open_at) = self.next_open_at {
             until = until.min(open_at);
@@ -384,26 +420,106 @@ impl SizeGate {
     }
 }
 
-/// Runs `source` on its own thread, sending what it delivers. The thread ends when the source
-/// fails for good, the supervisor drops the receiver, or the server stops.
-fn spawn_reader(
-    mut source: Box<dyn Source>,
-    stop: Arc<AtomicBool>,
-) -> Option<Receiver<Result<Frame, SourceError>>> {
-    let (tx, rx): (SyncSender<_>, _) = sync_channel(HANDOVER_FRAMES);
+/// The opener of a stopped stream: it opens nothing.
+struct Stopped;
+
+impl Opener for Stopped {
+    fn describe(&self) -> String {
+        "stopped".into()
+    }
+
+    fn open(&mut self) -> Result<Box<dyn Source>, SourceError> {
+        Err(SourceError::Finished("the stream has stopped".into()))
+    }
+}
+
+/// The supervisor as its two threads share it.
+struct Shared {
+    supervisor: Mutex<Supervisor>,
+    /// Wakes the supervisor thread early: the source failed, or the stream stops.
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Supervisor> {
+        self.supervisor.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Runs `source` on its own thread as reader `number`, which publishes what it delivers. The
+/// thread ends when the source fails for good, the supervisor gives up on this reader, or the
+/// server stops. Whether the thread started.
+fn spawn_reader(source: Box<dyn Source>, number: u64, shared: Arc<Shared>) -> bool {
     std::thread::Builder::new()
         .name("source-reader".into())
         .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let result = source.next_frame();
-                let fatal = matches!(&result, Err(e) if !matches!(e, SourceError::BadFrame(_)));
-                if tx.send(result).is_err() || fatal {
-                    break;
+            let mut reader = Reader {
+                source,
+                number,
+                shared,
+                finished: false,
+            };
+            reader.run();
+        })
+        .is_ok()
+}
+
+/// A reader thread's state; dropped, it tells the supervisor if it ended unexpectedly.
+struct Reader {
+    source: Box<dyn Source>,
+    number: u64,
+    shared: Arc<Shared>,
+    /// It ended as it should: the source failed for good (and said so), or the server stops.
+    finished: bool,
+}
+
+impl Reader {
+    fn run(&mut self) {
+        let stop = self.shared.lock().stop.clone();
+        while !stop.load(Ordering::Relaxed) {
+            let result = self.source.next_frame();
+            let now = Instant::now();
+            let mut supervisor = self.shared.lock();
+            if supervisor.reader != Some(self.number) {
+                // Given up on (silent for too long): a newer reader may be running.
+                self.finished = true;
+                return;
+            }
+            match result {
+                Ok(frame) => supervisor.on_frame(frame, now),
+                Err(error) => {
+                    let fatal = !matches!(error, SourceError::BadFrame(_));
+                    supervisor.on_error(error, now);
+                    drop(supervisor);
+                    // The supervisor shows the reason at once and plans the reopen.
+                    self.shared.wake.notify_one();
+                    if fatal {
+                        self.finished = true;
+                        return;
+                    }
                 }
             }
-        })
-        .ok()?;
-    Some(rx)
+        }
+        self.finished = true;
+        // The supervisor may sleep while frames flow: let it see the stop now.
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Drop for Reader {
+    /// A reader that ends otherwise (its source panicked) counts as a failed source.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut supervisor = self.shared.lock();
+        if supervisor.reader == Some(self.number) {
+            let error = SourceError::Failed("the source stopped".into());
+            supervisor.on_error(error, Instant::now());
+        }
+        drop(supervisor);
+        self.shared.wake.notify_one();
+    }
 }
 
 #[cfg(test)]
@@ -475,7 +591,7 @@ mod tests {
     fn run_idle(supervisor: &mut Supervisor, from: Instant, until: Instant) {
         let mut now = from;
         while now < until {
-            supervisor.open_if_due(now);
+            supervisor.open_if_due(now, |_, _| true);
             supervisor.publish_placeholder_if_due(now);
             now += Duration::from_millis(1);
         }
@@ -523,9 +639,8 @@ mod tests {
         let start = Instant::now();
         let at = |ms: u64| start + Duration::from_millis(ms);
         let (mut supervisor, opens) = supervisor(false, start);
-        // A source that is open: its reader is this channel.
-        let (_tx, rx) = sync_channel(HANDOVER_FRAMES);
-        supervisor.reader = Some(rx);
+        // A source that is open, read by reader 1.
+        supervisor.reader = Some(1);
         supervisor.next_open_at = None;
         for ms in 0..5 {
             supervisor.on_frame(frame(1), at(ms * 20));
@@ -559,8 +674,7 @@ mod tests {
         let start = Instant::now();
         let at = |ms: u64| start + Duration::from_millis(ms);
         let (mut supervisor, opens) = supervisor(false, start);
-        let (_tx, rx) = sync_channel(HANDOVER_FRAMES);
-        supervisor.reader = Some(rx);
+        supervisor.reader = Some(1);
         supervisor.next_open_at = None;
         supervisor.reopen_after_silence = Some(crate::source::REOPEN_SILENT_AFTER);
         supervisor.on_frame(frame(1), at(0));
@@ -571,9 +685,9 @@ mod tests {
         assert!(supervisor.reader.is_some(), "stalled, not yet given up");
         supervisor.on_silence(at(5_000));
         assert!(supervisor.reader.is_none(), "given up after 5 s of silence");
-        supervisor.open_if_due(at(5_999));
+        supervisor.open_if_due(at(5_999), |_, _| true);
         assert_eq!(opens.load(Ordering::Relaxed), 0);
-        supervisor.open_if_due(at(6_000));
+        supervisor.open_if_due(at(6_000), |_, _| true);
         assert_eq!(opens.load(Ordering::Relaxed), 1);
     }
 
@@ -581,8 +695,7 @@ mod tests {
     fn a_source_ended_for_good_is_not_reopened() {
         let start = Instant::now();
         let (mut supervisor, opens) = supervisor(false, start);
-        let (_tx, rx) = sync_channel(HANDOVER_FRAMES);
-        supervisor.reader = Some(rx);
+        supervisor.reader = Some(1);
         supervisor.next_open_at = None;
         supervisor.on_frame(frame(1), start);
         let ended = SourceError::Finished("standard input has ended for good".into());
@@ -683,6 +796,114 @@ mod tests {
         let mut f = h264_frame(SIZE, false);
         supervisor.mark_repeat(&mut f);
         assert!(!f.repeats_previous);
+    }
+
+    /// A source that sends one frame, then blocks until `release` is dropped; or, with
+    /// `panics`, panics at its second frame.
+    struct ScriptedSource {
+        sent: bool,
+        release: std::sync::mpsc::Receiver<()>,
+        panics: bool,
+    }
+
+    impl Source for ScriptedSource {
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+        fn next_frame(&mut self) -> Result<Frame, SourceError> {
+            if !std::mem::replace(&mut self.sent, true) {
+                return Ok(frame(1));
+            }
+            assert!(!self.panics, "the source breaks");
+            let _ = self.release.recv();
+            Err(SourceError::Ended("released".into()))
+        }
+        fn reopen_after_silence(&self) -> Option<Duration> {
+            None
+        }
+    }
+
+    /// Opens [`ScriptedSource`]s; counts its opens.
+    struct ScriptedOpener {
+        opens: Arc<AtomicUsize>,
+        release: Option<std::sync::mpsc::Receiver<()>>,
+        panics: bool,
+    }
+
+    impl Opener for ScriptedOpener {
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+        fn open(&mut self) -> Result<Box<dyn Source>, SourceError> {
+            self.opens.fetch_add(1, Ordering::Relaxed);
+            let release = match self.release.take() {
+                Some(release) => release,
+                None => std::sync::mpsc::channel().1,
+            };
+            Ok(Box::new(ScriptedSource {
+                sent: false,
+                release,
+                panics: self.panics,
+            }))
+        }
+    }
+
+    /// Runs the supervisor threads on `opener` until `done` holds for the hub (checked every
+    /// 10 ms, for 10 s at most); whether it did.
+    fn run_until(opener: ScriptedOpener, done: impl Fn(&Hub) -> bool) -> bool {
+        let hub = Hub::new(false);
+        let settings = SupervisorSettings {
+            size: SIZE,
+            fps: FPS,
+            drop_same_frames: false,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = spawn(Box::new(opener), hub.clone(), settings, stop.clone()).unwrap();
+        let mut held = false;
+        for _ in 0..1_000 {
+            if done(&hub) {
+                held = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::Relaxed);
+        thread.join().unwrap();
+        held
+    }
+
+    #[test]
+    fn a_source_blocked_in_its_read_still_gives_placeholders() {
+        let (release, blocked) = std::sync::mpsc::channel();
+        let opener = ScriptedOpener {
+            opens: Arc::new(AtomicUsize::new(0)),
+            release: Some(blocked),
+            panics: false,
+        };
+        // The frame, then placeholders saying the source stalled.
+        let stalled = run_until(opener, |hub| {
+            let health = hub.source_health();
+            health.state == SourceState::Down
+                && health.headline.as_deref() == Some("NO SIGNAL")
+                && hub.source.frames.load(Ordering::Relaxed) >= 3
+        });
+        drop(release);
+        assert!(stalled, "no placeholders while the source was blocked");
+    }
+
+    #[test]
+    fn a_source_that_panics_is_reopened() {
+        let opens = Arc::new(AtomicUsize::new(0));
+        let opener = ScriptedOpener {
+            opens: opens.clone(),
+            release: None,
+            panics: true,
+        };
+        let reopened = run_until(opener, |hub| {
+            opens.load(Ordering::Relaxed) >= 2 && hub.source_health().reopen_attempts >= 1
+        });
+        assert!(reopened, "opened {} times", opens.load(Ordering::Relaxed));
+        assert!(opens.load(Ordering::Relaxed) >= 2);
     }
 
     #[test]

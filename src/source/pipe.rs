@@ -19,8 +19,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -38,6 +38,11 @@ const MAX_JPEG_BYTES: usize = 16 * 1024 * 1024;
 /// Bytes of non-JPEG input skipped before it is reported as a bad frame: small amounts between
 /// frames are normal (padding, a writer's stray bytes); this much means the input is not MJPEG.
 const GARBAGE_REPORT_BYTES: u64 = 64 * 1024;
+/// Buffers of earlier JPEGs kept for the next ones: a frame is let go of soon after the next
+/// arrives, so a few cover it.
+const SPARE_JPEG_BUFFERS: usize = 4;
+/// A buffer larger than this is not kept: one huge frame must not hold its memory for good.
+const MAX_SPARE_JPEG_BYTES: usize = 2 * 1024 * 1024;
 
 const END_OF_PIPE: &str = "the pipe reached its end";
 
@@ -156,7 +161,7 @@ pub fn reader(
         PipeFormat::Mjpeg => Box::new(MjpegPipe {
             input,
             splitter: MjpegSplitter::new(MAX_JPEG_BYTES),
-            chunk: vec![0; READ_CHUNK_BYTES],
+            buffers: Arc::default(),
             ended: false,
             garbage_reported: 0,
             end,
@@ -269,8 +274,9 @@ fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> Result<usize, SourceError>
 
 struct MjpegPipe {
     input: Box<dyn Read + Send>,
+    /// Bytes are read straight into its buffer.
     splitter: MjpegSplitter,
-    chunk: Vec<u8>,
+    buffers: Arc<JpegBuffers>,
     ended: bool,
     /// Skipped bytes already reported.
     garbage_reported: u64,
@@ -289,15 +295,16 @@ impl Source for MjpegPipe {
 
     fn next_frame(&mut self) -> Result<Frame, SourceError> {
         loop {
-            match self.splitter.next_frame() {
-                Some(Ok(jpeg)) => return jpeg_frame(jpeg),
+            let buffers = &self.buffers;
+            match self.splitter.next_frame_with(|jpeg| buffers.keep(jpeg)) {
+                Some(Ok(jpeg)) => return jpeg_frame_scanned(jpeg, self.splitter.scan_ends()),
                 Some(Err(error)) => return Err(SourceError::BadFrame(error.to_string())),
                 None => {}
             }
             if self.ended {
                 return Err((self.end)(END_OF_PIPE.into()));
             }
-            match self.input.read(&mut self.chunk) {
+            match self.input.read(self.splitter.spare(READ_CHUNK_BYTES)) {
                 Ok(0) => {
                     self.ended = true;
                     let left = self.splitter.buffered_bytes();
@@ -308,7 +315,7 @@ impl Source for MjpegPipe {
                     }
                 }
                 Ok(n) => {
-                    self.splitter.push(&self.chunk[..n]);
+                    self.splitter.commit(n);
                     let unreported = self.splitter.garbage_bytes() - self.garbage_reported;
                     if unreported >= GARBAGE_REPORT_BYTES {
                         self.garbage_reported += unreported;
@@ -324,10 +331,66 @@ impl Source for MjpegPipe {
     }
 }
 
+/// Buffers of JPEGs no longer held, for the next ones: a new buffer per frame went through the
+/// allocator's path for large blocks twice per frame (here, and on whichever thread let the
+/// frame go last), which cost more than copying the frame into it.
+#[derive(Debug, Default)]
+struct JpegBuffers {
+    spare: Mutex<Vec<Vec<u8>>>,
+}
+
+impl JpegBuffers {
+    /// `jpeg` copied into a spare buffer, which comes back here once the frame is let go.
+    fn keep(self: &Arc<Self>, jpeg: &[u8]) -> Bytes {
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut bytes = spare.unwrap_or_default();
+        bytes.clear();
+        bytes.extend_from_slice(jpeg);
+        Bytes::from_owner(PooledJpeg {
+            bytes,
+            home: Arc::downgrade(self),
+        })
+    }
+}
+
+/// A JPEG's bytes in a buffer that goes back to its [`JpegBuffers`] when dropped.
+struct PooledJpeg {
+    bytes: Vec<u8>,
+    home: Weak<JpegBuffers>,
+}
+
+impl AsRef<[u8]> for PooledJpeg {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for PooledJpeg {
+    fn drop(&mut self) {
+        let Some(home) = self.home.upgrade() else {
+            return;
+        };
+        if self.bytes.capacity() > MAX_SPARE_JPEG_BYTES {
+            return;
+        }
+        let mut spare = home.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < SPARE_JPEG_BUFFERS {
+            spare.push(std::mem::take(&mut self.bytes));
+        }
+    }
+}
+
 /// A validated JPEG as a passthrough frame; standard Huffman tables are added to JPEGs that
 /// rely on them (browsers cannot decode those otherwise).
 pub fn jpeg_frame(jpeg: Bytes) -> Result<Frame, SourceError> {
-    let info = mjpeg_stream::validate(&jpeg).map_err(|e| SourceError::BadFrame(e.to_string()))?;
+    jpeg_frame_scanned(jpeg, &[])
+}
+
+/// [`jpeg_frame`] for a JPEG the splitter cut out, which found where its scans end
+/// (`scan_ends`): the check need not look through its entropy-coded data again.
+fn jpeg_frame_scanned(jpeg: Bytes, scan_ends: &[usize]) -> Result<Frame, SourceError> {
+    let info = mjpeg_stream::validate_scanned(&jpeg, scan_ends)
+        .map_err(|e| SourceError::BadFrame(e.to_string()))?;
     let size = FrameSize::new(info.width, info.height);
     if info.width == 0 || info.height == 0 {
         return Err(SourceError::BadFrame("JPEG of zero size".into()));
@@ -436,6 +499,19 @@ mod tests {
             "{result:?}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_jpeg_buffer_is_reused_once_its_frame_is_let_go() {
+        let buffers = Arc::new(JpegBuffers::default());
+        let first = buffers.keep(b"first");
+        let held = buffers.keep(b"held");
+        let first_at = first.as_ptr();
+        drop(first);
+        let second = buffers.keep(b"2nd");
+        assert_eq!(second.as_ptr(), first_at, "the buffer let go is used again");
+        assert_eq!(&second[..], b"2nd");
+        assert_eq!(&held[..], b"held", "a frame still held keeps its bytes");
     }
 
     #[test]

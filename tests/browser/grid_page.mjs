@@ -60,11 +60,14 @@ async function run(result) {
     );
     result.refresh = await page.evaluate(() => document.getElementById("grid").dataset.refresh);
     if (result.refresh === "snapshot") {
-      // grid.js asks for the next snapshot once a tile has shown one, with a `t=` query.
+      // grid.js asks for the next snapshot once a tile has shown one, with a `t=` query. The
+      // current request is the last picture shown (a refresh under way is the pending one,
+      // and makes `complete` false): each tile has shown a refreshed picture once its
+      // currentSrc has `t=`.
       await page.waitForFunction(
         () =>
           [...document.querySelectorAll("#grid .tile img")].every(
-            (img) => img.currentSrc.includes("t=") && img.complete && img.naturalWidth > 0,
+            (img) => img.currentSrc.includes("t=") && img.naturalWidth > 0,
           ),
         null,
         { timeout: PICTURE_TIMEOUT_MS, polling: 100 },

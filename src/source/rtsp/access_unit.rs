@@ -36,6 +36,10 @@ pub enum AccessUnitError {
     /// A B slice: the camera reorders pictures.
     #[error("the access unit holds a B slice")]
     BSlice,
+    /// A NAL unit with a start code inside or a zero last byte, which H.264 rules out
+    /// (§7.4.1: emulation prevention) and Annex B cannot carry: it would be cut apart.
+    #[error("a NAL unit holds a start code or ends in a zero byte")]
+    Malformed,
 }
 
 /// Converts `sample` (NAL units behind 4-byte big-endian lengths) to Annex B, with `sps` and
@@ -53,9 +57,13 @@ pub fn annex_b_unit(sample: &[u8], sps: &[u8], pps: &[u8]) -> Result<AnnexBUnit,
         }
         let (nal, after) = after.split_at(length);
         rest = after;
-        if !nal.is_empty() {
-            nals.push(nal);
+        if nal.is_empty() {
+            continue;
         }
+        if nal.last() == Some(&0) || nal.windows(3).any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2) {
+            return Err(AccessUnitError::Malformed);
+        }
+        nals.push(nal);
     }
 
     let mut is_idr = false;
@@ -87,6 +95,26 @@ pub fn annex_b_unit(sample: &[u8], sps: &[u8], pps: &[u8]) -> Result<AnnexBUnit,
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_nal_unit_that_annex_b_would_cut_apart_is_refused() {
+        use super::*;
+        let sps = [0x67, 0x42];
+        let pps = [0x68, 0xCE];
+        for nal in [
+            &[0x41, 0x9A, 0x00, 0x00, 0x01, 0x09][..],
+            &[0x41, 0x9A, 0x00, 0x00, 0x00, 0x07],
+            &[0x41, 0x9A, 0x05, 0x00],
+        ] {
+            let mut sample = (nal.len() as u32).to_be_bytes().to_vec();
+            sample.extend_from_slice(nal);
+            assert_eq!(
+                annex_b_unit(&sample, &sps, &pps),
+                Err(AccessUnitError::Malformed),
+                "{nal:02x?}"
+            );
+        }
+    }
+
     use super::*;
 
     // NAL units small enough to read as bytes. Slice headers (H.264 §7.3.3) begin with

@@ -255,7 +255,7 @@ impl RtspSource {
                 return Err(self.refuse(SourceError::Unsupported(B_FRAMES_REFUSED.into())));
             }
             Err(AccessUnitError::NoSlice) => return Ok(None),
-            Err(e @ AccessUnitError::Truncated) => {
+            Err(e @ (AccessUnitError::Truncated | AccessUnitError::Malformed)) => {
                 self.waiting_for_idr = true;
                 return Err(SourceError::BadFrame(format!(
                     "a broken frame from the camera: {e}"
