@@ -114,13 +114,15 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 
 # Every parser of outside bytes is fuzzed: the MJPEG pipe splitter, the playlist parser and
 # renderer (round trips), the H.264 SPS parser, the Annex B access-unit splitter, the RTSP
-# access-unit conversion, the H.264 decoder for JPEG viewers. Each target runs for FUZZ_SECONDS,
-# so `make test` (20 s each) spends two minutes here. Each starts from generated seeds in fuzz/corpus/<target>:
+# access-unit conversion, the H.264 decoder for JPEG viewers, and HLS passthrough of a source's
+# H.264 (playlist rules). Each target runs for FUZZ_SECONDS, so `make test` (20 s each) spends
+# two and a half minutes here. Each starts from generated seeds in fuzz/corpus/<target>:
 # real MJPEG (its first byte picks the push size); the playlists of the renderer's case table
 # (written by an ignored unit test); libx264 Annex-B streams whose SPSs reach the deep fields
 # (cropping, 4:4:4 with scaling lists, interlaced, VUI timing).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := mjpeg_stream playlist_roundtrip h264_sps h264_access_units rtsp_access_unit h264_decode
+FUZZ_TARGETS := mjpeg_stream playlist_roundtrip h264_sps h264_access_units rtsp_access_unit h264_decode \
+  h264_passthrough
 FUZZ_CORPUS := fuzz/corpus
 
 fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs cargo-fuzz if missing)
@@ -148,6 +150,10 @@ fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs
 	if command -v ffmpeg >/dev/null && [ ! -s $(FUZZ_CORPUS)/h264_decode/seed-x264 ]; then \
 	  ffmpeg -loglevel error -f lavfi -i testsrc=size=66x50:rate=5 -frames:v 6 -pix_fmt yuv420p \
 	    -c:v libx264 -bf 0 -g 3 -f h264 $(FUZZ_CORPUS)/h264_decode/seed-x264; \
+	fi
+	if command -v ffmpeg >/dev/null && [ ! -s $(FUZZ_CORPUS)/h264_passthrough/seed-x264 ]; then \
+	  { printf '\x18'; ffmpeg -loglevel error -f lavfi -i testsrc=size=64x48:rate=25 -frames:v 60 \
+	    -pix_fmt yuv420p -c:v libx264 -g 12 -bf 0 -f h264 -; } > $(FUZZ_CORPUS)/h264_passthrough/seed-x264; \
 	fi
 	# cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
 	# them. The parsers are safe Rust, so no sanitizer: coverage guidance alone, a faster build.

@@ -15,6 +15,18 @@
 //!   segmenter asks the encoder for that IDR one frame ahead ([`PushOutcome::need_idr`]), so
 //!   every segment is independent. If that frame is lost the segment ends one frame later;
 //!   its EXTINF, rounded, still never exceeds EXT-X-TARGETDURATION (RFC 8216 §4.3.3.1).
+//! - With the source's own H.264 ([`Segmenter::for_source_idrs`]) nobody can be asked for an
+//!   IDR: a segment starts at the first of the camera's IDRs that finds the open segment full
+//!   (half a key-frame interval of slack, so a camera whose IDR comes a frame early still cuts
+//!   there). The segment length is a whole number of key-frame intervals, chosen before the
+//!   first segment ([`crate::hls::passthrough`]).
+//! - A segment never outlasts EXT-X-TARGETDURATION (rounded, RFC 8216 §4.3.3.1). A frame that
+//!   is not an IDR and would take the open segment past it (a camera whose GOP grew longer
+//!   than the one learned) ends the segment before it; that frame and every one after it
+//!   until the next IDR are dropped ([`PushOutcome::dropped`]), and the segment the IDR opens
+//!   follows an EXT-X-DISCONTINUITY with its decode time moved on by the capture time that
+//!   passed, as after an interruption. So every segment still starts with an IDR and every
+//!   part that starts with one is INDEPENDENT; EXT-X-INDEPENDENT-SEGMENTS stays true.
 //! - Each part is one `moof` + `mdat`; a segment is its parts concatenated.
 //! - A gap longer than a part (a stalled source or encoder) cannot be one sample without
 //!   breaking PART-TARGET: such a sample is cut to the longest duration the rules allow, and
@@ -143,6 +155,16 @@ pub enum SegmenterError {
     Cmaf(#[from] CmafError),
 }
 
+/// What the segmenter needs to know of an access unit besides its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct UnitInfo {
+    /// The source frame's sequence number, for errors.
+    pub seq: u64,
+    /// Its capture time: a segment it starts carries it as PROGRAM-DATE-TIME.
+    pub captured_at: SystemTime,
+    pub size: FrameSize,
+}
+
 /// What the caller should do after a push.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PushOutcome {
@@ -150,6 +172,13 @@ pub struct PushOutcome {
     /// Make the next frame an IDR: a segment must start there (the open one is full), or the
     /// access unit was dropped because no segment is open and it was not an IDR.
     pub need_idr: bool,
+    /// The access unit was not placed: no segment is open and it is not an IDR (or no
+    /// parameter sets were seen yet), so nothing could decode it.
+    pub dropped: bool,
+    /// The open segment was ended before this access unit because it would have outlasted
+    /// EXT-X-TARGETDURATION (a GOP longer than the segment); frames are dropped until the
+    /// next IDR.
+    pub cut_long_gop: bool,
 }
 
 #[derive(Debug)]
@@ -197,6 +226,8 @@ pub struct Segmenter {
     /// before the interruption (capture time, decode time), from which the next segment's
     /// decode time follows the capture clock.
     resume_from_90k: Option<(u64, u64)>,
+    /// How far short of the segment target an IDR may come and still start the next segment.
+    idr_cut_slack_90k: u64,
 }
 
 impl Segmenter {
@@ -214,7 +245,19 @@ impl Segmenter {
             frames_placed: 0,
             last_placed_90k: None,
             resume_from_90k: None,
+            // Half a frame absorbs the one-tick rounding of frame times at rates that do not
+            // divide 90 kHz.
+            idr_cut_slack_90k: settings.frame_interval_90k() / 2,
         }
+    }
+
+    /// A segmenter for H.264 as a source made it: segments start at the source's IDRs, which
+    /// come every `key_frame_interval_90k` (measured), and `settings.frames_per_segment` is a
+    /// whole number of key-frame intervals. An IDR up to half an interval early still cuts.
+    pub fn for_source_idrs(settings: SegmenterSettings, key_frame_interval_90k: u64) -> Self {
+        let mut segmenter = Self::new(settings);
+        segmenter.idr_cut_slack_90k = segmenter.idr_cut_slack_90k.max(key_frame_interval_90k / 2);
+        segmenter
     }
 
     /// The encoder stops here (nobody wants HLS now): the held frame is placed with the
@@ -241,7 +284,26 @@ impl Segmenter {
 
     /// Takes the next encoded frame, with its capture time on the 90 kHz clock (`Frame::pts_90k`).
     pub fn push(&mut self, unit: &AccessUnit, pts_90k: u64) -> Result<PushOutcome, SegmenterError> {
-        let sample = h264::to_avcc_sample(&unit.annex_b);
+        self.push_annex_b(
+            &UnitInfo {
+                seq: unit.seq,
+                captured_at: unit.captured_at,
+                size: unit.size,
+            },
+            &unit.annex_b,
+            pts_90k,
+        )
+    }
+
+    /// Takes the next access unit in Annex B form (an encoder's or the source's own), with
+    /// its capture time on the 90 kHz clock.
+    pub fn push_annex_b(
+        &mut self,
+        unit: &UnitInfo,
+        annex_b: &[u8],
+        pts_90k: u64,
+    ) -> Result<PushOutcome, SegmenterError> {
+        let sample = h264::to_avcc_sample(annex_b);
         if sample.data.is_empty() {
             return Err(SegmenterError::Empty { seq: unit.seq });
         }
@@ -272,7 +334,34 @@ impl Segmenter {
         }
         if self.track.is_none() {
             outcome.need_idr = true;
+            outcome.dropped = true;
             return Ok(outcome);
+        }
+
+        // A frame that cannot start a segment and would take the open one past
+        // EXT-X-TARGETDURATION: the segment ends before it, and frames are dropped until the
+        // next IDR (see the module doc).
+        if !sample.is_idr
+            && let Some(open) = &self.open
+        {
+            let placed_until = self.end_dts_90k.max(
+                self.held
+                    .as_ref()
+                    .map_or(0, |h| h.dts_90k + pts_90k.saturating_sub(h.pts_90k)),
+            );
+            let would_end = placed_until + self.settings.frame_interval_90k();
+            if would_end.saturating_sub(open.start_dts_90k) > self.max_segment_90k() {
+                self.place_held(Some(pts_90k), &mut outcome.events)?;
+                self.close_segment(&mut outcome.events)?;
+                self.pending_discontinuity = true;
+                if let Some(last) = self.last_placed_90k {
+                    self.resume_from_90k = Some(last);
+                }
+                outcome.cut_long_gop = true;
+                outcome.need_idr = true;
+                outcome.dropped = true;
+                return Ok(outcome);
+            }
         }
 
         // The held frame's duration runs to this one.
@@ -296,6 +385,7 @@ impl Segmenter {
         }
         let Some(open) = &self.open else {
             outcome.need_idr = true;
+            outcome.dropped = true;
             return Ok(outcome);
         };
         // Would the next frame, at the earliest, find this segment full? Then it must be an IDR.
@@ -309,11 +399,16 @@ impl Segmenter {
         Ok(outcome)
     }
 
-    /// Whether a frame at `dts_90k` belongs to the next segment. Half a frame of slack absorbs
-    /// the one-tick rounding of frame times at rates that do not divide 90 kHz.
+    /// Whether an IDR at `dts_90k` starts the next segment (see `idr_cut_slack_90k`).
     fn segment_full(&self, open: &OpenSegment, dts_90k: u64) -> bool {
-        let slack = self.settings.frame_interval_90k() / 2;
-        dts_90k.saturating_sub(open.start_dts_90k) + slack >= self.settings.segment_target_90k()
+        dts_90k.saturating_sub(open.start_dts_90k) + self.idr_cut_slack_90k
+            >= self.settings.segment_target_90k()
+    }
+
+    /// The longest a segment may last: its EXTINF rounded to the nearest second (a half
+    /// rounding up) is at most EXT-X-TARGETDURATION (RFC 8216 §4.3.3.1).
+    fn max_segment_90k(&self) -> u64 {
+        self.settings.target_duration_s() * CLOCK_90K + CLOCK_90K / 2 - 1
     }
 
     /// Puts the held frame into the part being built, lasting until `next_pts_90k` (the
@@ -334,7 +429,7 @@ impl Segmenter {
         // (RFC 8216 §4.3.3.1: EXTINF rounded to the nearest integer is at most the target
         // duration, so a segment stays under it plus half a second.)
         let segment_room = self.open.as_ref().map_or(u64::MAX, |open| {
-            (self.settings.target_duration_s() * CLOCK_90K + CLOCK_90K / 2 - 1)
+            self.max_segment_90k()
                 .saturating_sub(held.dts_90k - open.start_dts_90k)
         });
         let duration_90k = gap.min(part_target).min(segment_room).max(1);
@@ -440,6 +535,7 @@ pub(crate) mod tests {
     use crate::frame::{Frame, Pixels, from_unix_micros};
     use crate::source::TestPattern;
     use mp4_atom::{Decode, Moof};
+    use std::time::Instant;
 
     const SETTINGS: SegmenterSettings = SegmenterSettings {
         fps: 30,
@@ -933,5 +1029,215 @@ pub(crate) mod tests {
                 ..
             }
         )));
+    }
+    /// A source's H.264, replayed: one IDR (with SPS and PPS) and one P access unit of a
+    /// small picture, encoded once. The segmenter never decodes, so repeating them is a valid
+    /// stream for it.
+    pub(crate) fn source_units() -> (Vec<u8>, Vec<u8>) {
+        let size = FrameSize::MIN;
+        let mut encoder = H264Encoder::new(H264Settings {
+            fps: 25,
+            bitrate_bps: 100_000,
+            frames_per_idr: 1000,
+        })
+        .unwrap();
+        let mut pattern = TestPattern::new(size, 25);
+        let idr = encoder.encode(&frame(&mut pattern, size, 0)).unwrap();
+        let p = encoder.encode(&frame(&mut pattern, size, 1)).unwrap();
+        assert!(idr.is_idr && !p.is_idr);
+        (idr.annex_b, p.annex_b)
+    }
+
+    /// A camera at `fps` with an IDR at each frame number `is_idr` says.
+    struct Camera {
+        fps: u64,
+        idr: Vec<u8>,
+        p: Vec<u8>,
+    }
+
+    impl Camera {
+        fn new(fps: u64) -> Self {
+            let (idr, p) = source_units();
+            Self { fps, idr, p }
+        }
+
+        fn captured_us(&self, n: u64) -> u64 {
+            BASE_UNIX_US + n * 1_000_000 / self.fps
+        }
+
+        /// Frame `n`: its capture time (µs), presentation time and bytes.
+        fn frame(&self, n: u64, is_idr: bool) -> (u64, u64, &[u8]) {
+            let pts_90k = n * CLOCK_90K / self.fps;
+            let bytes = if is_idr { &self.idr } else { &self.p };
+            (self.captured_us(n), pts_90k, bytes)
+        }
+    }
+
+    /// What pushing a camera's frames through the learner and segmenter into a window made.
+    struct SourceRun {
+        timing: crate::hls::store::HlsTiming,
+        events: Vec<SegmenterEvent>,
+        playlists: Vec<crate::media::playlist::MediaPlaylist>,
+        dropped: Vec<u64>,
+        long_gop_cuts: usize,
+    }
+
+    /// Learns the key-frame interval from the first GOP, as the H.264 thread does, then
+    /// segments every frame into a live window, checking the playlist's rules after each
+    /// frame once it lists a segment, and each playlist against the one before.
+    fn run_source(camera: &Camera, frames: &[(u64, bool)], segment_s: f64) -> SourceRun {
+        use crate::hls::passthrough::{KeyFrameLearner, Learning, passthrough_timing};
+        use crate::hls::window::LiveWindow;
+        use crate::media::playlist::{check_invariants, check_update};
+        let mut learner = KeyFrameLearner::default();
+        let mut rest = frames.iter();
+        let (timing, key_frame_interval_90k, held) = loop {
+            let &(n, is_idr) = rest.next().expect("learned");
+            if let Learning::Learned { timing, frames } =
+                learner.push(n, is_idr, camera.captured_us(n))
+            {
+                let derived = passthrough_timing(timing, segment_s, 0.2, 6);
+                break (derived, timing.key_frame_interval_90k, frames);
+            }
+        };
+        let idrs: Vec<u64> = frames.iter().filter(|f| f.1).map(|f| f.0).collect();
+        let mut segmenter = Segmenter::for_source_idrs(timing.segmenter, key_frame_interval_90k);
+        let mut window = LiveWindow::new(timing);
+        let mut run = SourceRun {
+            timing,
+            events: Vec::new(),
+            playlists: Vec::new(),
+            dropped: Vec::new(),
+            long_gop_cuts: 0,
+        };
+        let now = Instant::now();
+        let order = held
+            .into_iter()
+            .chain(rest.map(|f| f.0))
+            .collect::<Vec<_>>();
+        for n in order {
+            let (captured_us, pts_90k, bytes) = camera.frame(n, idrs.contains(&n));
+            let info = UnitInfo {
+                seq: n + 1,
+                captured_at: from_unix_micros(captured_us),
+                size: FrameSize::MIN,
+            };
+            let outcome = segmenter.push_annex_b(&info, bytes, pts_90k).unwrap();
+            if outcome.dropped {
+                run.dropped.push(n);
+            }
+            run.long_gop_cuts += usize::from(outcome.cut_long_gop);
+            window.apply(outcome.events.clone(), now);
+            run.events.extend(outcome.events);
+            if window.has_complete_segment() {
+                let playlist = window.playlist();
+                check_invariants(&playlist).unwrap_or_else(|e| panic!("frame {n}: {e}"));
+                if let Some(previous) = run.playlists.last() {
+                    check_update(previous, &playlist).unwrap_or_else(|e| panic!("frame {n}: {e}"));
+                }
+                run.playlists.push(playlist);
+            }
+        }
+        run
+    }
+
+    /// Every part is INDEPENDENT exactly when its first sample is an IDR, and every sample
+    /// marked as a sync sample is one of the camera's IDRs.
+    fn assert_independent_only_on_idrs(events: &[SegmenterEvent]) {
+        for segment in segments(events) {
+            for (index, (_, samples, _, independent)) in segment.parts.iter().enumerate() {
+                assert_eq!(*independent, samples[0].1, "{} part {index}", segment.msn);
+            }
+            assert!(
+                segment.parts.first().is_none_or(|p| p.3),
+                "starts with an IDR"
+            );
+        }
+    }
+
+    #[test]
+    fn source_idrs_cut_segments_for_intervals_from_half_a_second_to_ten() {
+        // (fps, frames per GOP, configured segment length) → segment frames, TARGETDURATION
+        let cases = [
+            (25, 12, 1.0, 24, 1),
+            (30, 15, 1.0, 30, 1),
+            (25, 50, 1.0, 50, 2),
+            (25, 50, 4.0, 100, 4),
+            (25, 250, 1.0, 250, 10),
+        ];
+        for (fps, gop, segment_s, segment_frames, target_s) in cases {
+            let camera = Camera::new(fps);
+            // Joined mid-GOP, then nine segments' worth.
+            let frames: Vec<(u64, bool)> = (gop / 2..gop / 2 + 9 * segment_frames)
+                .map(|n: u64| (n, n.is_multiple_of(gop)))
+                .collect();
+            let run = run_source(&camera, &frames, segment_s);
+            let case = format!("{fps} fps, GOP {gop}");
+            assert_eq!(
+                run.timing.segmenter.frames_per_segment, segment_frames as u32,
+                "{case}"
+            );
+            assert_eq!(run.timing.target_duration_s, target_s, "{case}");
+            assert_eq!(run.long_gop_cuts, 0, "{case}");
+            assert_eq!(run.dropped, Vec::<u64>::new(), "{case}");
+            let seen = segments(&run.events);
+            assert!(seen.len() >= 7, "{case}: {} segments", seen.len());
+            for segment in seen.iter().filter(|s| s.duration_90k.is_some()) {
+                assert_eq!(
+                    segment.duration_90k,
+                    Some(segment_frames * CLOCK_90K / fps),
+                    "{case}: segment {} is its GOPs",
+                    segment.msn
+                );
+                for part in &segment.parts {
+                    assert!(part.2 <= run.timing.part_target_90k(), "{case}");
+                }
+            }
+            assert_independent_only_on_idrs(&run.events);
+            let last = run.playlists.last().unwrap();
+            assert_eq!(last.segments.len(), 6, "{case}");
+            assert!(last.independent_segments);
+        }
+    }
+
+    #[test]
+    fn a_gop_longer_than_the_segment_is_cut_and_the_rest_dropped_until_the_next_idr() {
+        let camera = Camera::new(25);
+        // A 2 s GOP learned, then one GOP of 5 s, then 2 s again.
+        let mut idrs = vec![0, 50, 100, 150, 275];
+        idrs.extend((1..8).map(|k| 275 + 50 * k));
+        let frames: Vec<(u64, bool)> = (0..640).map(|n| (n, idrs.contains(&n))).collect();
+        let run = run_source(&camera, &frames, 1.0);
+        assert_eq!(run.timing.target_duration_s, 2);
+        assert_eq!(run.long_gop_cuts, 1);
+        // The segment from frame 150 ends before it would round above 2 s: at 2.48 s, frame
+        // 212 being its last; 213 to 274 are dropped.
+        assert_eq!(run.dropped, (212..275).collect::<Vec<u64>>());
+        let seen = segments(&run.events);
+        let cut = seen.iter().find(|s| s.msn == 3).unwrap();
+        assert_eq!(cut.duration_90k, Some(62 * 3600));
+        let after = &seen[4];
+        assert_eq!(
+            after.pdt_unix_ms,
+            camera.captured_us(275) / 1000,
+            "PROGRAM-DATE-TIME is the IDR's capture time"
+        );
+        assert!(
+            run.events.iter().any(|e| matches!(
+                e,
+                SegmenterEvent::SegmentStart {
+                    msn: 4,
+                    discontinuity: true,
+                    ..
+                }
+            )),
+            "the dropped frames leave a hole: a discontinuity"
+        );
+        assert_eq!(
+            after.parts[0].0,
+            275 * 3600,
+            "decode time follows the capture clock"
+        );
+        assert_independent_only_on_idrs(&run.events);
     }
 }

@@ -52,11 +52,12 @@ struct Shared {
     /// judges HLS by.
     started_at: Instant,
     last_part_at: Option<Instant>,
+    /// Whether the timing is final; a source's own H.264 settles it from its key frames.
+    timing_settled: bool,
 }
 
 #[derive(Debug)]
 pub struct HlsStore {
-    timing: HlsTiming,
     shared: Mutex<Shared>,
     /// Bumped when the playlist changes (an init section, a part, a segment's start or end):
     /// what blocked playlist and part requests wait for.
@@ -68,22 +69,51 @@ pub struct HlsStore {
 
 impl HlsStore {
     pub fn new(timing: HlsTiming) -> Self {
+        Self::with_timing(timing, true)
+    }
+
+    /// A store whose timing is `provisional` until [`Self::settle_timing`] (a source's own
+    /// H.264: its key-frame interval decides EXT-X-TARGETDURATION). Until then nothing is
+    /// published, and requests waiting for the first segment wait as long as the provisional
+    /// timing says.
+    pub fn unsettled(provisional: HlsTiming) -> Self {
+        Self::with_timing(provisional, false)
+    }
+
+    fn with_timing(timing: HlsTiming, timing_settled: bool) -> Self {
         Self {
-            timing,
             shared: Mutex::new(Shared {
                 window: LiveWindow::new(timing),
                 rendered: Default::default(),
                 renders: 0,
                 started_at: Instant::now(),
                 last_part_at: None,
+                timing_settled,
             }),
             changes: watch::Sender::new(0),
             frames: watch::Sender::new(0),
         }
     }
 
-    pub fn timing(&self) -> &HlsTiming {
-        &self.timing
+    /// The timing now: final once settled, and never changed after that.
+    pub fn timing(&self) -> HlsTiming {
+        *self.lock().window.timing()
+    }
+
+    /// Whether the timing is final.
+    pub fn timing_settled(&self) -> bool {
+        self.lock().timing_settled
+    }
+
+    /// Makes `timing` final, once, before anything is published; returns the timing in force
+    /// (the one settled before, if it was).
+    pub fn settle_timing(&self, timing: HlsTiming) -> HlsTiming {
+        let mut shared = self.lock();
+        if !shared.timing_settled && shared.window.set_timing(timing) {
+            shared.rendered = Default::default();
+        }
+        shared.timing_settled = true;
+        *shared.window.timing()
     }
 
     /// Something waiting for the playlist to change subscribes here.
@@ -276,7 +306,7 @@ impl HlsStore {
         &self,
         mut check: impl FnMut(&LiveWindow) -> Option<T>,
     ) -> Result<T, BlockError> {
-        let limit = self.timing.block_limit();
+        let limit = self.timing().block_limit();
         let deadline = tokio::time::Instant::now() + limit;
         let mut changes = self.subscribe();
         loop {

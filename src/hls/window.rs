@@ -183,6 +183,20 @@ impl LiveWindow {
         &self.timing
     }
 
+    /// Replaces the timing before anything was published (a source's own H.264, whose
+    /// key-frame interval decides it): EXT-X-TARGETDURATION and PART-TARGET never change
+    /// under a playlist that is out. Returns whether it was taken.
+    pub fn set_timing(&mut self, timing: HlsTiming) -> bool {
+        let untouched = self.init.is_none()
+            && self.segments.is_empty()
+            && self.open.is_none()
+            && self.retired.is_empty();
+        if untouched {
+            self.timing = timing;
+        }
+        untouched
+    }
+
     /// Applies the segmenter's events at `now`, then retires and forgets what is due.
     pub fn apply(&mut self, events: Vec<SegmenterEvent>, now: Instant) {
         for event in events {

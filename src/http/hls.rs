@@ -12,9 +12,10 @@
 //! segment, and the encoder stops a while after the last one.
 
 use actix_web::http::header::{
-    AcceptEncoding, CONTENT_ENCODING, CONTENT_TYPE, Encoding, Header, VARY,
+    AcceptEncoding, CONTENT_ENCODING, CONTENT_TYPE, Encoding, Header, HeaderValue, RETRY_AFTER,
+    VARY,
 };
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
 
 use crate::hls::names::HlsName;
@@ -45,7 +46,9 @@ pub async fn multivariant(stream: Served) -> Result<HttpResponse, HttpError> {
     let hls = hls_of(&stream)?;
     let _demand = hls.demand.hold();
     // CODECS and BANDWIDTH are measured, never guessed: they need the first segment.
-    wait_for_first_segment(&hls.store).await?;
+    if let Err(unavailable) = wait_for_first_segment(&hls.store).await {
+        return Ok(unavailable);
+    }
     let media_uri = format!("hls/{}/{}", stream.instance_id, HlsName::MediaPlaylist);
     let playlist = hls
         .store
@@ -93,7 +96,9 @@ pub async fn resource(req: HttpRequest, stream: Served) -> Result<HttpResponse, 
 
 async fn media_playlist(req: &HttpRequest, store: &HlsStore) -> Result<HttpResponse, HttpError> {
     let request = reload::parse_query(req.query_string())?;
-    wait_for_first_segment(store).await?;
+    if let Err(unavailable) = wait_for_first_segment(store).await {
+        return Ok(unavailable);
+    }
     if let Some((msn, part)) = request.target {
         store.wait_for_playlist((msn, part)).await.map_err(|e| {
             let part = part.map_or(String::new(), |p| format!(" _HLS_part={p}"));
@@ -139,14 +144,34 @@ async fn part(store: &HlsStore, msn: u64, index: usize) -> Result<Option<Bytes>,
         .map_err(|e| HttpError::from(e).context(format_args!("part {msn}.{index}")))
 }
 
+/// How long a client is asked to wait (`Retry-After`) while the key-frame interval of a
+/// source's own H.264 is still being learned: it takes one GOP, at most 10 s.
+const RETRY_WHILE_LEARNING_S: u64 = 2;
+
 /// Holds a request until the window lists a complete segment (just after start, or after an
-/// on-demand encoder started again), like a blocking reload: 503 if none comes within three
-/// target durations.
-async fn wait_for_first_segment(store: &HlsStore) -> Result<(), HttpError> {
-    store
-        .wait_for_first_segment()
-        .await
-        .map_err(|e| HttpError::from(e).context("no video yet"))
+/// on-demand encoder started again), like a blocking reload. If none comes within three
+/// target durations: a 503 with `Retry-After` (RFC 9110 §10.2.3). With a source's own H.264
+/// the first segment needs the first whole GOP (up to 10 s, after the first IDR), and until
+/// its key-frame interval is known the wait is bounded by the configured target duration: a
+/// camera with long GOPs answers the first requests with 503 and `Retry-After: 2`, and every
+/// request after the first segment succeeds.
+async fn wait_for_first_segment(store: &HlsStore) -> Result<(), HttpResponse> {
+    let Err(error) = store.wait_for_first_segment().await else {
+        return Ok(());
+    };
+    let (reason, retry_after_s) = if store.timing_settled() {
+        ("no video yet", store.timing().target_duration_s.max(1))
+    } else {
+        (
+            "no video yet: learning the camera's key-frame interval (up to 10 s)",
+            RETRY_WHILE_LEARNING_S,
+        )
+    };
+    let mut response = HttpError::from(error).context(reason).error_response();
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after_s));
+    Err(response)
 }
 
 fn media_response(data: Bytes, content_type: &'static str) -> HttpResponse {

@@ -55,7 +55,6 @@ pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, Ht
             .viewers
             .register(ViewerKind::LiveMp4, req.peer_addr(), user_agent, None),
         changes: store.subscribe_frames(),
-        max_lag_frames: u64::from(store.timing().segmenter.frames_per_segment),
         store,
         cursor: None,
         init_generation: None,
@@ -80,8 +79,19 @@ struct Mp4Viewer {
     cursor: Option<FramePosition>,
     /// The init section sent last; a new one goes out before frames that need it.
     init_generation: Option<u32>,
-    max_lag_frames: u64,
     pending: VecDeque<Bytes>,
+}
+
+impl Mp4Viewer {
+    /// The most frames a segment can hold (EXT-X-TARGETDURATION plus the half second its
+    /// rounding allows): a viewer further behind jumps to the newest IDR, which is never
+    /// further back than that. Read each time: a source's H.264 settles the timing after the
+    /// viewer may have come.
+    fn max_lag_frames(&self) -> u64 {
+        let timing = self.store.timing();
+        let fps = u64::from(timing.segmenter.fps.max(1));
+        timing.target_duration_s * fps + fps / 2
+    }
 }
 
 impl ChunkSource for Mp4Viewer {
@@ -95,7 +105,7 @@ impl ChunkSource for Mp4Viewer {
             self.changes.borrow_and_update();
             let mut skipped = 0;
             if let Some(cursor) = self.cursor
-                && self.store.frames_behind(cursor) > self.max_lag_frames
+                && self.store.frames_behind(cursor) > self.max_lag_frames()
             {
                 // Too far behind: start again from the newest IDR.
                 skipped = self.store.frames_behind(cursor);

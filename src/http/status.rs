@@ -176,6 +176,25 @@ struct HlsStatus {
     segments: usize,
     newest_msn: Option<u64>,
     bandwidth: Option<BandwidthStatus>,
+    /// The source sends H.264 of its own, segmented as it came (no decoder, no encoder):
+    /// `frames_encoded` then counts only placeholders encoded while the source was down.
+    passthrough: bool,
+    /// The source's key-frame interval, learned from its first GOP: it decides the segment
+    /// length. `null` until learned (and for encoded video).
+    key_frame_interval_s: Option<f64>,
+    /// Whether the timing (target duration, part target) is final: a passthrough stream's is
+    /// once its first GOP was seen.
+    timing_settled: bool,
+    /// Whether the encoder exists now (raw frames, or an H.264 source's placeholders).
+    encoder_running: bool,
+    frames_passed_through: u64,
+    /// Frames lost before the segmenter (gaps in the frame numbers), and the source's
+    /// access units dropped until an IDR (before the first, after a loss or placeholders, and
+    /// the rest of a GOP longer than a segment may be).
+    frame_gaps: u64,
+    frames_dropped_for_idr: u64,
+    /// Segments ended early because a GOP outlasted the target duration.
+    long_gop_cuts: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -366,6 +385,17 @@ fn describe_stream(
                     peak_bps: b.peak_bps,
                     average_bps: b.average_bps,
                 }),
+                passthrough: c.passthrough.load(Ordering::Relaxed) || !hls.store.timing_settled(),
+                key_frame_interval_s: match c.key_frame_interval_us.load(Ordering::Relaxed) {
+                    0 => None,
+                    us => Some(round3(us as f64 / 1e6)),
+                },
+                timing_settled: hls.store.timing_settled(),
+                encoder_running: c.encoder_running.load(Ordering::Relaxed),
+                frames_passed_through: c.frames_passed_through.load(Ordering::Relaxed),
+                frame_gaps: c.frame_gaps.load(Ordering::Relaxed),
+                frames_dropped_for_idr: c.frames_dropped_for_idr.load(Ordering::Relaxed),
+                long_gop_cuts: c.long_gop_cuts.load(Ordering::Relaxed),
             }
         }),
         viewer_count: all_viewers.len(),
@@ -430,7 +460,12 @@ fn unhealthy_reason(stream: &ServedStream) -> Result<String, String> {
     // An on-demand encoder stopped for lack of viewers makes no media, rightly.
     if let Some(hls) = stream.hls.as_ref().filter(|hls| hls.demand.is_running()) {
         let stalled = hls.store.media_stalled_for(Instant::now());
-        let target_duration = Duration::from_secs(hls.store.timing().target_duration_s);
+        // A passthrough stream's first media waits for its first GOP (up to 10 s) to be seen.
+        let target_duration = if hls.store.timing_settled() {
+            Duration::from_secs(hls.store.timing().target_duration_s)
+        } else {
+            Duration::from_secs(crate::hls::passthrough::MAX_LEARN_90K / crate::frame::CLOCK_90K)
+        };
         let limit = target_duration * HLS_STALLED_TARGET_DURATIONS;
         if stalled > limit {
             return Err(format!(

@@ -17,6 +17,12 @@
 //!   ones need) takes the next slot instead.
 //! - Times never go back, even when the wall clock does: a capture time far before the next
 //!   slot moves the capture origin instead.
+//!
+//! A source's own H.264 loses no frame on its way (every access unit is a picture the next
+//! ones refer to; a lost one shows as a gap in its numbers), so lateness there is arrival
+//! jitter: its clock ([`CaptureClock::tolerant`]) gives a frame up to a given time late the
+//! next slot too, and only a pause or drift beyond that moves it to the slot nearest its
+//! capture time.
 
 use std::time::SystemTime;
 
@@ -42,6 +48,9 @@ pub struct CaptureClock {
     /// The capture time (µs since the epoch) of slot 0.
     origin_us: Option<u64>,
     last_slot: Option<u64>,
+    /// A frame this late (in µs·fps, a frame interval being 1_000_000) or later takes the
+    /// slot nearest its capture time instead of the next one.
+    late_limit: i128,
 }
 
 impl CaptureClock {
@@ -50,6 +59,19 @@ impl CaptureClock {
             fps: u64::from(fps.max(1)),
             origin_us: None,
             last_slot: None,
+            late_limit: 1_000_000,
+        }
+    }
+
+    /// A clock that gives a frame up to `tolerance_90k` late the next slot (at least a frame
+    /// interval): for frames that are never lost on the way, only delayed.
+    pub fn tolerant(fps: u32, tolerance_90k: u64) -> Self {
+        let clock = Self::new(fps);
+        let tolerance =
+            i128::from(tolerance_90k) * 1_000_000 * i128::from(clock.fps) / i128::from(CLOCK_90K);
+        Self {
+            late_limit: tolerance.max(clock.late_limit),
+            ..clock
         }
     }
 
@@ -69,7 +91,7 @@ impl CaptureClock {
         let captured_us_fps = (captured_us - origin_us) * i128::from(self.fps);
         let lateness = captured_us_fps - next_slot_us_fps;
         let interval = 1_000_000_i128;
-        let slot = if lateness >= interval {
+        let slot = if lateness >= self.late_limit {
             // The slot nearest the capture time; after the next one, since it is that late.
             let nearest = (captured_us_fps + interval / 2) / interval;
             u64::try_from(nearest)
@@ -241,5 +263,22 @@ mod tests {
         let after = pts(&mut clock, 2_100_000 - 3_600_000_000);
         assert_eq!(after, resumed + 6000);
         assert_eq!(pts(&mut clock, 2_133_333 - 3_600_000_000), after + 3000);
+    }
+
+    #[test]
+    fn a_tolerant_clock_keeps_the_grid_through_arrival_jitter_and_bursts() {
+        let mut clock = CaptureClock::tolerant(25, 45_000);
+        let mut place = |ms: i64| match clock.place(at_us(ms * 1000), false) {
+            Placement::At { pts_90k } => pts_90k,
+            Placement::TooEarly => panic!("an H.264 picture is never dropped"),
+        };
+        // Frames held up for 300 ms, then arriving in a burst: still one interval apart.
+        let arrivals_ms = [0, 40, 80, 380, 381, 382, 383, 384, 385, 386, 400, 440];
+        for (n, ms) in arrivals_ms.into_iter().enumerate() {
+            assert_eq!(place(ms), n as u64 * 3600, "frame {n}");
+        }
+        // A pause longer than the tolerance moves the grid to the capture time.
+        assert_eq!(place(2_000), 180_000);
+        assert_eq!(place(2_040), 183_600);
     }
 }

@@ -2,6 +2,21 @@
 //! updates the HLS store. The rate gate ([`super::rate_gate`]) decides which frames are
 //! encoded and how coarsely, so that every segment stays within its byte budget.
 //!
+//! A source's own H.264 (`Pixels::H264`: `pipe:h264`, RTSP) is not encoded: each access unit
+//! goes to the segmenter as it came, without decoder, encoder or rate gate. Its key-frame
+//! interval decides the segment length ([`crate::hls::passthrough`]): the first GOP is held
+//! until the next IDR, the store's timing is settled from it, and then it is segmented.
+//! Frames get regular times at the measured rate from their capture times ([`CaptureClock`]).
+//! A frame lost before this thread (a gap in `seq`: the hub's queue to it overflowed) leaves
+//! the frames after it undecodable: they are dropped until the next IDR and counted, the open
+//! segment ends with the frame before the gap, and the IDR starts the next one behind a
+//! discontinuity (lengthening that frame over a hole of up to a GOP would break PART-TARGET). Raw frames that come in
+//! between (the supervisor's "NO SIGNAL" placeholders while the source is down) are encoded
+//! by an encoder made for the first of them and freed when the source's H.264 is back; the
+//! new parameter sets give a new init section and a discontinuity each way, and the source's
+//! H.264 starts again at its next IDR. Placeholders before the first GOP was learned are not
+//! published: the timing is not known yet.
+//!
 //! With `hls = "always"` the encoder runs from start to stop, viewers or not, so that the
 //! first viewer finds a full window. With `hls = "on-demand"` it runs while
 //! [`HlsDemand`] wants it: it starts on the frame after the first request (a new encoder, so
@@ -19,14 +34,17 @@ use bytes::Bytes;
 
 use crate::encode::h264::{AccessUnit, H264Encoder, H264Error, H264Settings};
 use crate::error::Error;
-use crate::frame::{Frame, Pixels};
-use crate::hls::segmenter::{Segmenter, SegmenterEvent};
+use crate::frame::{CLOCK_90K, Frame, Pixels, unix_micros};
+use crate::hls::passthrough::{KeyFrameLearner, Learning, passthrough_timing};
+use crate::hls::segmenter::{Segmenter, SegmenterEvent, UnitInfo};
 use crate::hls::store::HlsStore;
 use crate::hub::{Hub, Taken};
+use crate::media::h264;
 use crate::meter::RateMeter;
 use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 
 use super::IDLE_POLL;
+use super::capture_clock::{CaptureClock, Placement};
 use super::hls_demand::HlsDemand;
 use super::rate_gate::{RateGate, Verdict};
 use crate::picture::block_average::average_blocks;
@@ -48,6 +66,22 @@ pub struct H264Counters {
     pub block_px: AtomicU64,
     /// Whether inter frames repeat the last picture now (the gate's last resort).
     pub picture_held: AtomicBool,
+    /// The source delivers H.264 of its own, passed through without an encoder.
+    pub passthrough: AtomicBool,
+    /// The source's key-frame interval in µs, learned from its first GOP (0: not yet).
+    pub key_frame_interval_us: AtomicU64,
+    /// Access units of the source passed to the segmenter as they came.
+    pub frames_passed_through: AtomicU64,
+    /// Frames of the source lost before this thread (gaps in `seq`: the hub's queue overflowed).
+    pub frame_gaps: AtomicU64,
+    /// The source's access units dropped because nothing could decode them: before the first
+    /// IDR, after a lost frame or placeholders until the next IDR, and the rest of a GOP
+    /// longer than a segment may be.
+    pub frames_dropped_for_idr: AtomicU64,
+    /// Segments ended early because the source's GOP outlasted the target duration.
+    pub long_gop_cuts: AtomicU64,
+    /// Whether the encoder exists now (raw frames come: a raw source, or placeholders).
+    pub encoder_running: AtomicBool,
 }
 
 /// Decodes passthrough JPEGs (camera or pipe MJPEG) to I420, reusing its buffers.
@@ -196,7 +230,7 @@ fn encode_within_budget(
 /// play an encoder that falls behind (a frame it refuses is a frame the encoder never got).
 pub type FrameFilter = Box<dyn FnMut(&Frame) -> bool + Send>;
 
-/// What exists only while the encoder runs.
+/// What exists only while raw frames are being encoded.
 struct Running {
     encoder: H264Encoder,
     gate: RateGate,
@@ -212,6 +246,32 @@ impl Running {
             last_fed: None,
         }
     }
+}
+
+/// How late or early a source's access unit may arrive and keep its place on the frame grid:
+/// pipes and networks deliver in bursts, and no frame is lost on the way (a lost one shows as
+/// a gap in `seq`), so only a pause or drift beyond this moves the grid.
+const ARRIVAL_JITTER_90K: u64 = CLOCK_90K / 2;
+
+/// The state of a source's own H.264 on its way to the segmenter.
+#[derive(Default)]
+struct Passthrough {
+    /// Holds the first GOP while the store's timing is not settled.
+    learner: KeyFrameLearner<Arc<Frame>>,
+    /// Frames are dropped until the next IDR: one was lost before this thread (a gap in
+    /// `seq`), or raw frames (placeholders) came in between.
+    awaiting_idr: bool,
+    /// Regular presentation times at the measured rate from the frames' capture times, and
+    /// the time the first of them is placed at: sources stamp H.264 with its arrival time,
+    /// whose jitter would make parts of uneven frame counts.
+    clock: Option<(CaptureClock, u64)>,
+}
+
+/// The frame rate the SPS in front of an IDR says (VUI timing, H.264 §E.2.1), if it says one.
+fn sps_frame_rate(annex_b: &[u8]) -> Option<f64> {
+    let sps =
+        h264::split_annex_b(annex_b).find(|nal| h264::nal_unit_type(nal) == Some(h264::NAL_SPS))?;
+    h264::parse_sps(sps).ok()?.timing?.frame_rate_hz()
 }
 
 /// Starts the H.264 thread.
@@ -242,152 +302,417 @@ pub fn spawn_filtered(
     settings: H264Settings,
     demand: Arc<HlsDemand>,
     stop: Arc<AtomicBool>,
-    mut filter: FrameFilter,
+    filter: FrameFilter,
 ) -> Result<JoinHandle<()>, Error> {
-    // Made here even when it is not needed yet, so that bad settings fail the start.
+    // Made here even when it is not needed yet, so that bad settings fail the start; used for
+    // the first raw frame.
     let encoder = H264Encoder::new(settings).map_err(|e| Error::H264Encoder(e.to_string()))?;
-    let mut segmenter = Segmenter::new(store.timing().segmenter);
-    let mut decoder = JpegDecoder::new().map_err(|e| Error::H264Encoder(e.to_string()))?;
-    let mut running = demand.wanted().then(|| {
+    let decoder = JpegDecoder::new().map_err(|e| Error::H264Encoder(e.to_string()))?;
+    // A store whose timing is not settled waits for a source's H.264 to settle it.
+    let segmenter = store
+        .timing_settled()
+        .then(|| Segmenter::new(store.timing().segmenter));
+    let running = demand.wanted();
+    if running {
         demand.set_running(true);
-        Running::new(encoder, &settings, &store)
-    });
-    // Per-frame errors: the first of a run in full, then a count (the counts are in /status).
-    let mut errors = RepeatedLog::new(SUMMARY_INTERVAL);
+    }
+    let mut thread = H264Thread {
+        hub,
+        store,
+        counters,
+        settings,
+        demand,
+        filter,
+        spare_encoder: Some(encoder),
+        decoder,
+        segmenter,
+        running,
+        raw: None,
+        passthrough: Passthrough::default(),
+        last_seq: None,
+        errors: RepeatedLog::new(SUMMARY_INTERVAL),
+    };
     std::thread::Builder::new()
         .name("h264".into())
-        .spawn(move || {
-            let Some(input) = hub.h264_input() else {
-                return;
+        .spawn(move || thread.run(&stop))
+        .map_err(Error::Thread)
+}
+
+struct H264Thread {
+    hub: Arc<Hub>,
+    store: Arc<HlsStore>,
+    counters: Arc<H264Counters>,
+    settings: H264Settings,
+    demand: Arc<HlsDemand>,
+    filter: FrameFilter,
+    /// The encoder made at the start, until the first raw frame needs one.
+    spare_encoder: Option<H264Encoder>,
+    decoder: JpegDecoder,
+    /// `None` until the store's timing is settled (a source's own H.264, learned from its
+    /// first GOP).
+    segmenter: Option<Segmenter>,
+    /// HLS is wanted and made.
+    running: bool,
+    /// The encoder, while raw frames come (a raw source, or placeholders of an H.264 one).
+    raw: Option<Running>,
+    passthrough: Passthrough,
+    /// The last frame taken from the hub.
+    last_seq: Option<u64>,
+    /// Per-frame errors: the first of a run in full, then a count (the counts are in /status).
+    errors: RepeatedLog,
+}
+
+impl H264Thread {
+    fn run(&mut self, stop: &AtomicBool) {
+        let hub = self.hub.clone();
+        let Some(input) = hub.h264_input() else {
+            return;
+        };
+        while !stop.load(Ordering::Relaxed) {
+            let taken = input.take(IDLE_POLL);
+            if matches!(taken, Taken::Closed) {
+                break;
+            }
+            self.follow_demand();
+            let Taken::Item(frame) = taken else {
+                continue;
             };
-            while !stop.load(Ordering::Relaxed) {
-                let taken = input.take(IDLE_POLL);
-                if matches!(taken, Taken::Closed) {
-                    break;
+            // A gap in the numbers is a frame the hub's queue to this thread dropped.
+            let gap = self.last_seq.is_some_and(|last| frame.seq != last + 1);
+            self.last_seq = Some(frame.seq);
+            if !(self.filter)(&frame) {
+                continue;
+            }
+            // Stopped: nobody wants HLS, the frame goes unused.
+            if !self.running {
+                continue;
+            }
+            match &frame.pixels {
+                Pixels::H264(unit) => {
+                    let (is_idr, annex_b) = (unit.is_idr, unit.annex_b.clone());
+                    self.pass_through(&frame, is_idr, &annex_b, gap);
                 }
-                if running.is_none() {
-                    if demand.wanted() {
-                        match H264Encoder::new(settings) {
-                            Ok(encoder) => {
-                                store.encoder_started_at(Instant::now());
-                                running = Some(Running::new(encoder, &settings, &store));
-                                demand.set_running(true);
-                                tracing::info!("H.264 encoder started: HLS is wanted");
-                            }
-                            Err(error) => {
-                                counters.errors.fetch_add(1, Ordering::Relaxed);
-                                let now = Instant::now();
-                                errors.warn("cannot start the H.264 encoder", &error, now);
-                            }
-                        }
-                    }
-                } else if demand.stop_if_unwanted(|| {
-                    match segmenter.interrupt() {
-                        Ok(events) => store.apply(events),
-                        Err(error) => {
-                            counters.errors.fetch_add(1, Ordering::Relaxed);
-                            errors.warn("cannot segment H.264", &error, Instant::now());
-                        }
-                    }
-                    store.interrupt();
-                }) {
-                    // The encoder is freed: a stopped stream costs no encoder memory.
-                    running = None;
-                    tracing::info!(
-                        idle_stop_s = demand.idle_stop().map_or(0, |d| d.as_secs()),
-                        "H.264 encoder stopped: no HLS or /live.mp4 viewer"
-                    );
-                }
-                let Taken::Item(frame) = taken else {
-                    continue;
-                };
-                if !filter(&frame) {
-                    continue;
-                }
-                // Stopped: nobody wants HLS, the frame goes unused.
-                let Some(Running {
-                    encoder,
-                    gate,
-                    last_fed,
-                }) = running.as_mut()
-                else {
-                    continue;
-                };
-                // An IDR is due at the encoder's cadence, and also where a segment must start
-                // after the gate skipped the frame before it.
-                let idr_due = encoder.idr_due(frame.size) || gate.segment_full(frame.pts_90k);
-                if idr_due {
-                    encoder.restart_cadence();
-                }
-                if gate.verdict(frame.pts_90k, idr_due) == Verdict::Skip {
-                    gate.skipped();
-                    counters.frames_skipped_rate.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                let frame = match to_i420(&frame, &mut decoder) {
-                    Ok(frame) => frame,
-                    Err(error) => {
-                        counters.errors.fetch_add(1, Ordering::Relaxed);
-                        errors.warn("cannot decode a JPEG for H.264", &error, Instant::now());
-                        continue;
-                    }
-                };
-                let encoded =
-                    encode_within_budget(encoder, gate, &frame, idr_due, last_fed, &counters);
-                counters
-                    .block_px
-                    .store(u64::from(gate.block_px()), Ordering::Relaxed);
-                counters.picture_held.store(gate.holds(), Ordering::Relaxed);
-                let unit = match encoded {
-                    Ok(unit) => unit,
-                    Err(error) => {
-                        counters.errors.fetch_add(1, Ordering::Relaxed);
-                        errors.warn("H.264 encoding failed", &error, Instant::now());
-                        continue;
-                    }
-                };
-                let micros = unit.encode_time.as_micros() as u64;
-                counters.frames_encoded.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .encode_micros_total
-                    .fetch_add(micros, Ordering::Relaxed);
-                counters.encode_micros_last.store(micros, Ordering::Relaxed);
-                counters.rate.tick();
-                match segmenter.push(&unit, frame.pts_90k) {
-                    Ok(outcome) => {
-                        let starts_segment = outcome
-                            .events
-                            .iter()
-                            .any(|e| matches!(e, SegmenterEvent::SegmentStart { .. }));
-                        gate.encoded(
-                            frame.pts_90k,
-                            unit.annex_b.len() as u64,
-                            unit.is_idr,
-                            starts_segment,
-                        );
-                        // Parts finished with a segment's first frame belong to the segment
-                        // before it.
-                        if !starts_segment {
-                            for event in &outcome.events {
-                                if let SegmenterEvent::Part { duration_90k, .. } = event {
-                                    gate.part_finished(*duration_90k);
-                                }
-                            }
-                        }
-                        if outcome.need_idr {
-                            encoder.restart_cadence();
-                        }
-                        store.apply(outcome.events);
-                    }
+                Pixels::I420(_) | Pixels::Jpeg(_) => self.encode(&frame),
+            }
+        }
+    }
+
+    /// Starts HLS when it is wanted, stops it (closing the open segment, emptying the window
+    /// and freeing the encoder) when it is not any more.
+    fn follow_demand(&mut self) {
+        if !self.running {
+            if self.demand.wanted() {
+                self.store.encoder_started_at(Instant::now());
+                self.running = true;
+                self.demand.set_running(true);
+                tracing::info!("HLS started: it is wanted");
+            }
+            return;
+        }
+        let Self {
+            demand,
+            segmenter,
+            store,
+            counters,
+            errors,
+            ..
+        } = self;
+        let stopped = demand.stop_if_unwanted(|| {
+            if let Some(segmenter) = segmenter.as_mut() {
+                match segmenter.interrupt() {
+                    Ok(events) => store.apply(events),
                     Err(error) => {
                         counters.errors.fetch_add(1, Ordering::Relaxed);
                         errors.warn("cannot segment H.264", &error, Instant::now());
-                        encoder.restart_cadence();
                     }
                 }
             }
-        })
-        .map_err(Error::Thread)
+            store.interrupt();
+        });
+        if stopped {
+            self.running = false;
+            // The encoder is freed: a stopped stream costs no encoder memory.
+            self.set_raw(None);
+            self.passthrough = Passthrough::default();
+            tracing::info!(
+                idle_stop_s = self.demand.idle_stop().map_or(0, |d| d.as_secs()),
+                "HLS stopped: no HLS or /live.mp4 viewer"
+            );
+        }
+    }
+
+    fn set_raw(&mut self, raw: Option<Running>) {
+        self.counters
+            .encoder_running
+            .store(raw.is_some(), Ordering::Relaxed);
+        self.raw = raw;
+    }
+
+    /// A source's own access unit: to the segmenter as it came (see the module doc).
+    fn pass_through(&mut self, frame: &Arc<Frame>, is_idr: bool, annex_b: &[u8], gap: bool) {
+        let counters = self.counters.clone();
+        counters.passthrough.store(true, Ordering::Relaxed);
+        // Nothing raw to encode while the source sends H.264.
+        self.spare_encoder = None;
+        if self.raw.is_some() {
+            self.set_raw(None);
+            self.passthrough.awaiting_idr = true;
+            self.passthrough.clock = None;
+            tracing::info!("the source's H.264 is back: the H.264 encoder is freed");
+        }
+        if gap {
+            counters.frame_gaps.fetch_add(1, Ordering::Relaxed);
+            self.passthrough.learner.restart();
+            self.end_segment_at_loss();
+        }
+        if self.passthrough.awaiting_idr {
+            if !is_idr {
+                counters
+                    .frames_dropped_for_idr
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            self.passthrough.awaiting_idr = false;
+        }
+        if self.segmenter.is_some() {
+            self.segment_passed(frame, annex_b);
+            return;
+        }
+        if is_idr && let Some(fps) = sps_frame_rate(annex_b) {
+            self.passthrough.learner.stream_rate(fps);
+        }
+        let captured_us = unix_micros(frame.captured_at);
+        match self
+            .passthrough
+            .learner
+            .push(frame.clone(), is_idr, captured_us)
+        {
+            Learning::Dropped(_) => {
+                counters
+                    .frames_dropped_for_idr
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Learning::Held => {}
+            Learning::Learned { timing, frames } => {
+                let provisional = self.store.timing();
+                let fps = f64::from(provisional.segmenter.fps.max(1));
+                let derived = passthrough_timing(
+                    timing,
+                    f64::from(provisional.segmenter.frames_per_segment) / fps,
+                    f64::from(provisional.segmenter.frames_per_part) / fps,
+                    provisional.window_segments,
+                );
+                let settled = self.store.settle_timing(derived);
+                counters.key_frame_interval_us.store(
+                    timing.key_frame_interval_90k * 1_000_000 / CLOCK_90K,
+                    Ordering::Relaxed,
+                );
+                tracing::info!(
+                    key_frame_interval_s = timing.key_frame_interval_s(),
+                    fps = timing.fps,
+                    target_duration_s = settled.target_duration_s,
+                    "learned the source's key-frame interval"
+                );
+                self.segmenter = Some(Segmenter::for_source_idrs(
+                    settled.segmenter,
+                    timing.key_frame_interval_90k,
+                ));
+                for held in frames {
+                    if let Pixels::H264(unit) = &held.pixels {
+                        let annex_b = unit.annex_b.clone();
+                        self.segment_passed(&held, &annex_b);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands a source's access unit to the segmenter, timed on the regular clock.
+    fn segment_passed(&mut self, frame: &Arc<Frame>, annex_b: &[u8]) {
+        let Some(segmenter) = self.segmenter.as_mut() else {
+            return;
+        };
+        let (clock, offset_90k) = self.passthrough.clock.get_or_insert_with(|| {
+            let fps = segmenter.settings().fps;
+            (
+                CaptureClock::tolerant(fps, ARRIVAL_JITTER_90K),
+                frame.pts_90k,
+            )
+        });
+        // An H.264 picture is never dropped for coming early: it takes the next slot.
+        let Placement::At { pts_90k } = clock.place(frame.captured_at, false) else {
+            return;
+        };
+        let pts_90k = *offset_90k + pts_90k;
+        let info = UnitInfo {
+            seq: frame.seq,
+            captured_at: frame.captured_at,
+            size: frame.size,
+        };
+        match segmenter.push_annex_b(&info, annex_b, pts_90k) {
+            Ok(outcome) => {
+                let counters = &self.counters;
+                if outcome.cut_long_gop {
+                    counters.long_gop_cuts.fetch_add(1, Ordering::Relaxed);
+                }
+                if outcome.dropped {
+                    counters
+                        .frames_dropped_for_idr
+                        .fetch_add(1, Ordering::Relaxed);
+                } else {
+                    counters
+                        .frames_passed_through
+                        .fetch_add(1, Ordering::Relaxed);
+                    counters.rate.tick();
+                }
+                self.store.apply(outcome.events);
+            }
+            Err(error) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.errors
+                    .warn("cannot segment H.264", &error, Instant::now());
+                self.end_segment_at_loss();
+            }
+        }
+    }
+
+    /// A picture of the source's H.264 was lost: nothing after it decodes until the next
+    /// IDR. The open segment ends with the last frame placed, as at an interruption, and the
+    /// next IDR starts one behind a discontinuity, its time following the capture clock.
+    /// (Lengthening the last frame over the hole instead would take up to a whole GOP, more
+    /// than a part may last, and cutting it short would leave a part under 85 % of
+    /// PART-TARGET.)
+    fn end_segment_at_loss(&mut self) {
+        self.passthrough.awaiting_idr = true;
+        let Some(segmenter) = self.segmenter.as_mut() else {
+            return;
+        };
+        match segmenter.interrupt() {
+            Ok(events) => self.store.apply(events),
+            Err(error) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.errors
+                    .warn("cannot segment H.264", &error, Instant::now());
+            }
+        }
+    }
+
+    /// A raw frame (I420, or a JPEG to decode): encoded, within the rate gate's budget. With
+    /// an H.264 source these are its placeholders; the encoder is made for the first of them.
+    fn encode(&mut self, frame: &Arc<Frame>) {
+        let Some(segmenter) = self.segmenter.as_mut() else {
+            // The timing waits for the source's first GOP: placeholders before it are not
+            // published, and a GOP being learned is lost with the source.
+            self.passthrough.learner.restart();
+            return;
+        };
+        // After raw frames the source's H.264 can only start again at an IDR.
+        self.passthrough.awaiting_idr = true;
+        self.passthrough.clock = None;
+        let counters = &self.counters;
+        if self.raw.is_none() {
+            let encoder = match self.spare_encoder.take() {
+                Some(encoder) => Ok(encoder),
+                None => H264Encoder::new(self.settings),
+            };
+            match encoder {
+                Ok(encoder) => {
+                    let running = Running::new(encoder, &self.settings, &self.store);
+                    self.counters.encoder_running.store(true, Ordering::Relaxed);
+                    self.raw = Some(running);
+                }
+                Err(error) => {
+                    counters.errors.fetch_add(1, Ordering::Relaxed);
+                    let now = Instant::now();
+                    self.errors
+                        .warn("cannot start the H.264 encoder", &error, now);
+                    return;
+                }
+            }
+        }
+        let Some(Running {
+            encoder,
+            gate,
+            last_fed,
+        }) = self.raw.as_mut()
+        else {
+            return;
+        };
+        // An IDR is due at the encoder's cadence, and also where a segment must start
+        // after the gate skipped the frame before it.
+        let idr_due = encoder.idr_due(frame.size) || gate.segment_full(frame.pts_90k);
+        if idr_due {
+            encoder.restart_cadence();
+        }
+        if gate.verdict(frame.pts_90k, idr_due) == Verdict::Skip {
+            gate.skipped();
+            counters.frames_skipped_rate.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let frame = match to_i420(frame, &mut self.decoder) {
+            Ok(frame) => frame,
+            Err(error) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.errors
+                    .warn("cannot decode a JPEG for H.264", &error, Instant::now());
+                return;
+            }
+        };
+        let encoded = encode_within_budget(encoder, gate, &frame, idr_due, last_fed, counters);
+        counters
+            .block_px
+            .store(u64::from(gate.block_px()), Ordering::Relaxed);
+        counters.picture_held.store(gate.holds(), Ordering::Relaxed);
+        let unit = match encoded {
+            Ok(unit) => unit,
+            Err(error) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.errors
+                    .warn("H.264 encoding failed", &error, Instant::now());
+                return;
+            }
+        };
+        let micros = unit.encode_time.as_micros() as u64;
+        counters.frames_encoded.fetch_add(1, Ordering::Relaxed);
+        counters
+            .encode_micros_total
+            .fetch_add(micros, Ordering::Relaxed);
+        counters.encode_micros_last.store(micros, Ordering::Relaxed);
+        counters.rate.tick();
+        match segmenter.push(&unit, frame.pts_90k) {
+            Ok(outcome) => {
+                let starts_segment = outcome
+                    .events
+                    .iter()
+                    .any(|e| matches!(e, SegmenterEvent::SegmentStart { .. }));
+                gate.encoded(
+                    frame.pts_90k,
+                    unit.annex_b.len() as u64,
+                    unit.is_idr,
+                    starts_segment,
+                );
+                // Parts finished with a segment's first frame belong to the segment
+                // before it.
+                if !starts_segment {
+                    for event in &outcome.events {
+                        if let SegmenterEvent::Part { duration_90k, .. } = event {
+                            gate.part_finished(*duration_90k);
+                        }
+                    }
+                }
+                if outcome.need_idr {
+                    encoder.restart_cadence();
+                }
+                self.store.apply(outcome.events);
+            }
+            Err(error) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.errors
+                    .warn("cannot segment H.264", &error, Instant::now());
+                encoder.restart_cadence();
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -716,6 +1041,145 @@ mod tests {
             let _ = to_i420(&jpeg_frame(broken.clone()), &mut decoder);
             let decoded = to_i420(&jpeg_frame(good.clone()), &mut decoder).unwrap();
             assert_eq!(decoded.size, size);
+        }
+    }
+    /// A source's H.264 through the thread: the first GOP settles the timing, a frame the hub
+    /// dropped (a gap in `seq`) drops the frames after it until the next IDR, placeholders
+    /// while the source is down are encoded behind a discontinuity, and the source's next
+    /// IDR frees the encoder and starts a segment behind another.
+    #[test]
+    fn a_source_s_h264_passes_through_resyncs_after_a_gap_and_placeholders_go_between() {
+        use crate::frame::H264Unit;
+        use crate::hls::segmenter::tests::source_units;
+        use crate::media::playlist::check_invariants;
+        let provisional = SegmenterSettings {
+            fps: 30,
+            frames_per_segment: 30,
+            frames_per_part: 6,
+        };
+        let store = Arc::new(HlsStore::unsettled(HlsTiming::new(provisional, 6)));
+        let hub = Hub::new(true);
+        let taken = Arc::new(AtomicU64::new(0));
+        let filter: FrameFilter = {
+            let taken = taken.clone();
+            Box::new(move |_: &Frame| {
+                taken.fetch_add(1, Ordering::SeqCst);
+                true
+            })
+        };
+        let counters = Arc::new(H264Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = spawn_filtered(
+            hub.clone(),
+            store.clone(),
+            counters.clone(),
+            H264Settings {
+                fps: 25,
+                bitrate_bps: 300_000,
+                frames_per_idr: 25,
+            },
+            HlsDemand::new(crate::config::HlsMode::Always, Duration::ZERO),
+            stop.clone(),
+            filter,
+        )
+        .unwrap();
+        let (idr, p) = source_units();
+        let at = |n: u64| crate::frame::from_unix_micros(BASE_UNIX_US + n * 40_000);
+        let camera = |n: u64| {
+            let is_idr = n.is_multiple_of(25);
+            Frame {
+                seq: n + 1,
+                pts_90k: n * 3600,
+                captured_at: at(n),
+                size: FrameSize::MIN,
+                pixels: Pixels::H264(H264Unit {
+                    annex_b: Bytes::from(if is_idr { idr.clone() } else { p.clone() }),
+                    is_idr,
+                }),
+                repeats_previous: false,
+            }
+        };
+        let mut pattern = TestPattern::new(SIZE, 25);
+        let mut placeholder = |n: u64| {
+            let mut i420 = vec![0; SIZE.i420_len()];
+            pattern.render(n + 1, at(n), &mut i420);
+            Frame::from_i420(n + 1, n * 3600, at(n), SIZE, Bytes::from(i420))
+        };
+        let mut published = 0;
+        let mut publish = |frame: Frame| {
+            hub.publish_frame(Arc::new(frame));
+            published += 1;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while taken.load(Ordering::SeqCst) < published {
+                assert!(
+                    Instant::now() < deadline,
+                    "frame {published} was never taken"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        // Frame 110 is lost before the thread; placeholders from 200 to 259; the camera is
+        // back at 263, its next IDR at 275.
+        for n in (0..200).filter(|&n| n != 110) {
+            publish(camera(n));
+        }
+        assert!(store.timing_settled());
+        assert_eq!(store.timing().target_duration_s, 1);
+        for n in 200..260 {
+            publish(placeholder(n));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while counters.frames_encoded.load(Ordering::SeqCst) < 60 {
+            assert!(Instant::now() < deadline, "placeholders encoded");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(counters.encoder_running.load(Ordering::SeqCst));
+        for n in 263..400 {
+            publish(camera(n));
+        }
+        stop.store(true, Ordering::SeqCst);
+        hub.close();
+        thread.join().unwrap();
+
+        let count = |c: &AtomicU64| c.load(Ordering::SeqCst);
+        assert_eq!(count(&counters.key_frame_interval_us), 1_000_000);
+        assert_eq!(count(&counters.frame_gaps), 2, "frame 110, and 260 to 262");
+        assert_eq!(
+            count(&counters.frames_dropped_for_idr),
+            14 + 12,
+            "111 to 124, then 263 to 274"
+        );
+        assert_eq!(count(&counters.frames_passed_through), 199 - 14 + 125);
+        assert_eq!(count(&counters.frames_encoded), 60, "only the placeholders");
+        assert!(!counters.encoder_running.load(Ordering::SeqCst), "freed");
+        assert!(counters.passthrough.load(Ordering::SeqCst));
+        let playlist = store.playlist();
+        check_invariants(&playlist).unwrap();
+        assert_eq!(playlist.target_duration_s, 1);
+        let init = store.init().unwrap();
+        assert_eq!((init.generation, init.size), (2, FrameSize::MIN));
+        let listed = playlist.segments.iter().filter(|s| s.discontinuity).count() as u64;
+        assert_eq!(
+            playlist.discontinuity_sequence + listed,
+            3,
+            "after the gap, before the placeholders and after them"
+        );
+        // The camera's segments after its return: each one GOP, the first behind a
+        // discontinuity, starting at the IDR's capture time.
+        let back = playlist
+            .segments
+            .iter()
+            .position(|s| s.discontinuity)
+            .expect("a discontinuity");
+        let first = &playlist.segments[back];
+        assert_eq!(
+            first.program_date_time_unix_ms,
+            (BASE_UNIX_US + 275 * 40_000) / 1000
+        );
+        for segment in &playlist.segments[back..] {
+            assert_eq!(segment.duration_90k, 90_000);
+            assert!(segment.parts[0].independent);
+            assert!(segment.parts[1..].iter().all(|p| !p.independent));
         }
     }
 }

@@ -32,7 +32,8 @@ use crate::error::Error;
 use crate::hls::segmenter::SegmenterSettings;
 use crate::hls::store::{HlsStore, HlsTiming};
 use crate::hub::Hub;
-use crate::source;
+use crate::source::spec::PipeFormat;
+use crate::source::{self, SourceSpec};
 use h264::H264Counters;
 use hls_demand::HlsDemand;
 use supervisor::SupervisorSettings;
@@ -126,6 +127,21 @@ impl Stream {
     }
 }
 
+/// The longest EXT-X-TARGETDURATION a source's key-frame interval can lead to.
+const PASSTHROUGH_MAX_TARGET_S: u64 =
+    crate::hls::passthrough::MAX_LEARN_90K / crate::frame::CLOCK_90K;
+
+/// Whether the source delivers H.264 of its own, passed through to HLS.
+fn delivers_h264(source: &SourceSpec) -> bool {
+    match source {
+        SourceSpec::Pipe(format)
+        | SourceSpec::Fifo { format, .. }
+        | SourceSpec::Exec { format, .. } => *format == PipeFormat::H264,
+        SourceSpec::Rtsp(_) => true,
+        SourceSpec::TestPattern | SourceSpec::Camera(_) => false,
+    }
+}
+
 /// Starts the H.264 encoder and segmenter feeding a new HLS store, always or on demand.
 fn start_hls(
     config: &StreamSettings,
@@ -137,10 +153,14 @@ fn start_hls(
         frames_per_segment: config.frames_per_segment(),
         frames_per_part: config.frames_per_part(),
     };
-    let store = Arc::new(HlsStore::new(HlsTiming::new(
-        segmenter,
-        usize::from(config.hls_window),
-    )));
+    let timing = HlsTiming::new(segmenter, usize::from(config.hls_window));
+    // A source's own H.264: its key-frame interval settles the timing (hls::passthrough).
+    let passthrough = delivers_h264(&config.source);
+    let store = Arc::new(if passthrough {
+        HlsStore::unsettled(timing)
+    } else {
+        HlsStore::new(timing)
+    });
     let bitrate_bps = config
         .h264_bitrate
         .unwrap_or_else(|| default_bitrate_bps(config.size, config.fps));
@@ -154,8 +174,17 @@ fn start_hls(
     // lists (rfc8216bis §6.3.4): an encoder that stopped sooner than that after a request
     // would stop under a watching player. Three target durations, as long as the server holds
     // a blocked request, is the least idle time.
+    // A source's key-frame interval can make the target duration up to 10 s.
+    let longest_target = if passthrough {
+        HlsTiming {
+            target_duration_s: PASSTHROUGH_MAX_TARGET_S,
+            ..timing
+        }
+    } else {
+        timing
+    };
     let idle_stop = Duration::from_secs(u64::from(config.hls_idle_stop_seconds))
-        .max(store.timing().block_limit());
+        .max(longest_target.block_limit());
     let demand = HlsDemand::new(config.hls, idle_stop);
     let thread = h264::spawn(
         hub,

@@ -206,7 +206,13 @@ impl Supervisor {
         }
         self.backoff = BACKOFF_START;
         self.last_frame_at = now;
-        if !self.size_gate.admit(frame.size, now) {
+        // A source's H.264 changes size only with a new SPS at an IDR, and every frame after
+        // it needs it: taken at once, never held back or dropped.
+        let admitted = match &frame.pixels {
+            Pixels::H264(unit) if unit.is_idr => self.size_gate.take(frame.size),
+            _ => self.size_gate.admit(frame.size, now),
+        };
+        if !admitted {
             self.hub
                 .set_source_health(|h| h.frames_dropped_size_change += 1);
             return;
@@ -223,7 +229,9 @@ impl Supervisor {
     /// With `--drop-same-frames`, marks a frame whose samples equal the previous frame's (one
     /// memcmp; cheap next to encoding it).
     fn mark_repeat(&mut self, frame: &mut Frame) {
-        if self.settings.drop_same_frames {
+        // An H.264 access unit equal to the one before is still a picture every later one
+        // may refer to: never marked.
+        if self.settings.drop_same_frames && !matches!(frame.pixels, Pixels::H264(_)) {
             frame.repeats_previous = self.previous_pixels.as_ref() == Some(&frame.pixels);
             self.previous_pixels = Some(frame.pixels.clone());
         }
@@ -374,6 +382,16 @@ impl SizeGate {
             current: None,
             candidate: None,
         }
+    }
+
+    /// Takes `size` at once (a source's H.264 at an IDR with a new SPS).
+    fn take(&mut self, size: FrameSize) -> bool {
+        if self.current.is_some_and(|current| current != size) {
+            tracing::info!(%size, "the source changed its picture size");
+        }
+        self.current = Some(size);
+        self.candidate = None;
+        true
     }
 
     /// Whether a frame of `size` arriving at `now` is published.
@@ -741,6 +759,43 @@ mod tests {
         let health = supervisor.hub.source_health();
         assert_eq!(health.frames_dropped_size_change, 10);
         assert_eq!(supervisor.hub.source.frames.load(Ordering::Relaxed), 10);
+    }
+
+    fn h264_frame(size: FrameSize, is_idr: bool) -> Frame {
+        Frame {
+            seq: 0,
+            pts_90k: 0,
+            captured_at: SystemTime::now(),
+            size,
+            pixels: Pixels::H264(crate::frame::H264Unit {
+                annex_b: Bytes::from_static(&[0, 0, 0, 1, 0x65, 0x88]),
+                is_idr,
+            }),
+            repeats_previous: false,
+        }
+    }
+
+    /// An H.264 size change comes with a new SPS at an IDR, and every later frame refers to
+    /// it: the supervisor passes it at once, and marks no access unit as a repeat.
+    #[test]
+    fn h264_frames_are_never_held_back_dropped_or_marked() {
+        let start = Instant::now();
+        let (mut supervisor, _) = supervisor(true, start);
+        let other = FrameSize::new(320, 240);
+        let sizes = [SIZE, SIZE, other, other, SIZE, SIZE];
+        for (n, size) in sizes.into_iter().enumerate() {
+            let is_idr = n % 2 == 0;
+            supervisor.on_frame(
+                h264_frame(size, is_idr),
+                start + Duration::from_millis(n as u64 * 20),
+            );
+        }
+        let health = supervisor.hub.source_health();
+        assert_eq!(health.frames_dropped_size_change, 0);
+        assert_eq!(supervisor.hub.source.frames.load(Ordering::Relaxed), 6);
+        let mut f = h264_frame(SIZE, false);
+        supervisor.mark_repeat(&mut f);
+        assert!(!f.repeats_previous);
     }
 
     /// A source that sends one frame, then blocks until `release` is dropped; or, with
