@@ -342,8 +342,14 @@ fn check_passthrough(gop: u32, segments: usize, target_duration_s: u64) -> (Serv
     (server, writer)
 }
 
+/// The tests of this file run one at a time: each runs a real-time libx264 encoder beside the
+/// server, and passthrough timestamps are the frames' arrival times, which several encoders
+/// and servers side by side on a small machine would jitter beyond what a camera does.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_half_second_key_frame_interval_gives_one_second_segments() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !require_clients(
         &["ffmpeg"],
         "a_half_second_key_frame_interval_gives_one_second_segments",
@@ -356,6 +362,7 @@ fn a_half_second_key_frame_interval_gives_one_second_segments() {
 
 #[test]
 fn a_two_second_key_frame_interval_plays_in_ffmpeg_as_hls_and_live_mp4() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let test = "a_two_second_key_frame_interval_plays_in_ffmpeg_as_hls_and_live_mp4";
     if !require_clients(&["ffmpeg", "ffprobe"], test) {
         return;
@@ -399,6 +406,7 @@ fn a_two_second_key_frame_interval_plays_in_ffmpeg_as_hls_and_live_mp4() {
 /// are answered 503 with Retry-After; from the first segment on, requests succeed.
 #[test]
 fn a_ten_second_key_frame_interval_gives_ten_second_segments() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !require_clients(
         &["ffmpeg"],
         "a_ten_second_key_frame_interval_gives_ten_second_segments",
@@ -425,6 +433,7 @@ fn a_ten_second_key_frame_interval_gives_ten_second_segments() {
 /// another, and every playlist on the way keeps the rules and follows the one before.
 #[test]
 fn a_new_writer_after_placeholders_passes_through_again() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let test = "a_new_writer_after_placeholders_passes_through_again";
     if !require_clients(&["ffmpeg", "mkfifo"], test) {
         return;
@@ -521,6 +530,7 @@ fn a_new_writer_after_placeholders_passes_through_again() {
 /// wait); no encoder runs at any point.
 #[test]
 fn on_demand_passthrough_starts_with_the_first_request() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !require_clients(
         &["ffmpeg"],
         "on_demand_passthrough_starts_with_the_first_request",
@@ -643,6 +653,7 @@ impl Drop for RtspServer {
 /// reloads, and ffmpeg plays it.
 #[test]
 fn an_rtsp_camera_passes_through_to_hls() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let test = "an_rtsp_camera_passes_through_to_hls";
     if !common::require_prerequisite(missing_rtsp_server(), test)
         || !require_clients(&["ffmpeg"], test)
