@@ -19,11 +19,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Server, get, require_clients, run_with_timeout, status_json};
-use framecast::media::playlist::{
-    ParsedMediaPlaylist, check_update, check_written, parse_media_playlist,
-    parse_multivariant_playlist,
-};
+use common::h264_bytes::{annex_b_slices, is_run_of, mp4_slices};
+use common::hls_fetch::{PlaylistFollower, discontinuities, media_path, media_playlist, sibling};
+use common::{Server, get, require_clients, run_with_timeout, status_json, wait_for_status};
+use framecast::media::playlist::parse_multivariant_playlist;
 
 /// The camera's rate in these tests.
 const FPS: u32 = 25;
@@ -132,104 +131,14 @@ fn wait_for_hls(
     what: &str,
     ready: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + STATE_TIMEOUT;
-    loop {
-        let hls = hls_status(addr);
-        if ready(&hls) {
-            return hls;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "HLS not {what} within {STATE_TIMEOUT:?}: {hls}"
-        );
-        std::thread::sleep(POLL_INTERVAL);
-    }
-}
-
-/// The media playlist's path, from the multivariant playlist.
-fn media_path(addr: SocketAddr) -> String {
-    let response = get(addr, "/live.m3u8");
-    assert_eq!(response.status, 200, "{}", response.text());
-    let multivariant = parse_multivariant_playlist(&response.text()).expect("multivariant");
-    format!("/{}", multivariant.variants[0].uri)
-}
-
-/// The media playlist, parsed and checked against the crate's rules.
-fn media_playlist(addr: SocketAddr, path: &str) -> (ParsedMediaPlaylist, String) {
-    let response = get(addr, path);
-    assert_eq!(response.status, 200, "{path}: {}", response.text());
-    let text = response.text();
-    let parsed = parse_media_playlist(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
-    check_written(&parsed).unwrap_or_else(|e| panic!("{e}:\n{text}"));
-    (parsed, text)
-}
-
-/// `path` relative to the media playlist's directory.
-fn sibling(media_path: &str, name: &str) -> String {
-    let dir = media_path.rsplit_once('/').map_or("", |(dir, _)| dir);
-    format!("{dir}/{name}")
-}
-
-/// The slice NAL units (types 1 and 5) of an Annex B stream, in order.
-fn annex_b_slices(stream: &[u8]) -> Vec<Vec<u8>> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= stream.len() {
-        if stream[i..i + 3] == [0, 0, 1] {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut slices = Vec::new();
-    for (n, &start) in starts.iter().enumerate() {
-        let end = starts.get(n + 1).map_or(stream.len(), |&next| next - 3);
-        let mut nal = &stream[start..end];
-        // The zero byte of a 4-byte start code belongs to the next one.
-        while let [rest @ .., 0] = nal {
-            nal = rest;
-        }
-        if matches!(nal.first().map(|b| b & 0x1f), Some(1 | 5)) {
-            slices.push(nal.to_vec());
-        }
-    }
-    slices
-}
-
-/// The slice NAL units in the `mdat`s of a CMAF segment (4-byte lengths), in order.
-fn segment_slices(segment: &[u8]) -> Vec<Vec<u8>> {
-    let mut slices = Vec::new();
-    let mut at = 0;
-    while at + 8 <= segment.len() {
-        let size = u32::from_be_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
-        assert!(size >= 8 && at + size <= segment.len(), "box at {at}");
-        if &segment[at + 4..at + 8] == b"mdat" {
-            let mdat = &segment[at + 8..at + size];
-            let mut i = 0;
-            while i + 4 <= mdat.len() {
-                let len = u32::from_be_bytes(mdat[i..i + 4].try_into().unwrap()) as usize;
-                let nal = &mdat[i + 4..i + 4 + len];
-                if matches!(nal[0] & 0x1f, 1 | 5) {
-                    slices.push(nal.to_vec());
-                }
-                i += 4 + len;
-            }
-        }
-        at += size;
-    }
-    slices
-}
-
-/// Whether `served` is a run of consecutive slices of `fed`: the camera's own bytes.
-fn is_run_of(served: &[Vec<u8>], fed: &[Vec<u8>]) -> bool {
-    let Some(first) = served.first() else {
-        return false;
-    };
-    fed.iter()
-        .enumerate()
-        .filter(|(_, slice)| *slice == first)
-        .any(|(at, _)| fed.get(at..at + served.len()) == Some(served))
+    wait_for_status(
+        addr,
+        &format!("HLS {what}"),
+        STATE_TIMEOUT,
+        POLL_INTERVAL,
+        |s| ready(&s["hls"]),
+    )["hls"]
+        .clone()
 }
 
 fn scratch_dir(name: &str) -> PathBuf {
@@ -326,7 +235,7 @@ fn check_passthrough(gop: u32, segments: usize, target_duration_s: u64) -> (Serv
     let segment = playlist.segments.last().expect("a segment");
     let data = get(addr, &sibling(&path, &segment.uri));
     assert_eq!(data.status, 200);
-    let served = segment_slices(&data.body);
+    let served = mp4_slices(&data.body);
     assert!(
         served.len() >= (segment_90k * u64::from(FPS) / 90_000) as usize,
         "{} slices",
@@ -460,46 +369,11 @@ fn a_new_writer_after_placeholders_passes_through_again() {
         })
     };
 
-    // Checks every playlist against the rules and the one before, until `done`.
-    let mut previous: Option<ParsedMediaPlaylist> = None;
-    let mut path: Option<String> = None;
-    let mut follow =
-        |what: &str, done: &dyn Fn(&serde_json::Value, &ParsedMediaPlaylist) -> bool| {
-            let deadline = Instant::now() + STATE_TIMEOUT;
-            loop {
-                let hls = hls_status(addr);
-                if count(&hls, "segments") > 0 {
-                    let path = path.get_or_insert_with(|| media_path(addr));
-                    let (parsed, text) = media_playlist(addr, path);
-                    if let Some(previous) = &previous {
-                        check_update(&previous.playlist, &parsed.playlist)
-                            .unwrap_or_else(|e| panic!("{e}:\n{text}"));
-                    }
-                    let finished = done(&hls, &parsed);
-                    previous = Some(parsed);
-                    if finished {
-                        return hls;
-                    }
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "not {what} within {STATE_TIMEOUT:?}: {hls}"
-                );
-                std::thread::sleep(POLL_INTERVAL);
-            }
-        };
-    let discontinuities = |p: &ParsedMediaPlaylist| {
-        p.playlist.discontinuity_sequence
-            + p.playlist
-                .segments
-                .iter()
-                .filter(|s| s.discontinuity)
-                .count() as u64
-    };
+    let mut playlists = PlaylistFollower::new(addr, STATE_TIMEOUT, POLL_INTERVAL);
 
     // The first writer: 8 s of camera.
     let first = write(8 * FPS);
-    let camera = follow("passing through", &|h, _| {
+    let camera = playlists.until("passing through", |h, _| {
         count(h, "segments") >= 3 && h["timing_settled"] == true
     });
     assert_eq!(count(&camera, "frames_encoded"), 0, "{camera}");
@@ -507,14 +381,14 @@ fn a_new_writer_after_placeholders_passes_through_again() {
     assert!(ok, "first writer: {err}");
 
     // It ended: placeholders, encoded, behind a discontinuity.
-    let placeholders = follow("showing placeholders", &|h, p| {
+    let placeholders = playlists.until("showing placeholders", |h, p| {
         h["encoder_running"] == true && count(h, "frames_encoded") > 0 && discontinuities(p) >= 1
     });
     let passed_before = count(&placeholders, "frames_passed_through");
 
     // The second writer: the camera again, behind another discontinuity.
     let second = write(8 * FPS);
-    let back = follow("passing through again", &|h, p| {
+    let back = playlists.until("passing through again", |h, p| {
         h["encoder_running"] == false
             && count(h, "frames_passed_through") > passed_before + 2 * u64::from(FPS)
             && discontinuities(p) >= 2
@@ -579,112 +453,4 @@ fn on_demand_passthrough_starts_with_the_first_request() {
     let path = media_path(addr);
     let (parsed, text) = media_playlist(addr, &path);
     assert_eq!(parsed.playlist.target_duration_s, 1, "{text}");
-}
-
-// ----- RTSP ------------------------------------------------------------------------------------
-
-const RTSP_SERVER_SCRIPT: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rtsp_server.py");
-/// Debian's Python, which has python3-gi (a python3 earlier on PATH may not).
-const PYTHON: &str = "/usr/bin/python3";
-
-/// What the RTSP test server needs (tests/fixtures/rtsp_server.py), or `None`.
-fn missing_rtsp_server() -> Option<String> {
-    let check = "import gi\n\
-                 gi.require_version('Gst', '1.0')\n\
-                 gi.require_version('GstRtspServer', '1.0')\n\
-                 from gi.repository import Gst, GstRtspServer\n\
-                 Gst.init(None)\n\
-                 assert Gst.ElementFactory.find('x264enc')\n";
-    let ok = Command::new(PYTHON)
-        .args(["-c", check])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    (!ok).then(|| "gst-rtsp-server through python3-gi with x264enc".to_owned())
-}
-
-/// The RTSP test server, killed when dropped.
-struct RtspServer {
-    child: Child,
-    port: u16,
-}
-
-impl RtspServer {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(PYTHON)
-            .arg(RTSP_SERVER_SCRIPT)
-            .args(["--port", "0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the RTSP server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(port) = line.strip_prefix("PORT ") {
-                    let _ = tx.send(port.trim().parse::<u16>());
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the RTSP server did not say its port")
-            .expect("the RTSP server's port");
-        Self { child, port }
-    }
-}
-
-impl Drop for RtspServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An RTSP camera's H.264 passes through the same way: no encoder, a valid playlist across
-/// reloads, and ffmpeg plays it.
-#[test]
-fn an_rtsp_camera_passes_through_to_hls() {
-    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let test = "an_rtsp_camera_passes_through_to_hls";
-    if !common::require_prerequisite(missing_rtsp_server(), test)
-        || !require_clients(&["ffmpeg"], test)
-    {
-        return;
-    }
-    let camera = RtspServer::start(&["--size", "320x240", "--fps", "25", "--key-int-max", "25"]);
-    let source = format!("rtsp://127.0.0.1:{}/test", camera.port);
-    let server = Server::start(&["--source", &source, "--fps", "25", "--hls", "always"]);
-    let addr = server.addr;
-    let hls = wait_for_hls(addr, "3 segments", |h| count(h, "segments") >= 3);
-    assert_eq!(hls["passthrough"], true, "{hls}");
-    assert_eq!(count(&hls, "frames_encoded"), 0, "{hls}");
-    assert!(hls["key_frame_interval_s"].as_f64().is_some(), "{hls}");
-    let path = media_path(addr);
-    let mut previous: Option<ParsedMediaPlaylist> = None;
-    for _ in 0..5 {
-        let (parsed, text) = media_playlist(addr, &path);
-        if let Some(previous) = &previous {
-            check_update(&previous.playlist, &parsed.playlist)
-                .unwrap_or_else(|e| panic!("{e}:\n{text}"));
-        }
-        previous = Some(parsed);
-        std::thread::sleep(POLL_INTERVAL);
-    }
-    let (ok, _, stderr) = run_with_timeout(
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error"])
-            .args(["-i", &server.url("/live.m3u8")])
-            .args(["-t", "2", "-f", "null", "-"]),
-        CLIENT_TIMEOUT,
-    );
-    assert!(ok && stderr.trim().is_empty(), "ffmpeg: {stderr}");
 }

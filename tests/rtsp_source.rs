@@ -1,107 +1,19 @@
 //! The RTSP source against a real RTSP server: gst-rtsp-server (tests/fixtures/rtsp_server.py)
 //! on loopback, encoding a test pattern with x264 (or x265). The source is driven through the
 //! crate's public API as the supervisor drives it: `Opener::open`, then `next_frame` on this
-//! thread. One test runs the real binary to see what `/status` and the log say about a
-//! refused password.
+//! thread. tests/rtsp_camera.rs runs the same camera through the real binary.
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
 
+use common::rtsp_server::{self, RtspServer};
 use framecast::frame::{Frame, FrameSize, Pixels};
 use framecast::media::h264::{NAL_PPS, NAL_SPS, nal_unit_type, parse_sps, split_annex_b};
 use framecast::source::rtsp::{B_FRAMES_REFUSED, RtspAddress, RtspOpener};
 use framecast::source::{Opener, Source, SourceError};
-
-const SERVER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rtsp_server.py");
-/// Debian's Python, which has python3-gi (a python3 earlier on PATH may not).
-const PYTHON: &str = "/usr/bin/python3";
-/// How long the server may take to listen.
-const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// What the test server needs, or `None` when all of it is there.
-fn missing_rtsp_server() -> Option<String> {
-    let check = "import gi\n\
-                 gi.require_version('Gst', '1.0')\n\
-                 gi.require_version('GstRtspServer', '1.0')\n\
-                 from gi.repository import Gst, GstRtspServer\n\
-                 Gst.init(None)\n\
-                 missing = [e for e in ('videotestsrc', 'x264enc', 'rtph264pay') \
-                            if Gst.ElementFactory.find(e) is None]\n\
-                 assert not missing, missing\n";
-    let ok = Command::new(PYTHON)
-        .args(["-c", check])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    (!ok).then(|| {
-        "gst-rtsp-server through python3-gi with x264enc (Debian: python3-gi \
-         gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly)"
-            .to_owned()
-    })
-}
-
-/// Whether this GStreamer has the H.265 encoder (gstreamer1.0-plugins-bad).
-fn has_x265() -> bool {
-    Command::new(PYTHON)
-        .args([
-            "-c",
-            "import gi\ngi.require_version('Gst', '1.0')\nfrom gi.repository import Gst\n\
-             Gst.init(None)\nassert Gst.ElementFactory.find('x265enc')",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The test RTSP server, killed when dropped.
-struct RtspServer {
-    child: Child,
-    port: u16,
-}
-
-impl RtspServer {
-    /// Starts the server on `port` (0: any) with the script's `args`.
-    fn start(port: u16, args: &[&str]) -> Self {
-        let mut child = Command::new(PYTHON)
-            .arg(SERVER_SCRIPT)
-            .args(["--port", &port.to_string()])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the RTSP server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(port) = line.strip_prefix("PORT ") {
-                    let _ = tx.send(port.trim().parse::<u16>());
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(SERVER_START_TIMEOUT)
-            .expect("the RTSP server did not say its port")
-            .expect("the RTSP server's port");
-        Self { child, port }
-    }
-
-    fn url(&self, userinfo: &str, fragment: &str) -> String {
-        format!("rtsp://{userinfo}127.0.0.1:{}/test{fragment}", self.port)
-    }
-}
-
-impl Drop for RtspServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn open(url: &str) -> Box<dyn Source> {
     let address = RtspAddress::parse(url).expect("an rtsp:// address");
@@ -195,7 +107,7 @@ fn check_decodes(frames: &[Frame], size: FrameSize, test: &str) {
 #[test]
 fn an_rtsp_camera_delivers_h264_frames_over_tcp_starting_with_an_idr() {
     let test = "an_rtsp_camera_delivers_h264_frames_over_tcp_starting_with_an_idr";
-    if !common::require_prerequisite(missing_rtsp_server(), test) {
+    if !common::require_prerequisite(rtsp_server::missing(), test) {
         return;
     }
     let server = RtspServer::start(0, &["--size", "320x240", "--key-int-max", "15"]);
@@ -210,7 +122,7 @@ fn an_rtsp_camera_delivers_h264_frames_over_tcp_starting_with_an_idr() {
 #[test]
 fn udp_is_chosen_with_a_fragment_and_the_size_is_the_cropped_one() {
     let test = "udp_is_chosen_with_a_fragment_and_the_size_is_the_cropped_one";
-    if !common::require_prerequisite(missing_rtsp_server(), test) {
+    if !common::require_prerequisite(rtsp_server::missing(), test) {
         return;
     }
     // 360 lines are 23 macroblock rows minus 8 cropped lines.
@@ -224,7 +136,7 @@ fn udp_is_chosen_with_a_fragment_and_the_size_is_the_cropped_one() {
 #[test]
 fn a_new_sps_with_a_new_size_gives_the_frames_after_it_that_size() {
     let test = "a_new_sps_with_a_new_size_gives_the_frames_after_it_that_size";
-    if !common::require_prerequisite(missing_rtsp_server(), test) {
+    if !common::require_prerequisite(rtsp_server::missing(), test) {
         return;
     }
     let server = RtspServer::start(
@@ -269,7 +181,7 @@ fn a_new_sps_with_a_new_size_gives_the_frames_after_it_that_size() {
 #[test]
 fn credentials_are_taken_from_the_url_and_a_wrong_password_is_refused_unshown() {
     let test = "credentials_are_taken_from_the_url_and_a_wrong_password_is_refused_unshown";
-    if !common::require_prerequisite(missing_rtsp_server(), test) {
+    if !common::require_prerequisite(rtsp_server::missing(), test) {
         return;
     }
     let server = RtspServer::start(0, &["--user", "viewer", "--password", "s3cr%t"]);
@@ -300,7 +212,7 @@ fn credentials_are_taken_from_the_url_and_a_wrong_password_is_refused_unshown() 
 #[test]
 fn a_camera_that_goes_away_is_an_error_and_frames_come_back_after_reopening() {
     let test = "a_camera_that_goes_away_is_an_error_and_frames_come_back_after_reopening";
-    if !common::require_prerequisite(missing_rtsp_server(), test) {
+    if !common::require_prerequisite(rtsp_server::missing(), test) {
         return;
     }
     let server = RtspServer::start(0, &[]);
@@ -342,7 +254,7 @@ fn a_camera_that_goes_away_is_an_error_and_frames_come_back_after_reopening() {
 #[test]
 fn a_camera_that_sends_b_frames_is_refused_with_advice() {
     let test = "a_camera_that_sends_b_frames_is_refused_with_advice";
-    if !common::require_prerequisite(missing_rtsp_server(), test) {
+    if !common::require_prerequisite(rtsp_server::missing(), test) {
         return;
     }
     let server = RtspServer::start(0, &["--bframes", "2", "--key-int-max", "30"]);
@@ -367,11 +279,11 @@ fn a_camera_that_sends_b_frames_is_refused_with_advice() {
 #[test]
 fn an_h265_camera_is_refused_by_name() {
     let test = "an_h265_camera_is_refused_by_name";
-    if !common::require_prerequisite(missing_rtsp_server(), test) {
+    if !common::require_prerequisite(rtsp_server::missing(), test) {
         return;
     }
     if !common::require_prerequisite(
-        (!has_x265()).then(|| "x265enc (Debian: gstreamer1.0-plugins-bad)".to_owned()),
+        (!rtsp_server::has_x265()).then(|| "x265enc (Debian: gstreamer1.0-plugins-bad)".to_owned()),
         test,
     ) {
         return;
@@ -384,34 +296,4 @@ fn an_h265_camera_is_refused_by_name() {
         error.to_string().starts_with("H.265 is not supported"),
         "{error}"
     );
-}
-
-#[test]
-fn the_server_reports_a_refused_password_without_showing_it() {
-    let test = "the_server_reports_a_refused_password_without_showing_it";
-    if !common::require_prerequisite(missing_rtsp_server(), test) {
-        return;
-    }
-    let camera = RtspServer::start(0, &["--user", "viewer", "--password", "right"]);
-    let url = camera.url("viewer:hunter2@", "");
-    let server = common::Server::start(&["--source", &url]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        let status = common::status_json(server.addr);
-        if status["source"]["last_error"].is_string() || Instant::now() > deadline {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let last_error = status["source"]["last_error"].as_str().unwrap_or_default();
-    assert!(
-        last_error.contains("authentication failed (401"),
-        "{status}"
-    );
-    let text = status.to_string();
-    assert!(!text.contains("hunter2"), "{text}");
-    assert!(text.contains("viewer:***@"), "{text}");
-    for line in server.log_lines() {
-        assert!(!line.contains("hunter2"), "{line}");
-    }
 }

@@ -42,12 +42,18 @@ pub fn missing_prerequisite(packages: &[&str]) -> Option<String> {
 /// Runs `tests/browser/{script}` with the server's base URL and the output directory, asserts
 /// that it succeeded and said `"ok": true`, and returns its results.
 pub fn run_script(script: &str, base_url: &str) -> serde_json::Value {
+    run_script_with(script, base_url, &[])
+}
+
+/// [`run_script`] with `extra` arguments after the output directory.
+pub fn run_script_with(script: &str, base_url: &str, extra: &[&str]) -> serde_json::Value {
     let root = repo_root();
     let (ok, stdout, stderr) = run_with_timeout(
         Command::new("node")
             .arg(root.join("tests/browser").join(script))
             .arg(base_url)
             .arg(output_dir())
+            .args(extra)
             .current_dir(&root),
         SCRIPT_TIMEOUT,
     );

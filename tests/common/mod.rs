@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 pub mod chromium;
+pub mod h264_bytes;
+pub mod hls_fetch;
+pub mod rtsp_server;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -516,6 +519,44 @@ pub fn status_json(addr: SocketAddr) -> serde_json::Value {
     let response = get(addr, "/status");
     assert_eq!(response.status, 200, "/status: {}", response.text());
     serde_json::from_slice(&response.body).expect("/status is JSON")
+}
+
+/// Re-reads `/status` (at `path`, such as `/status` or `/streams/NAME/status`) every
+/// `poll` until `ready` holds for it, for at most `limit`; returns it. Fails naming `what`.
+pub fn wait_for_status_at(
+    addr: SocketAddr,
+    path: &str,
+    what: &str,
+    limit: Duration,
+    poll: Duration,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let response = get(addr, path);
+        assert_eq!(response.status, 200, "{path}: {}", response.text());
+        let status: serde_json::Value =
+            serde_json::from_slice(&response.body).expect("/status is JSON");
+        if ready(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not {what} within {limit:?}: {status}"
+        );
+        std::thread::sleep(poll);
+    }
+}
+
+/// [`wait_for_status_at`] for the first stream's `/status`.
+pub fn wait_for_status(
+    addr: SocketAddr,
+    what: &str,
+    limit: Duration,
+    poll: Duration,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    wait_for_status_at(addr, "/status", what, limit, poll, ready)
 }
 
 /// The wall clock in microseconds since the Unix epoch, as `X-Timestamp` counts.

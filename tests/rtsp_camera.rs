@@ -1,0 +1,392 @@
+//! Black-box tests of an RTSP camera through the real binary: gst-rtsp-server
+//! (tests/fixtures/rtsp_server.py) on loopback encodes a moving test pattern with x264, and
+//! framecast, started with `--source rtsp://…`, serves it.
+//!
+//! They check that HLS and `/live.mp4` carry the camera's own slices byte for byte (the
+//! server's x264 output is written to a file beside the RTP it sends), that ffmpeg and
+//! Chromium's hls.js and MSE play them, that snapshots and MJPEG are decoded pictures of the
+//! camera's size, that credentials from the URL work and a wrong password is reported without
+//! being shown, that a camera that goes away gives placeholders behind a discontinuity and
+//! then its video again with no reload, and that B-frames and H.265 are refused by name in
+//! `/status` and the log.
+//!
+//! The tests run one at a time: each runs a real-time x264 encoder beside the server, whose
+//! passthrough timestamps are arrival times. Every loop is bounded in count and time.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::chromium::{self, run_script_with};
+use common::h264_bytes::{annex_b_slices, is_run_of, mp4_slices};
+use common::hls_fetch::{PlaylistFollower, discontinuities, media_path, media_playlist, sibling};
+use common::rtsp_server::{self, RtspServer};
+use common::{
+    MjpegReader, Server, get, require_clients, require_prerequisite, run_with_timeout,
+    wait_for_status,
+};
+use framecast::media::playlist::{ParsedMediaPlaylist, check_update, parse_multivariant_playlist};
+use framecast::source::rtsp::B_FRAMES_REFUSED;
+
+/// The camera's picture and rate, and its key-frame interval (1 s).
+const SIZE: (usize, usize) = (320, 240);
+const FPS: u32 = 25;
+const CAMERA_ARGS: [&str; 6] = ["--size", "320x240", "--fps", "25", "--key-int-max", "25"];
+/// How long a test waits for a state it expects, with room for a busy 2-core machine and the
+/// server's back-off before it reconnects.
+const STATE_TIMEOUT: Duration = Duration::from_secs(90);
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// The limit for one player run.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether the RTSP server and the `clients` are here (a test fails naming what is not).
+fn prerequisites(test: &str, clients: &[&str]) -> bool {
+    require_prerequisite(rtsp_server::missing(), test) && require_clients(clients, test)
+}
+
+/// A server reading the camera at `url`, HLS always on.
+fn serve(url: &str) -> Server {
+    Server::start(&[
+        "--source",
+        url,
+        "--fps",
+        &FPS.to_string(),
+        "--hls",
+        "always",
+    ])
+}
+
+fn count(value: &serde_json::Value, key: &str) -> u64 {
+    value[key].as_u64().unwrap_or(0)
+}
+
+fn wait_for_hls(
+    addr: SocketAddr,
+    what: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    wait_for_status(
+        addr,
+        &format!("HLS {what}"),
+        STATE_TIMEOUT,
+        POLL_INTERVAL,
+        |s| ready(&s["hls"]),
+    )["hls"]
+        .clone()
+}
+
+fn jpeg_size(jpeg: &[u8]) -> (usize, usize) {
+    let header = turbojpeg::read_header(jpeg).expect("a JPEG header");
+    (header.width, header.height)
+}
+
+fn scratch_file(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("framecast-rtsp-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// The first `fragments` media fragments of `/live.mp4` after its header (`ftyp`, `moov`).
+fn live_mp4_fragments(addr: SocketAddr, fragments: usize) -> Vec<u8> {
+    // The MJPEG reader reads any endless body: its raw reads see the MP4 boxes as sent.
+    let mut reader = MjpegReader::open(addr, "/live.mp4", "framecast-test");
+    assert_eq!(reader.status, 200);
+    let mut media = Vec::new();
+    let mut kinds = Vec::new();
+    while kinds.iter().filter(|k| *k == "mdat").count() < fragments {
+        assert!(kinds.len() < 4 * fragments + 2, "boxes {kinds:?}");
+        let head = reader.read_raw(8);
+        let size = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+        assert!((8..10_000_000).contains(&size), "box size {size}");
+        let body = reader.read_raw(size - 8);
+        kinds.push(String::from_utf8_lossy(&head[4..8]).into_owned());
+        if !matches!(&head[4..8], b"ftyp" | b"moov") {
+            media.extend_from_slice(&head);
+            media.extend_from_slice(&body);
+        }
+    }
+    assert_eq!(kinds[..2], ["ftyp", "moov"], "{kinds:?}");
+    media
+}
+
+/// The camera's H.264 passes through to HLS and `/live.mp4` as it came, ffmpeg plays both,
+/// and JPEG viewers get decoded pictures of its size; the credentials in the URL are used.
+#[test]
+fn an_rtsp_camera_is_served_byte_for_byte_and_decoded_for_jpeg_viewers() {
+    let _one = one_at_a_time();
+    let test = "an_rtsp_camera_is_served_byte_for_byte_and_decoded_for_jpeg_viewers";
+    if !prerequisites(test, &["ffmpeg"]) {
+        return;
+    }
+    let dump = scratch_file("sent.h264");
+    let mut args = CAMERA_ARGS.to_vec();
+    args.extend(["--user", "viewer", "--password", "right"]);
+    let camera = RtspServer::start_dumping(0, &args, &dump);
+    let server = serve(&camera.url("viewer:right@", ""));
+    let addr = server.addr;
+
+    let hls = wait_for_hls(addr, "3 segments", |h| count(h, "segments") >= 3);
+    assert_eq!(hls["passthrough"], true, "{hls}");
+    assert_eq!(count(&hls, "frames_encoded"), 0, "{hls}");
+    assert_eq!(hls["encoder_running"], false, "{hls}");
+    let interval_s = hls["key_frame_interval_s"].as_f64().expect("learned");
+    assert!((interval_s - 1.0).abs() < 0.1, "{hls}");
+
+    // What the multivariant playlist says comes from the camera's SPS.
+    let multivariant = parse_multivariant_playlist(&get(addr, "/live.m3u8").text()).expect("ok");
+    let variant = &multivariant.variants[0];
+    assert!(
+        variant.codecs.starts_with("avc1.42"),
+        "x264's Constrained Baseline: {variant:?}"
+    );
+    assert_eq!(variant.resolution, (SIZE.0 as u32, SIZE.1 as u32));
+
+    // Playlists keep the rules across reloads.
+    let path = media_path(addr);
+    let mut previous: Option<ParsedMediaPlaylist> = None;
+    for _ in 0..5 {
+        let (parsed, text) = media_playlist(addr, &path);
+        if let Some(previous) = &previous {
+            check_update(&previous.playlist, &parsed.playlist)
+                .unwrap_or_else(|e| panic!("{e}:\n{text}"));
+        }
+        previous = Some(parsed);
+        std::thread::sleep(POLL_INTERVAL);
+    }
+
+    // A segment and the start of /live.mp4 are runs of the slices the camera sent.
+    let (parsed, _) = media_playlist(addr, &path);
+    let segment = parsed.playlist.segments.last().expect("a segment");
+    let data = get(addr, &sibling(&path, &segment.uri));
+    assert_eq!(data.status, 200);
+    let from_segment = mp4_slices(&data.body);
+    let from_live_mp4 = mp4_slices(&live_mp4_fragments(addr, 4));
+    let sent = annex_b_slices(&std::fs::read(&dump).expect("the camera's H.264"));
+    assert!(
+        from_segment.len() >= (FPS / 2) as usize,
+        "{} slices",
+        from_segment.len()
+    );
+    assert!(
+        is_run_of(&from_segment, &sent),
+        "segment {} is not a run of the {} slices sent",
+        segment.msn,
+        sent.len()
+    );
+    assert!(
+        !from_live_mp4.is_empty() && is_run_of(&from_live_mp4, &sent),
+        "/live.mp4's {} slices are not a run of the {} sent",
+        from_live_mp4.len(),
+        sent.len()
+    );
+
+    // ffmpeg plays both.
+    for (path, seconds) in [("/live.m3u8", "3"), ("/live.mp4", "2")] {
+        let (ok, stdout, stderr) = run_with_timeout(
+            Command::new("ffmpeg")
+                .args(["-nostdin", "-v", "error", "-progress", "pipe:1"])
+                .args(["-i", &server.url(path)])
+                .args(["-t", seconds, "-f", "null", "-"]),
+            CLIENT_TIMEOUT,
+        );
+        assert!(ok && stderr.trim().is_empty(), "ffmpeg {path}: {stderr}");
+        let frames: u64 = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("frame=")?.trim().parse().ok())
+            .next_back()
+            .unwrap_or(0);
+        assert!(
+            frames >= u64::from(FPS),
+            "ffmpeg decoded {frames} frames of {path}"
+        );
+    }
+
+    // JPEG viewers get the camera's pictures, decoded, at its size.
+    let snapshot = get(addr, "/snapshot.jpg");
+    assert_eq!(snapshot.status, 200, "{}", snapshot.text());
+    assert_eq!(jpeg_size(&snapshot.body), SIZE);
+    let mut mjpeg = MjpegReader::open(addr, "/stream.mjpg", "framecast-test");
+    assert_eq!(mjpeg.status, 200);
+    for _ in 0..3 {
+        assert_eq!(jpeg_size(&mjpeg.next_part().jpeg), SIZE);
+    }
+    drop(mjpeg);
+    let status = common::status_json(addr);
+    assert!(
+        count(&status["jpeg"]["decode"], "frames_decoded") > 0,
+        "{status}"
+    );
+    let text = status.to_string();
+    assert!(!text.contains("right@"), "the password shows: {text}");
+    drop(camera);
+    let _ = std::fs::remove_file(&dump);
+}
+
+/// The camera goes away and comes back on the same address: placeholders, encoded behind a
+/// discontinuity, while it is gone; then its own H.264 again behind another, with every
+/// playlist on the way valid and following the one before, and JPEG viewers served
+/// throughout.
+#[test]
+fn an_rtsp_camera_that_goes_away_gives_placeholders_then_its_video_again() {
+    let _one = one_at_a_time();
+    let test = "an_rtsp_camera_that_goes_away_gives_placeholders_then_its_video_again";
+    if !prerequisites(test, &[]) {
+        return;
+    }
+    let camera = RtspServer::start(0, &CAMERA_ARGS);
+    let port = camera.port;
+    let server = serve(&camera.url("", ""));
+    let addr = server.addr;
+    let mut playlists = PlaylistFollower::new(addr, STATE_TIMEOUT, POLL_INTERVAL);
+    let live = playlists.until("passing through", |h, _| {
+        count(h, "segments") >= 2 && h["timing_settled"] == true
+    });
+    assert_eq!(count(&live, "frames_encoded"), 0, "{live}");
+
+    camera.stop();
+    let placeholders = playlists.until("showing placeholders", |h, p| {
+        h["encoder_running"] == true && count(h, "frames_encoded") > 0 && discontinuities(p) >= 1
+    });
+    let passed_before = count(&placeholders, "frames_passed_through");
+    let status = common::status_json(addr);
+    assert_ne!(status["source"]["state"], "live", "{status}");
+    assert!(status["source"]["last_error"].is_string(), "{status}");
+    let snapshot = get(addr, "/snapshot.jpg");
+    assert_eq!(
+        snapshot.status, 200,
+        "a placeholder while the camera is gone"
+    );
+
+    let camera = RtspServer::start(port, &CAMERA_ARGS);
+    let back = playlists.until("passing through again", |h, p| {
+        h["encoder_running"] == false
+            && count(h, "frames_passed_through") > passed_before + 2 * u64::from(FPS)
+            && discontinuities(p) >= 2
+    });
+    assert_eq!(back["passthrough"], true, "{back}");
+    let status = common::status_json(addr);
+    assert_eq!(status["source"]["state"], "live", "{status}");
+    let snapshot = get(addr, "/snapshot.jpg");
+    assert_eq!(snapshot.status, 200);
+    assert_eq!(jpeg_size(&snapshot.body), SIZE);
+    drop(camera);
+}
+
+/// Chromium plays the camera's passthrough H.264 through the `/hls` page (hls.js) and the
+/// `/live` page (MSE), at the camera's size, and the picture moves.
+#[test]
+fn an_rtsp_camera_plays_in_chromium_through_hls_js_and_mse() {
+    let _one = one_at_a_time();
+    let test = "an_rtsp_camera_plays_in_chromium_through_hls_js_and_mse";
+    let packages = ["playwright-core/package.json", "hls.js/dist/hls.min.js"];
+    if !prerequisites(test, &[])
+        || !require_prerequisite(chromium::missing_prerequisite(&packages), test)
+    {
+        return;
+    }
+    let camera = RtspServer::start(0, &CAMERA_ARGS);
+    let server = serve(&camera.url("", ""));
+    wait_for_hls(server.addr, "2 segments", |h| count(h, "segments") >= 2);
+    let size = format!("{}x{}", SIZE.0, SIZE.1);
+    let result = run_script_with("camera_pages.mjs", &server.url(""), &[&size]);
+    assert_eq!(result["hls"]["size"], size.as_str(), "{result}");
+    assert_eq!(result["live"]["size"], size.as_str(), "{result}");
+    let hls = common::status_json(server.addr)["hls"].clone();
+    assert_eq!(
+        count(&hls, "frames_encoded"),
+        0,
+        "still passed through: {hls}"
+    );
+}
+
+/// What cannot be served is refused by name, in `/status` and in the log, with placeholders
+/// meanwhile: a camera that sends B-frames, and one that sends H.265.
+#[test]
+fn b_frames_and_h265_are_refused_by_name_in_status_and_log() {
+    let _one = one_at_a_time();
+    let test = "b_frames_and_h265_are_refused_by_name_in_status_and_log";
+    if !prerequisites(test, &[])
+        || !require_prerequisite(
+            (!rtsp_server::has_x265())
+                .then(|| "x265enc (Debian: gstreamer1.0-plugins-bad)".to_owned()),
+            test,
+        )
+    {
+        return;
+    }
+    let b_frames_refused = B_FRAMES_REFUSED
+        .split(';')
+        .next()
+        .unwrap_or(B_FRAMES_REFUSED);
+    for (camera_args, refusal) in [
+        (&["--bframes", "2"][..], b_frames_refused),
+        (&["--codec", "h265"][..], "H.265 is not supported"),
+    ] {
+        let camera = RtspServer::start(0, camera_args);
+        let server = serve(&camera.url("", ""));
+        let status = wait_for_status(
+            server.addr,
+            &format!("refusing: {refusal}"),
+            STATE_TIMEOUT,
+            POLL_INTERVAL,
+            |s| {
+                s["source"]["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains(refusal))
+            },
+        );
+        assert_ne!(status["source"]["state"], "live", "{status}");
+        assert!(
+            server.log_lines().iter().any(|line| line.contains(refusal)),
+            "the log does not say {refusal:?}"
+        );
+        let snapshot = get(server.addr, "/snapshot.jpg");
+        assert_eq!(snapshot.status, 200, "a placeholder instead");
+        assert_eq!(
+            count(&status["hls"], "frames_passed_through"),
+            0,
+            "{status}"
+        );
+    }
+}
+
+/// A wrong password: `/status` and the log say the camera refused it, and show neither it
+/// nor the one in the address.
+#[test]
+fn the_server_reports_a_refused_password_without_showing_it() {
+    let _one = one_at_a_time();
+    let test = "the_server_reports_a_refused_password_without_showing_it";
+    if !prerequisites(test, &[]) {
+        return;
+    }
+    let camera = RtspServer::start(0, &["--user", "viewer", "--password", "right"]);
+    let url = camera.url("viewer:hunter2@", "");
+    let server = Server::start(&["--source", &url]);
+    let status = wait_for_status(
+        server.addr,
+        "an error from the camera",
+        STATE_TIMEOUT,
+        POLL_INTERVAL,
+        |s| s["source"]["last_error"].is_string(),
+    );
+    let last_error = status["source"]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.contains("authentication failed (401"),
+        "{status}"
+    );
+    let text = status.to_string();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("viewer:***@"), "{text}");
+    for line in server.log_lines() {
+        assert!(!line.contains("hunter2"), "{line}");
+    }
+}
