@@ -140,6 +140,15 @@ fn an_rtsp_camera_is_served_byte_for_byte_and_decoded_for_jpeg_viewers() {
     assert_eq!(hls["encoder_running"], false, "{hls}");
     let interval_s = hls["key_frame_interval_s"].as_f64().expect("learned");
     assert!((interval_s - 1.0).abs() < 0.1, "{hls}");
+    // `/status` gives the camera's size, not `--size`, and no encoder bitrate.
+    let status = common::status_json(addr);
+    assert_eq!(count(&status["source"], "width"), SIZE.0 as u64, "{status}");
+    assert_eq!(
+        count(&status["source"], "height"),
+        SIZE.1 as u64,
+        "{status}"
+    );
+    assert!(status["hls"]["bitrate_bps"].is_null(), "{status}");
 
     // What the multivariant playlist says comes from the camera's SPS.
     let multivariant = parse_multivariant_playlist(&get(addr, "/live.m3u8").text()).expect("ok");

@@ -118,6 +118,7 @@ struct SourceStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     process: Option<crate::source::ProcessStatus>,
     down_for_ms: Option<u64>,
+    /// The newest frame's size (a camera's H.264 brings its own), `--size` before the first.
     width: u32,
     height: u32,
     fps_configured: u32,
@@ -157,7 +158,9 @@ struct HlsStatus {
     /// How often the encoder started, and stopped for lack of viewers.
     starts: u64,
     idle_stops: u64,
-    bitrate_bps: u32,
+    /// The encoder's bitrate; `null` while a camera's own H.264 passes through (what it
+    /// sends is in `bandwidth`).
+    bitrate_bps: Option<u32>,
     fps: f64,
     frames_encoded: u64,
     errors: u64,
@@ -315,6 +318,11 @@ fn describe_stream(
     let jpeg = &hub.jpeg;
     let jpeg_encoded = jpeg.frames_encoded.load(Ordering::Relaxed);
     let unhealthy_reason = unhealthy_reason(stream).err();
+    let source_size = hub.source.last_size().unwrap_or(config.size);
+    let passing_through = stream.hls.as_ref().is_some_and(|hls| {
+        hls.counters.passthrough.load(Ordering::Relaxed)
+            && !hls.counters.encoder_running.load(Ordering::Relaxed)
+    });
     StreamStatus {
         name: stream.name().to_owned(),
         path: stream.base_path(),
@@ -333,8 +341,8 @@ fn describe_stream(
             finished: health.finished,
             process: health.process,
             down_for_ms: health.down_since.map(|at| at.elapsed().as_millis() as u64),
-            width: config.size.width,
-            height: config.size.height,
+            width: source_size.width,
+            height: source_size.height,
             fps_configured: config.fps,
             fps_measured: round3(hub.source.rate.rate_per_s()),
             frames: hub.source.frames.load(Ordering::Relaxed),
@@ -366,7 +374,7 @@ fn describe_stream(
                 idle_stop_s: hls.demand.idle_stop().map(|d| d.as_secs()),
                 starts: hls.demand.starts(),
                 idle_stops: hls.demand.idle_stops(),
-                bitrate_bps: hls.bitrate_bps,
+                bitrate_bps: (!passing_through).then_some(hls.bitrate_bps),
                 fps: round3(c.rate.rate_per_s()),
                 frames_encoded: encoded,
                 errors: c.errors.load(Ordering::Relaxed),

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 
-use crate::frame::{Frame, JpegFrame, Pixels, unix_micros};
+use crate::frame::{Frame, FrameSize, JpegFrame, Pixels, unix_micros};
 use crate::media::multipart;
 use crate::meter::RateMeter;
 
@@ -65,12 +65,23 @@ pub struct PublishedJpeg {
 pub struct SourceCounters {
     pub frames: AtomicU64,
     pub last_seq: AtomicU64,
+    /// The newest frame's picture size, width in the high 32 bits; 0 before the first. A
+    /// camera's H.264 brings its own size, whatever `--size` says.
+    last_size: AtomicU64,
     pub rate: RateMeter,
     last_frame_at: Mutex<Option<Instant>>,
     health: Mutex<Option<SourceHealth>>,
 }
 
 impl SourceCounters {
+    /// The newest frame's picture size; `None` before the first frame.
+    pub fn last_size(&self) -> Option<FrameSize> {
+        match self.last_size.load(Ordering::Relaxed) {
+            0 => None,
+            packed => Some(FrameSize::new((packed >> 32) as u32, packed as u32)),
+        }
+    }
+
     /// Time since the source last delivered a frame; `None` before the first.
     pub fn last_frame_age(&self) -> Option<Duration> {
         self.last_frame_at
@@ -283,6 +294,10 @@ impl Hub {
     pub fn publish_frame(&self, frame: Arc<Frame>) {
         self.source.frames.fetch_add(1, Ordering::Relaxed);
         self.source.last_seq.store(frame.seq, Ordering::Relaxed);
+        self.source.last_size.store(
+            (u64::from(frame.size.width) << 32) | u64::from(frame.size.height),
+            Ordering::Relaxed,
+        );
         self.source.rate.tick();
         *self
             .source
