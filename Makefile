@@ -25,7 +25,7 @@ BUILD_PKGS := build-essential pkg-config cmake nasm libclang-dev
 # which `:=` expands where it stands.
 RTSP_SERVER_PKGS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
-TEST_PKGS := ffmpeg chromium firefox-esr vlc-bin vlc-plugin-base fonts-dejavu-core \
+TEST_PKGS := ffmpeg chromium firefox-esr vlc-bin vlc-plugin-base fonts-dejavu-core openssl \
 	$(RTSP_SERVER_PKGS)
 # node and npm run the browser tests; any node >= 18 on PATH will do, otherwise Debian's.
 NODE_PKGS := $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)

@@ -138,12 +138,15 @@ fn a_bad_file_exits_2_naming_the_file_and_the_line() {
 fn a_bad_file_never_shows_a_password() {
     let path = config_file(
         "secret.toml",
-        "[[streams]]\nname = \"door\"\nsource = \"rtsps://admin:hunter2@door.local/stream\"\n",
+        "[[streams]]\nname = \"door\"\nsource = \"rtsps://admin:hunter2@door.local/stream#udp\"\n",
     );
     let (code, _, err) = framecast(&["--config", path_str(&path)]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains(":3:10: source:"), "{err}");
-    assert!(err.contains("rtsps://admin:***@door.local/stream"), "{err}");
+    assert!(
+        err.contains("rtsps://admin:***@door.local/stream#udp"),
+        "{err}"
+    );
     assert!(!err.contains("hunter2"), "{err}");
 }
 

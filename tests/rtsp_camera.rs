@@ -7,8 +7,9 @@
 //! Chromium's hls.js and MSE play them, that snapshots and MJPEG are decoded pictures of the
 //! camera's size, that credentials from the URL work and a wrong password is reported without
 //! being shown, that a camera that goes away gives placeholders behind a discontinuity and
-//! then its video again with no reload, and that B-frames and H.265 are refused by name in
-//! `/status` and the log.
+//! then its video again with no reload, that B-frames and H.265 are refused by name in
+//! `/status` and the log, and that `rtsps://` works with a pinned or any certificate and
+//! refuses an unknown one, naming its fingerprint.
 //!
 //! The tests run one at a time: each runs a real-time x264 encoder beside the server, whose
 //! passthrough timestamps are arrival times. Every loop is bounded in count and time.
@@ -398,4 +399,117 @@ fn the_server_reports_a_refused_password_without_showing_it() {
     for line in server.log_lines() {
         assert!(!line.contains("hunter2"), "{line}");
     }
+}
+
+/// A self-signed certificate and key for 127.0.0.1 made by openssl in `dir`; their paths
+/// and the certificate's SHA-256 as openssl prints it (`AB:CD:…`).
+fn self_signed_certificate(dir: &std::path::Path) -> (PathBuf, PathBuf, String) {
+    let cert = dir.join("camera-cert.pem");
+    let key = dir.join("camera-key.pem");
+    let (ok, _, stderr) = run_with_timeout(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        CLIENT_TIMEOUT,
+    );
+    assert!(ok, "openssl req: {stderr}");
+    let (ok, stdout, stderr) = run_with_timeout(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(&cert),
+        CLIENT_TIMEOUT,
+    );
+    assert!(ok, "openssl x509: {stderr}");
+    let fingerprint = stdout
+        .trim()
+        .split_once('=')
+        .map(|(_, hex)| hex.to_owned())
+        .expect("sha256 Fingerprint=…");
+    (cert, key, fingerprint)
+}
+
+/// `rtsps://`: with the camera's self-signed certificate pinned (`#sha256=`) or with any
+/// taken (`#insecure`) its H.264 passes through; without either, the certificate is
+/// refused in `/status` with the fingerprint that would pin it.
+#[test]
+fn an_rtsps_camera_is_served_with_its_certificate_pinned_and_refused_unpinned() {
+    let _one = one_at_a_time();
+    let test = "an_rtsps_camera_is_served_with_its_certificate_pinned_and_refused_unpinned";
+    if !prerequisites(test, &["openssl"]) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("framecast-rtsps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let (cert, key, fingerprint) = self_signed_certificate(&dir);
+    let mut args = CAMERA_ARGS.to_vec();
+    let (cert_arg, key_arg) = (cert.to_str().expect("UTF-8"), key.to_str().expect("UTF-8"));
+    args.extend(["--tls-cert", cert_arg, "--tls-key", key_arg]);
+    let camera = RtspServer::start(0, &args);
+    let url = |fragment: &str| format!("rtsps://127.0.0.1:{}/test{fragment}", camera.port);
+
+    let pinned = serve(&url(&format!("#sha256={fingerprint}")));
+    let hls = wait_for_hls(pinned.addr, "2 segments", |h| count(h, "segments") >= 2);
+    assert_eq!(hls["passthrough"], true, "{hls}");
+    assert_eq!(count(&hls, "frames_encoded"), 0, "{hls}");
+    let snapshot = get(pinned.addr, "/snapshot.jpg");
+    assert_eq!(snapshot.status, 200);
+    assert_eq!(jpeg_size(&snapshot.body), SIZE);
+    drop(pinned);
+
+    let any = Server::start(&["--source", &url("#insecure"), "--hls", "off"]);
+    wait_for_status(any.addr, "live", STATE_TIMEOUT, POLL_INTERVAL, |s| {
+        s["source"]["state"] == "live" && count(&s["source"], "frames") > 0
+    });
+    drop(any);
+
+    let unpinned = Server::start(&["--source", &url(""), "--hls", "off"]);
+    let status = wait_for_status(
+        unpinned.addr,
+        "refusing the certificate",
+        STATE_TIMEOUT,
+        POLL_INTERVAL,
+        |s| s["source"]["last_error"].is_string(),
+    );
+    let last_error = status["source"]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.contains("not trusted (self-signed)")
+            && last_error.contains(&format!("#sha256={}", fingerprint.replace(':', ""))),
+        "{status}"
+    );
+    assert_ne!(status["source"]["state"], "live", "{status}");
+    drop(unpinned);
+
+    let wrong_pin = Server::start(&[
+        "--source",
+        &url(&format!("#sha256={}", "0".repeat(64))),
+        "--hls",
+        "off",
+    ]);
+    let status = wait_for_status(
+        wrong_pin.addr,
+        "refusing the certificate",
+        STATE_TIMEOUT,
+        POLL_INTERVAL,
+        |s| s["source"]["last_error"].is_string(),
+    );
+    let last_error = status["source"]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        last_error.contains("a certificate other than the one pinned")
+            && last_error.contains(&fingerprint),
+        "{status}"
+    );
+    drop(camera);
+    let _ = std::fs::remove_dir_all(&dir);
 }

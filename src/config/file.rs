@@ -781,9 +781,10 @@ h264_bitrate = 800000
                  carries mjpeg",
             ),
             (
-                "[[streams]]\nname = \"a\"\nsource = \"rtsps://admin:hunter2@cam/1\"\n".into(),
-                "cams.toml:3:10: source: `rtsps://admin:***@cam/1`: rtsps:// (RTSP over TLS) is \
-                 not supported; the camera's plain rtsp:// address works (usually port 554)",
+                "[[streams]]\nname = \"a\"\nsource = \"rtsps://admin:hunter2@cam/1#udp\"\n".into(),
+                "cams.toml:3:10: source: `rtsps://admin:***@cam/1#udp`: rtsps:// takes RTP in \
+                 its TLS connection only (#tcp); over UDP it would need SRTP, which framecast \
+                 does not speak",
             ),
             (
                 "[[streams]]\nname = \"a\"\nsource = \"rtsp://admin:hunter2@cam/1\"\n\

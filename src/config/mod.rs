@@ -55,9 +55,11 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// Frame source: `test` (the built-in test pattern), `camera:N` or `camera:/dev/videoN`,
-    /// `pipe:yuv420p` / `pipe:mjpeg` for frames on standard input, `pipe:mjpeg:/path` /
-    /// `pipe:yuv420p:/path` for a FIFO, or `exec:COMMAND` / `exec:yuv420p:COMMAND` for a
-    /// command framecast runs and restarts (its output MJPEG unless `yuv420p`).
+    /// `pipe:yuv420p` / `pipe:mjpeg` / `pipe:h264` for frames on standard input,
+    /// `pipe:FORMAT:/path` for a FIFO, `exec:COMMAND` / `exec:FORMAT:COMMAND` for a command
+    /// framecast runs and restarts (its output MJPEG unless a format is named), or an RTSP
+    /// camera: `rtsp://[user:pass@]host[:port]/path` (`#udp` for RTP over UDP) or
+    /// `rtsps://…` over TLS (`#sha256=HEX` pins its certificate, `#insecure` takes any).
     #[arg(long, env = "FRAMECAST_SOURCE", default_value = "test", value_parser = SourceParser)]
     pub source: SourceSpec,
 
@@ -586,7 +588,7 @@ mod tests {
     #[test]
     fn a_bad_source_is_refused_without_its_password() {
         for source in [
-            "rtsps://admin:hunter2@cam/x",
+            "rtsps://admin:hunter2@cam/x#udp",
             "exec:ffmpeg -i \"rtsp://admin:hunter2@cam/x",
         ] {
             let error = Config::try_parse_from(["framecast", "--source", source])

@@ -31,7 +31,8 @@ pub enum SourceSpec {
         format: PipeFormat,
     },
     /// An RTSP camera's H.264 stream: `rtsp://[user:password@]host[:port]/path`, with `#udp`
-    /// at the end for RTP over UDP instead of interleaved in the TCP connection.
+    /// at the end for RTP over UDP instead of interleaved in the TCP connection; or
+    /// `rtsps://…` over TLS (see [`RtspAddress`]).
     Rtsp(RtspAddress),
 }
 
@@ -242,7 +243,7 @@ mod tests {
             "camera:x",
             "camera:",
             "pipe:h265",
-            "rtsps://x",
+            "rtsps://x#udp",
             "rtsp:x",
             "",
             "tests",
@@ -381,10 +382,10 @@ mod tests {
             assert!(!format!("{spec:?}").contains("hunter2"));
         }
         assert_eq!(
-            SourceSpec::parse("rtsps://u:secret@cam/live"),
+            SourceSpec::parse("rtsps://u:secret@cam/live#udp"),
             Err(
-                "`rtsps://u:***@cam/live`: rtsps:// (RTSP over TLS) is not supported; the \
-                 camera's plain rtsp:// address works (usually port 554)"
+                "`rtsps://u:***@cam/live#udp`: rtsps:// takes RTP in its TLS connection only \
+                 (#tcp); over UDP it would need SRTP, which framecast does not speak"
                     .into()
             )
         );

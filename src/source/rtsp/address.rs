@@ -1,24 +1,31 @@
-//! What an `rtsp://` source names: the camera's URL, the credentials in it and the RTP
-//! transport asked for. Pure: text in, values out.
+//! What an `rtsp://` or `rtsps://` source names: the camera's URL, the credentials in it,
+//! the RTP transport asked for and, over TLS, how the camera's certificate is checked. Pure:
+//! text in, values out.
 //!
-//! `rtsp://[user:password@]host[:port]/path[?query][#udp]`. The user name and password are
-//! the URL's userinfo (RFC 3986 §3.2.1), percent-decoded; they are taken out of the URL that
-//! is sent to the camera and never shown (Display and Debug mask the password). The fragment
-//! chooses the transport: none or `#tcp` for RTP interleaved in the RTSP connection (RFC 2326
-//! §10.12), which passes firewalls and NAT and loses nothing; `#udp` for RTP over UDP. A
-//! fragment is never sent to a server (RFC 3986 §3.5), so it cannot clash with the query a
-//! camera wants.
+//! `rtsp[s]://[user:password@]host[:port]/path[?query][#options]`. The user name and password
+//! are the URL's userinfo (RFC 3986 §3.2.1), percent-decoded; they are taken out of the URL
+//! that is sent to the camera and never shown (Display and Debug mask the password). A
+//! fragment is never sent to a server (RFC 3986 §3.5), so options in it cannot clash with the
+//! query a camera wants. They are `&`-separated:
 //!
-//! `rtsps://` (RTSP over TLS) is refused here: the RTSP client framecast uses speaks plain
-//! `rtsp://` only.
+//! - `tcp` (the default) for RTP interleaved in the RTSP connection (RFC 2326 §10.12), which
+//!   passes firewalls and NAT and loses nothing; `udp` for RTP over UDP (plain `rtsp://`
+//!   only: over TLS, UDP would need SRTP, RFC 7826 §19.2);
+//! - for `rtsps://` (RTSP over TLS, default port 322, RFC 7826 §19.2): the camera's
+//!   certificate is checked against the system's certificate authorities unless
+//!   `sha256=HEX` pins it (the SHA-256 of its DER bytes, as `openssl x509 -fingerprint
+//!   -sha256` prints it, colons optional), or `insecure` takes any (the connection is then
+//!   encrypted but not authenticated). Cameras mostly have self-signed certificates (UniFi
+//!   Protect, Bambu Lab printers): pinning is the safe way to take them.
 
 use percent_encoding::percent_decode_str;
 use url::Url;
 
 use crate::source::redact::mask_secrets;
 
-/// The default RTSP port (RFC 2326 §3.2).
+/// The default RTSP port (RFC 2326 §3.2) and the one over TLS (RFC 7826 §19.2).
 const DEFAULT_PORT: u16 = 554;
+const DEFAULT_TLS_PORT: u16 = 322;
 
 /// How RTP packets travel from the camera.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +36,25 @@ pub enum RtspTransport {
     Udp,
 }
 
-/// An `rtsp://` source as written, checked.
+/// How an `rtsps://` camera's certificate is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateCheck {
+    /// Against the system's certificate authorities, for the host in the URL.
+    SystemRoots,
+    /// Exactly this certificate: the SHA-256 of its DER bytes.
+    Sha256([u8; 32]),
+    /// Any certificate (`#insecure`): encrypted, not authenticated.
+    AcceptAny,
+}
+
+/// An `rtsp://` or `rtsps://` source as written, checked.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RtspAddress {
     /// The URL as written, credentials and fragment included.
     written: String,
     transport: RtspTransport,
+    /// `Some` for `rtsps://`.
+    tls: Option<CertificateCheck>,
 }
 
 /// A user name and password, percent-decoded. Debug does not show the password.
@@ -60,31 +80,64 @@ impl RtspAddress {
         let shown = mask_secrets(text);
         let url =
             Url::parse(text).map_err(|e| format!("`{shown}` is not a valid RTSP URL: {e}"))?;
-        match url.scheme() {
-            "rtsp" => {}
-            "rtsps" => {
-                return Err(format!(
-                    "`{shown}`: rtsps:// (RTSP over TLS) is not supported; the camera's \
-                     plain rtsp:// address works (usually port 554)"
-                ));
-            }
-            other => return Err(format!("`{shown}`: `{other}` is not rtsp://")),
-        }
+        let over_tls = match url.scheme() {
+            "rtsp" => false,
+            "rtsps" => true,
+            other => return Err(format!("`{shown}`: `{other}` is not rtsp:// or rtsps://")),
+        };
         if url.host_str().is_none_or(str::is_empty) {
             return Err(format!("`{shown}` has no host (rtsp://host[:port]/path)"));
         }
-        let transport = match url.fragment() {
-            None | Some("" | "tcp") => RtspTransport::Tcp,
-            Some("udp") => RtspTransport::Udp,
-            Some(other) => {
-                return Err(format!(
-                    "`{shown}`: unknown transport `#{other}` (#tcp, the default, or #udp)"
-                ));
+        let mut transport = RtspTransport::Tcp;
+        let mut check = CertificateCheck::SystemRoots;
+        let mut checks_named = 0;
+        for option in url.fragment().unwrap_or_default().split('&') {
+            match option {
+                "" | "tcp" => transport = RtspTransport::Tcp,
+                "udp" => transport = RtspTransport::Udp,
+                "insecure" => {
+                    check = CertificateCheck::AcceptAny;
+                    checks_named += 1;
+                }
+                _ if option.starts_with("sha256=") => {
+                    let hex = &option["sha256=".len()..];
+                    let pin = parse_sha256(hex).ok_or_else(|| {
+                        format!(
+                            "`{shown}`: `#sha256=` takes the certificate's SHA-256, 64 hex \
+                             digits (colons allowed)"
+                        )
+                    })?;
+                    check = CertificateCheck::Sha256(pin);
+                    checks_named += 1;
+                }
+                other => {
+                    return Err(format!(
+                        "`{shown}`: unknown option `#{other}` (tcp, the default, or udp; for \
+                         rtsps:// also sha256=HEX or insecure)"
+                    ));
+                }
             }
-        };
+        }
+        if checks_named > 1 {
+            return Err(format!(
+                "`{shown}`: name one certificate check, `#sha256=…` or `#insecure`"
+            ));
+        }
+        if !over_tls && checks_named > 0 {
+            return Err(format!(
+                "`{shown}`: `#sha256=` and `#insecure` are for rtsps:// (RTSP over TLS)"
+            ));
+        }
+        if over_tls && transport == RtspTransport::Udp {
+            return Err(format!(
+                "`{shown}`: rtsps:// takes RTP in its TLS connection only (#tcp); over UDP it \
+                 would need SRTP, which framecast does not speak"
+            ));
+        }
         let address = Self {
             written: text.to_owned(),
             transport,
+            tls: over_tls.then_some(check),
         };
         // Userinfo that is not valid UTF-8 once decoded cannot be sent.
         address.credentials_of(&url)?;
@@ -93,6 +146,30 @@ impl RtspAddress {
 
     pub fn transport(&self) -> RtspTransport {
         self.transport
+    }
+
+    /// For `rtsps://`: how the camera's certificate is checked.
+    pub fn tls(&self) -> Option<&CertificateCheck> {
+        self.tls.as_ref()
+    }
+
+    /// The camera's host, for connecting (an IPv6 address without brackets), and its port.
+    pub fn host_port(&self) -> Option<(String, u16)> {
+        let url = Url::parse(&self.written).ok()?;
+        let host = match url.host()? {
+            url::Host::Domain(name) => name.to_owned(),
+            url::Host::Ipv4(ip) => ip.to_string(),
+            url::Host::Ipv6(ip) => ip.to_string(),
+        };
+        Some((host, url.port().unwrap_or(self.default_port())))
+    }
+
+    fn default_port(&self) -> u16 {
+        if self.tls.is_some() {
+            DEFAULT_TLS_PORT
+        } else {
+            DEFAULT_PORT
+        }
     }
 
     /// The URL to request from the camera (no credentials, no fragment) and the credentials.
@@ -112,7 +189,7 @@ impl RtspAddress {
             return String::new();
         };
         let host = url.host_str().unwrap_or_default();
-        format!("{host}:{}", url.port().unwrap_or(DEFAULT_PORT))
+        format!("{host}:{}", url.port().unwrap_or(self.default_port()))
     }
 
     fn credentials_of(&self, url: &Url) -> Result<Option<RtspCredentials>, String> {
@@ -137,6 +214,29 @@ impl RtspAddress {
     }
 }
 
+/// 32 bytes from 64 hex digits, colons between them allowed (as openssl prints them).
+fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+    let digits: Vec<u8> = text.bytes().filter(|&b| b != b':').collect();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// `AB:CD:…`, as openssl prints a fingerprint.
+pub fn format_sha256(digest: &[u8; 32]) -> String {
+    digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 impl std::fmt::Display for RtspAddress {
     /// The URL as written, with its password masked.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -149,6 +249,7 @@ impl std::fmt::Debug for RtspAddress {
         f.debug_struct("RtspAddress")
             .field("url", &mask_secrets(&self.written))
             .field("transport", &self.transport)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -207,14 +308,33 @@ mod tests {
     fn bad_addresses_say_why_without_the_password() {
         for (text, message) in [
             (
-                "rtsps://u:secret@cam/live",
-                "`rtsps://u:***@cam/live`: rtsps:// (RTSP over TLS) is not supported; the \
-                 camera's plain rtsp:// address works (usually port 554)",
+                "rtsps://u:secret@cam/live#udp",
+                "`rtsps://u:***@cam/live#udp`: rtsps:// takes RTP in its TLS connection only \
+                 (#tcp); over UDP it would need SRTP, which framecast does not speak",
             ),
             (
                 "rtsp://u:secret@cam/live#quic",
-                "`rtsp://u:***@cam/live#quic`: unknown transport `#quic` (#tcp, the default, \
-                 or #udp)",
+                "`rtsp://u:***@cam/live#quic`: unknown option `#quic` (tcp, the default, or \
+                 udp; for rtsps:// also sha256=HEX or insecure)",
+            ),
+            (
+                "rtsp://cam/live#insecure",
+                "`rtsp://cam/live#insecure`: `#sha256=` and `#insecure` are for rtsps:// (RTSP \
+                 over TLS)",
+            ),
+            (
+                "rtsps://cam/live#sha256=abcd",
+                "`rtsps://cam/live#sha256=abcd`: `#sha256=` takes the certificate's SHA-256, 64 \
+                 hex digits (colons allowed)",
+            ),
+            (
+                "rtsps://cam/live#insecure&sha256=00",
+                "`rtsps://cam/live#insecure&sha256=00`: `#sha256=` takes the certificate's \
+                 SHA-256, 64 hex digits (colons allowed)",
+            ),
+            (
+                "http://cam/live",
+                "`http://cam/live`: `http` is not rtsp:// or rtsps://",
             ),
             (
                 "rtsp://u:secret@cam:99999/live",
@@ -231,5 +351,45 @@ mod tests {
         ] {
             assert_eq!(RtspAddress::parse(text), Err(message.to_owned()), "{text}");
         }
+    }
+
+    #[test]
+    fn rtsps_checks_the_certificate_as_asked_and_defaults_to_port_322() {
+        let pin = "8F:43:28:8A:D2:72:F3:10:3B:6F:B1:42:84:85:EA:30:14:C0:BC:FE:BC:50:35:B3:2D:2F:0E:0A:83:8B:E1:7F";
+        let digest = parse_sha256(pin).unwrap();
+        assert_eq!(digest[0], 0x8f);
+        assert_eq!(digest[31], 0x7f);
+        assert_eq!(format_sha256(&digest), pin);
+        for (text, check, host_port) in [
+            (
+                "rtsps://cam.example/live".to_owned(),
+                CertificateCheck::SystemRoots,
+                ("cam.example", 322),
+            ),
+            (
+                format!(
+                    "rtsps://10.0.0.9:7441/x#sha256={}",
+                    pin.replace(':', "").to_lowercase()
+                ),
+                CertificateCheck::Sha256(digest),
+                ("10.0.0.9", 7441),
+            ),
+            (
+                "rtsps://[::1]:8322/x#tcp&insecure".to_owned(),
+                CertificateCheck::AcceptAny,
+                ("::1", 8322),
+            ),
+        ] {
+            let address = RtspAddress::parse(&text).unwrap();
+            assert_eq!(address.tls(), Some(&check), "{text}");
+            assert_eq!(address.transport(), RtspTransport::Tcp);
+            let (host, port) = address.host_port().unwrap();
+            assert_eq!((host.as_str(), port), host_port, "{text}");
+            let (url, _) = address.request().unwrap();
+            assert_eq!(url.fragment(), None);
+        }
+        let plain = RtspAddress::parse("rtsp://cam/live").unwrap();
+        assert_eq!(plain.tls(), None);
+        assert_eq!(plain.host_port(), Some(("cam".to_owned(), 554)));
     }
 }

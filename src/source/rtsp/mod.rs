@@ -1,5 +1,6 @@
-//! `rtsp://` sources: an IP camera's H.264 stream, received with the `retina` RTSP client and
-//! handed on as the camera encoded it ([`Pixels::H264`]), never decoded here.
+//! `rtsp://` and `rtsps://` sources: an IP camera's H.264 stream, received with the `retina`
+//! RTSP client (through [`tls_tunnel`] over TLS) and handed on as the camera encoded it
+//! ([`Pixels::H264`]), never decoded here.
 //!
 //! The client is async; each source owns a small current-thread tokio runtime and drives it
 //! from [`Source::next_frame`] (`block_on`), on the supervisor's reader thread. Nothing is
@@ -19,6 +20,7 @@
 mod access_unit;
 mod address;
 mod timing;
+mod tls_tunnel;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -36,7 +38,7 @@ use crate::source::redact::mask_secrets;
 use crate::source::{Opener, Source, SourceError};
 
 pub use access_unit::{AccessUnitError, AnnexBUnit, START_CODE, annex_b_unit};
-pub use address::{RtspAddress, RtspCredentials, RtspTransport};
+pub use address::{CertificateCheck, RtspAddress, RtspCredentials, RtspTransport};
 pub use timing::{PtsRebaser, WallClock};
 
 /// How long DESCRIBE, SETUP and PLAY may take together.
@@ -82,6 +84,8 @@ pub struct RtspSource {
     session_group: Arc<SessionGroup>,
     /// The playing session and the index of its video stream; `None` before connecting.
     session: Option<(Demuxed, usize)>,
+    /// For `rtsps://`: the TLS connection the session runs through.
+    tunnel: Option<tls_tunnel::TlsTunnel>,
     /// Set once the stream is refused for good: every later call says so again.
     refused: Option<SourceError>,
     /// The current SPS and PPS and the picture size the SPS gives.
@@ -112,6 +116,7 @@ impl RtspSource {
             runtime,
             session_group: Arc::new(SessionGroup::default()),
             session: None,
+            tunnel: None,
             refused: None,
             parameters: None,
             waiting_for_idr: true,
@@ -121,12 +126,24 @@ impl RtspSource {
         })
     }
 
-    /// DESCRIBE, SETUP of the first H.264 video stream, PLAY.
+    /// DESCRIBE, SETUP of the first H.264 video stream, PLAY; over TLS for `rtsps://`,
+    /// through the tunnel also returned.
     async fn connect(
         address: &RtspAddress,
         session_group: Arc<SessionGroup>,
-    ) -> Result<(Demuxed, usize), SourceError> {
-        let (url, credentials) = address.request().map_err(SourceError::Failed)?;
+    ) -> Result<(Demuxed, usize, Option<tls_tunnel::TlsTunnel>), SourceError> {
+        let (mut url, credentials) = address.request().map_err(SourceError::Failed)?;
+        let tunnel = match (address.tls(), address.host_port()) {
+            (Some(check), Some((host, port))) => {
+                let tunnel = tls_tunnel::open(&host, port, check).await?;
+                // Both succeed: the URL has a host (checked at parse), rtsp is not special.
+                let _ = url.set_scheme("rtsp");
+                let _ = url.set_host(Some(&tunnel.local.ip().to_string()));
+                let _ = url.set_port(Some(tunnel.local.port()));
+                Some(tunnel)
+            }
+            _ => None,
+        };
         let options = SessionOptions::default()
             .creds(credentials.map(|c| retina::client::Credentials {
                 username: c.username,
@@ -158,7 +175,7 @@ impl RtspSource {
         let demuxed = playing
             .demuxed()
             .map_err(|e| SourceError::Failed(client_message(&e)))?;
-        Ok((demuxed, stream_index))
+        Ok((demuxed, stream_index, tunnel))
     }
 
     /// Reads from the camera until a frame can be handed on.
@@ -168,14 +185,15 @@ impl RtspSource {
             let connected = self
                 .runtime
                 .block_on(async { tokio::time::timeout(CONNECT_TIMEOUT, connecting).await });
-            let session = connected.unwrap_or_else(|_| {
+            let (demuxed, stream_index, tunnel) = connected.unwrap_or_else(|_| {
                 Err(SourceError::NotFound(format!(
                     "the camera at {} did not answer within {} s",
                     self.address.host_and_port(),
                     CONNECT_TIMEOUT.as_secs()
                 )))
             })?;
-            self.session = Some(session);
+            self.session = Some((demuxed, stream_index));
+            self.tunnel = tunnel;
         }
         // Counted from here: RTCP and frames that are skipped (before the first IDR) do not
         // keep a camera that sends no picture alive.
@@ -344,6 +362,7 @@ impl RtspSource {
         let _ = self.runtime.block_on(async {
             tokio::time::timeout(TEARDOWN_TIMEOUT, group.await_teardown()).await
         });
+        self.tunnel = None;
     }
 }
 
