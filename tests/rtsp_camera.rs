@@ -513,3 +513,43 @@ fn an_rtsps_camera_is_served_with_its_certificate_pinned_and_refused_unpinned() 
     drop(camera);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stream's `source_user` and `source_password_file` in the config file reach the camera,
+/// and the password shows nowhere.
+#[test]
+fn credentials_from_the_stream_config_reach_the_camera() {
+    let _one = one_at_a_time();
+    let test = "credentials_from_the_stream_config_reach_the_camera";
+    if !prerequisites(test, &[]) {
+        return;
+    }
+    let camera = RtspServer::start(0, &["--user", "viewer", "--password", "right-horse"]);
+    let dir = std::env::temp_dir().join(format!("framecast-rtsp-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    std::fs::write(dir.join("door.pass"), "right-horse\n").expect("password file");
+    let config = dir.join("cams.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[streams]]\nname = \"door\"\nsource = \"{}\"\nhls = \"off\"\n\
+             source_user = \"viewer\"\nsource_password_file = \"door.pass\"\n",
+            camera.url("", "")
+        ),
+    )
+    .expect("config file");
+    let server = Server::start(&["--config", config.to_str().expect("UTF-8")]);
+    let status = wait_for_status(server.addr, "live", STATE_TIMEOUT, POLL_INTERVAL, |s| {
+        s["source"]["state"] == "live" && count(&s["source"], "frames") > 0
+    });
+    assert!(status["source"]["last_error"].is_null(), "{status}");
+    let snapshot = get(server.addr, "/snapshot.jpg");
+    assert_eq!(snapshot.status, 200);
+    let page = get(server.addr, "/").text();
+    for text in [status.to_string(), page] {
+        assert!(!text.contains("right-horse"), "{text}");
+    }
+    for line in server.log_lines() {
+        assert!(!line.contains("right-horse"), "{line}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

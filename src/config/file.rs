@@ -30,6 +30,8 @@ use crate::source::spec::PipeFormat;
 /// Larger than any hand-written file: a path to something else (a video, a device) is
 /// refused before it is read into memory.
 const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Larger than any password: `source_password_file` naming something else is refused.
+const MAX_PASSWORD_FILE_BYTES: u64 = 4096;
 
 /// The top of the file: server settings, defaults for every stream, and the streams.
 #[derive(Debug, Deserialize)]
@@ -72,6 +74,11 @@ struct StreamTable {
     hls_part_seconds: Option<Spanned<Seconds>>,
     hls_window: Option<Spanned<WholeNumber>>,
     hls_idle_stop_seconds: Option<Spanned<WholeNumber>>,
+    /// An RTSP camera's user name and password, beside its URL rather than in it; the
+    /// password may come from a file of its own (a secret kept out of the config).
+    source_user: Option<Spanned<String>>,
+    source_password: Option<Spanned<String>>,
+    source_password_file: Option<Spanned<String>>,
 }
 
 /// The keys a stream's table and the top of the file share, as written.
@@ -316,6 +323,7 @@ impl Resolver<'_> {
         let source = SourceSpec::parse(table.source.as_ref())
             .map_err(|reason| self.error(table.source.span(), format!("source: {reason}")))?;
         let source = self.apply_format(source, &table.source, table.format.as_ref())?;
+        let source = self.apply_credentials(source, &table)?;
         let layer = self
             .stream_layer(StreamKeys {
                 size: table.size,
@@ -344,6 +352,88 @@ impl Resolver<'_> {
             ));
         }
         Ok(layer.resolve(name, source))
+    }
+
+    /// The source with the table's `source_user` and `source_password` (or the password in
+    /// `source_password_file`, relative to the config file's directory), which only an RTSP
+    /// camera takes, and only if its URL holds none.
+    fn apply_credentials(
+        &self,
+        source: SourceSpec,
+        table: &StreamTable,
+    ) -> Result<SourceSpec, ConfigError> {
+        let (user, password, password_file) = (
+            table.source_user.as_ref(),
+            table.source_password.as_ref(),
+            table.source_password_file.as_ref(),
+        );
+        let Some(first) = user.or(password).or(password_file) else {
+            return Ok(source);
+        };
+        let SourceSpec::Rtsp(address) = source else {
+            return Err(self.error(
+                first.span(),
+                "source_user and source_password: only an rtsp:// or rtsps:// source takes them",
+            ));
+        };
+        let Some(user) = user else {
+            return Err(self.error(first.span(), "a password needs `source_user` too"));
+        };
+        let password = match (password, password_file) {
+            (Some(_), Some(file)) => {
+                return Err(self.error(
+                    file.span(),
+                    "source_password_file: give `source_password` or `source_password_file`, \
+                     not both",
+                ));
+            }
+            (Some(password), None) => password.as_ref().clone(),
+            (None, Some(file)) => self.read_password(file)?,
+            (None, None) => String::new(),
+        };
+        let credentials = crate::source::rtsp::RtspCredentials {
+            username: user.as_ref().clone(),
+            password,
+        };
+        address
+            .with_credentials(credentials)
+            .map(SourceSpec::Rtsp)
+            .map_err(|reason| self.error(user.span(), format!("source_user: {reason}")))
+    }
+
+    /// The password in the file `source_password_file` names: its first line. Never shown.
+    fn read_password(&self, file: &Spanned<String>) -> Result<String, ConfigError> {
+        let named = Path::new(file.as_ref());
+        let path = match self.path.parent() {
+            Some(dir) if named.is_relative() => dir.join(named),
+            _ => named.to_owned(),
+        };
+        let mut text = String::new();
+        std::fs::File::open(&path)
+            .and_then(|f| {
+                f.take(MAX_PASSWORD_FILE_BYTES + 1)
+                    .read_to_string(&mut text)
+            })
+            .map_err(|e| {
+                self.error(
+                    file.span(),
+                    format!(
+                        "source_password_file: cannot read `{}`: {e}",
+                        path.display()
+                    ),
+                )
+            })?;
+        if text.len() as u64 > MAX_PASSWORD_FILE_BYTES {
+            return Err(self.error(
+                file.span(),
+                format!(
+                    "source_password_file: `{}` is larger than {MAX_PASSWORD_FILE_BYTES} bytes: \
+                     not a password",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(text.lines().next().unwrap_or_default().to_owned())
     }
 
     /// Checks the keys a stream's table and the top of the file share.
@@ -697,7 +787,8 @@ h264_bitrate = 800000
                 "cams.toml:4:1: unknown field `sauce`, expected one of `name`, `source`, \
                  `format`, `size`, `fps`, `jpeg_quality`, `mjpeg_fps`, `drop_same_frames`, `hls`, \
                  `h264_bitrate`, `hls_segment_seconds`, `hls_part_seconds`, `hls_window`, \
-                 `hls_idle_stop_seconds`",
+                 `hls_idle_stop_seconds`, `source_user`, `source_password`, \
+                 `source_password_file`",
             ),
             (
                 "[[streams]]\nname = \"Front Door\"\nsource = \"test\"\n".into(),
@@ -870,5 +961,70 @@ h264_bitrate = 800000
         let names: Vec<&str> = settings.stream_names().map(StreamName::as_str).collect();
         assert_eq!(names, ["main", "garage", "printer", "pipeline"]);
         assert_eq!(settings.streams[0].h264_bitrate, Some(2_000_000));
+    }
+
+    #[test]
+    fn an_rtsp_camera_takes_its_credentials_from_the_table_or_a_file() {
+        let dir = std::env::temp_dir().join(format!("framecast-creds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("door.pass"), "s3cret\n").unwrap();
+        let config = dir.join("cams.toml");
+        for (keys, password) in [
+            (
+                "source_user = \"admin\"\nsource_password = \"hunter2\"\n",
+                "hunter2",
+            ),
+            (
+                "source_user = \"admin\"\nsource_password_file = \"door.pass\"\n",
+                "s3cret",
+            ),
+            ("source_user = \"viewer\"\n", ""),
+        ] {
+            let text =
+                format!("[[streams]]\nname = \"door\"\nsource = \"rtsp://door/live\"\n{keys}");
+            let settings = parse(&config, &text, &ServerLayer::default()).unwrap();
+            let SourceSpec::Rtsp(address) = &settings.streams[0].source else {
+                panic!("not RTSP");
+            };
+            let (url, credentials) = address.request().unwrap();
+            assert_eq!(url.as_str(), "rtsp://door/live");
+            assert_eq!(credentials.unwrap().password, password, "{keys}");
+            assert!(!format!("{settings:?}").contains("hunter2"));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn credentials_beside_a_source_that_takes_none_are_refused_by_line() {
+        let stream = "[[streams]]\nname = \"a\"\n";
+        for (keys, message) in [
+            (
+                "source = \"test\"\nsource_user = \"u\"\n",
+                "cams.toml:4:15: source_user and source_password: only an rtsp:// or rtsps:// \
+                 source takes them",
+            ),
+            (
+                "source = \"rtsp://cam/x\"\nsource_password = \"pw\"\n",
+                "cams.toml:4:19: a password needs `source_user` too",
+            ),
+            (
+                "source = \"rtsp://cam/x\"\nsource_user = \"u\"\nsource_password = \"pw\"\n\
+                 source_password_file = \"pw.txt\"\n",
+                "cams.toml:6:24: source_password_file: give `source_password` or \
+                 `source_password_file`, not both",
+            ),
+            (
+                "source = \"rtsp://u:pw@cam/x\"\nsource_user = \"u\"\n",
+                "cams.toml:4:15: source_user: `rtsp://u:***@cam/x` has a user name and password \
+                 already; give them in one place",
+            ),
+            (
+                "source = \"rtsp://cam/x\"\nsource_user = \"u\"\nsource_password_file = \"/nonexistent/pw\"\n",
+                "cams.toml:5:24: source_password_file: cannot read `/nonexistent/pw`: No such \
+                 file or directory (os error 2)",
+            ),
+        ] {
+            assert_eq!(error_of(&format!("{stream}{keys}")), message, "{keys}");
+        }
     }
 }

@@ -55,6 +55,9 @@ pub struct RtspAddress {
     transport: RtspTransport,
     /// `Some` for `rtsps://`.
     tls: Option<CertificateCheck>,
+    /// Credentials given beside the URL (a stream's `source_user` and `source_password`),
+    /// never in a URL without its own.
+    given_credentials: Option<RtspCredentials>,
 }
 
 /// A user name and password, percent-decoded. Debug does not show the password.
@@ -138,6 +141,7 @@ impl RtspAddress {
             written: text.to_owned(),
             transport,
             tls: over_tls.then_some(check),
+            given_credentials: None,
         };
         // Userinfo that is not valid UTF-8 once decoded cannot be sent.
         address.credentials_of(&url)?;
@@ -146,6 +150,20 @@ impl RtspAddress {
 
     pub fn transport(&self) -> RtspTransport {
         self.transport
+    }
+
+    /// The address with `credentials` from elsewhere than its URL (a stream's config), which
+    /// must then have none of its own.
+    pub fn with_credentials(mut self, credentials: RtspCredentials) -> Result<Self, String> {
+        let url = Url::parse(&self.written).map_err(|e| format!("bad RTSP URL: {e}"))?;
+        if self.credentials_of(&url)?.is_some() {
+            return Err(format!(
+                "`{}` has a user name and password already; give them in one place",
+                mask_secrets(&self.written)
+            ));
+        }
+        self.given_credentials = Some(credentials);
+        Ok(self)
     }
 
     /// For `rtsps://`: how the camera's certificate is checked.
@@ -175,7 +193,10 @@ impl RtspAddress {
     /// The URL to request from the camera (no credentials, no fragment) and the credentials.
     pub fn request(&self) -> Result<(Url, Option<RtspCredentials>), String> {
         let mut url = Url::parse(&self.written).map_err(|e| format!("bad RTSP URL: {e}"))?;
-        let credentials = self.credentials_of(&url)?;
+        let credentials = match &self.given_credentials {
+            Some(given) => Some(given.clone()),
+            None => self.credentials_of(&url)?,
+        };
         // Both fail only for URLs without a host, which `parse` refused.
         let _ = url.set_username("");
         let _ = url.set_password(None);
@@ -250,6 +271,7 @@ impl std::fmt::Debug for RtspAddress {
             .field("url", &mask_secrets(&self.written))
             .field("transport", &self.transport)
             .field("tls", &self.tls)
+            .field("given_credentials", &self.given_credentials)
             .finish()
     }
 }
@@ -391,5 +413,32 @@ mod tests {
         let plain = RtspAddress::parse("rtsp://cam/live").unwrap();
         assert_eq!(plain.tls(), None);
         assert_eq!(plain.host_port(), Some(("cam".to_owned(), 554)));
+    }
+
+    #[test]
+    fn credentials_may_be_given_beside_a_url_without_any() {
+        let given = RtspCredentials {
+            username: "admin".into(),
+            password: "hunter2".into(),
+        };
+        let address = RtspAddress::parse("rtsp://cam/live")
+            .unwrap()
+            .with_credentials(given.clone())
+            .unwrap();
+        let (url, credentials) = address.request().unwrap();
+        assert_eq!(url.as_str(), "rtsp://cam/live");
+        assert_eq!(credentials, Some(given.clone()));
+        assert_eq!(address.to_string(), "rtsp://cam/live");
+        assert!(!format!("{address:?}").contains("hunter2"));
+        assert_eq!(
+            RtspAddress::parse("rtsp://u:pw@cam/live")
+                .unwrap()
+                .with_credentials(given),
+            Err(
+                "`rtsp://u:***@cam/live` has a user name and password already; give them in \
+                 one place"
+                    .into()
+            )
+        );
     }
 }

@@ -442,11 +442,12 @@ fn connect_error(error: &retina::Error, address: &RtspAddress, step: &str) -> So
     match error.status_code() {
         Some(401) if has_credentials => SourceError::Failed(format!(
             "authentication failed (401 Unauthorized): the camera at {host} refused the user \
-             name and password in the URL"
+             name and password given"
         )),
         Some(401) => SourceError::Failed(format!(
             "authentication failed (401 Unauthorized): the camera at {host} wants a user name \
-             and password; put them in the URL (rtsp://user:password@host/…)"
+             and password; put them in the URL (rtsp://user:password@host/…) or the \
+             stream's source_user and source_password"
         )),
         Some(404) => SourceError::Failed(format!(
             "the camera at {host} has no stream at this path (404 Not Found)"
