@@ -553,3 +553,51 @@ fn credentials_from_the_stream_config_reach_the_camera() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A camera that changes its picture size mid-stream (a new SPS): segments after the change
+/// need a new init section, behind a discontinuity; the playlist stays valid throughout,
+/// no encoder runs, and JPEG viewers get the new size.
+#[test]
+fn a_new_picture_size_from_the_camera_gives_a_new_init_section_behind_a_discontinuity() {
+    let _one = one_at_a_time();
+    let test = "a_new_picture_size_from_the_camera_gives_a_new_init_section_behind_a_discontinuity";
+    if !prerequisites(test, &["ffprobe"]) {
+        return;
+    }
+    let mut args = CAMERA_ARGS.to_vec();
+    args.extend(["--resize-after", "4", "--resize-to", "480x360"]);
+    let camera = RtspServer::start(0, &args);
+    let server = serve(&camera.url("", ""));
+    let addr = server.addr;
+    let mut playlists = PlaylistFollower::new(addr, STATE_TIMEOUT, POLL_INTERVAL);
+    let mut newest_map = None;
+    let hls = playlists.until("serving the new size", |h, p| {
+        let changed = p
+            .playlist
+            .segments
+            .iter()
+            .rev()
+            .find_map(|s| s.map_uri.clone());
+        let done = changed.is_some() && discontinuities(p) >= 1 && count(h, "segments") >= 2;
+        if done {
+            newest_map = changed;
+        }
+        done
+    });
+    assert_eq!(count(&hls, "frames_encoded"), 0, "{hls}");
+    let path = media_path(addr);
+    let init = newest_map.expect("a segment names its init section");
+    let (ok, stdout, stderr) = run_with_timeout(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0"])
+            .args(["-show_entries", "stream=width,height", "-of", "csv=p=0"])
+            .arg(server.url(&sibling(&path, &init))),
+        CLIENT_TIMEOUT,
+    );
+    assert!(ok, "ffprobe: {stderr}");
+    assert_eq!(stdout.trim(), "480,360", "the new init section");
+    let snapshot = get(addr, "/snapshot.jpg");
+    assert_eq!(snapshot.status, 200);
+    assert_eq!(jpeg_size(&snapshot.body), (480, 360));
+    drop(camera);
+}

@@ -72,7 +72,7 @@ impl PlaylistFollower {
     pub fn until(
         &mut self,
         what: &str,
-        done: impl Fn(&serde_json::Value, &ParsedMediaPlaylist) -> bool,
+        mut done: impl FnMut(&serde_json::Value, &ParsedMediaPlaylist) -> bool,
     ) -> serde_json::Value {
         let deadline = Instant::now() + self.limit;
         loop {
