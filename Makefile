@@ -93,7 +93,7 @@ test: test-deps node_modules/.installed ## Check formatting and lints, then run 
 	# Benchmarks are compiled by clippy above and run by `make bench`, not here.
 	$(CARGO) test $(CARGO_FLAGS) --lib --bins --tests
 	$(MAKE) js-test
-	$(MAKE) fuzz FUZZ_SECONDS=20
+	$(MAKE) fuzz FUZZ_SECONDS=10
 
 js-test: node-deps ## Unit-test the pages' pure JavaScript (static/) with node's test runner
 	node --test tests/js/*.test.mjs
@@ -116,8 +116,8 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 # Every parser of outside bytes is fuzzed: the MJPEG pipe splitter, the playlist parser and
 # renderer (round trips), the H.264 SPS parser, the Annex B access-unit splitter, the RTSP
 # access-unit conversion, the H.264 decoder for JPEG viewers, and HLS passthrough of a source's
-# H.264 (playlist rules). Each target runs for FUZZ_SECONDS, so `make test` (20 s each) spends
-# two and a half minutes here. Each starts from generated seeds in fuzz/corpus/<target>:
+# H.264 (playlist rules). Each target runs for FUZZ_SECONDS, so `make test` (10 s each) spends
+# a minute and more here. Each starts from generated seeds in fuzz/corpus/<target>:
 # real MJPEG (its first byte picks the push size); the playlists of the renderer's case table
 # (written by an ignored unit test); libx264 Annex-B streams whose SPSs reach the deep fields
 # (cropping, 4:4:4 with scaling lists, interlaced, VUI timing).

@@ -2,6 +2,10 @@
 //! on loopback, encoding a test pattern with x264 (or x265). The source is driven through the
 //! crate's public API as the supervisor drives it: `Opener::open`, then `next_frame` on this
 //! thread. tests/rtsp_camera.rs runs the same camera through the real binary.
+//!
+//! The depacketizing edge cases replay recorded RTP (tests/fixtures/h264_160x120_10fps.rtp,
+//! FU-A fragments, STAP-A parameter sets, counters that wrap) from a minimal RTSP server,
+//! whole, with a fragment lost, and joined mid-GOP.
 
 mod common;
 
@@ -9,6 +13,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
+use common::rtsp_replay;
 use common::rtsp_server::{self, RtspServer};
 use framecast::frame::{Frame, FrameSize, Pixels};
 use framecast::media::h264::{NAL_PPS, NAL_SPS, nal_unit_type, parse_sps, split_annex_b};
@@ -296,4 +301,118 @@ fn an_h265_camera_is_refused_by_name() {
         error.to_string().starts_with("H.265 is not supported"),
         "{error}"
     );
+}
+
+// ----- Recorded RTP -----------------------------------------------------------------------
+
+/// 25 frames of 160x120 at 10 fps as GStreamer's rtph264pay sent them: FU-A fragments, SPS and
+/// PPS in STAP-A packets, sequence numbers and timestamps that wrap (recorded by
+/// tests/fixtures/record_rtp.py).
+const RECORDED: &[u8] = include_bytes!("fixtures/h264_160x120_10fps.rtp");
+const RECORDED_FRAMES: usize = 25;
+const RECORDED_SIZE: FrameSize = FrameSize::new(160, 120);
+/// 10 fps on the 90 kHz clock.
+const RECORDED_FRAME_90K: u64 = 9000;
+
+/// The recorded packets grouped by frame (their RTP timestamp), in order.
+fn recorded_frames() -> Vec<Vec<Vec<u8>>> {
+    let mut frames: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut last_timestamp = None;
+    for packet in rtsp_replay::read_rfc4571(RECORDED) {
+        let timestamp = u32::from_be_bytes(packet[4..8].try_into().expect("an RTP header"));
+        if last_timestamp != Some(timestamp) {
+            frames.push(Vec::new());
+            last_timestamp = Some(timestamp);
+        }
+        frames.last_mut().expect("a frame").push(packet);
+    }
+    assert_eq!(frames.len(), RECORDED_FRAMES);
+    frames
+}
+
+/// Whether `packet` carries an FU-A fragment (RFC 6184 §5.8).
+fn is_fu_a(packet: &[u8]) -> bool {
+    packet[12] & 0x1f == 28
+}
+
+/// The next frames from a source, `Err` where it reported one, until `count` frames came.
+fn results(source: &mut dyn Source, count: usize) -> Vec<Result<Frame, SourceError>> {
+    let mut out: Vec<Result<Frame, SourceError>> = Vec::new();
+    while out.iter().filter(|r| r.is_ok()).count() < count {
+        assert!(out.len() < 2 * RECORDED_FRAMES, "{out:?}");
+        out.push(source.next_frame());
+    }
+    out
+}
+
+#[test]
+fn recorded_rtp_with_fragments_and_wrapping_counters_gives_every_frame() {
+    let packets: Vec<Vec<u8>> = recorded_frames().into_iter().flatten().collect();
+    assert!(packets.iter().filter(|p| is_fu_a(p)).count() > RECORDED_FRAMES);
+    assert!(packets.iter().any(|p| p[12] & 0x1f == 24), "STAP-A");
+    let camera = rtsp_replay::RtspReplay::start(packets);
+    let mut source = open(&camera.url());
+    let frames = frames(source.as_mut(), RECORDED_FRAMES);
+    check_frames(&frames, RECORDED_SIZE, 3);
+    for (n, frame) in frames.iter().enumerate() {
+        // Across the 32-bit timestamp wrap too.
+        assert_eq!(frame.pts_90k, n as u64 * RECORDED_FRAME_90K, "frame {n}");
+        assert_eq!(h264(frame).1, n % 10 == 0, "frame {n}: an IDR every 10");
+    }
+    drop(source);
+    check_decodes(
+        &frames,
+        RECORDED_SIZE,
+        "recorded_rtp_with_fragments_and_wrapping_counters_gives_every_frame",
+    );
+}
+
+#[test]
+fn a_lost_fragment_is_a_bad_frame_and_the_picture_resumes_at_the_next_key_frame() {
+    let mut recorded = recorded_frames();
+    // A fragment after the first of a P-frame in the first GOP never arrives.
+    let (broken, lost) = (1..10)
+        .find_map(|n| {
+            let at = recorded[n]
+                .iter()
+                .position(|p| is_fu_a(p) && p[13] & 0x80 == 0)?;
+            Some((n, at))
+        })
+        .expect("a P-frame in two fragments or more");
+    recorded[broken].remove(lost);
+    let camera = rtsp_replay::RtspReplay::start(recorded.into_iter().flatten().collect());
+    let mut source = open(&camera.url());
+    let results = results(source.as_mut(), broken + RECORDED_FRAMES - 10);
+    // The frames before it, the loss reported once, then frame 10 onwards: nothing between
+    // decodes.
+    let pts: Vec<Option<u64>> = results
+        .iter()
+        .map(|r| r.as_ref().ok().map(|f| f.pts_90k / RECORDED_FRAME_90K))
+        .collect();
+    let mut expected: Vec<Option<u64>> = (0..broken as u64).map(Some).collect();
+    expected.push(None);
+    expected.extend((10..RECORDED_FRAMES as u64).map(Some));
+    assert_eq!(pts, expected, "{results:?}");
+    let error = results[broken].as_ref().expect_err("the loss");
+    assert!(
+        matches!(error, SourceError::BadFrame(message) if message.contains("lost")),
+        "{error:?}"
+    );
+    let resumed = results[broken + 1].as_ref().expect("a frame");
+    assert!(h264(resumed).1, "resumes at an IDR");
+}
+
+#[test]
+fn a_stream_joined_mid_gop_starts_at_the_next_key_frame() {
+    let recorded = recorded_frames();
+    // The camera's first packets are of frame 5: no parameter sets, no IDR yet.
+    let camera = rtsp_replay::RtspReplay::start(recorded[5..].iter().flatten().cloned().collect());
+    let mut source = open(&camera.url());
+    let frames = frames(source.as_mut(), RECORDED_FRAMES - 10);
+    check_frames(&frames, RECORDED_SIZE, 2);
+    assert_eq!(
+        frames[0].pts_90k, 0,
+        "time starts at the first frame handed on"
+    );
+    assert_eq!(frames[1].pts_90k, RECORDED_FRAME_90K);
 }
