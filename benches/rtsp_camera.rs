@@ -3,17 +3,18 @@
 //!
 //! The camera is the tests' real RTSP server (`tests/fixtures/rtsp_server.py`: gst-rtsp-server
 //! and x264 through python3-gi) with `--shared`, so every RTSP client of the run reads ONE
-//! encoder, as they would a camera. Its own CPU is shown but counted in no figure. Each
-//! scenario warms up, then measures a fixed window (utime + stime of each process from
-//! `/proc/PID/stat`, and the scheduler's run time of its threads from
-//! `/proc/PID/task/*/schedstat`, which counts nanoseconds where a window holds only tens of
-//! clock ticks):
+//! encoder, as they would a camera; its picture is SMPTE bars moving sideways, which x264 sends
+//! at about 2 Mbit/s, as a 720p camera does. An `ffmpeg -c copy -f null` client keeps it
+//! streaming from start to end (see [`Camera`]). The camera's own CPU is shown but counted in
+//! no figure. Each scenario warms up, then measures a fixed window: the scheduler's run time
+//! of each process's threads (`/proc/PID/task/*/schedstat`, nanoseconds, where a window holds
+//! only tens of clock ticks), with utime + stime from `/proc/PID/stat` beside it.
 //!
-//! 1. Passthrough to 50 LL-HLS viewers (`--source rtsp://… --hls always`; the viewers do what
-//!    hls.js does, `benches/common/llhls_viewer.rs`) against `ffmpeg -c copy -f hls` into a
-//!    temporary directory, the remux a user would script, which serves nobody. Server CPU in
-//!    cores and in ms per camera frame, and framecast / ffmpeg. `/status` must say
-//!    `hls.passthrough` with no frame encoded (H.264 or JPEG) nor decoded.
+//! 1. Passthrough (`--source rtsp://… --hls always`) with no viewer, then with 50 LL-HLS
+//!    viewers doing what hls.js does (`benches/common/llhls_viewer.rs`), against
+//!    `ffmpeg -c copy -f hls` into a temporary directory, the remux a user would script, which
+//!    serves nobody. CPU in cores and in ms per camera frame, and framecast / ffmpeg. `/status`
+//!    must say `hls.passthrough` with no frame encoded (H.264 or JPEG) nor decoded.
 //! 2. One MJPEG viewer: framecast decoding the RTSP stream itself and encoding JPEGs
 //!    (`--hls off`), against ffmpeg decoding it into a pipe (`-f rawvideo -pix_fmt yuv420p -`)
 //!    read by framecast as `--source pipe:yuv420p`. CPU of framecast alone against ffmpeg +
@@ -31,8 +32,9 @@
 //! it always exits 0 (a missing prerequisite prints one line naming it), except 2 for a bad
 //! command line. All traffic stays on loopback; every wait is bounded.
 //!
-//! Options (after `--`): `--quick` (or `RTSP_CAMERA_QUICK=1`) for a short look; `--seconds N`
-//! (or `RTSP_CAMERA_SECONDS`, 1 to 600) measured per scenario, 10 by default (3 quick).
+//! Options (after `--`): `--quick` (or `RTSP_CAMERA_QUICK=1`) for a short look (3 s measured,
+//! 2 s warm-up, 3 snapshots); `--seconds N` (or `RTSP_CAMERA_SECONDS`, 1 to 600) measured per
+//! scenario, 10 by default. About two and a half minutes in all.
 //! `FRAMECAST_BIN` names another framecast binary.
 
 // The shared bench support; this bench uses part of it.
@@ -1291,7 +1293,7 @@ impl Summary {
                     "",
                 );
                 row(
-                    "   framecast passthrough, no viewer: cores",
+                    "   framecast, no viewer: cores",
                     format!("{:.4}", p.idle_cores),
                     "",
                     "",
@@ -1309,13 +1311,13 @@ impl Summary {
                     "",
                 );
                 row(
-                    "   framecast: ms CPU per camera frame",
+                    &format!("   framecast, {HLS_VIEWERS} viewers: ms CPU per camera frame"),
                     fmt(p.framecast_ms_per_frame, 3),
                     "",
                     "",
                 );
                 row(
-                    "   ffmpeg -c copy -f hls, no viewer: cores",
+                    "   ffmpeg -c copy -f hls (serves nobody): cores",
                     format!("{:.4}", p.ffmpeg_cores),
                     "",
                     "",
