@@ -484,8 +484,9 @@ async fn mjpeg_viewer(
         options,
     )
     .await?;
-    drop(framecast);
+    // The decoder first, so that it does not report the pipe the killed server broke.
     drop(ffmpeg);
+    drop(framecast);
     let (fc_b, ff_b) = (piped.process(0), piped.process(1));
     let both = fc_b.plus(ff_b);
     println!(
