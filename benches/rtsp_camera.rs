@@ -58,7 +58,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -484,9 +484,11 @@ async fn mjpeg_viewer(
         options,
     )
     .await?;
-    // The decoder first, so that it does not report the pipe the killed server broke.
-    drop(ffmpeg);
+    // The server goes first (the decoder first would make it log the end of its input); the
+    // decoder then reports the broken pipe, which is no error here.
+    ffmpeg.stop_echo();
     drop(framecast);
+    drop(ffmpeg);
     let (fc_b, ff_b) = (piped.process(0), piped.process(1));
     let both = fc_b.plus(ff_b);
     println!(
@@ -818,6 +820,8 @@ impl Drop for Camera {
 struct Ffmpeg {
     child: Child,
     frames: Arc<AtomicU64>,
+    /// Whether its error lines are still echoed.
+    echo: Arc<AtomicBool>,
 }
 
 /// ffmpeg's error lines echoed per run; the rest are left out (the camera's timestamps make
@@ -836,8 +840,10 @@ impl Ffmpeg {
             .spawn()
             .map_err(|e| format!("cannot start ffmpeg: {e}"))?;
         let frames = Arc::new(AtomicU64::new(0));
+        let echo = Arc::new(AtomicBool::new(true));
         if let Some(stderr) = child.stderr.take() {
             let counter = frames.clone();
+            let echoing = echo.clone();
             std::thread::spawn(move || {
                 let mut errors = 0;
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -847,18 +853,27 @@ impl Ffmpeg {
                         }
                     } else if !is_progress(&line) {
                         errors += 1;
-                        if errors <= FFMPEG_ERROR_LINES {
+                        if errors <= FFMPEG_ERROR_LINES && echoing.load(Ordering::Relaxed) {
                             eprintln!("ffmpeg: {line}");
                         }
                     }
                 }
             });
         }
-        Ok(Self { child, frames })
+        Ok(Self {
+            child,
+            frames,
+            echo,
+        })
     }
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// No more of its error lines: it is about to be stopped.
+    fn stop_echo(&self) {
+        self.echo.store(false, Ordering::Relaxed);
     }
 }
 
