@@ -98,7 +98,7 @@ test: test-deps node_modules/.installed ## Check formatting and lints, then run 
 js-test: node-deps ## Unit-test the pages' pure JavaScript (static/) with node's test runner
 	node --test tests/js/*.test.mjs
 
-bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, bitrate on noise, many streams, browser latency
+bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, bitrate on noise, many streams, an RTSP camera, browser latency
 	$(CARGO) build $(CARGO_FLAGS) --release
 	$(CARGO) bench $(CARGO_FLAGS) --bench jpeg_stage
 	$(CARGO) bench $(CARGO_FLAGS) --bench h264_stage
@@ -111,6 +111,7 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 	$(CARGO) bench $(CARGO_FLAGS) --bench churn
 	$(CARGO) bench $(CARGO_FLAGS) --bench noise_bitrate
 	$(CARGO) bench $(CARGO_FLAGS) --bench many_streams
+	$(CARGO) bench $(CARGO_FLAGS) --bench rtsp_camera
 	node benches/browser_latency.mjs
 
 # Every parser of outside bytes is fuzzed: the MJPEG pipe splitter, the playlist parser and

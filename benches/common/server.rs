@@ -61,6 +61,14 @@ pub fn spawn_piped(binary: &PathBuf, args: &[String]) -> Result<(Spawned, ChildS
     Ok((spawned, stdin))
 }
 
+/// Like [`spawn`], with standard input from `stdin`: another process's output, for
+/// `--source pipe:yuv420p` fed by a decoder. (The MJPEG load generator, which takes this
+/// module whole, has no use for it.)
+#[allow(dead_code)]
+pub fn spawn_reading(binary: &PathBuf, args: &[String], stdin: Stdio) -> Result<Spawned, String> {
+    spawn_with_stdin(binary, args, stdin).map(|(spawned, _)| spawned)
+}
+
 fn spawn_with_stdin(
     binary: &PathBuf,
     args: &[String],
