@@ -93,7 +93,7 @@ test: test-deps node_modules/.installed ## Check formatting and lints, then run 
 	# Benchmarks are compiled by clippy above and run by `make bench`, not here.
 	$(CARGO) test $(CARGO_FLAGS) --lib --bins --tests
 	$(MAKE) js-test
-	$(MAKE) fuzz FUZZ_SECONDS=10
+	$(MAKE) fuzz FUZZ_SECONDS=10 FUZZ_BUILD=--dev
 
 js-test: node-deps ## Unit-test the pages' pure JavaScript (static/) with node's test runner
 	node --test tests/js/*.test.mjs
@@ -123,6 +123,8 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 # (written by an ignored unit test); libx264 Annex-B streams whose SPSs reach the deep fields
 # (cropping, 4:4:4 with scaling lists, interlaced, VUI timing).
 FUZZ_SECONDS ?= 60
+# `--dev` for the short runs of `make test` (see fuzz/Cargo.toml); release otherwise.
+FUZZ_BUILD ?=
 FUZZ_TARGETS := mjpeg_stream playlist_roundtrip h264_sps h264_access_units rtsp_access_unit h264_decode \
   h264_passthrough
 FUZZ_CORPUS := fuzz/corpus
@@ -160,7 +162,7 @@ fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs
 	# cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
 	# them. The parsers are safe Rust, so no sanitizer: coverage guidance alone, a faster build.
 	for target in $(FUZZ_TARGETS); do \
-	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none $$target $(FUZZ_CORPUS)/$$target -- \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $(FUZZ_BUILD) --sanitizer none $$target $(FUZZ_CORPUS)/$$target -- \
 	    -max_total_time=$(FUZZ_SECONDS); \
 	done
 
