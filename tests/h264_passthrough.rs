@@ -176,6 +176,12 @@ fn check_passthrough(gop: u32, segments: usize, target_duration_s: u64) -> (Serv
     let learned = hls["key_frame_interval_s"].as_f64().expect("learned");
     assert!((learned - interval_s).abs() < 0.1, "{learned} s: {hls}");
     assert_eq!(count(&hls, "target_duration_s"), target_duration_s, "{hls}");
+    // What the interval costs a player: HOLD-BACK is three target durations.
+    assert_eq!(
+        hls["player_delay_s"]["standard"].as_f64(),
+        Some(3.0 * target_duration_s as f64),
+        "{hls}"
+    );
     assert_eq!(count(&hls, "frames_encoded"), 0, "nothing encoded: {hls}");
     assert_eq!(hls["encoder_running"], false, "{hls}");
     assert!(count(&hls, "frames_passed_through") > 0, "{hls}");

@@ -100,6 +100,13 @@ struct ConnectionsStatus {
     refused: u64,
 }
 
+/// `/status` `hls.player_delay_s`.
+#[derive(Debug, Serialize)]
+struct PlayerDelay {
+    low_latency: f64,
+    standard: f64,
+}
+
 #[derive(Debug, Serialize)]
 struct SourceStatus {
     /// What `--source` said, e.g. `pipe:mjpeg`.
@@ -176,6 +183,10 @@ struct HlsStatus {
     encode_ms_mean: f64,
     target_duration_s: u64,
     part_target_s: f64,
+    /// How far behind live players start, by the playlist's own rules: LL-HLS players keep
+    /// PART-HOLD-BACK, others HOLD-BACK (three target durations). With a camera's H.264 the
+    /// target duration follows its key-frame interval, so this says what that interval costs.
+    player_delay_s: PlayerDelay,
     segments: usize,
     newest_msn: Option<u64>,
     bandwidth: Option<BandwidthStatus>,
@@ -387,6 +398,13 @@ fn describe_stream(
                 encode_ms_mean: mean_ms(c.encode_micros_total.load(Ordering::Relaxed), encoded),
                 target_duration_s: playlist.target_duration_s,
                 part_target_s: playlist.part_target_s(),
+                player_delay_s: {
+                    let (low_latency, standard) = playlist.server_control.hold_backs_s();
+                    PlayerDelay {
+                        low_latency: round3(low_latency),
+                        standard: round3(standard),
+                    }
+                },
                 segments: playlist.segments.len(),
                 newest_msn: playlist.segments.last().map(|s| s.msn),
                 bandwidth: hls.store.bandwidth().map(|b| BandwidthStatus {

@@ -126,6 +126,14 @@ pub struct ServerControl {
 }
 
 impl ServerControl {
+    /// PART-HOLD-BACK and HOLD-BACK in seconds, for display (`/status`).
+    pub fn hold_backs_s(&self) -> (f64, f64) {
+        (
+            seconds_of_90k(self.part_hold_back_90k),
+            seconds_of_90k(self.hold_back_90k),
+        )
+    }
+
     /// The smallest values the rules allow for a stream's target durations: HOLD-BACK 3 × TD,
     /// PART-HOLD-BACK 3 × PART-TARGET, CAN-SKIP-UNTIL 6 × TD, blocking reload on.
     pub fn minimums(target_duration_s: u64, part_target_90k: u64) -> Self {
