@@ -17,13 +17,13 @@ for (const img of grid.querySelectorAll("img")) {
   const source = img.getAttribute("src");
   const backoff = new Backoff(RETRY_MIN_MS, RETRY_MAX_MS);
   const separator = source.includes("?") ? "&" : "?";
-  img.addEventListener("error", () => {
+  const failed = () => {
     img.closest(".tile").classList.add("tile-offline");
     setTimeout(() => {
       img.src = source + separator + "reconnect=" + Date.now();
     }, backoff.next());
-  });
-  img.addEventListener("load", () => {
+  };
+  const loaded = () => {
     backoff.reset();
     img.closest(".tile").classList.remove("tile-offline");
     if (refresh === "snapshot") {
@@ -32,5 +32,13 @@ for (const img of grid.querySelectorAll("img")) {
         img.src = source + separator + "t=" + Date.now();
       }, intervalMs);
     }
-  });
+  };
+  img.addEventListener("error", failed);
+  img.addEventListener("load", loaded);
+  // A module runs after the page is parsed: a snapshot may have loaded, or failed, before
+  // these listeners were there, and its event will not come again.
+  if (img.complete) {
+    if (img.naturalWidth > 0) loaded();
+    else if (img.currentSrc) failed();
+  }
 }
