@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::h264_bytes::{annex_b_slices, is_run_of, mp4_slices};
 use common::hls_fetch::{PlaylistFollower, discontinuities, media_path, media_playlist, sibling};
-use common::{Server, get, require_clients, run_with_timeout, status_json, wait_for_status};
+use common::{Server, count, get, require_clients, run_with_timeout, status_json};
 use framecast::media::playlist::parse_multivariant_playlist;
 
 /// The camera's rate in these tests.
@@ -121,24 +121,13 @@ fn hls_status(addr: SocketAddr) -> serde_json::Value {
     status_json(addr)["hls"].clone()
 }
 
-fn count(value: &serde_json::Value, key: &str) -> u64 {
-    value[key].as_u64().unwrap_or(0)
-}
-
 /// Re-reads `/status` until `ready` holds for its `hls` object; returns it.
 fn wait_for_hls(
     addr: SocketAddr,
     what: &str,
     ready: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    wait_for_status(
-        addr,
-        &format!("HLS {what}"),
-        STATE_TIMEOUT,
-        POLL_INTERVAL,
-        |s| ready(&s["hls"]),
-    )["hls"]
-        .clone()
+    common::wait_for_hls(addr, what, STATE_TIMEOUT, POLL_INTERVAL, ready)
 }
 
 fn scratch_dir(name: &str) -> PathBuf {

@@ -60,15 +60,7 @@ fn running(addr: SocketAddr) -> bool {
 
 /// Reads `/status` until `ready` holds for its `hls` object.
 fn wait_for_hls(addr: SocketAddr, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let hls = hls_status(addr);
-        if ready(&hls) {
-            return hls;
-        }
-        assert!(Instant::now() < deadline, "{what} within {LIMIT:?}: {hls}");
-        std::thread::sleep(POLL_INTERVAL);
-    }
+    common::wait_for_hls(addr, what, LIMIT, POLL_INTERVAL, ready)
 }
 
 /// Waits until the source has delivered `count` more frames (no HLS request meanwhile).

@@ -26,7 +26,7 @@ use common::h264_bytes::{annex_b_slices, is_run_of, mp4_slices};
 use common::hls_fetch::{PlaylistFollower, discontinuities, media_path, media_playlist, sibling};
 use common::rtsp_server::{self, RtspServer};
 use common::{
-    MjpegReader, Server, get, require_clients, require_prerequisite, run_with_timeout,
+    MjpegReader, Server, count, get, require_clients, require_prerequisite, run_with_timeout,
     wait_for_status,
 };
 use framecast::media::playlist::{ParsedMediaPlaylist, check_update, parse_multivariant_playlist};
@@ -66,23 +66,24 @@ fn serve(url: &str) -> Server {
     ])
 }
 
-fn count(value: &serde_json::Value, key: &str) -> u64 {
-    value[key].as_u64().unwrap_or(0)
-}
-
 fn wait_for_hls(
     addr: SocketAddr,
     what: &str,
     ready: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    wait_for_status(
-        addr,
-        &format!("HLS {what}"),
-        STATE_TIMEOUT,
-        POLL_INTERVAL,
-        |s| ready(&s["hls"]),
-    )["hls"]
-        .clone()
+    common::wait_for_hls(addr, what, STATE_TIMEOUT, POLL_INTERVAL, ready)
+}
+
+/// Waits until `/status` reports an error from the source; returns `/status` and the error.
+fn source_error(addr: SocketAddr, what: &str) -> (serde_json::Value, String) {
+    let status = wait_for_status(addr, what, STATE_TIMEOUT, POLL_INTERVAL, |s| {
+        s["source"]["last_error"].is_string()
+    });
+    let error = status["source"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (status, error)
 }
 
 fn jpeg_size(jpeg: &[u8]) -> (usize, usize) {
@@ -381,14 +382,7 @@ fn the_server_reports_a_refused_password_without_showing_it() {
     let camera = RtspServer::start(0, &["--user", "viewer", "--password", "right"]);
     let url = camera.url("viewer:hunter2@", "");
     let server = Server::start(&["--source", &url]);
-    let status = wait_for_status(
-        server.addr,
-        "an error from the camera",
-        STATE_TIMEOUT,
-        POLL_INTERVAL,
-        |s| s["source"]["last_error"].is_string(),
-    );
-    let last_error = status["source"]["last_error"].as_str().unwrap_or_default();
+    let (status, last_error) = source_error(server.addr, "an error from the camera");
     assert!(
         last_error.contains("authentication failed (401"),
         "{status}"
@@ -475,14 +469,7 @@ fn an_rtsps_camera_is_served_with_its_certificate_pinned_and_refused_unpinned() 
     drop(any);
 
     let unpinned = Server::start(&["--source", &url(""), "--hls", "off"]);
-    let status = wait_for_status(
-        unpinned.addr,
-        "refusing the certificate",
-        STATE_TIMEOUT,
-        POLL_INTERVAL,
-        |s| s["source"]["last_error"].is_string(),
-    );
-    let last_error = status["source"]["last_error"].as_str().unwrap_or_default();
+    let (status, last_error) = source_error(unpinned.addr, "refusing the certificate");
     assert!(
         last_error.contains("not trusted (self-signed)")
             && last_error.contains(&format!("#sha256={}", fingerprint.replace(':', ""))),
@@ -497,14 +484,7 @@ fn an_rtsps_camera_is_served_with_its_certificate_pinned_and_refused_unpinned() 
         "--hls",
         "off",
     ]);
-    let status = wait_for_status(
-        wrong_pin.addr,
-        "refusing the certificate",
-        STATE_TIMEOUT,
-        POLL_INTERVAL,
-        |s| s["source"]["last_error"].is_string(),
-    );
-    let last_error = status["source"]["last_error"].as_str().unwrap_or_default();
+    let (status, last_error) = source_error(wrong_pin.addr, "refusing the certificate");
     assert!(
         last_error.contains("a certificate other than the one pinned")
             && last_error.contains(&fingerprint),

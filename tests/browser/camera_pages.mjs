@@ -11,10 +11,9 @@
 // OUT_DIR/camera_live_page.png. Prints one JSON line of results; exit code 0 when every check
 // passes, 1 otherwise. Every wait has a time limit; the whole run is capped by RUN_LIMIT_MS.
 
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-import { bounded, launchChromium, round1 } from "./frame_sampler.mjs";
+import { bounded, round1, runInChromium, watchPage } from "./frame_sampler.mjs";
 
 // The whole run, whatever hangs: the Rust test kills the script at 60 s, this reports first.
 const RUN_LIMIT_MS = 55_000;
@@ -91,10 +90,7 @@ async function checkPage(context, spec, result) {
   page.setDefaultTimeout(FIRST_FRAME_TIMEOUT_MS);
   const report = { url: baseUrl + spec.path, page_errors: [], http_errors: [] };
   result[spec.name] = report;
-  page.on("pageerror", (err) => report.page_errors.push(String(err.message || err)));
-  page.on("response", (res) => {
-    if (res.status() >= 400) report.http_errors.push(`${res.status()} ${res.url()}`);
-  });
+  watchPage(page, report);
   try {
     const response = await page.goto(report.url, {
       waitUntil: "domcontentloaded",
@@ -146,23 +142,12 @@ async function checkPage(context, spec, result) {
   }
 }
 
-async function run(result) {
-  mkdirSync(outDir, { recursive: true });
-  const browser = await launchChromium();
-  try {
-    result.chromium = browser.context.browser()?.version() ?? null;
-    for (const spec of PAGES) await checkPage(browser.context, spec, result);
-  } finally {
-    await browser.close();
-  }
-}
-
 const result = { test: "camera_pages", url: baseUrl, failures: [] };
-try {
-  await bounded(RUN_LIMIT_MS, "browser test", () => run(result));
-} catch (err) {
-  result.failures.push(String(err && err.message ? err.message : err).split("\n")[0]);
-}
-result.ok = result.failures.length === 0;
-console.log(JSON.stringify(result));
-process.exit(result.ok ? 0 : 1);
+await runInChromium({
+  result,
+  outDir,
+  limitMs: RUN_LIMIT_MS,
+  work: async (context) => {
+    for (const spec of PAGES) await checkPage(context, spec, result);
+  },
+});

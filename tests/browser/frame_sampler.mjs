@@ -3,7 +3,7 @@
 // the frames a page shows and reading their capture times from the test pattern's timestamp
 // strip, and the statistics over those samples.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -62,6 +62,50 @@ export async function launchChromium() {
     rmSync(profile, { recursive: true, force: true });
   };
   return { context, close };
+}
+
+/**
+ * A test script's whole run: makes `outDir`, starts Chromium, sets `result.chromium`, runs
+ * `work(context)`, closes the browser; all within `limitMs`. An error that escapes `work` is a
+ * failure. Then `finish(result)` if given, prints `result` as one JSON line with `ok` (no
+ * failures) and exits 0 when ok, 1 otherwise.
+ */
+export async function runInChromium({ result, outDir, limitMs, work, finish }) {
+  try {
+    await bounded(limitMs, "browser test", async () => {
+      mkdirSync(outDir, { recursive: true });
+      const browser = await launchChromium();
+      try {
+        result.chromium = browser.context.browser()?.version() ?? null;
+        await work(browser.context);
+      } finally {
+        await browser.close();
+      }
+    });
+  } catch (err) {
+    result.failures.push(String(err && err.message ? err.message : err).split("\n")[0]);
+  }
+  result.ok = result.failures.length === 0;
+  if (finish) finish(result);
+  console.log(JSON.stringify(result));
+  process.exit(result.ok ? 0 : 1);
+}
+
+/**
+ * Collects what goes wrong on `page` into `report`: uncaught errors (`page_errors`), HTTP
+ * answers of 400 and above (`http_errors`) and, where `report.console_errors` is an array,
+ * console errors.
+ */
+export function watchPage(page, report) {
+  page.on("pageerror", (err) => report.page_errors.push(String(err.message || err)));
+  page.on("response", (res) => {
+    if (res.status() >= 400) report.http_errors.push(`${res.status()} ${res.url()}`);
+  });
+  if (Array.isArray(report.console_errors)) {
+    page.on("console", (msg) => {
+      if (msg.type() === "error") report.console_errors.push(msg.text());
+    });
+  }
 }
 
 /**

@@ -13,10 +13,9 @@
 // when the pages loaded without errors, 1 otherwise. Every wait has a time limit; the whole
 // run is capped by RUN_LIMIT_MS.
 
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-import { bounded, launchChromium } from "./frame_sampler.mjs";
+import { runInChromium, watchPage } from "./frame_sampler.mjs";
 
 // The whole run, whatever hangs: the Rust test kills the script at 60 s, this reports first.
 const RUN_LIMIT_MS = 50_000;
@@ -32,96 +31,87 @@ if (!baseArg || !outDir) {
 }
 const baseUrl = baseArg.replace(/\/+$/, "");
 
-async function run(result) {
-  mkdirSync(outDir, { recursive: true });
-  const browser = await launchChromium();
-  try {
-    const page = browser.context.pages()[0] ?? (await browser.context.newPage());
-    page.setDefaultTimeout(PICTURE_TIMEOUT_MS);
-    page.on("pageerror", (err) => result.page_errors.push(String(err.message || err)));
-    page.on("response", (res) => {
-      if (res.status() >= 400) result.http_errors.push(`${res.status()} ${res.url()}`);
-    });
+async function run(context, result) {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(PICTURE_TIMEOUT_MS);
+  watchPage(page, result);
 
-    const response = await page.goto(baseUrl + "/", {
-      waitUntil: "domcontentloaded",
-      timeout: PICTURE_TIMEOUT_MS,
-    });
-    result.grid_status = response ? response.status() : null;
-    if (result.grid_status !== 200) result.failures.push(`GET / answered ${result.grid_status}`);
+  const response = await page.goto(baseUrl + "/", {
+    waitUntil: "domcontentloaded",
+    timeout: PICTURE_TIMEOUT_MS,
+  });
+  result.grid_status = response ? response.status() : null;
+  if (result.grid_status !== 200) result.failures.push(`GET / answered ${result.grid_status}`);
 
+  await page.waitForFunction(
+    () => {
+      const pictures = [...document.querySelectorAll("#grid .tile img")];
+      return pictures.length > 0 && pictures.every((img) => img.complete && img.naturalWidth > 0);
+    },
+    null,
+    { timeout: PICTURE_TIMEOUT_MS, polling: 100 },
+  );
+  result.refresh = await page.evaluate(() => document.getElementById("grid").dataset.refresh);
+  if (result.refresh === "snapshot") {
+    // grid.js asks for the next snapshot once a tile has shown one, with a `t=` query. The
+    // current request is the last picture shown (a refresh under way is the pending one,
+    // and makes `complete` false): each tile has shown a refreshed picture once its
+    // currentSrc has `t=`.
     await page.waitForFunction(
-      () => {
-        const pictures = [...document.querySelectorAll("#grid .tile img")];
-        return pictures.length > 0 && pictures.every((img) => img.complete && img.naturalWidth > 0);
-      },
+      () =>
+        [...document.querySelectorAll("#grid .tile img")].every(
+          (img) => img.currentSrc.includes("t=") && img.naturalWidth > 0,
+        ),
       null,
       { timeout: PICTURE_TIMEOUT_MS, polling: 100 },
     );
-    result.refresh = await page.evaluate(() => document.getElementById("grid").dataset.refresh);
-    if (result.refresh === "snapshot") {
-      // grid.js asks for the next snapshot once a tile has shown one, with a `t=` query. The
-      // current request is the last picture shown (a refresh under way is the pending one,
-      // and makes `complete` false): each tile has shown a refreshed picture once its
-      // currentSrc has `t=`.
-      await page.waitForFunction(
-        () =>
-          [...document.querySelectorAll("#grid .tile img")].every(
-            (img) => img.currentSrc.includes("t=") && img.naturalWidth > 0,
-          ),
-        null,
-        { timeout: PICTURE_TIMEOUT_MS, polling: 100 },
-      );
-    }
-    result.tiles = await page.evaluate(() =>
-      [...document.querySelectorAll("#grid .tile")].map((tile) => {
-        const img = tile.querySelector("img");
-        return {
-          name: tile.dataset.stream,
-          href: tile.querySelector("a").getAttribute("href"),
-          src: img.getAttribute("src"),
-          naturalWidth: img.naturalWidth,
-          naturalHeight: img.naturalHeight,
-          offline: tile.classList.contains("tile-offline"),
-        };
-      }),
-    );
-    for (const tile of result.tiles) {
-      if (tile.offline) result.failures.push(`tile ${tile.name} shows as offline`);
-    }
-    await page.screenshot({ path: join(outDir, `grid_page_${result.refresh}.png`), fullPage: true, timeout: 10_000 });
-
-    await Promise.all([
-      page.waitForURL(`${baseUrl}/streams/${OPENED}/`, { timeout: PICTURE_TIMEOUT_MS }),
-      page.click(`#grid .tile[data-stream="${OPENED}"] img`),
-    ]);
-    await page.waitForFunction(
-      () => {
-        const img = document.getElementById("live");
-        return img && img.complete && img.naturalWidth > 0;
-      },
-      null,
-      { timeout: PICTURE_TIMEOUT_MS, polling: 100 },
-    );
-    result.stream_page = await page.evaluate(() => {
-      const img = document.getElementById("live");
+  }
+  result.tiles = await page.evaluate(() =>
+    [...document.querySelectorAll("#grid .tile")].map((tile) => {
+      const img = tile.querySelector("img");
       return {
-        path: location.pathname,
+        name: tile.dataset.stream,
+        href: tile.querySelector("a").getAttribute("href"),
         src: img.getAttribute("src"),
         naturalWidth: img.naturalWidth,
         naturalHeight: img.naturalHeight,
-        // The bar's links and the page's own, all to this stream's resources.
-        links: [...document.querySelectorAll("header nav a, .links a")].map((a) => a.getAttribute("href")),
-        home: document.querySelector("header a.brand").getAttribute("href"),
-        base: document.body.dataset.base,
+        offline: tile.classList.contains("tile-offline"),
       };
-    });
-    await page.screenshot({ path: join(outDir, `grid_stream_page_${result.refresh}.png`), fullPage: true, timeout: 10_000 });
-    if (result.page_errors.length) result.failures.push(`${result.page_errors.length} page error(s)`);
-    if (result.http_errors.length) result.failures.push(`${result.http_errors.length} HTTP error(s)`);
-  } finally {
-    await browser.close();
+    }),
+  );
+  for (const tile of result.tiles) {
+    if (tile.offline) result.failures.push(`tile ${tile.name} shows as offline`);
   }
+  await page.screenshot({ path: join(outDir, `grid_page_${result.refresh}.png`), fullPage: true, timeout: 10_000 });
+
+  await Promise.all([
+    page.waitForURL(`${baseUrl}/streams/${OPENED}/`, { timeout: PICTURE_TIMEOUT_MS }),
+    page.click(`#grid .tile[data-stream="${OPENED}"] img`),
+  ]);
+  await page.waitForFunction(
+    () => {
+      const img = document.getElementById("live");
+      return img && img.complete && img.naturalWidth > 0;
+    },
+    null,
+    { timeout: PICTURE_TIMEOUT_MS, polling: 100 },
+  );
+  result.stream_page = await page.evaluate(() => {
+    const img = document.getElementById("live");
+    return {
+      path: location.pathname,
+      src: img.getAttribute("src"),
+      naturalWidth: img.naturalWidth,
+      naturalHeight: img.naturalHeight,
+      // The bar's links and the page's own, all to this stream's resources.
+      links: [...document.querySelectorAll("header nav a, .links a")].map((a) => a.getAttribute("href")),
+      home: document.querySelector("header a.brand").getAttribute("href"),
+      base: document.body.dataset.base,
+    };
+  });
+  await page.screenshot({ path: join(outDir, `grid_stream_page_${result.refresh}.png`), fullPage: true, timeout: 10_000 });
+  if (result.page_errors.length) result.failures.push(`${result.page_errors.length} page error(s)`);
+  if (result.http_errors.length) result.failures.push(`${result.http_errors.length} HTTP error(s)`);
 }
 
 const result = {
@@ -131,13 +121,9 @@ const result = {
   page_errors: [],
   http_errors: [],
 };
-let code = 1;
-try {
-  await bounded(RUN_LIMIT_MS, "browser test", () => run(result));
-  code = result.failures.length ? 1 : 0;
-} catch (err) {
-  result.failures.push(String(err && err.message ? err.message : err).split("\n")[0]);
-}
-result.ok = code === 0 && result.failures.length === 0;
-console.log(JSON.stringify(result));
-process.exit(result.ok ? 0 : 1);
+await runInChromium({
+  result,
+  outDir,
+  limitMs: RUN_LIMIT_MS,
+  work: (context) => run(context, result),
+});

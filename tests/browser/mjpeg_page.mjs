@@ -9,10 +9,9 @@
 // to OUT_DIR/mjpeg_page.png and prints one JSON line of results. Exit code 0 when every check
 // passes, 1 otherwise. Every wait has a time limit; the whole run is capped by RUN_LIMIT_MS.
 
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-import { bounded, launchChromium, sampleShownFrames, summarize } from "./frame_sampler.mjs";
+import { bounded, runInChromium, sampleShownFrames, summarize, watchPage } from "./frame_sampler.mjs";
 
 // The whole run, whatever hangs: the Rust test kills the script at 60 s, this reports first.
 const RUN_LIMIT_MS = 50_000;
@@ -39,124 +38,110 @@ if (!baseArg || !outDir) {
 }
 const baseUrl = baseArg.replace(/\/+$/, "");
 
-async function run(result) {
-  mkdirSync(outDir, { recursive: true });
-  const browser = await launchChromium();
-  const context = browser.context;
-  try {
-    result.chromium = context.browser()?.version() ?? null;
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(FIRST_FRAME_TIMEOUT_MS);
-    page.on("pageerror", (err) => result.page_errors.push(String(err.message || err)));
-    page.on("response", (res) => {
-      if (res.status() >= 400) result.http_errors.push(`${res.status()} ${res.url()}`);
-    });
-    page.on("console", (msg) => {
-      if (msg.type() === "error") result.console_errors.push(msg.text());
-    });
+async function run(context, result) {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(FIRST_FRAME_TIMEOUT_MS);
+  watchPage(page, result);
 
-    const response = await page.goto(baseUrl + "/", {
-      waitUntil: "domcontentloaded",
-      timeout: FIRST_FRAME_TIMEOUT_MS,
-    });
-    result.page_status = response ? response.status() : null;
-    if (result.page_status !== 200) result.failures.push(`GET / answered ${result.page_status}`);
+  const response = await page.goto(baseUrl + "/", {
+    waitUntil: "domcontentloaded",
+    timeout: FIRST_FRAME_TIMEOUT_MS,
+  });
+  result.page_status = response ? response.status() : null;
+  if (result.page_status !== 200) result.failures.push(`GET / answered ${result.page_status}`);
 
-    const firstFrameStarted = Date.now();
-    await page.waitForFunction(
-      () => {
-        const img = document.getElementById("live");
-        return img && img.complete && img.naturalWidth > 0;
-      },
-      null,
-      { timeout: FIRST_FRAME_TIMEOUT_MS, polling: 50 },
-    );
-    result.first_frame_ms = Date.now() - firstFrameStarted;
-    const size = await page.evaluate(() => {
+  const firstFrameStarted = Date.now();
+  await page.waitForFunction(
+    () => {
       const img = document.getElementById("live");
-      return { width: img.naturalWidth, height: img.naturalHeight, src: img.currentSrc };
-    });
-    result.picture = `${size.width}x${size.height}`;
-    result.img_src = size.src;
+      return img && img.complete && img.naturalWidth > 0;
+    },
+    null,
+    { timeout: FIRST_FRAME_TIMEOUT_MS, polling: 50 },
+  );
+  result.first_frame_ms = Date.now() - firstFrameStarted;
+  const size = await page.evaluate(() => {
+    const img = document.getElementById("live");
+    return { width: img.naturalWidth, height: img.naturalHeight, src: img.currentSrc };
+  });
+  result.picture = `${size.width}x${size.height}`;
+  result.img_src = size.src;
 
-    const hasDecoder = await page.evaluate(async () => {
-      try {
-        const strip = await import("/static/timestamp-strip.js");
-        return typeof strip.decodeTimestampStrip === "function";
-      } catch {
-        return false;
-      }
-    });
-    if (!hasDecoder) {
-      result.failures.push("/static/timestamp-strip.js does not export decodeTimestampStrip");
-      return;
-    }
-
-    const sample = await bounded(SAMPLE_MS + 5_000, "sample frames", () =>
-      page.evaluate(sampleShownFrames, { selector: "#live", sampleMs: SAMPLE_MS }),
-    );
-    const summary = summarize(sample);
-    result.sample_s = summary.sample_s;
-    result.distinct_frames = summary.distinct_frames;
-    result.painted_fps = summary.shown_fps;
-    result.animation_frames = sample.callbacks;
-    result.undecodable_frames = summary.undecodable_frames;
-    result.latency_ms = summary.latency_ms;
-    if (sample.frames.length < MIN_DISTINCT_FRAMES) {
-      result.failures.push(
-        `only ${sample.frames.length} distinct frames in ${result.sample_s} s (want >= ${MIN_DISTINCT_FRAMES})`,
-      );
-    }
-    const captures = sample.frames.map((f) => f.captureMs);
-    if (captures.some((c, i) => i > 0 && c <= captures[i - 1])) {
-      result.failures.push("capture times went backwards: frames shown out of order");
-    }
-    const { median, min } = result.latency_ms;
-    if (median !== null && median > MAX_MEDIAN_LATENCY_MS) {
-      result.failures.push(`median latency ${median} ms > ${MAX_MEDIAN_LATENCY_MS} ms`);
-    }
-    if (min !== null && min < MIN_LATENCY_MS) {
-      result.failures.push(`a frame showed ${min} ms before its capture`);
-    }
-
-    // The page's own readouts: a number of milliseconds and a frame rate.
+  const hasDecoder = await page.evaluate(async () => {
     try {
-      await page.waitForFunction(
-        () => /^-?\d+ ms$/.test(document.getElementById("latency").textContent.trim()),
-        null,
-        { timeout: READOUT_TIMEOUT_MS, polling: 100 },
-      );
+      const strip = await import("/static/timestamp-strip.js");
+      return typeof strip.decodeTimestampStrip === "function";
     } catch {
-      // Reported below with whatever the readout shows.
+      return false;
     }
-    const readouts = await page.evaluate(() => ({
-      latency: document.getElementById("latency").textContent.trim(),
-      fps: document.getElementById("fps").textContent.trim(),
-      viewer: window.framecastViewer ?? null,
-      offline_shown: !document.getElementById("offline").hidden,
-      host_filled: [...document.querySelectorAll(".host")].every((el) => el.textContent.length > 0),
-    }));
-    result.latency_readout = readouts.latency;
-    result.fps_readout = readouts.fps;
-    result.viewer = readouts.viewer;
-    if (!/^-?\d+ ms$/.test(readouts.latency)) {
-      result.failures.push(`latency readout shows ${JSON.stringify(readouts.latency)}, not a number of ms`);
-    }
-    if (!/^\d+ fps$/.test(readouts.fps)) {
-      result.failures.push(`frame-rate readout shows ${JSON.stringify(readouts.fps)}`);
-    }
-    if (!readouts.viewer || typeof readouts.viewer.lastCapture !== "number") {
-      result.failures.push("window.framecastViewer has no lastCapture");
-    }
-    if (readouts.offline_shown) result.failures.push("the Reconnecting overlay is showing");
-    if (!readouts.host_filled) result.failures.push("the usage box has an empty host");
-
-    result.screenshot = join(outDir, "mjpeg_page.png");
-    await page.screenshot({ path: result.screenshot, fullPage: true, timeout: 10_000 });
-    if (result.page_errors.length) result.failures.push(`${result.page_errors.length} page error(s)`);
-  } finally {
-    await browser.close();
+  });
+  if (!hasDecoder) {
+    result.failures.push("/static/timestamp-strip.js does not export decodeTimestampStrip");
+    return;
   }
+
+  const sample = await bounded(SAMPLE_MS + 5_000, "sample frames", () =>
+    page.evaluate(sampleShownFrames, { selector: "#live", sampleMs: SAMPLE_MS }),
+  );
+  const summary = summarize(sample);
+  result.sample_s = summary.sample_s;
+  result.distinct_frames = summary.distinct_frames;
+  result.painted_fps = summary.shown_fps;
+  result.animation_frames = sample.callbacks;
+  result.undecodable_frames = summary.undecodable_frames;
+  result.latency_ms = summary.latency_ms;
+  if (sample.frames.length < MIN_DISTINCT_FRAMES) {
+    result.failures.push(
+      `only ${sample.frames.length} distinct frames in ${result.sample_s} s (want >= ${MIN_DISTINCT_FRAMES})`,
+    );
+  }
+  const captures = sample.frames.map((f) => f.captureMs);
+  if (captures.some((c, i) => i > 0 && c <= captures[i - 1])) {
+    result.failures.push("capture times went backwards: frames shown out of order");
+  }
+  const { median, min } = result.latency_ms;
+  if (median !== null && median > MAX_MEDIAN_LATENCY_MS) {
+    result.failures.push(`median latency ${median} ms > ${MAX_MEDIAN_LATENCY_MS} ms`);
+  }
+  if (min !== null && min < MIN_LATENCY_MS) {
+    result.failures.push(`a frame showed ${min} ms before its capture`);
+  }
+
+  // The page's own readouts: a number of milliseconds and a frame rate.
+  try {
+    await page.waitForFunction(
+      () => /^-?\d+ ms$/.test(document.getElementById("latency").textContent.trim()),
+      null,
+      { timeout: READOUT_TIMEOUT_MS, polling: 100 },
+    );
+  } catch {
+    // Reported below with whatever the readout shows.
+  }
+  const readouts = await page.evaluate(() => ({
+    latency: document.getElementById("latency").textContent.trim(),
+    fps: document.getElementById("fps").textContent.trim(),
+    viewer: window.framecastViewer ?? null,
+    offline_shown: !document.getElementById("offline").hidden,
+    host_filled: [...document.querySelectorAll(".host")].every((el) => el.textContent.length > 0),
+  }));
+  result.latency_readout = readouts.latency;
+  result.fps_readout = readouts.fps;
+  result.viewer = readouts.viewer;
+  if (!/^-?\d+ ms$/.test(readouts.latency)) {
+    result.failures.push(`latency readout shows ${JSON.stringify(readouts.latency)}, not a number of ms`);
+  }
+  if (!/^\d+ fps$/.test(readouts.fps)) {
+    result.failures.push(`frame-rate readout shows ${JSON.stringify(readouts.fps)}`);
+  }
+  if (!readouts.viewer || typeof readouts.viewer.lastCapture !== "number") {
+    result.failures.push("window.framecastViewer has no lastCapture");
+  }
+  if (readouts.offline_shown) result.failures.push("the Reconnecting overlay is showing");
+  if (!readouts.host_filled) result.failures.push("the usage box has an empty host");
+
+  result.screenshot = join(outDir, "mjpeg_page.png");
+  await page.screenshot({ path: result.screenshot, fullPage: true, timeout: 10_000 });
+  if (result.page_errors.length) result.failures.push(`${result.page_errors.length} page error(s)`);
 }
 
 const result = {
@@ -167,13 +152,9 @@ const result = {
   console_errors: [],
   http_errors: [],
 };
-let code = 1;
-try {
-  await bounded(RUN_LIMIT_MS, "browser test", () => run(result));
-  code = result.failures.length ? 1 : 0;
-} catch (err) {
-  result.failures.push(String(err && err.message ? err.message : err).split("\n")[0]);
-}
-result.ok = code === 0 && result.failures.length === 0;
-console.log(JSON.stringify(result));
-process.exit(result.ok ? 0 : 1);
+await runInChromium({
+  result,
+  outDir,
+  limitMs: RUN_LIMIT_MS,
+  work: (context) => run(context, result),
+});

@@ -549,6 +549,26 @@ pub fn wait_for_status_at(
     }
 }
 
+/// [`wait_for_status`] for the first stream's `hls` object: waits until `ready` holds for
+/// it, and returns it.
+pub fn wait_for_hls(
+    addr: SocketAddr,
+    what: &str,
+    limit: Duration,
+    poll: Duration,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    wait_for_status(addr, &format!("HLS {what}"), limit, poll, |s| {
+        ready(&s["hls"])
+    })["hls"]
+        .clone()
+}
+
+/// A count from a `/status` object; 0 where it is missing or not a count.
+pub fn count(value: &serde_json::Value, key: &str) -> u64 {
+    value[key].as_u64().unwrap_or(0)
+}
+
 /// [`wait_for_status_at`] for the first stream's `/status`.
 pub fn wait_for_status(
     addr: SocketAddr,
