@@ -631,7 +631,10 @@ impl Reading {
                 .as_deref()
                 .map(proc_stats::thread_cpu_ticks)
                 .unwrap_or_default(),
-            thread_run_ns: pid.as_deref().map(thread_run_ns).unwrap_or_default(),
+            thread_run_ns: pid
+                .as_deref()
+                .map(proc_stats::thread_run_ns)
+                .unwrap_or_default(),
             status: None,
         };
         // After the CPU readings, so that serving /status falls outside the window.
@@ -1127,24 +1130,4 @@ fn median(sorted: &[f64]) -> Option<f64> {
         n if n % 2 == 1 => Some(sorted[mid]),
         _ => Some((sorted[mid - 1] + sorted[mid]) / 2.0),
     }
-}
-
-/// The scheduler's run time of each thread of process `pid` (the first field of
-/// `/proc/PID/task/TID/schedstat`, nanoseconds on the CPU), by thread id. At most a few
-/// thousand threads are read; empty where the kernel does not keep these counts.
-fn thread_run_ns(pid: &str) -> BTreeMap<u64, u64> {
-    const MAX_THREADS: usize = 4096;
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return BTreeMap::new();
-    };
-    tasks
-        .flatten()
-        .take(MAX_THREADS)
-        .filter_map(|task| {
-            let tid: u64 = task.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-            let run_ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
-            Some((tid, run_ns))
-        })
-        .collect()
 }

@@ -984,39 +984,11 @@ async fn stop<T>(task: JoinHandle<Result<(), T>>) -> Option<Result<(), T>> {
 
 /// `GET /snapshot.jpg` to the end of the body; the JPEG's length.
 async fn snapshot(addr: SocketAddr) -> Result<usize, String> {
-    let fetch = async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        stream
-            .write_all(b"GET /snapshot.jpg HTTP/1.0\r\nUser-Agent: framecast-rtsp-camera/1\r\n\r\n")
-            .await
-            .map_err(|e| format!("send: {e}"))?;
-        let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        let at = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or("no end of headers")?;
-        let head = String::from_utf8_lossy(&response[..at]);
-        let body = &response[at + 4..];
-        if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-            return Err(format!(
-                "/snapshot.jpg: {}",
-                head.lines().next().unwrap_or("")
-            ));
-        }
-        if !body.starts_with(&[0xff, 0xd8]) {
-            return Err("/snapshot.jpg: not a JPEG".into());
-        }
-        Ok(body.len())
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, fetch)
-        .await
-        .map_err(|_| format!("/snapshot.jpg took over {REQUEST_TIMEOUT:?}"))?
+    let (_, body) = server::get(addr, "/snapshot.jpg", REQUEST_TIMEOUT).await?;
+    if !body.starts_with(&[0xff, 0xd8]) {
+        return Err("/snapshot.jpg: not a JPEG".into());
+    }
+    Ok(body.len())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1036,7 +1008,7 @@ impl CpuReading {
         Self {
             ticks: proc_stats::process_cpu_ticks(&pid),
             threads: proc_stats::thread_cpu_ticks(&pid),
-            run_ns: thread_run_ns(&pid),
+            run_ns: proc_stats::thread_run_ns(&pid),
         }
     }
 }
@@ -1163,26 +1135,6 @@ where
             .map(|(b, a)| (a - b).max(0.0)),
         wall,
     }
-}
-
-/// The scheduler's run time of each thread of process `pid` (the first field of
-/// `/proc/PID/task/TID/schedstat`, nanoseconds on the CPU), by thread id. At most a few
-/// thousand threads are read; empty where the kernel does not keep these counts.
-fn thread_run_ns(pid: &str) -> BTreeMap<u64, u64> {
-    const MAX_THREADS: usize = 4096;
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return BTreeMap::new();
-    };
-    tasks
-        .flatten()
-        .take(MAX_THREADS)
-        .filter_map(|task| {
-            let tid: u64 = task.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-            let run_ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
-            Some((tid, run_ns))
-        })
-        .collect()
 }
 
 /// A number inside a JSON document.

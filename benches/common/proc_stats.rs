@@ -107,3 +107,23 @@ pub fn thread_cores(
     rows.sort_by(|a, b| b.2.total_cmp(&a.2));
     rows
 }
+
+/// The scheduler's run time of each thread of process `pid` (the first field of
+/// `/proc/PID/task/TID/schedstat`, nanoseconds on the CPU), by thread id. At most a few
+/// thousand threads are read; empty where the kernel does not keep these counts.
+pub fn thread_run_ns(pid: &str) -> BTreeMap<u64, u64> {
+    const MAX_THREADS: usize = 4096;
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return BTreeMap::new();
+    };
+    tasks
+        .flatten()
+        .take(MAX_THREADS)
+        .filter_map(|task| {
+            let tid: u64 = task.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            let run_ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+            Some((tid, run_ns))
+        })
+        .collect()
+}

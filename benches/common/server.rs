@@ -143,12 +143,24 @@ pub fn addr_from_url(url: &str) -> Result<SocketAddr, String> {
 
 /// `GET /status` as JSON.
 pub async fn status(addr: SocketAddr) -> Result<serde_json::Value, String> {
+    let (_, body) = get(addr, "/status", STATUS_TIMEOUT).await?;
+    serde_json::from_slice(&body).map_err(|e| format!("JSON: {e}"))
+}
+
+/// `GET path` over HTTP/1.0, read to the end of the body within `limit`: the status line and
+/// the body; an error for any status but 200.
+pub async fn get(
+    addr: SocketAddr,
+    path: &str,
+    limit: Duration,
+) -> Result<(String, Vec<u8>), String> {
     let fetch = async {
         let mut stream = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect: {e}"))?;
+        let request = format!("GET {path} HTTP/1.0\r\nUser-Agent: framecast-bench\r\n\r\n");
         stream
-            .write_all(b"GET /status HTTP/1.0\r\nUser-Agent: framecast-mjpeg-load\r\n\r\n")
+            .write_all(request.as_bytes())
             .await
             .map_err(|e| format!("send: {e}"))?;
         let mut response = Vec::new();
@@ -160,9 +172,17 @@ pub async fn status(addr: SocketAddr) -> Result<serde_json::Value, String> {
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
             .ok_or("no end of headers")?;
-        serde_json::from_slice(&response[at + 4..]).map_err(|e| format!("JSON: {e}"))
+        let status_line = String::from_utf8_lossy(&response[..at])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if !status_line.starts_with("HTTP/1.1 200") && !status_line.starts_with("HTTP/1.0 200") {
+            return Err(format!("{path}: {status_line}"));
+        }
+        Ok((status_line, response[at + 4..].to_vec()))
     };
-    tokio::time::timeout(STATUS_TIMEOUT, fetch)
+    tokio::time::timeout(limit, fetch)
         .await
-        .map_err(|_| format!("/status took over {STATUS_TIMEOUT:?}"))?
+        .map_err(|_| format!("{path} took over {limit:?}"))?
 }
