@@ -728,6 +728,19 @@ mod tests {
     use crate::source::TestPattern;
     use std::time::{Duration, Instant, SystemTime};
 
+    /// A filter that counts the frames offered to the encoder and passes those `pass` keeps.
+    fn counting_filter(
+        pass: impl Fn(&Frame) -> bool + Send + 'static,
+    ) -> (Arc<AtomicU64>, FrameFilter) {
+        let taken = Arc::new(AtomicU64::new(0));
+        let counted = taken.clone();
+        let filter: FrameFilter = Box::new(move |frame: &Frame| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            pass(frame)
+        });
+        (taken, filter)
+    }
+
     /// An encoder that falls behind, played by the thread's frame filter: frames are handed
     /// over one at a time (each taken before the next is published, so the hub drops none),
     /// and the filter refuses some as an overloaded encoder would never get them.
@@ -741,14 +754,7 @@ mod tests {
         let lost = [7, 20, 21, 35, 59, 75, 76, 77, 118, 119, 200, 260, 261];
         let store = Arc::new(HlsStore::new(HlsTiming::new(settings, 6)));
         let hub = Hub::new(true);
-        let taken = Arc::new(AtomicU64::new(0));
-        let filter: FrameFilter = {
-            let taken = taken.clone();
-            Box::new(move |frame: &Frame| {
-                taken.fetch_add(1, Ordering::SeqCst);
-                !lost.contains(&(frame.pts_90k / 3000))
-            })
-        };
+        let (taken, filter) = counting_filter(move |frame| !lost.contains(&(frame.pts_90k / 3000)));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = spawn_filtered(
             hub.clone(),
@@ -859,14 +865,7 @@ mod tests {
                 },
                 clock.clone(),
             );
-            let taken = Arc::new(AtomicU64::new(0));
-            let filter: FrameFilter = {
-                let taken = taken.clone();
-                Box::new(move |_: &Frame| {
-                    taken.fetch_add(1, Ordering::SeqCst);
-                    true
-                })
-            };
+            let (taken, filter) = counting_filter(|_| true);
             let counters = Arc::new(H264Counters::default());
             let stop = Arc::new(AtomicBool::new(false));
             let thread = spawn_filtered(
@@ -1059,14 +1058,7 @@ mod tests {
         };
         let store = Arc::new(HlsStore::unsettled(HlsTiming::new(provisional, 6)));
         let hub = Hub::new(true);
-        let taken = Arc::new(AtomicU64::new(0));
-        let filter: FrameFilter = {
-            let taken = taken.clone();
-            Box::new(move |_: &Frame| {
-                taken.fetch_add(1, Ordering::SeqCst);
-                true
-            })
-        };
+        let (taken, filter) = counting_filter(|_| true);
         let counters = Arc::new(H264Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let thread = spawn_filtered(
