@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::h264_bytes::{annex_b_slices, is_run_of, mp4_slices};
 use common::hls_fetch::{PlaylistFollower, discontinuities, media_path, media_playlist, sibling};
-use common::{Server, count, get, require_clients, run_with_timeout, status_json};
+use common::{Server, count, ffmpeg_play, get, require_clients, run_with_timeout, status_json};
 use framecast::media::playlist::parse_multivariant_playlist;
 
 /// The camera's rate in these tests.
@@ -273,20 +273,9 @@ fn a_two_second_key_frame_interval_plays_in_ffmpeg_as_hls_and_live_mp4() {
     }
     let (server, _writer) = check_passthrough(50, 3, 2);
     for (path, seconds) in [("/live.m3u8", "4"), ("/live.mp4", "3")] {
-        let (ok, stdout, stderr) = run_with_timeout(
-            Command::new("ffmpeg")
-                .args(["-nostdin", "-v", "error", "-progress", "pipe:1"])
-                .args(["-i", &server.url(path)])
-                .args(["-t", seconds, "-f", "null", "-"]),
-            CLIENT_TIMEOUT,
-        );
+        let (ok, frames, stderr) = ffmpeg_play(&server.url(path), seconds, CLIENT_TIMEOUT);
         assert!(ok, "ffmpeg {path}: {stderr}");
         assert!(stderr.trim().is_empty(), "ffmpeg {path} errors:\n{stderr}");
-        let frames: u64 = stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("frame=")?.trim().parse().ok())
-            .next_back()
-            .unwrap_or(0);
         assert!(frames >= 50, "ffmpeg decoded {frames} frames of {path}");
     }
     // ffprobe reads the camera's picture size and profile from the served init section.

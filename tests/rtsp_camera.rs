@@ -26,8 +26,8 @@ use common::h264_bytes::{annex_b_slices, is_run_of, mp4_slices};
 use common::hls_fetch::{PlaylistFollower, discontinuities, media_path, media_playlist, sibling};
 use common::rtsp_server::{self, RtspServer};
 use common::{
-    MjpegReader, Server, count, get, require_clients, require_prerequisite, run_with_timeout,
-    wait_for_status,
+    MjpegReader, Server, count, ffmpeg_play, get, require_clients, require_prerequisite,
+    run_with_timeout, wait_for_status,
 };
 use framecast::media::playlist::{ParsedMediaPlaylist, check_update, parse_multivariant_playlist};
 use framecast::source::rtsp::B_FRAMES_REFUSED;
@@ -202,19 +202,8 @@ fn an_rtsp_camera_is_served_byte_for_byte_and_decoded_for_jpeg_viewers() {
 
     // ffmpeg plays both.
     for (path, seconds) in [("/live.m3u8", "3"), ("/live.mp4", "2")] {
-        let (ok, stdout, stderr) = run_with_timeout(
-            Command::new("ffmpeg")
-                .args(["-nostdin", "-v", "error", "-progress", "pipe:1"])
-                .args(["-i", &server.url(path)])
-                .args(["-t", seconds, "-f", "null", "-"]),
-            CLIENT_TIMEOUT,
-        );
+        let (ok, frames, stderr) = ffmpeg_play(&server.url(path), seconds, CLIENT_TIMEOUT);
         assert!(ok && stderr.trim().is_empty(), "ffmpeg {path}: {stderr}");
-        let frames: u64 = stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("frame=")?.trim().parse().ok())
-            .next_back()
-            .unwrap_or(0);
         assert!(
             frames >= u64::from(FPS),
             "ffmpeg decoded {frames} frames of {path}"

@@ -515,6 +515,24 @@ pub fn run_for_exit_code(command: &mut Command, limit: Duration) -> (Option<i32>
     (status.and_then(|s| s.code()), out, err)
 }
 
+/// ffmpeg plays `url` for `seconds` of media into a null sink, within `limit`: whether it
+/// exited 0, the frames it decoded (from its `-progress` report) and what it wrote to stderr.
+pub fn ffmpeg_play(url: &str, seconds: &str, limit: Duration) -> (bool, u64, String) {
+    let (ok, stdout, stderr) = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-progress", "pipe:1"])
+            .args(["-i", url])
+            .args(["-t", seconds, "-f", "null", "-"]),
+        limit,
+    );
+    let frames = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame=")?.trim().parse().ok())
+        .next_back()
+        .unwrap_or(0);
+    (ok, frames, stderr)
+}
+
 /// `GET /status`, parsed.
 pub fn status_json(addr: SocketAddr) -> serde_json::Value {
     let response = get(addr, "/status");
