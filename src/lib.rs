@@ -12,6 +12,7 @@
 //!
 //! | module | owns |
 //! | --- | --- |
+//! | [`access`] | who may watch: the [`access::Grant`] a checked request carries (users, tokens, signed links) |
 //! | [`config`] | the command line, the environment and the configuration file (`--config`), resolved once into [`config::Settings`]: the server's and every stream's settings |
 //! | [`app`] | wiring: starts every stream's pipeline and the HTTP server; the running set of streams and its reload on SIGHUP; orderly shutdown |
 //! | [`http`] | the route table (each stream under `/streams/{name}/`, the first also at the root) and one file per resource; the table of served streams; the only place that knows status codes and cache policies; the MJPEG sender threads that write every MJPEG viewer's frames |
@@ -27,6 +28,7 @@
 //! | [`meter`] | frame-rate measurement |
 //! | [`repeated_log`] | bounded logging of conditions that repeat per frame or per request |
 
+pub mod access;
 pub mod app;
 pub mod config;
 pub mod encode;
