@@ -36,7 +36,7 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
     let addr = listener.local_addr().map_err(Error::Server)?;
 
     let fd_limit = http::raise_fd_limit();
-    let connections = http::ConnectionLimit::below_fd_limit(fd_limit);
+    let connections = http::ConnectionLimit::for_server(fd_limit, &settings.server);
     tracing::info!(
         fd_limit,
         max_connections = connections.max(),

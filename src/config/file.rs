@@ -19,8 +19,9 @@ use toml::Spanned;
 use super::error::{ConfigError, Position};
 use super::settings::{
     FPS_RANGE, HLS_IDLE_STOP_SECONDS_RANGE, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE,
-    HLS_WINDOW_RANGE, HlsMode, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE, MJPEG_FPS_RANGE,
-    ServerLayer, Settings, StreamLayer, StreamName, StreamSettings, VIEWER_STALL_SECONDS_RANGE,
+    HLS_WINDOW_RANGE, HlsMode, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE,
+    MAX_CONNECTIONS_PER_ADDRESS_RANGE, MAX_VIEWERS_RANGE, MJPEG_FPS_RANGE, ServerLayer, Settings,
+    StreamLayer, StreamName, StreamSettings, VIEWER_STALL_SECONDS_RANGE,
 };
 use super::{parse_bitrate, parse_size};
 use crate::source::SourceSpec;
@@ -41,6 +42,9 @@ struct FileTable {
     jpeg_threads: Option<Spanned<WholeNumber>>,
     viewer_stall_seconds: Option<Spanned<WholeNumber>>,
     exit_on_eof: Option<bool>,
+    max_viewers: Option<Spanned<WholeNumber>>,
+    max_connections_per_address: Option<Spanned<WholeNumber>>,
+    limit_loopback_connections: Option<bool>,
     size: Option<Spanned<String>>,
     fps: Option<Spanned<WholeNumber>>,
     jpeg_quality: Option<Spanned<WholeNumber>>,
@@ -74,6 +78,8 @@ struct StreamTable {
     hls_part_seconds: Option<Spanned<Seconds>>,
     hls_window: Option<Spanned<WholeNumber>>,
     hls_idle_stop_seconds: Option<Spanned<WholeNumber>>,
+    /// This stream's viewers; the top of the file's `max_viewers` is the limit in total.
+    max_viewers: Option<Spanned<WholeNumber>>,
     /// An RTSP camera's user name and password, beside its URL rather than in it; the
     /// password may come from a file of its own (a secret kept out of the config).
     source_user: Option<Spanned<String>>,
@@ -250,6 +256,13 @@ impl Resolver<'_> {
                 VIEWER_STALL_SECONDS_RANGE,
             )?,
             exit_on_eof: file.exit_on_eof,
+            max_viewers: self.int_in("max_viewers", &file.max_viewers, MAX_VIEWERS_RANGE)?,
+            max_connections_per_address: self.int_in(
+                "max_connections_per_address",
+                &file.max_connections_per_address,
+                MAX_CONNECTIONS_PER_ADDRESS_RANGE,
+            )?,
+            limit_loopback_connections: file.limit_loopback_connections,
             streams: self.stream_layer(StreamKeys {
                 size: file.size,
                 fps: file.fps,
@@ -324,6 +337,7 @@ impl Resolver<'_> {
             .map_err(|reason| self.error(table.source.span(), format!("source: {reason}")))?;
         let source = self.apply_format(source, &table.source, table.format.as_ref())?;
         let source = self.apply_credentials(source, &table)?;
+        let max_viewers = self.int_in("max_viewers", &table.max_viewers, MAX_VIEWERS_RANGE)?;
         let layer = self
             .stream_layer(StreamKeys {
                 size: table.size,
@@ -351,7 +365,10 @@ impl Resolver<'_> {
                  stream (or at the top of the file)",
             ));
         }
-        Ok(layer.resolve(name, source))
+        Ok(StreamSettings {
+            max_viewers,
+            ..layer.resolve(name, source)
+        })
     }
 
     /// The source with the table's `source_user` and `source_password` (or the password in
@@ -778,7 +795,9 @@ h264_bitrate = 800000
             (
                 format!("fpss = 3\n{STREAM}"),
                 "cams.toml:1:1: unknown field `fpss`, expected one of `listen`, `jpeg_threads`, \
-                 `viewer_stall_seconds`, `exit_on_eof`, `size`, `fps`, `jpeg_quality`, \
+                 `viewer_stall_seconds`, `exit_on_eof`, `max_viewers`, \
+                 `max_connections_per_address`, `limit_loopback_connections`, `size`, `fps`, \
+                 `jpeg_quality`, \
                  `mjpeg_fps`, `drop_same_frames`, `hls`, `h264_bitrate`, `hls_segment_seconds`, \
                  `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, `streams`",
             ),
@@ -787,7 +806,7 @@ h264_bitrate = 800000
                 "cams.toml:4:1: unknown field `sauce`, expected one of `name`, `source`, \
                  `format`, `size`, `fps`, `jpeg_quality`, `mjpeg_fps`, `drop_same_frames`, `hls`, \
                  `h264_bitrate`, `hls_segment_seconds`, `hls_part_seconds`, `hls_window`, \
-                 `hls_idle_stop_seconds`, `source_user`, `source_password`, \
+                 `hls_idle_stop_seconds`, `max_viewers`, `source_user`, `source_password`, \
                  `source_password_file`",
             ),
             (

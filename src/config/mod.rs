@@ -26,9 +26,10 @@ pub use error::ConfigError;
 use settings::{
     DEFAULT_FPS, DEFAULT_HLS_IDLE_STOP_SECONDS, DEFAULT_HLS_PART_SECONDS,
     DEFAULT_HLS_SEGMENT_SECONDS, DEFAULT_HLS_WINDOW, DEFAULT_JPEG_QUALITY, DEFAULT_JPEG_THREADS,
-    DEFAULT_LISTEN, DEFAULT_VIEWER_STALL_SECONDS, FPS_RANGE, H264_BITRATE_RANGE_BPS,
-    HLS_IDLE_STOP_SECONDS_RANGE, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE,
-    HLS_WINDOW_RANGE, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE, MJPEG_FPS_RANGE, ServerLayer,
+    DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_VIEWER_STALL_SECONDS, FPS_RANGE,
+    H264_BITRATE_RANGE_BPS, HLS_IDLE_STOP_SECONDS_RANGE, HLS_PART_SECONDS_RANGE,
+    HLS_SEGMENT_SECONDS_RANGE, HLS_WINDOW_RANGE, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE,
+    MAX_CONNECTIONS_PER_ADDRESS_RANGE, MAX_VIEWERS_RANGE, MJPEG_FPS_RANGE, ServerLayer,
     StreamLayer, VIEWER_STALL_SECONDS_RANGE,
 };
 pub use settings::{HlsMode, ServerSettings, Settings, StreamName, StreamSettings};
@@ -101,6 +102,26 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_VIEWER_STALL_SECONDS", default_value_t = DEFAULT_VIEWER_STALL_SECONDS,
           value_parser = clap::value_parser!(u16).range(VIEWER_STALL_SECONDS_RANGE))]
     pub viewer_stall_seconds: u16,
+
+    /// Viewers (open /stream.mjpg and /live.mp4 responses) of every stream together
+    /// (1 to 1000000); beyond it a new viewer gets 503 with Retry-After. HLS players are not
+    /// counted: they make short requests, bounded by the connection caps. By default no
+    /// limit but the connection cap.
+    #[arg(long, env = "FRAMECAST_MAX_VIEWERS",
+          value_parser = clap::value_parser!(u32).range(MAX_VIEWERS_RANGE))]
+    pub max_viewers: Option<u32>,
+
+    /// Open connections one client address (an IPv6 client's /64) may hold (1 to 1000000);
+    /// beyond it a new connection gets 503 with Retry-After and is closed.
+    #[arg(long, env = "FRAMECAST_MAX_CONNECTIONS_PER_ADDRESS",
+          default_value_t = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+          value_parser = clap::value_parser!(u32).range(MAX_CONNECTIONS_PER_ADDRESS_RANGE))]
+    pub max_connections_per_address: u32,
+
+    /// Apply --max-connections-per-address to loopback clients too. Off by default: a reverse
+    /// proxy or cache on the same host brings every viewer from one loopback address.
+    #[arg(long, env = "FRAMECAST_LIMIT_LOOPBACK_CONNECTIONS")]
+    pub limit_loopback_connections: bool,
 
     /// Exit (with status 1) when the source ends for good, standard input at its end, instead
     /// of serving the "NO SIGNAL" placeholder: for a service manager that restarts the pipeline.
@@ -245,6 +266,13 @@ impl Config {
             viewer_stall_seconds: given("viewer_stall_seconds")
                 .then_some(self.viewer_stall_seconds),
             exit_on_eof: switched_on("exit_on_eof", self.exit_on_eof),
+            max_viewers: given("max_viewers").then_some(self.max_viewers).flatten(),
+            max_connections_per_address: given("max_connections_per_address")
+                .then_some(self.max_connections_per_address),
+            limit_loopback_connections: switched_on(
+                "limit_loopback_connections",
+                self.limit_loopback_connections,
+            ),
             streams: StreamLayer {
                 size: given("size").then_some(self.size),
                 fps: given("fps").then_some(self.fps),
@@ -517,6 +545,11 @@ mod tests {
             "--viewer-stall-seconds",
             "9",
             "--exit-on-eof",
+            "--max-viewers",
+            "50",
+            "--max-connections-per-address",
+            "8",
+            "--limit-loopback-connections",
             "--size",
             "320x240",
             "--fps",
@@ -544,6 +577,9 @@ mod tests {
                 jpeg_threads: Some(3),
                 viewer_stall_seconds: Some(9),
                 exit_on_eof: Some(true),
+                max_viewers: Some(50),
+                max_connections_per_address: Some(8),
+                limit_loopback_connections: Some(true),
                 streams: StreamLayer {
                     size: Some(FrameSize::new(320, 240)),
                     fps: Some(12),
@@ -566,7 +602,7 @@ mod tests {
             .filter(|arg| !not_settings.contains(&arg.get_id().as_str()))
             .count();
         assert_eq!(
-            flag_count, 16,
+            flag_count, 19,
             "a new flag needs its place in given_server_flags"
         );
     }

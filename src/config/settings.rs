@@ -24,6 +24,13 @@ pub const DEFAULT_JPEG_THREADS: u8 = 0;
 pub const JPEG_THREADS_RANGE: RangeInclusive<i64> = 0..=16;
 pub const DEFAULT_VIEWER_STALL_SECONDS: u16 = 5;
 pub const VIEWER_STALL_SECONDS_RANGE: RangeInclusive<i64> = 1..=600;
+/// Viewers (`/stream.mjpg`, `/live.mp4`) in total and per stream: no limit unless set.
+pub const MAX_VIEWERS_RANGE: RangeInclusive<i64> = 1..=1_000_000;
+/// Open connections one client address may hold: enough for a dashboard page with dozens of
+/// cameras plus its HLS requests, far below the thousands the server takes in all, so one
+/// host cannot take every slot.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: u32 = 64;
+pub const MAX_CONNECTIONS_PER_ADDRESS_RANGE: RangeInclusive<i64> = 1..=1_000_000;
 pub const DEFAULT_HLS_SEGMENT_SECONDS: f64 = 1.0;
 pub const HLS_SEGMENT_SECONDS_RANGE: RangeInclusive<f64> = 0.5..=10.0;
 /// 0.2 s is 6 frames at 30 fps, as MediaMTX: stock hls.js then plays under 1 s behind live.
@@ -54,6 +61,13 @@ pub struct ServerSettings {
     pub viewer_stall_seconds: u16,
     /// Exit with status 1 when a source ends for good (standard input at its end).
     pub exit_on_eof: bool,
+    /// Viewers of every stream together; `None`: no limit but the connection cap.
+    pub max_viewers: Option<u32>,
+    /// Open connections from one client address (an IPv6 client's /64).
+    pub max_connections_per_address: u32,
+    /// Whether `max_connections_per_address` applies to loopback clients too. Off by default:
+    /// a reverse proxy or cache on the same host brings every viewer from one loopback address.
+    pub limit_loopback_connections: bool,
 }
 
 /// One stream's settings, the file's and the flags' defaults applied.
@@ -76,6 +90,9 @@ pub struct StreamSettings {
     /// With `hls = "on-demand"`: how long the encoder runs on after the last HLS request or
     /// `/live.mp4` viewer.
     pub hls_idle_stop_seconds: u16,
+    /// Viewers of this stream (`/stream.mjpg` and `/live.mp4` together); `None`: only the
+    /// server's limit in total. Set in the stream's own table only.
+    pub max_viewers: Option<u32>,
 }
 
 impl StreamSettings {
@@ -175,6 +192,9 @@ impl Settings {
                 jpeg_threads: flags.jpeg_threads,
                 viewer_stall_seconds: flags.viewer_stall_seconds,
                 exit_on_eof: flags.exit_on_eof,
+                max_viewers: flags.max_viewers,
+                max_connections_per_address: flags.max_connections_per_address,
+                limit_loopback_connections: flags.limit_loopback_connections,
             },
             streams: vec![StreamSettings {
                 name: StreamName(StreamName::MAIN.to_owned()),
@@ -190,6 +210,8 @@ impl Settings {
                 hls_part_seconds: flags.hls_part_seconds,
                 hls_window: flags.hls_window,
                 hls_idle_stop_seconds: flags.hls_idle_stop_seconds,
+                // One stream: the limit in total is its own.
+                max_viewers: None,
             }],
         }
     }
@@ -208,6 +230,9 @@ pub struct ServerLayer {
     pub jpeg_threads: Option<u8>,
     pub viewer_stall_seconds: Option<u16>,
     pub exit_on_eof: Option<bool>,
+    pub max_viewers: Option<u32>,
+    pub max_connections_per_address: Option<u32>,
+    pub limit_loopback_connections: Option<bool>,
     /// Defaults for every stream.
     pub streams: StreamLayer,
 }
@@ -237,6 +262,13 @@ impl ServerLayer {
             jpeg_threads: self.jpeg_threads.or(lower.jpeg_threads),
             viewer_stall_seconds: self.viewer_stall_seconds.or(lower.viewer_stall_seconds),
             exit_on_eof: self.exit_on_eof.or(lower.exit_on_eof),
+            max_viewers: self.max_viewers.or(lower.max_viewers),
+            max_connections_per_address: self
+                .max_connections_per_address
+                .or(lower.max_connections_per_address),
+            limit_loopback_connections: self
+                .limit_loopback_connections
+                .or(lower.limit_loopback_connections),
             streams: self.streams.or(lower.streams),
         }
     }
@@ -250,6 +282,11 @@ impl ServerLayer {
                 .viewer_stall_seconds
                 .unwrap_or(DEFAULT_VIEWER_STALL_SECONDS),
             exit_on_eof: self.exit_on_eof.unwrap_or(false),
+            max_viewers: self.max_viewers,
+            max_connections_per_address: self
+                .max_connections_per_address
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
+            limit_loopback_connections: self.limit_loopback_connections.unwrap_or(false),
         }
     }
 }
@@ -292,6 +329,8 @@ impl StreamLayer {
             hls_idle_stop_seconds: self
                 .hls_idle_stop_seconds
                 .unwrap_or(DEFAULT_HLS_IDLE_STOP_SECONDS),
+            // A stream's own table sets it; the top of the file's is the limit in total.
+            max_viewers: None,
         }
     }
 }

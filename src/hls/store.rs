@@ -10,6 +10,7 @@
 
 use std::io::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -65,6 +66,20 @@ pub struct HlsStore {
     /// Bumped when a frame's own fragment arrives, thirty times a second: what `/live.mp4`
     /// viewers wait for. Kept apart so that frames do not wake every blocked playlist request.
     frames: watch::Sender<u64>,
+    /// HLS requests and their waits, for `/metrics`.
+    pub requests: RequestCounters,
+}
+
+/// What HLS players asked of the store, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RequestCounters {
+    /// Requests for the stream's HLS resources (playlists, init, segments, parts).
+    pub requests: AtomicU64,
+    /// Requests that had to wait: blocking playlist reloads, hinted parts, requests before
+    /// the first segment.
+    pub blocked: AtomicU64,
+    /// Of those, the ones still unanswered after three target durations.
+    pub block_timeouts: AtomicU64,
 }
 
 impl HlsStore {
@@ -92,7 +107,13 @@ impl HlsStore {
             }),
             changes: watch::Sender::new(0),
             frames: watch::Sender::new(0),
+            requests: RequestCounters::default(),
         }
+    }
+
+    /// Counts one request for the stream's HLS resources.
+    pub fn count_request(&self) {
+        self.requests.requests.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The timing now: final once settled, and never changed after that.
@@ -309,16 +330,23 @@ impl HlsStore {
         let limit = self.timing().block_limit();
         let deadline = tokio::time::Instant::now() + limit;
         let mut changes = self.subscribe();
+        let mut counted = false;
         loop {
             changes.borrow_and_update();
             if let Some(answer) = check(&self.lock().window) {
                 return Ok(answer);
             }
+            if !std::mem::replace(&mut counted, true) {
+                self.requests.blocked.fetch_add(1, Ordering::Relaxed);
+            }
             match tokio::time::timeout_at(deadline, changes.changed()).await {
                 Ok(Ok(())) => {}
                 // The store owns the sender, so it cannot be gone while `self` lives; treat it
                 // like a timeout rather than spin.
-                Ok(Err(_)) | Err(_) => return Err(BlockError::TimedOut { after: limit }),
+                Ok(Err(_)) | Err(_) => {
+                    self.requests.block_timeouts.fetch_add(1, Ordering::Relaxed);
+                    return Err(BlockError::TimedOut { after: limit });
+                }
             }
         }
     }

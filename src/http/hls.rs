@@ -44,6 +44,7 @@ pub fn hls_of(stream: &ServedStream) -> Result<&StreamHls, HttpError> {
 /// `GET /live.m3u8`.
 pub async fn multivariant(stream: Served) -> Result<HttpResponse, HttpError> {
     let hls = hls_of(&stream)?;
+    hls.store.count_request();
     let _demand = hls.demand.hold();
     // CODECS and BANDWIDTH are measured, never guessed: they need the first segment.
     if let Err(unavailable) = wait_for_first_segment(&hls.store).await {
@@ -75,6 +76,7 @@ pub async fn resource(req: HttpRequest, stream: Served) -> Result<HttpResponse, 
         return Err(not_found());
     }
     let name = HlsName::parse(name).ok_or_else(not_found)?;
+    hls.store.count_request();
     let _demand = hls.demand.hold();
     let store = &hls.store;
     match name {

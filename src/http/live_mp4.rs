@@ -22,13 +22,14 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::hls::store::{FramePosition, HlsStore};
-use crate::hub::{ViewerGuard, ViewerKind};
+use crate::hub::{NewViewer, ViewerGuard, ViewerKind};
 use crate::pipeline::hls_demand::HlsDemandGuard;
 
 use super::cache::CachePolicy;
 use super::endless::{self, ChunkSource};
 use super::error::HttpError;
 use super::hls::hls_of;
+use super::limits;
 use super::streams::Served;
 
 /// `HEAD /live.mp4`: the headers of the stream without starting one, which would never end.
@@ -47,13 +48,20 @@ fn headers(response: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
 pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, HttpError> {
     let hls = hls_of(&stream)?;
     let store = hls.store.clone();
-    let user_agent = endless::user_agent(&req);
+    let viewer = NewViewer {
+        kind: ViewerKind::LiveMp4,
+        remote: req.peer_addr(),
+        user_agent: endless::user_agent(&req),
+        fps_cap: None,
+    };
+    // Before the demand: a refused viewer starts no encoder.
+    let stats = match limits::admit_viewer(&req, &stream, viewer) {
+        Ok(stats) => stats,
+        Err(refusal) => return Ok(limits::refusal_response(refusal)),
+    };
     let viewer = Mp4Viewer {
         _demand: hls.demand.hold(),
-        stats: stream
-            .hub
-            .viewers
-            .register(ViewerKind::LiveMp4, req.peer_addr(), user_agent, None),
+        stats,
         changes: store.subscribe_frames(),
         store,
         cursor: None,

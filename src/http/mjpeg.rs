@@ -19,13 +19,14 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, Sleep};
 
-use crate::hub::{Hub, PublishedJpeg, StreamDemandGuard, ViewerGuard, ViewerKind};
+use crate::hub::{Hub, NewViewer, PublishedJpeg, StreamDemandGuard, ViewerGuard, ViewerKind};
 use crate::media::multipart::{self, PartHeaders};
 
 use super::cache::CachePolicy;
 use super::connection::ConnectionSocket;
 use super::endless::{self, ChunkSource};
 use super::error::HttpError;
+use super::limits;
 use super::mjpeg_sender::{Joining, RESEND_AFTER};
 use super::query;
 use super::streams::Served;
@@ -34,11 +35,19 @@ pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, Ht
     let fps_cap = query::fps_cap(req.query_string())?;
     let user_agent = endless::user_agent(&req);
     let mode = PartHeaders::for_user_agent(&user_agent);
+    let viewer = NewViewer {
+        kind: ViewerKind::Mjpeg,
+        remote: req.peer_addr(),
+        user_agent,
+        fps_cap,
+    };
+    // Before the demand: a refused viewer starts no encoder.
+    let stats = match limits::admit_viewer(&req, &stream, viewer) {
+        Ok(stats) => stats,
+        Err(refusal) => return Ok(limits::refusal_response(refusal)),
+    };
     let hub = stream.hub.clone();
     let demand = hub.want_stream();
-    let stats = hub
-        .viewers
-        .register(ViewerKind::Mjpeg, req.peer_addr(), user_agent, fps_cap);
     let min_interval = fps_cap.map(|fps| Duration::from_secs(1) / fps);
     // On a plain TCP connection the MJPEG sender thread writes the body to the socket.
     if let Some(socket) = req.conn_data::<ConnectionSocket>().cloned() {

@@ -10,6 +10,7 @@ mod frame_file;
 mod hls;
 mod limits;
 mod live_mp4;
+mod metrics;
 mod mjpeg;
 mod mjpeg_sender;
 mod pages;
@@ -24,6 +25,7 @@ mod tuning;
 
 pub use error::HttpError;
 pub use limits::{ConnectionLimit, raise_fd_limit};
+pub use metrics::record_auth_failure;
 pub use mjpeg_sender::MjpegSender;
 
 use std::net::TcpListener;
@@ -68,6 +70,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(get_and_head("/", pages::home))
         .service(get_and_head("/status", status::server_status))
         .service(get_and_head("/healthz", status::server_healthz))
+        .service(get_and_head("/metrics", metrics::metrics))
         .service(get_and_head("/static/{name}", static_files::file))
         .service(
             web::resource(format!("/streams/{{{STREAM_PARAM}}}"))

@@ -67,7 +67,8 @@ pub fn serve<T: 'static + Send + Sync>(
                         tracing::debug!(%error, "cannot tune the connection");
                     }
                     extensions.insert(io.socket());
-                    connections.on_connect(extensions);
+                    let peer = io.with_stream(|s| s.peer_addr().ok()).ok().flatten();
+                    connections.on_connect(extensions, peer);
                 })
                 .h1(map_config(app, |_| AppConfig::default()));
             fn_service(|stream: TcpStream| async move {

@@ -12,6 +12,7 @@ use crate::hub::{SourceState, ViewerKind};
 use super::AppState;
 use super::cache::CachePolicy;
 use super::error::HttpError;
+use super::limits::RefusalReason;
 use super::streams::{Served, ServedStream};
 use crate::config::ServerSettings;
 
@@ -41,6 +42,7 @@ struct ServerStatus<'a> {
     #[serde(flatten)]
     first: Option<StreamStatus>,
     connections: ConnectionsStatus,
+    viewer_limits: ViewerLimitsStatus,
     totals: TotalsStatus,
     streams: Vec<StreamStatus>,
 }
@@ -75,6 +77,10 @@ struct StreamStatus {
     viewer_frames_skipped_total: u64,
     /// Viewers dropped because their connection took nothing for `--viewer-stall-seconds`.
     viewers_dropped_stalled: u64,
+    /// The stream's own `max_viewers`; `null`: only the server's limit in total.
+    max_viewers: Option<u32>,
+    /// Viewers turned away by the stream's limit or the server's.
+    viewers_refused: u64,
     /// The longest-connected viewers, at most [`MAX_VIEWERS_LISTED`]; left out of the
     /// server's list of streams.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,6 +104,25 @@ struct ConnectionsStatus {
     max: usize,
     /// Requests answered 503 because the server was at its cap.
     refused: u64,
+    /// `max_connections_per_address`, and whether it applies to loopback clients.
+    max_per_address: usize,
+    per_address_includes_loopback: bool,
+    /// Client addresses (IPv6: /64s) holding connections that count against it.
+    addresses: usize,
+    /// Requests answered 503 because their client's address was at its cap.
+    refused_per_address: u64,
+}
+
+/// The server's `max_viewers` in total and what it let in and refused.
+#[derive(Debug, Serialize)]
+struct ViewerLimitsStatus {
+    /// `null`: no limit but the connection cap.
+    max_viewers: Option<usize>,
+    /// Viewers (`/stream.mjpg`, `/live.mp4`) of every stream now.
+    viewers: usize,
+    /// Viewers turned away by a stream's own limit, and by the limit in total.
+    refused_stream_limit: u64,
+    refused_total_limit: u64,
 }
 
 /// `/status` `hls.player_delay_s`.
@@ -260,6 +285,12 @@ pub async fn server_status(state: web::Data<AppState>) -> HttpResponse {
         now_unix_us: unix_micros(std::time::SystemTime::now()),
         first,
         connections: connections_status(&state),
+        viewer_limits: ViewerLimitsStatus {
+            max_viewers: state.connections.viewers().max(),
+            viewers: state.connections.viewers().taken(),
+            refused_stream_limit: state.connections.refused_for(RefusalReason::StreamViewers),
+            refused_total_limit: state.connections.refused_for(RefusalReason::TotalViewers),
+        },
         totals,
         streams: listed,
     };
@@ -283,10 +314,15 @@ pub async fn stream_status(state: web::Data<AppState>, stream: Served) -> HttpRe
 }
 
 fn connections_status(state: &AppState) -> ConnectionsStatus {
+    let connections = &state.connections;
     ConnectionsStatus {
-        open: state.connections.open(),
-        max: state.connections.max(),
-        refused: state.connections.refused(),
+        open: connections.open(),
+        max: connections.max(),
+        refused: connections.refused(),
+        max_per_address: connections.max_per_address(),
+        per_address_includes_loopback: connections.limits_loopback(),
+        addresses: connections.addresses(),
+        refused_per_address: connections.refused_for(RefusalReason::ConnectionsPerAddress),
     }
 }
 
@@ -427,6 +463,8 @@ fn describe_stream(
         viewer_count: all_viewers.len(),
         viewer_frames_skipped_total: hub.viewers.total_skipped(),
         viewers_dropped_stalled: hub.viewers.dropped_stalled(),
+        max_viewers: config.max_viewers,
+        viewers_refused: hub.viewers.refused(),
         viewers,
     }
 }

@@ -24,7 +24,9 @@ pub use gop::{GOP_MAX_BYTES, GOP_MAX_FRAMES, Gop, NumberedUnit};
 pub use health::{SourceHealth, SourceState};
 pub use rate_cap::RateCap;
 pub use slot::{LatestSlot, Taken};
-pub use viewers::{ViewerGuard, ViewerKind, ViewerRegistry, ViewerStats};
+pub use viewers::{
+    NewViewer, ViewerBudget, ViewerGuard, ViewerKind, ViewerRefusal, ViewerRegistry, ViewerStats,
+};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,7 +37,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::frame::{Frame, FrameSize, JpegFrame, Pixels, unix_micros};
 use crate::media::multipart;
-use crate::meter::RateMeter;
+use crate::meter::{DurationHistogram, RateMeter};
 
 /// Frames waiting for the H.264 encoder: a quarter second at 30 fps rides out a busy moment
 /// on a loaded machine; only a sustained overload drops frames.
@@ -97,6 +99,8 @@ pub struct JpegCounters {
     pub frames_encoded: AtomicU64,
     pub encode_micros_total: AtomicU64,
     pub encode_micros_last: AtomicU64,
+    /// Encode times, for `/metrics`.
+    pub encode_histogram: DurationHistogram,
     /// Frames handed to the encoders that were replaced before any encoder was free.
     pub frames_skipped: AtomicU64,
     /// Frames not handed to the encoders because of the stream's `mjpeg_fps` cap.
@@ -487,6 +491,7 @@ impl Hub {
             self.jpeg
                 .encode_micros_last
                 .store(encode_micros, Ordering::Relaxed);
+            self.jpeg.encode_histogram.record_micros(encode_micros);
             self.jpeg.rate.tick();
         } else {
             self.jpeg.frames_skipped.fetch_add(1, Ordering::Relaxed);

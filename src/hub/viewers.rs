@@ -1,8 +1,10 @@
-//! The registry of connected MJPEG viewers and their counters, shown in `/status`.
+//! The registry of connected viewers (`/stream.mjpg`, `/live.mp4`) and their counters, shown
+//! in `/status` and `/metrics`, and the admission of new ones against the stream's own limit
+//! and the server's limit in total ([`ViewerBudget`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -21,6 +23,93 @@ pub enum ViewerKind {
     /// `/live.mp4`.
     #[serde(rename = "live.mp4")]
     LiveMp4,
+}
+
+impl ViewerKind {
+    pub const ALL: [Self; 2] = [Self::Mjpeg, Self::LiveMp4];
+
+    /// The name `/status` and `/metrics` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mjpeg => "mjpeg",
+            Self::LiveMp4 => "live.mp4",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Mjpeg => 0,
+            Self::LiveMp4 => 1,
+        }
+    }
+}
+
+/// Viewer slots of the whole server, shared by every stream's registry: the `max_viewers`
+/// limit in total. Counts viewers even without a limit.
+#[derive(Debug)]
+pub struct ViewerBudget {
+    taken: AtomicUsize,
+    max: Option<usize>,
+}
+
+impl ViewerBudget {
+    /// `None`: no limit in total.
+    pub fn new(max: Option<usize>) -> Arc<Self> {
+        Arc::new(Self {
+            taken: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    pub fn max(&self) -> Option<usize> {
+        self.max
+    }
+
+    /// Viewers connected now, over every stream.
+    pub fn taken(&self) -> usize {
+        self.taken.load(Ordering::Relaxed)
+    }
+
+    /// A slot, or `None` when every slot is taken.
+    fn try_take(self: &Arc<Self>) -> Option<BudgetSlot> {
+        let max = self.max.unwrap_or(usize::MAX);
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |taken| {
+                (taken < max).then_some(taken + 1)
+            })
+            .ok()?;
+        Some(BudgetSlot(self.clone()))
+    }
+}
+
+/// One taken slot of the [`ViewerBudget`], given back when dropped.
+#[derive(Debug)]
+struct BudgetSlot(Arc<ViewerBudget>);
+
+impl Drop for BudgetSlot {
+    fn drop(&mut self) {
+        self.0.taken.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Why a viewer was not let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ViewerRefusal {
+    /// The stream has as many viewers as its `max_viewers` allows.
+    #[error("this stream has its maximum of {max} viewers; try again later")]
+    StreamFull { max: usize },
+    /// The server has as many viewers in total as `max_viewers` allows.
+    #[error("the server has its maximum of {max} viewers; try again later")]
+    ServerFull { max: usize },
+}
+
+/// Who a new viewer is and what it asks for.
+#[derive(Debug)]
+pub struct NewViewer {
+    pub kind: ViewerKind,
+    pub remote: Option<SocketAddr>,
+    pub user_agent: String,
+    pub fps_cap: Option<u32>,
 }
 
 /// One viewer's counters, updated by its stream and read by `/status`.
@@ -75,9 +164,14 @@ pub struct ViewerRegistry {
     departed_skipped: AtomicU64,
     /// Viewers dropped because their connection took nothing for the stall limit.
     dropped_stalled: AtomicU64,
+    /// Bytes sent to viewers that have left, by [`ViewerKind`], so totals do not shrink.
+    departed_bytes: [AtomicU64; 2],
+    /// Viewers turned away by this stream's limit or the server's.
+    refused: AtomicU64,
 }
 
 impl ViewerRegistry {
+    /// Registers a viewer without a limit (unit tests of single handlers).
     pub fn register(
         self: &Arc<Self>,
         kind: ViewerKind,
@@ -85,6 +179,66 @@ impl ViewerRegistry {
         user_agent: String,
         fps_cap: Option<u32>,
     ) -> ViewerGuard {
+        self.insert(
+            NewViewer {
+                kind,
+                remote,
+                user_agent,
+                fps_cap,
+            },
+            None,
+        )
+    }
+
+    /// Registers a viewer if both this stream (at most `stream_max` viewers, `None`: no
+    /// limit of its own) and the server's `budget` have room for it. The check and the
+    /// registration are one step: viewers arriving together never overshoot either limit.
+    pub fn try_register(
+        self: &Arc<Self>,
+        viewer: NewViewer,
+        stream_max: Option<usize>,
+        budget: &Arc<ViewerBudget>,
+    ) -> Result<ViewerGuard, ViewerRefusal> {
+        let refused = |refusal| {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            // Debug only: refusals come in floods when a limit is reached.
+            tracing::debug!(kind = ?viewer.kind, remote = ?viewer.remote, %refusal, "viewer refused");
+            Err(refusal)
+        };
+        // The registry's lock is held from the stream's check to the insertion.
+        let mut viewers = self.lock();
+        if let Some(max) = stream_max
+            && viewers.len() >= max
+        {
+            drop(viewers);
+            return refused(ViewerRefusal::StreamFull { max });
+        }
+        let Some(slot) = budget.try_take() else {
+            drop(viewers);
+            return refused(ViewerRefusal::ServerFull {
+                max: budget.max().unwrap_or(usize::MAX),
+            });
+        };
+        Ok(self.insert_locked(&mut viewers, viewer, Some(slot)))
+    }
+
+    fn insert(self: &Arc<Self>, viewer: NewViewer, slot: Option<BudgetSlot>) -> ViewerGuard {
+        let mut viewers = self.lock();
+        self.insert_locked(&mut viewers, viewer, slot)
+    }
+
+    fn insert_locked(
+        self: &Arc<Self>,
+        viewers: &mut BTreeMap<u64, Arc<ViewerStats>>,
+        viewer: NewViewer,
+        slot: Option<BudgetSlot>,
+    ) -> ViewerGuard {
+        let NewViewer {
+            kind,
+            remote,
+            user_agent,
+            fps_cap,
+        } = viewer;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let user_agent = truncate_chars(user_agent, MAX_USER_AGENT_CHARS);
         tracing::info!(
@@ -108,10 +262,11 @@ impl ViewerRegistry {
             rate: RateMeter::new(),
             last_index: AtomicU64::new(0),
         });
-        self.lock().insert(id, stats.clone());
+        viewers.insert(id, stats.clone());
         ViewerGuard {
             registry: self.clone(),
             stats,
+            _slot: slot,
         }
     }
 
@@ -133,6 +288,27 @@ impl ViewerRegistry {
         self.dropped_stalled.load(Ordering::Relaxed)
     }
 
+    /// Viewers connected now, by kind.
+    pub fn count_of(&self, kind: ViewerKind) -> usize {
+        self.lock().values().filter(|v| v.kind == kind).count()
+    }
+
+    /// Viewers turned away so far by this stream's limit or the server's.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Bytes sent so far to viewers of `kind`, connected or gone.
+    pub fn bytes_sent(&self, kind: ViewerKind) -> u64 {
+        let connected: u64 = self
+            .lock()
+            .values()
+            .filter(|v| v.kind == kind)
+            .map(|v| v.bytes_sent.load(Ordering::Relaxed))
+            .sum();
+        connected + self.departed_bytes[kind.index()].load(Ordering::Relaxed)
+    }
+
     /// Frames skipped by every viewer so far, connected or gone.
     pub fn total_skipped(&self) -> u64 {
         let connected: u64 = self
@@ -148,11 +324,12 @@ impl ViewerRegistry {
     }
 }
 
-/// Keeps a viewer registered while it lives.
+/// Keeps a viewer registered, and its slot of the server's budget taken, while it lives.
 #[derive(Debug)]
 pub struct ViewerGuard {
     registry: Arc<ViewerRegistry>,
     stats: Arc<ViewerStats>,
+    _slot: Option<BudgetSlot>,
 }
 
 impl ViewerGuard {
@@ -163,7 +340,14 @@ impl ViewerGuard {
 
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
-        self.registry.lock().remove(&self.stats.id);
+        let mut viewers = self.registry.lock();
+        viewers.remove(&self.stats.id);
+        // Under the lock, so that a reading of the totals never misses a leaving viewer.
+        self.registry.departed_bytes[self.stats.kind.index()].fetch_add(
+            self.stats.bytes_sent.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        drop(viewers);
         tracing::info!(
             viewer = self.stats.id,
             frames_sent = self.stats.frames_sent.load(Ordering::Relaxed),
@@ -204,6 +388,66 @@ mod tests {
         assert_eq!(registry.count(), 1);
         assert_eq!(registry.snapshot()[0].id, b.stats().id);
         assert_eq!(registry.total_skipped(), 3);
+    }
+
+    fn new_viewer(kind: ViewerKind) -> NewViewer {
+        NewViewer {
+            kind,
+            remote: None,
+            user_agent: "test".into(),
+            fps_cap: None,
+        }
+    }
+
+    #[test]
+    fn a_stream_takes_viewers_up_to_its_own_limit_and_frees_slots_as_they_leave() {
+        let registry = Arc::new(ViewerRegistry::default());
+        let budget = ViewerBudget::new(None);
+        let first = registry.try_register(new_viewer(ViewerKind::Mjpeg), Some(2), &budget);
+        let second = registry.try_register(new_viewer(ViewerKind::LiveMp4), Some(2), &budget);
+        assert!(first.is_ok() && second.is_ok());
+        let third = registry.try_register(new_viewer(ViewerKind::Mjpeg), Some(2), &budget);
+        assert_eq!(third.err(), Some(ViewerRefusal::StreamFull { max: 2 }));
+        assert_eq!((registry.refused(), budget.taken()), (1, 2));
+        drop(first);
+        assert_eq!(budget.taken(), 1);
+        let again = registry.try_register(new_viewer(ViewerKind::Mjpeg), Some(2), &budget);
+        assert!(again.is_ok());
+        assert_eq!(registry.count_of(ViewerKind::Mjpeg), 1);
+        assert_eq!(registry.count_of(ViewerKind::LiveMp4), 1);
+    }
+
+    #[test]
+    fn the_servers_budget_is_shared_by_every_stream() {
+        let (a, b) = (
+            Arc::new(ViewerRegistry::default()),
+            Arc::new(ViewerRegistry::default()),
+        );
+        let budget = ViewerBudget::new(Some(2));
+        let held: Vec<_> = [&a, &b]
+            .into_iter()
+            .filter_map(|r| {
+                r.try_register(new_viewer(ViewerKind::Mjpeg), None, &budget)
+                    .ok()
+            })
+            .collect();
+        assert_eq!(held.len(), 2);
+        let refused = b.try_register(new_viewer(ViewerKind::Mjpeg), Some(10), &budget);
+        assert_eq!(refused.err(), Some(ViewerRefusal::ServerFull { max: 2 }));
+        assert_eq!(b.count(), 1, "a refused viewer is not registered");
+        drop(held);
+        assert_eq!(budget.taken(), 0);
+    }
+
+    #[test]
+    fn bytes_sent_stay_counted_when_viewers_leave() {
+        let registry = Arc::new(ViewerRegistry::default());
+        let viewer = registry.register(ViewerKind::LiveMp4, None, "a".into(), None);
+        viewer.stats().record_bytes(1000);
+        assert_eq!(registry.bytes_sent(ViewerKind::LiveMp4), 1000);
+        drop(viewer);
+        assert_eq!(registry.bytes_sent(ViewerKind::LiveMp4), 1000);
+        assert_eq!(registry.bytes_sent(ViewerKind::Mjpeg), 0);
     }
 
     #[test]

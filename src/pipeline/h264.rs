@@ -40,7 +40,7 @@ use crate::hls::segmenter::{Segmenter, SegmenterEvent, UnitInfo};
 use crate::hls::store::HlsStore;
 use crate::hub::{Hub, Taken};
 use crate::media::h264;
-use crate::meter::RateMeter;
+use crate::meter::{DurationHistogram, RateMeter};
 use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 
 use super::IDLE_POLL;
@@ -56,6 +56,8 @@ pub struct H264Counters {
     pub frames_encoded: AtomicU64,
     pub encode_micros_total: AtomicU64,
     pub encode_micros_last: AtomicU64,
+    /// Encode times, for `/metrics`.
+    pub encode_histogram: DurationHistogram,
     pub errors: AtomicU64,
     pub rate: RateMeter,
     /// Frames the rate gate did not encode, to keep a segment within its budget.
@@ -678,6 +680,7 @@ impl H264Thread {
             .encode_micros_total
             .fetch_add(micros, Ordering::Relaxed);
         counters.encode_micros_last.store(micros, Ordering::Relaxed);
+        counters.encode_histogram.record_micros(micros);
         counters.rate.tick();
         match segmenter.push(&unit, frame.pts_90k) {
             Ok(outcome) => {
