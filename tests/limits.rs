@@ -30,13 +30,7 @@ fn open(addr: SocketAddr, path: &str) -> Held {
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    let (status, head) = send(&socket, path);
-    let mut body = String::new();
-    if status == 503 {
-        BufReader::new(&socket)
-            .read_line(&mut body)
-            .expect("the reason");
-    }
+    let (status, head, body) = send(&socket, path);
     Held {
         status,
         head,
@@ -45,8 +39,9 @@ fn open(addr: SocketAddr, path: &str) -> Held {
     }
 }
 
-/// Sends `GET path` on `socket` and reads the status and the head's lines.
-fn send(socket: &TcpStream, path: &str) -> (u16, Vec<String>) {
+/// Sends `GET path` on `socket` and reads the status, the head's lines, and for a 503 the
+/// first line of its body (the reason).
+fn send(socket: &TcpStream, path: &str) -> (u16, Vec<String>, String) {
     let mut writer = socket;
     write!(writer, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send");
     let mut reader = BufReader::new(socket);
@@ -63,7 +58,11 @@ fn send(socket: &TcpStream, path: &str) -> (u16, Vec<String>) {
         .and_then(|l| l.split(' ').nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    (status, lines)
+    let mut body = String::new();
+    if status == 503 {
+        reader.read_line(&mut body).expect("the reason");
+    }
+    (status, lines, body)
 }
 
 fn has_header(head: &[String], name: &str) -> bool {
@@ -202,7 +201,7 @@ fn hold_connections(addr: SocketAddr, count: usize) -> Vec<TcpStream> {
             socket
                 .set_read_timeout(Some(Duration::from_secs(10)))
                 .expect("timeout");
-            let (status, head) = send(&socket, "/healthz");
+            let (status, head, _) = send(&socket, "/healthz");
             assert_eq!(status, 200, "connection {i}: {head:?}");
             socket
         })
@@ -235,7 +234,7 @@ fn one_address_cannot_take_every_connection() {
     extra
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    let (status, head) = send(&extra, "/healthz");
+    let (status, head, reason) = send(&extra, "/healthz");
     assert_eq!(status, 503, "{head:?}");
     assert!(has_header(&head, "Retry-After"), "{head:?}");
     assert!(
@@ -243,10 +242,6 @@ fn one_address_cannot_take_every_connection() {
             .any(|l| l.eq_ignore_ascii_case("connection: close")),
         "{head:?}"
     );
-    let mut reason = String::new();
-    BufReader::new(&extra)
-        .read_line(&mut reason)
-        .expect("the reason");
     assert!(reason.contains("from your address (at most 4)"), "{reason}");
     drop(extra);
     // Room again once they go: the server may see the closes a moment after the client

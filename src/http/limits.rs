@@ -28,9 +28,9 @@ use std::task::{Context, Poll};
 use actix_web::Error;
 use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{CONNECTION, RETRY_AFTER};
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 
 use crate::config::ServerSettings;
 use crate::hub::{NewViewer, ViewerBudget, ViewerGuard, ViewerRefusal};
@@ -267,21 +267,19 @@ pub async fn refuse_over_cap(
             );
         }
     }
-    let mut response = unavailable(text);
-    response.headers_mut().insert(
-        CONNECTION,
-        actix_web::http::header::HeaderValue::from_static("close"),
-    );
+    // The connection ends after this answer: it would only be refused again.
+    let response = unavailable().force_close().body(text);
     Ok(req.into_response(response).map_into_right_body())
 }
 
-/// A 503 with `Retry-After` and a one-line reason.
-fn unavailable(text: String) -> HttpResponse {
-    HttpResponse::ServiceUnavailable()
+/// A 503 with `Retry-After`, for a one-line reason as its body.
+fn unavailable() -> HttpResponseBuilder {
+    let mut response = HttpResponse::ServiceUnavailable();
+    response
         .insert_header(CachePolicy::Live.header())
         .insert_header((RETRY_AFTER, RETRY_AFTER_S))
-        .content_type("text/plain; charset=utf-8")
-        .body(text)
+        .content_type("text/plain; charset=utf-8");
+    response
 }
 
 /// Registers a viewer of `stream` if the stream's `max_viewers` and the server's in total
@@ -314,7 +312,7 @@ pub fn admit_viewer(
 
 /// The answer to a viewer [`admit_viewer`] refused: 503 with `Retry-After` and the reason.
 pub fn refusal_response(refusal: ViewerRefusal) -> HttpResponse {
-    unavailable(format!("{refusal}\n"))
+    unavailable().body(format!("{refusal}\n"))
 }
 
 /// Counts the request as open on its connection until its response body ends, so that the
