@@ -654,6 +654,31 @@ mod tests {
     }
 
     #[test]
+    fn max_viewers_at_the_top_is_the_total_and_a_stream_may_set_its_own() {
+        let settings = parse_text(
+            "max_viewers = 200\nmax_connections_per_address = 16\n\
+             limit_loopback_connections = true\n\
+             [[streams]]\nname = \"a\"\nsource = \"test\"\nmax_viewers = 10\n\
+             [[streams]]\nname = \"b\"\nsource = \"test\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.server.max_viewers, Some(200));
+        assert_eq!(settings.server.max_connections_per_address, 16);
+        assert!(settings.server.limit_loopback_connections);
+        let own: Vec<Option<u32>> = settings.streams.iter().map(|s| s.max_viewers).collect();
+        assert_eq!(own, [Some(10), None], "the total is no stream's own limit");
+        let defaults = parse_text("[[streams]]\nname = \"a\"\nsource = \"test\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(defaults.server.max_viewers, None);
+        assert_eq!(defaults.server.max_connections_per_address, 64);
+        assert!(!defaults.server.limit_loopback_connections);
+        assert_eq!(
+            error_of("[[streams]]\nname = \"a\"\nsource = \"test\"\nmax_viewers = 0\n"),
+            "cams.toml:4:15: max_viewers: 0 is outside 1 to 1000000"
+        );
+    }
+
+    #[test]
     fn commands_and_fifos_take_their_format_from_the_file() {
         let settings = parse_text(
             "[[streams]]\nname = \"cam\"\nsource = \"exec:rpicam-vid -o -\"\n\

@@ -219,41 +219,30 @@ impl ViewerRegistry {
                 max: budget.max().unwrap_or(usize::MAX),
             });
         };
-        Ok(self.insert_locked(&mut viewers, viewer, Some(slot)))
+        let stats = self.new_stats(viewer);
+        viewers.insert(stats.id, stats.clone());
+        drop(viewers);
+        Ok(self.guard(stats, Some(slot)))
     }
 
     fn insert(self: &Arc<Self>, viewer: NewViewer, slot: Option<BudgetSlot>) -> ViewerGuard {
-        let mut viewers = self.lock();
-        self.insert_locked(&mut viewers, viewer, slot)
+        let stats = self.new_stats(viewer);
+        self.lock().insert(stats.id, stats.clone());
+        self.guard(stats, slot)
     }
 
-    fn insert_locked(
-        self: &Arc<Self>,
-        viewers: &mut BTreeMap<u64, Arc<ViewerStats>>,
-        viewer: NewViewer,
-        slot: Option<BudgetSlot>,
-    ) -> ViewerGuard {
+    fn new_stats(&self, viewer: NewViewer) -> Arc<ViewerStats> {
         let NewViewer {
             kind,
             remote,
             user_agent,
             fps_cap,
         } = viewer;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let user_agent = truncate_chars(user_agent, MAX_USER_AGENT_CHARS);
-        tracing::info!(
-            viewer = id,
-            ?kind,
-            ?remote,
-            user_agent,
-            ?fps_cap,
-            "viewer arrived"
-        );
-        let stats = Arc::new(ViewerStats {
-            id,
+        Arc::new(ViewerStats {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
             kind,
             remote,
-            user_agent,
+            user_agent: truncate_chars(user_agent, MAX_USER_AGENT_CHARS),
             fps_cap,
             connected_at: Instant::now(),
             frames_sent: AtomicU64::new(0),
@@ -261,8 +250,19 @@ impl ViewerRegistry {
             bytes_sent: AtomicU64::new(0),
             rate: RateMeter::new(),
             last_index: AtomicU64::new(0),
-        });
-        viewers.insert(id, stats.clone());
+        })
+    }
+
+    /// The guard of a viewer just registered; logged here, outside the registry's lock.
+    fn guard(self: &Arc<Self>, stats: Arc<ViewerStats>, slot: Option<BudgetSlot>) -> ViewerGuard {
+        tracing::info!(
+            viewer = stats.id,
+            kind = ?stats.kind,
+            remote = ?stats.remote,
+            user_agent = stats.user_agent,
+            fps_cap = ?stats.fps_cap,
+            "viewer arrived"
+        );
         ViewerGuard {
             registry: self.clone(),
             stats,
