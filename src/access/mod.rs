@@ -3,6 +3,16 @@
 //! [`Grant`] into the request's extensions; resources read it from there (an MJPEG stream
 //! opened by a signed link ends when the link expires, a playlist fetched by one carries its
 //! signature into every URI it lists).
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | [`credentials`] | the `Authorization` header parsed: HTTP Basic and Bearer |
+//! | [`users`] | users and tokens, their argon2 verification (remembered a while) and streams |
+//! | [`failures`] | back-off and 429 for addresses that keep failing, and their counts |
+
+pub mod credentials;
+pub mod failures;
+pub mod users;
 
 /// What a checked request may do, and on whose behalf.
 #[derive(Debug, Clone, PartialEq, Eq)]

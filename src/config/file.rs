@@ -16,6 +16,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::access::{AccessTables, OriginsText, TokenTable, UserTable};
 use super::error::{ConfigError, Position};
 use super::settings::{
     FPS_RANGE, HLS_IDLE_STOP_SECONDS_RANGE, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE,
@@ -54,6 +55,12 @@ struct FileTable {
     hls_idle_stop_seconds: Option<Spanned<WholeNumber>>,
     #[serde(default)]
     streams: Vec<StreamTable>,
+    #[serde(default)]
+    users: Vec<UserTable>,
+    #[serde(default)]
+    tokens: Vec<TokenTable>,
+    metrics_public: Option<bool>,
+    cors_allowed_origins: Option<Spanned<OriginsText>>,
 }
 
 /// One `[[streams]]` table.
@@ -305,9 +312,22 @@ impl Resolver<'_> {
             }
             streams.push(stream);
         }
+        let stream_names: Vec<StreamName> = streams.iter().map(|s| s.name.clone()).collect();
+        let access = super::access::resolve(
+            AccessTables {
+                users: file.users,
+                tokens: file.tokens,
+                metrics_public: file.metrics_public,
+                cors_allowed_origins: file.cors_allowed_origins,
+            },
+            &stream_names,
+            self.text,
+            &|span, message| self.error(span, message),
+        )?;
         Ok(Settings {
             server: server.resolve(),
             streams,
+            access,
         })
     }
 

@@ -43,6 +43,8 @@ struct ServerStatus<'a> {
     connections: ConnectionsStatus,
     totals: TotalsStatus,
     streams: Vec<StreamStatus>,
+    /// Users and tokens configured, failed attempts, verifications.
+    access: super::access::AccessStatus,
 }
 
 /// `GET /streams/{name}/status`: one stream.
@@ -262,6 +264,7 @@ pub async fn server_status(state: web::Data<AppState>) -> HttpResponse {
         connections: connections_status(&state),
         totals,
         streams: listed,
+        access: state.access.status(),
     };
     HttpResponse::Ok()
         .insert_header(CachePolicy::Live.header())
