@@ -113,8 +113,10 @@ pub struct SecretHash(String);
 impl SecretHash {
     /// The PHC string if it is an argon2 hash with its parameters, salt and output.
     pub fn new(phc: &str) -> Result<Self, String> {
-        let parsed = PasswordHash::new(phc).map_err(|error| {
-            format!("not a PHC hash string ({error}); make one with `framecast hash-password`")
+        let parsed = PasswordHash::new(phc).map_err(|_| {
+            "not a hash string like `$argon2id$v=19$m=…`; make one with `framecast \
+             hash-password`"
+                .to_owned()
         })?;
         argon2::Algorithm::try_from(parsed.algorithm).map_err(|_| {
             format!(
