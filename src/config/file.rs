@@ -965,7 +965,7 @@ h264_bitrate = 800000
             .lines()
             .map(|line| match line.strip_prefix("# ") {
                 Some(setting)
-                    if setting == "[[streams]]"
+                    if matches!(setting, "[[streams]]" | "[[users]]" | "[[tokens]]")
                         || setting.split_once(" = ").is_some_and(|(key, _)| {
                             key.bytes()
                                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
@@ -982,6 +982,17 @@ h264_bitrate = 800000
         let names: Vec<&str> = settings.stream_names().map(StreamName::as_str).collect();
         assert_eq!(names, ["main", "garage", "printer", "pipeline"]);
         assert_eq!(settings.streams[0].h264_bitrate, Some(2_000_000));
+        assert_eq!(
+            (settings.access.users.len(), settings.access.tokens.len()),
+            (1, 1)
+        );
+        assert!(
+            settings
+                .access
+                .cors_allowed_origins
+                .allow("https://dashboard.example.org")
+                .is_some()
+        );
     }
 
     #[test]
