@@ -615,3 +615,39 @@ fn running_as_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+#[test]
+fn a_wrong_user_table_exits_2_naming_the_file_and_the_line() {
+    let stream = "[[streams]]\nname = \"garage\"\nsource = \"test\"\n";
+    for (name, users, expected) in [
+        (
+            "bad_hash.toml",
+            "[[users]]\nname = \"alice\"\npassword_hash = \"hunter2\"\nstreams = [\"*\"]\n",
+            ":6:17: password_hash: not a hash string",
+        ),
+        (
+            "unknown_stream.toml",
+            "[[users]]\nname = \"alice\"\npassword_hash = \"$argon2id$v=19$m=19456,t=2,p=1$\
+             MjgQcaX2OPGk+/e2YG4txQ$mcL1XM2uRBPxztXm7yPBxwqK9yaS+pOkFNeHuEBe4kQ\"\n\
+             streams = [\"front\"]\n",
+            ":7:12: streams: no stream is named `front`",
+        ),
+        (
+            "bad_role.toml",
+            "[[users]]\nname = \"alice\"\npassword_hash = \"x\"\nstreams = [\"*\"]\nrole = \"root\"\n",
+            ":8:8: unknown variant `root`, expected `view` or `admin`",
+        ),
+    ] {
+        let path = config_file(name, &format!("{stream}{users}"));
+        let path = path.to_str().expect("UTF-8");
+        let (code, _, err) = run_for_exit_code(
+            Command::new(env!("CARGO_BIN_EXE_framecast"))
+                .args(["--config", path])
+                .env_remove("RUST_LOG"),
+            Duration::from_secs(20),
+        );
+        assert_eq!(code, Some(2), "{name}: {err}");
+        assert!(err.contains(&format!("{path}{expected}")), "{name}: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

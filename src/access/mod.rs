@@ -43,3 +43,38 @@ pub struct SignedLinkGrant {
     /// The link's query as it came (`exp=…&sig=…`), carried into the URIs a playlist lists.
     pub query: String,
 }
+
+impl Grant {
+    /// Whether the request may do what only admins may (make signed links): a user with
+    /// `role = "admin"`, or anyone when nothing is checked (no users or tokens configured).
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Self::Open => true,
+            Self::Principal(principal) => principal.admin,
+            Self::SignedLink(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_admins_and_open_servers_may_do_admin_things() {
+        let principal = |admin| {
+            Grant::Principal(Principal {
+                name: "x".into(),
+                admin,
+            })
+        };
+        assert!(Grant::Open.is_admin());
+        assert!(principal(true).is_admin());
+        assert!(!principal(false).is_admin());
+        let link = Grant::SignedLink(SignedLinkGrant {
+            expires_at_unix: 0,
+            query: String::new(),
+        });
+        assert!(!link.is_admin());
+    }
+}
