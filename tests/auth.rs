@@ -302,6 +302,11 @@ fn users_and_tokens_open_the_streams_they_are_allowed() {
     );
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("access-control-allow-origin"), None);
+    assert!(
+        answer.head.to_ascii_lowercase().contains("vary: origin"),
+        "{}",
+        answer.head
+    );
     let preflight = curl(
         &server,
         "/streams/garage/stream.mjpg",

@@ -23,8 +23,8 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, HeaderMap, HeaderValue,
-    ORIGIN, RETRY_AFTER, VARY, WWW_AUTHENTICATE,
+    ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, HeaderValue, ORIGIN,
+    RETRY_AFTER, VARY, WWW_AUTHENTICATE,
 };
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
@@ -34,7 +34,7 @@ use serde::Serialize;
 use crate::access::failures::{Admission, FailureTable};
 use crate::access::users::{AccessList, AccountId, CheckCounts};
 use crate::access::{Grant, credentials};
-use crate::config::access::AccessSettings;
+use crate::config::access::{AccessSettings, CorsOrigins};
 
 use super::AppState;
 use super::cache::CachePolicy;
@@ -195,6 +195,9 @@ pub async fn check_access(
             .map(ServiceResponse::map_into_left_body);
     };
     let list = state.access.list();
+    // With a list of origins the answer depends on the request's Origin (Fetch §3.2.3): caches
+    // are told so on every response, those without the header too.
+    let varies_by_origin = matches!(list.settings().cors_allowed_origins, CorsOrigins::Only(_));
     let allowed_origin = req
         .headers()
         .get(ORIGIN)
@@ -218,8 +221,12 @@ pub async fn check_access(
             Err(refusal) => req.into_response(refusal).map_into_right_body(),
         }
     };
+    let headers = response.headers_mut();
     if let Some(origin) = allowed_origin {
-        add_cors_headers(response.headers_mut(), origin);
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    if varies_by_origin {
+        headers.append(VARY, HeaderValue::from_static("Origin"));
     }
     Ok(response)
 }
@@ -366,12 +373,6 @@ fn preflight() -> HttpResponse {
         .insert_header((ACCESS_CONTROL_ALLOW_HEADERS, "Authorization"))
         .insert_header((ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE_S))
         .finish()
-}
-
-/// The allowed origin, and `Vary: Origin` since the answer depends on it (Fetch §3.2.3).
-fn add_cors_headers(headers: &mut HeaderMap, origin: HeaderValue) {
-    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    headers.append(VARY, HeaderValue::from_static("Origin"));
 }
 
 #[cfg(test)]
