@@ -103,9 +103,19 @@ fn main() -> ExitCode {
 }
 
 /// `framecast hash-password`: one line of standard input in, its argon2id hash out. An empty
-/// line is a usage error (2); a failure to read or hash is 1.
+/// line is a usage error (2); a failure to read or hash is 1. Typed at a terminal, the
+/// password is not echoed.
 fn hash_password() -> ExitCode {
-    let secret = match framecast::access::users::read_secret(&mut std::io::stdin().lock()) {
+    let typed = QuietTerminal::start();
+    let read = framecast::access::users::read_secret(&mut std::io::stdin().lock());
+    if let Some(terminal) = typed {
+        terminal.restore();
+        if read.as_ref().is_ok_and(|secret| secret.contains('\u{3}')) {
+            eprintln!("framecast hash-password: interrupted");
+            return ExitCode::from(130);
+        }
+    }
+    let secret = match read {
         Ok(secret) => secret,
         Err(reason) => {
             eprintln!("framecast hash-password: {reason}");
@@ -121,5 +131,39 @@ fn hash_password() -> ExitCode {
             eprintln!("framecast hash-password: cannot hash: {error}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Standard input at a terminal, its echo off while a password is typed. Signals from the
+/// keyboard are off too, so that Ctrl-C cannot end the process with the echo still off: it
+/// arrives as a character, and the line is refused.
+struct QuietTerminal {
+    saved: rustix::termios::Termios,
+}
+
+impl QuietTerminal {
+    fn start() -> Option<Self> {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return None;
+        }
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut quiet = saved.clone();
+        quiet
+            .local_modes
+            .remove(LocalModes::ECHO | LocalModes::ISIG);
+        tcsetattr(&stdin, OptionalActions::Now, &quiet).ok()?;
+        eprint!("Password (not shown): ");
+        Some(Self { saved })
+    }
+
+    fn restore(self) {
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
+        eprintln!();
     }
 }
