@@ -100,7 +100,7 @@ test: test-deps node_modules/.installed ## Check formatting and lints, then run 
 js-test: node-deps ## Unit-test the pages' pure JavaScript (static/) with node's test runner
 	node --test tests/js/*.test.mjs
 
-bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, bitrate on noise, many streams, an RTSP camera, browser latency
+bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, bitrate on noise, many streams, an RTSP camera, credential checks, browser latency
 	$(CARGO) build $(CARGO_FLAGS) --release
 	$(CARGO) bench $(CARGO_FLAGS) --bench jpeg_stage
 	$(CARGO) bench $(CARGO_FLAGS) --bench h264_stage
@@ -114,21 +114,23 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 	$(CARGO) bench $(CARGO_FLAGS) --bench noise_bitrate
 	$(CARGO) bench $(CARGO_FLAGS) --bench many_streams
 	$(CARGO) bench $(CARGO_FLAGS) --bench rtsp_camera
+	$(CARGO) bench $(CARGO_FLAGS) --bench auth_check
 	node benches/browser_latency.mjs
 
 # Every parser of outside bytes is fuzzed: the MJPEG pipe splitter, the playlist parser and
 # renderer (round trips), the H.264 SPS parser, the Annex B access-unit splitter, the RTSP
-# access-unit conversion, the H.264 decoder for JPEG viewers, and HLS passthrough of a source's
-# H.264 (playlist rules). Each target runs for FUZZ_SECONDS, so `make test` (10 s each) spends
-# a minute and more here. Each starts from generated seeds in fuzz/corpus/<target>:
-# real MJPEG (its first byte picks the push size); the playlists of the renderer's case table
-# (written by an ignored unit test); libx264 Annex-B streams whose SPSs reach the deep fields
-# (cropping, 4:4:4 with scaling lists, interlaced, VUI timing).
+# access-unit conversion, the H.264 decoder for JPEG viewers, HLS passthrough of a source's
+# H.264 (playlist rules), and the Authorization header (Basic and Bearer credentials). Each
+# target runs for FUZZ_SECONDS, so `make test` (10 s each) spends a minute and more here. Each
+# starts from generated seeds in fuzz/corpus/<target>: real MJPEG (its first byte picks the
+# push size); the playlists of the renderer's case table (written by an ignored unit test);
+# libx264 Annex-B streams whose SPSs reach the deep fields (cropping, 4:4:4 with scaling lists,
+# interlaced, VUI timing); the RFC 7617 and RFC 6750 example headers.
 FUZZ_SECONDS ?= 60
 # `--dev` for the short runs of `make test` (see fuzz/Cargo.toml); release otherwise.
 FUZZ_BUILD ?=
 FUZZ_TARGETS := mjpeg_stream playlist_roundtrip h264_sps h264_access_units rtsp_access_unit h264_decode \
-  h264_passthrough
+  h264_passthrough authorization_header
 FUZZ_CORPUS := fuzz/corpus
 
 fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs cargo-fuzz if missing)
@@ -160,6 +162,10 @@ fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs
 	if command -v ffmpeg >/dev/null && [ ! -s $(FUZZ_CORPUS)/h264_passthrough/seed-x264 ]; then \
 	  { printf '\x18'; ffmpeg -loglevel error -f lavfi -i testsrc=size=64x48:rate=25 -frames:v 60 \
 	    -pix_fmt yuv420p -c:v libx264 -g 12 -bf 0 -f h264 -; } > $(FUZZ_CORPUS)/h264_passthrough/seed-x264; \
+	fi
+	if [ -z "$$(ls -A $(FUZZ_CORPUS)/authorization_header)" ]; then \
+	  printf 'Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==' > $(FUZZ_CORPUS)/authorization_header/seed-basic; \
+	  printf 'Bearer mF_9.B5f-4.1JqM' > $(FUZZ_CORPUS)/authorization_header/seed-bearer; \
 	fi
 	# cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
 	# them. The parsers are safe Rust, so no sanitizer: coverage guidance alone, a faster build.

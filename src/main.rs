@@ -1,5 +1,5 @@
 //! The `framecast` command: parse the configuration, run the server (or only list the cameras
-//! with `--list-sources`), turn failures into exit codes (2 for a bad command line or
+//! with `--list-sources`, or hash a password with `hash-password`), turn failures into exit codes (2 for a bad command line or
 //! configuration file; 1 for anything that stops the server).
 
 use std::io::{IsTerminal as _, Write as _};
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use framecast::config::Config;
+use framecast::config::{Config, Invocation, Task};
 use tracing::subscriber::Interest;
 use tracing_subscriber::filter::{DynFilterFn, EnvFilter};
 use tracing_subscriber::prelude::*;
@@ -44,7 +44,10 @@ static GLOBAL_ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemall
 static JEMALLOC_OPTIONS: &[u8; 37] = b"dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 fn main() -> ExitCode {
-    let launch = Config::from_args();
+    let launch = match Config::from_args() {
+        Invocation::Serve(launch) => *launch,
+        Invocation::Task(Task::HashPassword) => return hash_password(),
+    };
     // actix's per-request errors stay off unless RUST_LOG names actix_http itself: a
     // `RUST_LOG=warn` must not bring back a line per malformed request or dropped viewer.
     let directives = match std::env::var("RUST_LOG") {
@@ -96,5 +99,71 @@ fn main() -> ExitCode {
             eprintln!("framecast: {error}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `framecast hash-password`: one line of standard input in, its argon2id hash out. An empty
+/// line is a usage error (2); a failure to read or hash is 1. Typed at a terminal, the
+/// password is not echoed.
+fn hash_password() -> ExitCode {
+    let typed = QuietTerminal::start();
+    let read = framecast::access::users::read_secret(&mut std::io::stdin().lock());
+    if let Some(terminal) = typed {
+        terminal.restore();
+        if read.as_ref().is_ok_and(|secret| secret.contains('\u{3}')) {
+            eprintln!("framecast hash-password: interrupted");
+            return ExitCode::from(130);
+        }
+    }
+    let secret = match read {
+        Ok(secret) => secret,
+        Err(reason) => {
+            eprintln!("framecast hash-password: {reason}");
+            return ExitCode::from(2);
+        }
+    };
+    match framecast::access::users::hash_secret(&secret) {
+        Ok(hash) => {
+            let _ = writeln!(std::io::stdout(), "{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("framecast hash-password: cannot hash: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Standard input at a terminal, its echo off while a password is typed. Signals from the
+/// keyboard are off too, so that Ctrl-C cannot end the process with the echo still off: it
+/// arrives as a character, and the line is refused.
+struct QuietTerminal {
+    saved: rustix::termios::Termios,
+}
+
+impl QuietTerminal {
+    fn start() -> Option<Self> {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return None;
+        }
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut quiet = saved.clone();
+        quiet
+            .local_modes
+            .remove(LocalModes::ECHO | LocalModes::ISIG);
+        tcsetattr(&stdin, OptionalActions::Now, &quiet).ok()?;
+        eprint!("Password (not shown): ");
+        Some(Self { saved })
+    }
+
+    fn restore(self) {
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
+        eprintln!();
     }
 }

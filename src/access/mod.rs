@@ -3,6 +3,16 @@
 //! [`Grant`] into the request's extensions; resources read it from there (an MJPEG stream
 //! opened by a signed link ends when the link expires, a playlist fetched by one carries its
 //! signature into every URI it lists).
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | [`credentials`] | the `Authorization` header parsed: HTTP Basic and Bearer |
+//! | [`users`] | users and tokens, their argon2 verification (remembered a while) and streams |
+//! | [`failures`] | back-off and 429 for addresses that keep failing, and their counts |
+
+pub mod credentials;
+pub mod failures;
+pub mod users;
 
 /// What a checked request may do, and on whose behalf.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,4 +42,39 @@ pub struct SignedLinkGrant {
     pub expires_at_unix: u64,
     /// The link's query as it came (`exp=…&sig=…`), carried into the URIs a playlist lists.
     pub query: String,
+}
+
+impl Grant {
+    /// Whether the request may do what only admins may (make signed links): a user with
+    /// `role = "admin"`, or anyone when nothing is checked (no users or tokens configured).
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Self::Open => true,
+            Self::Principal(principal) => principal.admin,
+            Self::SignedLink(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_admins_and_open_servers_may_do_admin_things() {
+        let principal = |admin| {
+            Grant::Principal(Principal {
+                name: "x".into(),
+                admin,
+            })
+        };
+        assert!(Grant::Open.is_admin());
+        assert!(principal(true).is_admin());
+        assert!(!principal(false).is_admin());
+        let link = Grant::SignedLink(SignedLinkGrant {
+            expires_at_unix: 0,
+            query: String::new(),
+        });
+        assert!(!link.is_admin());
+    }
 }

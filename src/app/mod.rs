@@ -53,6 +53,7 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
         started_at: Instant::now(),
         connections,
         shutdown: shutdown_signal,
+        access: http::AccessControl::new(&settings.access),
     });
     let server = http::serve(listener, state.clone()).map_err(Error::Server)?;
     tokio::spawn(end_streams_on_shutdown(state.clone()));
@@ -65,6 +66,7 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
         state.clone(),
     ));
     announce(addr, &settings);
+    http::log_access_mode(addr, &settings.access);
     let exit_on_eof = settings.server.exit_on_eof;
     let table_state = state.clone();
     let source_finished = async move {
@@ -149,6 +151,10 @@ async fn reload_on_hangup(
             }
         };
         warn_of_settings_needing_a_restart(&state.server, &settings);
+        if settings.access != *state.access.list().settings() {
+            state.access.replace(&settings.access);
+            http::log_access_mode(state.server.listen, &settings.access);
+        }
         let summary = streams.lock().await.apply(&settings, &state.streams).await;
         tracing::info!(
             started = ?summary.started,

@@ -16,6 +16,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::access::{AccessTables, OriginsText, TokenTable, UserTable};
 use super::error::{ConfigError, Position};
 use super::settings::{
     FPS_RANGE, HLS_IDLE_STOP_SECONDS_RANGE, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE,
@@ -58,6 +59,12 @@ struct FileTable {
     hls_idle_stop_seconds: Option<Spanned<WholeNumber>>,
     #[serde(default)]
     streams: Vec<StreamTable>,
+    #[serde(default)]
+    users: Vec<UserTable>,
+    #[serde(default)]
+    tokens: Vec<TokenTable>,
+    metrics_public: Option<bool>,
+    cors_allowed_origins: Option<Spanned<OriginsText>>,
 }
 
 /// One `[[streams]]` table.
@@ -318,9 +325,22 @@ impl Resolver<'_> {
             }
             streams.push(stream);
         }
+        let stream_names: Vec<StreamName> = streams.iter().map(|s| s.name.clone()).collect();
+        let access = super::access::resolve(
+            AccessTables {
+                users: file.users,
+                tokens: file.tokens,
+                metrics_public: file.metrics_public,
+                cors_allowed_origins: file.cors_allowed_origins,
+            },
+            &stream_names,
+            self.text,
+            &|span, message| self.error(span, message),
+        )?;
         Ok(Settings {
             server: server.resolve(),
             streams,
+            access,
         })
     }
 
@@ -824,7 +844,8 @@ h264_bitrate = 800000
                  `max_connections_per_address`, `limit_loopback_connections`, `size`, `fps`, \
                  `jpeg_quality`, \
                  `mjpeg_fps`, `drop_same_frames`, `hls`, `h264_bitrate`, `hls_segment_seconds`, \
-                 `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, `streams`",
+                 `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, `streams`, `users`, \
+                 `tokens`, `metrics_public`, `cors_allowed_origins`",
             ),
             (
                 format!("{STREAM}sauce = \"x\"\n"),
@@ -988,7 +1009,7 @@ h264_bitrate = 800000
             .lines()
             .map(|line| match line.strip_prefix("# ") {
                 Some(setting)
-                    if setting == "[[streams]]"
+                    if matches!(setting, "[[streams]]" | "[[users]]" | "[[tokens]]")
                         || setting.split_once(" = ").is_some_and(|(key, _)| {
                             key.bytes()
                                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
@@ -1005,6 +1026,17 @@ h264_bitrate = 800000
         let names: Vec<&str> = settings.stream_names().map(StreamName::as_str).collect();
         assert_eq!(names, ["main", "garage", "printer", "pipeline"]);
         assert_eq!(settings.streams[0].h264_bitrate, Some(2_000_000));
+        assert_eq!(
+            (settings.access.users.len(), settings.access.tokens.len()),
+            (1, 1)
+        );
+        assert!(
+            settings
+                .access
+                .cors_allowed_origins
+                .allow("https://dashboard.example.org")
+                .is_some()
+        );
     }
 
     #[test]
@@ -1069,6 +1101,120 @@ h264_bitrate = 800000
             ),
         ] {
             assert_eq!(error_of(&format!("{stream}{keys}")), message, "{keys}");
+        }
+    }
+
+    /// A hash `framecast hash-password` printed (of "wonderland").
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$MjgQcaX2OPGk+/e2YG4txQ$\
+                        mcL1XM2uRBPxztXm7yPBxwqK9yaS+pOkFNeHuEBe4kQ";
+
+    #[test]
+    fn users_tokens_and_origins_are_read_and_checked() {
+        use crate::config::access::{CorsOrigins, Role, StreamScope};
+        let text = format!(
+            "metrics_public = true\ncors_allowed_origins = [\"https://example.org\"]\n\
+             [[streams]]\nname = \"front\"\nsource = \"test\"\n\
+             [[streams]]\nname = \"garage\"\nsource = \"test\"\n\
+             [[users]]\nname = \"alice\"\npassword_hash = \"{HASH}\"\nstreams = [\"*\"]\n\
+             role = \"admin\"\n\
+             [[users]]\nname = \"bob\"\npassword_hash = \"{HASH}\"\nstreams = [\"garage\"]\n\
+             [[tokens]]\nname = \"home-assistant\"\ntoken_hash = \"{HASH}\"\n\
+             streams = [\"garage\", \"front\"]\n"
+        );
+        let access = parse_text(&text).unwrap_or_else(|e| panic!("{e}")).access;
+        let [alice, bob] = access.users.as_slice() else {
+            panic!("two users: {access:?}")
+        };
+        assert_eq!((alice.name.as_str(), alice.role), ("alice", Role::Admin));
+        assert_eq!(alice.streams, StreamScope::All);
+        assert_eq!(bob.role, Role::View, "the default role");
+        assert!(bob.streams.allows("garage") && !bob.streams.allows("front"));
+        assert_eq!(access.tokens[0].name, "home-assistant");
+        assert!(access.tokens[0].streams.allows("front"));
+        assert!(access.metrics_public);
+        assert_eq!(
+            access.cors_allowed_origins,
+            CorsOrigins::Only(vec!["https://example.org".into()])
+        );
+        assert!(
+            !format!("{access:?}").contains(HASH),
+            "hashes stay out of Debug"
+        );
+        let open = parse_text("[[streams]]\nname = \"a\"\nsource = \"test\"\n")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .access;
+        assert!(open.is_open() && !open.metrics_public);
+        assert_eq!(open.cors_allowed_origins, CorsOrigins::None);
+    }
+
+    #[test]
+    fn wrong_users_and_tokens_are_reported_at_their_line_and_column() {
+        const STREAM: &str = "[[streams]]\nname = \"garage\"\nsource = \"test\"\n";
+        let user = |name: &str, hash: &str, streams: &str, more: &str| {
+            format!(
+                "[[users]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\nstreams = {streams}\n{more}"
+            )
+        };
+        for (text, expected) in [
+            (
+                format!("{STREAM}{}", user("alice", "hunter2", "[\"*\"]", "")),
+                "cams.toml:6:17: password_hash: not a hash string like `$argon2id$v=19$m=…`; \
+                 make one with `framecast hash-password`",
+            ),
+            (
+                format!(
+                    "{STREAM}{}",
+                    user("alice", HASH, "[\"garage\", \"door\"]", "")
+                ),
+                "cams.toml:7:22: streams: no stream is named `door`; the streams are `garage`",
+            ),
+            (
+                format!(
+                    "{STREAM}{}",
+                    user("alice", HASH, "[\"*\"]", "role = \"owner\"\n")
+                ),
+                "cams.toml:8:8: unknown variant `owner`, expected `view` or `admin`",
+            ),
+            (
+                format!(
+                    "{STREAM}{}{}",
+                    user("alice", HASH, "[\"*\"]", ""),
+                    user("alice", HASH, "[\"*\"]", "")
+                ),
+                "cams.toml:9:8: user name `alice` is used twice (first on line 5); users and \
+                 tokens need names of their own",
+            ),
+            (
+                format!(
+                    "{STREAM}{}[[tokens]]\nname = \"alice\"\ntoken_hash = \"{HASH}\"\nstreams = [\"*\"]\n",
+                    user("alice", HASH, "[\"*\"]", "")
+                ),
+                "cams.toml:9:8: token name `alice` is used twice (first on line 5); users and \
+                 tokens need names of their own",
+            ),
+            (
+                format!("{STREAM}{}", user("al:ice", HASH, "[\"*\"]", "")),
+                "cams.toml:5:8: user name `al:ice`: holds a colon, a space or a control character",
+            ),
+            (
+                format!("{STREAM}{}", user("alice", HASH, "[]", "")),
+                "cams.toml:7:11: streams: empty; list stream names, or [\"*\"] for every stream",
+            ),
+            (
+                format!("{STREAM}{}", user("alice", HASH, "[\"*\", \"garage\"]", "")),
+                "cams.toml:7:11: streams: \"*\" means every stream and stands alone",
+            ),
+            (
+                format!("{STREAM}[[users]]\nname = \"alice\"\npassword_hash = \"{HASH}\"\n"),
+                "cams.toml:4:1: missing field `streams`",
+            ),
+            (
+                format!("cors_allowed_origins = [\"https://example.org/\"]\n{STREAM}"),
+                "cams.toml:1:24: cors_allowed_origins: `https://example.org/` is not an origin: \
+                 scheme://host[:port], without a path or a trailing slash",
+            ),
+        ] {
+            assert_eq!(error_of(&text), expected, "{text}");
         }
     }
 }

@@ -7,11 +7,13 @@
 //! | `mod.rs` | the flags ([`Config`], parsed by clap), and the [`Config`] today's one-stream app runs with |
 //! | [`file`](mod@file) | the TOML file: its model, its checks with line and column, its resolution with the flags |
 //! | [`settings`] | the resolved [`Settings`], the defaults and the limits of every value |
+//! | [`access`] | users, tokens and CORS origins: their file tables and checks |
 //! | [`error`] | [`ConfigError`]: what is wrong, where |
 //!
 //! A bad flag, a bad file or flags that do not go together exit with code 2 (clap's
 //! convention for usage errors) and a message naming the flag, or the file, line and column.
 
+pub mod access;
 pub mod error;
 pub mod file;
 pub mod settings;
@@ -170,6 +172,26 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_HLS_WINDOW", default_value_t = DEFAULT_HLS_WINDOW,
           value_parser = clap::value_parser!(u16).range(HLS_WINDOW_RANGE))]
     pub hls_window: u16,
+
+    /// Something to do instead of serving.
+    #[command(subcommand)]
+    pub task: Option<Task>,
+}
+
+/// What framecast does instead of serving, named after the flags (`framecast hash-password`).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Task {
+    /// Read a password, or a token, as one line on standard input and print its argon2id
+    /// hash: the `password_hash` of a [[users]] table or the `token_hash` of a [[tokens]]
+    /// table in the configuration file.
+    HashPassword,
+}
+
+/// What the command line asks for: serving, or a task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    Serve(Box<Launch>),
+    Task(Task),
 }
 
 /// Parses `--source` like [`SourceSpec::parse`], but says what is wrong without quoting a
@@ -230,13 +252,16 @@ impl ConfigFile {
 }
 
 impl Config {
-    /// Parses the process's arguments and environment, and the configuration file they name.
-    /// On a usage error prints the reason and exits with code 2.
-    pub fn from_args() -> Launch {
+    /// Parses the process's arguments and environment, and the configuration file they name
+    /// (not for a task). On a usage error prints the reason and exits with code 2.
+    pub fn from_args() -> Invocation {
         let matches = Self::command().get_matches();
         let flags = Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+        if let Some(task) = &flags.task {
+            return Invocation::Task(task.clone());
+        }
         match Launch::from_flags(&flags, &matches) {
-            Ok(launch) => launch,
+            Ok(launch) => Invocation::Serve(Box::new(launch)),
             Err(error) => {
                 eprintln!("framecast: {error}");
                 std::process::exit(2);

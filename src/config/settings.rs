@@ -8,6 +8,7 @@ use std::ops::RangeInclusive;
 use serde::Deserialize;
 
 use super::Config;
+use super::access::AccessSettings;
 use crate::frame::FrameSize;
 use crate::source::SourceSpec;
 
@@ -50,6 +51,8 @@ pub struct Settings {
     /// In the order the file lists them; at least one, names unique, at most one reading
     /// standard input.
     pub streams: Vec<StreamSettings>,
+    /// Users, tokens and CORS origins (`[[users]]`, `[[tokens]]`); none without a file.
+    pub access: AccessSettings,
 }
 
 /// Settings of the whole process, shared by every stream.
@@ -213,6 +216,7 @@ impl Settings {
                 // One stream: the limit in total is its own.
                 max_viewers: None,
             }],
+            access: AccessSettings::default(),
         }
     }
 

@@ -28,15 +28,6 @@ use super::cache::CachePolicy;
 use super::limits::RefusalReason;
 use super::streams::ServedStream;
 
-/// Failed logins (a wrong password, an unknown token, a bad signature) since the start: fed
-/// by the access checks through [`record_auth_failure`]. Process-wide, as the failures are.
-static AUTH_FAILURES: AtomicU64 = AtomicU64::new(0);
-
-/// Counts one failed authentication, for `framecast_auth_failures_total`.
-pub fn record_auth_failure() {
-    AUTH_FAILURES.fetch_add(1, Ordering::Relaxed);
-}
-
 /// `GET /metrics`.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let reading = Reading::of(&state);
@@ -115,7 +106,7 @@ impl Reading {
                 .iter()
                 .map(|&reason| (reason.as_str(), connections.refused_for(reason)))
                 .collect(),
-            auth_failures: AUTH_FAILURES.load(Ordering::Relaxed),
+            auth_failures: state.access.failures_total(),
             streams: state.streams.all().iter().map(|s| read_stream(s)).collect(),
         }
     }
@@ -474,12 +465,5 @@ mod tests {
         assert!(!text.contains("framecast_hls_requests_total{"), "{text}");
         assert!(!text.contains("kind=\"h264\""), "{text}");
         assert!(text.contains("# TYPE framecast_hls_requests_total counter"));
-    }
-
-    #[test]
-    fn auth_failures_count_up() {
-        let before = AUTH_FAILURES.load(Ordering::Relaxed);
-        record_auth_failure();
-        assert!(AUTH_FAILURES.load(Ordering::Relaxed) > before);
     }
 }

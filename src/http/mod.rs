@@ -1,6 +1,7 @@
 //! The HTTP side: shared state, the route table and the server. Each resource has its own file;
 //! `error` is the only place that maps failures to status codes.
 
+mod access;
 mod cache;
 mod connection;
 mod direct_body;
@@ -23,9 +24,9 @@ mod status;
 pub mod streams;
 mod tuning;
 
+pub use access::{AccessControl, log_access_mode};
 pub use error::HttpError;
 pub use limits::{ConnectionLimit, raise_fd_limit};
-pub use metrics::record_auth_failure;
 pub use mjpeg_sender::MjpegSender;
 
 use std::net::TcpListener;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub connections: Arc<ConnectionLimit>,
     /// Turns true when the server is told to stop: endless bodies end, then the server stops.
     pub shutdown: watch::Receiver<bool>,
+    /// Users, tokens and CORS origins (replaced on SIGHUP), and failed attempts by address.
+    pub access: AccessControl,
 }
 
 /// The route table. Every resource answers HEAD where it answers GET (RFC 9110 §9.1), and

@@ -76,6 +76,8 @@ pub async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let mjpeg_tiles = streams.len() <= MJPEG_TILES_MAX;
     let tiles = streams
         .iter()
+        // A user sees the tiles of the streams it may watch.
+        .filter(|stream| super::access::may_watch(&req, &state, stream.name()))
         .map(|stream| {
             let base = stream.base_path();
             let picture = if mjpeg_tiles {

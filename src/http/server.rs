@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 
 use super::connection::SharedConnection;
 use super::limits::{self, ConnectionLimit, FD_HEADROOM};
-use super::{request_log, tuning};
+use super::{access, request_log, tuning};
 
 /// Idle time a kept-alive connection waits for its next request.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
@@ -51,6 +51,7 @@ pub fn serve<T: 'static + Send + Sync>(
         .listen("framecast-http", listener, move || {
             let connections = connections.clone();
             let app = App::new()
+                .wrap(from_fn(access::check_access))
                 .wrap(from_fn(limits::refuse_over_cap))
                 .wrap(from_fn(request_log::log_request))
                 .wrap(from_fn(limits::hold_reads_while_answering))

@@ -45,6 +45,8 @@ struct ServerStatus<'a> {
     viewer_limits: ViewerLimitsStatus,
     totals: TotalsStatus,
     streams: Vec<StreamStatus>,
+    /// Users and tokens configured, failed attempts, verifications.
+    access: super::access::AccessStatus,
 }
 
 /// `GET /streams/{name}/status`: one stream.
@@ -293,6 +295,7 @@ pub async fn server_status(state: web::Data<AppState>) -> HttpResponse {
         },
         totals,
         streams: listed,
+        access: state.access.status(),
     };
     HttpResponse::Ok()
         .insert_header(CachePolicy::Live.header())

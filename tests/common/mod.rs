@@ -52,6 +52,17 @@ impl Server {
         server
     }
 
+    /// Like [`Server::start`] for a server whose `/status` needs credentials (users in its
+    /// configuration file): waits for `/healthz`, which is always open, to say frames flow.
+    pub fn start_with_users(args: &[&str]) -> Self {
+        let server = Self::spawn(args, Stdio::null()).0;
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline && get(server.addr, "/healthz").status != 200 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
     fn wait_for_first_frame(&self) {
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
