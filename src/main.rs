@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use framecast::config::Config;
+use framecast::config::{Command, Config, Invocation};
 use tracing::subscriber::Interest;
 use tracing_subscriber::filter::{DynFilterFn, EnvFilter};
 use tracing_subscriber::prelude::*;
@@ -44,7 +44,12 @@ static GLOBAL_ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemall
 static JEMALLOC_OPTIONS: &[u8; 37] = b"dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 fn main() -> ExitCode {
-    let launch = Config::from_args();
+    let launch = match Config::from_args() {
+        Invocation::Serve(launch) => *launch,
+        Invocation::Command(Command::SignUrl(args)) => {
+            return framecast::access::sign_url_command::run(&args);
+        }
+    };
     // actix's per-request errors stay off unless RUST_LOG names actix_http itself: a
     // `RUST_LOG=warn` must not bring back a line per malformed request or dropped viewer.
     let directives = match std::env::var("RUST_LOG") {

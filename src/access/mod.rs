@@ -4,6 +4,10 @@
 //! opened by a signed link ends when the link expires, a playlist fetched by one carries its
 //! signature into every URI it lists).
 
+pub mod sign_url_command;
+pub mod signed_link;
+pub mod signing_key;
+
 /// What a checked request may do, and on whose behalf.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {
@@ -32,4 +36,11 @@ pub struct SignedLinkGrant {
     pub expires_at_unix: u64,
     /// The link's query as it came (`exp=…&sig=…`), carried into the URIs a playlist lists.
     pub query: String,
+}
+
+/// Seconds since the Unix epoch, what signed links expire by; 0 for a clock set before it.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::ops::{Range, RangeInclusive};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -41,6 +41,8 @@ struct FileTable {
     jpeg_threads: Option<Spanned<WholeNumber>>,
     viewer_stall_seconds: Option<Spanned<WholeNumber>>,
     exit_on_eof: Option<bool>,
+    /// The key of signed links, in a file of its own; made there if missing.
+    signing_key_file: Option<Spanned<String>>,
     size: Option<Spanned<String>>,
     fps: Option<Spanned<WholeNumber>>,
     jpeg_quality: Option<Spanned<WholeNumber>>,
@@ -305,10 +307,12 @@ impl Resolver<'_> {
             }
             streams.push(stream);
         }
-        Ok(Settings {
-            server: server.resolve(),
-            streams,
-        })
+        let mut server = server.resolve();
+        server.signing_key_file = file
+            .signing_key_file
+            .map(|named| self.signing_key_path(&named))
+            .transpose()?;
+        Ok(Settings { server, streams })
     }
 
     /// One stream's settings from its table, `defaults` (the flags' and the top of the
@@ -399,6 +403,22 @@ impl Resolver<'_> {
             .with_credentials(credentials)
             .map(SourceSpec::Rtsp)
             .map_err(|reason| self.error(user.span(), format!("source_user: {reason}")))
+    }
+
+    /// The path `signing_key_file` names, relative to the configuration file's directory.
+    /// The file itself is read (or made) when the server starts.
+    fn signing_key_path(&self, named: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+        if named.as_ref().trim().is_empty() {
+            return Err(self.error(named.span(), "signing_key_file: empty path"));
+        }
+        Ok(self.relative_to_file(Path::new(named.as_ref())))
+    }
+
+    fn relative_to_file(&self, named: &Path) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if named.is_relative() => dir.join(named),
+            _ => named.to_owned(),
+        }
     }
 
     /// The password in the file `source_password_file` names: its first line. Never shown.
@@ -778,7 +798,7 @@ h264_bitrate = 800000
             (
                 format!("fpss = 3\n{STREAM}"),
                 "cams.toml:1:1: unknown field `fpss`, expected one of `listen`, `jpeg_threads`, \
-                 `viewer_stall_seconds`, `exit_on_eof`, `size`, `fps`, `jpeg_quality`, \
+                 `viewer_stall_seconds`, `exit_on_eof`, `signing_key_file`, `size`, `fps`, `jpeg_quality`, \
                  `mjpeg_fps`, `drop_same_frames`, `hls`, `h264_bitrate`, `hls_segment_seconds`, \
                  `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, `streams`",
             ),

@@ -33,6 +33,7 @@ use settings::{
 };
 pub use settings::{HlsMode, ServerSettings, Settings, StreamName, StreamSettings};
 
+use crate::access::sign_url_command::SignUrlArgs;
 use crate::frame::FrameSize;
 use crate::source::SourceSpec;
 use crate::source::redact::mask_secrets;
@@ -149,6 +150,25 @@ pub struct Config {
     #[arg(long, env = "FRAMECAST_HLS_WINDOW", default_value_t = DEFAULT_HLS_WINDOW,
           value_parser = clap::value_parser!(u16).range(HLS_WINDOW_RANGE))]
     pub hls_window: u16,
+
+    /// Instead of serving, one of these commands.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What `framecast COMMAND` does instead of serving.
+#[derive(Debug, Clone, PartialEq, clap::Subcommand)]
+pub enum Command {
+    /// Print a signed, expiring link to a stream's MJPEG, snapshot, HLS or /live.mp4, for
+    /// `<img src>` and players that cannot send a password.
+    SignUrl(SignUrlArgs),
+}
+
+/// What the command line asks for: serve, or run a command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    Serve(Box<Launch>),
+    Command(Command),
 }
 
 /// Parses `--source` like [`SourceSpec::parse`], but says what is wrong without quoting a
@@ -209,13 +229,16 @@ impl ConfigFile {
 }
 
 impl Config {
-    /// Parses the process's arguments and environment, and the configuration file they name.
-    /// On a usage error prints the reason and exits with code 2.
-    pub fn from_args() -> Launch {
+    /// Parses the process's arguments and environment, and the configuration file they name
+    /// unless they ask for a command. On a usage error prints the reason and exits with code 2.
+    pub fn from_args() -> Invocation {
         let matches = Self::command().get_matches();
         let flags = Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+        if let Some(command) = flags.command {
+            return Invocation::Command(command);
+        }
         match Launch::from_flags(&flags, &matches) {
-            Ok(launch) => launch,
+            Ok(launch) => Invocation::Serve(Box::new(launch)),
             Err(error) => {
                 eprintln!("framecast: {error}");
                 std::process::exit(2);

@@ -54,6 +54,9 @@ pub struct ServerSettings {
     pub viewer_stall_seconds: u16,
     /// Exit with status 1 when a source ends for good (standard input at its end).
     pub exit_on_eof: bool,
+    /// The key file of signed links (`signing_key_file`, configuration file only: secrets live
+    /// in files); `None`: signed links are off.
+    pub signing_key_file: Option<std::path::PathBuf>,
 }
 
 /// One stream's settings, the file's and the flags' defaults applied.
@@ -175,6 +178,7 @@ impl Settings {
                 jpeg_threads: flags.jpeg_threads,
                 viewer_stall_seconds: flags.viewer_stall_seconds,
                 exit_on_eof: flags.exit_on_eof,
+                signing_key_file: None,
             },
             streams: vec![StreamSettings {
                 name: StreamName(StreamName::MAIN.to_owned()),
@@ -250,6 +254,7 @@ impl ServerLayer {
                 .viewer_stall_seconds
                 .unwrap_or(DEFAULT_VIEWER_STALL_SECONDS),
             exit_on_eof: self.exit_on_eof.unwrap_or(false),
+            signing_key_file: None,
         }
     }
 }

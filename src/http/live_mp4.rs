@@ -25,6 +25,7 @@ use crate::hls::store::{FramePosition, HlsStore};
 use crate::hub::{ViewerGuard, ViewerKind};
 use crate::pipeline::hls_demand::HlsDemandGuard;
 
+use super::signed_access::link_deadline;
 use super::cache::CachePolicy;
 use super::endless::{self, ChunkSource};
 use super::error::HttpError;
@@ -60,11 +61,13 @@ pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, Ht
         init_generation: None,
         pending: VecDeque::new(),
     };
+    // Opened by a signed link: the body ends when the link expires.
     Ok(endless::respond(
         &req,
         headers(&mut HttpResponse::Ok()),
         viewer,
         &stream,
+        link_deadline(&req),
     ))
 }
 
