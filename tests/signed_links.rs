@@ -92,7 +92,10 @@ fn curl(url: &str, max_time_s: u32) -> (Option<i32>, u16, Vec<u8>) {
             .args(["-o", path_str(&body_path), "-w", "%{http_code}", url]),
         RUN_LIMIT + Duration::from_secs(u64::from(max_time_s)),
     );
-    let status = stdout.trim().parse().unwrap_or_else(|_| panic!("curl {url}: {stdout} {stderr}"));
+    let status = stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("curl {url}: {stdout} {stderr}"));
     let body = std::fs::read(&body_path).unwrap_or_default();
     let _ = std::fs::remove_file(&body_path);
     (code, status, body)
@@ -119,7 +122,10 @@ fn tampered(link: &str) -> String {
 }
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
 }
 
 #[test]
@@ -200,7 +206,10 @@ fn a_link_valid_for_one_second_expires() {
         std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(statuses.last(), Some(&401), "{statuses:?}");
-    assert!(statuses.iter().all(|s| [200, 401].contains(s)), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [200, 401].contains(s)),
+        "{statuses:?}"
+    );
 }
 
 #[test]
@@ -274,7 +283,10 @@ fn a_signed_playlist_lists_only_signed_uris_and_ffmpeg_plays_it() {
     );
     let variants = uris_of(&multivariant.text());
     assert_eq!(variants.len(), 1, "{}", multivariant.text());
-    assert!(variants[0].ends_with(&format!("?{signature}")), "{variants:?}");
+    assert!(
+        variants[0].ends_with(&format!("?{signature}")),
+        "{variants:?}"
+    );
     let media_path = resolve(&link[..link.find('?').expect("?")], &variants[0]);
 
     // Whole, delta update, blocking reload, gzip'd: every URI carries the signature.
@@ -302,15 +314,26 @@ fn a_signed_playlist_lists_only_signed_uris_and_ffmpeg_plays_it() {
         let uris = uris_of(playlist);
         assert!(uris.len() >= 3, "init, parts, segments: {playlist}");
         for uri in &uris {
-            assert!(uri.ends_with(&format!("?{signature}")), "{uri} in\n{playlist}");
+            assert!(
+                uri.ends_with(&format!("?{signature}")),
+                "{uri} in\n{playlist}"
+            );
         }
     }
     // The signature the playlist carries opens its media; a tampered one does not.
     let uris = uris_of(&playlists[0]);
-    for uri in uris.iter().filter(|u| u.ends_with(&format!("?{signature}"))).take(3) {
+    for uri in uris
+        .iter()
+        .filter(|u| u.ends_with(&format!("?{signature}")))
+        .take(3)
+    {
         let resource = resolve(&media_path, uri);
         assert_eq!(get(server.addr, &resource).status, 200, "{resource}");
-        assert_eq!(get(server.addr, &tampered(&resource)).status, 401, "{resource}");
+        assert_eq!(
+            get(server.addr, &tampered(&resource)).status,
+            401,
+            "{resource}"
+        );
     }
     assert_eq!(get(server.addr, &tampered(&link)).status, 401);
 
@@ -388,7 +411,10 @@ fn only_an_admin_may_make_links_on_the_page() {
     assert_eq!(answer.text().lines().count(), 1);
     let page = get(server.addr, "/streams/front/");
     assert_eq!(page.status, 200);
-    assert!(!page.text().contains("Signed link"), "no form for non-admins");
+    assert!(
+        !page.text().contains("Signed link"),
+        "no form for non-admins"
+    );
 }
 
 #[test]

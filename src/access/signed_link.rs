@@ -91,8 +91,17 @@ pub fn signed_url(key: &SigningKey, path: &str, expires_at_unix: u64) -> String 
 /// Parses a validity: a whole number with a unit, `30s`, `15m`, `1h` or `7d`; from one second
 /// to [`MAX_VALIDITY`].
 pub fn parse_validity(text: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("`{}` is not a validity such as 30s, 15m, 1h or 7d", text.escape_debug());
-    let split = text.len().checked_sub(1).filter(|&at| text.is_char_boundary(at)).ok_or_else(bad)?;
+    let bad = || {
+        format!(
+            "`{}` is not a validity such as 30s, 15m, 1h or 7d",
+            text.escape_debug()
+        )
+    };
+    let split = text
+        .len()
+        .checked_sub(1)
+        .filter(|&at| text.is_char_boundary(at))
+        .ok_or_else(bad)?;
     let (digits, unit) = text.split_at(split);
     let unit_s: u64 = match unit {
         "s" => 1,
@@ -134,7 +143,9 @@ pub fn parse_link_params(query: &str) -> Result<Option<LinkParams<'_>>, SignedLi
             _ => continue,
         };
         if slot.replace(value).is_some() {
-            return Err(SignedLinkError::Malformed(format!("`{name}` is given twice")));
+            return Err(SignedLinkError::Malformed(format!(
+                "`{name}` is given twice"
+            )));
         }
     }
     let (expiry_text, signature_text) = match (expiry, signature) {
@@ -378,7 +389,20 @@ mod tests {
         assert_eq!(parse_validity("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_validity("7d"), Ok(Duration::from_secs(604_800)));
         assert_eq!(parse_validity("366d"), Ok(MAX_VALIDITY));
-        for bad in ["", "h", "1", "1 h", "-1h", "1.5h", "1w", "1H", "0s", "367d", "99999999999s", "1é"] {
+        for bad in [
+            "",
+            "h",
+            "1",
+            "1 h",
+            "-1h",
+            "1.5h",
+            "1w",
+            "1H",
+            "0s",
+            "367d",
+            "99999999999s",
+            "1é",
+        ] {
             let error = parse_validity(bad).expect_err(bad);
             assert!(error.contains('`'), "{bad}: {error}");
         }
@@ -391,7 +415,15 @@ mod tests {
             Some("/streams/a/live.m3u8")
         );
         assert_eq!(hls_scope("/hls/x/seg1.m4s").as_deref(), Some("/live.m3u8"));
-        for path in ["", "/", "/hls", "/hls/", "/streams//hls/x", "/streams/a", "x/hls/y"] {
+        for path in [
+            "",
+            "/",
+            "/hls",
+            "/hls/",
+            "/streams//hls/x",
+            "/streams/a",
+            "x/hls/y",
+        ] {
             assert_eq!(hls_scope(path), None, "{path}");
         }
     }
@@ -409,13 +441,25 @@ mod tests {
             (&format!("exp=-5&sig={sig}"), "not a Unix time"),
             (&format!("exp=&sig={sig}"), "not a Unix time"),
             (&format!("exp=1e9&sig={sig}"), "not a Unix time"),
-            (&format!("exp=18446744073709551616&sig={sig}"), "not a Unix time"),
-            (&format!("exp={}&sig={sig}", "9".repeat(400)), "not a Unix time"),
+            (
+                &format!("exp=18446744073709551616&sig={sig}"),
+                "not a Unix time",
+            ),
+            (
+                &format!("exp={}&sig={sig}", "9".repeat(400)),
+                "not a Unix time",
+            ),
             ("exp=5&sig=abc", "not 32 bytes"),
             (&format!("exp=5&sig={sig}="), "not 32 bytes"),
-            (&format!("exp=5&sig={}", sig.replace('J', "+")), "not 32 bytes"),
+            (
+                &format!("exp=5&sig={}", sig.replace('J', "+")),
+                "not 32 bytes",
+            ),
             // The last character carries bits past the 32 bytes: not canonical.
-            (&format!("exp=5&sig={}", sig.replace('M', "N")), "not 32 bytes"),
+            (
+                &format!("exp=5&sig={}", sig.replace('M', "N")),
+                "not 32 bytes",
+            ),
         ] {
             let error = verify(&key(), "/x", query, 0).expect_err(query).to_string();
             assert!(error.contains(reason), "{query}: {error}");

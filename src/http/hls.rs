@@ -124,7 +124,10 @@ async fn media_playlist(req: &HttpRequest, store: &HlsStore) -> Result<HttpRespo
     };
     let shared = store.rendered_playlist(variant);
     let (body, cache) = match &signed {
-        Some(link) => (signed_playlist(&shared, &link.query)?, CachePolicy::SignedPlaylist),
+        Some(link) => (
+            signed_playlist(&shared, &link.query)?,
+            CachePolicy::SignedPlaylist,
+        ),
         None if request.target.is_some() => (shared, CachePolicy::BlockingPlaylist),
         None => (shared, CachePolicy::Revalidate),
     };

@@ -25,11 +25,11 @@ use crate::hls::store::{FramePosition, HlsStore};
 use crate::hub::{ViewerGuard, ViewerKind};
 use crate::pipeline::hls_demand::HlsDemandGuard;
 
-use super::signed_access::link_deadline;
 use super::cache::CachePolicy;
 use super::endless::{self, ChunkSource};
 use super::error::HttpError;
 use super::hls::hls_of;
+use super::signed_access::link_deadline;
 use super::streams::Served;
 
 /// `HEAD /live.mp4`: the headers of the stream without starting one, which would never end.

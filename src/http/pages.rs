@@ -289,7 +289,10 @@ mod tests {
         assert!(page.contains("Signed link"), "{page}");
         assert!(page.contains("action=\"/streams/garage/sign\""), "{page}");
         for resource in crate::access::signed_link::SIGNABLE_RESOURCES {
-            assert!(page.contains(&format!("value=\"{resource}\"")), "{resource}");
+            assert!(
+                page.contains(&format!("value=\"{resource}\"")),
+                "{resource}"
+            );
         }
     }
 }

@@ -149,10 +149,22 @@ mod tests {
     fn bad_values_and_a_missing_key_say_why() {
         for (query, status, reason) in [
             ("valid=1h", StatusCode::BAD_REQUEST, "`path` is missing"),
-            ("path=status", StatusCode::BAD_REQUEST, "path `status` is not"),
+            (
+                "path=status",
+                StatusCode::BAD_REQUEST,
+                "path `status` is not",
+            ),
             ("path=..%2Fx", StatusCode::BAD_REQUEST, "path `../x` is not"),
-            ("path=stream.mjpg&valid=1w", StatusCode::BAD_REQUEST, "valid: `1w`"),
-            ("path=stream.mjpg&valid=0s", StatusCode::BAD_REQUEST, "valid: `0s`"),
+            (
+                "path=stream.mjpg&valid=1w",
+                StatusCode::BAD_REQUEST,
+                "valid: `1w`",
+            ),
+            (
+                "path=stream.mjpg&valid=0s",
+                StatusCode::BAD_REQUEST,
+                "valid: `0s`",
+            ),
         ] {
             let (got_status, got_reason) =
                 make_link(Some(&admin()), Some(&key()), "/", query, 0).expect_err(query);

@@ -78,7 +78,6 @@ pub fn link_deadline(req: &HttpRequest) -> Option<tokio::time::Instant> {
     Some(tokio::time::Instant::now() + left)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,15 +20,15 @@
 
 /// Tags whose `URI` attribute names a resource, with their rfc8216bis section.
 const TAGS_WITH_URI: [&str; 9] = [
-    "#EXT-X-KEY:",               // §4.4.4.4
-    "#EXT-X-MAP:",               // §4.4.4.5
-    "#EXT-X-PART:",              // §4.4.4.9
-    "#EXT-X-PRELOAD-HINT:",      // §4.4.5.3
-    "#EXT-X-RENDITION-REPORT:",  // §4.4.5.4
-    "#EXT-X-MEDIA:",             // §4.4.6.1
+    "#EXT-X-KEY:",                // §4.4.4.4
+    "#EXT-X-MAP:",                // §4.4.4.5
+    "#EXT-X-PART:",               // §4.4.4.9
+    "#EXT-X-PRELOAD-HINT:",       // §4.4.5.3
+    "#EXT-X-RENDITION-REPORT:",   // §4.4.5.4
+    "#EXT-X-MEDIA:",              // §4.4.6.1
     "#EXT-X-I-FRAME-STREAM-INF:", // §4.4.6.3
-    "#EXT-X-SESSION-DATA:",      // §4.4.6.4
-    "#EXT-X-SESSION-KEY:",       // §4.4.6.5
+    "#EXT-X-SESSION-DATA:",       // §4.4.6.4
+    "#EXT-X-SESSION-KEY:",        // §4.4.6.5
 ];
 
 /// The attribute every tag above names its resource with.
@@ -42,7 +42,8 @@ pub fn carry_query(playlist: &str, query: &str) -> String {
     }
     // Each URI grows by the query and one separator; a playlist lists about one URI per
     // 40 bytes, so this is usually the final size.
-    let mut out = String::with_capacity(playlist.len() + (playlist.len() / 40 + 4) * (query.len() + 1));
+    let mut out =
+        String::with_capacity(playlist.len() + (playlist.len() / 40 + 4) * (query.len() + 1));
     for line in playlist.split_inclusive('\n') {
         let (body, ending) = split_line_ending(line);
         if body.trim().is_empty() {
@@ -234,7 +235,8 @@ seg9.m4s
 
     #[test]
     fn other_lines_and_line_endings_are_kept() {
-        let playlist = "#EXTM3U\r\n\r\n# a comment with URI=\"x\"\r\n#EXT-X-MAP:URI=\"i.mp4\"\r\nseg1.m4s";
+        let playlist =
+            "#EXTM3U\r\n\r\n# a comment with URI=\"x\"\r\n#EXT-X-MAP:URI=\"i.mp4\"\r\nseg1.m4s";
         assert_eq!(
             carry_query(playlist, "q=1"),
             "#EXTM3U\r\n\r\n# a comment with URI=\"x\"\r\n#EXT-X-MAP:URI=\"i.mp4?q=1\"\r\nseg1.m4s?q=1"
@@ -298,9 +300,10 @@ seg9.m4s
             ] {
                 let carried = carry_query(&text, Q);
                 let before = parse_media_playlist(&text).unwrap_or_else(|e| panic!("{e}"));
-                let after = parse_media_playlist(&carried)
-                    .unwrap_or_else(|e| panic!("{e}\n{carried}"));
-                let (uris_before, uris_after) = (uris_of(&before.playlist), uris_of(&after.playlist));
+                let after =
+                    parse_media_playlist(&carried).unwrap_or_else(|e| panic!("{e}\n{carried}"));
+                let (uris_before, uris_after) =
+                    (uris_of(&before.playlist), uris_of(&after.playlist));
                 assert_eq!(uris_before.len(), uris_after.len());
                 for (b, a) in uris_before.iter().zip(&uris_after) {
                     assert_eq!(*a, format!("{b}?{Q}"));
@@ -314,13 +317,17 @@ seg9.m4s
                         up.uri = bp.uri.clone();
                     }
                 }
-                if let (Some(u), Some(b)) = (&mut unsigned.in_progress, &before.playlist.in_progress) {
+                if let (Some(u), Some(b)) =
+                    (&mut unsigned.in_progress, &before.playlist.in_progress)
+                {
                     u.map_uri = b.map_uri.clone();
                     for (up, bp) in u.parts.iter_mut().zip(&b.parts) {
                         up.uri = bp.uri.clone();
                     }
                 }
-                if let (Some(u), Some(b)) = (&mut unsigned.preload_hint, &before.playlist.preload_hint) {
+                if let (Some(u), Some(b)) =
+                    (&mut unsigned.preload_hint, &before.playlist.preload_hint)
+                {
                     u.uri = b.uri.clone();
                 }
                 assert_eq!(unsigned, before.playlist, "nothing but the URIs changed");
