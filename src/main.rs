@@ -1,6 +1,7 @@
 //! The `framecast` command: parse the configuration, run the server (or only list the cameras
-//! with `--list-sources`), turn failures into exit codes (2 for a bad command line or
-//! configuration file; 1 for anything that stops the server).
+//! with `--list-sources`, or print a signed link with `sign-url`), turn failures into exit
+//! codes (2 for a bad command line or configuration file; 1 for anything that stops the
+//! server).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;

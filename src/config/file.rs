@@ -957,6 +957,30 @@ h264_bitrate = 800000
     }
 
     #[test]
+    fn the_signing_key_file_is_relative_to_the_configuration_file() {
+        const STREAM: &str = "[[streams]]\nname = \"a\"\nsource = \"test\"\n";
+        let path = Path::new("/etc/framecast/cams.toml");
+        let key_of = |text: &str| {
+            parse(path, text, &ServerLayer::default()).map(|s| s.server.signing_key_file)
+        };
+        assert_eq!(key_of(STREAM).map_err(|e| e.to_string()), Ok(None));
+        assert_eq!(
+            key_of(&format!("signing_key_file = \"signing.key\"\n{STREAM}"))
+                .map_err(|e| e.to_string()),
+            Ok(Some(PathBuf::from("/etc/framecast/signing.key")))
+        );
+        assert_eq!(
+            key_of(&format!("signing_key_file = \"/run/k\"\n{STREAM}")).map_err(|e| e.to_string()),
+            Ok(Some(PathBuf::from("/run/k")))
+        );
+        let empty = key_of(&format!("signing_key_file = \" \"\n{STREAM}"));
+        assert_eq!(
+            empty.map_err(|e| e.to_string()),
+            Err("/etc/framecast/cams.toml:1:20: signing_key_file: empty path".into())
+        );
+    }
+
+    #[test]
     fn the_example_files_commented_streams_and_keys_are_valid_too() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("framecast.example.toml");
         let example = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
