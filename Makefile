@@ -120,17 +120,20 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 # Every parser of outside bytes is fuzzed: the MJPEG pipe splitter, the playlist parser and
 # renderer (round trips), the H.264 SPS parser, the Annex B access-unit splitter, the RTSP
 # access-unit conversion, the H.264 decoder for JPEG viewers, HLS passthrough of a source's
-# H.264 (playlist rules), and the Authorization header (Basic and Bearer credentials). Each
-# target runs for FUZZ_SECONDS, so `make test` (10 s each) spends a minute and more here. Each
-# starts from generated seeds in fuzz/corpus/<target>: real MJPEG (its first byte picks the
-# push size); the playlists of the renderer's case table (written by an ignored unit test);
-# libx264 Annex-B streams whose SPSs reach the deep fields (cropping, 4:4:4 with scaling lists,
-# interlaced, VUI timing); the RFC 7617 and RFC 6750 example headers.
+# H.264 (playlist rules), the Authorization header (Basic and Bearer credentials), the
+# signed-link check of a request's path and query, and the rewrite that carries a signed link
+# into every URI of a playlist. Each target runs for FUZZ_SECONDS, so `make test` (10 s each)
+# spends a minute and more here. Each starts from generated seeds in fuzz/corpus/<target>:
+# real MJPEG (its first byte picks the push size); the playlists of the renderer's case table
+# (written by an ignored unit test; the playlist rewrite starts from them too); libx264 Annex-B
+# streams whose SPSs reach the deep fields (cropping, 4:4:4 with scaling lists, interlaced, VUI
+# timing); the RFC 7617 and RFC 6750 example headers; a signed HLS request (path, line break,
+# query).
 FUZZ_SECONDS ?= 60
 # `--dev` for the short runs of `make test` (see fuzz/Cargo.toml); release otherwise.
 FUZZ_BUILD ?=
 FUZZ_TARGETS := mjpeg_stream playlist_roundtrip h264_sps h264_access_units rtsp_access_unit h264_decode \
-  h264_passthrough authorization_header
+  h264_passthrough authorization_header signed_link carry_query
 FUZZ_CORPUS := fuzz/corpus
 
 fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs cargo-fuzz if missing)
@@ -143,6 +146,13 @@ fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs
 	if [ -z "$$(ls -A $(FUZZ_CORPUS)/playlist_roundtrip)" ]; then \
 	  FRAMECAST_FUZZ_SEEDS="$(CURDIR)/$(FUZZ_CORPUS)/playlist_roundtrip" \
 	    $(CARGO) test $(CARGO_FLAGS) --lib write_fuzz_seeds -- --ignored --quiet; \
+	fi
+	if [ -z "$$(ls -A $(FUZZ_CORPUS)/carry_query)" ]; then \
+	  cp $(FUZZ_CORPUS)/playlist_roundtrip/* $(FUZZ_CORPUS)/carry_query/; \
+	fi
+	if [ -z "$$(ls -A $(FUZZ_CORPUS)/signed_link)" ]; then \
+	  printf '/streams/front/hls/x/part7.1.m4s\n_HLS_msn=7&exp=1767225600&sig=P0qfbAd2S0zii7Ou359Ba3C7EJ5aH6jaUJdUTBq3ZMs' \
+	    > $(FUZZ_CORPUS)/signed_link/seed-hls-part; \
 	fi
 	if command -v ffmpeg >/dev/null && [ -z "$$(ls -A $(FUZZ_CORPUS)/h264_sps)" ]; then \
 	  sps_seed() { ffmpeg -loglevel error -f lavfi -i testsrc=size=$$2:rate=5 -frames:v 2 \

@@ -21,6 +21,9 @@ pub enum Error {
     Thread(#[source] std::io::Error),
     #[error("the source ended for good (--exit-on-eof): {0}")]
     SourceFinished(String),
+    /// The key of signed links cannot be read or made; the message names the file.
+    #[error("{0}")]
+    SigningKey(String),
     #[error("server error: {0}")]
     Server(#[source] std::io::Error),
 }

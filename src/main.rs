@@ -1,6 +1,7 @@
 //! The `framecast` command: parse the configuration, run the server (or only list the cameras
-//! with `--list-sources`, or hash a password with `hash-password`), turn failures into exit codes (2 for a bad command line or
-//! configuration file; 1 for anything that stops the server).
+//! with `--list-sources`, hash a password with `hash-password`, or print a signed link with
+//! `sign-url`), turn failures into exit codes (2 for a bad command line or configuration file;
+//! 1 for anything that stops the server).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use framecast::config::{Config, Invocation, Task};
+use framecast::config::{Command, Config, Invocation};
 use tracing::subscriber::Interest;
 use tracing_subscriber::filter::{DynFilterFn, EnvFilter};
 use tracing_subscriber::prelude::*;
@@ -46,7 +47,10 @@ static JEMALLOC_OPTIONS: &[u8; 37] = b"dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 fn main() -> ExitCode {
     let launch = match Config::from_args() {
         Invocation::Serve(launch) => *launch,
-        Invocation::Task(Task::HashPassword) => return hash_password(),
+        Invocation::Command(Command::HashPassword) => return hash_password(),
+        Invocation::Command(Command::SignUrl(args)) => {
+            return framecast::access::sign_url_command::run(&args);
+        }
     };
     // actix's per-request errors stay off unless RUST_LOG names actix_http itself: a
     // `RUST_LOG=warn` must not bring back a line per malformed request or dropped viewer.

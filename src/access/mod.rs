@@ -9,9 +9,15 @@
 //! | [`credentials`] | the `Authorization` header parsed: HTTP Basic and Bearer |
 //! | [`users`] | users and tokens, their argon2 verification (remembered a while) and streams |
 //! | [`failures`] | back-off and 429 for addresses that keep failing, and their counts |
+//! | [`signed_link`] | signed, expiring links: their HMAC, their scope, their check (pure) |
+//! | [`signing_key`] | the signed links' key file, made on first start |
+//! | [`sign_url_command`] | `framecast sign-url` |
 
 pub mod credentials;
 pub mod failures;
+pub mod sign_url_command;
+pub mod signed_link;
+pub mod signing_key;
 pub mod users;
 
 /// What a checked request may do, and on whose behalf.
@@ -44,12 +50,20 @@ pub struct SignedLinkGrant {
     pub query: String,
 }
 
+/// Seconds since the Unix epoch, what signed links expire by; 0 for a clock set before it.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl Grant {
     /// Whether the request may do what only admins may (make signed links): a user with
-    /// `role = "admin"`, or anyone when nothing is checked (no users or tokens configured).
+    /// `role = "admin"`. Nobody on an open server: a link made there would still open the
+    /// stream after users are added, until it expires.
     pub fn is_admin(&self) -> bool {
         match self {
-            Self::Open => true,
+            Self::Open => false,
             Self::Principal(principal) => principal.admin,
             Self::SignedLink(_) => false,
         }
@@ -61,14 +75,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_admins_and_open_servers_may_do_admin_things() {
+    fn only_admin_users_may_do_admin_things() {
         let principal = |admin| {
             Grant::Principal(Principal {
                 name: "x".into(),
                 admin,
             })
         };
-        assert!(Grant::Open.is_admin());
+        assert!(!Grant::Open.is_admin());
         assert!(principal(true).is_admin());
         assert!(!principal(false).is_admin());
         let link = Grant::SignedLink(SignedLinkGrant {

@@ -15,6 +15,7 @@ use actix_web::web;
 use tokio::signal::unix::{SignalKind, signal as unix_signal};
 use tokio::sync::{Mutex, watch};
 
+use crate::access::signing_key::{self, SigningKey};
 use crate::config::{ConfigFile, Launch, Settings};
 use crate::error::Error;
 use crate::http::streams::StreamTable;
@@ -28,6 +29,7 @@ const FINISHED_POLL: Duration = Duration::from_millis(200);
 /// standard output once it accepts connections (tests and scripts read the port from it).
 pub async fn run(launch: Launch) -> Result<(), Error> {
     let settings = launch.settings;
+    let signing_key = load_signing_key(settings.server.signing_key_file.as_deref())?;
     let listen = settings.server.listen;
     let listener = TcpListener::bind(listen).map_err(|source| Error::Listen {
         addr: listen,
@@ -54,6 +56,7 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
         connections,
         shutdown: shutdown_signal,
         access: http::AccessControl::new(&settings.access),
+        signing_key,
     });
     let server = http::serve(listener, state.clone()).map_err(Error::Server)?;
     tokio::spawn(end_streams_on_shutdown(state.clone()));
@@ -92,6 +95,23 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
     let mut streams = streams.lock().await;
     streams.stop_all();
     result
+}
+
+/// The key of signed links, read from (or made in) `signing_key_file`; `None` without one:
+/// signed links are then off.
+fn load_signing_key(path: Option<&std::path::Path>) -> Result<Option<Arc<SigningKey>>, Error> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let key = SigningKey::load_or_create(path).map_err(|e| Error::SigningKey(e.to_string()))?;
+    if signing_key::readable_by_others(path) {
+        tracing::warn!(
+            file = %path.display(),
+            "signing_key_file can be read by other users than its owner: chmod 600 it"
+        );
+    }
+    tracing::info!(file = %path.display(), "signed links are on");
+    Ok(Some(Arc::new(key)))
 }
 
 /// When the server is told to stop, every stream's endless responses end (then the server
@@ -180,6 +200,9 @@ fn warn_of_settings_needing_a_restart(running: &crate::config::ServerSettings, n
     }
     if new.server.exit_on_eof != running.exit_on_eof {
         kept.push("exit_on_eof");
+    }
+    if new.server.signing_key_file != running.signing_key_file {
+        kept.push("signing_key_file");
     }
     if !kept.is_empty() {
         tracing::warn!(

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::ops::{Range, RangeInclusive};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -46,6 +46,8 @@ struct FileTable {
     max_viewers: Option<Spanned<WholeNumber>>,
     max_connections_per_address: Option<Spanned<WholeNumber>>,
     limit_loopback_connections: Option<bool>,
+    /// The key of signed links, in a file of its own; made there if missing.
+    signing_key_file: Option<Spanned<String>>,
     size: Option<Spanned<String>>,
     fps: Option<Spanned<WholeNumber>>,
     jpeg_quality: Option<Spanned<WholeNumber>>,
@@ -337,8 +339,13 @@ impl Resolver<'_> {
             self.text,
             &|span, message| self.error(span, message),
         )?;
+        let mut server = server.resolve();
+        server.signing_key_file = file
+            .signing_key_file
+            .map(|named| self.signing_key_path(&named))
+            .transpose()?;
         Ok(Settings {
-            server: server.resolve(),
+            server,
             streams,
             access,
         })
@@ -436,6 +443,22 @@ impl Resolver<'_> {
             .with_credentials(credentials)
             .map(SourceSpec::Rtsp)
             .map_err(|reason| self.error(user.span(), format!("source_user: {reason}")))
+    }
+
+    /// The path `signing_key_file` names, relative to the configuration file's directory.
+    /// The file itself is read (or made) when the server starts.
+    fn signing_key_path(&self, named: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+        if named.as_ref().trim().is_empty() {
+            return Err(self.error(named.span(), "signing_key_file: empty path"));
+        }
+        Ok(self.relative_to_file(Path::new(named.as_ref())))
+    }
+
+    fn relative_to_file(&self, named: &Path) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if named.is_relative() => dir.join(named),
+            _ => named.to_owned(),
+        }
     }
 
     /// The password in the file `source_password_file` names: its first line. Never shown.
@@ -841,8 +864,8 @@ h264_bitrate = 800000
                 format!("fpss = 3\n{STREAM}"),
                 "cams.toml:1:1: unknown field `fpss`, expected one of `listen`, `jpeg_threads`, \
                  `viewer_stall_seconds`, `exit_on_eof`, `max_viewers`, \
-                 `max_connections_per_address`, `limit_loopback_connections`, `size`, `fps`, \
-                 `jpeg_quality`, \
+                 `max_connections_per_address`, `limit_loopback_connections`, \
+                 `signing_key_file`, `size`, `fps`, `jpeg_quality`, \
                  `mjpeg_fps`, `drop_same_frames`, `hls`, `h264_bitrate`, `hls_segment_seconds`, \
                  `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, `streams`, `users`, \
                  `tokens`, `metrics_public`, `cors_allowed_origins`",
@@ -998,6 +1021,30 @@ h264_bitrate = 800000
         assert_eq!(
             *stream,
             StreamLayer::default().resolve(stream.name.clone(), SourceSpec::TestPattern)
+        );
+    }
+
+    #[test]
+    fn the_signing_key_file_is_relative_to_the_configuration_file() {
+        const STREAM: &str = "[[streams]]\nname = \"a\"\nsource = \"test\"\n";
+        let path = Path::new("/etc/framecast/cams.toml");
+        let key_of = |text: &str| {
+            parse(path, text, &ServerLayer::default()).map(|s| s.server.signing_key_file)
+        };
+        assert_eq!(key_of(STREAM).map_err(|e| e.to_string()), Ok(None));
+        assert_eq!(
+            key_of(&format!("signing_key_file = \"signing.key\"\n{STREAM}"))
+                .map_err(|e| e.to_string()),
+            Ok(Some(PathBuf::from("/etc/framecast/signing.key")))
+        );
+        assert_eq!(
+            key_of(&format!("signing_key_file = \"/run/k\"\n{STREAM}")).map_err(|e| e.to_string()),
+            Ok(Some(PathBuf::from("/run/k")))
+        );
+        let empty = key_of(&format!("signing_key_file = \" \"\n{STREAM}"));
+        assert_eq!(
+            empty.map_err(|e| e.to_string()),
+            Err("/etc/framecast/cams.toml:1:20: signing_key_file: empty path".into())
         );
     }
 

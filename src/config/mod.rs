@@ -36,6 +36,7 @@ use settings::{
 };
 pub use settings::{HlsMode, ServerSettings, Settings, StreamName, StreamSettings};
 
+use crate::access::sign_url_command::SignUrlArgs;
 use crate::frame::FrameSize;
 use crate::source::SourceSpec;
 use crate::source::redact::mask_secrets;
@@ -173,25 +174,28 @@ pub struct Config {
           value_parser = clap::value_parser!(u16).range(HLS_WINDOW_RANGE))]
     pub hls_window: u16,
 
-    /// Something to do instead of serving.
+    /// Instead of serving, one of these commands.
     #[command(subcommand)]
-    pub task: Option<Task>,
+    pub command: Option<Command>,
 }
 
-/// What framecast does instead of serving, named after the flags (`framecast hash-password`).
-#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
-pub enum Task {
+/// What `framecast COMMAND` does instead of serving.
+#[derive(Debug, Clone, PartialEq, clap::Subcommand)]
+pub enum Command {
     /// Read a password, or a token, as one line on standard input and print its argon2id
     /// hash: the `password_hash` of a [[users]] table or the `token_hash` of a [[tokens]]
     /// table in the configuration file.
     HashPassword,
+    /// Print a signed, expiring link to a stream's MJPEG, snapshot, HLS or /live.mp4, for
+    /// `<img src>` and players that cannot send a password.
+    SignUrl(SignUrlArgs),
 }
 
-/// What the command line asks for: serving, or a task.
+/// What the command line asks for: serve, or run a command.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Invocation {
     Serve(Box<Launch>),
-    Task(Task),
+    Command(Command),
 }
 
 /// Parses `--source` like [`SourceSpec::parse`], but says what is wrong without quoting a
@@ -253,12 +257,12 @@ impl ConfigFile {
 
 impl Config {
     /// Parses the process's arguments and environment, and the configuration file they name
-    /// (not for a task). On a usage error prints the reason and exits with code 2.
+    /// unless they ask for a command. On a usage error prints the reason and exits with code 2.
     pub fn from_args() -> Invocation {
         let matches = Self::command().get_matches();
         let flags = Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-        if let Some(task) = &flags.task {
-            return Invocation::Task(task.clone());
+        if let Some(command) = flags.command {
+            return Invocation::Command(command);
         }
         match Launch::from_flags(&flags, &matches) {
             Ok(launch) => Invocation::Serve(Box::new(launch)),

@@ -71,6 +71,9 @@ pub struct ServerSettings {
     /// Whether `max_connections_per_address` applies to loopback clients too. Off by default:
     /// a reverse proxy or cache on the same host brings every viewer from one loopback address.
     pub limit_loopback_connections: bool,
+    /// The key file of signed links (`signing_key_file`, configuration file only: secrets live
+    /// in files); `None`: signed links are off.
+    pub signing_key_file: Option<std::path::PathBuf>,
 }
 
 /// One stream's settings, the file's and the flags' defaults applied.
@@ -198,6 +201,7 @@ impl Settings {
                 max_viewers: flags.max_viewers,
                 max_connections_per_address: flags.max_connections_per_address,
                 limit_loopback_connections: flags.limit_loopback_connections,
+                signing_key_file: None,
             },
             streams: vec![StreamSettings {
                 name: StreamName(StreamName::MAIN.to_owned()),
@@ -291,6 +295,7 @@ impl ServerLayer {
                 .max_connections_per_address
                 .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
             limit_loopback_connections: self.limit_loopback_connections.unwrap_or(false),
+            signing_key_file: None,
         }
     }
 }

@@ -14,7 +14,7 @@
 //! not allowed the stream 403; an address that keeps failing waits, then gets 429
 //! (`crate::access::failures`). Credentials never reach a log line or a page.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -88,6 +88,13 @@ impl AccessControl {
             verifications: self.checks.verifications.load(Ordering::Relaxed),
             verifications_remembered: self.checks.remembered.load(Ordering::Relaxed),
         }
+    }
+
+    /// A signed link whose signature does not match (or that is malformed) from `address`:
+    /// counted with the wrong passwords, and from an address that keeps failing answered as
+    /// late as a wrong password would be. Returns that delay.
+    pub fn record_link_failure(&self, address: IpAddr) -> Duration {
+        self.failures.record_failure(address, Instant::now())
     }
 
     /// Wrong or malformed credentials so far (for `/metrics`).

@@ -74,6 +74,28 @@ pub async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     }
 }
 
+/// `ended`, or with `ends_at` a signal of its own that also fires then: one task per such
+/// viewer waits for either, so bodies without a deadline pay nothing.
+fn ended_or_expired(
+    mut ended: watch::Receiver<bool>,
+    ends_at: Option<tokio::time::Instant>,
+) -> watch::Receiver<bool> {
+    let Some(ends_at) = ends_at else {
+        return ended;
+    };
+    let (end, ending) = watch::channel(false);
+    actix_web::rt::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep_until(ends_at) => {}
+            () = shutdown_requested(&mut ended) => {}
+            // The body is gone: nothing to end.
+            () = end.closed() => return,
+        }
+        end.send_replace(true);
+    });
+    ending
+}
+
 /// The client's User-Agent, for the viewer registry (empty when absent or not text).
 pub fn user_agent(req: &HttpRequest) -> String {
     req.headers()
@@ -85,18 +107,20 @@ pub fn user_agent(req: &HttpRequest) -> String {
 
 /// Streams `viewer` as the body of `response`. HTTP/1.0 has no chunked coding (RFC 9112
 /// §6.1), so for it the body simply runs until the connection closes.
-/// The body ends when `stream` stops; a viewer dropped for taking nothing is counted on its hub.
+/// The body ends when `stream` stops, or at `ends_at` (a signed link's expiry) if given; a
+/// viewer dropped for taking nothing is counted on its hub.
 pub fn respond<V: ChunkSource>(
     req: &HttpRequest,
     response: &mut HttpResponseBuilder,
     viewer: V,
     stream: &ServedStream,
+    ends_at: Option<tokio::time::Instant>,
 ) -> HttpResponse {
     if req.method() == Method::HEAD {
         return headers_only(response);
     }
     let chunked = is_chunked(req);
-    let shutdown = stream.ended_signal();
+    let shutdown = ended_or_expired(stream.ended_signal(), ends_at);
     let hub = stream.hub.clone();
     match req.conn_data::<ConnectionSocket>() {
         Some(socket) => {

@@ -5,6 +5,9 @@
 //! Everything under the prefix is named per server start, so media is cached as immutable and
 //! a restarted server never collides with what a cache holds.
 //!
+//! A request that came with a signed link gets playlists whose every URI carries the link's
+//! query (`exp`, `sig`), so the player's next requests are signed too.
+//!
 //! This file only maps requests to the store ([`crate::hls::store`]) and its errors to
 //! statuses; names, waits and renderings are the store's. Every request for the stream's HLS
 //! holds its demand while it is served ([`crate::pipeline::hls_demand`]): with
@@ -21,10 +24,12 @@ use bytes::Bytes;
 use crate::hls::names::HlsName;
 use crate::hls::reload::{self, SkipRequest};
 use crate::hls::store::{HlsStore, PlaylistVariant};
+use crate::media::playlist::carry_query;
 use crate::pipeline::StreamHls;
 
 use super::cache::CachePolicy;
 use super::error::HttpError;
+use super::signed_access::signed_link_of;
 use super::streams::{Served, ServedStream};
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
@@ -42,7 +47,7 @@ pub fn hls_of(stream: &ServedStream) -> Result<&StreamHls, HttpError> {
 }
 
 /// `GET /live.m3u8`.
-pub async fn multivariant(stream: Served) -> Result<HttpResponse, HttpError> {
+pub async fn multivariant(req: HttpRequest, stream: Served) -> Result<HttpResponse, HttpError> {
     let hls = hls_of(&stream)?;
     hls.store.count_request();
     let _demand = hls.demand.hold();
@@ -55,11 +60,16 @@ pub async fn multivariant(stream: Served) -> Result<HttpResponse, HttpError> {
         .store
         .multivariant_playlist(&media_uri)
         .ok_or_else(|| HttpError::Unavailable("no video yet".into()))?;
+    let text = playlist.render();
+    let (text, cache) = match signed_link_of(&req) {
+        Some(link) => (carry_query(&text, &link.query), CachePolicy::SignedPlaylist),
+        // A playlist without blocking parameters changes every part.
+        None => (text, CachePolicy::Revalidate),
+    };
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, PLAYLIST_TYPE))
-        // A playlist without blocking parameters changes every part.
-        .insert_header(CachePolicy::Revalidate.header())
-        .body(playlist.render()))
+        .insert_header(cache.header())
+        .body(text))
 }
 
 /// `GET /hls/{start_id}/{name}`, the start id being the stream's instance id.
@@ -107,15 +117,21 @@ async fn media_playlist(req: &HttpRequest, store: &HlsStore) -> Result<HttpRespo
             HttpError::from(e).context(format_args!("_HLS_msn={msn}{part}"))
         })?;
     }
+    let signed = signed_link_of(req);
     let variant = PlaylistVariant {
         delta: request.skip != SkipRequest::No,
-        gzip: accepts_gzip(req),
+        // A signed request takes the shared text and rewrites it; the compression
+        // middleware then compresses its own copy.
+        gzip: accepts_gzip(req) && signed.is_none(),
     };
-    let body = store.rendered_playlist(variant);
-    let cache = if request.target.is_some() {
-        CachePolicy::BlockingPlaylist
-    } else {
-        CachePolicy::Revalidate
+    let shared = store.rendered_playlist(variant);
+    let (body, cache) = match &signed {
+        Some(link) => (
+            signed_playlist(&shared, &link.query)?,
+            CachePolicy::SignedPlaylist,
+        ),
+        None if request.target.is_some() => (shared, CachePolicy::BlockingPlaylist),
+        None => (shared, CachePolicy::Revalidate),
     };
     let mut response = HttpResponse::Ok();
     response
@@ -128,6 +144,15 @@ async fn media_playlist(req: &HttpRequest, store: &HlsStore) -> Result<HttpRespo
         response.insert_header((CONTENT_ENCODING, Encoding::gzip().to_string()));
     }
     Ok(response.body(body))
+}
+
+/// The shared rendering of a playlist with a signed link's query carried into every URI it
+/// lists, rewritten per request: signed requests are the few (links given to `<img>` and
+/// embeds), and the rewrite is one pass over a few kilobytes.
+fn signed_playlist(shared: &Bytes, query: &str) -> Result<Bytes, HttpError> {
+    let text = std::str::from_utf8(shared)
+        .map_err(|_| HttpError::Internal("the rendered playlist is not UTF-8".into()))?;
+    Ok(Bytes::from(carry_query(text, query)))
 }
 
 /// Whether the client takes gzip (RFC 9110 §12.5.3), by the same negotiation the compression

@@ -30,6 +30,7 @@ use super::endless::{self, ChunkSource};
 use super::error::HttpError;
 use super::hls::hls_of;
 use super::limits;
+use super::signed_access::link_deadline;
 use super::streams::Served;
 
 /// `HEAD /live.mp4`: the headers of the stream without starting one, which would never end.
@@ -68,11 +69,13 @@ pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, Ht
         init_generation: None,
         pending: VecDeque::new(),
     };
+    // Opened by a signed link: the body ends when the link expires.
     Ok(endless::respond(
         &req,
         headers(&mut HttpResponse::Ok()),
         viewer,
         &stream,
+        link_deadline(&req),
     ))
 }
 

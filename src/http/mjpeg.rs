@@ -6,6 +6,8 @@
 //! (`mjpeg_sender`), which sends each frame from one shared memory file to every socket. On
 //! any other connection the viewer is a stream of the shared buffers (part headers, JPEG,
 //! boundary) that actix writes.
+//!
+//! A stream opened by a signed link ends, cleanly, when the link expires.
 
 use std::collections::VecDeque;
 use std::io;
@@ -29,6 +31,7 @@ use super::error::HttpError;
 use super::limits;
 use super::mjpeg_sender::{Joining, RESEND_AFTER};
 use super::query;
+use super::signed_access::link_deadline;
 use super::streams::Served;
 
 pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, HttpError> {
@@ -49,6 +52,8 @@ pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, Ht
     let hub = stream.hub.clone();
     let demand = hub.want_stream();
     let min_interval = fps_cap.map(|fps| Duration::from_secs(1) / fps);
+    // A stream opened by a signed link ends when the link expires.
+    let ends_at = link_deadline(&req);
     // On a plain TCP connection the MJPEG sender thread writes the body to the socket.
     if let Some(socket) = req.conn_data::<ConnectionSocket>().cloned() {
         let chunked = endless::is_chunked(&req);
@@ -65,6 +70,7 @@ pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, Ht
                 stats,
                 demand,
                 done,
+                ends_at,
             };
             if stream
                 .mjpeg_sender
@@ -101,6 +107,7 @@ pub async fn stream(req: HttpRequest, stream: Served) -> Result<HttpResponse, Ht
         headers(&mut HttpResponse::Ok()),
         viewer,
         &stream,
+        ends_at,
     ))
 }
 

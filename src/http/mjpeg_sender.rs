@@ -62,6 +62,8 @@ pub struct Joining {
     pub demand: StreamDemandGuard,
     /// Told how the body ended; the sender stops writing before it says so.
     pub done: oneshot::Sender<io::Result<()>>,
+    /// When the body ends on its own: a signed link's expiry. `None`: at shutdown only.
+    pub ends_at: Option<Instant>,
 }
 
 /// The handle the HTTP handlers give viewers to. Its threads start as viewers come: the first
@@ -248,6 +250,7 @@ impl Sender {
             stats: joining.stats,
             _demand: joining.demand,
             done: Some(joining.done),
+            ends_at: joining.ends_at,
             started: false,
             chunk_open: false,
             last: None,
@@ -352,6 +355,8 @@ struct Viewer {
     stats: ViewerGuard,
     _demand: StreamDemandGuard,
     done: Option<oneshot::Sender<io::Result<()>>>,
+    /// See [`Joining::ends_at`].
+    ends_at: Option<Instant>,
     /// The stream's opening has been queued.
     started: bool,
     /// The last chunk ended with a file and still owes its closing CRLF.
@@ -370,6 +375,9 @@ impl Viewer {
         if self.done.as_ref().is_none_or(|done| done.is_closed()) {
             return Step::Done(Ok(()));
         }
+        // The body ends at shutdown, or when its signed link expires: then like a shutdown
+        // for this viewer alone. One comparison per step for a viewer with a deadline.
+        let ending = cx.shutting_down || self.ends_at.is_some_and(|at| cx.now >= at);
         loop {
             if let Some(out) = &mut self.out {
                 match out.write(&self.socket) {
@@ -381,9 +389,9 @@ impl Viewer {
                         if progressed {
                             self.last_progress = cx.now;
                         }
-                        if cx.shutting_down {
+                        if ending {
                             return Step::Done(Err(io::Error::other(
-                                "server shutting down in the middle of a write",
+                                "the stream ended in the middle of a write",
                             )));
                         }
                         let stall_at = self.last_progress + cx.stall;
@@ -393,12 +401,12 @@ impl Viewer {
                                 format!("the viewer took nothing for {} s", cx.stall.as_secs()),
                             )));
                         }
-                        return Step::WaitUntil(Some(stall_at));
+                        return self.wait_until(Some(stall_at));
                     }
                     Err(error) => return Step::Done(Err(error)),
                 }
             }
-            if cx.shutting_down {
+            if ending {
                 if std::mem::take(&mut self.chunk_open) {
                     self.out = Some(Outgoing::new(true, true, &[], None));
                     continue;
@@ -408,20 +416,28 @@ impl Viewer {
             if let (Some(interval), Some(sent_at)) = (self.min_interval, self.last_sent_at)
                 && cx.now < sent_at + interval
             {
-                return Step::WaitUntil(Some(sent_at + interval));
+                return self.wait_until(Some(sent_at + interval));
             }
             let frame = match cx.newest {
                 Some(frame) if self.wants(frame, cx.hub) => frame.clone(),
                 _ => match (&self.last, self.last_sent_at) {
                     (Some(last), Some(sent_at)) if cx.now >= sent_at + RESEND_AFTER => last.clone(),
                     (Some(_), Some(sent_at)) => {
-                        return Step::WaitUntil(Some(sent_at + RESEND_AFTER));
+                        return self.wait_until(Some(sent_at + RESEND_AFTER));
                     }
-                    _ => return Step::WaitUntil(None),
+                    _ => return self.wait_until(None),
                 },
             };
             self.queue(frame, cx);
         }
+    }
+
+    /// Waits until `at`, and no later than the viewer's end.
+    fn wait_until(&self, at: Option<Instant>) -> Step {
+        Step::WaitUntil(match (at, self.ends_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     /// Whether `frame` is one this viewer has not had; a first frame must be current, not

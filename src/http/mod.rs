@@ -18,6 +18,8 @@ mod pages;
 pub mod query;
 mod request_log;
 mod server;
+mod sign_link;
+mod signed_access;
 mod snapshot;
 mod static_files;
 mod status;
@@ -38,6 +40,7 @@ use actix_web::middleware::Compress;
 use actix_web::{HttpRequest, HttpResponse, web};
 use tokio::sync::watch;
 
+use crate::access::signing_key::SigningKey;
 use crate::config::ServerSettings;
 use streams::{STREAM_PARAM, StreamTable};
 
@@ -61,6 +64,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Users, tokens and CORS origins (replaced on SIGHUP), and failed attempts by address.
     pub access: AccessControl,
+    /// The key of signed links (`signing_key_file`); `None`: signed links are off.
+    pub signing_key: Option<Arc<SigningKey>>,
 }
 
 /// The route table. Every resource answers HEAD where it answers GET (RFC 9110 §9.1), and
@@ -100,6 +105,8 @@ fn stream_routes(cfg: &mut web::ServiceConfig) {
                 .route(web::head().to(mjpeg::head)),
         )
         .service(get_and_head("/snapshot.jpg", snapshot::snapshot))
+        // An admin's signed links (the stream page's form).
+        .service(get_and_head("/sign", sign_link::sign))
         // Compresses playlists; actix leaves video/* alone, so media is never compressed.
         .service(get_and_head("/live.m3u8", hls::multivariant).wrap(Compress::default()))
         .service(get_and_head("/hls/{start_id}/{name}", hls::resource).wrap(Compress::default()))

@@ -2,7 +2,7 @@
 //! stream's MJPEG, HLS and MSE pages, and mjpg-streamer's `?action=` URLs on the first two.
 
 use actix_web::http::header::LOCATION;
-use actix_web::{CustomizeResponder, HttpRequest, HttpResponse, Responder, web};
+use actix_web::{CustomizeResponder, HttpMessage as _, HttpRequest, HttpResponse, Responder, web};
 use askama::Template;
 use askama_web::WebTemplate;
 
@@ -10,7 +10,8 @@ use super::cache::CachePolicy;
 use super::error::HttpError;
 use super::static_files::HLS_JS_BUNDLED;
 use super::streams::{Served, ServedStream};
-use super::{AppState, mjpeg, query, snapshot};
+use super::{AppState, mjpeg, query, sign_link, snapshot};
+use crate::access::Grant;
 
 /// Up to this many streams the home page shows each as an MJPEG `<img>`. A browser opens at
 /// most six HTTP/1.1 connections to one server, and each MJPEG picture holds one for as long
@@ -32,6 +33,8 @@ pub struct IndexPage {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    /// Whether the page offers the "Signed link" form: to an admin, with a signing key.
+    pub signing: bool,
 }
 
 /// `GET /` with several streams: a grid of their live pictures.
@@ -122,6 +125,10 @@ pub async fn stream_page(req: HttpRequest, stream: Served) -> Result<HttpRespons
 }
 
 fn index_page(req: &HttpRequest, stream: &ServedStream) -> IndexPage {
+    let has_key = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.signing_key.is_some());
+    let signing = has_key && sign_link::may_sign(req.extensions().get::<Grant>());
     IndexPage {
         version: env!("CARGO_PKG_VERSION"),
         base: stream.base_for(req),
@@ -129,6 +136,7 @@ fn index_page(req: &HttpRequest, stream: &ServedStream) -> IndexPage {
         width: stream.settings.size.width,
         height: stream.settings.size.height,
         fps: stream.settings.fps,
+        signing,
     }
 }
 
@@ -246,9 +254,11 @@ mod tests {
             width: 640,
             height: 360,
             fps: 15,
+            signing: false,
         }
         .render()
         .expect("the template renders");
+        assert!(!page.contains("Signed link"), "only for admins: {page}");
         assert!(
             page.contains("src=\"/streams/garage/stream.mjpg\""),
             "{page}"
@@ -262,6 +272,29 @@ mod tests {
             "\"/live.m3u8",
         ] {
             assert!(!page.contains(root), "{root} in {page}");
+        }
+    }
+
+    #[test]
+    fn an_admins_page_offers_signed_links_for_each_kind() {
+        let page = IndexPage {
+            version: "0",
+            base: "/streams/garage/".into(),
+            source: "test".into(),
+            width: 640,
+            height: 360,
+            fps: 15,
+            signing: true,
+        }
+        .render()
+        .expect("the template renders");
+        assert!(page.contains("Signed link"), "{page}");
+        assert!(page.contains("action=\"/streams/garage/sign\""), "{page}");
+        for resource in crate::access::signed_link::SIGNABLE_RESOURCES {
+            assert!(
+                page.contains(&format!("value=\"{resource}\"")),
+                "{resource}"
+            );
         }
     }
 }

@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 
 use super::connection::SharedConnection;
 use super::limits::{self, ConnectionLimit, FD_HEADROOM};
-use super::{access, request_log, tuning};
+use super::{access, request_log, signed_access, tuning};
 
 /// Idle time a kept-alive connection waits for its next request.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
@@ -53,6 +53,10 @@ pub fn serve<T: 'static + Send + Sync>(
             let app = App::new()
                 .wrap(from_fn(access::check_access))
                 .wrap(from_fn(limits::refuse_over_cap))
+                // A later `wrap` is an outer layer and runs first. Signed links are checked
+                // before the users' access check, which finds their grant in the request's
+                // extensions: that check's `wrap` goes above this line.
+                .wrap(from_fn(signed_access::check_signed_link))
                 .wrap(from_fn(request_log::log_request))
                 .wrap(from_fn(limits::hold_reads_while_answering))
                 .app_data(state.clone())

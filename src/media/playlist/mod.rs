@@ -11,8 +11,11 @@
 //! - [`rules`]: [`check_invariants`] and [`check_update`], the rules a window keeps (target
 //!   duration, part bounds, hold-backs, sequence numbers), and [`check_written`], the same on
 //!   what a client parses back, for tests and fuzzing;
-//! - [`parse`]: the crate's one playlist parser, text back into the model.
+//! - [`parse`]: the crate's one playlist parser, text back into the model;
+//! - [`carry_query`](mod@carry_query): a query (a signed link's) added to every URI a rendered
+//!   playlist lists.
 
+pub mod carry_query;
 pub mod model;
 pub mod parse;
 pub mod render;
@@ -21,6 +24,7 @@ pub mod rules;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use carry_query::carry_query;
 pub use model::{
     LL_HLS_VERSION, MIN_LIVE_SEGMENTS, MediaPlaylist, MultivariantPlaylist, Part, PreloadHint,
     Segment, SegmentInProgress, ServerControl, SkipRequest, Variant,
