@@ -21,6 +21,8 @@ pub enum Error {
     Thread(#[source] std::io::Error),
     #[error("the source ended for good (--exit-on-eof): {0}")]
     SourceFinished(String),
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(String),
     #[error("server error: {0}")]
     Server(#[source] std::io::Error),
 }

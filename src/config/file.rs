@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::ops::{Range, RangeInclusive};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -20,7 +20,8 @@ use super::error::{ConfigError, Position};
 use super::settings::{
     FPS_RANGE, HLS_IDLE_STOP_SECONDS_RANGE, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE,
     HLS_WINDOW_RANGE, HlsMode, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE, MJPEG_FPS_RANGE,
-    ServerLayer, Settings, StreamLayer, StreamName, StreamSettings, VIEWER_STALL_SECONDS_RANGE,
+    ServerLayer, Settings, StreamLayer, StreamName, StreamSettings, TlsFiles,
+    VIEWER_STALL_SECONDS_RANGE,
 };
 use super::{parse_bitrate, parse_size};
 use crate::source::SourceSpec;
@@ -41,6 +42,8 @@ struct FileTable {
     jpeg_threads: Option<Spanned<WholeNumber>>,
     viewer_stall_seconds: Option<Spanned<WholeNumber>>,
     exit_on_eof: Option<bool>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
     size: Option<Spanned<String>>,
     fps: Option<Spanned<WholeNumber>>,
     jpeg_quality: Option<Spanned<WholeNumber>>,
@@ -250,6 +253,7 @@ impl Resolver<'_> {
                 VIEWER_STALL_SECONDS_RANGE,
             )?,
             exit_on_eof: file.exit_on_eof,
+            tls: self.tls_files(file.tls_cert, file.tls_key)?,
             streams: self.stream_layer(StreamKeys {
                 size: file.size,
                 fps: file.fps,
@@ -399,6 +403,36 @@ impl Resolver<'_> {
             .with_credentials(credentials)
             .map(SourceSpec::Rtsp)
             .map_err(|reason| self.error(user.span(), format!("source_user: {reason}")))
+    }
+
+    /// `tls_cert` and `tls_key`, relative to the config file's directory: both or neither.
+    /// Whether they load is checked when the server starts.
+    fn tls_files(
+        &self,
+        cert: Option<Spanned<String>>,
+        key: Option<Spanned<String>>,
+    ) -> Result<Option<TlsFiles>, ConfigError> {
+        match (cert, key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: self.beside_file(cert.as_ref()),
+                key: self.beside_file(key.as_ref()),
+            })),
+            (Some(given), None) | (None, Some(given)) => Err(self.error(
+                given.span(),
+                "tls_cert and tls_key go together: give both (PEM files) to serve HTTPS, or \
+                 neither for plain HTTP",
+            )),
+        }
+    }
+
+    /// `named`, taken relative to the config file's directory when it is relative.
+    fn beside_file(&self, named: &str) -> PathBuf {
+        let named = Path::new(named);
+        match self.path.parent() {
+            Some(dir) if named.is_relative() => dir.join(named),
+            _ => named.to_owned(),
+        }
     }
 
     /// The password in the file `source_password_file` names: its first line. Never shown.
@@ -674,6 +708,45 @@ mod tests {
     }
 
     #[test]
+    fn tls_files_go_together_and_are_taken_beside_the_file() {
+        const STREAM: &str = "[[streams]]\nname = \"a\"\nsource = \"test\"\n";
+        let settings = parse(
+            Path::new("/etc/framecast/cams.toml"),
+            &format!("tls_cert = \"cert.pem\"\ntls_key = \"/keys/key.pem\"\n{STREAM}"),
+            &ServerLayer::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            settings.server.tls,
+            Some(TlsFiles {
+                cert: "/etc/framecast/cert.pem".into(),
+                key: "/keys/key.pem".into(),
+            })
+        );
+        assert_eq!(parse_text(STREAM).map(|s| s.server.tls), Ok(None));
+        assert_eq!(
+            error_of(&format!("\ntls_key = \"key.pem\"\n{STREAM}")),
+            "cams.toml:2:11: tls_cert and tls_key go together: give both (PEM files) to serve \
+             HTTPS, or neither for plain HTTP"
+        );
+        // Flags given beside the file win over its pair.
+        let flags = ServerLayer {
+            tls: Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into(),
+            }),
+            ..ServerLayer::default()
+        };
+        let settings = parse(
+            Path::new("cams.toml"),
+            &format!("tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n{STREAM}"),
+            &flags,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.server.tls, flags.tls);
+    }
+
+    #[test]
     fn streams_take_the_top_of_the_file_and_override_it() {
         let text = r#"
 listen = "0.0.0.0:9000"
@@ -778,7 +851,7 @@ h264_bitrate = 800000
             (
                 format!("fpss = 3\n{STREAM}"),
                 "cams.toml:1:1: unknown field `fpss`, expected one of `listen`, `jpeg_threads`, \
-                 `viewer_stall_seconds`, `exit_on_eof`, `size`, `fps`, `jpeg_quality`, \
+                 `viewer_stall_seconds`, `exit_on_eof`, `tls_cert`, `tls_key`, `size`, `fps`, `jpeg_quality`, \
                  `mjpeg_fps`, `drop_same_frames`, `hls`, `h264_bitrate`, `hls_segment_seconds`, \
                  `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, `streams`",
             ),

@@ -31,7 +31,7 @@ use settings::{
     HLS_WINDOW_RANGE, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE, MJPEG_FPS_RANGE, ServerLayer,
     StreamLayer, VIEWER_STALL_SECONDS_RANGE,
 };
-pub use settings::{HlsMode, ServerSettings, Settings, StreamName, StreamSettings};
+pub use settings::{HlsMode, ServerSettings, Settings, StreamName, StreamSettings, TlsFiles};
 
 use crate::frame::FrameSize;
 use crate::source::SourceSpec;
@@ -106,6 +106,16 @@ pub struct Config {
     /// of serving the "NO SIGNAL" placeholder: for a service manager that restarts the pipeline.
     #[arg(long, env = "FRAMECAST_EXIT_ON_EOF")]
     pub exit_on_eof: bool,
+
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. HTTP/2 is
+    /// offered by ALPN and HTTP/1.1 still served. The files are read again on SIGHUP and
+    /// when they change.
+    #[arg(long, env = "FRAMECAST_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert's certificate; needs --tls-cert.
+    #[arg(long, env = "FRAMECAST_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     /// List the cameras with their formats, sizes and rates, then exit.
     #[arg(long)]
@@ -223,6 +233,17 @@ impl Config {
         }
     }
 
+    /// `--tls-cert` and `--tls-key`, which clap lets through only together.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// What `--hls` and `--no-hls` ask for.
     pub fn hls_mode(&self) -> HlsMode {
         if self.no_hls { HlsMode::Off } else { self.hls }
@@ -245,6 +266,7 @@ impl Config {
             viewer_stall_seconds: given("viewer_stall_seconds")
                 .then_some(self.viewer_stall_seconds),
             exit_on_eof: switched_on("exit_on_eof", self.exit_on_eof),
+            tls: self.tls_files(),
             streams: StreamLayer {
                 size: given("size").then_some(self.size),
                 fps: given("fps").then_some(self.fps),
@@ -517,6 +539,10 @@ mod tests {
             "--viewer-stall-seconds",
             "9",
             "--exit-on-eof",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
             "--size",
             "320x240",
             "--fps",
@@ -544,6 +570,10 @@ mod tests {
                 jpeg_threads: Some(3),
                 viewer_stall_seconds: Some(9),
                 exit_on_eof: Some(true),
+                tls: Some(TlsFiles {
+                    cert: "c.pem".into(),
+                    key: "k.pem".into(),
+                }),
                 streams: StreamLayer {
                     size: Some(FrameSize::new(320, 240)),
                     fps: Some(12),
@@ -566,7 +596,7 @@ mod tests {
             .filter(|arg| !not_settings.contains(&arg.get_id().as_str()))
             .count();
         assert_eq!(
-            flag_count, 16,
+            flag_count, 18,
             "a new flag needs its place in given_server_flags"
         );
     }

@@ -4,6 +4,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -54,6 +55,15 @@ pub struct ServerSettings {
     pub viewer_stall_seconds: u16,
     /// Exit with status 1 when a source ends for good (standard input at its end).
     pub exit_on_eof: bool,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of the server's certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// One stream's settings, the file's and the flags' defaults applied.
@@ -175,6 +185,7 @@ impl Settings {
                 jpeg_threads: flags.jpeg_threads,
                 viewer_stall_seconds: flags.viewer_stall_seconds,
                 exit_on_eof: flags.exit_on_eof,
+                tls: flags.tls_files(),
             },
             streams: vec![StreamSettings {
                 name: StreamName(StreamName::MAIN.to_owned()),
@@ -208,6 +219,8 @@ pub struct ServerLayer {
     pub jpeg_threads: Option<u8>,
     pub viewer_stall_seconds: Option<u16>,
     pub exit_on_eof: Option<bool>,
+    /// `tls_cert` and `tls_key`, given together or not at all.
+    pub tls: Option<TlsFiles>,
     /// Defaults for every stream.
     pub streams: StreamLayer,
 }
@@ -237,6 +250,7 @@ impl ServerLayer {
             jpeg_threads: self.jpeg_threads.or(lower.jpeg_threads),
             viewer_stall_seconds: self.viewer_stall_seconds.or(lower.viewer_stall_seconds),
             exit_on_eof: self.exit_on_eof.or(lower.exit_on_eof),
+            tls: self.tls.or(lower.tls),
             streams: self.streams.or(lower.streams),
         }
     }
@@ -250,6 +264,7 @@ impl ServerLayer {
                 .viewer_stall_seconds
                 .unwrap_or(DEFAULT_VIEWER_STALL_SECONDS),
             exit_on_eof: self.exit_on_eof.unwrap_or(false),
+            tls: self.tls.clone(),
         }
     }
 }

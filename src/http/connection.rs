@@ -24,6 +24,15 @@
 //! has started is answered and the socket has taken the answers. A connection whose answers
 //! are not read then costs nothing while it waits, and holds at most a batch of requests.
 //!
+//! Over TLS (`server`, `tls`) the wrapper sits under the TLS layer: its socket is not offered
+//! to direct writers (they would bypass the encryption), but an HTTP/1.1 connection keeps the
+//! read gate ([`ConnectionReads`]), which then counts ciphertext bytes: a TLS record is
+//! decrypted only once whole, so it may take a few batches, but those come at once while
+//! the connection is idle. An HTTP/2 connection has it open ([`SharedConnection::ungate_reads`]):
+//! HTTP/2 answers requests side by side and needs the client's frames (WINDOW_UPDATE, PING)
+//! while answers are open, and it bounds what a client queues itself (the stream limit and
+//! flow control windows, RFC 9113 §5.1.2 and §5.2).
+//!
 //! Everything here runs on one actix worker thread (the dispatcher and its body are polled by
 //! the same task), hence `Rc` and `RefCell`; no borrow is ever held across an await.
 
@@ -69,6 +78,8 @@ struct Shared {
 /// the batch its request came in.
 #[derive(Debug)]
 struct ReadGate {
+    /// False once the gate is open for good (HTTP/2).
+    gated: Cell<bool>,
     /// Bytes actix may still read before it needs a new batch.
     credit_bytes: Cell<usize>,
     /// Requests that reached the app and whose response body has not ended.
@@ -82,6 +93,7 @@ struct ReadGate {
 impl ReadGate {
     fn new() -> Self {
         Self {
+            gated: Cell::new(true),
             credit_bytes: Cell::new(READ_BATCH_BYTES),
             open_responses: Cell::new(0),
             output_unflushed: Cell::new(false),
@@ -96,6 +108,9 @@ impl ReadGate {
     /// How many bytes actix may read now; `None` when it must wait, with its waker kept for
     /// when the connection is idle, or woken at once when a new batch is ready.
     fn allowance(&self, cx: &Context<'_>) -> Option<usize> {
+        if !self.gated.get() {
+            return Some(usize::MAX);
+        }
         let credit = self.credit_bytes.get();
         if credit > 0 {
             return Some(credit);
@@ -152,11 +167,25 @@ impl SharedConnection {
         }
     }
 
-    /// A handle for direct body writers, kept in the connection's extensions.
+    /// A handle for direct body writers, kept in the connection's extensions of a plain
+    /// TCP connection only.
     pub fn socket(&self) -> ConnectionSocket {
         ConnectionSocket {
             shared: self.shared.clone(),
         }
+    }
+
+    /// A handle for counting open answers ([`ReadGate`]), kept in the connection's
+    /// extensions of every HTTP/1 connection.
+    pub fn reads(&self) -> ConnectionReads {
+        ConnectionReads {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Opens the read gate for good: for HTTP/2, which must read while answers are open.
+    pub fn ungate_reads(&self) {
+        self.shared.reads.gated.set(false);
     }
 
     /// Runs `f` on the TCP stream (socket options when the connection is accepted).
@@ -253,7 +282,13 @@ pub struct ConnectionSocket {
     shared: Rc<Shared>,
 }
 
-impl ConnectionSocket {
+/// The connection's read gate as the middleware that counts open answers uses it.
+#[derive(Debug, Clone)]
+pub struct ConnectionReads {
+    shared: Rc<Shared>,
+}
+
+impl ConnectionReads {
     /// Counts a request as open until the returned guard is dropped, which the response body
     /// does when it ends; actix reads no new batch of requests meanwhile (see [`ReadGate`]).
     pub fn open_response(&self) -> OpenResponse {
@@ -263,7 +298,9 @@ impl ConnectionSocket {
             shared: self.shared.clone(),
         }
     }
+}
 
+impl ConnectionSocket {
     /// Resolves once actix has written everything it buffered before this call (the response
     /// head). Call it from the body, that is after actix has encoded the head.
     pub async fn actix_flushed(&self) {
@@ -418,6 +455,19 @@ mod tests {
         assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
         assert_eq!(gate.allowance(&cx), None, "renewed on the next poll");
         assert_eq!(gate.allowance(&cx), Some(READ_BATCH_BYTES));
+    }
+
+    #[test]
+    fn an_ungated_connection_reads_while_answers_are_open() {
+        let gate = ReadGate::new();
+        let (wakes, waker) = counting_waker();
+        let cx = Context::from_waker(&waker);
+        gate.gated.set(false);
+        gate.took(READ_BATCH_BYTES);
+        gate.open_responses.set(3);
+        gate.output_unflushed.set(true);
+        assert_eq!(gate.allowance(&cx), Some(usize::MAX));
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use actix_web::{HttpResponse, web};
 
 use super::AppState;
 use super::cache::CachePolicy;
-use super::connection::{ConnectionSocket, OpenResponse};
+use super::connection::{ConnectionReads, OpenResponse};
 
 /// Descriptors kept for everything but client connections: the listener, epoll and wake-up
 /// descriptors of every worker, pipes, files read at start, a camera.
@@ -133,8 +133,8 @@ pub async fn hold_reads_while_answering(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<AnswerBody>, Error> {
     let open = req
-        .conn_data::<ConnectionSocket>()
-        .map(ConnectionSocket::open_response);
+        .conn_data::<ConnectionReads>()
+        .map(ConnectionReads::open_response);
     let response = next.call(req).await?;
     Ok(response.map_body(|_, body| AnswerBody {
         body: body.boxed(),
