@@ -93,7 +93,10 @@ fn start(files: &CertFiles, trusted: &Path, extra: &[&str]) -> Server {
         if frames > 0 {
             return server;
         }
-        assert!(Instant::now() < deadline, "no frame over HTTPS: {fetched:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no frame over HTTPS: {fetched:?}"
+        );
         std::thread::sleep(POLL);
     }
 }
@@ -240,7 +243,11 @@ impl Streaming {
         let _ = self.child.wait();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let text = self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let text = self
+                .stderr
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             if !text.is_empty() || Instant::now() > deadline {
                 return text;
             }
@@ -258,8 +265,10 @@ impl Drop for Streaming {
 
 #[test]
 fn https_serves_pages_snapshots_and_status_over_http2_and_http11() {
-    if !require_clients(&["curl"], "https_serves_pages_snapshots_and_status_over_http2_and_http11")
-    {
+    if !require_clients(
+        &["curl"],
+        "https_serves_pages_snapshots_and_status_over_http2_and_http11",
+    ) {
         return;
     }
     let dir = temp_dir("pages");
@@ -269,18 +278,31 @@ fn https_serves_pages_snapshots_and_status_over_http2_and_http11() {
 
     for (flag, version) in [("--http1.1", "1.1"), ("--http2", "2")] {
         let page = fetch(&server, &trusted, flag, "/");
-        assert_eq!((page.status, page.http_version.as_str()), (200, version), "{page:?}");
-        assert!(String::from_utf8_lossy(&page.body).contains("<html"), "{page:?}");
+        assert_eq!(
+            (page.status, page.http_version.as_str()),
+            (200, version),
+            "{page:?}"
+        );
+        assert!(
+            String::from_utf8_lossy(&page.body).contains("<html"),
+            "{page:?}"
+        );
 
         let snapshot = fetch(&server, &trusted, flag, "/snapshot.jpg");
-        assert_eq!((snapshot.status, snapshot.http_version.as_str()), (200, version));
+        assert_eq!(
+            (snapshot.status, snapshot.http_version.as_str()),
+            (200, version)
+        );
         assert!(
             snapshot.body.starts_with(&[0xFF, 0xD8]) && snapshot.body.ends_with(&[0xFF, 0xD9]),
             "not a JPEG: {snapshot:?}"
         );
 
         let status = fetch(&server, &trusted, flag, "/status");
-        assert_eq!((status.status, status.http_version.as_str()), (200, version));
+        assert_eq!(
+            (status.status, status.http_version.as_str()),
+            (200, version)
+        );
         let json: serde_json::Value = serde_json::from_slice(&status.body).expect("JSON");
         assert!(json["source"]["frames"].as_u64().unwrap_or(0) > 0, "{json}");
     }
@@ -302,10 +324,18 @@ fn https_serves_pages_snapshots_and_status_over_http2_and_http11() {
 
     // Plain HTTP to the TLS port fails, and the server goes on serving.
     let (exit, _, stderr) = run_for_exit_code(
-        Command::new("curl").args(["-sS", "--max-time", "10", &format!("http://{}/status", server.addr)]),
+        Command::new("curl").args([
+            "-sS",
+            "--max-time",
+            "10",
+            &format!("http://{}/status", server.addr),
+        ]),
         CLIENT_LIMIT,
     );
-    assert!(exit.is_some_and(|code| code != 0), "plain HTTP answered: {stderr}");
+    assert!(
+        exit.is_some_and(|code| code != 0),
+        "plain HTTP answered: {stderr}"
+    );
     let status = fetch(&server, &trusted, "--http2", "/status");
     assert_eq!(status.status, 200, "{status:?}");
 }
@@ -342,7 +372,10 @@ fn hls_and_live_mp4_over_http2_and_ffmpeg_over_https() {
 
     // The media playlist, as the multivariant one names it, once it hints a part.
     let multivariant = fetch(&server, &trusted, "--http2", "/live.m3u8");
-    assert_eq!((multivariant.status, multivariant.http_version.as_str()), (200, "2"));
+    assert_eq!(
+        (multivariant.status, multivariant.http_version.as_str()),
+        (200, "2")
+    );
     let text = String::from_utf8_lossy(&multivariant.body).into_owned();
     let media_uri = text
         .lines()
@@ -369,7 +402,11 @@ fn hls_and_live_mp4_over_http2_and_ffmpeg_over_https() {
         "--http2",
         &format!("{media_path}?_HLS_msn={msn}&_HLS_part={index}"),
     );
-    assert_eq!((reload.status, reload.http_version.as_str()), (200, "2"), "{reload:?}");
+    assert_eq!(
+        (reload.status, reload.http_version.as_str()),
+        (200, "2"),
+        "{reload:?}"
+    );
     let text = String::from_utf8_lossy(&reload.body).into_owned();
     assert!(
         text.lines()
@@ -381,7 +418,11 @@ fn hls_and_live_mp4_over_http2_and_ffmpeg_over_https() {
     let live = Streaming::open(&server, &trusted, "--http2", "/live.mp4");
     let deadline = Instant::now() + WAIT_LIMIT;
     while live.bytes().windows(4).filter(|w| *w == b"moof").count() < 3 {
-        assert!(Instant::now() < deadline, "{} bytes of /live.mp4", live.bytes().len());
+        assert!(
+            Instant::now() < deadline,
+            "{} bytes of /live.mp4",
+            live.bytes().len()
+        );
         std::thread::sleep(POLL);
     }
     let mp4 = live.bytes();
@@ -392,7 +433,14 @@ fn hls_and_live_mp4_over_http2_and_ffmpeg_over_https() {
     std::fs::write(&mp4_file, &mp4).expect("write mp4");
     let (exit, out, err) = run_for_exit_code(
         Command::new("ffprobe")
-            .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_name",
+                "-of",
+                "csv=p=0",
+            ])
             .arg(&mp4_file),
         CLIENT_LIMIT,
     );
@@ -447,7 +495,11 @@ fn the_certificate_is_reloaded_on_sighup_and_on_change_without_dropping_streams(
     hang_up(&server);
     wait_until_trusted(&server, &second, "after SIGHUP");
     let old = fetch(&server, &first, "--http2", "/healthz");
-    assert_eq!(old.exit, Some(60), "the first certificate is still served: {old:?}");
+    assert_eq!(
+        old.exit,
+        Some(60),
+        "the first certificate is still served: {old:?}"
+    );
     let deadline = Instant::now() + WAIT_LIMIT;
     while !server
         .log_lines()
@@ -540,13 +592,24 @@ fn tls_settings_that_cannot_work_stop_the_start_naming_them() {
     let missing = dir.join("missing.pem").display().to_string();
     let (exit, stderr) = exit_of(&["--tls-cert", &missing, "--tls-key", &key]);
     assert_eq!(exit, Some(1), "{stderr}");
-    assert!(stderr.contains("missing.pem") && stderr.contains("cannot read"), "{stderr}");
+    assert!(
+        stderr.contains("missing.pem") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
 
     // A key that is not the certificate's.
     let (_, other_key) = self_signed("other.test");
     let other = dir.join("other-key.pem");
     std::fs::write(&other, other_key).expect("write key");
-    let (exit, stderr) = exit_of(&["--tls-cert", &cert, "--tls-key", &other.display().to_string()]);
+    let (exit, stderr) = exit_of(&[
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &other.display().to_string(),
+    ]);
     assert_eq!(exit, Some(1), "{stderr}");
-    assert!(stderr.contains("other-key.pem") && stderr.contains("does not go with"), "{stderr}");
+    assert!(
+        stderr.contains("other-key.pem") && stderr.contains("does not go with"),
+        "{stderr}"
+    );
 }

@@ -61,7 +61,8 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
         connections,
         shutdown: shutdown_signal,
     });
-    let server = http::serve(listener, state.clone(), certificate.clone()).map_err(Error::Server)?;
+    let server =
+        http::serve(listener, state.clone(), certificate.clone()).map_err(Error::Server)?;
     if let Some(certificate) = &certificate {
         tokio::spawn(certificate.clone().watch_files());
     }

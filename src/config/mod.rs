@@ -110,11 +110,21 @@ pub struct Config {
     /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. HTTP/2 is
     /// offered by ALPN and HTTP/1.1 still served. The files are read again on SIGHUP and
     /// when they change.
-    #[arg(long, env = "FRAMECAST_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "FRAMECAST_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
 
     /// The private key (PEM) of --tls-cert's certificate; needs --tls-cert.
-    #[arg(long, env = "FRAMECAST_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "FRAMECAST_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
 
     /// List the cameras with their formats, sizes and rates, then exit.

@@ -88,7 +88,9 @@ pub fn serve<T: 'static + Send + Sync>(
                         extensions.insert(io.reads());
                         connections.on_connect(extensions);
                     })
-                    .h1(map_config(app(state.clone(), configure), |_| AppConfig::default()));
+                    .h1(map_config(app(state.clone(), configure), |_| {
+                        AppConfig::default()
+                    }));
                 fn_service(|stream: TcpStream| async move {
                     let peer_addr = stream.peer_addr().ok();
                     Ok::<_, DispatchError>((SharedConnection::new(stream), peer_addr))
@@ -118,7 +120,9 @@ pub fn serve<T: 'static + Send + Sync>(
                         connections.on_connect(extensions);
                     },
                 )
-                .finish(map_config(app(state.clone(), configure), |_| AppConfig::default()));
+                .finish(map_config(app(state.clone(), configure), |_| {
+                    AppConfig::default()
+                }));
             fn_service(move |stream: TcpStream| {
                 let acceptor = acceptor.clone();
                 async move {

@@ -193,7 +193,12 @@ fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, TlsError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|file| file.take(MAX_PEM_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|error| TlsError(format!("TLS {what} {}: cannot read: {error}", path.display())))?;
+        .map_err(|error| {
+            TlsError(format!(
+                "TLS {what} {}: cannot read: {error}",
+                path.display()
+            ))
+        })?;
     if bytes.len() as u64 > MAX_PEM_BYTES {
         return Err(TlsError(format!(
             "TLS {what} {}: larger than {MAX_PEM_BYTES} bytes: not a PEM file",
@@ -246,7 +251,10 @@ mod tests {
         let config = certificate
             .server_config()
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert_eq!(
+            config.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
         assert_eq!(certificate.current().cert.len(), 1);
     }
 
@@ -265,21 +273,32 @@ mod tests {
             key: dir.join("key.pem"),
         };
         let text = message(&missing);
-        assert!(text.contains("absent.pem") && text.contains("cannot read"), "{text}");
+        assert!(
+            text.contains("absent.pem") && text.contains("cannot read"),
+            "{text}"
+        );
 
         let files = write_pair(&dir, "not pem at all\n", &key);
         let text = message(&files);
-        assert!(text.contains("cert.pem") && text.contains("no CERTIFICATE"), "{text}");
+        assert!(
+            text.contains("cert.pem") && text.contains("no CERTIFICATE"),
+            "{text}"
+        );
 
         let files = write_pair(&dir, &cert, "-----BEGIN NOTHING-----\n");
         let text = message(&files);
-        assert!(text.contains("key.pem") && text.contains("no PEM private key"), "{text}");
+        assert!(
+            text.contains("key.pem") && text.contains("no PEM private key"),
+            "{text}"
+        );
 
         // A certificate with some other key.
         let files = write_pair(&dir, &cert, &other_key);
         let text = message(&files);
         assert!(
-            text.contains("key.pem") && text.contains("does not go with") && text.contains("cert.pem"),
+            text.contains("key.pem")
+                && text.contains("does not go with")
+                && text.contains("cert.pem"),
             "{text}"
         );
     }
