@@ -307,6 +307,25 @@ fn https_serves_pages_snapshots_and_status_over_http2_and_http11() {
         assert!(json["source"]["frames"].as_u64().unwrap_or(0) > 0, "{json}");
     }
 
+    // Keep-alive over TLS and HTTP/1.1: the second request reuses the connection (the read
+    // gate opens again once the first answer has gone).
+    let (exit, out, stderr) = run_for_exit_code(
+        Command::new("curl")
+            .args(["-sS", "--http1.1", "--max-time", "20", "--cacert"])
+            .arg(&trusted)
+            .args([
+                "-o",
+                "/dev/null",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}/%{num_connects} ",
+            ])
+            .args([https(&server, "/status"), https(&server, "/healthz")]),
+        CLIENT_LIMIT,
+    );
+    assert_eq!((exit, out.trim()), (Some(0), "200/1 200/0"), "{stderr}");
+
     // An MJPEG stream over HTTP/2 through actix's body path: several whole parts.
     let stream = Streaming::open(&server, &trusted, "--http2", "/stream.mjpg");
     stream.wait_for_parts(5, "MJPEG over HTTP/2");
@@ -535,10 +554,11 @@ fn the_certificate_is_reloaded_on_sighup_and_on_change_without_dropping_streams(
     let kept = fetch(&server, &third, "--http2", "/healthz");
     assert_eq!(kept.status, 200, "{kept:?}");
     std::thread::sleep(Duration::from_secs(3));
+    // (A poll that caught an install between its two writes may have refused that pair too.)
     let refusals = server
         .log_lines()
         .iter()
-        .filter(|l| l.contains("TLS certificate not reloaded"))
+        .filter(|l| l.contains("TLS certificate not reloaded") && l.contains("no CERTIFICATE"))
         .count();
     assert_eq!(refusals, 1, "a broken file is reported once");
 
