@@ -569,6 +569,81 @@ fn the_certificate_is_reloaded_on_sighup_and_on_change_without_dropping_streams(
     assert!(log.contains("HTTP/2 200"), "{log}");
 }
 
+/// A TLS client connection to `addr` trusting only `trusted`, over HTTP/1.1.
+fn tls_connect(
+    trusted: &Path,
+    addr: std::net::SocketAddr,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let cert = rustls::pki_types::CertificateDer::from_pem_file(trusted).expect("PEM");
+    roots.add(cert).expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::from(addr.ip());
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let socket = std::net::TcpStream::connect(addr).expect("connect");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    rustls::StreamOwned::new(connection, socket)
+}
+
+#[test]
+fn a_viewer_that_stops_reading_over_tls_is_dropped() {
+    if !require_clients(&["curl"], "a_viewer_that_stops_reading_over_tls_is_dropped") {
+        return;
+    }
+    let dir = temp_dir("stall");
+    let files = CertFiles::new(&dir);
+    let trusted = files.install("first.test");
+    let args = [
+        "--no-hls",
+        "--size",
+        "1280x720",
+        "--viewer-stall-seconds",
+        "1",
+    ];
+    let server = start(&files, &trusted, &args);
+
+    let mut viewer = tls_connect(&trusted, server.addr);
+    std::io::Write::write_all(
+        &mut viewer,
+        b"GET /stream.mjpg HTTP/1.1\r\nHost: framecast\r\n\r\n",
+    )
+    .expect("request");
+    let mut head = [0u8; 512];
+    let n = viewer.read(&mut head).expect("response");
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head[..n])
+    );
+
+    // It reads nothing more: once the socket takes nothing for a second, the server closes
+    // the connection, and the viewer is gone from /status.
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        let status = fetch(&server, &trusted, "--http1.1", "/status");
+        let json: serde_json::Value = serde_json::from_slice(&status.body).expect("JSON");
+        let open = json["connections"]["open"].as_u64().unwrap_or(u64::MAX);
+        // This request's own connection.
+        if open <= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stalled viewer is still open: {json}"
+        );
+        std::thread::sleep(POLL);
+    }
+    drop(viewer);
+}
+
 /// Runs the binary with `args` until it exits (it must, with these errors).
 fn exit_of(args: &[&str]) -> (Option<i32>, String) {
     let (exit, _, stderr) = run_for_exit_code(

@@ -33,6 +33,12 @@
 //! while answers are open, and it bounds what a client queues itself (the stream limit and
 //! flow control windows, RFC 9113 §5.1.2 and §5.2).
 //!
+//! Over TLS the bodies actix writes have no stall guard of their own (a direct body has one),
+//! and actix waits for a socket without a time limit. So a TLS connection's wrapper bounds its
+//! writes ([`SharedConnection::limit_write_stalls`]): output the socket has not taken any of
+//! for that long fails the write, and actix closes the connection, as for a plain viewer that
+//! stopped reading.
+//!
 //! Everything here runs on one actix worker thread (the dispatcher and its body are polled by
 //! the same task), hence `Rc` and `RefCell`; no borrow is ever held across an await.
 
@@ -44,10 +50,12 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use rustix::net::{SendAncillaryBuffer, SendFlags};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 /// Request bytes actix may take ahead of its answers: a few browser requests, or a couple of
 /// hundred minimal ones, which bounds what one connection queues inside actix. Far below the
@@ -64,6 +72,38 @@ struct Shared {
     /// The direct body waiting for that flush.
     flush_waiter: RefCell<Option<Waker>>,
     reads: ReadGate,
+    writes: WriteStall,
+}
+
+/// How long actix's output may wait for a socket that takes nothing; off unless set.
+#[derive(Debug, Default)]
+struct WriteStall {
+    limit: Cell<Option<Duration>>,
+    /// Runs from the first write the socket refused since it last took bytes.
+    timer: RefCell<Option<Pin<Box<Sleep>>>>,
+}
+
+impl WriteStall {
+    /// Passes on a write's result; fails one that has waited past the limit, keeping
+    /// `cx`'s waker for the moment it does.
+    fn check<T>(&self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        let Some(limit) = self.limit.get() else {
+            return result;
+        };
+        if result.is_ready() {
+            self.timer.borrow_mut().take();
+            return result;
+        }
+        let mut timer = self.timer.borrow_mut();
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client took nothing for {} s", limit.as_secs()),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// When actix may read: while it has credit left, and for a new batch of credit once the
@@ -163,6 +203,7 @@ impl SharedConnection {
                 awaiting_actix_flush: Cell::new(false),
                 flush_waiter: RefCell::new(None),
                 reads: ReadGate::new(),
+                writes: WriteStall::default(),
             }),
         }
     }
@@ -181,6 +222,11 @@ impl SharedConnection {
         ConnectionReads {
             shared: self.shared.clone(),
         }
+    }
+
+    /// Fails a write the socket has taken nothing of for `limit` (see the module doc).
+    pub fn limit_write_stalls(&self, limit: Duration) {
+        self.shared.writes.limit.set(Some(limit));
     }
 
     /// Opens the read gate for good: for HTTP/2, which must read while answers are open.
@@ -232,8 +278,11 @@ impl AsyncWrite for SharedConnection {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.shared.reads.output_unflushed.set(true);
-        let mut stream = self.shared.stream()?;
-        Pin::new(&mut *stream).poll_write(cx, buf)
+        let written = {
+            let mut stream = self.shared.stream()?;
+            Pin::new(&mut *stream).poll_write(cx, buf)
+        };
+        self.shared.writes.check(cx, written)
     }
 
     fn poll_write_vectored(
@@ -242,8 +291,11 @@ impl AsyncWrite for SharedConnection {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.shared.reads.output_unflushed.set(true);
-        let mut stream = self.shared.stream()?;
-        Pin::new(&mut *stream).poll_write_vectored(cx, bufs)
+        let written = {
+            let mut stream = self.shared.stream()?;
+            Pin::new(&mut *stream).poll_write_vectored(cx, bufs)
+        };
+        self.shared.writes.check(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -455,6 +507,34 @@ mod tests {
         assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
         assert_eq!(gate.allowance(&cx), None, "renewed on the next poll");
         assert_eq!(gate.allowance(&cx), Some(READ_BATCH_BYTES));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_socket_refuses_past_the_limit_fails() {
+        let stall = WriteStall::default();
+        let (_wakes, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        // Off: a refused write just waits.
+        assert!(stall.check::<usize>(&mut cx, Poll::Pending).is_pending());
+        assert!(stall.timer.borrow().is_none());
+
+        stall.limit.set(Some(Duration::from_secs(5)));
+        assert!(stall.check::<usize>(&mut cx, Poll::Pending).is_pending());
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(stall.check::<usize>(&mut cx, Poll::Pending).is_pending());
+        // The socket takes a byte: the clock starts again.
+        assert!(matches!(
+            stall.check(&mut cx, Poll::Ready(Ok(1))),
+            Poll::Ready(Ok(1))
+        ));
+        assert!(stall.check::<usize>(&mut cx, Poll::Pending).is_pending());
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(stall.check::<usize>(&mut cx, Poll::Pending).is_pending());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        match stall.check::<usize>(&mut cx, Poll::Pending) {
+            Poll::Ready(Err(error)) => assert_eq!(error.kind(), io::ErrorKind::TimedOut),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

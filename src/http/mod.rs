@@ -140,5 +140,9 @@ pub fn serve(
         endless::shutdown_requested(&mut shutdown).await;
     };
     let connections = state.connections.clone();
+    let tls = tls.map(|certificate| server::TlsServing {
+        certificate,
+        write_stall: Duration::from_secs(u64::from(state.server.viewer_stall_seconds)),
+    });
     server::serve(listener, state, app, connections, tls, stop, SHUTDOWN_GRACE)
 }

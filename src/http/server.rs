@@ -14,7 +14,8 @@
 //! past the TLS layer would be cleartext on an encrypted stream: MJPEG and `/live.mp4` go
 //! through actix's ordinary body path there (`endless`), a copy per viewer that encryption
 //! costs anyway. The connection cap, the socket tuning and, for HTTP/1.1, the read gate hold
-//! as on plain connections; HTTP/2 has the gate open (see `connection`).
+//! as on plain connections; HTTP/2 has the gate open (see `connection`). The stall limit a
+//! direct body keeps is kept by the connection instead (`--viewer-stall-seconds`).
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -56,6 +57,13 @@ macro_rules! http_service {
     };
 }
 
+/// How HTTPS is served: with this certificate, each connection closed when its socket takes
+/// nothing for `write_stall`.
+pub struct TlsServing {
+    pub certificate: Arc<ServerCertificate>,
+    pub write_stall: Duration,
+}
+
 /// Serves `configure`'s routes with `state` on `listener` until `stop` resolves; then stops
 /// gracefully, giving open connections `shutdown_grace` to finish. With `tls`, HTTPS only.
 pub fn serve<T: 'static + Send + Sync>(
@@ -63,7 +71,7 @@ pub fn serve<T: 'static + Send + Sync>(
     state: web::Data<T>,
     configure: fn(&mut web::ServiceConfig),
     connections: Arc<ConnectionLimit>,
-    tls: Option<Arc<ServerCertificate>>,
+    tls: Option<TlsServing>,
     stop: impl Future<Output = ()> + Send + 'static,
     shutdown_grace: Duration,
 ) -> std::io::Result<Server> {
@@ -74,7 +82,11 @@ pub fn serve<T: 'static + Send + Sync>(
         .shutdown_signal(stop)
         .shutdown_timeout(shutdown_grace.as_secs())
         .max_concurrent_connections(actix_max_connections);
-    let Some(certificate) = tls else {
+    let Some(TlsServing {
+        certificate,
+        write_stall,
+    }) = tls
+    else {
         let server = builder
             .listen("framecast-http", listener, move || {
                 let connections = connections.clone();
@@ -127,7 +139,9 @@ pub fn serve<T: 'static + Send + Sync>(
                 let acceptor = acceptor.clone();
                 async move {
                     let peer_addr = stream.peer_addr().ok();
-                    let handshake = acceptor.accept(SharedConnection::new(stream));
+                    let connection = SharedConnection::new(stream);
+                    connection.limit_write_stalls(write_stall);
+                    let handshake = acceptor.accept(connection);
                     let tls = tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, handshake)
                         .await
                         .map_err(|_| {
