@@ -15,7 +15,7 @@
 //! | [`access`] | who may watch: the [`access::Grant`] a checked request carries (users, tokens, signed links) |
 //! | [`config`] | the command line, the environment and the configuration file (`--config`), resolved once into [`config::Settings`]: the server's and every stream's settings |
 //! | [`app`] | wiring: starts every stream's pipeline and the HTTP server; the running set of streams and its reload on SIGHUP; orderly shutdown |
-//! | [`http`] | the route table (each stream under `/streams/{name}/`, the first also at the root) and one file per resource; the table of served streams; the only place that knows status codes and cache policies; the MJPEG sender threads that write every MJPEG viewer's frames |
+//! | [`http`] | the route table (each stream under `/streams/{name}/`, the first also at the root) and one file per resource; the table of served streams; the only place that knows status codes and cache policies; the MJPEG sender threads that write every MJPEG viewer's frames; HTTPS and HTTP/2 with a reloadable certificate |
 //! | [`pipeline`] | one stream's threads: the source supervisor (placeholders, back-off), the JPEG workers, the H.264 thread, the H.264 decode stage for JPEG viewers of an H.264 source; the only code that sees the hub and the stages together |
 //! | [`hls`] | cutting parts and segments on the capture clock, the live window (pure) and its retention, waits and rendered playlists shared by all requests, HLS file names, blocking-reload rules |
 //! | [`hub`] | hand-over between the pipeline and viewers: latest-frame cells, demand, an H.264 source's current GOP, the JPEG rate cap, viewer registry, source health, counters |

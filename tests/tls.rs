@@ -341,6 +341,11 @@ fn https_serves_pages_snapshots_and_status_over_http2_and_http11() {
     let log = stream.stop();
     assert!(log.contains("HTTP/1.1 200"), "not HTTP/1.1:\n{log}");
 
+    // One HTTP/2 connection holds at most 100 requests open: past them, 503 at once.
+    let statuses = h2_statuses_on_one_connection(&trusted, server.addr, "/stream.mjpg?fps=1", 110);
+    let count = |code: u16| statuses.iter().filter(|s| **s == code).count();
+    assert_eq!((count(200), count(503)), (100, 10), "{statuses:?}");
+
     // Plain HTTP to the TLS port fails, and the server goes on serving.
     let (exit, _, stderr) = run_for_exit_code(
         Command::new("curl").args([
@@ -357,6 +362,64 @@ fn https_serves_pages_snapshots_and_status_over_http2_and_http11() {
     );
     let status = fetch(&server, &trusted, "--http2", "/status");
     assert_eq!(status.status, 200, "{status:?}");
+}
+
+/// Opens `count` requests for `path` at once on one HTTP/2 connection (the `h2` crate: curl
+/// spreads parallel requests over connections) and returns their statuses.
+fn h2_statuses_on_one_connection(
+    trusted: &Path,
+    addr: std::net::SocketAddr,
+    path: &str,
+    count: usize,
+) -> Vec<u16> {
+    use rustls::pki_types::pem::PemObject;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut roots = rustls::RootCertStore::empty();
+        let cert = rustls::pki_types::CertificateDer::from_pem_file(trusted).expect("PEM");
+        roots.add(cert).expect("root");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls::pki_types::ServerName::from(addr.ip());
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .expect("TLS");
+        let (send, connection) = h2::client::handshake(tls).await.expect("HTTP/2");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut responses = Vec::new();
+        for _ in 0..count {
+            let mut send = send.clone().ready().await.expect("ready");
+            let request = http::Request::get(format!("https://{addr}{path}"))
+                .body(())
+                .expect("request");
+            let (response, _) = send.send_request(request, true).expect("send");
+            responses.push(response);
+        }
+        let mut statuses = Vec::new();
+        // Bodies stay open (held in `bodies`) until every status is in.
+        let mut bodies = Vec::new();
+        for response in responses {
+            let response = tokio::time::timeout(Duration::from_secs(20), response)
+                .await
+                .expect("a response within 20 s")
+                .expect("response");
+            statuses.push(response.status().as_u16());
+            bodies.push(response.into_body());
+        }
+        statuses
+    })
 }
 
 /// The URI of the playlist's EXT-X-PRELOAD-HINT, if it has one.

@@ -1,5 +1,6 @@
-//! Wiring: starts the streams' pipelines and the HTTP server, reloads the configuration file
-//! on SIGHUP, and stops them in order when told to (SIGINT/SIGTERM, or a source's end with
+//! Wiring: starts the streams' pipelines and the HTTP server (HTTPS with a certificate, which
+//! is watched for changes), reloads the configuration file and the certificate on SIGHUP, and
+//! stops them in order when told to (SIGINT/SIGTERM, or a source's end with
 //! `--exit-on-eof`): endless responses end, the server finishes what is open and stops, then
 //! the pipeline threads stop. A second signal stops the server at once.
 

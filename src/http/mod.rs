@@ -7,6 +7,7 @@ mod direct_body;
 mod endless;
 mod error;
 mod frame_file;
+mod h2_streams;
 mod hls;
 mod limits;
 mod live_mp4;

@@ -14,7 +14,8 @@
 //! past the TLS layer would be cleartext on an encrypted stream: MJPEG and `/live.mp4` go
 //! through actix's ordinary body path there (`endless`), a copy per viewer that encryption
 //! costs anyway. The connection cap, the socket tuning and, for HTTP/1.1, the read gate hold
-//! as on plain connections; HTTP/2 has the gate open (see `connection`). The stall limit a
+//! as on plain connections; HTTP/2 has the gate open (see `connection`) and a bound on the
+//! requests it has open at once instead (`h2_streams`). The stall limit a
 //! direct body keeps is kept by the connection instead (`--viewer-stall-seconds`).
 
 use std::future::Future;
@@ -34,6 +35,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::connection::SharedConnection;
+use super::h2_streams::{self, Http2Streams};
 use super::limits::{self, ConnectionLimit, FD_HEADROOM};
 use super::tls::{ALPN_H2, ServerCertificate};
 use super::{request_log, tuning};
@@ -126,7 +128,9 @@ pub fn serve<T: 'static + Send + Sync>(
                         if let Err(error) = connection.with_stream(tuning::tune_connection) {
                             tracing::debug!(%error, "cannot tune the connection");
                         }
-                        if session.alpn_protocol() != Some(ALPN_H2) {
+                        if session.alpn_protocol() == Some(ALPN_H2) {
+                            extensions.insert(Http2Streams::default());
+                        } else {
                             extensions.insert(connection.reads());
                         }
                         connections.on_connect(extensions);
@@ -183,6 +187,7 @@ fn app<T: 'static>(
     >,
 > {
     App::new()
+        .wrap(from_fn(h2_streams::limit_open_streams))
         .wrap(from_fn(limits::refuse_over_cap))
         .wrap(from_fn(request_log::log_request))
         .wrap(from_fn(limits::hold_reads_while_answering))
