@@ -100,13 +100,14 @@ test: test-deps node_modules/.installed ## Check formatting and lints, then run 
 js-test: node-deps ## Unit-test the pages' pure JavaScript (static/) with node's test runner
 	node --test tests/js/*.test.mjs
 
-bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, bitrate on noise, many streams, an RTSP camera, credential checks, browser latency
+bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, the same over TLS and HTTP/2, bitrate on noise, many streams, an RTSP camera, credential checks, browser latency
 	$(CARGO) build $(CARGO_FLAGS) --release
 	$(CARGO) bench $(CARGO_FLAGS) --bench jpeg_stage
 	$(CARGO) bench $(CARGO_FLAGS) --bench h264_stage
 	$(CARGO) bench $(CARGO_FLAGS) --bench h264_decode
 	$(CARGO) bench $(CARGO_FLAGS) --bench mjpeg_load
 	$(CARGO) bench $(CARGO_FLAGS) --bench hls_load
+	$(CARGO) bench $(CARGO_FLAGS) --bench tls_load
 	$(CARGO) bench $(CARGO_FLAGS) --bench convert
 	$(CARGO) bench $(CARGO_FLAGS) --bench passthrough
 	$(CARGO) bench $(CARGO_FLAGS) --bench pipelined

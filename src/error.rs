@@ -24,6 +24,8 @@ pub enum Error {
     /// The key of signed links cannot be read or made; the message names the file.
     #[error("{0}")]
     SigningKey(String),
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(String),
     #[error("server error: {0}")]
     Server(#[source] std::io::Error),
 }

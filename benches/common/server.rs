@@ -17,8 +17,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Bounds one `/status` request.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The announcement `app::run` prints on standard output once it accepts connections.
+/// The announcement `app::run` prints on standard output once it accepts connections (with
+/// `https://` when it serves TLS).
 const ANNOUNCE_PREFIX: &str = "framecast listening on http://";
+const ANNOUNCE_PREFIX_TLS: &str = "framecast listening on https://";
 
 /// A framecast the generator started; killed when dropped.
 pub struct Spawned {
@@ -99,7 +101,10 @@ fn spawn_with_stdin(
     // Keeps reading after the announcement so the server never blocks on a full pipe.
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix(ANNOUNCE_PREFIX) {
+            let announced = line
+                .strip_prefix(ANNOUNCE_PREFIX)
+                .or_else(|| line.strip_prefix(ANNOUNCE_PREFIX_TLS));
+            if let Some(rest) = announced {
                 let _ = tx.send(rest.trim_end_matches('/').to_owned());
             }
         }

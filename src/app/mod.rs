@@ -1,5 +1,6 @@
-//! Wiring: starts the streams' pipelines and the HTTP server, reloads the configuration file
-//! on SIGHUP, and stops them in order when told to (SIGINT/SIGTERM, or a source's end with
+//! Wiring: starts the streams' pipelines and the HTTP server (HTTPS with a certificate, which
+//! is watched for changes), reloads the configuration file and the certificate on SIGHUP, and
+//! stops them in order when told to (SIGINT/SIGTERM, or a source's end with
 //! `--exit-on-eof`): endless responses end, the server finishes what is open and stops, then
 //! the pipeline threads stop. A second signal stops the server at once.
 
@@ -44,6 +45,13 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
         max_connections = connections.max(),
         "file descriptor limit"
     );
+    // Before the streams start: a certificate that does not load stops the start at once.
+    let certificate = match &settings.server.tls {
+        Some(files) => Some(
+            http::ServerCertificate::load(files).map_err(|error| Error::Tls(error.to_string()))?,
+        ),
+        None => None,
+    };
     let start_id = start_id();
     let streams = StreamSet::start(&settings, &start_id)?;
 
@@ -58,7 +66,11 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
         access: http::AccessControl::new(&settings.access),
         signing_key,
     });
-    let server = http::serve(listener, state.clone()).map_err(Error::Server)?;
+    let server =
+        http::serve(listener, state.clone(), certificate.clone()).map_err(Error::Server)?;
+    if let Some(certificate) = &certificate {
+        tokio::spawn(certificate.clone().watch_files());
+    }
     tokio::spawn(end_streams_on_shutdown(state.clone()));
     let shutdown = Arc::new(shutdown);
     tokio::spawn(stop_on_signals(shutdown.clone(), server.handle()));
@@ -67,6 +79,7 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
         launch.file,
         streams.clone(),
         state.clone(),
+        certificate,
     ));
     announce(addr, &settings);
     http::log_access_mode(addr, &settings.access);
@@ -144,12 +157,13 @@ async fn a_source_finished(streams: &StreamTable) -> String {
     }
 }
 
-/// On each SIGHUP reads the configuration file again and applies it; a file that no longer
-/// loads is refused with a log line, and the running streams stay as they are.
+/// On each SIGHUP reads the TLS certificate and the configuration file again and applies
+/// them; a file that no longer loads is refused with a log line, and what runs stays as it is.
 async fn reload_on_hangup(
     file: Option<ConfigFile>,
     streams: Arc<Mutex<StreamSet>>,
     state: web::Data<AppState>,
+    certificate: Option<Arc<http::ServerCertificate>>,
 ) {
     let mut hangups = match unix_signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
@@ -159,8 +173,13 @@ async fn reload_on_hangup(
         }
     };
     while hangups.recv().await.is_some() {
+        if let Some(certificate) = &certificate {
+            certificate.reload_logged("SIGHUP");
+        }
         let Some(file) = &file else {
-            tracing::warn!("SIGHUP: started without --config, so there is no file to reload");
+            if certificate.is_none() {
+                tracing::warn!("SIGHUP: started without --config, so there is no file to reload");
+            }
             continue;
         };
         let settings = match file.load() {
@@ -204,6 +223,11 @@ fn warn_of_settings_needing_a_restart(running: &crate::config::ServerSettings, n
     if new.server.signing_key_file != running.signing_key_file {
         kept.push("signing_key_file");
     }
+    if new.server.tls != running.tls {
+        // The files named at start are reloaded; other files or a switch of scheme need a
+        // new listener.
+        kept.push("tls_cert, tls_key");
+    }
     if !kept.is_empty() {
         tracing::warn!(
             settings = kept.join(", "),
@@ -243,7 +267,12 @@ async fn stop_on_signals(shutdown: Arc<watch::Sender<bool>>, server: ServerHandl
 fn announce(addr: SocketAddr, settings: &Settings) {
     let mut out = std::io::stdout().lock();
     // Ignored on purpose: a closed stdout must not stop the server.
-    let _ = writeln!(out, "framecast listening on http://{addr}/");
+    let scheme = if settings.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let _ = writeln!(out, "framecast listening on {scheme}://{addr}/");
     let _ = out.flush();
     for stream in &settings.streams {
         // A source may hold a URL with a password (`exec:… rtsp://user:pass@…`): its

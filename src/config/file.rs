@@ -22,7 +22,7 @@ use super::settings::{
     FPS_RANGE, HLS_IDLE_STOP_SECONDS_RANGE, HLS_PART_SECONDS_RANGE, HLS_SEGMENT_SECONDS_RANGE,
     HLS_WINDOW_RANGE, HlsMode, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE,
     MAX_CONNECTIONS_PER_ADDRESS_RANGE, MAX_VIEWERS_RANGE, MJPEG_FPS_RANGE, ServerLayer, Settings,
-    StreamLayer, StreamName, StreamSettings, VIEWER_STALL_SECONDS_RANGE,
+    StreamLayer, StreamName, StreamSettings, TlsFiles, VIEWER_STALL_SECONDS_RANGE,
 };
 use super::{parse_bitrate, parse_size};
 use crate::source::SourceSpec;
@@ -48,6 +48,8 @@ struct FileTable {
     limit_loopback_connections: Option<bool>,
     /// The key of signed links, in a file of its own; made there if missing.
     signing_key_file: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
     size: Option<Spanned<String>>,
     fps: Option<Spanned<WholeNumber>>,
     jpeg_quality: Option<Spanned<WholeNumber>>,
@@ -272,6 +274,7 @@ impl Resolver<'_> {
                 MAX_CONNECTIONS_PER_ADDRESS_RANGE,
             )?,
             limit_loopback_connections: file.limit_loopback_connections,
+            tls: self.tls_files(file.tls_cert, file.tls_key)?,
             streams: self.stream_layer(StreamKeys {
                 size: file.size,
                 fps: file.fps,
@@ -451,10 +454,33 @@ impl Resolver<'_> {
         if named.as_ref().trim().is_empty() {
             return Err(self.error(named.span(), "signing_key_file: empty path"));
         }
-        Ok(self.relative_to_file(Path::new(named.as_ref())))
+        Ok(self.beside_file(named.as_ref()))
     }
 
-    fn relative_to_file(&self, named: &Path) -> PathBuf {
+    /// `tls_cert` and `tls_key`, relative to the config file's directory: both or neither.
+    /// Whether they load is checked when the server starts.
+    fn tls_files(
+        &self,
+        cert: Option<Spanned<String>>,
+        key: Option<Spanned<String>>,
+    ) -> Result<Option<TlsFiles>, ConfigError> {
+        match (cert, key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: self.beside_file(cert.as_ref()),
+                key: self.beside_file(key.as_ref()),
+            })),
+            (Some(given), None) | (None, Some(given)) => Err(self.error(
+                given.span(),
+                "tls_cert and tls_key go together: give both (PEM files) to serve HTTPS, or \
+                 neither for plain HTTP",
+            )),
+        }
+    }
+
+    /// `named`, taken relative to the config file's directory when it is relative.
+    fn beside_file(&self, named: &str) -> PathBuf {
+        let named = Path::new(named);
         match self.path.parent() {
             Some(dir) if named.is_relative() => dir.join(named),
             _ => named.to_owned(),
@@ -759,6 +785,45 @@ mod tests {
     }
 
     #[test]
+    fn tls_files_go_together_and_are_taken_beside_the_file() {
+        const STREAM: &str = "[[streams]]\nname = \"a\"\nsource = \"test\"\n";
+        let settings = parse(
+            Path::new("/etc/framecast/cams.toml"),
+            &format!("tls_cert = \"cert.pem\"\ntls_key = \"/keys/key.pem\"\n{STREAM}"),
+            &ServerLayer::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            settings.server.tls,
+            Some(TlsFiles {
+                cert: "/etc/framecast/cert.pem".into(),
+                key: "/keys/key.pem".into(),
+            })
+        );
+        assert_eq!(parse_text(STREAM).map(|s| s.server.tls), Ok(None));
+        assert_eq!(
+            error_of(&format!("\ntls_key = \"key.pem\"\n{STREAM}")),
+            "cams.toml:2:11: tls_cert and tls_key go together: give both (PEM files) to serve \
+             HTTPS, or neither for plain HTTP"
+        );
+        // Flags given beside the file win over its pair.
+        let flags = ServerLayer {
+            tls: Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into(),
+            }),
+            ..ServerLayer::default()
+        };
+        let settings = parse(
+            Path::new("cams.toml"),
+            &format!("tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n{STREAM}"),
+            &flags,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.server.tls, flags.tls);
+    }
+
+    #[test]
     fn streams_take_the_top_of_the_file_and_override_it() {
         let text = r#"
 listen = "0.0.0.0:9000"
@@ -865,7 +930,7 @@ h264_bitrate = 800000
                 "cams.toml:1:1: unknown field `fpss`, expected one of `listen`, `jpeg_threads`, \
                  `viewer_stall_seconds`, `exit_on_eof`, `max_viewers`, \
                  `max_connections_per_address`, `limit_loopback_connections`, \
-                 `signing_key_file`, `size`, `fps`, `jpeg_quality`, \
+                 `signing_key_file`, `tls_cert`, `tls_key`, `size`, `fps`, `jpeg_quality`, \
                  `mjpeg_fps`, `drop_same_frames`, `hls`, `h264_bitrate`, `hls_segment_seconds`, \
                  `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, `streams`, `users`, \
                  `tokens`, `metrics_public`, `cors_allowed_origins`",

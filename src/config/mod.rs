@@ -34,7 +34,7 @@ use settings::{
     MAX_CONNECTIONS_PER_ADDRESS_RANGE, MAX_VIEWERS_RANGE, MJPEG_FPS_RANGE, ServerLayer,
     StreamLayer, VIEWER_STALL_SECONDS_RANGE,
 };
-pub use settings::{HlsMode, ServerSettings, Settings, StreamName, StreamSettings};
+pub use settings::{HlsMode, ServerSettings, Settings, StreamName, StreamSettings, TlsFiles};
 
 use crate::access::sign_url_command::SignUrlArgs;
 use crate::frame::FrameSize;
@@ -130,6 +130,26 @@ pub struct Config {
     /// of serving the "NO SIGNAL" placeholder: for a service manager that restarts the pipeline.
     #[arg(long, env = "FRAMECAST_EXIT_ON_EOF")]
     pub exit_on_eof: bool,
+
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. HTTP/2 is
+    /// offered by ALPN and HTTP/1.1 still served. The files are read again on SIGHUP and
+    /// when they change.
+    #[arg(
+        long,
+        env = "FRAMECAST_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert's certificate; needs --tls-cert.
+    #[arg(
+        long,
+        env = "FRAMECAST_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 
     /// List the cameras with their formats, sizes and rates, then exit.
     #[arg(long)]
@@ -273,6 +293,17 @@ impl Config {
         }
     }
 
+    /// `--tls-cert` and `--tls-key`, which clap lets through only together.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// What `--hls` and `--no-hls` ask for.
     pub fn hls_mode(&self) -> HlsMode {
         if self.no_hls { HlsMode::Off } else { self.hls }
@@ -302,6 +333,7 @@ impl Config {
                 "limit_loopback_connections",
                 self.limit_loopback_connections,
             ),
+            tls: self.tls_files(),
             streams: StreamLayer {
                 size: given("size").then_some(self.size),
                 fps: given("fps").then_some(self.fps),
@@ -579,6 +611,10 @@ mod tests {
             "--max-connections-per-address",
             "8",
             "--limit-loopback-connections",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
             "--size",
             "320x240",
             "--fps",
@@ -609,6 +645,10 @@ mod tests {
                 max_viewers: Some(50),
                 max_connections_per_address: Some(8),
                 limit_loopback_connections: Some(true),
+                tls: Some(TlsFiles {
+                    cert: "c.pem".into(),
+                    key: "k.pem".into(),
+                }),
                 streams: StreamLayer {
                     size: Some(FrameSize::new(320, 240)),
                     fps: Some(12),
@@ -631,7 +671,7 @@ mod tests {
             .filter(|arg| !not_settings.contains(&arg.get_id().as_str()))
             .count();
         assert_eq!(
-            flag_count, 19,
+            flag_count, 21,
             "a new flag needs its place in given_server_flags"
         );
     }

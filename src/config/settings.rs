@@ -4,6 +4,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -74,6 +75,15 @@ pub struct ServerSettings {
     /// The key file of signed links (`signing_key_file`, configuration file only: secrets live
     /// in files); `None`: signed links are off.
     pub signing_key_file: Option<std::path::PathBuf>,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of the server's certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// One stream's settings, the file's and the flags' defaults applied.
@@ -202,6 +212,7 @@ impl Settings {
                 max_connections_per_address: flags.max_connections_per_address,
                 limit_loopback_connections: flags.limit_loopback_connections,
                 signing_key_file: None,
+                tls: flags.tls_files(),
             },
             streams: vec![StreamSettings {
                 name: StreamName(StreamName::MAIN.to_owned()),
@@ -241,6 +252,8 @@ pub struct ServerLayer {
     pub max_viewers: Option<u32>,
     pub max_connections_per_address: Option<u32>,
     pub limit_loopback_connections: Option<bool>,
+    /// `tls_cert` and `tls_key`, given together or not at all.
+    pub tls: Option<TlsFiles>,
     /// Defaults for every stream.
     pub streams: StreamLayer,
 }
@@ -277,6 +290,7 @@ impl ServerLayer {
             limit_loopback_connections: self
                 .limit_loopback_connections
                 .or(lower.limit_loopback_connections),
+            tls: self.tls.or(lower.tls),
             streams: self.streams.or(lower.streams),
         }
     }
@@ -296,6 +310,7 @@ impl ServerLayer {
                 .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
             limit_loopback_connections: self.limit_loopback_connections.unwrap_or(false),
             signing_key_file: None,
+            tls: self.tls.clone(),
         }
     }
 }

@@ -24,6 +24,21 @@
 //! has started is answered and the socket has taken the answers. A connection whose answers
 //! are not read then costs nothing while it waits, and holds at most a batch of requests.
 //!
+//! Over TLS (`server`, `tls`) the wrapper sits under the TLS layer: its socket is not offered
+//! to direct writers (they would bypass the encryption), but an HTTP/1.1 connection keeps the
+//! read gate ([`ConnectionReads`]), which then counts ciphertext bytes: a TLS record is
+//! decrypted only once whole, so it may take a few batches, but those come at once while
+//! the connection is idle. An HTTP/2 connection has it open ([`SharedConnection::ungate_reads`]):
+//! HTTP/2 answers requests side by side and needs the client's frames (WINDOW_UPDATE, PING)
+//! while answers are open, and it bounds what a client queues itself (the stream limit and
+//! flow control windows, RFC 9113 §5.1.2 and §5.2).
+//!
+//! Over TLS the bodies actix writes have no stall guard of their own (a direct body has one),
+//! and actix waits for a socket without a time limit. So a TLS connection's wrapper bounds its
+//! writes ([`SharedConnection::limit_write_stalls`]): output the socket has not taken any of
+//! for that long fails the write, and actix closes the connection, as for a plain viewer that
+//! stopped reading.
+//!
 //! Everything here runs on one actix worker thread (the dispatcher and its body are polled by
 //! the same task), hence `Rc` and `RefCell`; no borrow is ever held across an await.
 
@@ -35,10 +50,12 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use rustix::net::{SendAncillaryBuffer, SendFlags};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 /// Request bytes actix may take ahead of its answers: a few browser requests, or a couple of
 /// hundred minimal ones, which bounds what one connection queues inside actix. Far below the
@@ -55,6 +72,38 @@ struct Shared {
     /// The direct body waiting for that flush.
     flush_waiter: RefCell<Option<Waker>>,
     reads: ReadGate,
+    writes: WriteStall,
+}
+
+/// How long actix's output may wait for a socket that takes nothing; off unless set.
+#[derive(Debug, Default)]
+struct WriteStall {
+    limit: Cell<Option<Duration>>,
+    /// Runs from the first write the socket refused since it last took bytes.
+    timer: RefCell<Option<Pin<Box<Sleep>>>>,
+}
+
+impl WriteStall {
+    /// Passes on a write's result; fails one that has waited past the limit, keeping
+    /// `cx`'s waker for the moment it does.
+    fn check<T>(&self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        let Some(limit) = self.limit.get() else {
+            return result;
+        };
+        if result.is_ready() {
+            self.timer.borrow_mut().take();
+            return result;
+        }
+        let mut timer = self.timer.borrow_mut();
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client took nothing for {} s", limit.as_secs()),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// When actix may read: while it has credit left, and for a new batch of credit once the
@@ -69,6 +118,8 @@ struct Shared {
 /// the batch its request came in.
 #[derive(Debug)]
 struct ReadGate {
+    /// False once the gate is open for good (HTTP/2).
+    gated: Cell<bool>,
     /// Bytes actix may still read before it needs a new batch.
     credit_bytes: Cell<usize>,
     /// Requests that reached the app and whose response body has not ended.
@@ -82,6 +133,7 @@ struct ReadGate {
 impl ReadGate {
     fn new() -> Self {
         Self {
+            gated: Cell::new(true),
             credit_bytes: Cell::new(READ_BATCH_BYTES),
             open_responses: Cell::new(0),
             output_unflushed: Cell::new(false),
@@ -96,6 +148,9 @@ impl ReadGate {
     /// How many bytes actix may read now; `None` when it must wait, with its waker kept for
     /// when the connection is idle, or woken at once when a new batch is ready.
     fn allowance(&self, cx: &Context<'_>) -> Option<usize> {
+        if !self.gated.get() {
+            return Some(usize::MAX);
+        }
         let credit = self.credit_bytes.get();
         if credit > 0 {
             return Some(credit);
@@ -148,15 +203,35 @@ impl SharedConnection {
                 awaiting_actix_flush: Cell::new(false),
                 flush_waiter: RefCell::new(None),
                 reads: ReadGate::new(),
+                writes: WriteStall::default(),
             }),
         }
     }
 
-    /// A handle for direct body writers, kept in the connection's extensions.
+    /// A handle for direct body writers, kept in the connection's extensions of a plain
+    /// TCP connection only.
     pub fn socket(&self) -> ConnectionSocket {
         ConnectionSocket {
             shared: self.shared.clone(),
         }
+    }
+
+    /// A handle for counting open answers ([`ReadGate`]), kept in the connection's
+    /// extensions of every HTTP/1 connection.
+    pub fn reads(&self) -> ConnectionReads {
+        ConnectionReads {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Fails a write the socket has taken nothing of for `limit` (see the module doc).
+    pub fn limit_write_stalls(&self, limit: Duration) {
+        self.shared.writes.limit.set(Some(limit));
+    }
+
+    /// Opens the read gate for good: for HTTP/2, which must read while answers are open.
+    pub fn ungate_reads(&self) {
+        self.shared.reads.gated.set(false);
     }
 
     /// Runs `f` on the TCP stream (socket options when the connection is accepted).
@@ -203,8 +278,11 @@ impl AsyncWrite for SharedConnection {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.shared.reads.output_unflushed.set(true);
-        let mut stream = self.shared.stream()?;
-        Pin::new(&mut *stream).poll_write(cx, buf)
+        let written = {
+            let mut stream = self.shared.stream()?;
+            Pin::new(&mut *stream).poll_write(cx, buf)
+        };
+        self.shared.writes.check(cx, written)
     }
 
     fn poll_write_vectored(
@@ -213,8 +291,11 @@ impl AsyncWrite for SharedConnection {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.shared.reads.output_unflushed.set(true);
-        let mut stream = self.shared.stream()?;
-        Pin::new(&mut *stream).poll_write_vectored(cx, bufs)
+        let written = {
+            let mut stream = self.shared.stream()?;
+            Pin::new(&mut *stream).poll_write_vectored(cx, bufs)
+        };
+        self.shared.writes.check(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -253,7 +334,13 @@ pub struct ConnectionSocket {
     shared: Rc<Shared>,
 }
 
-impl ConnectionSocket {
+/// The connection's read gate as the middleware that counts open answers uses it.
+#[derive(Debug, Clone)]
+pub struct ConnectionReads {
+    shared: Rc<Shared>,
+}
+
+impl ConnectionReads {
     /// Counts a request as open until the returned guard is dropped, which the response body
     /// does when it ends; actix reads no new batch of requests meanwhile (see [`ReadGate`]).
     pub fn open_response(&self) -> OpenResponse {
@@ -263,7 +350,9 @@ impl ConnectionSocket {
             shared: self.shared.clone(),
         }
     }
+}
 
+impl ConnectionSocket {
     /// Resolves once actix has written everything it buffered before this call (the response
     /// head). Call it from the body, that is after actix has encoded the head.
     pub async fn actix_flushed(&self) {
@@ -418,6 +507,47 @@ mod tests {
         assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
         assert_eq!(gate.allowance(&cx), None, "renewed on the next poll");
         assert_eq!(gate.allowance(&cx), Some(READ_BATCH_BYTES));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_socket_refuses_past_the_limit_fails() {
+        let stall = WriteStall::default();
+        let (_wakes, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        // Off: a refused write just waits.
+        assert!(stall.check::<usize>(&mut cx, Poll::Pending).is_pending());
+        assert!(stall.timer.borrow().is_none());
+
+        stall.limit.set(Some(Duration::from_secs(5)));
+        assert!(stall.check::<usize>(&mut cx, Poll::Pending).is_pending());
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(stall.check::<usize>(&mut cx, Poll::Pending).is_pending());
+        // The socket takes a byte: the clock starts again.
+        assert!(matches!(
+            stall.check(&mut cx, Poll::Ready(Ok(1))),
+            Poll::Ready(Ok(1))
+        ));
+        assert!(stall.check::<usize>(&mut cx, Poll::Pending).is_pending());
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(stall.check::<usize>(&mut cx, Poll::Pending).is_pending());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        match stall.check::<usize>(&mut cx, Poll::Pending) {
+            Poll::Ready(Err(error)) => assert_eq!(error.kind(), io::ErrorKind::TimedOut),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_ungated_connection_reads_while_answers_are_open() {
+        let gate = ReadGate::new();
+        let (wakes, waker) = counting_waker();
+        let cx = Context::from_waker(&waker);
+        gate.gated.set(false);
+        gate.took(READ_BATCH_BYTES);
+        gate.open_responses.set(3);
+        gate.output_unflushed.set(true);
+        assert_eq!(gate.allowance(&cx), Some(usize::MAX));
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::hub::{NewViewer, ViewerBudget, ViewerGuard, ViewerRefusal};
 
 use super::AppState;
 use super::cache::CachePolicy;
-use super::connection::{ConnectionSocket, OpenResponse};
+use super::connection::{ConnectionReads, OpenResponse};
 use super::streams::ServedStream;
 
 /// Descriptors kept for everything but client connections: the listener, epoll and wake-up
@@ -323,8 +323,8 @@ pub async fn hold_reads_while_answering(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<AnswerBody>, Error> {
     let open = req
-        .conn_data::<ConnectionSocket>()
-        .map(ConnectionSocket::open_response);
+        .conn_data::<ConnectionReads>()
+        .map(ConnectionReads::open_response);
     let response = next.call(req).await?;
     Ok(response.map_body(|_, body| AnswerBody {
         body: body.boxed(),

@@ -8,6 +8,7 @@ mod direct_body;
 mod endless;
 mod error;
 mod frame_file;
+mod h2_streams;
 mod hls;
 mod limits;
 mod live_mp4;
@@ -24,12 +25,14 @@ mod snapshot;
 mod static_files;
 mod status;
 pub mod streams;
+mod tls;
 mod tuning;
 
 pub use access::{AccessControl, log_access_mode};
 pub use error::HttpError;
 pub use limits::{ConnectionLimit, raise_fd_limit};
 pub use mjpeg_sender::MjpegSender;
+pub use tls::{ServerCertificate, TlsError};
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -139,13 +142,21 @@ fn app(cfg: &mut web::ServiceConfig) {
     cfg.default_service(web::to(not_found));
 }
 
-/// Starts serving on an already bound listener. The returned server runs until the state's
-/// `shutdown` signal turns true.
-pub fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
+/// Starts serving on an already bound listener, HTTPS only when given a certificate. The
+/// returned server runs until the state's `shutdown` signal turns true.
+pub fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    tls: Option<Arc<ServerCertificate>>,
+) -> std::io::Result<Server> {
     let mut shutdown = state.shutdown.clone();
     let stop = async move {
         endless::shutdown_requested(&mut shutdown).await;
     };
     let connections = state.connections.clone();
-    server::serve(listener, state, app, connections, stop, SHUTDOWN_GRACE)
+    let tls = tls.map(|certificate| server::TlsServing {
+        certificate,
+        write_stall: Duration::from_secs(u64::from(state.server.viewer_stall_seconds)),
+    });
+    server::serve(listener, state, app, connections, tls, stop, SHUTDOWN_GRACE)
 }

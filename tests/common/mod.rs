@@ -37,6 +37,12 @@ impl Server {
         server
     }
 
+    /// Like [`Server::start`] without waiting for a frame (which it looks for over plain
+    /// HTTP): for a server serving HTTPS, whose test waits over TLS itself.
+    pub fn start_announced(args: &[&str]) -> Self {
+        Self::spawn(args, Stdio::null()).0
+    }
+
     /// Like [`Server::start`], with standard input a pipe the test writes into (for
     /// `--source pipe:…`); dropping the returned handle is the source's end of file.
     pub fn start_with_stdin(args: &[&str]) -> (Self, ChildStdin) {
@@ -119,7 +125,10 @@ impl Server {
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             while let Some(Ok(line)) = lines.next() {
-                if let Some(rest) = line.strip_prefix("framecast listening on http://") {
+                let announced = line
+                    .strip_prefix("framecast listening on http://")
+                    .or_else(|| line.strip_prefix("framecast listening on https://"));
+                if let Some(rest) = announced {
                     let _ = tx.send(rest.trim_end_matches('/').to_owned());
                 }
             }
