@@ -24,9 +24,10 @@ BUILD_PKGS := build-essential pkg-config cmake nasm libclang-dev
 # through python3-gi, x264enc (ugly), h264parse and x265enc (bad), and GLib's TLS for rtsps://
 # (glib-networking). Defined before TEST_PKGS,
 # which `:=` expands where it stands.
+# nginx runs contrib/nginx.conf as a caching edge in front of framecast (tests/edge_cache.rs).
 RTSP_SERVER_PKGS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad glib-networking
-TEST_PKGS := ffmpeg chromium firefox-esr vlc-bin vlc-plugin-base fonts-dejavu-core openssl \
+TEST_PKGS := ffmpeg chromium firefox-esr vlc-bin vlc-plugin-base fonts-dejavu-core openssl nginx \
 	$(RTSP_SERVER_PKGS)
 # node and npm run the browser tests; any node >= 18 on PATH will do, otherwise Debian's.
 NODE_PKGS := $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)

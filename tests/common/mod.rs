@@ -5,6 +5,7 @@
 pub mod chromium;
 pub mod h264_bytes;
 pub mod hls_fetch;
+pub mod nginx_edge;
 pub mod rtsp_replay;
 pub mod rtsp_server;
 
