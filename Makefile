@@ -19,12 +19,12 @@ CARGO_FLAGS := --locked
 # several times slower), libclang for bindgen.
 BUILD_PKGS := build-essential pkg-config cmake nasm libclang-dev
 # The real clients the black-box tests drive (Firefox for the page and stream in Gecko). A font so that Chromium's screenshots have text
-# (Chromium only recommends one, and recommends are not installed).
+# (Chromium only recommends one, and recommends are not installed). nginx runs
+# contrib/nginx.conf as a caching edge in front of framecast (tests/edge_cache.rs).
 # The RTSP server of the RTSP source tests (tests/fixtures/rtsp_server.py): gst-rtsp-server
 # through python3-gi, x264enc (ugly), h264parse and x265enc (bad), and GLib's TLS for rtsps://
 # (glib-networking). Defined before TEST_PKGS,
 # which `:=` expands where it stands.
-# nginx runs contrib/nginx.conf as a caching edge in front of framecast (tests/edge_cache.rs).
 RTSP_SERVER_PKGS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad glib-networking
 TEST_PKGS := ffmpeg chromium firefox-esr vlc-bin vlc-plugin-base fonts-dejavu-core openssl nginx \
@@ -100,7 +100,7 @@ test: test-deps node_modules/.installed ## Check formatting and lints, then run 
 js-test: node-deps ## Unit-test the pages' pure JavaScript (static/) with node's test runner
 	node --test tests/js/*.test.mjs
 
-bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, bitrate on noise, many streams, an RTSP camera, browser latency
+bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, bitrate on noise, many streams, an RTSP camera, an nginx edge, browser latency
 	$(CARGO) build $(CARGO_FLAGS) --release
 	$(CARGO) bench $(CARGO_FLAGS) --bench jpeg_stage
 	$(CARGO) bench $(CARGO_FLAGS) --bench h264_stage
@@ -114,6 +114,7 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 	$(CARGO) bench $(CARGO_FLAGS) --bench noise_bitrate
 	$(CARGO) bench $(CARGO_FLAGS) --bench many_streams
 	$(CARGO) bench $(CARGO_FLAGS) --bench rtsp_camera
+	$(CARGO) bench $(CARGO_FLAGS) --bench edge_cache
 	node benches/browser_latency.mjs
 
 # Every parser of outside bytes is fuzzed: the MJPEG pipe splitter, the playlist parser and

@@ -158,9 +158,9 @@ fn listed_part_of(addr: SocketAddr, multivariant: &str) -> (String, String) {
     let (_, text) = common::hls_fetch::media_playlist(addr, &media);
     let uri = text
         .lines()
+        .rev()
         .filter(|line| line.starts_with("#EXT-X-PART:"))
-        .filter_map(|line| line.split("URI=\"").nth(1)?.split('"').next())
-        .last()
+        .find_map(|line| line.split("URI=\"").nth(1)?.split('"').next())
         .expect("a part in the playlist")
         .to_owned();
     (media.clone(), common::hls_fetch::sibling(&media, &uri))

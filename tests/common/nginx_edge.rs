@@ -165,6 +165,20 @@ impl NginxEdge {
         read_log(&self.dir.join("tap.log"))
     }
 
+    /// The master's process id and its workers' (proc(5) `children`), for CPU figures.
+    pub fn process_ids(&self) -> Vec<u32> {
+        let master = self.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default();
+        std::iter::once(master)
+            .chain(
+                children
+                    .split_whitespace()
+                    .filter_map(|pid| pid.parse().ok()),
+            )
+            .collect()
+    }
+
     /// nginx's warnings and errors so far.
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
