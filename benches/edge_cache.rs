@@ -6,7 +6,9 @@
 //! 100 ms). Also: how many requests the edge answered from its cache and how many reached
 //! framecast (from the edge's access log), and nginx's and framecast's CPU.
 //!
-//! Env: `EDGE_BENCH_SECONDS` (10 per viewer count), `EDGE_BENCH_VIEWERS` (`1,10,100`).
+//! Env: `EDGE_BENCH_SECONDS` (10 per viewer count), `EDGE_BENCH_VIEWERS` (`1,10,100`),
+//! `FRAMECAST_EDGE_CONF` (another file in place of `contrib/nginx.conf`, e.g. one with
+//! `proxy_cache_lock off`).
 //! Figures only, no asserts.
 
 #[path = "common/llhls_viewer.rs"]

@@ -35,9 +35,11 @@ const EDGE_LOG_FORMAT: &str = "$request_method $request_uri $status $upstream_ca
 /// credentials (never the credentials themselves).
 const TAP_LOG_FORMAT: &str = "$request_method $request_uri $status $tap_credentials";
 
-/// The contrib file, as shipped.
+/// The contrib file, as shipped; `FRAMECAST_EDGE_CONF` names another to compare (the bench).
 pub fn contrib_conf() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/nginx.conf")
+    std::env::var_os("FRAMECAST_EDGE_CONF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/nginx.conf"))
 }
 
 /// One line of an access log.
