@@ -20,14 +20,15 @@ CARGO_FLAGS := --locked
 BUILD_PKGS := build-essential pkg-config cmake nasm libclang-dev
 # The real clients the black-box tests drive (Firefox for the page and stream in Gecko). A font so that Chromium's screenshots have text
 # (Chromium only recommends one, and recommends are not installed). Python's Prometheus parser
-# reads /metrics (tests/metrics.rs).
+# reads /metrics (tests/metrics.rs). nginx runs contrib/nginx.conf as a caching edge in front
+# of framecast (tests/edge_cache.rs).
 # The RTSP server of the RTSP source tests (tests/fixtures/rtsp_server.py): gst-rtsp-server
 # through python3-gi, x264enc (ugly), h264parse and x265enc (bad), and GLib's TLS for rtsps://
 # (glib-networking). Defined before TEST_PKGS,
 # which `:=` expands where it stands.
 RTSP_SERVER_PKGS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad glib-networking
-TEST_PKGS := ffmpeg chromium firefox-esr vlc-bin vlc-plugin-base fonts-dejavu-core openssl \
+TEST_PKGS := ffmpeg chromium firefox-esr vlc-bin vlc-plugin-base fonts-dejavu-core openssl nginx \
 	python3-prometheus-client $(RTSP_SERVER_PKGS)
 # node and npm run the browser tests; any node >= 18 on PATH will do, otherwise Debian's.
 NODE_PKGS := $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
@@ -100,7 +101,7 @@ test: test-deps node_modules/.installed ## Check formatting and lints, then run 
 js-test: node-deps ## Unit-test the pages' pure JavaScript (static/) with node's test runner
 	node --test tests/js/*.test.mjs
 
-bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, the same over TLS and HTTP/2, bitrate on noise, many streams, an RTSP camera, credential checks, browser latency
+bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, the same over TLS and HTTP/2, bitrate on noise, many streams, an RTSP camera, credential checks, an nginx edge, browser latency
 	$(CARGO) build $(CARGO_FLAGS) --release
 	$(CARGO) bench $(CARGO_FLAGS) --bench jpeg_stage
 	$(CARGO) bench $(CARGO_FLAGS) --bench h264_stage
@@ -116,6 +117,7 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 	$(CARGO) bench $(CARGO_FLAGS) --bench many_streams
 	$(CARGO) bench $(CARGO_FLAGS) --bench rtsp_camera
 	$(CARGO) bench $(CARGO_FLAGS) --bench auth_check
+	$(CARGO) bench $(CARGO_FLAGS) --bench edge_cache
 	node benches/browser_latency.mjs
 
 # Every parser of outside bytes is fuzzed: the MJPEG pipe splitter, the playlist parser and

@@ -6,7 +6,6 @@
 //! | `/stream.mjpg`, `/live.mp4`, `/snapshot.jpg`, `/status`, `/healthz`, every error | [`CachePolicy::Live`] |
 //! | pages, `/static/*`, `/live.m3u8`, a media playlist without blocking parameters | [`CachePolicy::Revalidate`] |
 //! | a media playlist answering a blocking reload | [`CachePolicy::BlockingPlaylist`] |
-//! | a playlist fetched with a signed link (its URIs carry that link) | [`CachePolicy::SignedPlaylist`] |
 //! | init sections, segments, parts (named per server start) | [`CachePolicy::Immutable`] |
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderName};
@@ -23,9 +22,6 @@ pub enum CachePolicy {
     BlockingPlaylist,
     /// Never changes under its name.
     Immutable,
-    /// Lists URIs carrying one signed link's query: not for shared caches, which would hand
-    /// one viewer's link to others; asked for again each time, like the others.
-    SignedPlaylist,
 }
 
 impl CachePolicy {
@@ -35,7 +31,6 @@ impl CachePolicy {
             Self::Revalidate => "no-cache",
             Self::BlockingPlaylist => "public, max-age=6",
             Self::Immutable => "public, max-age=31536000, immutable",
-            Self::SignedPlaylist => "private, no-cache",
         }
     }
 

@@ -61,11 +61,12 @@ pub async fn multivariant(req: HttpRequest, stream: Served) -> Result<HttpRespon
         .multivariant_playlist(&media_uri)
         .ok_or_else(|| HttpError::Unavailable("no video yet".into()))?;
     let text = playlist.render();
-    let (text, cache) = match signed_link_of(&req) {
-        Some(link) => (carry_query(&text, &link.query), CachePolicy::SignedPlaylist),
-        // A playlist without blocking parameters changes every part.
-        None => (text, CachePolicy::Revalidate),
+    let text = match signed_link_of(&req) {
+        Some(link) => carry_query(&text, &link.query),
+        None => text,
     };
+    // A playlist without blocking parameters changes every part.
+    let cache = CachePolicy::Revalidate;
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, PLAYLIST_TYPE))
         .insert_header(cache.header())
@@ -125,13 +126,15 @@ async fn media_playlist(req: &HttpRequest, store: &HlsStore) -> Result<HttpRespo
         gzip: accepts_gzip(req) && signed.is_none(),
     };
     let shared = store.rendered_playlist(variant);
-    let (body, cache) = match &signed {
-        Some(link) => (
-            signed_playlist(&shared, &link.query)?,
-            CachePolicy::SignedPlaylist,
-        ),
-        None if request.target.is_some() => (shared, CachePolicy::BlockingPlaylist),
-        None => (shared, CachePolicy::Revalidate),
+    let body = match &signed {
+        Some(link) => signed_playlist(&shared, &link.query)?,
+        None => shared,
+    };
+    // A signed playlist is cached like any other: a cache keys it by its whole URI, link
+    // included, so it only ever goes to holders of the same link.
+    let cache = match request.target {
+        Some(_) => CachePolicy::BlockingPlaylist,
+        None => CachePolicy::Revalidate,
     };
     let mut response = HttpResponse::Ok();
     response

@@ -5,6 +5,7 @@
 pub mod chromium;
 pub mod h264_bytes;
 pub mod hls_fetch;
+pub mod nginx_edge;
 pub mod rtsp_replay;
 pub mod rtsp_server;
 
@@ -635,4 +636,31 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
         .unwrap_or(0)
+}
+
+/// Runs the framecast binary with `args` (a command such as `sign-url`, not a server) and no
+/// `FRAMECAST_*` settings from the environment: (exit code, stdout, stderr).
+pub fn run_framecast(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_framecast"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("FRAMECAST_") {
+            command.env_remove(name);
+        }
+    }
+    command.env_remove("RUST_LOG").args(args);
+    run_for_exit_code(&mut command, Duration::from_secs(30))
+}
+
+/// `framecast sign-url --config CONFIG PATH EXTRA…`: the link it prints (the path and its
+/// `?exp=…&sig=…`).
+pub fn sign_url(config: &std::path::Path, path: &str, extra: &[&str]) -> String {
+    let config = config.to_str().expect("a UTF-8 path");
+    let mut args = vec!["sign-url", "--config", config, path];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = run_framecast(&args);
+    assert_eq!(code, Some(0), "sign-url {path}: {stderr}");
+    let link = stdout.trim().to_owned();
+    assert!(link.starts_with(&format!("{path}?exp=")), "{link}");
+    assert!(link.contains("&sig="), "{link}");
+    link
 }
