@@ -8,6 +8,7 @@
 mod common;
 
 use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -454,10 +455,12 @@ fn ffmpeg_and_vlc_play_with_credentials_in_the_url() {
     );
 
     // VLC, as an unprivileged user, with a user's name and password in the URL.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("auth-vlc");
+    // Under the system's temporary directory: the unprivileged user cannot reach the
+    // target directory when the project lives in root's home.
+    let dir = std::env::temp_dir().join(format!("framecast-auth-vlc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    let _ = Command::new("chmod").arg("777").arg(&dir).status();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod 777");
     let mut vlc = if running_as_root() {
         let mut setpriv = Command::new("setpriv");
         setpriv.args(SETPRIV_NOBODY).arg("cvlc");
