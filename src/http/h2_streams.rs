@@ -6,18 +6,14 @@
 //! request is answered `503` with `Retry-After` at once, as a connection over the cap is.
 
 use std::cell::Cell;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
 use actix_web::Error;
-use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::RETRY_AFTER;
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
 
-use super::cache::CachePolicy;
+use super::limits::{HeldBody, unavailable};
 
 /// Requests one HTTP/2 connection may have open (their bodies not ended).
 pub const MAX_OPEN_STREAMS: usize = 100;
@@ -31,7 +27,7 @@ pub struct Http2Streams {
 }
 
 /// Counts one request open until dropped with its response body.
-struct OpenStream(Rc<Cell<usize>>);
+pub struct OpenStream(Rc<Cell<usize>>);
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
@@ -44,53 +40,21 @@ impl Drop for OpenStream {
 pub async fn limit_open_streams(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<CountedBody>, Error> {
+) -> Result<ServiceResponse<HeldBody<OpenStream>>, Error> {
     let Some(streams) = req.conn_data::<Http2Streams>().cloned() else {
         let response = next.call(req).await?;
-        return Ok(response.map_body(|_, body| CountedBody {
-            body: body.boxed(),
-            _open: None,
-        }));
+        return Ok(response.map_body(|_, body| HeldBody::new(body, None)));
     };
     if streams.open.get() >= MAX_OPEN_STREAMS {
-        let response = HttpResponse::ServiceUnavailable()
-            .insert_header(CachePolicy::Live.header())
-            .insert_header((RETRY_AFTER, RETRY_AFTER_S))
-            .content_type("text/plain; charset=utf-8")
-            .body(format!(
-                "too many requests open on this connection (at most {MAX_OPEN_STREAMS})\n"
-            ));
+        let response = unavailable(RETRY_AFTER_S).body(format!(
+            "too many requests open on this connection (at most {MAX_OPEN_STREAMS})\n"
+        ));
         return Ok(req
             .into_response(response)
-            .map_body(|_, body| CountedBody { body, _open: None }));
+            .map_body(|_, body| HeldBody::new(body, None)));
     }
     streams.open.set(streams.open.get() + 1);
     let open = OpenStream(streams.open.clone());
     let response = next.call(req).await?;
-    Ok(response.map_body(|_, body| CountedBody {
-        body: body.boxed(),
-        _open: Some(open),
-    }))
-}
-
-/// A response body that keeps its request counted open until it ends (actix drops a body as
-/// soon as it has its last chunk).
-pub struct CountedBody {
-    body: BoxBody,
-    _open: Option<OpenStream>,
-}
-
-impl MessageBody for CountedBody {
-    type Error = <BoxBody as MessageBody>::Error;
-
-    fn size(&self) -> BodySize {
-        self.body.size()
-    }
-
-    fn poll_next(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<web::Bytes, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_next(cx)
-    }
+    Ok(response.map_body(|_, body| HeldBody::new(body, Some(open))))
 }

@@ -268,16 +268,17 @@ pub async fn refuse_over_cap(
         }
     }
     // The connection ends after this answer: it would only be refused again.
-    let response = unavailable().force_close().body(text);
+    let response = unavailable(RETRY_AFTER_S).force_close().body(text);
     Ok(req.into_response(response).map_into_right_body())
 }
 
 /// A 503 with `Retry-After`, for a one-line reason as its body.
-fn unavailable() -> HttpResponseBuilder {
+/// 503 with `Retry-After: retry_after_s`, never cached, for a one-line text reason.
+pub(super) fn unavailable(retry_after_s: u32) -> HttpResponseBuilder {
     let mut response = HttpResponse::ServiceUnavailable();
     response
         .insert_header(CachePolicy::Live.header())
-        .insert_header((RETRY_AFTER, RETRY_AFTER_S))
+        .insert_header((RETRY_AFTER, retry_after_s))
         .content_type("text/plain; charset=utf-8");
     response
 }
@@ -312,7 +313,7 @@ pub fn admit_viewer(
 
 /// The answer to a viewer [`admit_viewer`] refused: 503 with `Retry-After` and the reason.
 pub fn refusal_response(refusal: ViewerRefusal) -> HttpResponse {
-    unavailable().body(format!("{refusal}\n"))
+    unavailable(RETRY_AFTER_S).body(format!("{refusal}\n"))
 }
 
 /// Counts the request as open on its connection until its response body ends, so that the
@@ -321,25 +322,31 @@ pub fn refusal_response(refusal: ViewerRefusal) -> HttpResponse {
 pub async fn hold_reads_while_answering(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<AnswerBody>, Error> {
+) -> Result<ServiceResponse<HeldBody<OpenResponse>>, Error> {
     let open = req
         .conn_data::<ConnectionReads>()
         .map(ConnectionReads::open_response);
     let response = next.call(req).await?;
-    Ok(response.map_body(|_, body| AnswerBody {
-        body: body.boxed(),
-        _open: open,
-    }))
+    Ok(response.map_body(|_, body| HeldBody::new(body, open)))
 }
 
-/// A response body that keeps its request counted open until it ends (actix drops a body as
-/// soon as it has its last chunk, or at once when it has none).
-pub struct AnswerBody {
+/// A response body that holds `held` (a guard that counts its request open) until the body
+/// ends: actix drops a body as soon as it has its last chunk, or at once when it has none.
+pub struct HeldBody<G> {
     body: BoxBody,
-    _open: Option<OpenResponse>,
+    _held: Option<G>,
 }
 
-impl MessageBody for AnswerBody {
+impl<G> HeldBody<G> {
+    pub fn new(body: impl MessageBody + 'static, held: Option<G>) -> Self {
+        Self {
+            body: body.boxed(),
+            _held: held,
+        }
+    }
+}
+
+impl<G: Unpin> MessageBody for HeldBody<G> {
     type Error = <BoxBody as MessageBody>::Error;
 
     fn size(&self) -> BodySize {
