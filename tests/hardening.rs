@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 
 use common::{MjpegReader, Server, get, require_clients, status_json};
@@ -60,22 +60,7 @@ fn the_soft_fd_limit_is_raised_to_the_hard_one() {
 
 /// The status code of a request sent on `stream` (the response head only).
 fn status_of(stream: &TcpStream, path: &str) -> (u16, Vec<String>) {
-    let mut writer = stream;
-    write!(writer, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send");
-    let mut reader = BufReader::new(stream);
-    let mut lines = Vec::new();
-    for _ in 0..50 {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        lines.push(line.trim_end().to_owned());
-    }
-    let status = lines
-        .first()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let (status, lines, _) = common::raw_get_head(stream, path);
     (status, lines)
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufRead;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,22 +42,7 @@ fn open(addr: SocketAddr, path: &str) -> Held {
 /// Sends `GET path` on `socket` and reads the status, the head's lines, and for a 503 the
 /// first line of its body (the reason).
 fn send(socket: &TcpStream, path: &str) -> (u16, Vec<String>, String) {
-    let mut writer = socket;
-    write!(writer, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send");
-    let mut reader = BufReader::new(socket);
-    let mut lines = Vec::new();
-    for _ in 0..50 {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        lines.push(line.trim_end().to_owned());
-    }
-    let status = lines
-        .first()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let (status, lines, mut reader) = common::raw_get_head(socket, path);
     let mut body = String::new();
     if status == 503 {
         reader.read_line(&mut body).expect("the reason");

@@ -664,3 +664,28 @@ pub fn sign_url(config: &std::path::Path, path: &str, extra: &[&str]) -> String 
     assert!(link.contains("&sig="), "{link}");
     link
 }
+
+/// Sends `GET path` on `stream` as raw HTTP/1.1 and reads the response head: (status, the
+/// head's lines, the reader positioned at the body). Status 0 when no head came.
+pub fn raw_get_head<'a>(
+    stream: &'a TcpStream,
+    path: &str,
+) -> (u16, Vec<String>, BufReader<&'a TcpStream>) {
+    let mut writer = stream;
+    write!(writer, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send");
+    let mut reader = BufReader::new(stream);
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        lines.push(line.trim_end().to_owned());
+    }
+    let status = lines
+        .first()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, lines, reader)
+}
