@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, ffmpeg_play, require_clients, run_for_exit_code, run_with_timeout};
+use common::{
+    Server, ffmpeg_play, require_clients, run_for_exit_code, run_with_timeout, running_as_root,
+};
 
 const ALICE_PASSWORD: &str = "wonder land:42";
 const BOB_PASSWORD: &str = "builder-bob";
@@ -25,8 +27,8 @@ const VLC_LIMIT: Duration = Duration::from_secs(15);
 /// VLC refuses to run as root.
 const SETPRIV_NOBODY: [&str; 3] = ["--reuid=nobody", "--regid=nogroup", "--clear-groups"];
 
-/// `framecast hash-password` with `secret` on standard input: its hash.
-fn hash(secret: &str) -> String {
+/// `framecast hash-password` with `input` on standard input, waited for at most 20 s.
+fn run_hash_password(input: &[u8]) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_framecast"))
         .arg("hash-password")
         .stdin(Stdio::piped())
@@ -38,14 +40,19 @@ fn hash(secret: &str) -> String {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(format!("{secret}\n").as_bytes())
+        .write_all(input)
         .expect("write the password");
     let deadline = Instant::now() + Duration::from_secs(20);
     while child.try_wait().expect("wait").is_none() {
         assert!(Instant::now() < deadline, "hash-password did not finish");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let output = child.wait_with_output().expect("output");
+    child.wait_with_output().expect("output")
+}
+
+/// `framecast hash-password` with `secret` on standard input: its hash.
+fn hash(secret: &str) -> String {
+    let output = run_hash_password(format!("{secret}\n").as_bytes());
     assert!(output.status.success(), "{output:?}");
     let hash = String::from_utf8(output.stdout).expect("UTF-8");
     assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
@@ -595,33 +602,12 @@ fn without_users_everything_is_open_and_the_log_says_so() {
 
 #[test]
 fn hash_password_refuses_an_empty_password() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_framecast"))
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start framecast hash-password");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"\n")
-        .expect("write");
-    let output = child.wait_with_output().expect("output");
+    let output = run_hash_password(b"\n");
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(output.stdout.is_empty());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no password"));
     // Two hashes of one password differ (their salts), and the flags still serve.
     assert_ne!(hash("same"), hash("same"));
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 #[test]

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, require_clients, run_for_exit_code, run_with_timeout, unix_now_micros};
+use common::{
+    Server, require_clients, run_for_exit_code, run_with_timeout, running_as_root, unix_now_micros,
+};
 use framecast::picture::timestamp_strip;
 
 /// Upper bound for an ffmpeg run that reads a few dozen frames.
@@ -153,14 +155,6 @@ impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 /// VLC's scene filter writes every decoded picture as a PNG: files there prove that VLC parsed

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{MjpegReader, Response, Server, get, request, require_clients, run_with_timeout};
+use common::{
+    MjpegReader, Response, Server, get, request, require_clients, run_with_timeout, running_as_root,
+};
 use framecast::media::playlist::{
     MediaPlaylist, ParsedMediaPlaylist, Part, Segment, check_update, check_written,
     parse_media_playlist, parse_multivariant_playlist,
@@ -826,14 +828,6 @@ fn vlc_plays_the_hls_stream() {
     assert!(ok, "{probe_err}");
     assert_eq!(stdout.trim(), "640");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 fn png_files(dir: &Path) -> Vec<PathBuf> {

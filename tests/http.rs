@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{MjpegReader, Part, Server, get, request, status_json};
+use common::{MjpegReader, Part, Server, get, occurrences as count, request, status_json};
 use framecast::media::multipart::parse_timestamp;
 use framecast::picture::timestamp_strip;
 
@@ -199,13 +199,6 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .windows(needle.len())
         .position(|w| w == needle)
         .map(|p| p + from)
-}
-
-fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .filter(|w| *w == needle)
-        .count()
 }
 
 /// The framing each client family gets. That Chromium's next headers go out with the JPEG

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    Server, ffmpeg_play, get, request, require_clients, run_for_exit_code,
+    Server, ffmpeg_play, get, occurrences as count, request, require_clients, run_for_exit_code,
     run_framecast as framecast, sign_url,
 };
 
@@ -109,13 +109,6 @@ fn tampered(link: &str) -> String {
     let first = &link[at..=at];
     let other = if first == "A" { "B" } else { "A" };
     format!("{}{other}{}", &link[..at], &link[at + 1..])
-}
-
-fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .filter(|w| *w == needle)
-        .count()
 }
 
 #[test]

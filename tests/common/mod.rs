@@ -689,3 +689,16 @@ pub fn raw_get_head<'a>(
         .unwrap_or(0);
     (status, lines, reader)
 }
+
+/// Whether the tests run as root: VLC refuses to, and nginx hands its workers to `nobody`.
+pub fn running_as_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// How many times `needle` occurs in `haystack` (overlapping ones included).
+pub fn occurrences(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
+}

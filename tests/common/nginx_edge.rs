@@ -293,6 +293,7 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("no free port: {e}"))
 }
 
+/// Also built into `benches/edge_cache.rs`, outside the tests' `common`.
 fn running_as_root() -> bool {
     rustix::process::geteuid().is_root()
 }
