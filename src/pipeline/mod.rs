@@ -33,6 +33,7 @@ use crate::hls::segmenter::SegmenterSettings;
 use crate::hls::store::{HlsStore, HlsTiming};
 use crate::hub::Hub;
 use crate::source::spec::PipeFormat;
+use crate::source::whip::{WhipInlet, WhipOpener};
 use crate::source::{self, SourceSpec};
 use h264::H264Counters;
 use hls_demand::HlsDemand;
@@ -58,6 +59,8 @@ pub struct Stream {
     pub hub: Arc<Hub>,
     /// `None` with HLS turned off.
     pub hls: Option<StreamHls>,
+    /// Where a WHIP publisher's session hands its H.264 to the source (`source = "whip"`).
+    pub whip: Option<Arc<WhipInlet>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -68,16 +71,22 @@ impl Stream {
         let hls_on = config.hls != HlsMode::Off;
         let hub = Hub::with_mjpeg_fps(hls_on, config.mjpeg_fps);
         let stop = Arc::new(AtomicBool::new(false));
+        let whip = (config.source == SourceSpec::Whip).then(WhipInlet::new);
         let mut stream = Self {
             hub: hub.clone(),
             hls: None,
+            whip: whip.clone(),
             stop: stop.clone(),
             threads: Vec::new(),
         };
         // On an error below, dropping `stream` would leave started threads running: stop them.
         let started = (|| {
+            let opener = match whip {
+                Some(inlet) => Box::new(WhipOpener::new(inlet)),
+                None => source::opener(&config.source, config.size, config.fps),
+            };
             stream.threads.push(supervisor::spawn(
-                source::opener(&config.source, config.size, config.fps),
+                opener,
                 hub.clone(),
                 SupervisorSettings {
                     size: config.size,
@@ -119,6 +128,9 @@ impl Stream {
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         self.hub.close();
+        if let Some(whip) = &self.whip {
+            whip.close();
+        }
         for thread in self.threads {
             if thread.join().is_err() {
                 tracing::error!("a pipeline thread panicked");
@@ -137,7 +149,7 @@ fn delivers_h264(source: &SourceSpec) -> bool {
         SourceSpec::Pipe(format)
         | SourceSpec::Fifo { format, .. }
         | SourceSpec::Exec { format, .. } => *format == PipeFormat::H264,
-        SourceSpec::Rtsp(_) => true,
+        SourceSpec::Rtsp(_) | SourceSpec::Whip => true,
         SourceSpec::TestPattern | SourceSpec::Camera(_) => false,
     }
 }

@@ -281,7 +281,10 @@ impl Supervisor {
             return;
         }
         if self.down.is_none() && quiet >= self.stall_after {
-            let reason = format!("no frame for {:.1} s", quiet.as_secs_f64());
+            let reason = self
+                .opener
+                .silence_reason()
+                .unwrap_or_else(|| format!("no frame for {:.1} s", quiet.as_secs_f64()));
             self.go_down(SourceError::Ended(reason), now);
         }
     }

@@ -183,7 +183,7 @@ impl H264Pipe {
 
 /// The access unit `annex_b` with `sps` and `pps` in front, in that order, and its own
 /// parameter sets (if it had one of them) left out.
-fn with_parameter_sets(sps: &[u8], pps: &[u8], annex_b: &[u8]) -> Bytes {
+pub(super) fn with_parameter_sets(sps: &[u8], pps: &[u8], annex_b: &[u8]) -> Bytes {
     const START_CODE: [u8; 4] = [0, 0, 0, 1];
     let mut out = BytesMut::with_capacity(annex_b.len() + sps.len() + pps.len() + 8);
     for nal in [sps, pps] {

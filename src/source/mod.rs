@@ -1,5 +1,5 @@
 //! Frame sources: the test pattern, cameras, pipes (standard input or a FIFO), commands
-//! framecast runs and RTSP cameras, and what `--source` names them by.
+//! framecast runs, RTSP cameras and WHIP publishers, and what `--source` names them by.
 //!
 //! A [`Source`] delivers frames, blocking until the next one; an [`Opener`] makes a fresh
 //! source (for reopening after a failure). `pipeline::supervisor` runs them on threads of
@@ -14,6 +14,7 @@ pub mod redact;
 pub mod rtsp;
 pub mod spec;
 pub mod test_pattern;
+pub mod whip;
 
 use std::time::Duration;
 
@@ -87,6 +88,12 @@ pub trait Opener: Send {
     fn process(&self) -> Option<ProcessStatus> {
         None
     }
+
+    /// Why an open source that sends nothing is silent, when the opener knows better than
+    /// "no frame for N s" (a WHIP stream that waits for its publisher).
+    fn silence_reason(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Source for TestPattern {
@@ -126,5 +133,8 @@ pub fn opener(spec: &SourceSpec, size: FrameSize, fps: u32) -> Box<dyn Opener> {
             Box::new(exec::ExecOpener::new(command.clone(), *format, size))
         }
         SourceSpec::Rtsp(address) => Box::new(rtsp::RtspOpener::new(address.clone())),
+        // Fed by the stream's WHIP session: an inlet nobody else holds waits forever. The
+        // pipeline makes the stream's inlet and its opener itself (`whip::WhipOpener`).
+        SourceSpec::Whip => Box::new(whip::WhipOpener::new(whip::WhipInlet::new())),
     }
 }

@@ -34,6 +34,9 @@ pub enum SourceSpec {
     /// at the end for RTP over UDP instead of interleaved in the TCP connection; or
     /// `rtsps://…` over TLS (see [`RtspAddress`]).
     Rtsp(RtspAddress),
+    /// H.264 a WHIP publisher (a browser's or phone's camera) sends to the stream's
+    /// `POST /streams/{name}/whip`: `whip`.
+    Whip,
 }
 
 /// Which camera.
@@ -90,9 +93,10 @@ impl SourceSpec {
     pub fn parse(text: &str) -> Result<Self, String> {
         const SUPPORTED: &str = "test, camera:N, camera:/dev/videoN, pipe:yuv420p, pipe:mjpeg, \
                                  pipe:h264, pipe:FORMAT:/path/to/fifo, exec:COMMAND, \
-                                 exec:FORMAT:COMMAND, rtsp://host/path";
+                                 exec:FORMAT:COMMAND, rtsp://host/path, whip";
         match text.split_once(':') {
             None if text == "test" => Ok(Self::TestPattern),
+            None if text == "whip" => Ok(Self::Whip),
             Some(("camera", rest)) if rest.starts_with('/') => {
                 Ok(Self::Camera(CameraId::Path(rest.into())))
             }
@@ -187,6 +191,7 @@ impl std::fmt::Display for SourceSpec {
                 write!(f, "exec:{format}:{}", display_command(command))
             }
             Self::Rtsp(address) => write!(f, "{address}"),
+            Self::Whip => f.write_str("whip"),
         }
     }
 }
@@ -207,6 +212,7 @@ mod tests {
             ("pipe:yuv420p", SourceSpec::Pipe(PipeFormat::Yuv420p)),
             ("pipe:mjpeg", SourceSpec::Pipe(PipeFormat::Mjpeg)),
             ("pipe:h264", SourceSpec::Pipe(PipeFormat::H264)),
+            ("whip", SourceSpec::Whip),
             (
                 "pipe:mjpeg:/run/cam.fifo",
                 SourceSpec::Fifo {
@@ -247,6 +253,7 @@ mod tests {
             "rtsp:x",
             "",
             "tests",
+            "whip:x",
         ] {
             assert!(SourceSpec::parse(bad).is_err(), "{bad}");
         }
@@ -318,7 +325,7 @@ mod tests {
                 "fifo:/tmp/x",
                 "unknown source `fifo:/tmp/x` (supported: test, camera:N, camera:/dev/videoN, \
                  pipe:yuv420p, pipe:mjpeg, pipe:h264, pipe:FORMAT:/path/to/fifo, exec:COMMAND, \
-                 exec:FORMAT:COMMAND, rtsp://host/path)",
+                 exec:FORMAT:COMMAND, rtsp://host/path, whip)",
             ),
         ] {
             assert_eq!(SourceSpec::parse(text), Err(message.to_owned()), "{text}");
