@@ -9,7 +9,7 @@
 //!
 //! # Layout
 //!
-//! Dependencies point one way: `app` → `http` → `pipeline` → `hls` / `hub` → `encode` /
+//! Dependencies point one way: `app` → `http` → `webrtc` → `pipeline` → `hls` / `hub` → `encode` /
 //! `source` → `media` / `picture` → `frame`.
 //!
 //! | module | owns |
@@ -19,6 +19,7 @@
 //! | [`app`] | wiring: starts every stream's pipeline and the HTTP server; the running set of streams and its reload on SIGHUP; orderly shutdown |
 //! | [`http`] | the route table (each stream under `/streams/{name}/`, the first also at the root) and one file per resource; the table of served streams; the only place that knows status codes and cache policies; the MJPEG sender threads that write every MJPEG viewer's frames; HTTPS and HTTP/2 with a reloadable certificate; the connection and viewer limits; `/status` and `/metrics` |
 //! | [`pipeline`] | one stream's threads: the source supervisor (placeholders, back-off), the JPEG workers, the H.264 thread, the H.264 decode stage for JPEG viewers of an H.264 source; the only code that sees the hub and the stages together |
+//! | [`webrtc`] | WebRTC over one UDP socket (str0m, ICE-lite, one task drives every session): the session core, SDP offer checks, WHEP viewers fed from a stream's access-unit tap |
 //! | [`hls`] | cutting parts and segments on the capture clock, the live window (pure) and its retention, waits and rendered playlists shared by all requests, HLS file names, blocking-reload rules |
 //! | [`hub`] | hand-over between the pipeline and viewers: latest-frame cells, demand, an H.264 source's current GOP, the JPEG rate cap, viewer registry and its limits, source health, counters |
 //! | [`encode`] | encoders as plain values, no threads: JPEG (turbojpeg), H.264 (openh264), H.264 decoding for JPEG viewers (openh264) |
@@ -45,3 +46,4 @@ pub mod picture;
 pub mod pipeline;
 pub mod repeated_log;
 pub mod source;
+pub mod webrtc;

@@ -359,7 +359,9 @@ fn describe_stream(
                 frames_skipped: match v.kind {
                     // Counted up to the newest published JPEG, while it is stuck too.
                     ViewerKind::Mjpeg => v.skipped_now(newest_index),
-                    ViewerKind::LiveMp4 => v.frames_skipped.load(Ordering::Relaxed),
+                    ViewerKind::LiveMp4 | ViewerKind::WebRtc => {
+                        v.frames_skipped.load(Ordering::Relaxed)
+                    }
                 },
                 bytes_sent: v.bytes_sent.load(Ordering::Relaxed),
             })

@@ -11,17 +11,23 @@
 //!   through a bounded queue; the stage puts the decoded pictures into the JPEG encoders'
 //!   input. A frame the stage never got (the queue overflowed, or demand was off) shows as a
 //!   gap in the frames' numbers, and the stage decodes the kept GOP again from its IDR.
+//! - Every H.264 access unit, encoded or the source's own, also goes to WebRTC viewers through
+//!   the [`AccessUnitTap`]: a bounded broadcast that never blocks the publisher.
 //! - A per-stream rate cap (`mjpeg_fps`) decides which frames reach the JPEG encoders.
 //! - Counters for `/status` and `/healthz` live here too.
 
+mod access_units;
 mod gop;
 mod health;
+mod key_frame_requests;
 mod rate_cap;
 mod slot;
 mod viewers;
 
+pub use access_units::{AccessUnitTap, TAP_CAPACITY, TapUnit};
 pub use gop::{GOP_MAX_BYTES, GOP_MAX_FRAMES, Gop, NumberedUnit};
 pub use health::{SourceHealth, SourceState};
+pub use key_frame_requests::{KEY_FRAME_MIN_INTERVAL, KeyFrameRequests};
 pub use rate_cap::RateCap;
 pub use slot::{LatestSlot, Taken};
 pub use viewers::{
@@ -238,6 +244,8 @@ pub struct Hub {
     jpeg_output: watch::Sender<Option<Arc<PublishedJpeg>>>,
     /// Signalled once when the source has ended for good.
     source_finished: Notify,
+    /// Every H.264 access unit (encoded or the source's own) for WebRTC viewers.
+    pub access_units: AccessUnitTap,
 }
 
 impl Hub {
@@ -264,6 +272,7 @@ impl Hub {
             h264_frames_dropped: AtomicU64::new(0),
             jpeg_output: watch::Sender::new(None),
             source_finished: Notify::new(),
+            access_units: AccessUnitTap::default(),
         })
     }
 
@@ -349,6 +358,10 @@ impl Hub {
     /// stage: every frame, in order, whether or not it repeats the previous picture.
     fn publish_h264(&self, frame: Arc<Frame>) {
         self.h264_seen.store(true, Ordering::Relaxed);
+        if let Pixels::H264(unit) = &frame.pixels {
+            self.access_units
+                .publish(&unit.annex_b, frame.captured_at, unit.is_idr, true);
+        }
         // Numbered and kept under one lock: a frame the stage later finds missing is then
         // always either in the GOP it reads or after it.
         let unit = self
@@ -364,6 +377,7 @@ impl Hub {
     /// Marks a break in an H.264 source's frames (a reconnection): the kept GOP is dropped,
     /// and decoding for JPEG viewers resumes at the next IDR.
     pub fn h264_discontinuity(&self) {
+        self.access_units.discontinuity();
         self.gop
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -23,16 +23,20 @@ pub enum ViewerKind {
     /// `/live.mp4`.
     #[serde(rename = "live.mp4")]
     LiveMp4,
+    /// A WHEP session (`/streams/{name}/whep`).
+    #[serde(rename = "webrtc")]
+    WebRtc,
 }
 
 impl ViewerKind {
-    pub const ALL: [Self; 2] = [Self::Mjpeg, Self::LiveMp4];
+    pub const ALL: [Self; 3] = [Self::Mjpeg, Self::LiveMp4, Self::WebRtc];
 
     /// The name `/status` and `/metrics` use.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Mjpeg => "mjpeg",
             Self::LiveMp4 => "live.mp4",
+            Self::WebRtc => "webrtc",
         }
     }
 
@@ -40,6 +44,7 @@ impl ViewerKind {
         match self {
             Self::Mjpeg => 0,
             Self::LiveMp4 => 1,
+            Self::WebRtc => 2,
         }
     }
 }
@@ -165,7 +170,7 @@ pub struct ViewerRegistry {
     /// Viewers dropped because their connection took nothing for the stall limit.
     dropped_stalled: AtomicU64,
     /// Bytes sent to viewers that have left, by [`ViewerKind`], so totals do not shrink.
-    departed_bytes: [AtomicU64; 2],
+    departed_bytes: [AtomicU64; 3],
     /// Viewers turned away by this stream's limit or the server's.
     refused: AtomicU64,
 }

@@ -17,6 +17,9 @@
 //! H.264 starts again at its next IDR. Placeholders before the first GOP was learned are not
 //! published: the timing is not known yet.
 //!
+//! Every encoded access unit also goes to WebRTC viewers through the hub's
+//! [`crate::hub::AccessUnitTap`], and a viewer's key-frame request makes the next frame an IDR.
+//!
 //! With `hls = "always"` the encoder runs from start to stop, viewers or not, so that the
 //! first viewer finds a full window. With `hls = "on-demand"` it runs while
 //! [`HlsDemand`] wants it: it starts on the frame after the first request (a new encoder, so
@@ -642,7 +645,11 @@ impl H264Thread {
         };
         // An IDR is due at the encoder's cadence, and also where a segment must start
         // after the gate skipped the frame before it.
-        let idr_due = encoder.idr_due(frame.size) || gate.segment_full(frame.pts_90k);
+        // A WebRTC viewer's request (rate-limited by the tap) makes an IDR mid-segment too:
+        // its part is marked INDEPENDENT, and the segment still starts at its own IDR.
+        let idr_due = encoder.idr_due(frame.size)
+            || gate.segment_full(frame.pts_90k)
+            || self.hub.access_units.take_key_frame_request(Instant::now());
         if idr_due {
             encoder.restart_cadence();
         }
@@ -682,6 +689,9 @@ impl H264Thread {
         counters.encode_micros_last.store(micros, Ordering::Relaxed);
         counters.encode_histogram.record_micros(micros);
         counters.rate.tick();
+        self.hub
+            .access_units
+            .publish(&unit.annex_b, frame.captured_at, unit.is_idr, false);
         match segmenter.push(&unit, frame.pts_90k) {
             Ok(outcome) => {
                 let starts_segment = outcome
