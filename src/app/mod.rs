@@ -65,6 +65,7 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
         shutdown: shutdown_signal,
         access: http::AccessControl::new(&settings.access),
         signing_key,
+        webrtc: None,
     });
     let server =
         http::serve(listener, state.clone(), certificate.clone()).map_err(Error::Server)?;

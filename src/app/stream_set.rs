@@ -70,12 +70,15 @@ impl StreamSet {
         } else {
             format!("{}-{}", self.start_id, self.starts)
         };
-        let served = Arc::new(ServedStream::new(
-            settings.clone(),
-            instance_id,
-            pipeline.hub.clone(),
-            pipeline.hls.clone(),
-        ));
+        let served = Arc::new(
+            ServedStream::new(
+                settings.clone(),
+                instance_id,
+                pipeline.hub.clone(),
+                pipeline.hls.clone(),
+            )
+            .with_whip(pipeline.whip.clone()),
+        );
         Ok(Running { served, pipeline })
     }
 

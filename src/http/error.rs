@@ -19,6 +19,15 @@ pub enum HttpError {
     /// Nothing at that path.
     #[error("not found: {0}")]
     NotFound(String),
+    /// Not for this request's principal (a signed link where only users may).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The resource is taken (a second WHIP publisher).
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is not of the type the resource takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The server cannot answer now (no frame in time, shutting down); the reason is one line.
     #[error("{0}")]
     Unavailable(String),
@@ -32,6 +41,9 @@ impl ResponseError for HttpError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -75,6 +87,11 @@ impl HttpError {
         match self {
             Self::BadRequest(reason) => Self::BadRequest(format!("{what}: {reason}")),
             Self::NotFound(reason) => Self::NotFound(format!("{what}: {reason}")),
+            Self::Forbidden(reason) => Self::Forbidden(format!("{what}: {reason}")),
+            Self::Conflict(reason) => Self::Conflict(format!("{what}: {reason}")),
+            Self::UnsupportedMediaType(reason) => {
+                Self::UnsupportedMediaType(format!("{what}: {reason}"))
+            }
             Self::Unavailable(reason) => Self::Unavailable(format!("{what}: {reason}")),
             Self::Internal(reason) => Self::Internal(format!("{what}: {reason}")),
         }

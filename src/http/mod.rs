@@ -27,6 +27,7 @@ mod status;
 pub mod streams;
 mod tls;
 mod tuning;
+mod whip;
 
 pub use access::{AccessControl, log_access_mode};
 pub use error::HttpError;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub access: AccessControl,
     /// The key of signed links (`signing_key_file`); `None`: signed links are off.
     pub signing_key: Option<Arc<SigningKey>>,
+    /// The WebRTC driver (WHEP, WHIP); `None` only where a test builds the state itself.
+    pub webrtc: Option<crate::webrtc::WebRtc>,
 }
 
 /// The route table. Every resource answers HEAD where it answers GET (RFC 9110 §9.1), and
@@ -93,6 +96,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(get_and_head("/", pages::stream_page))
                 .service(get_and_head("/status", status::stream_status))
                 .service(get_and_head("/healthz", status::stream_healthz))
+                .configure(whip_routes)
                 .configure(stream_routes),
         )
         .configure(stream_routes);
@@ -117,6 +121,17 @@ fn stream_routes(cfg: &mut web::ServiceConfig) {
             web::resource("/live.mp4")
                 .route(web::get().to(live_mp4::stream))
                 .route(web::head().to(live_mp4::head)),
+        );
+}
+
+/// WHIP publishing and its page, only under a stream's own path: a publisher names the
+/// stream it publishes to.
+fn whip_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_and_head("/publish", whip::page))
+        .service(web::resource("/whip").route(web::post().to(whip::publish)))
+        .service(
+            web::resource(format!("/whip/{{{}}}", whip::SESSION_PARAM))
+                .route(web::delete().to(whip::end)),
         );
 }
 

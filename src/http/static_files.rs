@@ -34,12 +34,14 @@ const FILES: &[(&str, &str, &[u8])] = &[
     static_file!("hls-page.js", JAVASCRIPT),
     static_file!("mse-page.js", JAVASCRIPT),
     static_file!("grid.js", JAVASCRIPT),
+    static_file!("publish-page.js", JAVASCRIPT),
     // Shared by the pages.
     static_file!("player.js", JAVASCRIPT),
     static_file!("latency-probe.js", JAVASCRIPT),
     static_file!("timestamp-strip.js", JAVASCRIPT),
     static_file!("fmp4.js", JAVASCRIPT),
     static_file!("live-edge.js", JAVASCRIPT),
+    static_file!("whip-client.js", JAVASCRIPT),
 ];
 
 /// The name hls.js is served under.

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::config::StreamSettings;
 use crate::hub::Hub;
 use crate::pipeline::StreamHls;
+use crate::source::whip::WhipInlet;
 
 use super::error::HttpError;
 use super::mjpeg_sender::MjpegSender;
@@ -36,6 +37,8 @@ pub struct ServedStream {
     pub hls: Option<StreamHls>,
     /// Writes the frames of this stream's MJPEG viewers on direct connections.
     pub mjpeg_sender: MjpegSender,
+    /// Where a WHIP publisher's H.264 goes (`source = "whip"`); `None` for other sources.
+    pub whip: Option<Arc<WhipInlet>>,
     /// Turns true when the stream stops (a reload removed or restarted it, or the server is
     /// stopping): its endless responses end.
     ended: watch::Sender<bool>,
@@ -54,8 +57,15 @@ impl ServedStream {
             hub,
             hls,
             mjpeg_sender: MjpegSender::default(),
+            whip: None,
             ended: watch::Sender::new(false),
         }
+    }
+
+    /// The stream takes a WHIP publisher through `inlet` (its pipeline's).
+    pub fn with_whip(mut self, inlet: Option<Arc<WhipInlet>>) -> Self {
+        self.whip = inlet;
+        self
     }
 
     /// Ends the stream's endless responses (MJPEG, `/live.mp4`) in order: each closes its last

@@ -183,11 +183,6 @@ pub struct Pushed {
 }
 
 impl WhipPublisher {
-    /// The session is up: whether to ask for a key frame (yes, so the picture starts at once).
-    pub fn on_connected(&mut self, now: Instant) -> bool {
-        self.key_frames.ask_if_waiting(now)
-    }
-
     /// Hands a unit to the source without waiting; a full channel drops it.
     pub fn push(&mut self, mut sample: WhipSample, now: Instant) -> Pushed {
         let is_idr = is_idr(&sample.annex_b);
@@ -584,7 +579,6 @@ mod tests {
         assert_eq!(inlet.publisher().as_deref(), Some("a"));
         assert_eq!(opener.silence_reason(), None);
         let now = Instant::now();
-        assert!(publisher.on_connected(now));
         let pushed = publisher.push(sample(&[SPS, PPS, IDR], true), now);
         assert_eq!(
             pushed,

@@ -11,6 +11,7 @@
 //! | [`session_id`] | random session ids for `Location` URLs (pure) |
 //! | [`key_frame_gate`] | which units a viewer is sent: skip to the next IDR after a loss (pure) |
 //! | [`whep`] | the WHEP viewer: a stream's access units out to one session |
+//! | [`whip`] | the WHIP publisher: one session's H.264 into its stream's source, and the publisher's offer checks |
 //!
 //! # The core's API (for WHEP and WHIP sessions)
 //!
@@ -46,6 +47,7 @@ pub mod offer;
 pub mod session;
 pub mod session_id;
 pub mod whep;
+pub mod whip;
 
 use std::net::SocketAddr;
 use std::time::Duration;
