@@ -12,6 +12,8 @@
 //! or token allowed the stream (the access middleware) when users exist; a signed link, which
 //! lets its holder watch, never lets anyone publish (`403`).
 
+use std::time::Duration;
+
 use actix_web::http::header::{CONTENT_TYPE, LOCATION};
 use actix_web::{CustomizeResponder, HttpMessage as _, HttpRequest, HttpResponse, Responder, web};
 use askama::Template;
@@ -81,10 +83,19 @@ pub async fn publish(
     webrtc::whip::check_publish_offer(&offer)
         .map_err(|error| HttpError::BadRequest(error.to_string()))?;
     let id = SessionId::random();
-    let publisher = inlet.claim(id.to_string()).map_err(|error| match error {
-        ClaimError::Busy => HttpError::Conflict(error.to_string()),
-        ClaimError::Closed => HttpError::Unavailable(error.to_string()),
-    })?;
+    // With HLS on, an IDR per segment: a browser makes none unless asked (source::whip).
+    let segment = stream.hls.as_ref().map(|_| {
+        let settings = &stream.settings;
+        Duration::from_secs_f64(
+            f64::from(settings.frames_per_segment()) / f64::from(settings.fps.max(1)),
+        )
+    });
+    let publisher = inlet
+        .claim(id.to_string(), segment)
+        .map_err(|error| match error {
+            ClaimError::Busy => HttpError::Conflict(error.to_string()),
+            ClaimError::Closed => HttpError::Unavailable(error.to_string()),
+        })?;
     let name = stream.name().to_owned();
     let handler = webrtc::whip::publisher(webrtc.clone(), id, name.clone(), publisher);
     let opened = webrtc

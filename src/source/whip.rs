@@ -13,6 +13,12 @@
 //! unit dropped because the channel was full) pictures are skipped until the next IDR, which
 //! the publisher is asked for (a PLI, at most once per [`KEY_FRAME_ASK_INTERVAL`]).
 //!
+//! A browser makes a key frame only at the start and when asked: left alone its GOP never
+//! ends, and HLS, whose segments each start with an IDR, would have one endless segment. So
+//! while HLS is on the publisher is also asked for an IDR once per segment length
+//! ([`WhipInlet::claim`]'s `key_frame_every`), which gives passthrough HLS
+//! ([`crate::hls::passthrough`]) a key-frame interval to cut segments at.
+//!
 //! With no publisher the source waits (it is never reopened for silence) and the supervisor
 //! shows the placeholder with [`WAITING_FOR_PUBLISHER`]; when the publisher leaves, the
 //! source ends with [`PUBLISHER_LEFT`] and is opened again to wait for the next one.
@@ -94,8 +100,13 @@ impl WhipInlet {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Lets a publisher in, known by `tag` (its session's id), unless one is in already.
-    pub fn claim(self: &Arc<Self>, tag: String) -> Result<WhipPublisher, ClaimError> {
+    /// Lets a publisher in, known by `tag` (its session's id), unless one is in already; it is
+    /// asked for an IDR at least every `key_frame_every` (the HLS segment length).
+    pub fn claim(
+        self: &Arc<Self>,
+        tag: String,
+        key_frame_every: Option<Duration>,
+    ) -> Result<WhipPublisher, ClaimError> {
         let mut state = self.lock();
         if state.closed {
             return Err(ClaimError::Closed);
@@ -115,7 +126,7 @@ impl WhipInlet {
             number,
             sender,
             lost_since_sent: false,
-            key_frames: KeyFrameAsk::default(),
+            key_frames: KeyFrameAsk::every(key_frame_every),
         })
     }
 
@@ -213,39 +224,56 @@ fn is_idr(annex_b: &[u8]) -> bool {
 }
 
 /// When to ask the publisher for a key frame: at the start and after a loss, until an IDR
-/// gets through, at most once per interval. Pure: the time is passed in.
+/// gets through, and once the last IDR is `every` old; at most once per interval (or per
+/// `every`, if shorter). Pure: the time is passed in.
 #[derive(Debug, Clone)]
 pub struct KeyFrameAsk {
     waiting_for_idr: bool,
     asked_at: Option<Instant>,
+    last_idr_at: Option<Instant>,
+    every: Option<Duration>,
     interval: Duration,
 }
 
 impl Default for KeyFrameAsk {
     fn default() -> Self {
-        Self {
-            waiting_for_idr: true,
-            asked_at: None,
-            interval: KEY_FRAME_ASK_INTERVAL,
-        }
+        Self::every(None)
     }
 }
 
 impl KeyFrameAsk {
+    /// Asks after losses, and for an IDR at least `every` (none: only after losses).
+    pub fn every(every: Option<Duration>) -> Self {
+        Self {
+            waiting_for_idr: true,
+            asked_at: None,
+            last_idr_at: None,
+            every,
+            interval: every.map_or(KEY_FRAME_ASK_INTERVAL, |every| {
+                every.min(KEY_FRAME_ASK_INTERVAL)
+            }),
+        }
+    }
+
     /// A unit came: an IDR that reached the source ends the wait; a unit lost, or one after a
     /// loss that is not an IDR, starts one. Whether to ask now.
     pub fn note(&mut self, is_idr: bool, delivered: bool, contiguous: bool, now: Instant) -> bool {
         if delivered && is_idr {
             self.waiting_for_idr = false;
+            self.last_idr_at = Some(now);
         } else if !delivered || !contiguous {
             self.waiting_for_idr = true;
         }
         self.ask_if_waiting(now)
     }
 
-    /// Whether to ask now, if still waiting for an IDR.
+    /// Whether to ask now: still waiting for an IDR, or the last one is due to be followed.
     pub fn ask_if_waiting(&mut self, now: Instant) -> bool {
-        if !self.waiting_for_idr {
+        let due = self.every.is_some_and(|every| {
+            self.last_idr_at
+                .is_some_and(|at| now.saturating_duration_since(at) >= every)
+        });
+        if !self.waiting_for_idr && !due {
             return false;
         }
         if self
@@ -567,6 +595,30 @@ mod tests {
     }
 
     #[test]
+    fn with_hls_an_idr_is_asked_for_once_per_segment_length() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut ask = KeyFrameAsk::every(Some(Duration::from_millis(500)));
+        assert!(!ask.note(true, true, true, at(0)));
+        assert!(!ask.note(false, true, true, at(400)));
+        assert!(
+            ask.note(false, true, true, at(500)),
+            "the IDR is 500 ms old"
+        );
+        assert!(!ask.note(false, true, true, at(600)), "asked 100 ms ago");
+        assert!(
+            ask.note(false, true, true, at(1000)),
+            "no IDR came: ask again"
+        );
+        assert!(!ask.note(true, true, true, at(1050)));
+        assert!(
+            !ask.note(false, true, true, at(1500)),
+            "asked 500 ms ago, IDR 450 ms old"
+        );
+        assert!(ask.note(false, true, true, at(1550)));
+    }
+
+    #[test]
     fn one_publisher_at_a_time_and_the_source_sees_it_leave() {
         let inlet = WhipInlet::new();
         let mut opener = WhipOpener::new(inlet.clone());
@@ -574,8 +626,8 @@ mod tests {
             opener.silence_reason().as_deref(),
             Some(WAITING_FOR_PUBLISHER)
         );
-        let mut publisher = inlet.claim("a".into()).unwrap();
-        assert_eq!(inlet.claim("b".into()).unwrap_err(), ClaimError::Busy);
+        let mut publisher = inlet.claim("a".into(), None).unwrap();
+        assert_eq!(inlet.claim("b".into(), None).unwrap_err(), ClaimError::Busy);
         assert_eq!(inlet.publisher().as_deref(), Some("a"));
         assert_eq!(opener.silence_reason(), None);
         let now = Instant::now();
@@ -597,9 +649,12 @@ mod tests {
             Some(SourceError::Ended(PUBLISHER_LEFT.into()))
         );
         assert_eq!(inlet.publisher(), None);
-        let _next = inlet.claim("c".into()).unwrap();
+        let _next = inlet.claim("c".into(), None).unwrap();
         inlet.close();
-        assert_eq!(inlet.claim("d".into()).unwrap_err(), ClaimError::Closed);
+        assert_eq!(
+            inlet.claim("d".into(), None).unwrap_err(),
+            ClaimError::Closed
+        );
         assert!(matches!(
             opener.open().unwrap().next_frame(),
             Err(SourceError::Finished(_))
@@ -609,7 +664,7 @@ mod tests {
     #[test]
     fn a_full_channel_drops_units_and_marks_the_next_as_after_a_gap() {
         let inlet = WhipInlet::new();
-        let mut publisher = inlet.claim("a".into()).unwrap();
+        let mut publisher = inlet.claim("a".into(), None).unwrap();
         let now = Instant::now();
         publisher.push(sample(&[SPS, PPS, IDR], true), now);
         for _ in 1..SAMPLE_QUEUE {
