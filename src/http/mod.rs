@@ -69,6 +69,8 @@ pub struct AppState {
     pub access: AccessControl,
     /// The key of signed links (`signing_key_file`); `None`: signed links are off.
     pub signing_key: Option<Arc<SigningKey>>,
+    /// The WebRTC driver (WHEP, WHIP); `None` only where a test builds the state itself.
+    pub webrtc: Option<crate::webrtc::WebRtc>,
 }
 
 /// The route table. Every resource answers HEAD where it answers GET (RFC 9110 §9.1), and

@@ -119,6 +119,7 @@ mod tests {
             shutdown: tokio::sync::watch::channel(false).1,
             access: super::super::AccessControl::new(&Default::default()),
             signing_key: key.map(std::sync::Arc::new),
+            webrtc: None,
         });
         let app = init_service(
             App::new()
