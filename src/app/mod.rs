@@ -21,7 +21,35 @@ use crate::config::{ConfigFile, Launch, Settings};
 use crate::error::Error;
 use crate::http::streams::StreamTable;
 use crate::http::{self, AppState};
+use crate::webrtc::{WebRtc, WebRtcSettings};
 pub use stream_set::{ReloadSummary, StreamSet};
+
+/// Binds WebRTC's UDP socket and starts its driver: at `webrtc_listen`, or by default on the
+/// HTTP address's host at [`crate::webrtc::DEFAULT_UDP_PORT`], and on any free port when that
+/// one is taken (another framecast on the host), which a configured address never is.
+fn start_webrtc(server: &crate::config::ServerSettings, http: SocketAddr) -> Result<WebRtc, Error> {
+    let settings = |bind| WebRtcSettings {
+        bind,
+        public_addresses: server.webrtc_public_addresses.clone(),
+        max_sessions: server.webrtc_max_sessions as usize,
+        connect_timeout: crate::webrtc::DEFAULT_CONNECT_TIMEOUT,
+    };
+    let bind = server
+        .webrtc_listen
+        .unwrap_or_else(|| SocketAddr::new(http.ip(), crate::webrtc::DEFAULT_UDP_PORT));
+    match WebRtc::start(&settings(bind)) {
+        Ok(webrtc) => Ok(webrtc),
+        Err(error) if server.webrtc_listen.is_none() => {
+            let any_port = SocketAddr::new(http.ip(), 0);
+            tracing::warn!(%bind, %error, "the default WebRTC port is taken: using a free one");
+            WebRtc::start(&settings(any_port)).map_err(|source| Error::Listen {
+                addr: any_port,
+                source,
+            })
+        }
+        Err(source) => Err(Error::Listen { addr: bind, source }),
+    }
+}
 
 /// How often `--exit-on-eof` looks whether a source has ended for good.
 const FINISHED_POLL: Duration = Duration::from_millis(200);
@@ -52,6 +80,7 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
         ),
         None => None,
     };
+    let webrtc = start_webrtc(&settings.server, addr)?;
     let start_id = start_id();
     let streams = StreamSet::start(&settings, &start_id)?;
 
@@ -65,7 +94,7 @@ pub async fn run(launch: Launch) -> Result<(), Error> {
         shutdown: shutdown_signal,
         access: http::AccessControl::new(&settings.access),
         signing_key,
-        webrtc: None,
+        webrtc: Some(webrtc),
     });
     let server =
         http::serve(listener, state.clone(), certificate.clone()).map_err(Error::Server)?;

@@ -23,6 +23,7 @@ use super::settings::{
     HLS_WINDOW_RANGE, HlsMode, JPEG_QUALITY_RANGE, JPEG_THREADS_RANGE,
     MAX_CONNECTIONS_PER_ADDRESS_RANGE, MAX_VIEWERS_RANGE, MJPEG_FPS_RANGE, ServerLayer, Settings,
     StreamLayer, StreamName, StreamSettings, TlsFiles, VIEWER_STALL_SECONDS_RANGE,
+    WEBRTC_MAX_SESSIONS_RANGE,
 };
 use super::{parse_bitrate, parse_size};
 use crate::source::SourceSpec;
@@ -50,6 +51,9 @@ struct FileTable {
     signing_key_file: Option<Spanned<String>>,
     tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
+    webrtc_listen: Option<Spanned<String>>,
+    webrtc_public_addresses: Option<Vec<Spanned<String>>>,
+    webrtc_max_sessions: Option<Spanned<WholeNumber>>,
     size: Option<Spanned<String>>,
     fps: Option<Spanned<WholeNumber>>,
     jpeg_quality: Option<Spanned<WholeNumber>>,
@@ -275,6 +279,41 @@ impl Resolver<'_> {
             )?,
             limit_loopback_connections: file.limit_loopback_connections,
             tls: self.tls_files(file.tls_cert, file.tls_key)?,
+            webrtc_listen: file
+                .webrtc_listen
+                .map(|listen| {
+                    listen.as_ref().parse::<SocketAddr>().map_err(|_| {
+                        self.error(
+                            listen.span(),
+                            format!(
+                                "webrtc_listen: `{}` is not ADDRESS:PORT, e.g. 0.0.0.0:8189",
+                                listen.as_ref().escape_debug()
+                            ),
+                        )
+                    })
+                })
+                .transpose()?,
+            webrtc_public_addresses: file
+                .webrtc_public_addresses
+                .map(|addresses| {
+                    addresses
+                        .iter()
+                        .map(|address| {
+                            super::parse_public_address(address.as_ref()).map_err(|reason| {
+                                self.error(
+                                    address.span(),
+                                    format!("webrtc_public_addresses: {reason}"),
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?,
+            webrtc_max_sessions: self.int_in(
+                "webrtc_max_sessions",
+                &file.webrtc_max_sessions,
+                WEBRTC_MAX_SESSIONS_RANGE,
+            )?,
             streams: self.stream_layer(StreamKeys {
                 size: file.size,
                 fps: file.fps,
@@ -824,6 +863,46 @@ mod tests {
     }
 
     #[test]
+    fn webrtc_keys_are_read_and_bad_values_are_named() {
+        const STREAM: &str = "[[streams]]\nname = \"a\"\nsource = \"test\"\n";
+        let settings = parse_text(&format!(
+            "webrtc_listen = \"0.0.0.0:9189\"\n\
+             webrtc_public_addresses = [\"203.0.113.5\", \"198.51.100.7:40000\"]\n\
+             webrtc_max_sessions = 5\n{STREAM}"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            settings.server.webrtc_listen,
+            Some("0.0.0.0:9189".parse().unwrap_or_else(|e| panic!("{e}")))
+        );
+        assert_eq!(
+            settings.server.webrtc_public_addresses,
+            [
+                "203.0.113.5:0".parse().unwrap_or_else(|e| panic!("{e}")),
+                "198.51.100.7:40000"
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ]
+        );
+        assert_eq!(settings.server.webrtc_max_sessions, 5);
+        let defaults = parse_text(STREAM).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(defaults.server.webrtc_listen, None);
+        assert!(defaults.server.webrtc_public_addresses.is_empty());
+        assert_eq!(defaults.server.webrtc_max_sessions, 64);
+        assert!(
+            error_of(&format!("webrtc_listen = \"8189\"\n{STREAM}"))
+                .contains("webrtc_listen: `8189` is not ADDRESS:PORT")
+        );
+        assert!(
+            error_of(&format!("webrtc_public_addresses = [\"nat\"]\n{STREAM}"))
+                .contains("webrtc_public_addresses: `nat` is not IP or IP:PORT")
+        );
+        assert!(
+            error_of(&format!("webrtc_max_sessions = 0\n{STREAM}")).contains("webrtc_max_sessions")
+        );
+    }
+
+    #[test]
     fn streams_take_the_top_of_the_file_and_override_it() {
         let text = r#"
 listen = "0.0.0.0:9000"
@@ -930,7 +1009,8 @@ h264_bitrate = 800000
                 "cams.toml:1:1: unknown field `fpss`, expected one of `listen`, `jpeg_threads`, \
                  `viewer_stall_seconds`, `exit_on_eof`, `max_viewers`, \
                  `max_connections_per_address`, `limit_loopback_connections`, \
-                 `signing_key_file`, `tls_cert`, `tls_key`, `size`, `fps`, `jpeg_quality`, \
+                 `signing_key_file`, `tls_cert`, `tls_key`, `webrtc_listen`, \
+                 `webrtc_public_addresses`, `webrtc_max_sessions`, `size`, `fps`, `jpeg_quality`, \
                  `mjpeg_fps`, `drop_same_frames`, `hls`, `h264_bitrate`, `hls_segment_seconds`, \
                  `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, `streams`, `users`, \
                  `tokens`, `metrics_public`, `cors_allowed_origins`",

@@ -34,6 +34,7 @@ use settings::{
     MAX_CONNECTIONS_PER_ADDRESS_RANGE, MAX_VIEWERS_RANGE, MJPEG_FPS_RANGE, ServerLayer,
     StreamLayer, VIEWER_STALL_SECONDS_RANGE,
 };
+use settings::{DEFAULT_WEBRTC_MAX_SESSIONS, WEBRTC_MAX_SESSIONS_RANGE};
 pub use settings::{HlsMode, ServerSettings, Settings, StreamName, StreamSettings, TlsFiles};
 
 use crate::access::sign_url_command::SignUrlArgs;
@@ -150,6 +151,25 @@ pub struct Config {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+
+    /// The UDP address (ADDRESS:PORT) of every WebRTC (WHEP) session; port 0 picks a free
+    /// one. By default the --listen address's host on port 8189, or a free port when that one
+    /// is taken.
+    #[arg(long, env = "FRAMECAST_WEBRTC_LISTEN", value_name = "ADDRESS:PORT")]
+    pub webrtc_listen: Option<SocketAddr>,
+
+    /// Addresses announced to WebRTC peers besides the bound one, comma-separated, each an IP
+    /// or IP:PORT: the public or host address when framecast runs behind NAT or in Docker
+    /// (publish the UDP port, e.g. `-p 8189:8189/udp`).
+    #[arg(long, env = "FRAMECAST_WEBRTC_PUBLIC_ADDRESSES", value_name = "IP[:PORT],…",
+          value_delimiter = ',', value_parser = parse_public_address)]
+    pub webrtc_public_addresses: Vec<SocketAddr>,
+
+    /// WebRTC sessions open at once, all streams together (1 to 10000); beyond it a new one
+    /// gets 503.
+    #[arg(long, env = "FRAMECAST_WEBRTC_MAX_SESSIONS", default_value_t = DEFAULT_WEBRTC_MAX_SESSIONS,
+          value_parser = clap::value_parser!(u32).range(WEBRTC_MAX_SESSIONS_RANGE))]
+    pub webrtc_max_sessions: u32,
 
     /// List the cameras with their formats, sizes and rates, then exit.
     #[arg(long)]
@@ -334,6 +354,10 @@ impl Config {
                 self.limit_loopback_connections,
             ),
             tls: self.tls_files(),
+            webrtc_listen: self.webrtc_listen,
+            webrtc_public_addresses: given("webrtc_public_addresses")
+                .then(|| self.webrtc_public_addresses.clone()),
+            webrtc_max_sessions: given("webrtc_max_sessions").then_some(self.webrtc_max_sessions),
             streams: StreamLayer {
                 size: given("size").then_some(self.size),
                 fps: given("fps").then_some(self.fps),
@@ -453,6 +477,16 @@ fn parse_part_seconds(text: &str) -> Result<f64, String> {
 }
 
 /// Parses `WIDTHxHEIGHT`, both even and within [`FrameSize::MIN`]..=[`FrameSize::MAX`].
+/// A WebRTC public address: `IP` (the bound port) or `IP:PORT`.
+pub fn parse_public_address(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 0));
+    }
+    text.parse::<SocketAddr>()
+        .map_err(|_| format!("`{text}` is not IP or IP:PORT, e.g. 203.0.113.5 or 203.0.113.5:8189"))
+}
+
 pub fn parse_size(text: &str) -> Result<FrameSize, String> {
     let (w, h) = text
         .split_once(['x', 'X'])
@@ -633,6 +667,12 @@ mod tests {
             "0.5",
             "--hls-window",
             "7",
+            "--webrtc-listen",
+            "127.0.0.1:9189",
+            "--webrtc-public-addresses",
+            "203.0.113.5,198.51.100.7:40000",
+            "--webrtc-max-sessions",
+            "9",
         ]);
         let layer = flags.given_server_flags(&matches);
         assert_eq!(
@@ -649,6 +689,12 @@ mod tests {
                     cert: "c.pem".into(),
                     key: "k.pem".into(),
                 }),
+                webrtc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9189))),
+                webrtc_public_addresses: Some(vec![
+                    SocketAddr::from(([203, 0, 113, 5], 0)),
+                    SocketAddr::from(([198, 51, 100, 7], 40000)),
+                ]),
+                webrtc_max_sessions: Some(9),
                 streams: StreamLayer {
                     size: Some(FrameSize::new(320, 240)),
                     fps: Some(12),
@@ -671,7 +717,7 @@ mod tests {
             .filter(|arg| !not_settings.contains(&arg.get_id().as_str()))
             .count();
         assert_eq!(
-            flag_count, 21,
+            flag_count, 24,
             "a new flag needs its place in given_server_flags"
         );
     }

@@ -43,6 +43,9 @@ pub const HLS_WINDOW_RANGE: RangeInclusive<i64> = 6..=600;
 /// An on-demand stream's encoder stops this long after its last HLS or `/live.mp4` viewer.
 pub const DEFAULT_HLS_IDLE_STOP_SECONDS: u16 = 30;
 pub const HLS_IDLE_STOP_SECONDS_RANGE: RangeInclusive<i64> = 1..=3600;
+/// WebRTC sessions open at once, all streams together.
+pub const DEFAULT_WEBRTC_MAX_SESSIONS: u32 = 64;
+pub const WEBRTC_MAX_SESSIONS_RANGE: RangeInclusive<i64> = 1..=10_000;
 pub const H264_BITRATE_RANGE_BPS: RangeInclusive<f64> = 50_000.0..=100_000_000.0;
 
 /// Everything the program serves: settings of the whole server and of each stream.
@@ -77,6 +80,13 @@ pub struct ServerSettings {
     pub signing_key_file: Option<std::path::PathBuf>,
     /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate; `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// The UDP address of every WebRTC session; `None`: the HTTP listen address's host on
+    /// [`crate::webrtc::DEFAULT_UDP_PORT`] (or any free port when that one is taken).
+    pub webrtc_listen: Option<SocketAddr>,
+    /// Addresses announced to WebRTC peers besides the bound one (NAT, Docker); port 0 means
+    /// the bound port.
+    pub webrtc_public_addresses: Vec<SocketAddr>,
+    pub webrtc_max_sessions: u32,
 }
 
 /// The PEM files of the server's certificate chain and its private key.
@@ -213,6 +223,9 @@ impl Settings {
                 limit_loopback_connections: flags.limit_loopback_connections,
                 signing_key_file: None,
                 tls: flags.tls_files(),
+                webrtc_listen: flags.webrtc_listen,
+                webrtc_public_addresses: flags.webrtc_public_addresses.clone(),
+                webrtc_max_sessions: flags.webrtc_max_sessions,
             },
             streams: vec![StreamSettings {
                 name: StreamName(StreamName::MAIN.to_owned()),
@@ -254,6 +267,9 @@ pub struct ServerLayer {
     pub limit_loopback_connections: Option<bool>,
     /// `tls_cert` and `tls_key`, given together or not at all.
     pub tls: Option<TlsFiles>,
+    pub webrtc_listen: Option<SocketAddr>,
+    pub webrtc_public_addresses: Option<Vec<SocketAddr>>,
+    pub webrtc_max_sessions: Option<u32>,
     /// Defaults for every stream.
     pub streams: StreamLayer,
 }
@@ -291,6 +307,11 @@ impl ServerLayer {
                 .limit_loopback_connections
                 .or(lower.limit_loopback_connections),
             tls: self.tls.or(lower.tls),
+            webrtc_listen: self.webrtc_listen.or(lower.webrtc_listen),
+            webrtc_public_addresses: self
+                .webrtc_public_addresses
+                .or(lower.webrtc_public_addresses),
+            webrtc_max_sessions: self.webrtc_max_sessions.or(lower.webrtc_max_sessions),
             streams: self.streams.or(lower.streams),
         }
     }
@@ -311,6 +332,11 @@ impl ServerLayer {
             limit_loopback_connections: self.limit_loopback_connections.unwrap_or(false),
             signing_key_file: None,
             tls: self.tls.clone(),
+            webrtc_listen: self.webrtc_listen,
+            webrtc_public_addresses: self.webrtc_public_addresses.clone().unwrap_or_default(),
+            webrtc_max_sessions: self
+                .webrtc_max_sessions
+                .unwrap_or(DEFAULT_WEBRTC_MAX_SESSIONS),
         }
     }
 }
