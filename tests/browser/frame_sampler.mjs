@@ -28,10 +28,10 @@ export async function bounded(ms, what, work) {
 }
 
 /**
- * Starts headless Chromium on a fresh profile directory. Returns { context, close }; close()
- * ends the browser (bounded) and removes the profile.
+ * Starts headless Chromium on a fresh profile directory, with `extraArgs` after the usual
+ * flags. Returns { context, close }; close() ends the browser (bounded) and removes the profile.
  */
-export async function launchChromium() {
+export async function launchChromium(extraArgs = []) {
   const profile = mkdtempSync(join(tmpdir(), "framecast-chromium-"));
   let context;
   try {
@@ -48,6 +48,7 @@ export async function launchChromium() {
           "--disable-background-networking",
           "--disable-component-update",
           "--disable-sync",
+          ...extraArgs,
         ],
         viewport: { width: 1280, height: 900 },
         timeout: LAUNCH_TIMEOUT_MS,
@@ -70,11 +71,11 @@ export async function launchChromium() {
  * failure. Then `finish(result)` if given, prints `result` as one JSON line with `ok` (no
  * failures) and exits 0 when ok, 1 otherwise.
  */
-export async function runInChromium({ result, outDir, limitMs, work, finish }) {
+export async function runInChromium({ result, outDir, limitMs, work, finish, chromiumArgs = [] }) {
   try {
     await bounded(limitMs, "browser test", async () => {
       mkdirSync(outDir, { recursive: true });
-      const browser = await launchChromium();
+      const browser = await launchChromium(chromiumArgs);
       try {
         result.chromium = browser.context.browser()?.version() ?? null;
         await work(browser.context);
