@@ -23,7 +23,7 @@
 //! | [`hls`] | cutting parts and segments on the capture clock, the live window (pure) and its retention, waits and rendered playlists shared by all requests, HLS file names, blocking-reload rules |
 //! | [`hub`] | hand-over between the pipeline and viewers: latest-frame cells, demand, an H.264 source's current GOP, the JPEG rate cap, viewer registry and its limits, source health, counters |
 //! | [`encode`] | encoders as plain values, no threads: JPEG (turbojpeg), H.264 (openh264), H.264 decoding for JPEG viewers (openh264) |
-//! | [`source`] | frame producers (test pattern, cameras, pipes, FIFOs, commands framecast runs, RTSP cameras over TCP, UDP or TLS) and the `--source` specs that name them |
+//! | [`source`] | frame producers (test pattern, cameras, pipes, FIFOs, commands framecast runs, RTSP cameras over TCP, UDP or TLS, WHIP publishers) and the `--source` specs that name them |
 //! | [`media`] | pure formats, no I/O: multipart framing, the MJPEG byte stream and JPEG markers, H.264 bitstream, fMP4 boxes, playlists |
 //! | [`picture`] | pure pixels: format conversion, the font, the timestamp strip, the placeholder picture |
 //! | [`frame`] | [`frame::Frame`] and [`frame::JpegFrame`], the units that travel the pipeline |
