@@ -98,6 +98,8 @@ async function start() {
     overlay.hidden = true;
     setState("connecting");
     pc = new RTCPeerConnection();
+    // For the console (and the tests): the connection itself.
+    window.framecastPublisherConnection = pc;
     pc.addEventListener("connectionstatechange", () => {
       if (!pc) return;
       setState(pc.connectionState);
@@ -167,6 +169,8 @@ async function stop({ keepError = false } = {}) {
     }
   }
   status.bitrateBps = 0;
+  status.framesSent = 0;
+  status.codec = "";
   show("bitrate", "—");
   if (!keepError) setState("stopped");
   startButton.disabled = false;

@@ -26,6 +26,9 @@ use common::{
 
 /// The script connects a publisher and a viewer in well under this on loopback.
 const PUBLISHING_LIMIT: Duration = Duration::from_secs(90);
+/// How long a vanished publisher may hold its place: ICE consent (RFC 7675) gives up after
+/// 30 s without an answer at most; a DTLS close alert ends it at once.
+const DROP_LIMIT: Duration = Duration::from_secs(45);
 /// What the stream's status is given to change.
 const STATUS_LIMIT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(100);
@@ -160,6 +163,10 @@ const SENDONLY_OFFER: &str = "v=0\r\n\
     a=rtpmap:102 H264/90000\r\n\
     a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
 
+/// A certificate fingerprint's shape (RFC 8122 §5); no DTLS gets as far as checking it.
+const FINGERPRINT: &str = "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:\
+    00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
+
 /// `/streams/phone/status`'s `source` once `ready` holds for it.
 fn wait_for_phone_source(
     addr: SocketAddr,
@@ -244,10 +251,18 @@ impl PublishScript {
         }
     }
 
-    /// Waits until the page publishes; its `{session_url}`.
-    fn publishing(&mut self) -> serde_json::Value {
-        match self.line_starting("PUBLISHING ", PUBLISHING_LIMIT) {
-            Some(json) => serde_json::from_str(&json).expect("PUBLISHING JSON"),
+    /// Tells the script to go on to its next step.
+    fn next_step(&mut self) {
+        if let Some(stdin) = &mut self.stdin {
+            let _ = stdin.write_all(b"stop\n");
+            let _ = stdin.flush();
+        }
+    }
+
+    /// The JSON after `prefix`, once the script says it.
+    fn said(&mut self, prefix: &str) -> serde_json::Value {
+        match self.line_starting(prefix, PUBLISHING_LIMIT) {
+            Some(json) => serde_json::from_str(&json).expect("JSON"),
             None => panic!("the publish script ended early: {}", self.seen.join("\n")),
         }
     }
@@ -290,7 +305,7 @@ fn a_browsers_camera_reaches_mjpeg_hls_and_webrtc_viewers_until_its_session_is_d
     });
 
     let mut script = PublishScript::start(&server.url(""), "phone");
-    let publishing = script.publishing();
+    let publishing = script.said("PUBLISHING ");
     let session_url = publishing["session_url"]
         .as_str()
         .expect("the page's session URL")
@@ -356,6 +371,24 @@ fn a_browsers_camera_reaches_mjpeg_hls_and_webrtc_viewers_until_its_session_is_d
     });
     let again = request(server.addr, "DELETE", &session_path, &[]);
     assert_eq!(again.status, 404, "{}", again.text());
+
+    // Publishing again, then the browser's connection gone without a DELETE: the session
+    // ends when framecast stops hearing from the peer, and the place is free again.
+    script.next_step();
+    script.said("REPUBLISHED ");
+    wait_for_phone_source(server.addr, "live again", |source| {
+        source["state"] == "live"
+    });
+    script.next_step();
+    script.said("DROPPED ");
+    wait_for_status_at(
+        server.addr,
+        "/streams/phone/status",
+        "down after the publisher vanished",
+        DROP_LIMIT,
+        POLL,
+        |s| says_no_signal_because(&s["source"], "WHIP publisher left"),
+    );
 
     let result = script.finish();
     assert_eq!(result["ok"], true, "{result}");
@@ -434,14 +467,50 @@ fn bad_offers_and_streams_without_whip_are_refused_with_a_reason() {
     let unknown = request(addr, "DELETE", "/streams/phone/whip/0123456789abcdef", &[]);
     assert_eq!(unknown.status, 404, "{}", unknown.text());
 
-    // The publish page, and the stream waiting: no refused offer let a publisher in.
+    // A publisher whose ICE never comes up (nothing answers at the offer's address) holds the
+    // place until the connect timeout ends its session; DELETE frees it at once.
+    let offer = SENDONLY_OFFER.replace(
+        "a=setup:actpass",
+        &format!("a=fingerprint:sha-256 {FINGERPRINT}\r\na=setup:actpass\r\na=rtcp-mux"),
+    );
+    let first = post_offer(addr, "/streams/phone/whip", &[], &offer);
+    assert_eq!(first.status, 201, "{first:?}");
+    assert_eq!(first.header("Content-Type"), Some("application/sdp"));
+    assert!(first.body.starts_with("v=0"), "{first:?}");
+    let location = first.header("Location").expect("Location").to_owned();
+    assert!(location.starts_with("/streams/phone/whip/"), "{location}");
+    assert_eq!(
+        post_offer(addr, "/streams/phone/whip", &[], &offer).status,
+        409
+    );
+    assert_eq!(request(addr, "DELETE", &location, &[]).status, 200);
+    let second = post_offer(addr, "/streams/phone/whip", &[], &offer);
+    assert_eq!(
+        second.status, 201,
+        "the place is free after DELETE: {second:?}"
+    );
+    let deadline = Instant::now() + STATUS_LIMIT;
+    loop {
+        let next = post_offer(addr, "/streams/phone/whip", &[], &offer);
+        if next.status == 201 {
+            break;
+        }
+        assert_eq!(next.status, 409, "{next:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the unconnected session still holds the place"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // The publish page, and the stream waiting: no offer brought a picture.
     let page = get(addr, "/streams/phone/publish");
     assert_eq!(page.status, 200);
     assert!(page.text().contains("/static/publish-page.js"));
     assert_eq!(get(addr, "/static/publish-page.js").status, 200);
     assert_eq!(get(addr, "/static/whip-client.js").status, 200);
     wait_for_phone_source(addr, "still waiting", |source| {
-        says_no_signal_because(source, "waiting for a WHIP publisher")
+        source["state"] == "down" && source["headline"] == "NO SIGNAL"
     });
 }
 

@@ -7,8 +7,9 @@
 // publishes it over WHIP. Once it is connected and sending, a second publish page must be
 // refused (409), and a WebRTC viewer (WHEP, in a third page) must play the stream with a
 // picture that changes. Then it prints `PUBLISHING {json}` and waits for a line `stop` on
-// standard input (the Rust test checks MJPEG, HLS and DELETE meanwhile), and finally prints
-// one JSON line of results. Exit code 0 when every check passes, 1 otherwise. Every wait has
+// standard input (the Rust test checks MJPEG, HLS and DELETE meanwhile); publishes again and
+// prints `REPUBLISHED {json}`; at the next `stop` closes its connection without a DELETE and
+// prints `DROPPED {}`; at the last `stop` prints one JSON line of results. Exit code 0 when every check passes, 1 otherwise. Every wait has
 // a time limit; the whole run is capped by RUN_LIMIT_MS.
 
 import { join } from "node:path";
@@ -44,16 +45,35 @@ if (!baseArg || !outDir || !stream) {
 const baseUrl = baseArg.replace(/\/+$/, "");
 const publishUrl = `${baseUrl}/streams/${stream}/publish`;
 
-/** The next line `stop` on standard input (or its end). */
-function stopRequested() {
-  return new Promise((resolve) => {
-    const lines = createInterface({ input: process.stdin });
-    lines.on("line", (line) => {
-      if (line.trim() === "stop") resolve();
-    });
-    lines.on("close", resolve);
+/** Resolves at the next line `stop` on standard input (at once after its end). */
+const stopRequested = (() => {
+  let waiting = [];
+  let unclaimed = 0;
+  let ended = false;
+  const lines = createInterface({ input: process.stdin });
+  lines.on("line", (line) => {
+    if (line.trim() !== "stop") return;
+    const next = waiting.shift();
+    if (next) next();
+    else unclaimed += 1;
   });
-}
+  lines.on("close", () => {
+    ended = true;
+    for (const next of waiting) next();
+    waiting = [];
+  });
+  return () =>
+    new Promise((resolve) => {
+      if (unclaimed > 0) {
+        unclaimed -= 1;
+        resolve();
+      } else if (ended) {
+        resolve();
+      } else {
+        waiting.push(resolve);
+      }
+    });
+})();
 
 /** Opens the publish page and presses Start; the page's own status object afterwards. */
 async function startPublishing(context, result) {
@@ -235,6 +255,31 @@ async function run(context, result) {
   console.log("PUBLISHING " + JSON.stringify({ session_url: published.sessionUrl }));
   await bounded(STOP_TIMEOUT_MS, "the test's stop", stopRequested);
   result.publisher_after_delete = await publisher.evaluate(() => ({ ...window.framecastPublisher }));
+
+  // Publishing again after the DELETE, then gone without a word: the connection closes with
+  // no DELETE, as when a phone loses its network or its browser is killed.
+  await publisher.click("#stop");
+  await publisher.waitForFunction(() => window.framecastPublisher.state === "stopped", null, {
+    timeout: CONNECT_TIMEOUT_MS,
+  });
+  await publisher.click("#start");
+  await publisher
+    .waitForFunction(
+      () => ["connected", "failed"].includes(window.framecastPublisher.state),
+      null,
+      { timeout: CONNECT_TIMEOUT_MS, polling: 100 },
+    )
+    .catch(() => {});
+  result.republished = await publisher.evaluate(() => ({ ...window.framecastPublisher }));
+  if (result.republished.state !== "connected") {
+    result.failures.push(`publishing again: ${result.republished.state}, ${result.republished.error}`);
+    return;
+  }
+  console.log("REPUBLISHED " + JSON.stringify({ session_url: result.republished.sessionUrl }));
+  await bounded(STOP_TIMEOUT_MS, "the test's second stop", stopRequested);
+  await publisher.evaluate(() => window.framecastPublisherConnection.close());
+  console.log("DROPPED {}");
+  await bounded(STOP_TIMEOUT_MS, "the test's last stop", stopRequested);
   if (result.page_errors.length) result.failures.push(`${result.page_errors.length} page error(s)`);
 }
 
