@@ -695,6 +695,35 @@ mod tests {
     }
 
     #[test]
+    fn a_whip_stream_waits_for_its_publisher_saying_so_and_is_never_reopened_for_silence() {
+        use crate::source::whip::{WAITING_FOR_PUBLISHER, WhipInlet, WhipOpener};
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let inlet = WhipInlet::new();
+        let settings = SupervisorSettings {
+            size: SIZE,
+            fps: FPS,
+            drop_same_frames: false,
+        };
+        let mut supervisor = Supervisor::new(
+            Box::new(WhipOpener::new(inlet.clone())),
+            Hub::new(false),
+            settings,
+            Arc::new(AtomicBool::new(false)),
+            start,
+        );
+        supervisor.open_if_due(at(0), |_, _| true);
+        assert_eq!(supervisor.reopen_after_silence, None);
+        supervisor.on_silence(at(1_000));
+        let health = supervisor.hub.source_health();
+        assert_eq!(health.headline.as_deref(), Some("NO SIGNAL"));
+        assert_eq!(health.last_error.as_deref(), Some(WAITING_FOR_PUBLISHER));
+        supervisor.on_silence(at(600_000));
+        assert!(supervisor.reader.is_some(), "still open after ten minutes");
+        assert_eq!(supervisor.hub.source_health().reopen_attempts, 0);
+    }
+
+    #[test]
     fn a_source_ended_for_good_is_not_reopened() {
         let start = Instant::now();
         let (mut supervisor, opens) = supervisor(false, start);
