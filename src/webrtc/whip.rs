@@ -10,6 +10,7 @@
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
+use str0m::format::Codec;
 use str0m::media::MediaData;
 
 use super::offer::{OfferError, OfferSummary, check_offer};
@@ -70,6 +71,11 @@ impl SessionHandler for WhipHandler {
         let Some(publisher) = &mut self.publisher else {
             return;
         };
+        // The offer was checked for H.264 and str0m negotiates nothing else, but a unit of
+        // another codec must never reach an H.264 source.
+        if data.params.spec().codec != Codec::H264 {
+            return;
+        }
         let now = Instant::now();
         let sample = WhipSample {
             annex_b: Bytes::copy_from_slice(&data.data),
