@@ -124,8 +124,8 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 # renderer (round trips), the H.264 SPS parser, the Annex B access-unit splitter, the RTSP
 # access-unit conversion, the H.264 decoder for JPEG viewers, HLS passthrough of a source's
 # H.264 (playlist rules), the Authorization header (Basic and Bearer credentials), the
-# signed-link check of a request's path and query, and the rewrite that carries a signed link
-# into every URI of a playlist. Each target runs for FUZZ_SECONDS, so `make test` (10 s each)
+# signed-link check of a request's path and query, the rewrite that carries a signed link
+# into every URI of a playlist, and the assembly of a WHIP publisher's access units. Each target runs for FUZZ_SECONDS, so `make test` (10 s each)
 # spends a minute and more here. Each starts from generated seeds in fuzz/corpus/<target>:
 # real MJPEG (its first byte picks the push size); the playlists of the renderer's case table
 # (written by an ignored unit test; the playlist rewrite starts from them too); libx264 Annex-B
@@ -136,7 +136,7 @@ FUZZ_SECONDS ?= 60
 # `--dev` for the short runs of `make test` (see fuzz/Cargo.toml); release otherwise.
 FUZZ_BUILD ?=
 FUZZ_TARGETS := mjpeg_stream playlist_roundtrip h264_sps h264_access_units rtsp_access_unit h264_decode \
-  h264_passthrough authorization_header signed_link carry_query
+  h264_passthrough authorization_header signed_link carry_query whip_access_units
 FUZZ_CORPUS := fuzz/corpus
 
 fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs cargo-fuzz if missing)

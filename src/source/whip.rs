@@ -304,20 +304,12 @@ impl AccessUnitAssembler {
     /// The frame of one access unit; `None` for one that holds no picture to serve (parameter
     /// sets alone, a picture before the first IDR or after a gap).
     pub fn push(&mut self, sample: WhipSample) -> Result<Option<Frame>, SourceError> {
-        let mut has_sps = false;
-        let mut has_pps = false;
         let mut has_picture = false;
         let mut is_idr = false;
         for nal in h264::split_annex_b(&sample.annex_b) {
             match nal_unit_type(nal) {
-                Some(NAL_SPS) => {
-                    has_sps = true;
-                    self.take_sps(nal)?;
-                }
-                Some(NAL_PPS) => {
-                    has_pps = true;
-                    self.pps = Some(Bytes::copy_from_slice(nal));
-                }
+                Some(NAL_SPS) => self.take_sps(nal)?,
+                Some(NAL_PPS) => self.pps = Some(Bytes::copy_from_slice(nal)),
                 Some(kind @ NAL_SLICE_NON_IDR..=NAL_IDR) => {
                     has_picture = true;
                     is_idr |= kind == NAL_IDR;
@@ -345,7 +337,9 @@ impl AccessUnitAssembler {
                 "an H.264 picture came before its SPS and PPS".into(),
             ));
         };
-        let annex_b = if is_idr && !(has_sps && has_pps) {
+        // Every IDR gets the current parameter sets first, whether the unit had them (in any
+        // order) or not: one copy a GOP.
+        let annex_b = if is_idr {
             with_parameter_sets(sps, pps, &sample.annex_b)
         } else {
             sample.annex_b
@@ -528,10 +522,15 @@ mod tests {
     }
 
     #[test]
-    fn an_idr_with_its_own_parameter_sets_passes_as_it_came() {
+    fn an_idr_keeps_its_own_parameter_sets_in_front_whatever_their_order() {
         let mut assembler = AccessUnitAssembler::default();
         let frame = assembler
             .push(sample(&[SPS, PPS, IDR], true))
+            .unwrap()
+            .unwrap();
+        assert_eq!(h264(&frame).annex_b, annex_b(&[SPS, PPS, IDR]));
+        let frame = assembler
+            .push(sample(&[PPS, IDR, SPS], true))
             .unwrap()
             .unwrap();
         assert_eq!(h264(&frame).annex_b, annex_b(&[SPS, PPS, IDR]));
