@@ -19,6 +19,10 @@ pub enum HttpError {
     /// Nothing at that path.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The body is not of a type the resource takes (a WHEP offer that is not
+    /// `application/sdp`); the reason is one line.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The server cannot answer now (no frame in time, shutting down); the reason is one line.
     #[error("{0}")]
     Unavailable(String),
@@ -32,6 +36,7 @@ impl ResponseError for HttpError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -42,6 +47,17 @@ impl ResponseError for HttpError {
             .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
             .insert_header(CachePolicy::Live.header())
             .body(format!("{self}\n"))
+    }
+}
+
+/// A WebRTC session that was not opened: a bad offer is 400 with its reason; no room or a
+/// stopped driver is 503.
+impl From<crate::webrtc::OpenError> for HttpError {
+    fn from(error: crate::webrtc::OpenError) -> Self {
+        match error {
+            crate::webrtc::OpenError::Offer(reason) => Self::BadRequest(reason.to_string()),
+            other => Self::Unavailable(other.to_string()),
+        }
     }
 }
 
@@ -75,6 +91,9 @@ impl HttpError {
         match self {
             Self::BadRequest(reason) => Self::BadRequest(format!("{what}: {reason}")),
             Self::NotFound(reason) => Self::NotFound(format!("{what}: {reason}")),
+            Self::UnsupportedMediaType(reason) => {
+                Self::UnsupportedMediaType(format!("{what}: {reason}"))
+            }
             Self::Unavailable(reason) => Self::Unavailable(format!("{what}: {reason}")),
             Self::Internal(reason) => Self::Internal(format!("{what}: {reason}")),
         }

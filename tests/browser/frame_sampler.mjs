@@ -48,6 +48,8 @@ export async function launchChromium() {
           "--disable-background-networking",
           "--disable-component-update",
           "--disable-sync",
+          // WebRTC over 127.0.0.1: Chromium leaves loopback out of ICE otherwise.
+          "--allow-loopback-in-peer-connection",
         ],
         viewport: { width: 1280, height: 900 },
         timeout: LAUNCH_TIMEOUT_MS,
