@@ -101,7 +101,7 @@ test: test-deps node_modules/.installed ## Check formatting and lints, then run 
 js-test: node-deps ## Unit-test the pages' pure JavaScript (static/) with node's test runner
 	node --test tests/js/*.test.mjs
 
-bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, the same over TLS and HTTP/2, bitrate on noise, many streams, an RTSP camera, credential checks, an nginx edge, browser latency
+bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, MJPEG and HLS load, the same over TLS and HTTP/2, bitrate on noise, many streams, an RTSP camera, credential checks, an nginx edge, WebRTC viewers, browser latency
 	$(CARGO) build $(CARGO_FLAGS) --release
 	$(CARGO) bench $(CARGO_FLAGS) --bench jpeg_stage
 	$(CARGO) bench $(CARGO_FLAGS) --bench h264_stage
@@ -118,6 +118,7 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 	$(CARGO) bench $(CARGO_FLAGS) --bench rtsp_camera
 	$(CARGO) bench $(CARGO_FLAGS) --bench auth_check
 	$(CARGO) bench $(CARGO_FLAGS) --bench edge_cache
+	$(CARGO) bench $(CARGO_FLAGS) --bench webrtc_viewers
 	node benches/browser_latency.mjs
 
 # Every parser of outside bytes is fuzzed: the MJPEG pipe splitter, the playlist parser and

@@ -1,6 +1,7 @@
 // Capture-to-display latency in a real browser, per delivery path: LL-HLS through stock hls.js
 // (/hls: `lowLatencyMode: true`, otherwise hls.js's defaults), standard HLS through hls.js
-// (/hls?ll=0), /live.mp4 through the page's MSE player (/live) and MJPEG in an <img> (/).
+// (/hls?ll=0), /live.mp4 through the page's MSE player (/live), WebRTC through the WHEP page
+// (/webrtc) and MJPEG in an <img> (/).
 // Debian's headless Chromium, driven by playwright-core.
 //
 //   node benches/browser_latency.mjs [BASE_URL] [--only MODE,MODE] [--runs N]
@@ -45,11 +46,13 @@ const HLS_WINDOW_TIMEOUT_MS = 15_000;
 const SERVER_START_TIMEOUT_MS = 20_000;
 // framecast's latency targets. MJPEG's target is for 100
 // viewers on loopback (benches/mjpeg_load); a single <img> is shown for comparison.
-// LL-HLS: ≤ 1.0 s with stock hls.js (issue 7); /live.mp4 in MSE: ≤ 0.25 s (docs/design).
+// LL-HLS: ≤ 1.0 s with stock hls.js (issue 7); /live.mp4 in MSE: ≤ 0.25 s (docs/design);
+// WebRTC (WHEP): ≤ 150 ms at 720p30 on loopback (issue 12).
 const PATHS = [
   { mode: "ll-hls", path: "/hls", selector: "#video", warmupMs: 6_000, targetMs: 1_000, runs: 6, pdt: true },
   { mode: "hls", path: "/hls?ll=0", selector: "#video", warmupMs: 5_000, targetMs: 3_000, pdt: true },
   { mode: "mse", path: "/live", selector: "#video", warmupMs: 4_000, targetMs: 250 },
+  { mode: "webrtc", path: "/webrtc", selector: "#video", warmupMs: 3_000, targetMs: 150 },
   { mode: "mjpeg", path: "/", selector: "#live", warmupMs: 2_000, targetMs: null },
 ];
 

@@ -15,7 +15,10 @@
 //! Scope: a link for a stream's `live.m3u8` (`/streams/NAME/live.m3u8`, or `/live.m3u8` for
 //! the first stream at the root) also covers everything under that stream's HLS prefix
 //! (`/streams/NAME/hls/…`, `/hls/…`: media playlists, init sections, parts, segments), so the
-//! URIs a signed playlist lists work with the same signature. Every other link covers its exact
+//! URIs a signed playlist lists work with the same signature. Likewise a link for a stream's
+//! WebRTC page (`/streams/NAME/webrtc`, `/webrtc`) covers its WHEP resource and sessions
+//! (`…/whep`, `…/whep/ID`), which the page posts its offer to and deletes when it leaves.
+//! Every other link covers its exact
 //! path (`/live.mp4` is not HLS and needs a link of its own). Other query parameters
 //! (`_HLS_msn`, `_HLS_part`, `_HLS_skip`, `fps`) are not signed: a player adds them.
 //!
@@ -43,6 +46,10 @@ const MAX_EXPIRY_DIGITS: usize = 20;
 const HLS_ENTRY: &str = "live.m3u8";
 /// The prefix, under a stream's base, of its HLS media playlists, init sections and media.
 const HLS_PREFIX: &str = "hls/";
+/// The WebRTC viewer page, whose link covers the stream's WHEP resources.
+const WEBRTC_ENTRY: &str = "webrtc";
+/// The WHEP resource under a stream's base; sessions are under it.
+const WHEP_RESOURCE: &str = "whep";
 
 /// Why a request's signed link is refused; each reads as one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,7 +85,13 @@ pub fn sign(key: &SigningKey, path: &str, expires_at_unix: u64) -> String {
 
 /// The resources of a stream a link can be made for (under `/streams/NAME/`, or the first
 /// stream's at the root): pages are not, their own resources would not be signed.
-pub const SIGNABLE_RESOURCES: [&str; 4] = ["stream.mjpg", "snapshot.jpg", "live.m3u8", "live.mp4"];
+pub const SIGNABLE_RESOURCES: [&str; 5] = [
+    "stream.mjpg",
+    "snapshot.jpg",
+    "live.m3u8",
+    "live.mp4",
+    "webrtc",
+];
 
 /// The longest validity a link is made with.
 pub const MAX_VALIDITY: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
@@ -178,11 +191,13 @@ pub fn verify(
         .verify_slice(&params.signature)
         .is_ok();
     let covered = exact
-        || hls_scope(path).is_some_and(|entry| {
-            mac(key, &entry, params.expiry_text)
-                .verify_slice(&params.signature)
-                .is_ok()
-        });
+        || hls_scope(path)
+            .or_else(|| webrtc_scope(path))
+            .is_some_and(|entry| {
+                mac(key, &entry, params.expiry_text)
+                    .verify_slice(&params.signature)
+                    .is_ok()
+            });
     if !covered {
         return Err(SignedLinkError::BadSignature);
     }
@@ -204,18 +219,36 @@ pub fn verify(
 /// For a path under a stream's HLS prefix, the path of the `live.m3u8` whose link covers it:
 /// `/streams/NAME/hls/…` → `/streams/NAME/live.m3u8`, `/hls/…` → `/live.m3u8`.
 pub fn hls_scope(path: &str) -> Option<String> {
-    let (base, rest) = match path.strip_prefix("/streams/") {
+    let (base, rest) = split_base(path)?;
+    let under = rest.strip_prefix(HLS_PREFIX)?;
+    (!under.is_empty()).then(|| format!("{base}{HLS_ENTRY}"))
+}
+
+/// For a stream's WHEP resource or one of its sessions, the path of the WebRTC page whose
+/// link covers it: `/streams/NAME/whep[/ID]` → `/streams/NAME/webrtc`, `/whep[/ID]` →
+/// `/webrtc`.
+pub fn webrtc_scope(path: &str) -> Option<String> {
+    let (base, rest) = split_base(path)?;
+    let under = rest.strip_prefix(WHEP_RESOURCE)?;
+    let session = match under.strip_prefix('/') {
+        Some(id) => !id.is_empty() && !id.contains('/'),
+        None => under.is_empty(),
+    };
+    session.then(|| format!("{base}{WEBRTC_ENTRY}"))
+}
+
+/// A path as its stream's base (`/streams/NAME/`, or `/` for the root) and the rest.
+fn split_base(path: &str) -> Option<(&str, &str)> {
+    match path.strip_prefix("/streams/") {
         Some(after) => {
             let (name, rest) = after.split_once('/')?;
             if name.is_empty() {
                 return None;
             }
-            (&path[..path.len() - rest.len()], rest)
+            Some((&path[..path.len() - rest.len()], rest))
         }
-        None => ("/", path.strip_prefix('/')?),
-    };
-    let under = rest.strip_prefix(HLS_PREFIX)?;
-    (!under.is_empty()).then(|| format!("{base}{HLS_ENTRY}"))
+        None => Some(("/", path.strip_prefix('/')?)),
+    }
 }
 
 fn mac(key: &SigningKey, path: &str, expiry_text: &str) -> HmacSha256 {
@@ -344,6 +377,35 @@ mod tests {
                 Err(SignedLinkError::BadSignature),
                 "{path} {query}"
             );
+        }
+    }
+
+    #[test]
+    fn a_webrtc_page_link_covers_its_streams_whep_resource_and_sessions_only() {
+        let stream_query = sign(&key(), "/streams/front/webrtc", EXP);
+        let root_query = sign(&key(), "/webrtc", EXP);
+        for path in [
+            "/streams/front/webrtc",
+            "/streams/front/whep",
+            "/streams/front/whep/0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(verify(&key(), path, &stream_query, 0).is_ok(), "{path}");
+            assert!(verify(&key(), path, &root_query, 0).is_err(), "{path}");
+        }
+        for path in ["/webrtc", "/whep", "/whep/0123"] {
+            assert!(verify(&key(), path, &root_query, 0).is_ok(), "{path}");
+            assert!(verify(&key(), path, &stream_query, 0).is_err(), "{path}");
+        }
+        for path in [
+            "/streams/front/whep/",
+            "/streams/front/whep/a/b",
+            "/streams/front/whepx",
+            "/streams/back/whep",
+            "/streams/front/live.mp4",
+            "/streams/front/stream.mjpg",
+            "/streams/front/status",
+        ] {
+            assert!(verify(&key(), path, &stream_query, 0).is_err(), "{path}");
         }
     }
 

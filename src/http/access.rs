@@ -5,7 +5,7 @@
 //! | request | needs |
 //! | --- | --- |
 //! | `/healthz`, `/streams/{name}/healthz`, `/static/*` | nothing, ever |
-//! | a stream's resources (MJPEG, snapshot, HLS, `/live.mp4`, its pages and status), the root ones for the first stream | a user or token allowed that stream, or a signed link (already checked, [`Grant::SignedLink`]) |
+//! | a stream's resources (MJPEG, snapshot, HLS, `/live.mp4`, WHEP, its pages and status), the root ones for the first stream | a user or token allowed that stream, or a signed link (already checked, [`Grant::SignedLink`]) |
 //! | `/`, `/status`, anything else | a user or token |
 //! | `/metrics` | a user or token, unless `metrics_public = true` |
 //!
@@ -181,10 +181,11 @@ fn classify<'a>(path: &'a str, query: &str) -> Resource<'a> {
             Resource::Stream(StreamRef::First)
         }
         "/" | "/status" => Resource::Server,
-        "/stream.mjpg" | "/snapshot.jpg" | "/live.m3u8" | "/live.mp4" | "/hls" | "/live" => {
+        "/stream.mjpg" | "/snapshot.jpg" | "/live.m3u8" | "/live.mp4" | "/hls" | "/live"
+        | "/webrtc" | "/whep" => Resource::Stream(StreamRef::First),
+        _ if path.starts_with("/hls/") || path.starts_with("/whep/") => {
             Resource::Stream(StreamRef::First)
         }
-        _ if path.starts_with("/hls/") => Resource::Stream(StreamRef::First),
         _ if path.starts_with("/static/") => Resource::Open,
         _ => Resource::Server,
     }
@@ -406,6 +407,10 @@ mod tests {
             ("/live.mp4", "", Stream(First)),
             ("/hls", "", Stream(First)),
             ("/live", "", Stream(First)),
+            ("/webrtc", "", Stream(First)),
+            ("/whep", "", Stream(First)),
+            ("/whep/0123", "", Stream(First)),
+            ("/streams/garage/whep", "", Stream(Named("garage"))),
             ("/streams/garage", "", Stream(Named("garage"))),
             ("/streams/garage/", "", Stream(Named("garage"))),
             ("/streams/garage/status", "", Stream(Named("garage"))),

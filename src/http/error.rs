@@ -25,7 +25,8 @@ pub enum HttpError {
     /// The resource is taken (a second WHIP publisher).
     #[error("{0}")]
     Conflict(String),
-    /// The body is not of the type the resource takes.
+    /// The body is not of a type the resource takes (a WHEP offer that is not
+    /// `application/sdp`); the reason is one line.
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// The server cannot answer now (no frame in time, shutting down); the reason is one line.
@@ -54,6 +55,17 @@ impl ResponseError for HttpError {
             .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
             .insert_header(CachePolicy::Live.header())
             .body(format!("{self}\n"))
+    }
+}
+
+/// A WebRTC session that was not opened: a bad offer is 400 with its reason; no room or a
+/// stopped driver is 503.
+impl From<crate::webrtc::OpenError> for HttpError {
+    fn from(error: crate::webrtc::OpenError) -> Self {
+        match error {
+            crate::webrtc::OpenError::Offer(reason) => Self::BadRequest(reason.to_string()),
+            other => Self::Unavailable(other.to_string()),
+        }
     }
 }
 

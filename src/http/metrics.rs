@@ -248,12 +248,12 @@ impl Collector for Reading {
         }
         e.gauge(
             "framecast_viewers",
-            "Viewers connected now, by kind (mjpeg, live.mp4).",
+            "Viewers connected now, by kind (mjpeg, live.mp4, webrtc).",
             viewers,
         )?;
         e.counter(
             "framecast_viewer_sent_bytes",
-            "Bytes sent to viewers, by kind (mjpeg, live.mp4).",
+            "Bytes sent to viewers, by kind (mjpeg, live.mp4, webrtc).",
             bytes,
         )?;
         e.counter(

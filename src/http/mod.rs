@@ -27,6 +27,7 @@ mod status;
 pub mod streams;
 mod tls;
 mod tuning;
+mod whep;
 mod whip;
 
 pub use access::{AccessControl, log_access_mode};
@@ -121,6 +122,17 @@ fn stream_routes(cfg: &mut web::ServiceConfig) {
             web::resource("/live.mp4")
                 .route(web::get().to(live_mp4::stream))
                 .route(web::head().to(live_mp4::head)),
+        )
+        .service(get_and_head("/webrtc", pages::webrtc))
+        .service(
+            web::resource("/whep")
+                .route(web::post().to(whep::create))
+                .route(web::method(actix_web::http::Method::OPTIONS).to(whep::options)),
+        )
+        .service(
+            web::resource(format!("/whep/{{{}}}", whep::SESSION_PARAM))
+                .route(web::delete().to(whep::delete))
+                .route(web::patch().to(whep::patch)),
         );
 }
 

@@ -206,6 +206,31 @@ pub async fn live(req: HttpRequest, stream: Served) -> CustomizeResponder<LivePa
     })
 }
 
+/// `GET /webrtc`: the stream over WebRTC (WHEP) in a `<video>`, the lowest-latency H.264
+/// path, with the latency readout from the pixels; reconnects when the session fails.
+#[derive(Template, WebTemplate)]
+#[template(path = "webrtc.html")]
+pub struct WebRtcPage {
+    pub version: &'static str,
+    pub base: String,
+    pub source: String,
+    pub width: u32,
+    pub height: u32,
+    /// `false` with HLS off, which also turns the H.264 encoder, and so WHEP, off.
+    pub hls_enabled: bool,
+}
+
+pub async fn webrtc(req: HttpRequest, stream: Served) -> CustomizeResponder<WebRtcPage> {
+    page(WebRtcPage {
+        version: env!("CARGO_PKG_VERSION"),
+        base: stream.base_for(&req),
+        source: stream.settings.source.to_string(),
+        width: stream.settings.size.width,
+        height: stream.settings.size.height,
+        hls_enabled: stream.hls.is_some(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,13 +26,14 @@ macro_rules! static_file {
 }
 
 /// Name, content type, bytes. Each page loads its own module (`viewer.js` for MJPEG,
-/// `hls-page.js`, `mse-page.js`); those import the rest.
+/// `hls-page.js`, `mse-page.js`, `webrtc-page.js`); those import the rest.
 const FILES: &[(&str, &str, &[u8])] = &[
     static_file!("style.css", CSS),
     // Page modules.
     static_file!("viewer.js", JAVASCRIPT),
     static_file!("hls-page.js", JAVASCRIPT),
     static_file!("mse-page.js", JAVASCRIPT),
+    static_file!("webrtc-page.js", JAVASCRIPT),
     static_file!("grid.js", JAVASCRIPT),
     static_file!("publish-page.js", JAVASCRIPT),
     // Shared by the pages.

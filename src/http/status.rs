@@ -47,6 +47,8 @@ struct ServerStatus<'a> {
     streams: Vec<StreamStatus>,
     /// Users and tokens configured, failed attempts, verifications.
     access: super::access::AccessStatus,
+    /// The WebRTC socket and its sessions (WHEP viewers, WHIP publishers).
+    webrtc: Option<crate::webrtc::WebRtcStatus>,
 }
 
 /// `GET /streams/{name}/status`: one stream.
@@ -296,6 +298,10 @@ pub async fn server_status(state: web::Data<AppState>) -> HttpResponse {
         totals,
         streams: listed,
         access: state.access.status(),
+        webrtc: match &state.webrtc {
+            Some(webrtc) => Some(webrtc.status().await),
+            None => None,
+        },
     };
     HttpResponse::Ok()
         .insert_header(CachePolicy::Live.header())

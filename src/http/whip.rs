@@ -25,7 +25,7 @@ use super::error::HttpError;
 use super::streams::Served;
 use crate::access::Grant;
 use crate::source::whip::{ClaimError, WhipInlet};
-use crate::webrtc::{self, NewSession, OpenError, SessionId, SessionKind, WebRtc};
+use crate::webrtc::{self, NewSession, SessionId, SessionKind, WebRtc};
 
 /// The path segment of a session under `/streams/{name}/whip/`.
 pub const SESSION_PARAM: &str = "session";
@@ -108,13 +108,7 @@ pub async fn publish(
                 handler,
             },
         )
-        .await
-        .map_err(|error| match error {
-            OpenError::Offer(_) => HttpError::BadRequest(error.to_string()),
-            OpenError::Full { .. } | OpenError::Stopped => {
-                HttpError::Unavailable(error.to_string())
-            }
-        })?;
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header((
             LOCATION,

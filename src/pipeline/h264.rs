@@ -844,6 +844,107 @@ mod tests {
         assert!(checked > 30, "{checked} samples checked");
     }
 
+    /// A WebRTC viewer's key-frame request makes the next encoded frame an IDR in the middle
+    /// of a segment: the tap hands it to viewers as an IDR, the HLS part it starts is
+    /// INDEPENDENT, every other part's flag still says whether it starts with an IDR, and
+    /// segments still start at their own IDRs.
+    #[test]
+    fn a_viewers_key_frame_request_makes_an_idr_mid_segment_and_parts_stay_marked_right() {
+        let settings = SegmenterSettings {
+            fps: 30,
+            frames_per_segment: 30,
+            frames_per_part: 6,
+        };
+        let store = Arc::new(HlsStore::new(HlsTiming::new(settings, 6)));
+        let hub = Hub::new(true);
+        let (_, mut tap) = hub.access_units.subscribe();
+        // Read as the units come: the tap keeps fewer than the run makes.
+        let collector = std::thread::spawn(move || {
+            let mut units = Vec::new();
+            while units.len() < 100 {
+                match tap.blocking_recv() {
+                    Ok(unit) => units.push(unit),
+                    Err(error) => panic!("the tap: {error}"),
+                }
+            }
+            units
+        });
+        let (taken, filter) = counting_filter(|_| true);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = spawn_filtered(
+            hub.clone(),
+            store.clone(),
+            Arc::new(H264Counters::default()),
+            H264Settings {
+                fps: 30,
+                bitrate_bps: 300_000,
+                frames_per_idr: settings.frames_per_segment,
+            },
+            HlsDemand::new(crate::config::HlsMode::Always, Duration::ZERO),
+            stop.clone(),
+            filter,
+        )
+        .unwrap();
+        let size = FrameSize::new(320, 240);
+        let mut pattern = TestPattern::new(size, 30);
+        // Frame 42 starts part 2 of the second segment.
+        const REQUESTED_AT: u64 = 42;
+        for n in 0..100 {
+            if n == REQUESTED_AT {
+                hub.access_units.request_start_key_frame();
+            }
+            hub.publish_frame(Arc::new(frame(&mut pattern, size, n)));
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while taken.load(Ordering::SeqCst) <= n {
+                assert!(Instant::now() < deadline, "frame {n} was never taken");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        hub.close();
+        thread.join().unwrap();
+
+        let units = collector.join().unwrap();
+        assert!(units.iter().all(|u| !u.passed_through));
+        let idrs: Vec<usize> = (0..units.len()).filter(|&i| units[i].is_idr).collect();
+        assert_eq!(idrs, [0, 30, REQUESTED_AT as usize, 60, 90]);
+
+        let playlist = store.playlist();
+        let mut independent_parts = Vec::new();
+        for segment in &playlist.segments {
+            for (part_index, part) in segment.parts.iter().enumerate() {
+                let PartLookup::Ready(data) = store.part(segment.msn, part_index) else {
+                    panic!("part {}.{part_index} is listed but missing", segment.msn);
+                };
+                let (_, samples) = read_fragment(&data);
+                assert_eq!(
+                    part.independent, samples[0].1,
+                    "{}.{part_index}",
+                    segment.msn
+                );
+                if part_index == 0 {
+                    assert!(
+                        part.independent,
+                        "segment {} starts with an IDR",
+                        segment.msn
+                    );
+                }
+                if part.independent {
+                    independent_parts.push((segment.msn, part_index));
+                }
+            }
+        }
+        assert!(
+            independent_parts.contains(&(1, 2)),
+            "the requested IDR's part: {independent_parts:?}"
+        );
+        assert_eq!(
+            independent_parts.iter().filter(|(_, i)| *i != 0).count(),
+            1,
+            "{independent_parts:?}"
+        );
+    }
+
     /// The H.264 thread of an on-demand stream, fed frame by frame, its idle time on a clock
     /// the test moves.
     struct OnDemandThread {

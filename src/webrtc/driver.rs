@@ -90,6 +90,23 @@ pub struct WebRtcCounters {
     pub datagrams_unmatched: AtomicU64,
 }
 
+/// What `/status` says of WebRTC.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WebRtcStatus {
+    /// The bound UDP address and port (the port chosen, when 0 was configured).
+    pub udp_address: String,
+    pub udp_port: u16,
+    /// The host candidates every answer announces.
+    pub candidates: Vec<String>,
+    pub max_sessions: usize,
+    pub session_count: usize,
+    pub sessions_opened_total: u64,
+    pub sessions_closed_total: u64,
+    pub frames_dropped_queue_full: u64,
+    pub datagrams_unmatched: u64,
+    pub sessions: Vec<SessionInfo>,
+}
+
 enum Command {
     Open {
         session: NewSession,
@@ -116,6 +133,7 @@ pub struct WebRtc {
     frames: mpsc::Sender<(SessionId, OutgoingFrame)>,
     local_addr: SocketAddr,
     candidates: Arc<Vec<SocketAddr>>,
+    max_sessions: usize,
     counters: Arc<WebRtcCounters>,
 }
 
@@ -162,6 +180,7 @@ impl WebRtc {
             frames,
             local_addr,
             candidates: Arc::new(candidates),
+            max_sessions: settings.max_sessions,
             counters,
         })
     }
@@ -250,6 +269,23 @@ impl WebRtc {
     /// Asks a receive session's peer for a key frame (PLI), without waiting.
     pub fn request_key_frame(&self, id: SessionId) {
         let _ = self.control.try_send(Command::RequestKeyFrame { id });
+    }
+
+    /// The WebRTC side for `/status`: the socket, the totals and every session.
+    pub async fn status(&self) -> WebRtcStatus {
+        let counters = &self.counters;
+        WebRtcStatus {
+            udp_address: self.local_addr.to_string(),
+            udp_port: self.local_addr.port(),
+            candidates: self.candidates.iter().map(ToString::to_string).collect(),
+            max_sessions: self.max_sessions,
+            session_count: counters.sessions.load(Ordering::Relaxed),
+            sessions_opened_total: counters.sessions_opened.load(Ordering::Relaxed),
+            sessions_closed_total: counters.sessions_closed.load(Ordering::Relaxed),
+            frames_dropped_queue_full: counters.frames_dropped.load(Ordering::Relaxed),
+            datagrams_unmatched: counters.datagrams_unmatched.load(Ordering::Relaxed),
+            sessions: self.sessions().await,
+        }
     }
 
     /// Every session's figures.

@@ -33,8 +33,8 @@
 //! - A send session gets frames with [`WebRtc::send_frame`]`(id, OutgoingFrame)`, which never
 //!   waits (a full queue refuses; start again at an IDR). A receive session asks its peer for
 //!   a key frame with [`WebRtc::request_key_frame`]`(id)`.
-//! - [`WebRtc::sessions`] lists every session's figures ([`SessionInfo`]) for `/status`;
-//!   [`WebRtc::counters`] has totals.
+//! - [`WebRtc::sessions`] lists every session's figures ([`SessionInfo`]);
+//!   [`WebRtc::status`] is the `/status` section; [`WebRtc::counters`] has totals.
 //!
 //! Sessions are bounded (`webrtc_max_sessions`); one that does not connect within
 //! `connect_timeout`, whose peer goes away (ICE consent, RFC 7675) or that is deleted is
@@ -52,7 +52,9 @@ pub mod whip;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use driver::{FrameRefused, NewSession, OpenError, Opened, WebRtc, WebRtcCounters};
+pub use driver::{
+    FrameRefused, NewSession, OpenError, Opened, WebRtc, WebRtcCounters, WebRtcStatus,
+};
 pub use handler::{CloseReason, SessionHandler, SessionKind};
 pub use session::{OutgoingFrame, SessionInfo};
 pub use session_id::SessionId;

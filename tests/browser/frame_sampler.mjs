@@ -48,6 +48,8 @@ export async function launchChromium(extraArgs = []) {
           "--disable-background-networking",
           "--disable-component-update",
           "--disable-sync",
+          // WebRTC over 127.0.0.1: Chromium leaves loopback out of ICE otherwise.
+          "--allow-loopback-in-peer-connection",
           ...extraArgs,
         ],
         viewport: { width: 1280, height: 900 },

@@ -30,9 +30,8 @@ const MIN_DISTINCT_PICTURES = 3;
 // How long the Rust side may take with its checks before it says `stop`.
 const STOP_TIMEOUT_MS = 60_000;
 
-// The fake camera and no permission prompt; WebRTC between processes on loopback.
+// The fake camera and no permission prompt (loopback WebRTC is on for every browser test).
 const CHROMIUM_ARGS = [
-  "--allow-loopback-in-peer-connection",
   "--use-fake-device-for-media-stream",
   "--use-fake-ui-for-media-stream",
 ];

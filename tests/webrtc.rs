@@ -1,0 +1,190 @@
+//! WebRTC playback (WHEP) with real clients: Debian's headless Chromium plays the `/webrtc`
+//! page over loopback (`tests/browser/webrtc_page.mjs`: the picture moves, a session whose peer
+//! never answers holds nobody up, a DELETEd session ends and the page reconnects), and the
+//! WHEP resource answers wrong requests with their status and a one-line reason.
+//!
+//! Fails, naming it, where Chromium, node or `node_modules/playwright-core` is missing (skipped
+//! only with `FRAMECAST_ALLOW_MISSING_CLIENTS=1`).
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::chromium::{missing_prerequisite, output_dir, run_script};
+use common::{Server, require_prerequisite, status_json};
+
+/// The arguments of every server here: WebRTC on any free loopback port.
+const WEBRTC_ARGS: [&str; 2] = ["--webrtc-listen", "127.0.0.1:0"];
+
+/// A receive-only offer as a browser makes it, cut to what the checks read.
+const OFFER: &str = "v=0\r\n\
+    o=- 1 2 IN IP4 127.0.0.1\r\n\
+    s=-\r\n\
+    t=0 0\r\n\
+    a=group:BUNDLE 0\r\n\
+    m=video 9 UDP/TLS/RTP/SAVPF 103\r\n\
+    c=IN IP4 0.0.0.0\r\n\
+    a=ice-ufrag:test\r\n\
+    a=ice-pwd:testtesttesttesttesttest\r\n\
+    a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+    a=setup:actpass\r\n\
+    a=mid:0\r\n\
+    a=recvonly\r\n\
+    a=rtcp-mux\r\n\
+    a=rtpmap:103 H264/90000\r\n\
+    a=fmtp:103 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request with a body (`Connection: close`), its whole answer read, bounded in time.
+fn send(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: &str) -> Answer {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send head");
+    stream.write_all(body.as_bytes()).expect("send body");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the answer");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("end of headers");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+fn post_offer(addr: SocketAddr, path: &str, offer: &str) -> Answer {
+    send(addr, "POST", path, "application/sdp", offer)
+}
+
+#[test]
+fn webrtc_page_plays_in_chromium_and_a_deleted_session_ends() {
+    if !require_prerequisite(
+        missing_prerequisite(&["playwright-core/package.json"]),
+        "webrtc_page_plays_in_chromium_and_a_deleted_session_ends",
+    ) {
+        return;
+    }
+    let server = Server::start(&[&WEBRTC_ARGS[..], &["--size", "640x360", "--fps", "30"]].concat());
+    let result = run_script("webrtc_page.mjs", &server.url(""));
+    assert!(output_dir().join("webrtc_page.png").exists());
+    assert_eq!(result["delete_status"], 200, "{result}");
+    // Every session is gone once the page is closed and its last session times out or is
+    // deleted; the page DELETEs its own when it leaves.
+    let status = status_json(server.addr);
+    assert!(
+        status["webrtc"]["sessions_opened_total"].as_u64() >= Some(3),
+        "{status}"
+    );
+}
+
+#[test]
+fn whep_answers_wrong_requests_with_their_status_and_reason() {
+    let server = Server::start(&[&WEBRTC_ARGS[..], &["--webrtc-max-sessions", "1"]].concat());
+    let addr = server.addr;
+    let status = status_json(addr);
+    assert_ne!(status["webrtc"]["udp_port"].as_u64(), Some(0), "{status}");
+    assert_ne!(
+        status["webrtc"]["udp_port"],
+        serde_json::Value::Null,
+        "{status}"
+    );
+
+    let wrong_type = send(addr, "POST", "/streams/main/whep", "text/plain", OFFER);
+    assert_eq!(wrong_type.status, 415, "{}", wrong_type.body);
+    assert!(wrong_type.body.contains("application/sdp"));
+
+    let cases = [
+        ("hello".to_owned(), "not SDP"),
+        (
+            OFFER.replace("a=setup:actpass", "a=setup:active"),
+            "not an offer",
+        ),
+        (OFFER.replace("m=video", "m=audio"), "no video m-line"),
+        (OFFER.replace("H264/90000", "VP8/90000"), "no H.264"),
+        (
+            OFFER.replace("packetization-mode=1", "packetization-mode=0"),
+            "packetization-mode=1",
+        ),
+        (OFFER.replace("a=recvonly", "a=sendonly"), "recvonly"),
+    ];
+    for (offer, reason) in cases {
+        let answer = post_offer(addr, "/streams/main/whep", &offer);
+        assert_eq!(answer.status, 400, "{reason}: {}", answer.body);
+        assert!(answer.body.contains(reason), "{reason}: {}", answer.body);
+        assert_eq!(answer.body.trim_end().lines().count(), 1, "{}", answer.body);
+    }
+    let unknown = post_offer(addr, "/streams/nope/whep", OFFER);
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+
+    // A good offer: 201, the answer, and the session's location.
+    let created = post_offer(addr, "/streams/main/whep", OFFER);
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.header("content-type"), Some("application/sdp"));
+    assert!(created.body.starts_with("v=0"), "{}", created.body);
+    assert!(created.body.contains("a=ice-lite"), "{}", created.body);
+    assert!(created.body.contains("a=candidate:"), "{}", created.body);
+    let location = created.header("location").expect("Location").to_owned();
+    assert!(location.starts_with("/streams/main/whep/"), "{location}");
+    // The root route serves the first stream: its sessions live under /whep.
+    let over = post_offer(addr, "/whep", OFFER);
+    assert_eq!(over.status, 503, "one session is the cap: {}", over.body);
+
+    let patch = send(
+        addr,
+        "PATCH",
+        &location,
+        "application/trickle-ice-sdpfrag",
+        "a=x",
+    );
+    assert_eq!(patch.status, 405, "{}", patch.body);
+    let status = status_json(addr);
+    assert_eq!(status["webrtc"]["session_count"], 1, "{status}");
+    assert_eq!(status["viewer_count"], 1, "{status}");
+    let metrics = common::get(addr, "/metrics").text();
+    assert!(
+        metrics.contains("framecast_viewers{stream=\"main\",kind=\"webrtc\"} 1"),
+        "{metrics}"
+    );
+
+    let other_stream = send(addr, "DELETE", "/streams/nope/whep/0", "text/plain", "");
+    assert_eq!(other_stream.status, 404);
+    let deleted = send(addr, "DELETE", &location, "text/plain", "");
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let again = send(addr, "DELETE", &location, "text/plain", "");
+    assert_eq!(again.status, 404, "{}", again.body);
+    let status = status_json(addr);
+    assert_eq!(status["webrtc"]["session_count"], 0, "{status}");
+}
