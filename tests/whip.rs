@@ -507,6 +507,12 @@ fn bad_offers_and_streams_without_whip_are_refused_with_a_reason() {
     let page = get(addr, "/streams/phone/publish");
     assert_eq!(page.status, 200);
     assert!(page.text().contains("/static/publish-page.js"));
+    assert!(
+        get(addr, "/streams/phone/")
+            .text()
+            .contains("href=\"/streams/phone/publish\"")
+    );
+    assert!(!get(addr, "/streams/cam/").text().contains("publish"));
     assert_eq!(get(addr, "/static/publish-page.js").status, 200);
     assert_eq!(get(addr, "/static/whip-client.js").status, 200);
     wait_for_phone_source(addr, "still waiting", |source| {

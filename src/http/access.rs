@@ -5,7 +5,7 @@
 //! | request | needs |
 //! | --- | --- |
 //! | `/healthz`, `/streams/{name}/healthz`, `/static/*` | nothing, ever |
-//! | a stream's resources (MJPEG, snapshot, HLS, `/live.mp4`, WHEP, its pages and status), the root ones for the first stream | a user or token allowed that stream, or a signed link (already checked, [`Grant::SignedLink`]) |
+//! | a stream's resources (MJPEG, snapshot, HLS, `/live.mp4`, WHEP, WHIP, its pages and status), the root ones for the first stream | a user or token allowed that stream, or a signed link (already checked, [`Grant::SignedLink`]; WHIP refuses it) |
 //! | `/`, `/status`, anything else | a user or token |
 //! | `/metrics` | a user or token, unless `metrics_public = true` |
 //!

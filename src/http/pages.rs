@@ -35,6 +35,8 @@ pub struct IndexPage {
     pub fps: u32,
     /// Whether the page offers the "Signed link" form: to an admin, with a signing key.
     pub signing: bool,
+    /// For a stream that takes a WHIP publisher: its publish page (`/streams/{name}/publish`).
+    pub publish: Option<String>,
 }
 
 /// `GET /` with several streams: a grid of their live pictures.
@@ -137,6 +139,10 @@ fn index_page(req: &HttpRequest, stream: &ServedStream) -> IndexPage {
         height: stream.settings.size.height,
         fps: stream.settings.fps,
         signing,
+        publish: stream
+            .whip
+            .as_ref()
+            .map(|_| format!("{}publish", stream.base_path())),
     }
 }
 
@@ -280,10 +286,12 @@ mod tests {
             height: 360,
             fps: 15,
             signing: false,
+            publish: None,
         }
         .render()
         .expect("the template renders");
         assert!(!page.contains("Signed link"), "only for admins: {page}");
+        assert!(!page.contains("publish"), "{page}");
         assert!(
             page.contains("src=\"/streams/garage/stream.mjpg\""),
             "{page}"
@@ -310,10 +318,12 @@ mod tests {
             height: 360,
             fps: 15,
             signing: true,
+            publish: Some("/streams/garage/publish".into()),
         }
         .render()
         .expect("the template renders");
         assert!(page.contains("Signed link"), "{page}");
+        assert!(page.contains("href=\"/streams/garage/publish\""), "{page}");
         assert!(page.contains("action=\"/streams/garage/sign\""), "{page}");
         for resource in crate::access::signed_link::SIGNABLE_RESOURCES {
             assert!(
