@@ -1216,7 +1216,7 @@ h264_bitrate = 800000
         let settings = parse(&path, &uncommented, &ServerLayer::default())
             .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
         let names: Vec<&str> = settings.stream_names().map(StreamName::as_str).collect();
-        assert_eq!(names, ["main", "garage", "printer", "pipeline"]);
+        assert_eq!(names, ["main", "garage", "phone", "printer", "pipeline"]);
         assert_eq!(settings.streams[0].h264_bitrate, Some(2_000_000));
         assert_eq!(
             (settings.access.users.len(), settings.access.tokens.len()),
