@@ -64,7 +64,8 @@ pub struct Config {
     /// `pipe:FORMAT:/path` for a FIFO, `exec:COMMAND` / `exec:FORMAT:COMMAND` for a command
     /// framecast runs and restarts (its output MJPEG unless a format is named), or an RTSP
     /// camera: `rtsp://[user:pass@]host[:port]/path` (`#udp` for RTP over UDP) or
-    /// `rtsps://…` over TLS (`#sha256=HEX` pins its certificate, `#insecure` takes any).
+    /// `rtsps://…` over TLS (`#sha256=HEX` pins its certificate, `#insecure` takes any), or
+    /// `whip` for a phone's or browser's camera published to `/streams/NAME/whip`.
     #[arg(long, env = "FRAMECAST_SOURCE", default_value = "test", value_parser = SourceParser)]
     pub source: SourceSpec,
 
