@@ -3,6 +3,8 @@
 //! never answers holds nobody up, a DELETEd session ends and the page reconnects), and the
 //! WHEP resource answers wrong requests with their status and a one-line reason.
 //!
+//! With users configured, a signed link for the WebRTC page opens its WHEP resource too.
+//!
 //! Fails, naming it, where Chromium, node or `node_modules/playwright-core` is missing (skipped
 //! only with `FRAMECAST_ALLOW_MISSING_CLIENTS=1`).
 
@@ -13,7 +15,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::chromium::{missing_prerequisite, output_dir, run_script};
-use common::{Server, require_prerequisite, status_json};
+use common::{Server, require_prerequisite, sign_url, status_json};
 
 /// The arguments of every server here: WebRTC on any free loopback port.
 const WEBRTC_ARGS: [&str; 2] = ["--webrtc-listen", "127.0.0.1:0"];
@@ -187,4 +189,68 @@ fn whep_answers_wrong_requests_with_their_status_and_reason() {
     assert_eq!(again.status, 404, "{}", again.body);
     let status = status_json(addr);
     assert_eq!(status["webrtc"]["session_count"], 0, "{status}");
+}
+
+/// A configuration file with a user, a signing key and one stream named `front`.
+fn config_with_key(test: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("webrtc")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let path = dir.join("signed.toml");
+    std::fs::write(
+        &path,
+        r#"
+signing_key_file = "front.key"
+# `framecast hash-password` of "viewer-pw".
+[[users]]
+name = "bob"
+streams = ["*"]
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$tGv4IjrolX3PjNSlHQQ71g$notevu/VmirzvoVQJDHVkHTy3peGMoBrYo0F3v3vey0"
+
+[[streams]]
+name = "front"
+source = "test"
+size = "320x240"
+fps = 15
+"#,
+    )
+    .expect("write the configuration file");
+    path
+}
+
+#[test]
+fn a_signed_link_for_the_webrtc_page_opens_its_whep_resource() {
+    let config = config_with_key("signed");
+    let config_text = config.to_str().expect("a UTF-8 path");
+    let server = Server::start_with_users(&[&WEBRTC_ARGS[..], &["--config", config_text]].concat());
+    let addr = server.addr;
+
+    let unsigned = post_offer(addr, "/streams/front/whep", OFFER);
+    assert_eq!(unsigned.status, 401, "{}", unsigned.body);
+
+    let page_link = sign_url(&config, "/streams/front/webrtc", &[]);
+    let query = page_link.split_once('?').expect("a query").1;
+    let page = common::get(addr, &page_link);
+    assert_eq!(page.status, 200);
+    let created = post_offer(addr, &format!("/streams/front/whep?{query}"), OFFER);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let location = created.header("location").expect("Location").to_owned();
+    let unsigned_delete = send(addr, "DELETE", &location, "text/plain", "");
+    assert_eq!(unsigned_delete.status, 401, "{}", unsigned_delete.body);
+    let deleted = send(
+        addr,
+        "DELETE",
+        &format!("{location}?{query}"),
+        "text/plain",
+        "",
+    );
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+
+    // Another resource's link does not open WHEP.
+    let mjpeg_link = sign_url(&config, "/streams/front/stream.mjpg", &[]);
+    let mjpeg_query = mjpeg_link.split_once('?').expect("a query").1;
+    let refused = post_offer(addr, &format!("/streams/front/whep?{mjpeg_query}"), OFFER);
+    assert_eq!(refused.status, 401, "{}", refused.body);
 }
