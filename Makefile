@@ -121,12 +121,13 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 	$(CARGO) bench $(CARGO_FLAGS) --bench webrtc_viewers
 	node benches/browser_latency.mjs
 
-# Every parser of outside bytes is fuzzed: the MJPEG pipe splitter, the playlist parser and
-# renderer (round trips), the H.264 SPS parser, the Annex B access-unit splitter, the RTSP
-# access-unit conversion, the H.264 decoder for JPEG viewers, HLS passthrough of a source's
-# H.264 (playlist rules), the Authorization header (Basic and Bearer credentials), the
-# signed-link check of a request's path and query, the rewrite that carries a signed link
-# into every URI of a playlist, and the assembly of a WHIP publisher's access units. Each target runs for FUZZ_SECONDS, so `make test` (10 s each)
+# Every parser of outside bytes is fuzzed: the WHEP/WHIP SDP offer checks, the MJPEG pipe
+# splitter, the playlist parser and renderer (round trips), the H.264 SPS parser, the Annex B
+# access-unit splitter, the RTSP access-unit conversion, the H.264 decoder for JPEG viewers,
+# HLS passthrough of a source's H.264 (playlist rules), the Authorization header (Basic and
+# Bearer credentials), the signed-link check of a request's path and query, the rewrite that
+# carries a signed link into every URI of a playlist, and the assembly of a WHIP publisher's
+# access units. Each target runs for FUZZ_SECONDS, so `make test` (10 s each)
 # spends a minute and more here. Each starts from generated seeds in fuzz/corpus/<target>:
 # real MJPEG (its first byte picks the push size); the playlists of the renderer's case table
 # (written by an ignored unit test; the playlist rewrite starts from them too); libx264 Annex-B
@@ -137,7 +138,7 @@ FUZZ_SECONDS ?= 60
 # `--dev` for the short runs of `make test` (see fuzz/Cargo.toml); release otherwise.
 FUZZ_BUILD ?=
 FUZZ_TARGETS := mjpeg_stream playlist_roundtrip h264_sps h264_access_units rtsp_access_unit h264_decode \
-  h264_passthrough authorization_header signed_link carry_query whip_access_units
+  h264_passthrough authorization_header signed_link carry_query sdp_offer whip_access_units
 FUZZ_CORPUS := fuzz/corpus
 
 fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs cargo-fuzz if missing)
@@ -180,6 +181,10 @@ fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs
 	if [ -z "$$(ls -A $(FUZZ_CORPUS)/authorization_header)" ]; then \
 	  printf 'Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==' > $(FUZZ_CORPUS)/authorization_header/seed-basic; \
 	  printf 'Bearer mF_9.B5f-4.1JqM' > $(FUZZ_CORPUS)/authorization_header/seed-bearer; \
+	fi
+	if [ -z "$$(ls -A $(FUZZ_CORPUS)/sdp_offer)" ]; then \
+	  printf 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 103\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\na=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:103 H264/90000\r\na=fmtp:103 packetization-mode=1;profile-level-id=42e01f\r\n' \
+	    > $(FUZZ_CORPUS)/sdp_offer/seed-recvonly; \
 	fi
 	# cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
 	# them. The parsers are safe Rust, so no sanitizer: coverage guidance alone, a faster build.

@@ -3,7 +3,8 @@
 //! It captures frames from a source (the built-in test pattern, a camera, a pipe, an RTSP
 //! camera), encodes each frame once or passes a camera's H.264 through, and serves it to any
 //! number of viewers: a multipart MJPEG stream for `<img>` tags, fresh JPEG snapshots,
-//! Low-Latency HLS and an endless fragmented MP4 with H.264, and HTML viewer pages. Over
+//! Low-Latency HLS and an endless fragmented MP4 with H.264, WebRTC playback (WHEP) over one
+//! UDP port, and HTML viewer pages. Over
 //! HTTP/1.1 or, with a certificate, HTTPS with HTTP/2; open, or to users and tokens with
 //! per-stream permissions and to holders of signed, expiring links.
 //!

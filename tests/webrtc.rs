@@ -3,6 +3,11 @@
 //! never answers holds nobody up, a DELETEd session ends and the page reconnects), and the
 //! WHEP resource answers wrong requests with their status and a one-line reason.
 //!
+//! A camera's own H.264 (`pipe:h264` from ffmpeg's libx264) is passed through to a WebRTC
+//! peer (str0m, in the test): it starts at a key frame and frames keep coming.
+//!
+//! With users configured, a signed link for the WebRTC page opens its WHEP resource too.
+//!
 //! Fails, naming it, where Chromium, node or `node_modules/playwright-core` is missing (skipped
 //! only with `FRAMECAST_ALLOW_MISSING_CLIENTS=1`).
 
@@ -13,7 +18,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::chromium::{missing_prerequisite, output_dir, run_script};
-use common::{Server, require_prerequisite, status_json};
+use common::{Server, require_prerequisite, sign_url, status_json};
 
 /// The arguments of every server here: WebRTC on any free loopback port.
 const WEBRTC_ARGS: [&str; 2] = ["--webrtc-listen", "127.0.0.1:0"];
@@ -187,4 +192,202 @@ fn whep_answers_wrong_requests_with_their_status_and_reason() {
     assert_eq!(again.status, 404, "{}", again.body);
     let status = status_json(addr);
     assert_eq!(status["webrtc"]["session_count"], 0, "{status}");
+}
+
+/// A configuration file with a user, a signing key and one stream named `front`.
+fn config_with_key(test: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("webrtc")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let path = dir.join("signed.toml");
+    std::fs::write(
+        &path,
+        r#"
+signing_key_file = "front.key"
+# `framecast hash-password` of "viewer-pw".
+[[users]]
+name = "bob"
+streams = ["*"]
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$tGv4IjrolX3PjNSlHQQ71g$notevu/VmirzvoVQJDHVkHTy3peGMoBrYo0F3v3vey0"
+
+[[streams]]
+name = "front"
+source = "test"
+size = "320x240"
+fps = 15
+"#,
+    )
+    .expect("write the configuration file");
+    path
+}
+
+#[test]
+fn a_signed_link_for_the_webrtc_page_opens_its_whep_resource() {
+    let config = config_with_key("signed");
+    let config_text = config.to_str().expect("a UTF-8 path");
+    let server = Server::start_with_users(&[&WEBRTC_ARGS[..], &["--config", config_text]].concat());
+    let addr = server.addr;
+
+    let unsigned = post_offer(addr, "/streams/front/whep", OFFER);
+    assert_eq!(unsigned.status, 401, "{}", unsigned.body);
+
+    let page_link = sign_url(&config, "/streams/front/webrtc", &[]);
+    let query = page_link.split_once('?').expect("a query").1;
+    let page = common::get(addr, &page_link);
+    assert_eq!(page.status, 200);
+    let created = post_offer(addr, &format!("/streams/front/whep?{query}"), OFFER);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let location = created.header("location").expect("Location").to_owned();
+    let unsigned_delete = send(addr, "DELETE", &location, "text/plain", "");
+    assert_eq!(unsigned_delete.status, 401, "{}", unsigned_delete.body);
+    let deleted = send(
+        addr,
+        "DELETE",
+        &format!("{location}?{query}"),
+        "text/plain",
+        "",
+    );
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+
+    // Another resource's link does not open WHEP.
+    let mjpeg_link = sign_url(&config, "/streams/front/stream.mjpg", &[]);
+    let mjpeg_query = mjpeg_link.split_once('?').expect("a query").1;
+    let refused = post_offer(addr, &format!("/streams/front/whep?{mjpeg_query}"), OFFER);
+    assert_eq!(refused.status, 401, "{}", refused.body);
+}
+
+/// A WHEP peer (str0m, as a browser would do ICE, DTLS-SRTP and RTP) on the first stream;
+/// counts the frames it receives and whether the first was a key frame, until `frames_wanted`
+/// or `limit`.
+async fn watch_with_peer(server: SocketAddr, frames_wanted: u64, limit: Duration) -> (u64, bool) {
+    use std::time::Instant;
+    use str0m::change::SdpAnswer;
+    use str0m::media::{Direction, MediaKind};
+    use str0m::net::{Protocol, Receive};
+    use str0m::{Candidate, Event, Input, Output, Rtc};
+
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let local = socket.local_addr().expect("local address");
+    let mut rtc = Rtc::builder()
+        .clear_codecs()
+        .enable_h264(true)
+        .build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp").expect("candidate"));
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = api.apply().expect("an offer");
+    let answer =
+        tokio::task::spawn_blocking(move || post_offer(server, "/whep", &offer.to_sdp_string()))
+            .await
+            .expect("the POST");
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let answer = SdpAnswer::from_sdp_string(&answer.body).expect("an SDP answer");
+    rtc.sdp_api()
+        .accept_answer(pending, answer)
+        .expect("the answer applies");
+    let deadline = Instant::now() + limit;
+    let (mut frames, mut first_is_key) = (0, false);
+    let mut buf = vec![0u8; 2048];
+    while frames < frames_wanted && Instant::now() < deadline {
+        let timeout = loop {
+            match rtc.poll_output().expect("str0m output") {
+                Output::Timeout(at) => break at,
+                Output::Transmit(t) => {
+                    let _ = socket.send_to(&t.contents, t.destination).await;
+                }
+                Output::Event(Event::MediaData(data)) => {
+                    if frames == 0 {
+                        first_is_key = data.is_keyframe();
+                    }
+                    frames += 1;
+                }
+                Output::Event(_) => {}
+            }
+        };
+        let wait = timeout
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(50));
+        match tokio::time::timeout(wait, socket.recv_from(&mut buf)).await {
+            Ok(Ok((len, source))) => {
+                let receive =
+                    Receive::new(Protocol::Udp, source, local, &buf[..len]).expect("a datagram");
+                rtc.handle_input(Input::Receive(Instant::now(), receive))
+                    .expect("str0m input");
+            }
+            _ => rtc
+                .handle_input(Input::Timeout(Instant::now()))
+                .expect("str0m timeout"),
+        }
+    }
+    (frames, first_is_key)
+}
+
+#[test]
+fn a_cameras_own_h264_is_passed_through_to_a_webrtc_peer() {
+    if !common::require_clients(
+        &["ffmpeg"],
+        "a_cameras_own_h264_is_passed_through_to_a_webrtc_peer",
+    ) {
+        return;
+    }
+    let (server, mut stdin) = Server::start_with_stdin(
+        &[&WEBRTC_ARGS[..], &["--source", "pipe:h264", "--fps", "25"]].concat(),
+    );
+    // libx264 at the real rate with a 2 s key-frame interval, into the server's stdin.
+    let mut ffmpeg = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-nostats",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=25",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-tune",
+            "zerolatency",
+            "-bf",
+            "0",
+            "-g",
+            "50",
+            "-sc_threshold",
+            "0",
+            "-f",
+            "h264",
+            "-",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ffmpeg");
+    let mut h264 = ffmpeg.stdout.take().expect("ffmpeg's output");
+    let copier = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut h264, &mut stdin);
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while common::count(&status_json(server.addr)["source"], "frames") < 60 {
+        assert!(std::time::Instant::now() < deadline, "no camera frames");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (frames, first_is_key) =
+        runtime.block_on(watch_with_peer(server.addr, 50, Duration::from_secs(30)));
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    drop(server);
+    let _ = copier.join();
+    assert!(frames >= 50, "the peer got {frames} frames");
+    assert!(first_is_key, "the first frame is the kept GOP's IDR");
 }

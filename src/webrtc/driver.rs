@@ -22,7 +22,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use super::handler::{CloseReason, SessionHandler, SessionKind};
-use super::offer::{OfferError, check_offer};
+use super::offer::{OfferError, one_line, parse_offer};
 use super::session::{OutgoingFrame, Session, SessionInfo};
 use super::{SessionId, WebRtcSettings};
 
@@ -199,14 +199,14 @@ impl WebRtc {
         &self.counters
     }
 
-    /// Checks the offer ([`check_offer`], and that its video goes the session's way), then
+    /// Checks the offer ([`parse_offer`], and that its video goes the session's way), then
     /// opens the session and returns its answer.
     pub async fn open_session(
         &self,
         offer_sdp: &[u8],
         session: NewSession,
     ) -> Result<Opened, OpenError> {
-        let summary = check_offer(offer_sdp)?;
+        let (summary, offer) = parse_offer(offer_sdp)?;
         match session.kind {
             SessionKind::Send if !summary.video_direction.offerer_receives() => {
                 return Err(OfferError::WrongDirection {
@@ -222,10 +222,6 @@ impl WebRtc {
             }
             _ => {}
         }
-        // check_offer took it as UTF-8.
-        let text = String::from_utf8_lossy(offer_sdp);
-        let offer = SdpOffer::from_sdp_string(&text)
-            .map_err(|error| OfferError::Refused(one_line(&error.to_string())))?;
         let (reply, answer) = oneshot::channel();
         self.control
             .send(Command::Open {
@@ -301,11 +297,6 @@ impl WebRtc {
         }
         sessions.await.unwrap_or_default()
     }
-}
-
-/// An error message on one line.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The addresses announced as host candidates: the configured public addresses (their port

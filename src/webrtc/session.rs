@@ -309,3 +309,42 @@ impl Session {
         h264.first().map(|(pt, _)| *pt)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_times_are_capture_times_on_the_90_khz_clock() {
+        let at = |micros: u64| OutgoingFrame {
+            annex_b: Arc::from(&[][..]),
+            captured_at: SystemTime::UNIX_EPOCH + Duration::from_micros(micros),
+        };
+        assert_eq!(at(0).rtp_time_90k(), 0);
+        assert_eq!(at(1_000_000).rtp_time_90k(), 90_000);
+        // 30 fps frames 33 333 µs apart are 3000 ticks apart, give or take the rounding.
+        let a = at(1_700_000_000_000_000).rtp_time_90k();
+        let b = at(1_700_000_000_033_333).rtp_time_90k();
+        assert!((2999..=3000).contains(&(b - a)), "{}", b - a);
+    }
+
+    #[test]
+    fn the_wallclock_is_the_capture_time_on_the_monotonic_clock() {
+        let now = Instant::now();
+        let now_system = SystemTime::now();
+        let frame = OutgoingFrame {
+            annex_b: Arc::from(&[][..]),
+            captured_at: now_system - Duration::from_millis(40),
+        };
+        assert_eq!(
+            frame.wallclock(now, now_system),
+            now - Duration::from_millis(40)
+        );
+        // A capture time in the future (clock steps) is taken as now.
+        let future = OutgoingFrame {
+            captured_at: now_system + Duration::from_secs(5),
+            ..frame
+        };
+        assert_eq!(future.wallclock(now, now_system), now);
+    }
+}
