@@ -464,6 +464,10 @@ fn bad_offers_and_streams_without_whip_are_refused_with_a_reason() {
         "a=x\r\n",
     );
     assert_eq!(patch.status, 405, "{patch:?}");
+    assert!(one_line(&patch).contains("no trickle ICE"), "{patch:?}");
+    let options = request(addr, "OPTIONS", "/streams/phone/whip", &[]);
+    assert_eq!(options.status, 204, "{}", options.text());
+    assert_eq!(options.header("Accept-Post"), Some("application/sdp"));
     let unknown = request(addr, "DELETE", "/streams/phone/whip/0123456789abcdef", &[]);
     assert_eq!(unknown.status, 404, "{}", unknown.text());
 

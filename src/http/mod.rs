@@ -139,11 +139,17 @@ fn stream_routes(cfg: &mut web::ServiceConfig) {
 /// WHIP publishing and its page, only under a stream's own path: a publisher names the
 /// stream it publishes to.
 fn whip_routes(cfg: &mut web::ServiceConfig) {
+    // OPTIONS and PATCH answer as WHEP's do: the same WebRTC side, no trickle ICE.
     cfg.service(get_and_head("/publish", whip::page))
-        .service(web::resource("/whip").route(web::post().to(whip::publish)))
+        .service(
+            web::resource("/whip")
+                .route(web::post().to(whip::publish))
+                .route(web::method(actix_web::http::Method::OPTIONS).to(whep::options)),
+        )
         .service(
             web::resource(format!("/whip/{{{}}}", whip::SESSION_PARAM))
-                .route(web::delete().to(whip::end)),
+                .route(web::delete().to(whip::end))
+                .route(web::patch().to(whep::patch)),
         );
 }
 

@@ -5,6 +5,7 @@
 //! | `POST /streams/{name}/whip`, an `application/sdp` offer that sends H.264 | `201 Created`, `Location` of the session, the SDP answer (RFC 9725 §4.2) |
 //! | `DELETE` on that `Location` | `200 OK`: the session ends, the stream shows "NO SIGNAL" until the next publisher (§4.3) |
 //! | `PATCH` on it | `405`: no trickle ICE; the answer has every candidate (ICE-lite) |
+//! | `OPTIONS /streams/{name}/whip` | `204` with `Accept-Post: application/sdp` (as WHEP's) |
 //! | `GET /streams/{name}/publish` | the page that publishes the device's camera |
 //!
 //! One publisher at a time: a second while one is in is `409 Conflict`. A stream with another
