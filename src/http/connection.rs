@@ -114,8 +114,9 @@ impl WriteStall {
 /// socket says "nothing more", so the gate says so itself, wakes the dispatcher, and hands out
 /// the next batch on the next poll, after actix has decoded this one and started answering it.
 ///
-/// No route reads a request body. One that did could, while it runs, read only what is left of
-/// the batch its request came in.
+/// A route that reads a request body (a WHEP offer) first allows it
+/// ([`ConnectionReads::allow_body`]): otherwise, while it runs, actix could read only what is
+/// left of the batch its request came in, and would wait for the answer that waits for the body.
 #[derive(Debug)]
 struct ReadGate {
     /// False once the gate is open for good (HTTP/2).
@@ -348,6 +349,19 @@ impl ConnectionReads {
         reads.open_responses.set(reads.open_responses.get() + 1);
         OpenResponse {
             shared: self.shared.clone(),
+        }
+    }
+
+    /// Lets actix read `len_bytes` more now, for the body of the request being answered (a
+    /// route bounds it: its Content-Length within the route's limit). Without it a body longer
+    /// than what is left of its request's batch would never be read.
+    pub fn allow_body(&self, len_bytes: usize) {
+        let reads = &self.shared.reads;
+        reads
+            .credit_bytes
+            .set(reads.credit_bytes.get().saturating_add(len_bytes));
+        if let Some(waker) = reads.waiting_reader.borrow_mut().take() {
+            waker.wake();
         }
     }
 }
