@@ -106,8 +106,12 @@ pub async fn create(
 /// overhead, or a chunked body's framing.
 const BODY_FRAMING_SLACK_BYTES: usize = 1024;
 
-/// Reads the offer, at most [`offer::MAX_OFFER_BYTES`] and one more to tell a longer one.
-async fn read_offer(req: &HttpRequest, mut payload: web::Payload) -> Result<Vec<u8>, HttpError> {
+/// Reads an SDP offer body (WHEP here, WHIP too), at most [`offer::MAX_OFFER_BYTES`] and one
+/// more to tell a longer one, past the connection's read gate.
+pub(super) async fn read_offer(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<Vec<u8>, HttpError> {
     let too_large =
         |len_bytes| HttpError::BadRequest(OfferError::TooLarge { len_bytes }.to_string());
     let declared: Option<usize> = req
