@@ -151,11 +151,19 @@ fn whep_answers_wrong_requests_with_their_status_and_reason() {
         assert!(answer.body.contains(reason), "{reason}: {}", answer.body);
         assert_eq!(answer.body.trim_end().lines().count(), 1, "{}", answer.body);
     }
+    let huge = format!("{OFFER}{}", "a=x-pad:0123456789abcdef\r\n".repeat(2000));
+    let refused = post_offer(addr, "/streams/main/whep", &huge);
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("more than"), "{}", refused.body);
     let unknown = post_offer(addr, "/streams/nope/whep", OFFER);
     assert_eq!(unknown.status, 404, "{}", unknown.body);
 
-    // A good offer: 201, the answer, and the session's location.
-    let created = post_offer(addr, "/streams/main/whep", OFFER);
+    // A good offer: 201, the answer, and the session's location. Longer than the connection's
+    // first read batch (4 KiB), as browsers' offers with many candidates are: the body is
+    // still read.
+    let long_offer = format!("{OFFER}{}", "a=x-pad:0123456789abcdef\r\n".repeat(300));
+    assert!(long_offer.len() > 8 * 1024);
+    let created = post_offer(addr, "/streams/main/whep", &long_offer);
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.header("content-type"), Some("application/sdp"));
     assert!(created.body.starts_with("v=0"), "{}", created.body);

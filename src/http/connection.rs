@@ -114,8 +114,9 @@ impl WriteStall {
 /// socket says "nothing more", so the gate says so itself, wakes the dispatcher, and hands out
 /// the next batch on the next poll, after actix has decoded this one and started answering it.
 ///
-/// A request with a body (a WebRTC offer) could read only what is left of the batch its request
-/// came in while it runs: [`ConnectionReads::allow_body`] adds its body's length.
+/// A route that reads a request body (a WHEP offer) first allows it
+/// ([`ConnectionReads::allow_body`]): otherwise, while it runs, actix could read only what is
+/// left of the batch its request came in, and would wait for the answer that waits for the body.
 #[derive(Debug)]
 struct ReadGate {
     /// False once the gate is open for good (HTTP/2).
@@ -162,16 +163,6 @@ impl ReadGate {
             *self.waiting_reader.borrow_mut() = Some(cx.waker().clone());
         }
         None
-    }
-
-    /// Lets actix read `len_bytes` more now: the body of a request being answered, which the
-    /// request waits for (its answer cannot end before it has the body).
-    fn grant(&self, len_bytes: usize) {
-        self.credit_bytes
-            .set(self.credit_bytes.get().saturating_add(len_bytes));
-        if let Some(waker) = self.waiting_reader.borrow_mut().take() {
-            waker.wake();
-        }
     }
 
     fn took(&self, len_bytes: usize) {
@@ -351,13 +342,6 @@ pub struct ConnectionReads {
 }
 
 impl ConnectionReads {
-    /// Lets actix read the body of a request being answered, `len_bytes` long, beyond the
-    /// batch its head came in (see [`ReadGate`]): without it, a body longer than what is left
-    /// of the batch would wait for the answer to end, and the answer for the body.
-    pub fn allow_body(&self, len_bytes: usize) {
-        self.shared.reads.grant(len_bytes);
-    }
-
     /// Counts a request as open until the returned guard is dropped, which the response body
     /// does when it ends; actix reads no new batch of requests meanwhile (see [`ReadGate`]).
     pub fn open_response(&self) -> OpenResponse {
@@ -365,6 +349,19 @@ impl ConnectionReads {
         reads.open_responses.set(reads.open_responses.get() + 1);
         OpenResponse {
             shared: self.shared.clone(),
+        }
+    }
+
+    /// Lets actix read `len_bytes` more now, for the body of the request being answered (a
+    /// route bounds it: its Content-Length within the route's limit). Without it a body longer
+    /// than what is left of its request's batch would never be read.
+    pub fn allow_body(&self, len_bytes: usize) {
+        let reads = &self.shared.reads;
+        reads
+            .credit_bytes
+            .set(reads.credit_bytes.get().saturating_add(len_bytes));
+        if let Some(waker) = reads.waiting_reader.borrow_mut().take() {
+            waker.wake();
         }
     }
 }
@@ -499,30 +496,6 @@ mod tests {
         assert_eq!(gate.allowance(&cx), None);
         assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
         assert_eq!(gate.allowance(&cx), Some(READ_BATCH_BYTES));
-    }
-
-    #[test]
-    fn a_request_being_answered_reads_its_whole_body() {
-        let gate = ReadGate::new();
-        let (wakes, waker) = counting_waker();
-        let cx = Context::from_waker(&waker);
-        // The head and the start of a 6 KiB body took the batch; the request is open.
-        gate.took(READ_BATCH_BYTES);
-        gate.open_responses.set(1);
-        assert_eq!(gate.allowance(&cx), None);
-        gate.grant(6 * 1024);
-        assert_eq!(
-            wakes.0.load(Ordering::Relaxed),
-            1,
-            "the waiting reader is woken"
-        );
-        assert_eq!(gate.allowance(&cx), Some(6 * 1024));
-        gate.took(6 * 1024);
-        assert_eq!(
-            gate.allowance(&cx),
-            None,
-            "then no more until the answer ends"
-        );
     }
 
     #[test]

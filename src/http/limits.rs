@@ -323,37 +323,11 @@ pub async fn hold_reads_while_answering(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<HeldBody<OpenResponse>>, Error> {
-    let reads = req.conn_data::<ConnectionReads>();
-    let open = reads.map(ConnectionReads::open_response);
-    if let Some(reads) = reads {
-        let body_bytes = gated_body_bytes(req.headers());
-        if body_bytes > 0 {
-            reads.allow_body(body_bytes);
-        }
-    }
+    let open = req
+        .conn_data::<ConnectionReads>()
+        .map(ConnectionReads::open_response);
     let response = next.call(req).await?;
     Ok(response.map_body(|_, body| HeldBody::new(body, open)))
-}
-
-/// The largest request body the read gate lets through while its request is answered:
-/// actix's own limit for a body taken whole (`web::Bytes`, 256 KiB); WebRTC offers, the only
-/// bodies routes take, are far smaller.
-const MAX_GATED_BODY_BYTES: usize = 256 * 1024;
-
-/// How many body bytes a request with `headers` may read while it is answered: its
-/// Content-Length, or for a chunked body the most; never more than [`MAX_GATED_BODY_BYTES`].
-fn gated_body_bytes(headers: &actix_web::http::header::HeaderMap) -> usize {
-    use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-    let length = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<usize>().ok());
-    let chunked = headers.contains_key(TRANSFER_ENCODING);
-    match length {
-        Some(length) => length.min(MAX_GATED_BODY_BYTES),
-        None if chunked => MAX_GATED_BODY_BYTES,
-        None => 0,
-    }
 }
 
 /// A response body that holds `held` (a guard that counts its request open) until the body
@@ -390,32 +364,6 @@ impl<G: Unpin> MessageBody for HeldBody<G> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_body_is_let_through_up_to_its_length_or_the_limit() {
-        use actix_web::http::header::{CONTENT_LENGTH, HeaderMap, HeaderValue, TRANSFER_ENCODING};
-        let headers = |pairs: &[(actix_web::http::header::HeaderName, &'static str)]| {
-            let mut map = HeaderMap::new();
-            for (name, value) in pairs {
-                map.insert(name.clone(), HeaderValue::from_static(value));
-            }
-            map
-        };
-        assert_eq!(gated_body_bytes(&headers(&[])), 0);
-        assert_eq!(
-            gated_body_bytes(&headers(&[(CONTENT_LENGTH, "5321")])),
-            5321
-        );
-        assert_eq!(gated_body_bytes(&headers(&[(CONTENT_LENGTH, "x")])), 0);
-        assert_eq!(
-            gated_body_bytes(&headers(&[(CONTENT_LENGTH, "99999999999")])),
-            MAX_GATED_BODY_BYTES
-        );
-        assert_eq!(
-            gated_body_bytes(&headers(&[(TRANSFER_ENCODING, "chunked")])),
-            MAX_GATED_BODY_BYTES
-        );
-    }
 
     #[test]
     fn clients_count_by_ipv4_address_or_ipv6_64() {

@@ -3,17 +3,23 @@
 //! `Location`; `DELETE` on that location ends it. No trickle ICE: framecast is ICE-lite and
 //! its answer carries every candidate, so `PATCH` is 405.
 //!
+//! The offer is the one request body framecast reads: the connection's read gate is told to
+//! let it through ([`ConnectionReads::allow_body`]).
+//!
 //! A session counts as a viewer of the stream (kind `webrtc`, within `max_viewers`) and holds
 //! the stream's H.264 demand, as `/live.mp4` does, for as long as it lives.
 
-use actix_web::http::header::{ALLOW, CONTENT_TYPE, LOCATION};
+use actix_web::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures::StreamExt as _;
 
 use crate::hub::{NewViewer, ViewerKind};
+use crate::webrtc::offer::{self, OfferError};
 use crate::webrtc::{self, NewSession, SessionId, SessionKind, WebRtc};
 
 use super::AppState;
 use super::cache::CachePolicy;
+use super::connection::ConnectionReads;
 use super::endless;
 use super::error::HttpError;
 use super::hls::hls_of;
@@ -26,7 +32,7 @@ const SDP: &str = "application/sdp";
 /// The path segment of a session under the WHEP resource.
 pub const SESSION_PARAM: &str = "session";
 
-fn webrtc_of(state: &AppState) -> Result<&WebRtc, HttpError> {
+pub(super) fn webrtc_of(state: &AppState) -> Result<&WebRtc, HttpError> {
     state
         .webrtc
         .as_ref()
@@ -34,7 +40,7 @@ fn webrtc_of(state: &AppState) -> Result<&WebRtc, HttpError> {
 }
 
 /// Whether the request's body is declared as SDP (parameters aside).
-fn is_sdp(req: &HttpRequest) -> bool {
+pub(super) fn is_sdp(req: &HttpRequest) -> bool {
     req.headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -47,7 +53,7 @@ pub async fn create(
     req: HttpRequest,
     stream: Served,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, HttpError> {
     if !is_sdp(&req) {
         return Err(HttpError::UnsupportedMediaType(format!(
@@ -56,8 +62,9 @@ pub async fn create(
     }
     let webrtc = webrtc_of(&state)?;
     let hls = hls_of(&stream)?;
+    let body = read_offer(&req, payload).await?;
     // The offer is checked before a viewer slot is taken or the encoder started.
-    webrtc::offer::check_offer(&body).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+    offer::check_offer(&body).map_err(|e| HttpError::BadRequest(e.to_string()))?;
     let viewer = NewViewer {
         kind: ViewerKind::WebRtc,
         remote: req.peer_addr(),
@@ -93,6 +100,42 @@ pub async fn create(
         .insert_header((LOCATION, location))
         .insert_header(CachePolicy::Live.header())
         .body(opened.answer_sdp))
+}
+
+/// Bytes beyond the body the connection's read gate is allowed for it: a TLS record's
+/// overhead, or a chunked body's framing.
+const BODY_FRAMING_SLACK_BYTES: usize = 1024;
+
+/// Reads an SDP offer body (WHEP here, WHIP too), at most [`offer::MAX_OFFER_BYTES`] and one
+/// more to tell a longer one, past the connection's read gate.
+pub(super) async fn read_offer(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<Vec<u8>, HttpError> {
+    let too_large =
+        |len_bytes| HttpError::BadRequest(OfferError::TooLarge { len_bytes }.to_string());
+    let declared: Option<usize> = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    if let Some(len) = declared.filter(|&len| len > offer::MAX_OFFER_BYTES) {
+        return Err(too_large(len));
+    }
+    // The connection reads requests in small batches while one is answered (connection.rs):
+    // the body needs its own allowance.
+    if let Some(reads) = req.conn_data::<ConnectionReads>() {
+        reads.allow_body(declared.unwrap_or(offer::MAX_OFFER_BYTES) + BODY_FRAMING_SLACK_BYTES);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| HttpError::BadRequest(format!("the offer: {e}")))?;
+        body.extend_from_slice(&chunk);
+        if body.len() > offer::MAX_OFFER_BYTES {
+            return Err(too_large(body.len()));
+        }
+    }
+    Ok(body)
 }
 
 /// The session a request's path names, if it belongs to the stream.

@@ -8,6 +8,9 @@
 //! | `OPTIONS /streams/{name}/whip` | `204` with `Accept-Post: application/sdp` (as WHEP's) |
 //! | `GET /streams/{name}/publish` | the page that publishes the device's camera |
 //!
+//! The offer is read as WHEP's is ([`super::whep::read_offer`]: bounded, past the connection's
+//! read gate), and checked before the publisher's place is taken.
+//!
 //! One publisher at a time: a second while one is in is `409 Conflict`. A stream with another
 //! source is `404` saying so. Publishing changes what every viewer sees, so it takes a user
 //! or token allowed the stream (the access middleware) when users exist; a signed link, which
@@ -24,9 +27,10 @@ use super::AppState;
 use super::cache::CachePolicy;
 use super::error::HttpError;
 use super::streams::Served;
+use super::whep::{is_sdp, read_offer, webrtc_of};
 use crate::access::Grant;
 use crate::source::whip::{ClaimError, WhipInlet};
-use crate::webrtc::{self, NewSession, SessionId, SessionKind, WebRtc};
+use crate::webrtc::{self, NewSession, SessionId, SessionKind};
 
 /// The path segment of a session under `/streams/{name}/whip/`.
 pub const SESSION_PARAM: &str = "session";
@@ -69,7 +73,7 @@ pub async fn publish(
     req: HttpRequest,
     stream: Served,
     state: web::Data<AppState>,
-    offer: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, HttpError> {
     may_publish(&req)?;
     let inlet = inlet(&stream)?;
@@ -79,6 +83,7 @@ pub async fn publish(
             "a WHIP offer is sent as Content-Type: application/sdp".into(),
         ));
     }
+    let offer = read_offer(&req, payload).await?;
     // Checked before the publisher's place is taken: a bad offer is 400 even while another
     // publisher is in.
     webrtc::whip::check_publish_offer(&offer)
@@ -167,22 +172,6 @@ fn inlet(stream: &Served) -> Result<&std::sync::Arc<WhipInlet>, HttpError> {
             stream.settings.source
         ))
     })
-}
-
-fn webrtc_of(state: &AppState) -> Result<&WebRtc, HttpError> {
-    state
-        .webrtc
-        .as_ref()
-        .ok_or_else(|| HttpError::Unavailable("WebRTC is not running on this server".into()))
-}
-
-/// Whether the request's body is SDP (RFC 8866 §8.1's media type, parameters allowed).
-fn is_sdp(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/sdp"))
 }
 
 #[cfg(test)]

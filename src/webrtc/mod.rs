@@ -36,6 +36,10 @@
 //! - [`WebRtc::sessions`] lists every session's figures ([`SessionInfo`]);
 //!   [`WebRtc::status`] is the `/status` section; [`WebRtc::counters`] has totals.
 //!
+//! An HTTP handler takes the offer with `http::whep::read_offer` (the connection reads request
+//! bytes in small batches while a request is answered; a body needs its own allowance), and
+//! maps [`OpenError`] to its status with `?` (`HttpError: From<OpenError>`).
+//!
 //! Sessions are bounded (`webrtc_max_sessions`); one that does not connect within
 //! `connect_timeout`, whose peer goes away (ICE consent, RFC 7675) or that is deleted is
 //! removed.
