@@ -25,6 +25,7 @@ use super::settings::{
     StreamLayer, StreamName, StreamSettings, TlsFiles, VIEWER_STALL_SECONDS_RANGE,
 };
 use super::{parse_bitrate, parse_size};
+use crate::encode::h264_choice::H264EncoderKind;
 use crate::source::SourceSpec;
 use crate::source::redact::mask_secrets;
 use crate::source::spec::PipeFormat;
@@ -57,6 +58,7 @@ struct FileTable {
     drop_same_frames: Option<bool>,
     hls: Option<HlsMode>,
     h264_bitrate: Option<Spanned<BitrateText>>,
+    h264_encoder: Option<H264EncoderKind>,
     hls_segment_seconds: Option<Spanned<Seconds>>,
     hls_part_seconds: Option<Spanned<Seconds>>,
     hls_window: Option<Spanned<WholeNumber>>,
@@ -85,6 +87,7 @@ struct StreamTable {
     drop_same_frames: Option<bool>,
     hls: Option<HlsMode>,
     h264_bitrate: Option<Spanned<BitrateText>>,
+    h264_encoder: Option<H264EncoderKind>,
     hls_segment_seconds: Option<Spanned<Seconds>>,
     hls_part_seconds: Option<Spanned<Seconds>>,
     hls_window: Option<Spanned<WholeNumber>>,
@@ -107,6 +110,7 @@ struct StreamKeys {
     drop_same_frames: Option<bool>,
     hls: Option<HlsMode>,
     h264_bitrate: Option<Spanned<BitrateText>>,
+    h264_encoder: Option<H264EncoderKind>,
     hls_segment_seconds: Option<Spanned<Seconds>>,
     hls_part_seconds: Option<Spanned<Seconds>>,
     hls_window: Option<Spanned<WholeNumber>>,
@@ -283,6 +287,7 @@ impl Resolver<'_> {
                 drop_same_frames: file.drop_same_frames,
                 hls: file.hls,
                 h264_bitrate: file.h264_bitrate,
+                h264_encoder: file.h264_encoder,
                 hls_segment_seconds: file.hls_segment_seconds,
                 hls_part_seconds: file.hls_part_seconds,
                 hls_window: file.hls_window,
@@ -377,6 +382,7 @@ impl Resolver<'_> {
                 drop_same_frames: table.drop_same_frames,
                 hls: table.hls,
                 h264_bitrate: table.h264_bitrate,
+                h264_encoder: table.h264_encoder,
                 hls_segment_seconds: table.hls_segment_seconds,
                 hls_part_seconds: table.hls_part_seconds,
                 hls_window: table.hls_window,
@@ -545,6 +551,7 @@ impl Resolver<'_> {
                     })
                 })
                 .transpose()?,
+            h264_encoder: keys.h264_encoder,
             hls_segment_seconds: self.seconds_in(
                 "hls_segment_seconds",
                 &keys.hls_segment_seconds,
@@ -931,16 +938,17 @@ h264_bitrate = 800000
                  `viewer_stall_seconds`, `exit_on_eof`, `max_viewers`, \
                  `max_connections_per_address`, `limit_loopback_connections`, \
                  `signing_key_file`, `tls_cert`, `tls_key`, `size`, `fps`, `jpeg_quality`, \
-                 `mjpeg_fps`, `drop_same_frames`, `hls`, `h264_bitrate`, `hls_segment_seconds`, \
-                 `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, `streams`, `users`, \
+                 `mjpeg_fps`, `drop_same_frames`, `hls`, `h264_bitrate`, `h264_encoder`, \
+                 `hls_segment_seconds`, `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, \
+                 `streams`, `users`, \
                  `tokens`, `metrics_public`, `cors_allowed_origins`",
             ),
             (
                 format!("{STREAM}sauce = \"x\"\n"),
                 "cams.toml:4:1: unknown field `sauce`, expected one of `name`, `source`, \
                  `format`, `size`, `fps`, `jpeg_quality`, `mjpeg_fps`, `drop_same_frames`, `hls`, \
-                 `h264_bitrate`, `hls_segment_seconds`, `hls_part_seconds`, `hls_window`, \
-                 `hls_idle_stop_seconds`, `max_viewers`, `source_user`, `source_password`, \
+                 `h264_bitrate`, `h264_encoder`, `hls_segment_seconds`, `hls_part_seconds`, \
+                 `hls_window`, `hls_idle_stop_seconds`, `max_viewers`, `source_user`, `source_password`, \
                  `source_password_file`",
             ),
             (
@@ -980,6 +988,11 @@ h264_bitrate = 800000
             (
                 format!("{STREAM}size = \"641x480\"\n"),
                 "cams.toml:4:8: size: 641x480 has an odd side; both must be even (4:2:0 chroma)",
+            ),
+            (
+                format!("{STREAM}h264_encoder = \"x265\"\n"),
+                "cams.toml:4:16: unknown variant `x265`, expected one of `openh264`, `x264`, \
+                 `vaapi`, `v4l2m2m`, `nvenc`, `qsv`, `videotoolbox`, `auto`",
             ),
             (
                 format!("{STREAM}h264_bitrate = \"fast\"\n"),
