@@ -34,7 +34,9 @@ use settings::{
     MAX_CONNECTIONS_PER_ADDRESS_RANGE, MAX_VIEWERS_RANGE, MJPEG_FPS_RANGE, ServerLayer,
     StreamLayer, VIEWER_STALL_SECONDS_RANGE,
 };
-pub use settings::{H264EncoderKind, HlsMode, ServerSettings, Settings, StreamName, StreamSettings, TlsFiles};
+pub use settings::{
+    H264EncoderKind, HlsMode, ServerSettings, Settings, StreamName, StreamSettings, TlsFiles,
+};
 
 use crate::access::sign_url_command::SignUrlArgs;
 use crate::frame::FrameSize;

@@ -59,7 +59,14 @@ pub fn ffmpeg_args(kind: H264EncoderKind, params: &FfmpegParams) -> Option<Vec<S
     }
     let size = format!("{}x{}", params.size.width, params.size.height);
     let fps = params.fps.max(1).to_string();
-    push(&["-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", &size]);
+    push(&[
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "yuv420p",
+        "-video_size",
+        &size,
+    ]);
     push(&["-framerate", &fps, "-i", "pipe:0", "-an"]);
     match kind {
         H264EncoderKind::Vaapi => push(&["-vf", "format=nv12,hwupload"]),
@@ -138,7 +145,10 @@ mod tests {
         assert_eq!(values(&args, "-i"), ["pipe:0"]);
         assert_eq!(args.last().map(String::as_str), Some("pipe:1"));
         assert_eq!(values(&args, "-f"), ["rawvideo", "h264"]);
-        assert!(values(&args, "-bsf:v").is_empty(), "x264 repeats headers itself");
+        assert!(
+            values(&args, "-bsf:v").is_empty(),
+            "x264 repeats headers itself"
+        );
     }
 
     #[test]
@@ -178,7 +188,11 @@ mod tests {
             let args = ffmpeg_args(kind, &p).unwrap();
             assert_eq!(values(&args, "-bf"), ["0"], "{kind}");
             assert_eq!(values(&args, "-g"), ["30"], "{kind}");
-            assert_eq!(values(&args, "-bsf:v"), ["dump_extra=freq=keyframe"], "{kind}");
+            assert_eq!(
+                values(&args, "-bsf:v"),
+                ["dump_extra=freq=keyframe"],
+                "{kind}"
+            );
         }
     }
 

@@ -164,7 +164,10 @@ impl FfmpegH264 {
             .and_then(|reader| {
                 threads.push(reader);
                 let lines = stderr.clone();
-                spawn("ffmpeg-err", Box::new(move || keep_stderr(stderr_pipe, lines)))
+                spawn(
+                    "ffmpeg-err",
+                    Box::new(move || keep_stderr(stderr_pipe, lines)),
+                )
             });
         match started {
             Ok(thread) => threads.push(thread),
@@ -280,10 +283,7 @@ impl FfmpegH264 {
         self.frames = None;
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
-        loop {
-            let Some(units) = &self.units else {
-                break;
-            };
+        while let Some(units) = &self.units {
             let left = deadline.saturating_duration_since(Instant::now());
             match units.recv_timeout(left) {
                 Ok(unit) => {
@@ -306,7 +306,11 @@ impl FfmpegH264 {
         Ok(out)
     }
 
-    fn match_unit(&mut self, unit: SplitUnit, now: Instant) -> Result<Option<EncodedFrame>, FfmpegError> {
+    fn match_unit(
+        &mut self,
+        unit: SplitUnit,
+        now: Instant,
+    ) -> Result<Option<EncodedFrame>, FfmpegError> {
         if !unit.has_picture {
             // Parameter sets alone: they belong to the next picture.
             self.carried.extend_from_slice(&unit.annex_b);
@@ -526,11 +530,14 @@ mod tests {
                 encoded.unit.captured_at,
                 SystemTime::UNIX_EPOCH + Duration::from_micros(1_000_000 + n * 33_333)
             );
-            assert_eq!(encoded.unit.is_idr, n % 10 == 0, "frame {n}");
-            assert_eq!(encoded.must_be_idr, n % 10 == 0);
+            assert_eq!(encoded.unit.is_idr, n.is_multiple_of(10), "frame {n}");
+            assert_eq!(encoded.must_be_idr, n.is_multiple_of(10));
             let sample = h264::to_avcc_sample(&encoded.unit.annex_b);
             assert_eq!(sample.sps.is_some(), encoded.unit.is_idr);
-            assert!(decoder.decode(&encoded.unit.annex_b).unwrap().is_some(), "frame {n}");
+            assert!(
+                decoder.decode(&encoded.unit.annex_b).unwrap().is_some(),
+                "frame {n}"
+            );
         }
     }
 
@@ -553,7 +560,13 @@ mod tests {
         .unwrap();
         let _ = encoder.child.kill();
         let _ = encoder.child.wait();
-        let frame = Frame::from_i420(1, 0, SystemTime::now(), size, Bytes::from(vec![0; size.i420_len()]));
+        let frame = Frame::from_i420(
+            1,
+            0,
+            SystemTime::now(),
+            size,
+            Bytes::from(vec![0; size.i420_len()]),
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         let error = loop {
             assert!(Instant::now() < deadline, "the death is never seen");
@@ -566,12 +579,24 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         };
         assert!(
-            matches!(error, FfmpegError::Died { .. } | FfmpegError::Stalled { .. }),
+            matches!(
+                error,
+                FfmpegError::Died { .. } | FfmpegError::Stalled { .. }
+            ),
             "{error}"
         );
         // A frame of another size is refused before it reaches the process.
-        let other = Frame::from_i420(2, 0, SystemTime::now(), FrameSize::new(64, 48), Bytes::from(vec![0; 64 * 48 * 3 / 2]));
-        assert!(matches!(encoder.give(&other, 0, Instant::now()), Err(FfmpegError::WrongSize { .. })));
+        let other = Frame::from_i420(
+            2,
+            0,
+            SystemTime::now(),
+            FrameSize::new(64, 48),
+            Bytes::from(vec![0; 64 * 48 * 3 / 2]),
+        );
+        assert!(matches!(
+            encoder.give(&other, 0, Instant::now()),
+            Err(FfmpegError::WrongSize { .. })
+        ));
     }
 
     #[test]

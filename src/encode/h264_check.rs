@@ -126,9 +126,9 @@ impl PendingFrames {
 
     /// How long the oldest frame has waited at `now`.
     pub fn oldest_wait(&self, now: Instant) -> Duration {
-        self.frames
-            .front()
-            .map_or(Duration::ZERO, |f| now.saturating_duration_since(f.given_at))
+        self.frames.front().map_or(Duration::ZERO, |f| {
+            now.saturating_duration_since(f.given_at)
+        })
     }
 
     pub fn clear(&mut self) {
@@ -138,7 +138,12 @@ impl PendingFrames {
 
 /// Whether an encoder is stalled: it holds more frames than any encoder's delay explains, or
 /// its oldest frame has waited longer than `max_wait`.
-pub fn stalled(pending: &PendingFrames, max_frames: usize, max_wait: Duration, now: Instant) -> bool {
+pub fn stalled(
+    pending: &PendingFrames,
+    max_frames: usize,
+    max_wait: Duration,
+    now: Instant,
+) -> bool {
     pending.len() > max_frames || pending.oldest_wait(now) > max_wait
 }
 
@@ -186,7 +191,10 @@ mod tests {
             check_unit(9, &unit(&[PPS, IDR_SLICE]), true),
             Err(RuleBreak::IdrWithoutParameterSets { seq: 9 })
         );
-        assert_eq!(check_unit(1, &unit(&[SPS, PPS]), false), Err(RuleBreak::NoPicture));
+        assert_eq!(
+            check_unit(1, &unit(&[SPS, PPS]), false),
+            Err(RuleBreak::NoPicture)
+        );
     }
 
     #[test]
@@ -194,8 +202,23 @@ mod tests {
         // The B-slice check on a real encoder's slices: x264 with B-frames makes some.
         let Ok(out) = std::process::Command::new("ffmpeg")
             .args([
-                "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10",
-                "-frames:v", "12", "-c:v", "libx264", "-bf", "2", "-g", "6", "-f", "h264", "-",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=64x48:rate=10",
+                "-frames:v",
+                "12",
+                "-c:v",
+                "libx264",
+                "-bf",
+                "2",
+                "-g",
+                "6",
+                "-f",
+                "h264",
+                "-",
             ])
             .output()
         else {
@@ -209,7 +232,10 @@ mod tests {
         assert_eq!(units.len(), 12);
         let facts: Vec<_> = units.iter().map(|u| unit_facts(&u.annex_b)).collect();
         assert!(facts[0].is_idr && facts[0].has_sps && facts[0].has_pps);
-        assert!(facts.iter().any(|f| f.has_b_slice), "x264 -bf 2 makes B slices");
+        assert!(
+            facts.iter().any(|f| f.has_b_slice),
+            "x264 -bf 2 makes B slices"
+        );
     }
 
     #[test]
@@ -238,9 +264,24 @@ mod tests {
             pending.oldest_wait(start + Duration::from_millis(97 * 33 + 10)),
             Duration::from_millis(10)
         );
-        assert!(!stalled(&pending, 8, Duration::from_secs(2), start + Duration::from_secs(3)));
-        assert!(stalled(&pending, 2, Duration::from_secs(2), start + Duration::from_secs(3)));
-        assert!(stalled(&pending, 8, Duration::from_millis(1), start + Duration::from_secs(4)));
+        assert!(!stalled(
+            &pending,
+            8,
+            Duration::from_secs(2),
+            start + Duration::from_secs(3)
+        ));
+        assert!(stalled(
+            &pending,
+            2,
+            Duration::from_secs(2),
+            start + Duration::from_secs(3)
+        ));
+        assert!(stalled(
+            &pending,
+            8,
+            Duration::from_millis(1),
+            start + Duration::from_secs(4)
+        ));
         pending.clear();
         assert_eq!(pending.take_oldest(), Err(RuleBreak::UnmatchedOutput));
     }

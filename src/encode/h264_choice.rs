@@ -287,11 +287,19 @@ mod tests {
         });
         assert_eq!(asked, H264EncoderKind::auto_order());
         assert_eq!(none.chosen, H264EncoderKind::OpenH264);
-        assert!(none.fallback_reason.unwrap().starts_with("no hardware encoder works here"));
+        assert!(
+            none.fallback_reason
+                .unwrap()
+                .starts_with("no hardware encoder works here")
+        );
 
         let last = *H264EncoderKind::auto_order().last().unwrap();
         let found = choose(H264EncoderKind::Auto, |kind| {
-            if kind == last { Ok(()) } else { Err("absent".into()) }
+            if kind == last {
+                Ok(())
+            } else {
+                Err("absent".into())
+            }
         });
         assert_eq!((found.chosen, found.reason), (last, ChoiceReason::Auto));
 

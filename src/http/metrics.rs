@@ -143,18 +143,22 @@ fn read_stream(stream: &ServedStream) -> StreamReading {
         viewer_frames_skipped: hub.viewers.total_skipped(),
         viewers_dropped_stalled: hub.viewers.dropped_stalled(),
         viewers_refused: hub.viewers.refused(),
-        hls: stream.hls.as_ref().map(|hls| (hls, hls.counters.encoder.choice())).map(|(hls, encoder)| HlsReading {
-            h264_encoded: load(&hls.counters.frames_encoded),
-            h264_dropped: load(&hub.h264_frames_dropped),
-            h264_encode: hls.counters.encode_histogram.read(),
-            requests: load(&hls.store.requests.requests),
-            blocked: load(&hls.store.requests.blocked),
-            block_timeouts: load(&hls.store.requests.block_timeouts),
-            encoder_requested: encoder.requested.as_str(),
-            encoder_chosen: encoder.chosen.as_str(),
-            encoder_reason: encoder.reason.as_str(),
-            encoder_restarts: load(&hls.counters.encoder.restarts),
-        }),
+        hls: stream
+            .hls
+            .as_ref()
+            .map(|hls| (hls, hls.counters.encoder.choice()))
+            .map(|(hls, encoder)| HlsReading {
+                h264_encoded: load(&hls.counters.frames_encoded),
+                h264_dropped: load(&hub.h264_frames_dropped),
+                h264_encode: hls.counters.encode_histogram.read(),
+                requests: load(&hls.store.requests.requests),
+                blocked: load(&hls.store.requests.blocked),
+                block_timeouts: load(&hls.store.requests.block_timeouts),
+                encoder_requested: encoder.requested.as_str(),
+                encoder_chosen: encoder.chosen.as_str(),
+                encoder_reason: encoder.reason.as_str(),
+                encoder_restarts: load(&hls.counters.encoder.restarts),
+            }),
     }
 }
 

@@ -187,7 +187,12 @@ impl PipedEncoder {
     }
 
     /// Ends the process on purpose, keeping what it still gives.
-    fn replace_process(&mut self, now: Instant, state: &EncoderState, events: &mut Vec<PipedEvent>) {
+    fn replace_process(
+        &mut self,
+        now: Instant,
+        state: &EncoderState,
+        events: &mut Vec<PipedEvent>,
+    ) {
         let Some(mut process) = self.process.take() else {
             return;
         };
@@ -292,7 +297,11 @@ mod tests {
     #[test]
     fn holes_are_counted_in_whole_frames() {
         assert_eq!(missing_frames(0, 3000, 3000), 0);
-        assert_eq!(missing_frames(0, 4400, 3000), 0, "jitter under half a frame");
+        assert_eq!(
+            missing_frames(0, 4400, 3000),
+            0,
+            "jitter under half a frame"
+        );
         assert_eq!(missing_frames(0, 4600, 3000), 1);
         assert_eq!(missing_frames(0, 9000, 3000), 2);
         assert_eq!(missing_frames(9000, 0, 3000), 0, "time never runs back");
