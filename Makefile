@@ -105,6 +105,7 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 	$(CARGO) build $(CARGO_FLAGS) --release
 	$(CARGO) bench $(CARGO_FLAGS) --bench jpeg_stage
 	$(CARGO) bench $(CARGO_FLAGS) --bench h264_stage
+	$(CARGO) bench $(CARGO_FLAGS) --bench encoders
 	$(CARGO) bench $(CARGO_FLAGS) --bench h264_decode
 	$(CARGO) bench $(CARGO_FLAGS) --bench mjpeg_load
 	$(CARGO) bench $(CARGO_FLAGS) --bench hls_load
