@@ -330,3 +330,67 @@ fn hls_js_plays_the_x264_stream_in_chromium() {
     assert_eq!(result["hls"]["player"]["mode"], "ll-hls", "{result}");
     assert_eq!(result["live"]["player"]["mode"], "mse", "{result}");
 }
+
+/// An ffmpeg that passes the test encode at start and then fails at once every time: the
+/// stream's encoder is started again with back-off, then given up for openh264, and HLS goes
+/// on through it all.
+#[test]
+fn an_encoder_that_keeps_failing_is_replaced_by_openh264() {
+    if !require_clients(
+        &["ffmpeg", "sh"],
+        "an_encoder_that_keeps_failing_is_replaced_by_openh264",
+    ) {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("failing-ffmpeg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let script = dir.join("ffmpeg");
+    let probed = dir.join("probed");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n# The first run (the test encode) is ffmpeg; every later one fails.\n\
+             if [ -e '{0}' ]; then echo 'simulated encoder failure' >&2; exit 1; fi\n\
+             touch '{0}'\nexec ffmpeg \"$@\"\n",
+            probed.display()
+        ),
+    )
+    .expect("write the script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let program = format!("FRAMECAST_FFMPEG={}", script.display());
+    let server = Server::start_under(
+        &["env", &program],
+        &[
+            "--size",
+            "320x240",
+            "--hls-segment-seconds",
+            "1",
+            "--h264-encoder",
+            "x264",
+        ],
+    );
+    let mut follower = PlaylistFollower::new(server.addr, LIMIT, POLL);
+    let hls = follower.until("openh264 takes over", |hls, parsed| {
+        hls["encoder"]["chosen"] == "openh264" && parsed.playlist.segments.len() >= 3
+    });
+    let encoder = &hls["encoder"];
+    assert_eq!(encoder["requested"], "x264", "{hls}");
+    assert_eq!(encoder["reason"], "failed_repeatedly", "{hls}");
+    let reason = encoder["fallback_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("x264 failed 4 times in a row"), "{reason}");
+    assert!(
+        reason.contains("simulated encoder failure"),
+        "ffmpeg's last words: {reason}"
+    );
+    assert_eq!(
+        encoder["restarts"], 3,
+        "started again three times, then given up"
+    );
+    let path = media_path(server.addr);
+    let (parsed, _) = common::hls_fetch::media_playlist(server.addr, &path);
+    assert!(check_segments(server.addr, &path, &parsed) >= 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -599,6 +599,54 @@ mod tests {
         ));
     }
 
+    /// A process that takes no more input (stopped with SIGSTOP) is a stall once its queue is
+    /// full: `give` says so instead of blocking.
+    #[test]
+    fn a_process_that_stops_reading_is_a_stall() {
+        if !have_ffmpeg() {
+            return;
+        }
+        let size = FrameSize::new(320, 240);
+        let mut encoder = FfmpegH264::start(
+            H264EncoderKind::X264,
+            FfmpegParams {
+                size,
+                fps: 30,
+                bitrate_bps: 200_000,
+                frames_per_idr: 30,
+                x264_preset: "ultrafast",
+            },
+        )
+        .unwrap();
+        let stopped = Command::new("kill")
+            .args(["-STOP", &encoder.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(stopped.success());
+        let frame = Frame::from_i420(
+            1,
+            0,
+            SystemTime::now(),
+            size,
+            Bytes::from(vec![0; size.i420_len()]),
+        );
+        // Each frame is larger than a pipe's buffer: the writer holds one, the queue the rest.
+        let mut given = 0;
+        let error = loop {
+            assert!(given <= MAX_FRAMES_HELD + 2, "never a stall");
+            match encoder.give(&frame, 0, Instant::now()) {
+                Ok(()) => given += 1,
+                Err(error) => break error,
+            }
+        };
+        assert!(matches!(error, FfmpegError::Stalled { .. }), "{error}");
+        assert!(
+            given >= WRITE_QUEUE_FRAMES,
+            "{given} frames taken before the stall"
+        );
+        // Dropping it kills the stopped process and joins its threads.
+    }
+
     #[test]
     fn the_probe_passes_x264_and_names_what_failed_for_a_missing_encoder() {
         if !have_ffmpeg() {
