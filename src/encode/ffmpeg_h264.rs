@@ -343,7 +343,7 @@ impl FfmpegH264 {
     fn died(&mut self) -> FfmpegError {
         if !self.dead {
             self.dead = true;
-            // Its stderr ends with it: give the reader of it a moment to take the last line.
+            // Reaped now if it has exited; a process still running is killed on drop.
             let _ = self.child.try_wait();
         }
         let lines = match self.stderr.lock() {
