@@ -859,6 +859,7 @@ mjpeg_fps = 12
 drop_same_frames = true
 hls = "on-demand"
 h264_bitrate = "2M"
+h264_encoder = "vaapi"
 hls_segment_seconds = 2
 hls_part_seconds = 0.5
 hls_window = 6
@@ -902,6 +903,8 @@ h264_bitrate = 800000
         );
         assert_eq!(door.h264_bitrate, Some(800_000));
         assert_eq!(door.hls_segment_seconds, 1.0);
+        assert_eq!(garage.h264_encoder, H264EncoderKind::Vaapi);
+        assert_eq!(door.h264_encoder, H264EncoderKind::OpenH264, "the default");
     }
 
     #[test]
