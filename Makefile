@@ -105,6 +105,7 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 	$(CARGO) build $(CARGO_FLAGS) --release
 	$(CARGO) bench $(CARGO_FLAGS) --bench jpeg_stage
 	$(CARGO) bench $(CARGO_FLAGS) --bench h264_stage
+	$(CARGO) bench $(CARGO_FLAGS) --bench encoders
 	$(CARGO) bench $(CARGO_FLAGS) --bench h264_decode
 	$(CARGO) bench $(CARGO_FLAGS) --bench mjpeg_load
 	$(CARGO) bench $(CARGO_FLAGS) --bench hls_load
@@ -126,9 +127,10 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 # access-unit splitter, the RTSP access-unit conversion, the H.264 decoder for JPEG viewers,
 # HLS passthrough of a source's H.264 (playlist rules), the Authorization header (Basic and
 # Bearer credentials), the signed-link check of a request's path and query, the rewrite that
-# carries a signed link into every URI of a playlist, and the assembly of a WHIP publisher's
-# access units. Each target runs for FUZZ_SECONDS, so `make test` (10 s each)
-# spends a minute and more here. Each starts from generated seeds in fuzz/corpus/<target>:
+# carries a signed link into every URI of a playlist, the assembly of a WHIP publisher's
+# access units, and the check of an ffmpeg encoder's access units. Each target runs for
+# FUZZ_SECONDS, so `make test` (10 s each) spends two minutes and more here. Each starts from
+# generated seeds in fuzz/corpus/<target>:
 # real MJPEG (its first byte picks the push size); the playlists of the renderer's case table
 # (written by an ignored unit test; the playlist rewrite starts from them too); libx264 Annex-B
 # streams whose SPSs reach the deep fields (cropping, 4:4:4 with scaling lists, interlaced, VUI
@@ -138,7 +140,8 @@ FUZZ_SECONDS ?= 60
 # `--dev` for the short runs of `make test` (see fuzz/Cargo.toml); release otherwise.
 FUZZ_BUILD ?=
 FUZZ_TARGETS := mjpeg_stream playlist_roundtrip h264_sps h264_access_units rtsp_access_unit h264_decode \
-  h264_passthrough authorization_header signed_link carry_query sdp_offer whip_access_units
+  h264_passthrough authorization_header signed_link carry_query sdp_offer whip_access_units \
+  h264_unit_check
 FUZZ_CORPUS := fuzz/corpus
 
 fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs cargo-fuzz if missing)
@@ -177,6 +180,10 @@ fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs
 	if command -v ffmpeg >/dev/null && [ ! -s $(FUZZ_CORPUS)/h264_passthrough/seed-x264 ]; then \
 	  { printf '\x18'; ffmpeg -loglevel error -f lavfi -i testsrc=size=64x48:rate=25 -frames:v 60 \
 	    -pix_fmt yuv420p -c:v libx264 -g 12 -bf 0 -f h264 -; } > $(FUZZ_CORPUS)/h264_passthrough/seed-x264; \
+	fi
+	if command -v ffmpeg >/dev/null && [ ! -s $(FUZZ_CORPUS)/h264_unit_check/seed-x264 ]; then \
+	  { printf '\x01'; ffmpeg -loglevel error -f lavfi -i testsrc=size=64x48:rate=5 -frames:v 1 \
+	    -c:v libx264 -bf 0 -f h264 -; } > $(FUZZ_CORPUS)/h264_unit_check/seed-x264; \
 	fi
 	if [ -z "$$(ls -A $(FUZZ_CORPUS)/authorization_header)" ]; then \
 	  printf 'Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==' > $(FUZZ_CORPUS)/authorization_header/seed-basic; \

@@ -19,11 +19,11 @@
 //! | [`config`] | the command line, the environment and the configuration file (`--config`), resolved once into [`config::Settings`]: the server's and every stream's settings |
 //! | [`app`] | wiring: starts every stream's pipeline and the HTTP server; the running set of streams and its reload on SIGHUP; orderly shutdown |
 //! | [`http`] | the route table (each stream under `/streams/{name}/`, the first also at the root) and one file per resource; the table of served streams; the only place that knows status codes and cache policies; the MJPEG sender threads that write every MJPEG viewer's frames; HTTPS and HTTP/2 with a reloadable certificate; the connection and viewer limits; `/status` and `/metrics` |
-//! | [`pipeline`] | one stream's threads: the source supervisor (placeholders, back-off), the JPEG workers, the H.264 thread, the H.264 decode stage for JPEG viewers of an H.264 source; the only code that sees the hub and the stages together |
+//! | [`pipeline`] | one stream's threads: the source supervisor (placeholders, back-off), the JPEG workers, the H.264 thread (and its ffmpeg encoder's restarts), the H.264 decode stage for JPEG viewers of an H.264 source; the only code that sees the hub and the stages together |
 //! | [`webrtc`] | WebRTC over one UDP socket (str0m, ICE-lite, one task drives every session): the session core, SDP offer checks, WHEP viewers fed from a stream's access-unit tap |
 //! | [`hls`] | cutting parts and segments on the capture clock, the live window (pure) and its retention, waits and rendered playlists shared by all requests, HLS file names, blocking-reload rules |
 //! | [`hub`] | hand-over between the pipeline and viewers: latest-frame cells, demand, an H.264 source's current GOP, the JPEG rate cap, viewer registry and its limits, source health, counters |
-//! | [`encode`] | encoders as plain values, no threads: JPEG (turbojpeg), H.264 (openh264), H.264 decoding for JPEG viewers (openh264) |
+//! | [`encode`] | encoders: JPEG (turbojpeg), H.264 (openh264 in process as a plain value; x264 and the hardware encoders as an ffmpeg process with its pipe threads), which H.264 encoder runs and why, the checks of an external encoder's output, H.264 decoding for JPEG viewers (openh264) |
 //! | [`source`] | frame producers (test pattern, cameras, pipes, FIFOs, commands framecast runs, RTSP cameras over TCP, UDP or TLS, WHIP publishers) and the `--source` specs that name them |
 //! | [`media`] | pure formats, no I/O: multipart framing, the MJPEG byte stream and JPEG markers, H.264 bitstream, fMP4 boxes, playlists |
 //! | [`picture`] | pure pixels: format conversion, the font, the timestamp strip, the placeholder picture |

@@ -26,6 +26,7 @@ use super::settings::{
     WEBRTC_MAX_SESSIONS_RANGE,
 };
 use super::{parse_bitrate, parse_size};
+use crate::encode::h264_choice::H264EncoderKind;
 use crate::source::SourceSpec;
 use crate::source::redact::mask_secrets;
 use crate::source::spec::PipeFormat;
@@ -61,6 +62,7 @@ struct FileTable {
     drop_same_frames: Option<bool>,
     hls: Option<HlsMode>,
     h264_bitrate: Option<Spanned<BitrateText>>,
+    h264_encoder: Option<H264EncoderKind>,
     hls_segment_seconds: Option<Spanned<Seconds>>,
     hls_part_seconds: Option<Spanned<Seconds>>,
     hls_window: Option<Spanned<WholeNumber>>,
@@ -89,6 +91,7 @@ struct StreamTable {
     drop_same_frames: Option<bool>,
     hls: Option<HlsMode>,
     h264_bitrate: Option<Spanned<BitrateText>>,
+    h264_encoder: Option<H264EncoderKind>,
     hls_segment_seconds: Option<Spanned<Seconds>>,
     hls_part_seconds: Option<Spanned<Seconds>>,
     hls_window: Option<Spanned<WholeNumber>>,
@@ -111,6 +114,7 @@ struct StreamKeys {
     drop_same_frames: Option<bool>,
     hls: Option<HlsMode>,
     h264_bitrate: Option<Spanned<BitrateText>>,
+    h264_encoder: Option<H264EncoderKind>,
     hls_segment_seconds: Option<Spanned<Seconds>>,
     hls_part_seconds: Option<Spanned<Seconds>>,
     hls_window: Option<Spanned<WholeNumber>>,
@@ -322,6 +326,7 @@ impl Resolver<'_> {
                 drop_same_frames: file.drop_same_frames,
                 hls: file.hls,
                 h264_bitrate: file.h264_bitrate,
+                h264_encoder: file.h264_encoder,
                 hls_segment_seconds: file.hls_segment_seconds,
                 hls_part_seconds: file.hls_part_seconds,
                 hls_window: file.hls_window,
@@ -416,6 +421,7 @@ impl Resolver<'_> {
                 drop_same_frames: table.drop_same_frames,
                 hls: table.hls,
                 h264_bitrate: table.h264_bitrate,
+                h264_encoder: table.h264_encoder,
                 hls_segment_seconds: table.hls_segment_seconds,
                 hls_part_seconds: table.hls_part_seconds,
                 hls_window: table.hls_window,
@@ -584,6 +590,7 @@ impl Resolver<'_> {
                     })
                 })
                 .transpose()?,
+            h264_encoder: keys.h264_encoder,
             hls_segment_seconds: self.seconds_in(
                 "hls_segment_seconds",
                 &keys.hls_segment_seconds,
@@ -931,6 +938,7 @@ mjpeg_fps = 12
 drop_same_frames = true
 hls = "on-demand"
 h264_bitrate = "2M"
+h264_encoder = "vaapi"
 hls_segment_seconds = 2
 hls_part_seconds = 0.5
 hls_window = 6
@@ -974,6 +982,8 @@ h264_bitrate = 800000
         );
         assert_eq!(door.h264_bitrate, Some(800_000));
         assert_eq!(door.hls_segment_seconds, 1.0);
+        assert_eq!(garage.h264_encoder, H264EncoderKind::Vaapi);
+        assert_eq!(door.h264_encoder, H264EncoderKind::OpenH264, "the default");
     }
 
     #[test]
@@ -1011,16 +1021,17 @@ h264_bitrate = 800000
                  `max_connections_per_address`, `limit_loopback_connections`, \
                  `signing_key_file`, `tls_cert`, `tls_key`, `webrtc_listen`, \
                  `webrtc_public_addresses`, `webrtc_max_sessions`, `size`, `fps`, `jpeg_quality`, \
-                 `mjpeg_fps`, `drop_same_frames`, `hls`, `h264_bitrate`, `hls_segment_seconds`, \
-                 `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, `streams`, `users`, \
+                 `mjpeg_fps`, `drop_same_frames`, `hls`, `h264_bitrate`, `h264_encoder`, \
+                 `hls_segment_seconds`, `hls_part_seconds`, `hls_window`, `hls_idle_stop_seconds`, \
+                 `streams`, `users`, \
                  `tokens`, `metrics_public`, `cors_allowed_origins`",
             ),
             (
                 format!("{STREAM}sauce = \"x\"\n"),
                 "cams.toml:4:1: unknown field `sauce`, expected one of `name`, `source`, \
                  `format`, `size`, `fps`, `jpeg_quality`, `mjpeg_fps`, `drop_same_frames`, `hls`, \
-                 `h264_bitrate`, `hls_segment_seconds`, `hls_part_seconds`, `hls_window`, \
-                 `hls_idle_stop_seconds`, `max_viewers`, `source_user`, `source_password`, \
+                 `h264_bitrate`, `h264_encoder`, `hls_segment_seconds`, `hls_part_seconds`, \
+                 `hls_window`, `hls_idle_stop_seconds`, `max_viewers`, `source_user`, `source_password`, \
                  `source_password_file`",
             ),
             (
@@ -1060,6 +1071,11 @@ h264_bitrate = 800000
             (
                 format!("{STREAM}size = \"641x480\"\n"),
                 "cams.toml:4:8: size: 641x480 has an odd side; both must be even (4:2:0 chroma)",
+            ),
+            (
+                format!("{STREAM}h264_encoder = \"x265\"\n"),
+                "cams.toml:4:16: unknown variant `x265`, expected one of `openh264`, `x264`, \
+                 `vaapi`, `v4l2m2m`, `nvenc`, `qsv`, `videotoolbox`, `auto`",
             ),
             (
                 format!("{STREAM}h264_bitrate = \"fast\"\n"),

@@ -35,7 +35,9 @@ use settings::{
     StreamLayer, VIEWER_STALL_SECONDS_RANGE,
 };
 use settings::{DEFAULT_WEBRTC_MAX_SESSIONS, WEBRTC_MAX_SESSIONS_RANGE};
-pub use settings::{HlsMode, ServerSettings, Settings, StreamName, StreamSettings, TlsFiles};
+pub use settings::{
+    H264EncoderKind, HlsMode, ServerSettings, Settings, StreamName, StreamSettings, TlsFiles,
+};
 
 use crate::access::sign_url_command::SignUrlArgs;
 use crate::frame::FrameSize;
@@ -197,6 +199,13 @@ pub struct Config {
     /// sized to the picture (about 1.9M at 1280x720, 30 fps).
     #[arg(long, env = "FRAMECAST_H264_BITRATE", value_parser = parse_bitrate)]
     pub h264_bitrate: Option<u32>,
+
+    /// H.264 encoder: openh264 (in process), or through ffmpeg x264, vaapi, v4l2m2m, nvenc,
+    /// qsv, videotoolbox, or auto (the first hardware encoder that works). One that fails its
+    /// test encode at start falls back to openh264.
+    #[arg(long, env = "FRAMECAST_H264_ENCODER", value_enum,
+          default_value_t = H264EncoderKind::OpenH264)]
+    pub h264_encoder: H264EncoderKind,
 
     /// HLS segment length in seconds (0.5 to 10); each segment starts with a key frame.
     #[arg(long, env = "FRAMECAST_HLS_SEGMENT_SECONDS", default_value_t = DEFAULT_HLS_SEGMENT_SECONDS,
@@ -371,6 +380,7 @@ impl Config {
                     given("hls").then_some(self.hls)
                 },
                 h264_bitrate: given("h264_bitrate").then_some(self.h264_bitrate).flatten(),
+                h264_encoder: given("h264_encoder").then_some(self.h264_encoder),
                 hls_segment_seconds: given("hls_segment_seconds")
                     .then_some(self.hls_segment_seconds),
                 hls_part_seconds: given("hls_part_seconds").then_some(self.hls_part_seconds),
@@ -662,6 +672,8 @@ mod tests {
             "--no-hls",
             "--h264-bitrate",
             "800k",
+            "--h264-encoder",
+            "x264",
             "--hls-segment-seconds",
             "2",
             "--hls-part-seconds",
@@ -704,6 +716,7 @@ mod tests {
                     drop_same_frames: Some(true),
                     hls: Some(HlsMode::Off),
                     h264_bitrate: Some(800_000),
+                    h264_encoder: Some(H264EncoderKind::X264),
                     hls_segment_seconds: Some(2.0),
                     hls_part_seconds: Some(0.5),
                     hls_window: Some(7),
@@ -718,7 +731,7 @@ mod tests {
             .filter(|arg| !not_settings.contains(&arg.get_id().as_str()))
             .count();
         assert_eq!(
-            flag_count, 24,
+            flag_count, 25,
             "a new flag needs its place in given_server_flags"
         );
     }

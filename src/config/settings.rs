@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::Config;
 use super::access::AccessSettings;
+pub use crate::encode::h264_choice::H264EncoderKind;
 use crate::frame::FrameSize;
 use crate::source::SourceSpec;
 
@@ -110,6 +111,8 @@ pub struct StreamSettings {
     pub hls: HlsMode,
     /// `None`: sized to the picture.
     pub h264_bitrate: Option<u32>,
+    /// The H.264 encoder asked for (probed at start; openh264 if it does not work).
+    pub h264_encoder: H264EncoderKind,
     pub hls_segment_seconds: f64,
     pub hls_part_seconds: f64,
     pub hls_window: u16,
@@ -237,6 +240,7 @@ impl Settings {
                 drop_same_frames: flags.drop_same_frames,
                 hls: flags.hls_mode(),
                 h264_bitrate: flags.h264_bitrate,
+                h264_encoder: flags.h264_encoder,
                 hls_segment_seconds: flags.hls_segment_seconds,
                 hls_part_seconds: flags.hls_part_seconds,
                 hls_window: flags.hls_window,
@@ -285,6 +289,7 @@ pub struct StreamLayer {
     pub drop_same_frames: Option<bool>,
     pub hls: Option<HlsMode>,
     pub h264_bitrate: Option<u32>,
+    pub h264_encoder: Option<H264EncoderKind>,
     pub hls_segment_seconds: Option<f64>,
     pub hls_part_seconds: Option<f64>,
     pub hls_window: Option<u16>,
@@ -352,6 +357,7 @@ impl StreamLayer {
             drop_same_frames: self.drop_same_frames.or(lower.drop_same_frames),
             hls: self.hls.or(lower.hls),
             h264_bitrate: self.h264_bitrate.or(lower.h264_bitrate),
+            h264_encoder: self.h264_encoder.or(lower.h264_encoder),
             hls_segment_seconds: self.hls_segment_seconds.or(lower.hls_segment_seconds),
             hls_part_seconds: self.hls_part_seconds.or(lower.hls_part_seconds),
             hls_window: self.hls_window.or(lower.hls_window),
@@ -371,6 +377,7 @@ impl StreamLayer {
             drop_same_frames: self.drop_same_frames.unwrap_or(false),
             hls: self.hls.unwrap_or(HlsMode::Always),
             h264_bitrate: self.h264_bitrate,
+            h264_encoder: self.h264_encoder.unwrap_or(H264EncoderKind::OpenH264),
             hls_segment_seconds: self
                 .hls_segment_seconds
                 .unwrap_or(DEFAULT_HLS_SEGMENT_SECONDS),

@@ -94,6 +94,11 @@ struct HlsReading {
     requests: u64,
     blocked: u64,
     block_timeouts: u64,
+    /// The H.264 encoder asked for and the one running, why (a word), and its restarts.
+    encoder_requested: &'static str,
+    encoder_chosen: &'static str,
+    encoder_reason: &'static str,
+    encoder_restarts: u64,
 }
 
 impl Reading {
@@ -138,14 +143,22 @@ fn read_stream(stream: &ServedStream) -> StreamReading {
         viewer_frames_skipped: hub.viewers.total_skipped(),
         viewers_dropped_stalled: hub.viewers.dropped_stalled(),
         viewers_refused: hub.viewers.refused(),
-        hls: stream.hls.as_ref().map(|hls| HlsReading {
-            h264_encoded: load(&hls.counters.frames_encoded),
-            h264_dropped: load(&hub.h264_frames_dropped),
-            h264_encode: hls.counters.encode_histogram.read(),
-            requests: load(&hls.store.requests.requests),
-            blocked: load(&hls.store.requests.blocked),
-            block_timeouts: load(&hls.store.requests.block_timeouts),
-        }),
+        hls: stream
+            .hls
+            .as_ref()
+            .map(|hls| (hls, hls.counters.encoder.choice()))
+            .map(|(hls, encoder)| HlsReading {
+                h264_encoded: load(&hls.counters.frames_encoded),
+                h264_dropped: load(&hub.h264_frames_dropped),
+                h264_encode: hls.counters.encode_histogram.read(),
+                requests: load(&hls.store.requests.requests),
+                blocked: load(&hls.store.requests.blocked),
+                block_timeouts: load(&hls.store.requests.block_timeouts),
+                encoder_requested: encoder.requested.as_str(),
+                encoder_chosen: encoder.chosen.as_str(),
+                encoder_reason: encoder.reason.as_str(),
+                encoder_restarts: load(&hls.counters.encoder.restarts),
+            }),
     }
 }
 
@@ -294,6 +307,29 @@ impl Collector for Reading {
             "Held HLS requests answered 503 after three target durations.",
             with_hls(|h| h.block_timeouts),
         )?;
+        e.gauge(
+            "framecast_h264_encoder_info",
+            "The H.264 encoder running (chosen), the one asked for (requested), and why \
+             (reason: requested, auto, probe_failed, failed_repeatedly); always 1.",
+            streams.iter().filter_map(|s| {
+                s.hls.as_ref().map(|hls| {
+                    (
+                        [
+                            ("stream", s.name.as_str()),
+                            ("requested", hls.encoder_requested),
+                            ("chosen", hls.encoder_chosen),
+                            ("reason", hls.encoder_reason),
+                        ],
+                        1,
+                    )
+                })
+            }),
+        )?;
+        e.counter(
+            "framecast_h264_encoder_restarts",
+            "ffmpeg H.264 encoder processes started again after one died, stalled or broke a rule.",
+            with_hls(|h| h.encoder_restarts),
+        )?;
         Ok(())
     }
 }
@@ -405,6 +441,10 @@ mod tests {
                     requests: 40,
                     blocked: 12,
                     block_timeouts: 0,
+                    encoder_requested: "vaapi",
+                    encoder_chosen: "openh264",
+                    encoder_reason: "probe_failed",
+                    encoder_restarts: 0,
                 }),
             }],
         }
@@ -439,6 +479,8 @@ mod tests {
             "framecast_hls_requests_total{stream=\"front\"} 40",
             "framecast_hls_blocking_waits_total{stream=\"front\"} 12",
             "framecast_hls_blocking_timeouts_total{stream=\"front\"} 0",
+            "framecast_h264_encoder_info{stream=\"front\",requested=\"vaapi\",chosen=\"openh264\",reason=\"probe_failed\"} 1",
+            "framecast_h264_encoder_restarts_total{stream=\"front\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

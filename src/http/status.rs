@@ -1,6 +1,6 @@
 //! `GET /status` (JSON state for operators) and `GET /healthz` (liveness for monitors).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
@@ -238,6 +238,43 @@ struct HlsStatus {
     frames_dropped_for_idr: u64,
     /// Segments ended early because a GOP outlasted the target duration.
     long_gop_cuts: u64,
+    /// Which H.264 encoder runs, and why.
+    encoder: EncoderStatus,
+}
+
+/// The H.264 encoder asked for, the one running, and why; an ffmpeg encoder's process.
+#[derive(Debug, Serialize)]
+struct EncoderStatus {
+    requested: &'static str,
+    chosen: &'static str,
+    /// `requested`, `auto`, `probe_failed` or `failed_repeatedly`.
+    reason: &'static str,
+    /// What failed, when `chosen` is not what was asked for.
+    fallback_reason: Option<String>,
+    /// The ffmpeg process's id while one runs.
+    pid: Option<u64>,
+    restarts: u64,
+    rule_breaks: u64,
+    stalls: u64,
+    frames_lost: u64,
+}
+
+impl EncoderStatus {
+    fn of(state: &crate::encode::h264_choice::EncoderState) -> Self {
+        let choice = state.choice();
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Self {
+            requested: choice.requested.as_str(),
+            chosen: choice.chosen.as_str(),
+            reason: choice.reason.as_str(),
+            fallback_reason: choice.fallback_reason,
+            pid: Some(load(&state.pid)).filter(|&pid| pid != 0),
+            restarts: load(&state.restarts),
+            rule_breaks: load(&state.rule_breaks),
+            stalls: load(&state.stalls),
+            frames_lost: load(&state.frames_lost),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -469,6 +506,7 @@ fn describe_stream(
                 frame_gaps: c.frame_gaps.load(Ordering::Relaxed),
                 frames_dropped_for_idr: c.frames_dropped_for_idr.load(Ordering::Relaxed),
                 long_gop_cuts: c.long_gop_cuts.load(Ordering::Relaxed),
+                encoder: EncoderStatus::of(&c.encoder),
             }
         }),
         viewer_count: all_viewers.len(),

@@ -27,6 +27,12 @@
 //! ([`Segmenter::interrupt`], [`HlsStore::interrupt`]), once nobody asked for a while. While
 //! stopped the thread still takes the hub's frames, so none queue up or count as dropped, and
 //! throws them away without decoding or encoding anything; the encoder itself is freed.
+//!
+//! The encoder is openh264 in process, or an ffmpeg process ([`super::h264_piped`]) when the
+//! stream asks for x264 or a hardware encoder and its test encode at start works
+//! ([`h264_choice::choose`]). Its access units come back a few frames later, each with its own
+//! frame's times; it has no rate gate (that module says why), and when it fails too often
+//! openh264 takes over for good.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,7 +41,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::encode::ffmpeg_h264::EncodedFrame;
 use crate::encode::h264::{AccessUnit, H264Encoder, H264Error, H264Settings};
+use crate::encode::h264_choice::{self, ChoiceReason, EncoderState, H264EncoderKind};
 use crate::error::Error;
 use crate::frame::{CLOCK_90K, Frame, Pixels, unix_micros};
 use crate::hls::passthrough::{KeyFrameLearner, Learning, passthrough_timing};
@@ -48,6 +56,7 @@ use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 
 use super::IDLE_POLL;
 use super::capture_clock::{CaptureClock, Placement};
+use super::h264_piped::{PipedEncoder, PipedEvent};
 use super::hls_demand::HlsDemand;
 use super::rate_gate::{RateGate, Verdict};
 use crate::picture::block_average::average_blocks;
@@ -87,6 +96,8 @@ pub struct H264Counters {
     pub long_gop_cuts: AtomicU64,
     /// Whether the encoder exists now (raw frames come: a raw source, or placeholders).
     pub encoder_running: AtomicBool,
+    /// Which encoder runs and why; an ffmpeg encoder's process, restarts and failures.
+    pub encoder: EncoderState,
 }
 
 /// Decodes passthrough JPEGs (camera or pipe MJPEG) to I420, reusing its buffers.
@@ -279,27 +290,30 @@ fn sps_frame_rate(annex_b: &[u8]) -> Option<f64> {
     h264::parse_sps(sps).ok()?.timing?.frame_rate_hz()
 }
 
-/// Starts the H.264 thread.
+/// Starts the H.264 thread with the encoder `requested` (probed first, see
+/// [`h264_choice::choose`]).
 pub fn spawn(
     hub: Arc<Hub>,
     store: Arc<HlsStore>,
     counters: Arc<H264Counters>,
     settings: H264Settings,
+    requested: H264EncoderKind,
     demand: Arc<HlsDemand>,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, Error> {
-    spawn_filtered(
+    spawn_with_encoder(
         hub,
         store,
         counters,
         settings,
+        requested,
         demand,
         stop,
         Box::new(|_| true),
     )
 }
 
-/// Starts the H.264 thread encoding only the frames `filter` keeps.
+/// Starts the H.264 thread with openh264, encoding only the frames `filter` keeps.
 pub fn spawn_filtered(
     hub: Arc<Hub>,
     store: Arc<HlsStore>,
@@ -309,9 +323,65 @@ pub fn spawn_filtered(
     stop: Arc<AtomicBool>,
     filter: FrameFilter,
 ) -> Result<JoinHandle<()>, Error> {
+    spawn_with_encoder(
+        hub,
+        store,
+        counters,
+        settings,
+        H264EncoderKind::OpenH264,
+        demand,
+        stop,
+        filter,
+    )
+}
+
+/// The encoder for `requested`: the ffmpeg encoder if its test encode works, else openh264,
+/// with one log line saying why.
+fn choose_encoder(
+    requested: H264EncoderKind,
+    settings: &H264Settings,
+    state: &EncoderState,
+) -> Option<PipedEncoder> {
+    let choice = h264_choice::choose(requested, |kind| {
+        crate::encode::ffmpeg_h264::probe(kind, settings.fps, settings.bitrate_bps)
+    });
+    match &choice.fallback_reason {
+        Some(reason) => tracing::warn!(
+            requested = %choice.requested,
+            %reason,
+            "the H.264 encoder asked for does not work here: openh264 encodes instead"
+        ),
+        None if choice.chosen != H264EncoderKind::OpenH264 => tracing::info!(
+            requested = %choice.requested,
+            chosen = %choice.chosen,
+            "H.264 encoder: ffmpeg process"
+        ),
+        None => {}
+    }
+    state.set_choice(choice.clone());
+    choice
+        .chosen
+        .ffmpeg_codec()
+        .map(|_| PipedEncoder::new(choice.chosen, *settings))
+}
+
+/// Starts the H.264 thread with the encoder `requested`, encoding only the frames `filter`
+/// keeps.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_with_encoder(
+    hub: Arc<Hub>,
+    store: Arc<HlsStore>,
+    counters: Arc<H264Counters>,
+    settings: H264Settings,
+    requested: H264EncoderKind,
+    demand: Arc<HlsDemand>,
+    stop: Arc<AtomicBool>,
+    filter: FrameFilter,
+) -> Result<JoinHandle<()>, Error> {
     // Made here even when it is not needed yet, so that bad settings fail the start; used for
-    // the first raw frame.
+    // the first raw frame (and kept for a fallback from an ffmpeg encoder).
     let encoder = H264Encoder::new(settings).map_err(|e| Error::H264Encoder(e.to_string()))?;
+    let piped = choose_encoder(requested, &settings, &counters.encoder);
     let decoder = JpegDecoder::new().map_err(|e| Error::H264Encoder(e.to_string()))?;
     // A store whose timing is not settled waits for a source's H.264 to settle it.
     let segmenter = store
@@ -329,6 +399,7 @@ pub fn spawn_filtered(
         demand,
         filter,
         spare_encoder: Some(encoder),
+        piped,
         decoder,
         segmenter,
         running,
@@ -352,6 +423,8 @@ struct H264Thread {
     filter: FrameFilter,
     /// The encoder made at the start, until the first raw frame needs one.
     spare_encoder: Option<H264Encoder>,
+    /// The ffmpeg encoder, when one was chosen and has not been given up on.
+    piped: Option<PipedEncoder>,
     decoder: JpegDecoder,
     /// `None` until the store's timing is settled (a source's own H.264, learned from its
     /// first GOP).
@@ -450,6 +523,11 @@ impl H264Thread {
         self.counters
             .encoder_running
             .store(raw.is_some(), Ordering::Relaxed);
+        if raw.is_none()
+            && let Some(piped) = self.piped.as_mut()
+        {
+            piped.stop(&self.counters.encoder);
+        }
         self.raw = raw;
     }
 
@@ -459,7 +537,7 @@ impl H264Thread {
         counters.passthrough.store(true, Ordering::Relaxed);
         // Nothing raw to encode while the source sends H.264.
         self.spare_encoder = None;
-        if self.raw.is_some() {
+        if self.raw.is_some() || self.piped.as_ref().is_some_and(PipedEncoder::running) {
             self.set_raw(None);
             self.passthrough.awaiting_idr = true;
             self.passthrough.clock = None;
@@ -605,6 +683,9 @@ impl H264Thread {
     /// A raw frame (I420, or a JPEG to decode): encoded, within the rate gate's budget. With
     /// an H.264 source these are its placeholders; the encoder is made for the first of them.
     fn encode(&mut self, frame: &Arc<Frame>) {
+        if self.piped.is_some() && self.segmenter.is_some() && self.encode_piped(frame) {
+            return;
+        }
         let Some(segmenter) = self.segmenter.as_mut() else {
             // The timing waits for the source's first GOP: placeholders before it are not
             // published, and a GOP being learned is lost with the source.
@@ -723,6 +804,93 @@ impl H264Thread {
                 self.errors
                     .warn("cannot segment H.264", &error, Instant::now());
                 encoder.restart_cadence();
+            }
+        }
+    }
+
+    /// A raw frame through the ffmpeg encoder ([`super::h264_piped`]): `false` when it was
+    /// given up on just now, and openh264 is to encode the frame instead.
+    fn encode_piped(&mut self, frame: &Arc<Frame>) -> bool {
+        // After raw frames the source's H.264 can only start again at an IDR.
+        self.passthrough.awaiting_idr = true;
+        self.passthrough.clock = None;
+        let frame = match to_i420(frame, &mut self.decoder) {
+            Ok(frame) => frame,
+            Err(error) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.errors
+                    .warn("cannot decode a JPEG for H.264", &error, Instant::now());
+                return true;
+            }
+        };
+        let Some(piped) = self.piped.as_mut() else {
+            return false;
+        };
+        let mut events = Vec::new();
+        piped.encode(&frame, Instant::now(), &self.counters.encoder, &mut events);
+        let running = piped.running();
+        self.counters
+            .encoder_running
+            .store(running, Ordering::Relaxed);
+        for event in events {
+            match event {
+                PipedEvent::Unit(encoded) => self.segment_encoded(encoded),
+                PipedEvent::Break => self.interrupt_segment(),
+                PipedEvent::GiveUp(reason) => {
+                    tracing::warn!(%reason, "the ffmpeg H.264 encoder is given up: openh264 encodes from here");
+                    let state = &self.counters.encoder;
+                    let mut choice = state.choice();
+                    choice.chosen = H264EncoderKind::OpenH264;
+                    choice.reason = ChoiceReason::FailedRepeatedly;
+                    choice.fallback_reason = Some(reason);
+                    state.set_choice(choice);
+                    self.piped = None;
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// An access unit of the ffmpeg encoder, at its own frame's time, to the segmenter. Its
+    /// IDRs come on a fixed cadence, so the segmenter's request for one (`need_idr`) is met
+    /// by it already.
+    fn segment_encoded(&mut self, encoded: EncodedFrame) {
+        let Some(segmenter) = self.segmenter.as_mut() else {
+            return;
+        };
+        let counters = &self.counters;
+        let micros = encoded.unit.encode_time.as_micros() as u64;
+        counters.frames_encoded.fetch_add(1, Ordering::Relaxed);
+        counters
+            .encode_micros_total
+            .fetch_add(micros, Ordering::Relaxed);
+        counters.encode_micros_last.store(micros, Ordering::Relaxed);
+        counters.encode_histogram.record_micros(micros);
+        counters.rate.tick();
+        match segmenter.push(&encoded.unit, encoded.pts_90k) {
+            Ok(outcome) => self.store.apply(outcome.events),
+            Err(error) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.errors
+                    .warn("cannot segment H.264", &error, Instant::now());
+            }
+        }
+    }
+
+    /// The encoder's stream breaks (its process failed or was replaced): the open segment
+    /// ends with what it has, and the next IDR starts one behind a discontinuity, its times
+    /// following the capture clock.
+    fn interrupt_segment(&mut self) {
+        let Some(segmenter) = self.segmenter.as_mut() else {
+            return;
+        };
+        match segmenter.interrupt() {
+            Ok(events) => self.store.apply(events),
+            Err(error) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.errors
+                    .warn("cannot segment H.264", &error, Instant::now());
             }
         }
     }

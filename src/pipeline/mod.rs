@@ -16,6 +16,7 @@
 mod capture_clock;
 pub mod h264;
 pub mod h264_decode;
+pub mod h264_piped;
 pub mod hls_demand;
 pub mod jpeg;
 mod rate_gate;
@@ -203,6 +204,7 @@ fn start_hls(
         store.clone(),
         counters.clone(),
         settings,
+        config.h264_encoder,
         demand.clone(),
         stop,
     )?;
