@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use common::h264_bytes::mp4_slices;
 use common::hls_fetch::{PlaylistFollower, discontinuities, media_path, sibling};
-use common::{Server, ffmpeg_play, get, require_clients, run_framecast, status_json};
+use common::{
+    Server, ffmpeg_play, get, require_clients, run_framecast, status_json, wait_for_status,
+};
 use framecast::media::h264::{SliceKind, slice_kind};
 use framecast::media::playlist::ParsedMediaPlaylist;
 
@@ -141,7 +143,10 @@ fn x264_through_ffmpeg_keeps_the_hls_rules_and_plays() {
         return;
     }
     let server = x264_server();
-    let status = status_json(server.addr);
+    // The process starts with the H.264 thread's first frame, just after the server answers.
+    let status = wait_for_status(server.addr, "encoder process started", LIMIT, POLL, |s| {
+        s["hls"]["encoder"]["pid"].as_u64().is_some()
+    });
     let encoder = &status["hls"]["encoder"];
     assert_eq!(encoder["requested"], "x264", "{status}");
     assert_eq!(encoder["chosen"], "x264", "{status}");
