@@ -23,8 +23,8 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, HeaderValue, ORIGIN,
-    RETRY_AFTER, VARY, WWW_AUTHENTICATE,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD,
+    AUTHORIZATION, HeaderValue, ORIGIN, RETRY_AFTER, VARY, WWW_AUTHENTICATE,
 };
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
@@ -232,6 +232,11 @@ pub async fn check_access(
     let headers = response.headers_mut();
     if let Some(origin) = allowed_origin {
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        // A WHEP or WHIP player on another site reads its session's Location to end it.
+        headers.insert(
+            ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSED_HEADERS),
+        );
     }
     if varies_by_origin {
         headers.append(VARY, HeaderValue::from_static("Origin"));
@@ -375,10 +380,20 @@ fn too_many(retry_after: Duration) -> HttpResponse {
     response
 }
 
+/// Response headers a page on an allowed origin may read: the WHEP/WHIP session's URL
+/// (draft-ietf-wish-whep §4.2, RFC 9725 §4.2) and the 503's wait.
+const EXPOSED_HEADERS: &str = "Location, Retry-After";
+
+/// Fetch §3.2.2. Beyond GET and HEAD for players: WHEP and WHIP (RFC 9725 §4.2) POST an SDP
+/// offer (`Content-Type: application/sdp` is not a CORS-safelisted type) and DELETE their
+/// session.
 fn preflight() -> HttpResponse {
     HttpResponse::NoContent()
-        .insert_header((ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD"))
-        .insert_header((ACCESS_CONTROL_ALLOW_HEADERS, "Authorization"))
+        .insert_header((
+            ACCESS_CONTROL_ALLOW_METHODS,
+            "GET, HEAD, POST, DELETE, PATCH",
+        ))
+        .insert_header((ACCESS_CONTROL_ALLOW_HEADERS, "Authorization, Content-Type"))
         .insert_header((ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE_S))
         .finish()
 }
