@@ -16,8 +16,8 @@ CARGO ?= cargo
 CARGO_FLAGS := --locked
 
 # Building: a C toolchain, cmake and nasm for libjpeg-turbo and openh264 (without nasm both are
-# several times slower), libclang for bindgen.
-BUILD_PKGS := build-essential pkg-config cmake nasm libclang-dev
+# several times slower), libclang for bindgen, OpenSSL's headers for WebRTC's DTLS.
+BUILD_PKGS := build-essential pkg-config cmake nasm libclang-dev libssl-dev
 # The real clients the black-box tests drive (Firefox for the page and stream in Gecko). A font so that Chromium's screenshots have text
 # (Chromium only recommends one, and recommends are not installed). Python's Prometheus parser
 # reads /metrics (tests/metrics.rs). nginx runs contrib/nginx.conf as a caching edge in front
