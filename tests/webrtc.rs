@@ -13,12 +13,13 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::chromium::{missing_prerequisite, output_dir, run_script};
-use common::{Server, require_prerequisite, sign_url, status_json};
+use common::{
+    BodyAnswer as Answer, Server, require_prerequisite, send_with_body, sign_url, status_json,
+};
 
 /// The arguments of every server here: WebRTC on any free loopback port.
 const WEBRTC_ARGS: [&str; 2] = ["--webrtc-listen", "127.0.0.1:0"];
@@ -41,53 +42,9 @@ const OFFER: &str = "v=0\r\n\
     a=rtpmap:103 H264/90000\r\n\
     a=fmtp:103 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
 
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// One request with a body (`Connection: close`), its whole answer read, bounded in time.
 fn send(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: &str) -> Answer {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .expect("timeout");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).expect("send head");
-    stream.write_all(body.as_bytes()).expect("send body");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read the answer");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("end of headers");
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
+    send_with_body(addr, method, path, &[], content_type, body)
 }
 
 fn post_offer(addr: SocketAddr, path: &str, offer: &str) -> Answer {

@@ -11,8 +11,8 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use common::chromium::{missing_prerequisite, output_dir, repo_root};
 use common::{
-    MjpegReader, Server, ffmpeg_play, get, request, require_clients, require_prerequisite,
-    sign_url, wait_for_status_at,
+    BodyAnswer as Answer, MjpegReader, Server, ffmpeg_play, get, request, require_clients,
+    require_prerequisite, send_with_body as send, sign_url, wait_for_status_at,
 };
 
 /// The script connects a publisher and a viewer in well under this on loopback.
@@ -78,68 +78,6 @@ fn start_server(config: &Path) -> Server {
         "--webrtc-listen",
         "127.0.0.1:0",
     ])
-}
-
-/// An HTTP response as these tests read it.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// `method path` with a body of `content_type`, `Connection: close`; bounded in time.
-fn send(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    content_type: &str,
-    body: &str,
-) -> Answer {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .expect("timeout");
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("send head");
-    stream.write_all(body.as_bytes()).expect("send body");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read the answer");
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("end of the head");
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
 }
 
 fn post_offer(addr: SocketAddr, path: &str, headers: &[(&str, &str)], offer: &str) -> Answer {
