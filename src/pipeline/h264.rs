@@ -922,6 +922,29 @@ mod tests {
         (taken, filter)
     }
 
+    /// An always-on H.264 thread (openh264) on `hub` and `store`, encoding what `filter`
+    /// passes; with the flag that stops it.
+    fn always_on_thread(
+        hub: &Arc<Hub>,
+        store: &Arc<HlsStore>,
+        counters: Arc<H264Counters>,
+        settings: H264Settings,
+        filter: FrameFilter,
+    ) -> (JoinHandle<()>, Arc<AtomicBool>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = spawn_filtered(
+            hub.clone(),
+            store.clone(),
+            counters,
+            settings,
+            HlsDemand::new(crate::config::HlsMode::Always, Duration::ZERO),
+            stop.clone(),
+            filter,
+        )
+        .unwrap();
+        (thread, stop)
+    }
+
     /// An encoder that falls behind, played by the thread's frame filter: frames are handed
     /// over one at a time (each taken before the next is published, so the hub drops none),
     /// and the filter refuses some as an overloaded encoder would never get them.
@@ -936,21 +959,17 @@ mod tests {
         let store = Arc::new(HlsStore::new(HlsTiming::new(settings, 6)));
         let hub = Hub::new(true);
         let (taken, filter) = counting_filter(move |frame| !lost.contains(&(frame.pts_90k / 3000)));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = spawn_filtered(
-            hub.clone(),
-            store.clone(),
+        let (thread, stop) = always_on_thread(
+            &hub,
+            &store,
             Arc::new(H264Counters::default()),
             H264Settings {
                 fps: 30,
                 bitrate_bps: 300_000,
                 frames_per_idr: settings.frames_per_segment,
             },
-            HlsDemand::new(crate::config::HlsMode::Always, Duration::ZERO),
-            stop.clone(),
             filter,
-        )
-        .unwrap();
+        );
         let size = FrameSize::new(320, 240);
         let mut pattern = TestPattern::new(size, 30);
         for n in 0..300 {
@@ -1038,21 +1057,17 @@ mod tests {
             units
         });
         let (taken, filter) = counting_filter(|_| true);
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = spawn_filtered(
-            hub.clone(),
-            store.clone(),
+        let (thread, stop) = always_on_thread(
+            &hub,
+            &store,
             Arc::new(H264Counters::default()),
             H264Settings {
                 fps: 30,
                 bitrate_bps: 300_000,
                 frames_per_idr: settings.frames_per_segment,
             },
-            HlsDemand::new(crate::config::HlsMode::Always, Duration::ZERO),
-            stop.clone(),
             filter,
-        )
-        .unwrap();
+        );
         let size = FrameSize::new(320, 240);
         let mut pattern = TestPattern::new(size, 30);
         // Frame 42 starts part 2 of the second segment.
@@ -1342,21 +1357,17 @@ mod tests {
         let hub = Hub::new(true);
         let (taken, filter) = counting_filter(|_| true);
         let counters = Arc::new(H264Counters::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = spawn_filtered(
-            hub.clone(),
-            store.clone(),
+        let (thread, stop) = always_on_thread(
+            &hub,
+            &store,
             counters.clone(),
             H264Settings {
                 fps: 25,
                 bitrate_bps: 300_000,
                 frames_per_idr: 25,
             },
-            HlsDemand::new(crate::config::HlsMode::Always, Duration::ZERO),
-            stop.clone(),
             filter,
-        )
-        .unwrap();
+        );
         let (idr, p) = source_units();
         let at = |n: u64| crate::frame::from_unix_micros(BASE_UNIX_US + n * 40_000);
         let camera = |n: u64| {
