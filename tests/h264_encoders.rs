@@ -76,7 +76,7 @@ fn first_tfdt(segment: &[u8]) -> u64 {
 
 /// Checks every complete segment the playlist lists, from its bytes: it starts with an IDR and
 /// holds no other, no slice is a B slice, and, between segments without a discontinuity, the
-/// decode times advance exactly as PROGRAM-DATE-TIME does. Returns the segments checked.
+/// decode times advance as PROGRAM-DATE-TIME does. Returns the segments checked.
 fn check_segments(addr: SocketAddr, path: &str, parsed: &ParsedMediaPlaylist) -> usize {
     let mut previous: Option<(u64, u64)> = None;
     let mut checked = 0;

@@ -4,8 +4,8 @@
 //! capture time on the 90 kHz clock), and its duration runs to the next frame actually
 //! encoded. A frame the encoder never got (it fell behind, or failed) therefore lengthens the
 //! frame before it instead of shortening the timeline, and tfdt, EXTINF, part durations and
-//! PROGRAM-DATE-TIME (the capture time of each segment's first frame) stay true to the
-//! capture clock. Since a frame's duration is known only when the next one arrives, the
+//! PROGRAM-DATE-TIME (each segment's first frame's capture time, to within the frame grid's
+//! jitter) stay true to the capture clock. Since a frame's duration is known only when the next one arrives, the
 //! segmenter holds the newest frame until then.
 //!
 //! - A part is cut by time: it ends before the frame that would take it past PART-TARGET
@@ -32,6 +32,15 @@
 //!   breaking PART-TARGET: such a sample is cut to the longest duration the rules allow, and
 //!   only then does the timeline lose time. The next segment's PROGRAM-DATE-TIME is still its
 //!   real capture time.
+//! - PROGRAM-DATE-TIME moves with tfdt: a segment's date is the first segment's capture time
+//!   plus the decode time since then, so each segment's date plus its EXTINF is the next one's
+//!   (what players that place segments by date expect). Frame times sit on a grid of frame
+//!   slots that a frame's capture time may miss by up to a frame and a half
+//!   (the pipeline's capture clock); taking each first frame's own capture time would
+//!   make the dates jump by that much against the durations. Where decode time and capture
+//!   time part by more than [`PDT_REANCHOR_INTERVALS`] frame intervals (a stall cut to the
+//!   part target, a discontinuity, the wall clock stepped), the segment carries its own
+//!   capture time again and later ones count from it.
 //! - The encoder can stop and start again (HLS on demand, [`Segmenter::interrupt`]): the open
 //!   segment ends where the encoder stopped, and the next one starts with an IDR after an
 //!   EXT-X-DISCONTINUITY (rfc8216bis §3: it does not continue the bitstream of the segment
@@ -49,6 +58,11 @@ use crate::encode::h264::AccessUnit;
 use crate::frame::{CLOCK_90K, FrameSize, unix_micros};
 use crate::media::cmaf::{self, CmafError, Sample, VideoTrack};
 use crate::media::h264;
+
+/// How many frame intervals a segment's first frame may be captured away from the date its
+/// decode time gives before its own capture time is taken instead (see the module doc): more
+/// than the grid allows between two frames (one and a half early, one late).
+const PDT_REANCHOR_INTERVALS: i128 = 3;
 
 /// How the stream is cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +174,8 @@ pub enum SegmenterError {
 pub struct UnitInfo {
     /// The source frame's sequence number, for errors.
     pub seq: u64,
-    /// Its capture time: a segment it starts carries it as PROGRAM-DATE-TIME.
+    /// Its capture time: a segment it starts carries it, or the date its decode time gives
+    /// when that is near, as PROGRAM-DATE-TIME.
     pub captured_at: SystemTime,
     pub size: FrameSize,
 }
@@ -228,6 +243,9 @@ pub struct Segmenter {
     resume_from_90k: Option<(u64, u64)>,
     /// How far short of the segment target an IDR may come and still start the next segment.
     idr_cut_slack_90k: u64,
+    /// Capture time (µs since the epoch) less decode time (µs) at the segment that last took
+    /// its own capture time as PROGRAM-DATE-TIME: later segments' dates count from it.
+    pdt_anchor_us: Option<i128>,
 }
 
 impl Segmenter {
@@ -248,6 +266,7 @@ impl Segmenter {
             // Half a frame absorbs the one-tick rounding of frame times at rates that do not
             // divide 90 kHz.
             idr_cut_slack_90k: settings.frame_interval_90k() / 2,
+            pdt_anchor_us: None,
         }
     }
 
@@ -486,11 +505,38 @@ impl Segmenter {
             start_dts_90k: dts_90k,
             parts_done: 0,
         });
+        let discontinuity = std::mem::take(&mut self.pending_discontinuity);
+        let pdt_us = self.program_date_time_us(captured_at, dts_90k, discontinuity);
         events.push(SegmenterEvent::SegmentStart {
             msn,
-            program_date_time_unix_ms: unix_micros(captured_at) / 1000,
-            discontinuity: std::mem::take(&mut self.pending_discontinuity),
+            program_date_time_unix_ms: u64::try_from(pdt_us / 1000).unwrap_or_default(),
+            discontinuity,
         });
+    }
+
+    /// The PROGRAM-DATE-TIME (µs since the epoch) of a segment starting at `dts_90k` with a
+    /// frame captured at `captured_at`: the anchor's date moved on by the decode time, unless
+    /// that is too far from the capture time or the segment follows a discontinuity.
+    fn program_date_time_us(
+        &mut self,
+        captured_at: SystemTime,
+        dts_90k: u64,
+        discontinuity: bool,
+    ) -> i128 {
+        let captured_us = i128::from(unix_micros(captured_at));
+        let dts_us = i128::from(dts_90k) * 1_000_000 / i128::from(CLOCK_90K);
+        let interval_us =
+            i128::from(self.settings.frame_interval_90k()) * 1_000_000 / i128::from(CLOCK_90K);
+        if let Some(anchor_us) = self.pdt_anchor_us
+            && !discontinuity
+        {
+            let from_anchor_us = anchor_us + dts_us;
+            if (captured_us - from_anchor_us).abs() <= PDT_REANCHOR_INTERVALS * interval_us {
+                return from_anchor_us;
+            }
+        }
+        self.pdt_anchor_us = Some(captured_us - dts_us);
+        captured_us
     }
 
     fn finish_part(&mut self, events: &mut Vec<SegmenterEvent>) -> Result<(), SegmenterError> {
@@ -892,6 +938,92 @@ pub(crate) mod tests {
         assert_eq!(frame_9.len(), 1);
         assert_eq!(frame_9[0].0, 18_000);
         assert_eq!(seen[1].pdt_unix_ms, (BASE_UNIX_US + 45_000_000 / 30) / 1000);
+    }
+
+    /// Frames `0..count` on the 30 fps grid, each captured `offset_us(n)` away from its slot,
+    /// encoded as the H.264 thread does.
+    fn run_with_capture_offsets(
+        segmenter: &mut Segmenter,
+        count: u64,
+        offset_us: impl Fn(u64) -> i64,
+    ) -> Vec<SegmenterEvent> {
+        let size = FrameSize::new(320, 240);
+        let settings = segmenter.settings();
+        let mut encoder = H264Encoder::new(H264Settings {
+            fps: settings.fps,
+            bitrate_bps: default_bitrate_bps(size, 30),
+            frames_per_idr: settings.frames_per_segment,
+        })
+        .unwrap();
+        let mut pattern = TestPattern::new(size, 30);
+        let mut events = Vec::new();
+        for n in 0..count {
+            let mut unit = encoder.encode(&frame(&mut pattern, size, n)).unwrap();
+            let slot_us = unix_micros(captured_at(n));
+            unit.captured_at = from_unix_micros(slot_us.saturating_add_signed(offset_us(n)));
+            let outcome = segmenter.push(&unit, n * 3000).unwrap();
+            if outcome.need_idr {
+                encoder.restart_cadence();
+            }
+            events.extend(outcome.events);
+        }
+        events
+    }
+
+    #[test]
+    fn program_date_time_moves_with_the_decode_time_whatever_the_capture_jitter() {
+        // Capture times up to a frame and a half early and a frame late for their slots, as
+        // the capture clock allows; the first segment's first frame is 45 ms early.
+        let jitter_us = [-45_000, 33_000, 0, 20_000, -50_000, 10_000, 30_000];
+        let offset = |n: u64| jitter_us[(n % 7) as usize];
+        let mut segmenter = Segmenter::new(SETTINGS);
+        let events = run_with_capture_offsets(&mut segmenter, 185, offset);
+        let seen = segments(&events);
+        assert!(seen.len() >= 6, "{}", seen.len());
+        for pair in seen.windows(2) {
+            let extinf_ms = pair[0].duration_90k.unwrap() / 90;
+            assert_eq!(
+                pair[0].pdt_unix_ms + extinf_ms,
+                pair[1].pdt_unix_ms,
+                "segment {}: its date and EXTINF reach the next date",
+                pair[0].msn
+            );
+        }
+        for segment in &seen {
+            let Some(first_part) = segment.parts.first() else {
+                continue;
+            };
+            let first_frame = first_part.0 / 3000;
+            let captured_ms =
+                (unix_micros(captured_at(first_frame)) as i64 + offset(first_frame)) / 1000;
+            let off_ms = (segment.pdt_unix_ms as i64 - captured_ms).abs();
+            assert!(
+                off_ms <= 84,
+                "segment {}: date {off_ms} ms from its capture time",
+                segment.msn
+            );
+        }
+        assert_eq!(seen[0].pdt_unix_ms, (BASE_UNIX_US - 45_000) / 1000);
+    }
+
+    #[test]
+    fn a_wall_clock_step_gives_the_next_segment_its_own_capture_time() {
+        // From frame 50 on, capture times are 10 s later (the wall clock was set).
+        let step = |n: u64| if n >= 50 { 10_000_000 } else { 0 };
+        let mut segmenter = Segmenter::new(SETTINGS);
+        let events = run_with_capture_offsets(&mut segmenter, 125, step);
+        let pdt: Vec<u64> = segments(&events).iter().map(|s| s.pdt_unix_ms).collect();
+        let base_ms = BASE_UNIX_US / 1000;
+        assert_eq!(
+            pdt,
+            vec![
+                base_ms,
+                base_ms + 1_000,
+                base_ms + 12_000,
+                base_ms + 13_000,
+                base_ms + 14_000
+            ]
+        );
     }
 
     #[test]
