@@ -21,14 +21,14 @@ BUILD_PKGS := build-essential pkg-config cmake nasm libclang-dev libssl-dev
 # The real clients the black-box tests drive (Firefox for the page and stream in Gecko). A font so that Chromium's screenshots have text
 # (Chromium only recommends one, and recommends are not installed). Python's Prometheus parser
 # reads /metrics (tests/metrics.rs). nginx runs contrib/nginx.conf as a caching edge in front
-# of framecast (tests/edge_cache.rs).
+# of framecast (tests/edge_cache.rs), with its Lua module for contrib/framecast_edge.lua.
 # The RTSP server of the RTSP source tests (tests/fixtures/rtsp_server.py): gst-rtsp-server
 # through python3-gi, x264enc (ugly), h264parse and x265enc (bad), and GLib's TLS for rtsps://
 # (glib-networking). Defined before TEST_PKGS,
 # which `:=` expands where it stands.
 RTSP_SERVER_PKGS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad glib-networking
-TEST_PKGS := ffmpeg chromium firefox-esr vlc-bin vlc-plugin-base fonts-dejavu-core openssl nginx \
+TEST_PKGS := ffmpeg chromium firefox-esr vlc-bin vlc-plugin-base fonts-dejavu-core openssl nginx libnginx-mod-http-lua \
 	python3-prometheus-client $(RTSP_SERVER_PKGS)
 # node and npm run the browser tests; any node >= 18 on PATH will do, otherwise Debian's.
 NODE_PKGS := $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)

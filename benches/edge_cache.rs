@@ -45,11 +45,8 @@ fn main() {
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
-    if !std::path::Path::new(nginx_edge::NGINX).exists() {
-        eprintln!(
-            "{} is missing: `make test-deps` installs it",
-            nginx_edge::NGINX
-        );
+    if let Some(missing) = nginx_edge::missing() {
+        eprintln!("{missing} is missing: `make test-deps` installs it");
         std::process::exit(1);
     }
     let args: Vec<String> = ["--size", "1280x720", "--fps", "30"]

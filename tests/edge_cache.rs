@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::nginx_edge::{LoggedRequest, NGINX, NginxEdge};
+use common::nginx_edge::{LoggedRequest, NginxEdge};
 use common::{MjpegReader, Server, get, request, sign_url, wait_for_hls};
 
 /// How long each viewer count watches: a few segments of the default 1 s.
@@ -27,10 +27,7 @@ const WATCH: Duration = Duration::from_secs(4);
 const MJPEG_WINDOW_FRAMES: u64 = 40;
 
 fn require_nginx(test: &str) -> bool {
-    common::require_prerequisite(
-        (!std::path::Path::new(NGINX).exists()).then(|| format!("{NGINX} (Debian package nginx)")),
-        test,
-    )
+    common::require_prerequisite(common::nginx_edge::missing(), test)
 }
 
 /// framecast with HLS warm: a complete segment listed.

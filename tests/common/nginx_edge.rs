@@ -20,6 +20,24 @@ use std::time::{Duration, Instant};
 /// Debian's nginx (packages `nginx` / `nginx-light`).
 pub const NGINX: &str = "/usr/sbin/nginx";
 
+/// The Lua module the contrib file's waiting (`contrib/framecast_edge.lua`) runs on, and the
+/// kit it needs, as Debian installs them (package `libnginx-mod-http-lua`).
+pub const NGINX_LUA_MODULES: [&str; 2] = [
+    "/usr/lib/nginx/modules/ndk_http_module.so",
+    "/usr/lib/nginx/modules/ngx_http_lua_module.so",
+];
+
+/// What is missing to run the edge, named with its Debian package; `None` when nothing is.
+pub fn missing() -> Option<String> {
+    if !Path::new(NGINX).exists() {
+        return Some(format!("{NGINX} (Debian package nginx)"));
+    }
+    NGINX_LUA_MODULES
+        .iter()
+        .find(|module| !Path::new(module).exists())
+        .map(|module| format!("{module} (Debian package libnginx-mod-http-lua)"))
+}
+
 /// How long nginx may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -207,8 +225,10 @@ impl Drop for NginxEdge {
     }
 }
 
-/// The generated nginx.conf: an `http` block with the `framecast` upstream, the cache zones,
-/// the edge server including the contrib file, and optionally the tap.
+/// The generated nginx.conf: the Lua module, two workers (a viewer and the request fetching
+/// what it waits for may be in different ones, as with `worker_processes auto`), an `http` block with the `framecast` upstream,
+/// the cache zones, the Lua file's path and dictionary, the edge server including the contrib
+/// file, and optionally the tap.
 fn config(dir: &Path, edge_port: u16, tap_port: Option<u16>, origin: SocketAddr) -> String {
     let d = dir.display();
     // A master started as root hands its workers to `nobody`, who could not write here.
@@ -242,8 +262,18 @@ fn config(dir: &Path, edge_port: u16, tap_port: Option<u16>, origin: SocketAddr)
 "#
         )
     });
+    let modules: String = NGINX_LUA_MODULES
+        .iter()
+        .map(|module| format!("load_module {module};\n"))
+        .collect();
+    let contrib = contrib_conf();
+    let lua_dir = contrib
+        .parent()
+        .unwrap_or(Path::new("."))
+        .display()
+        .to_string();
     format!(
-        r#"{user}worker_processes 1;
+        r#"{modules}{user}worker_processes 2;
 events {{
     worker_connections 4096;
 }}
@@ -267,6 +297,8 @@ http {{
     }}
     proxy_cache_path {d}/cache levels=1:2 keys_zone=framecast:16m max_size=256m inactive=1m use_temp_path=off;
     proxy_cache_path {d}/viewers levels=1:2 keys_zone=framecast_viewers:4m max_size=16m inactive=1m use_temp_path=off;
+    lua_package_path "{lua_dir}/?.lua;;";
+    lua_shared_dict framecast_fetches 1m;
     server {{
         listen 127.0.0.1:{edge_port};
         access_log {d}/edge.log edge;
@@ -274,7 +306,7 @@ http {{
     }}
 {tap}}}
 "#,
-        contrib = contrib_conf().display(),
+        contrib = contrib.display(),
     )
 }
 
