@@ -16,6 +16,7 @@
 --   lua_shared_dict framecast_fetches 1m;
 -- In a location: the cache key in $framecast_fetch_key ("" to skip),
 --   set $framecast_request $request_id;
+--   set $framecast_bypass "";               # and in proxy_cache_bypass
 --   access_by_lua_block { require("framecast_edge").wait() }
 --   log_by_lua_block { require("framecast_edge").done() }
 
@@ -29,6 +30,10 @@ local fetches = ngx.shared.framecast_fetches
 -- internal redirect (error_page), which would lose ngx.ctx; $request_id read from Lua
 -- alone would be a new random id at every read.
 local FETCHED = "fetched"
+-- A fetch that got an error (4xx, 5xx): nothing was cached, so its waiters go to framecast
+-- at once, past nginx's lock ($framecast_bypass), for as long as FAILED_KEEP_S.
+local FAILED = "failed"
+local FAILED_KEEP_S = 1
 -- How long a fetch may hold the others: longer than framecast holds a blocking request
 -- (three target durations, at most 30 s) and than nginx's proxy_cache_lock_timeout (35 s).
 local FETCH_LIMIT_S = 40
@@ -60,6 +65,10 @@ function M.wait()
     local deadline = ngx.now() + FETCH_LIMIT_S
     while ngx.now() < deadline do
         local state = fetches:get(key)
+        if state == FAILED then
+            ngx.var.framecast_bypass = "1"
+            break
+        end
         if state == nil or state == FETCHED then
             break
         end
@@ -77,14 +86,18 @@ function M.wait()
     end
 end
 
--- Log phase of every request: the one that fetched marks the key fetched and wakes this
--- worker's waiters at once.
+-- Log phase of every request: the one that fetched marks the key fetched (or failed) and
+-- wakes this worker's waiters at once.
 function M.done()
     local key = ngx.var.framecast_fetch_key
     if key == nil or key == "" or fetches:get(key) ~= ngx.var.framecast_request then
         return
     end
-    fetches:set(key, FETCHED, FETCHED_KEEP_S)
+    if ngx.status >= 400 then
+        fetches:set(key, FAILED, FAILED_KEEP_S)
+    else
+        fetches:set(key, FETCHED, FETCHED_KEEP_S)
+    end
     local sema = waiting[key]
     if sema ~= nil then
         waiting[key] = nil
