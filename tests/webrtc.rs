@@ -6,7 +6,8 @@
 //! A camera's own H.264 (`pipe:h264` from ffmpeg's libx264) is passed through to a WebRTC
 //! peer (str0m, in the test): it starts at a key frame and frames keep coming.
 //!
-//! With users configured, a signed link for the WebRTC page opens its WHEP resource too.
+//! With users configured, a signed link for the WebRTC page opens its WHEP resource too, and
+//! the session ends when the link expires (the peer, still there, is cut off).
 //!
 //! Fails, naming it, where Chromium, node or `node_modules/playwright-core` is missing (skipped
 //! only with `FRAMECAST_ALLOW_MISSING_CLIENTS=1`).
@@ -159,6 +160,9 @@ fn whep_answers_wrong_requests_with_their_status_and_reason() {
     assert_eq!(status["webrtc"]["session_count"], 0, "{status}");
 }
 
+/// bob's credentials (user `bob`, password `viewer-pw`) as an HTTP Basic header.
+const BOB: (&str, &str) = ("Authorization", "Basic Ym9iOnZpZXdlci1wdw==");
+
 /// A configuration file with a user, a signing key and one stream named `front`.
 fn config_with_key(test: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -223,10 +227,67 @@ fn a_signed_link_for_the_webrtc_page_opens_its_whep_resource() {
     assert_eq!(refused.status, 401, "{}", refused.body);
 }
 
+#[test]
+fn a_session_opened_with_a_signed_link_ends_when_the_link_expires() {
+    let config = config_with_key("expiring");
+    let config_text = config.to_str().expect("a UTF-8 path");
+    let server = Server::start_with_users(&[&WEBRTC_ARGS[..], &["--config", config_text]].concat());
+    let addr = server.addr;
+    // Long enough to connect on a loaded machine; the test waits for the expiry, not for a time.
+    let link = sign_url(&config, "/streams/front/webrtc", &["--valid", "8s"]);
+    let query = link.split_once('?').expect("a query").1.to_owned();
+    // bob, with his password: `/status` needs a user here.
+    let status = |addr| {
+        let response = common::request(addr, "GET", "/status", &[BOB]);
+        assert_eq!(response.status, 200, "/status: {}", response.text());
+        serde_json::from_slice::<serde_json::Value>(&response.body).expect("/status is JSON")
+    };
+    let expired_total = |addr| {
+        status(addr)["webrtc"]["sessions_link_expired_total"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    // The peer stays as long as the server keeps the session: it never leaves on its own.
+    // `/status` is asked every 20th turn of the peer's loop (about 1 s).
+    let mut polls = 0u32;
+    let (frames, _) = runtime.block_on(watch_with_peer_at(
+        addr,
+        &format!("/streams/front/whep?{query}"),
+        Duration::from_secs(60),
+        |_| {
+            polls += 1;
+            !polls.is_multiple_of(20) || expired_total(addr) == 0
+        },
+    ));
+    let status = status(addr);
+    let webrtc = &status["webrtc"];
+    assert_eq!(webrtc["sessions_link_expired_total"], 1, "{webrtc}");
+    assert_eq!(webrtc["session_count"], 0, "{webrtc}");
+    assert!(frames > 0, "the peer got frames before the link expired");
+    // The same link opens nothing any more.
+    let again = post_offer(addr, &format!("/streams/front/whep?{query}"), OFFER);
+    assert_eq!(again.status, 401, "{}", again.body);
+}
+
 /// A WHEP peer (str0m, as a browser would do ICE, DTLS-SRTP and RTP) on the first stream;
 /// counts the frames it receives and whether the first was a key frame, until `frames_wanted`
 /// or `limit`.
 async fn watch_with_peer(server: SocketAddr, frames_wanted: u64, limit: Duration) -> (u64, bool) {
+    watch_with_peer_at(server, "/whep", limit, |frames| frames < frames_wanted).await
+}
+
+/// [`watch_with_peer`] on the WHEP resource at `path`, for as long as `keep_watching` says
+/// (given the frames so far; asked every 50 ms at least) or `limit`.
+async fn watch_with_peer_at(
+    server: SocketAddr,
+    path: &str,
+    limit: Duration,
+    mut keep_watching: impl FnMut(u64) -> bool,
+) -> (u64, bool) {
     use std::time::Instant;
     use str0m::change::SdpAnswer;
     use str0m::media::{Direction, MediaKind};
@@ -245,8 +306,9 @@ async fn watch_with_peer(server: SocketAddr, frames_wanted: u64, limit: Duration
     let mut api = rtc.sdp_api();
     api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     let (offer, pending) = api.apply().expect("an offer");
+    let path = path.to_owned();
     let answer =
-        tokio::task::spawn_blocking(move || post_offer(server, "/whep", &offer.to_sdp_string()))
+        tokio::task::spawn_blocking(move || post_offer(server, &path, &offer.to_sdp_string()))
             .await
             .expect("the POST");
     assert_eq!(answer.status, 201, "{}", answer.body);
@@ -257,7 +319,7 @@ async fn watch_with_peer(server: SocketAddr, frames_wanted: u64, limit: Duration
     let deadline = Instant::now() + limit;
     let (mut frames, mut first_is_key) = (0, false);
     let mut buf = vec![0u8; 2048];
-    while frames < frames_wanted && Instant::now() < deadline {
+    while keep_watching(frames) && Instant::now() < deadline {
         let timeout = loop {
             match rtc.poll_output().expect("str0m output") {
                 Output::Timeout(at) => break at,

@@ -24,6 +24,7 @@ use super::endless;
 use super::error::HttpError;
 use super::hls::hls_of;
 use super::limits;
+use super::signed_access::link_deadline;
 use super::streams::Served;
 
 /// The media type of an offer and an answer (RFC 3264 in RFC 8866's format).
@@ -91,6 +92,9 @@ pub async fn create(
                 stream: stream.name().to_owned(),
                 kind: SessionKind::Send,
                 handler,
+                // A session opened with a signed link ends when the link expires, as an MJPEG
+                // stream does.
+                ends_at: link_deadline(&req).map(tokio::time::Instant::into_std),
             },
         )
         .await?;

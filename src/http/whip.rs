@@ -112,6 +112,8 @@ pub async fn publish(
                 stream: name,
                 kind: SessionKind::Receive,
                 handler,
+                // Signed links never publish: no end of its own.
+                ends_at: None,
             },
         )
         .await?;

@@ -58,6 +58,9 @@ pub struct NewSession {
     pub stream: String,
     pub kind: SessionKind,
     pub handler: Box<dyn SessionHandler>,
+    /// When the session ends on its own: the expiry of the signed link that opened it. The
+    /// driver looks at least every [`MAX_IDLE`], so it ends within that much after.
+    pub ends_at: Option<Instant>,
 }
 
 /// An opened session.
@@ -84,6 +87,8 @@ pub struct WebRtcCounters {
     pub sessions: AtomicUsize,
     pub sessions_opened: AtomicU64,
     pub sessions_closed: AtomicU64,
+    /// Sessions ended because the signed link that opened them expired.
+    pub sessions_expired: AtomicU64,
     /// Frames dropped because the driver's queue was full.
     pub frames_dropped: AtomicU64,
     /// Datagrams no session accepted.
@@ -102,6 +107,8 @@ pub struct WebRtcStatus {
     pub session_count: usize,
     pub sessions_opened_total: u64,
     pub sessions_closed_total: u64,
+    /// Of those, sessions ended at their signed link's expiry.
+    pub sessions_link_expired_total: u64,
     pub frames_dropped_queue_full: u64,
     pub datagrams_unmatched: u64,
     pub sessions: Vec<SessionInfo>,
@@ -278,6 +285,7 @@ impl WebRtc {
             session_count: counters.sessions.load(Ordering::Relaxed),
             sessions_opened_total: counters.sessions_opened.load(Ordering::Relaxed),
             sessions_closed_total: counters.sessions_closed.load(Ordering::Relaxed),
+            sessions_link_expired_total: counters.sessions_expired.load(Ordering::Relaxed),
             frames_dropped_queue_full: counters.frames_dropped.load(Ordering::Relaxed),
             datagrams_unmatched: counters.datagrams_unmatched.load(Ordering::Relaxed),
             sessions: self.sessions().await,
@@ -458,6 +466,7 @@ impl Driver {
             .accept_offer(offer)
             .map_err(|error| OfferError::Refused(one_line(&error.to_string())))?;
         let mut session = Session::new(new.id, new.stream, new.kind, rtc, new.handler, now);
+        session.ends_at = new.ends_at;
         session.handle(Input::Timeout(now), &self.socket);
         self.sessions.insert(new.id, session);
         self.counters
@@ -509,12 +518,17 @@ impl Driver {
             if session.next_timeout <= now {
                 session.handle(Input::Timeout(now), &self.socket);
             }
-            session.check_connect_deadline(now, self.connect_timeout);
+            session.check_deadlines(now, self.connect_timeout);
         }
     }
 
     fn remove_closed(&mut self) {
         let before = self.sessions.len();
+        let expired = self
+            .sessions
+            .values()
+            .filter(|s| s.closed() == Some(CloseReason::LinkExpired))
+            .count();
         self.sessions.retain(|_, s| s.closed().is_none());
         let removed = before - self.sessions.len();
         if removed > 0 {
@@ -526,6 +540,9 @@ impl Driver {
             self.counters
                 .sessions_closed
                 .fetch_add(removed as u64, Ordering::Relaxed);
+            self.counters
+                .sessions_expired
+                .fetch_add(expired as u64, Ordering::Relaxed);
         }
     }
 }
@@ -611,6 +628,7 @@ mod tests {
                     stream: "test".into(),
                     kind: SessionKind::Send,
                     handler: Box::new(Flag(connected.clone())),
+                    ends_at: None,
                 },
             )
             .await
@@ -626,6 +644,7 @@ mod tests {
                     stream: "test".into(),
                     kind: SessionKind::Send,
                     handler: Box::new(Flag(Arc::default())),
+                    ends_at: None,
                 },
             )
             .await;

@@ -35,6 +35,8 @@ pub enum CloseReason {
     Disconnected,
     /// str0m failed on the session's input.
     Failed,
+    /// The signed link it was opened with has expired.
+    LinkExpired,
     /// The server is stopping.
     Shutdown,
 }
@@ -46,6 +48,7 @@ impl CloseReason {
             Self::ConnectTimeout => "connect timeout",
             Self::Disconnected => "disconnected",
             Self::Failed => "failed",
+            Self::LinkExpired => "link expired",
             Self::Shutdown => "shutdown",
         }
     }

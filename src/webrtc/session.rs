@@ -85,6 +85,8 @@ pub struct Session {
     rtc: Rtc,
     handler: Box<dyn SessionHandler>,
     created_at: Instant,
+    /// When the session ends on its own (a signed link's expiry).
+    pub ends_at: Option<Instant>,
     /// When str0m next wants a timeout.
     pub next_timeout: Instant,
     /// ICE and DTLS are up.
@@ -118,6 +120,7 @@ impl Session {
             rtc,
             handler,
             created_at: now,
+            ends_at: None,
             next_timeout: now,
             connected: false,
             video: None,
@@ -155,10 +158,12 @@ impl Session {
         self.drain(socket);
     }
 
-    /// Checks the connection deadline.
-    pub fn check_connect_deadline(&mut self, now: Instant, connect_timeout: Duration) {
+    /// Checks the connection deadline and the session's end.
+    pub fn check_deadlines(&mut self, now: Instant, connect_timeout: Duration) {
         if !self.connected && now.saturating_duration_since(self.created_at) >= connect_timeout {
             self.close(CloseReason::ConnectTimeout);
+        } else if self.ends_at.is_some_and(|at| now >= at) {
+            self.close(CloseReason::LinkExpired);
         }
     }
 
