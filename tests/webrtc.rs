@@ -7,7 +7,8 @@
 //! peer (str0m, in the test): it starts at a key frame and frames keep coming.
 //!
 //! With users configured, a signed link for the WebRTC page opens its WHEP resource too, and
-//! the session ends when the link expires (the peer, still there, is cut off).
+//! the session ends when the link expires (the peer, still there, is cut off). A reload that
+//! removes a stream ends its sessions the same way.
 //!
 //! Fails, naming it, where Chromium, node or `node_modules/playwright-core` is missing (skipped
 //! only with `FRAMECAST_ALLOW_MISSING_CLIENTS=1`).
@@ -243,7 +244,7 @@ fn a_session_opened_with_a_signed_link_ends_when_the_link_expires() {
         serde_json::from_slice::<serde_json::Value>(&response.body).expect("/status is JSON")
     };
     let expired_total = |addr| {
-        status(addr)["webrtc"]["sessions_link_expired_total"]
+        status(addr)["webrtc"]["sessions_closed_by_reason"]["link expired"]
             .as_u64()
             .unwrap_or(0)
     };
@@ -265,12 +266,78 @@ fn a_session_opened_with_a_signed_link_ends_when_the_link_expires() {
     ));
     let status = status(addr);
     let webrtc = &status["webrtc"];
-    assert_eq!(webrtc["sessions_link_expired_total"], 1, "{webrtc}");
+    assert_eq!(
+        webrtc["sessions_closed_by_reason"]["link expired"], 1,
+        "{webrtc}"
+    );
     assert_eq!(webrtc["session_count"], 0, "{webrtc}");
     assert!(frames > 0, "the peer got frames before the link expired");
     // The same link opens nothing any more.
     let again = post_offer(addr, &format!("/streams/front/whep?{query}"), OFFER);
     assert_eq!(again.status, 401, "{}", again.body);
+}
+
+/// Two test-pattern streams, or only `a` (`with_b` false), as a configuration file.
+fn write_streams_config(path: &std::path::Path, with_b: bool) {
+    let mut text = String::from(
+        "[[streams]]\nname = \"a\"\nsource = \"test\"\nsize = \"320x240\"\nfps = 15\n",
+    );
+    if with_b {
+        text.push_str(
+            "\n[[streams]]\nname = \"b\"\nsource = \"test\"\nsize = \"320x240\"\nfps = 15\n",
+        );
+    }
+    std::fs::write(path, text).expect("write the configuration file");
+}
+
+#[test]
+fn a_reload_that_removes_a_stream_ends_its_webrtc_sessions() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("webrtc")
+        .join("reload");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let config = dir.join("streams.toml");
+    write_streams_config(&config, true);
+    let config_text = config.to_str().expect("a UTF-8 path");
+    let server = Server::start(&[&WEBRTC_ARGS[..], &["--config", config_text]].concat());
+    let addr = server.addr;
+    let pid = rustix::process::Pid::from_raw(server.pid() as i32).expect("a pid");
+    let ended_total = |addr| {
+        status_json(addr)["webrtc"]["sessions_closed_by_reason"]["stream ended"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    // The peer watches `b` and never leaves on its own; once it has frames, `b` is removed.
+    // `/status` is asked every 20th turn of the peer's loop (about 1 s).
+    let mut reloaded = false;
+    let mut turns = 0u32;
+    let (frames, _) = runtime.block_on(watch_with_peer_at(
+        addr,
+        "/streams/b/whep",
+        Duration::from_secs(60),
+        |frames| {
+            if frames > 0 && !reloaded {
+                write_streams_config(&config, false);
+                rustix::process::kill_process(pid, rustix::process::Signal::Hup)
+                    .expect("SIGHUP to the server");
+                reloaded = true;
+            }
+            turns += 1;
+            !reloaded || !turns.is_multiple_of(20) || ended_total(addr) == 0
+        },
+    ));
+    assert!(reloaded, "the peer got no frame from `b` ({frames})");
+    let webrtc = status_json(addr)["webrtc"].clone();
+    assert_eq!(
+        webrtc["sessions_closed_by_reason"]["stream ended"], 1,
+        "{webrtc}"
+    );
+    assert_eq!(webrtc["session_count"], 0, "{webrtc}");
 }
 
 /// A WHEP peer (str0m, as a browser would do ICE, DTLS-SRTP and RTP) on the first stream;

@@ -83,6 +83,7 @@ pub async fn create(
         stream.hub.clone(),
         Some(viewer),
         Box::new(hls.demand.hold()),
+        stream.ended_signal(),
     );
     let opened = webrtc
         .open_session(

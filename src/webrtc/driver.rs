@@ -87,8 +87,8 @@ pub struct WebRtcCounters {
     pub sessions: AtomicUsize,
     pub sessions_opened: AtomicU64,
     pub sessions_closed: AtomicU64,
-    /// Sessions ended because the signed link that opened them expired.
-    pub sessions_expired: AtomicU64,
+    /// Sessions ended, by [`CloseReason::index`].
+    pub closed_by_reason: [AtomicU64; CloseReason::ALL.len()],
     /// Frames dropped because the driver's queue was full.
     pub frames_dropped: AtomicU64,
     /// Datagrams no session accepted.
@@ -107,8 +107,8 @@ pub struct WebRtcStatus {
     pub session_count: usize,
     pub sessions_opened_total: u64,
     pub sessions_closed_total: u64,
-    /// Of those, sessions ended at their signed link's expiry.
-    pub sessions_link_expired_total: u64,
+    /// The same by why they ended ([`CloseReason::as_str`]), reasons that happened only.
+    pub sessions_closed_by_reason: std::collections::BTreeMap<&'static str, u64>,
     pub frames_dropped_queue_full: u64,
     pub datagrams_unmatched: u64,
     pub sessions: Vec<SessionInfo>,
@@ -122,6 +122,7 @@ enum Command {
     },
     Close {
         id: SessionId,
+        reason: CloseReason,
         reply: oneshot::Sender<bool>,
     },
     RequestKeyFrame {
@@ -241,12 +242,17 @@ impl WebRtc {
         answer.await.map_err(|_| OpenError::Stopped)?
     }
 
-    /// Ends a session; false when there is none with that id.
+    /// Ends a session (a DELETE); false when there is none with that id.
     pub async fn close_session(&self, id: SessionId) -> bool {
+        self.end_session(id, CloseReason::Deleted).await
+    }
+
+    /// Ends a session for `reason`; false when there is none with that id.
+    pub async fn end_session(&self, id: SessionId, reason: CloseReason) -> bool {
         let (reply, closed) = oneshot::channel();
         if self
             .control
-            .send(Command::Close { id, reply })
+            .send(Command::Close { id, reason, reply })
             .await
             .is_err()
         {
@@ -285,7 +291,14 @@ impl WebRtc {
             session_count: counters.sessions.load(Ordering::Relaxed),
             sessions_opened_total: counters.sessions_opened.load(Ordering::Relaxed),
             sessions_closed_total: counters.sessions_closed.load(Ordering::Relaxed),
-            sessions_link_expired_total: counters.sessions_expired.load(Ordering::Relaxed),
+            sessions_closed_by_reason: CloseReason::ALL
+                .iter()
+                .map(|reason| {
+                    let count = counters.closed_by_reason[reason.index()].load(Ordering::Relaxed);
+                    (reason.as_str(), count)
+                })
+                .filter(|(_, count)| *count > 0)
+                .collect(),
             frames_dropped_queue_full: counters.frames_dropped.load(Ordering::Relaxed),
             datagrams_unmatched: counters.datagrams_unmatched.load(Ordering::Relaxed),
             sessions: self.sessions().await,
@@ -413,10 +426,10 @@ impl Driver {
             } => {
                 let _ = reply.send(self.open(session, offer));
             }
-            Command::Close { id, reply } => {
+            Command::Close { id, reason, reply } => {
                 let found = match self.sessions.get_mut(&id) {
                     Some(session) => {
-                        session.close(CloseReason::Deleted);
+                        session.close(reason);
                         true
                     }
                     None => false,
@@ -524,11 +537,9 @@ impl Driver {
 
     fn remove_closed(&mut self) {
         let before = self.sessions.len();
-        let expired = self
-            .sessions
-            .values()
-            .filter(|s| s.closed() == Some(CloseReason::LinkExpired))
-            .count();
+        for reason in self.sessions.values().filter_map(|s| s.closed()) {
+            self.counters.closed_by_reason[reason.index()].fetch_add(1, Ordering::Relaxed);
+        }
         self.sessions.retain(|_, s| s.closed().is_none());
         let removed = before - self.sessions.len();
         if removed > 0 {
@@ -540,9 +551,6 @@ impl Driver {
             self.counters
                 .sessions_closed
                 .fetch_add(removed as u64, Ordering::Relaxed);
-            self.counters
-                .sessions_expired
-                .fetch_add(expired as u64, Ordering::Relaxed);
         }
     }
 }

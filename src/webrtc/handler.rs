@@ -37,11 +37,29 @@ pub enum CloseReason {
     Failed,
     /// The signed link it was opened with has expired.
     LinkExpired,
+    /// Its stream stopped (a reload removed or restarted it).
+    StreamEnded,
     /// The server is stopping.
     Shutdown,
 }
 
 impl CloseReason {
+    /// Every reason, in the order of [`CloseReason::index`].
+    pub const ALL: [CloseReason; 7] = [
+        Self::Deleted,
+        Self::ConnectTimeout,
+        Self::Disconnected,
+        Self::Failed,
+        Self::LinkExpired,
+        Self::StreamEnded,
+        Self::Shutdown,
+    ];
+
+    /// The reason's place in [`CloseReason::ALL`], for counting by reason.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Deleted => "deleted",
@@ -49,6 +67,7 @@ impl CloseReason {
             Self::Disconnected => "disconnected",
             Self::Failed => "failed",
             Self::LinkExpired => "link expired",
+            Self::StreamEnded => "stream ended",
             Self::Shutdown => "shutdown",
         }
     }

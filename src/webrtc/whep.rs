@@ -12,7 +12,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::key_frame_gate::{Decision, KeyFrameGate};
 use super::{CloseReason, FrameRefused, OutgoingFrame, SessionHandler, SessionId, WebRtc};
@@ -45,13 +45,15 @@ impl SessionHandler for WhepHandler {
 
 /// Makes the handler of a new WHEP session `id` for the stream of `hub`, and starts its
 /// forwarder on the current runtime. `viewer` counts its frames in `/status`; `keep` lives
-/// as long as the session (the stream's encoder demand).
+/// as long as the session (the stream's encoder demand). When `stream_ended` turns true (or
+/// its stream is gone), the forwarder ends the session.
 pub fn viewer(
     webrtc: WebRtc,
     id: SessionId,
     hub: Arc<Hub>,
     viewer: Option<ViewerGuard>,
     keep: Box<dyn Any + Send>,
+    stream_ended: watch::Receiver<bool>,
 ) -> Box<dyn SessionHandler> {
     let (connected, connected_rx) = oneshot::channel();
     let (alive, ended) = oneshot::channel();
@@ -66,6 +68,7 @@ pub fn viewer(
         },
         connected_rx,
         ended,
+        stream_ended,
     ));
     Box::new(WhepHandler {
         hub,
@@ -140,10 +143,22 @@ async fn forward(
     mut forwarder: Forwarder,
     connected: oneshot::Receiver<()>,
     mut ended: oneshot::Receiver<()>,
+    mut stream_ended: watch::Receiver<bool>,
 ) {
-    tokio::select! {
-        up = connected => if up.is_err() { return },
+    // The watch's guard is let go before any await: each select only says what happened.
+    let stream_stopped = tokio::select! {
+        up = connected => {
+            if up.is_err() {
+                return;
+            }
+            false
+        }
         _ = &mut ended => return,
+        _ = stream_ended.wait_for(|ended| *ended) => true,
+    };
+    if stream_stopped {
+        end_with_stream(&forwarder.webrtc, forwarder.id).await;
+        return;
     }
     let (kept, mut units) = forwarder.hub.access_units.subscribe();
     if kept.is_empty() {
@@ -155,17 +170,29 @@ async fn forward(
         }
     }
     loop {
-        tokio::select! {
+        let received = tokio::select! {
             _ = &mut ended => return,
-            received = units.recv() => match received {
-                Ok(unit) => {
-                    if let Flow::Stop = forwarder.offer(&unit) {
-                        return;
-                    }
+            _ = stream_ended.wait_for(|ended| *ended) => None,
+            received = units.recv() => Some(received),
+        };
+        match received {
+            None => {
+                end_with_stream(&forwarder.webrtc, forwarder.id).await;
+                return;
+            }
+            Some(Ok(unit)) => {
+                if let Flow::Stop = forwarder.offer(&unit) {
+                    return;
                 }
-                Err(RecvError::Lagged(count)) => forwarder.lost(count),
-                Err(RecvError::Closed) => return,
-            },
+            }
+            Some(Err(RecvError::Lagged(count))) => forwarder.lost(count),
+            Some(Err(RecvError::Closed)) => return,
         }
     }
+}
+
+/// The stream stopped: the session ends with it, so the player sees it end (and may
+/// reconnect to the stream that replaced it) instead of a picture that never changes.
+async fn end_with_stream(webrtc: &WebRtc, id: SessionId) {
+    webrtc.end_session(id, CloseReason::StreamEnded).await;
 }

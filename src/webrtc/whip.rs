@@ -91,7 +91,7 @@ impl SessionHandler for WhipHandler {
             // task, which the close command goes through.
             self.closing = true;
             let (webrtc, id) = (self.webrtc.clone(), self.id);
-            tokio::spawn(async move { webrtc.close_session(id).await });
+            tokio::spawn(async move { webrtc.end_session(id, CloseReason::StreamEnded).await });
         }
     }
 
