@@ -10,6 +10,10 @@ import { bitrateBps, bitrateText, h264Preferences, outgoingVideo } from "./whip-
 const STATS_INTERVAL_MS = 1000;
 // Gathering host candidates takes milliseconds; a STUN-less browser never waits long.
 const GATHER_TIMEOUT_MS = 2000;
+// Disconnected this long, the session is taken for ended: framecast stops answering the
+// browser's consent checks when it ends a session (a DELETE from elsewhere, the stream
+// removed), and the browser would otherwise say "disconnected" until it gives up, some 30 s.
+const DISCONNECTED_END_MS = 5000;
 
 const section = document.getElementById("publisher");
 const preview = document.getElementById("preview");
@@ -38,6 +42,7 @@ let stream = null;
 let sessionUrl = null;
 let statsTimer = null;
 let lastReading = null;
+let disconnectedTimer = null;
 
 function setState(state) {
   status.state = state;
@@ -103,7 +108,12 @@ async function start() {
     pc.addEventListener("connectionstatechange", () => {
       if (!pc) return;
       setState(pc.connectionState);
+      clearTimeout(disconnectedTimer);
+      disconnectedTimer = null;
       if (pc.connectionState === "failed") fail("the connection to framecast failed");
+      if (pc.connectionState === "disconnected") {
+        disconnectedTimer = setTimeout(lost, DISCONNECTED_END_MS);
+      }
     });
     const [track] = stream.getVideoTracks();
     const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
@@ -143,7 +153,17 @@ async function readStats() {
   show("codec", reading.codec || "—");
 }
 
+/** The connection stayed disconnected: the session has ended; the camera is let go. */
+async function lost() {
+  disconnectedTimer = null;
+  if (!pc || pc.connectionState !== "disconnected") return;
+  await stop({ keepError: true });
+  fail("the connection to framecast was lost: the session ended or the network dropped; Start publishes again");
+}
+
 async function stop({ keepError = false } = {}) {
+  clearTimeout(disconnectedTimer);
+  disconnectedTimer = null;
   stopButton.disabled = true;
   clearInterval(statsTimer);
   statsTimer = null;

@@ -7,7 +7,8 @@
 // publishes it over WHIP. Once it is connected and sending, a second publish page must be
 // refused (409), and a WebRTC viewer (WHEP, in a third page) must play the stream with a
 // picture that changes. Then it prints `PUBLISHING {json}` and waits for a line `stop` on
-// standard input (the Rust test checks MJPEG, HLS and DELETE meanwhile); publishes again and
+// standard input (the Rust test checks MJPEG, HLS and DELETE meanwhile); checks that the page
+// noticed framecast ending its session (it says the connection was lost); publishes again and
 // prints `REPUBLISHED {json}`; at the next `stop` closes its connection without a DELETE and
 // prints `DROPPED {}`; at the last `stop` prints one JSON line of results. Exit code 0 when every check passes, 1 otherwise. Every wait has
 // a time limit; the whole run is capped by RUN_LIMIT_MS.
@@ -253,14 +254,26 @@ async function run(context, result) {
   // The Rust side's turn: MJPEG, HLS, DELETE.
   console.log("PUBLISHING " + JSON.stringify({ session_url: published.sessionUrl }));
   await bounded(STOP_TIMEOUT_MS, "the test's stop", stopRequested);
+  // framecast ended the session (the test's DELETE): the page notices, lets the camera go
+  // and says so, rather than showing "connected" until the browser gives up.
+  await publisher
+    .waitForFunction(() => window.framecastPublisher.state === "failed", null, {
+      timeout: CONNECT_TIMEOUT_MS,
+      polling: 100,
+    })
+    .catch(() => {});
   result.publisher_after_delete = await publisher.evaluate(() => ({ ...window.framecastPublisher }));
+  if (
+    result.publisher_after_delete.state !== "failed" ||
+    !String(result.publisher_after_delete.error).includes("connection to framecast was lost")
+  ) {
+    result.failures.push(
+      `after framecast's DELETE the page says ${result.publisher_after_delete.state}: ${result.publisher_after_delete.error}`,
+    );
+  }
 
   // Publishing again after the DELETE, then gone without a word: the connection closes with
   // no DELETE, as when a phone loses its network or its browser is killed.
-  await publisher.click("#stop");
-  await publisher.waitForFunction(() => window.framecastPublisher.state === "stopped", null, {
-    timeout: CONNECT_TIMEOUT_MS,
-  });
   await publisher.click("#start");
   await publisher
     .waitForFunction(
