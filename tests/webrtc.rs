@@ -338,6 +338,13 @@ fn a_reload_that_removes_a_stream_ends_its_webrtc_sessions() {
         "{webrtc}"
     );
     assert_eq!(webrtc["session_count"], 0, "{webrtc}");
+    let metrics = common::get(addr, "/metrics").text();
+    for line in [
+        "framecast_webrtc_sessions 0",
+        "framecast_webrtc_sessions_closed_total{reason=\"stream_ended\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
 }
 
 /// A WHEP peer (str0m, as a browser would do ICE, DTLS-SRTP and RTP) on the first stream;

@@ -22,6 +22,7 @@ use prometheus_client::registry::Registry;
 
 use crate::hub::{SourceState, ViewerKind};
 use crate::meter::{DURATION_BUCKETS_US, HistogramReading};
+use crate::webrtc::CloseReason;
 
 use super::AppState;
 use super::cache::CachePolicy;
@@ -64,6 +65,16 @@ struct Reading {
     refused: Vec<(&'static str, u64)>,
     auth_failures: u64,
     streams: Vec<StreamReading>,
+    /// `None` when WebRTC is off.
+    webrtc: Option<WebRtcReading>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct WebRtcReading {
+    sessions: u64,
+    opened: u64,
+    /// Sessions ended, by reason (every reason, zeros too).
+    closed: Vec<(&'static str, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +124,20 @@ impl Reading {
                 .collect(),
             auth_failures: state.access.failures_total(),
             streams: state.streams.all().iter().map(|s| read_stream(s)).collect(),
+            webrtc: state.webrtc.as_ref().map(|webrtc| {
+                let counters = webrtc.counters();
+                WebRtcReading {
+                    sessions: counters.sessions.load(Ordering::Relaxed) as u64,
+                    opened: counters.sessions_opened.load(Ordering::Relaxed),
+                    closed: CloseReason::ALL
+                        .iter()
+                        .map(|reason| {
+                            let closed = &counters.closed_by_reason[reason.index()];
+                            (reason.label(), closed.load(Ordering::Relaxed))
+                        })
+                        .collect(),
+                }
+            }),
         }
     }
 }
@@ -330,6 +355,28 @@ impl Collector for Reading {
             "ffmpeg H.264 encoder processes started again after one died, stalled or broke a rule.",
             with_hls(|h| h.encoder_restarts),
         )?;
+
+        if let Some(webrtc) = &self.webrtc {
+            e.gauge(
+                "framecast_webrtc_sessions",
+                "WebRTC sessions open now (WHEP viewers and WHIP publishers).",
+                [(NO_LABELS, webrtc.sessions)],
+            )?;
+            e.counter(
+                "framecast_webrtc_sessions_opened",
+                "WebRTC sessions opened.",
+                [(NO_LABELS, webrtc.opened)],
+            )?;
+            e.counter(
+                "framecast_webrtc_sessions_closed",
+                "WebRTC sessions ended, by reason (deleted, connect_timeout, disconnected, \
+                 failed, link_expired, stream_ended, shutdown).",
+                webrtc
+                    .closed
+                    .iter()
+                    .map(|(reason, count)| ([("reason", *reason)], *count)),
+            )?;
+        }
         Ok(())
     }
 }
@@ -447,6 +494,14 @@ mod tests {
                     encoder_restarts: 0,
                 }),
             }],
+            webrtc: Some(WebRtcReading {
+                sessions: 1,
+                opened: 4,
+                closed: CloseReason::ALL
+                    .iter()
+                    .map(|r| (r.label(), u64::from(*r == CloseReason::LinkExpired) * 3))
+                    .collect(),
+            }),
         }
     }
 
@@ -481,6 +536,11 @@ mod tests {
             "framecast_hls_blocking_timeouts_total{stream=\"front\"} 0",
             "framecast_h264_encoder_info{stream=\"front\",requested=\"vaapi\",chosen=\"openh264\",reason=\"probe_failed\"} 1",
             "framecast_h264_encoder_restarts_total{stream=\"front\"} 0",
+            "# TYPE framecast_webrtc_sessions gauge",
+            "framecast_webrtc_sessions 1",
+            "framecast_webrtc_sessions_opened_total 4",
+            "framecast_webrtc_sessions_closed_total{reason=\"link_expired\"} 3",
+            "framecast_webrtc_sessions_closed_total{reason=\"deleted\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

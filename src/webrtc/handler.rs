@@ -60,6 +60,19 @@ impl CloseReason {
         self as usize
     }
 
+    /// The reason as a metric label value (snake case).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Deleted => "deleted",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::Disconnected => "disconnected",
+            Self::Failed => "failed",
+            Self::LinkExpired => "link_expired",
+            Self::StreamEnded => "stream_ended",
+            Self::Shutdown => "shutdown",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Deleted => "deleted",
