@@ -243,25 +243,15 @@ fn a_session_opened_with_a_signed_link_ends_when_the_link_expires() {
         assert_eq!(response.status, 200, "/status: {}", response.text());
         serde_json::from_slice::<serde_json::Value>(&response.body).expect("/status is JSON")
     };
-    let expired_total = |addr| {
-        status(addr)["webrtc"]["sessions_closed_by_reason"]["link expired"]
-            .as_u64()
-            .unwrap_or(0)
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
     // The peer stays as long as the server keeps the session: it never leaves on its own.
-    // `/status` is asked every 20th turn of the peer's loop (about 1 s).
-    let mut polls = 0u32;
-    let (frames, _) = runtime.block_on(watch_with_peer_at(
+    let mut turns = 0u32;
+    let (frames, _) = peer_runtime().block_on(watch_with_peer_at(
         addr,
         &format!("/streams/front/whep?{query}"),
         Duration::from_secs(60),
         |_| {
-            polls += 1;
-            !polls.is_multiple_of(20) || expired_total(addr) == 0
+            turns += 1;
+            !status_due(turns) || closed_for(&status(addr), "link expired") == 0
         },
     ));
     let status = status(addr);
@@ -303,20 +293,10 @@ fn a_reload_that_removes_a_stream_ends_its_webrtc_sessions() {
     let server = Server::start(&[&WEBRTC_ARGS[..], &["--config", config_text]].concat());
     let addr = server.addr;
     let pid = rustix::process::Pid::from_raw(server.pid() as i32).expect("a pid");
-    let ended_total = |addr| {
-        status_json(addr)["webrtc"]["sessions_closed_by_reason"]["stream ended"]
-            .as_u64()
-            .unwrap_or(0)
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
     // The peer watches `b` and never leaves on its own; once it has frames, `b` is removed.
-    // `/status` is asked every 20th turn of the peer's loop (about 1 s).
     let mut reloaded = false;
     let mut turns = 0u32;
-    let (frames, _) = runtime.block_on(watch_with_peer_at(
+    let (frames, _) = peer_runtime().block_on(watch_with_peer_at(
         addr,
         "/streams/b/whep",
         Duration::from_secs(60),
@@ -328,7 +308,7 @@ fn a_reload_that_removes_a_stream_ends_its_webrtc_sessions() {
                 reloaded = true;
             }
             turns += 1;
-            !reloaded || !turns.is_multiple_of(20) || ended_total(addr) == 0
+            !reloaded || !status_due(turns) || closed_for(&status_json(addr), "stream ended") == 0
         },
     ));
     assert!(reloaded, "the peer got no frame from `b` ({frames})");
@@ -345,6 +325,27 @@ fn a_reload_that_removes_a_stream_ends_its_webrtc_sessions() {
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
     }
+}
+
+/// A current-thread runtime for a test's str0m peer.
+fn peer_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Whether a peer's loop, at turn `turns`, looks at `/status` now: every 20th turn (a turn
+/// is 50 ms at most, so about once a second).
+fn status_due(turns: u32) -> bool {
+    turns.is_multiple_of(20)
+}
+
+/// How many WebRTC sessions `/status` says ended for `reason`.
+fn closed_for(status: &serde_json::Value, reason: &str) -> u64 {
+    status["webrtc"]["sessions_closed_by_reason"][reason]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 /// A WHEP peer (str0m, as a browser would do ICE, DTLS-SRTP and RTP) on the first stream;
@@ -479,12 +480,8 @@ fn a_cameras_own_h264_is_passed_through_to_a_webrtc_peer() {
         assert!(std::time::Instant::now() < deadline, "no camera frames");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
     let (frames, first_is_key) =
-        runtime.block_on(watch_with_peer(server.addr, 50, Duration::from_secs(30)));
+        peer_runtime().block_on(watch_with_peer(server.addr, 50, Duration::from_secs(30)));
     let _ = ffmpeg.kill();
     let _ = ffmpeg.wait();
     drop(server);

@@ -86,8 +86,7 @@ pub struct WebRtcCounters {
     /// Sessions open now.
     pub sessions: AtomicUsize,
     pub sessions_opened: AtomicU64,
-    pub sessions_closed: AtomicU64,
-    /// Sessions ended, by [`CloseReason::index`].
+    /// Sessions ended, by [`CloseReason::index`] (their sum is every session ended).
     pub closed_by_reason: [AtomicU64; CloseReason::ALL.len()],
     /// Frames dropped because the driver's queue was full.
     pub frames_dropped: AtomicU64,
@@ -283,6 +282,13 @@ impl WebRtc {
     /// The WebRTC side for `/status`: the socket, the totals and every session.
     pub async fn status(&self) -> WebRtcStatus {
         let counters = &self.counters;
+        let closed: Vec<(&'static str, u64)> = CloseReason::ALL
+            .iter()
+            .map(|reason| {
+                let count = counters.closed_by_reason[reason.index()].load(Ordering::Relaxed);
+                (reason.as_str(), count)
+            })
+            .collect();
         WebRtcStatus {
             udp_address: self.local_addr.to_string(),
             udp_port: self.local_addr.port(),
@@ -290,15 +296,8 @@ impl WebRtc {
             max_sessions: self.max_sessions,
             session_count: counters.sessions.load(Ordering::Relaxed),
             sessions_opened_total: counters.sessions_opened.load(Ordering::Relaxed),
-            sessions_closed_total: counters.sessions_closed.load(Ordering::Relaxed),
-            sessions_closed_by_reason: CloseReason::ALL
-                .iter()
-                .map(|reason| {
-                    let count = counters.closed_by_reason[reason.index()].load(Ordering::Relaxed);
-                    (reason.as_str(), count)
-                })
-                .filter(|(_, count)| *count > 0)
-                .collect(),
+            sessions_closed_total: closed.iter().map(|(_, count)| count).sum(),
+            sessions_closed_by_reason: closed.into_iter().filter(|(_, count)| *count > 0).collect(),
             frames_dropped_queue_full: counters.frames_dropped.load(Ordering::Relaxed),
             datagrams_unmatched: counters.datagrams_unmatched.load(Ordering::Relaxed),
             sessions: self.sessions().await,
@@ -548,9 +547,6 @@ impl Driver {
             self.counters
                 .sessions
                 .store(self.sessions.len(), Ordering::Relaxed);
-            self.counters
-                .sessions_closed
-                .fetch_add(removed as u64, Ordering::Relaxed);
         }
     }
 }
