@@ -158,31 +158,46 @@ pub async fn to_stream_page(req: HttpRequest, stream: Served) -> HttpResponse {
         .finish()
 }
 
+/// What every `<video>` page of a stream shows around its player; the pages reach these
+/// fields through `Deref`, so their templates name them directly.
+pub struct VideoPage {
+    pub version: &'static str,
+    pub base: String,
+    pub source: String,
+    pub width: u32,
+    pub height: u32,
+    /// `false` with HLS off, which also turns the H.264 encoder off, and with it `/live.mp4`
+    /// and WHEP: the page says so instead of trying to play.
+    pub hls_enabled: bool,
+}
+
+impl VideoPage {
+    fn of(req: &HttpRequest, stream: &Served) -> Self {
+        Self {
+            version: env!("CARGO_PKG_VERSION"),
+            base: stream.base_for(req),
+            source: stream.settings.source.to_string(),
+            width: stream.settings.size.width,
+            height: stream.settings.size.height,
+            hls_enabled: stream.hls.is_some(),
+        }
+    }
+}
+
 /// `GET /hls`: the HLS stream in a `<video>`, played through the bundled hls.js, or natively
 /// where hls.js cannot run (no Media Source Extensions), with latency, buffer and
 /// playback-rate readouts.
 #[derive(Template, WebTemplate)]
 #[template(path = "hls.html")]
 pub struct HlsPage {
-    pub version: &'static str,
-    pub base: String,
-    pub source: String,
-    pub width: u32,
-    pub height: u32,
-    /// `false` with HLS off: the page says so instead of trying to play.
-    pub hls_enabled: bool,
+    pub video: VideoPage,
     /// Whether `/static/hls.js` exists in this build (see `build.rs`).
     pub hls_js_bundled: bool,
 }
 
 pub async fn hls(req: HttpRequest, stream: Served) -> CustomizeResponder<HlsPage> {
     page(HlsPage {
-        version: env!("CARGO_PKG_VERSION"),
-        base: stream.base_for(&req),
-        source: stream.settings.source.to_string(),
-        width: stream.settings.size.width,
-        height: stream.settings.size.height,
-        hls_enabled: stream.hls.is_some(),
+        video: VideoPage::of(&req, &stream),
         hls_js_bundled: HLS_JS_BUNDLED,
     })
 }
@@ -191,50 +206,41 @@ pub async fn hls(req: HttpRequest, stream: Served) -> CustomizeResponder<HlsPage
 /// lowest-latency `<video>` path.
 #[derive(Template, WebTemplate)]
 #[template(path = "live.html")]
-pub struct LivePage {
-    pub version: &'static str,
-    pub base: String,
-    pub source: String,
-    pub width: u32,
-    pub height: u32,
-    /// `false` with HLS off, which also turns `/live.mp4` off.
-    pub hls_enabled: bool,
-}
+pub struct LivePage(VideoPage);
 
 pub async fn live(req: HttpRequest, stream: Served) -> CustomizeResponder<LivePage> {
-    page(LivePage {
-        version: env!("CARGO_PKG_VERSION"),
-        base: stream.base_for(&req),
-        source: stream.settings.source.to_string(),
-        width: stream.settings.size.width,
-        height: stream.settings.size.height,
-        hls_enabled: stream.hls.is_some(),
-    })
+    page(LivePage(VideoPage::of(&req, &stream)))
 }
 
 /// `GET /webrtc`: the stream over WebRTC (WHEP) in a `<video>`, the lowest-latency H.264
 /// path, with the latency readout from the pixels; reconnects when the session fails.
 #[derive(Template, WebTemplate)]
 #[template(path = "webrtc.html")]
-pub struct WebRtcPage {
-    pub version: &'static str,
-    pub base: String,
-    pub source: String,
-    pub width: u32,
-    pub height: u32,
-    /// `false` with HLS off, which also turns the H.264 encoder, and so WHEP, off.
-    pub hls_enabled: bool,
-}
+pub struct WebRtcPage(VideoPage);
 
 pub async fn webrtc(req: HttpRequest, stream: Served) -> CustomizeResponder<WebRtcPage> {
-    page(WebRtcPage {
-        version: env!("CARGO_PKG_VERSION"),
-        base: stream.base_for(&req),
-        source: stream.settings.source.to_string(),
-        width: stream.settings.size.width,
-        height: stream.settings.size.height,
-        hls_enabled: stream.hls.is_some(),
-    })
+    page(WebRtcPage(VideoPage::of(&req, &stream)))
+}
+
+impl std::ops::Deref for HlsPage {
+    type Target = VideoPage;
+    fn deref(&self) -> &VideoPage {
+        &self.video
+    }
+}
+
+impl std::ops::Deref for LivePage {
+    type Target = VideoPage;
+    fn deref(&self) -> &VideoPage {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for WebRtcPage {
+    type Target = VideoPage;
+    fn deref(&self) -> &VideoPage {
+        &self.0
+    }
 }
 
 #[cfg(test)]
@@ -243,12 +249,14 @@ mod tests {
 
     fn hls_page(hls_js_bundled: bool) -> String {
         HlsPage {
-            version: "0",
-            base: "/".into(),
-            source: "test".into(),
-            width: 640,
-            height: 360,
-            hls_enabled: true,
+            video: VideoPage {
+                version: "0",
+                base: "/".into(),
+                source: "test".into(),
+                width: 640,
+                height: 360,
+                hls_enabled: true,
+            },
             hls_js_bundled,
         }
         .render()
