@@ -477,6 +477,21 @@ mod tests {
     use crate::media::h264;
     use crate::source::TestPattern;
 
+    /// x264 (ultrafast) for `size` at 30 fps, 200 kbit/s, an IDR a second.
+    fn x264_at_200k(size: FrameSize) -> FfmpegH264 {
+        FfmpegH264::start(
+            H264EncoderKind::X264,
+            FfmpegParams {
+                size,
+                fps: 30,
+                bitrate_bps: 200_000,
+                frames_per_idr: 30,
+                x264_preset: "ultrafast",
+            },
+        )
+        .unwrap()
+    }
+
     fn have_ffmpeg() -> bool {
         let found = Command::new(ffmpeg_program())
             .arg("-version")
@@ -547,17 +562,7 @@ mod tests {
             return;
         }
         let size = FrameSize::new(160, 120);
-        let mut encoder = FfmpegH264::start(
-            H264EncoderKind::X264,
-            FfmpegParams {
-                size,
-                fps: 30,
-                bitrate_bps: 200_000,
-                frames_per_idr: 30,
-                x264_preset: "ultrafast",
-            },
-        )
-        .unwrap();
+        let mut encoder = x264_at_200k(size);
         let _ = encoder.child.kill();
         let _ = encoder.child.wait();
         let frame = Frame::from_i420(
@@ -607,17 +612,7 @@ mod tests {
             return;
         }
         let size = FrameSize::new(320, 240);
-        let mut encoder = FfmpegH264::start(
-            H264EncoderKind::X264,
-            FfmpegParams {
-                size,
-                fps: 30,
-                bitrate_bps: 200_000,
-                frames_per_idr: 30,
-                x264_preset: "ultrafast",
-            },
-        )
-        .unwrap();
+        let mut encoder = x264_at_200k(size);
         let stopped = Command::new("kill")
             .args(["-STOP", &encoder.pid().to_string()])
             .status()

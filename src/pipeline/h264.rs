@@ -922,6 +922,15 @@ mod tests {
         (taken, filter)
     }
 
+    /// 30 fps at 300 kbit/s, an IDR where each of `segments`' segments starts.
+    fn encoder_for(segments: SegmenterSettings) -> H264Settings {
+        H264Settings {
+            fps: 30,
+            bitrate_bps: 300_000,
+            frames_per_idr: segments.frames_per_segment,
+        }
+    }
+
     /// An always-on H.264 thread (openh264) on `hub` and `store`, encoding what `filter`
     /// passes; with the flag that stops it.
     fn always_on_thread(
@@ -963,11 +972,7 @@ mod tests {
             &hub,
             &store,
             Arc::new(H264Counters::default()),
-            H264Settings {
-                fps: 30,
-                bitrate_bps: 300_000,
-                frames_per_idr: settings.frames_per_segment,
-            },
+            encoder_for(settings),
             filter,
         );
         let size = FrameSize::new(320, 240);
@@ -1061,11 +1066,7 @@ mod tests {
             &hub,
             &store,
             Arc::new(H264Counters::default()),
-            H264Settings {
-                fps: 30,
-                bitrate_bps: 300_000,
-                frames_per_idr: settings.frames_per_segment,
-            },
+            encoder_for(settings),
             filter,
         );
         let size = FrameSize::new(320, 240);
