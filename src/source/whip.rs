@@ -303,7 +303,21 @@ pub struct AccessUnitAssembler {
 impl AccessUnitAssembler {
     /// The frame of one access unit; `None` for one that holds no picture to serve (parameter
     /// sets alone, a picture before the first IDR or after a gap).
+    ///
+    /// A gap, or a unit refused as bad, makes the pictures that follow undecodable until the
+    /// next IDR, whatever the unit that carried the gap held.
     pub fn push(&mut self, sample: WhipSample) -> Result<Option<Frame>, SourceError> {
+        if !sample.contiguous {
+            self.decodable = false;
+        }
+        let frame = self.assemble(sample);
+        if frame.is_err() {
+            self.decodable = false;
+        }
+        frame
+    }
+
+    fn assemble(&mut self, sample: WhipSample) -> Result<Option<Frame>, SourceError> {
         let mut has_picture = false;
         let mut is_idr = false;
         for nal in h264::split_annex_b(&sample.annex_b) {
@@ -314,7 +328,6 @@ impl AccessUnitAssembler {
                     has_picture = true;
                     is_idr |= kind == NAL_IDR;
                     if h264::slice_kind(nal) == Some(SliceKind::B) {
-                        self.decodable = false;
                         return Err(SourceError::BadFrame(B_FRAMES_REFUSED.into()));
                     }
                 }
@@ -326,13 +339,11 @@ impl AccessUnitAssembler {
         }
         if is_idr {
             self.decodable = true;
-        } else if !sample.contiguous || !self.decodable {
-            self.decodable = false;
+        } else if !self.decodable {
             self.skipped += 1;
             return Ok(None);
         }
         let (Some(size), Some(sps), Some(pps)) = (self.size, &self.sps, &self.pps) else {
-            self.decodable = false;
             return Err(SourceError::BadFrame(
                 "an H.264 picture came before its SPS and PPS".into(),
             ));
@@ -546,6 +557,22 @@ mod tests {
         assert_eq!(assembler.skipped, 2);
         let frame = assembler.push(sample(&[IDR], false)).unwrap().unwrap();
         assert_eq!(h264(&frame).annex_b, annex_b(&[SPS, PPS, IDR]));
+        assert!(assembler.push(sample(&[P], true)).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_gap_or_a_refused_unit_holds_pictures_back_until_the_next_idr() {
+        let mut assembler = AccessUnitAssembler::default();
+        assembler.push(sample(&[SPS, PPS, IDR], true)).unwrap();
+        // The unit after the gap is refused (a bad SPS) before its picture is looked at: the
+        // gap still counts.
+        assert!(assembler.push(sample(&[&[0x67, 0xff], P], false)).is_err());
+        assert!(assembler.push(sample(&[P], true)).unwrap().is_none());
+        assert!(assembler.push(sample(&[IDR], true)).unwrap().is_some());
+        // A refused unit without a gap: the pictures after it refer to it.
+        assert!(assembler.push(sample(&[&[0x67, 0xff], P], true)).is_err());
+        assert!(assembler.push(sample(&[P], true)).unwrap().is_none());
+        assert!(assembler.push(sample(&[IDR], true)).unwrap().is_some());
         assert!(assembler.push(sample(&[P], true)).unwrap().is_some());
     }
 
