@@ -4,7 +4,8 @@
 //! WHEP resource answers wrong requests with their status and a one-line reason.
 //!
 //! A camera's own H.264 (`pipe:h264` from ffmpeg's libx264) is passed through to a WebRTC
-//! peer (str0m, in the test): it starts at a key frame and frames keep coming.
+//! peer (str0m, in the test): it starts at a key frame and frames keep coming. A peer that
+//! stops reading its socket holds up no other: a second peer gets every frame meanwhile.
 //!
 //! With users configured, a signed link for the WebRTC page opens its WHEP resource too, and
 //! the session ends when the link expires (the peer, still there, is cut off). A reload that
@@ -361,71 +362,157 @@ async fn watch_with_peer_at(
     server: SocketAddr,
     path: &str,
     limit: Duration,
-    mut keep_watching: impl FnMut(u64) -> bool,
+    keep_watching: impl FnMut(u64) -> bool,
 ) -> (u64, bool) {
-    use std::time::Instant;
-    use str0m::change::SdpAnswer;
-    use str0m::media::{Direction, MediaKind};
-    use str0m::net::{Protocol, Receive};
-    use str0m::{Candidate, Event, Input, Output, Rtc};
+    let mut peer = Peer::connect(server, path).await;
+    peer.watch(limit, keep_watching).await;
+    (peer.frames, peer.first_is_key)
+}
 
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let local = socket.local_addr().expect("local address");
-    let mut rtc = Rtc::builder()
-        .clear_codecs()
-        .enable_h264(true)
-        .build(Instant::now());
-    rtc.add_local_candidate(Candidate::host(local, "udp").expect("candidate"));
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-    let (offer, pending) = api.apply().expect("an offer");
-    let path = path.to_owned();
-    let answer =
-        tokio::task::spawn_blocking(move || post_offer(server, &path, &offer.to_sdp_string()))
+/// A WHEP peer: str0m on its own loopback UDP socket, which it reads only while it watches.
+struct Peer {
+    socket: tokio::net::UdpSocket,
+    rtc: str0m::Rtc,
+    /// Frames received so far.
+    frames: u64,
+    /// Whether the first frame was a key frame.
+    first_is_key: bool,
+}
+
+impl Peer {
+    /// Offers to receive video at the WHEP resource at `path` and applies the answer.
+    async fn connect(server: SocketAddr, path: &str) -> Self {
+        use std::time::Instant;
+        use str0m::change::SdpAnswer;
+        use str0m::media::{Direction, MediaKind};
+        use str0m::{Candidate, Rtc};
+
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
             .await
-            .expect("the POST");
-    assert_eq!(answer.status, 201, "{}", answer.body);
-    let answer = SdpAnswer::from_sdp_string(&answer.body).expect("an SDP answer");
-    rtc.sdp_api()
-        .accept_answer(pending, answer)
-        .expect("the answer applies");
-    let deadline = Instant::now() + limit;
-    let (mut frames, mut first_is_key) = (0, false);
-    let mut buf = vec![0u8; 2048];
-    while keep_watching(frames) && Instant::now() < deadline {
-        let timeout = loop {
-            match rtc.poll_output().expect("str0m output") {
-                Output::Timeout(at) => break at,
-                Output::Transmit(t) => {
-                    let _ = socket.send_to(&t.contents, t.destination).await;
-                }
-                Output::Event(Event::MediaData(data)) => {
-                    if frames == 0 {
-                        first_is_key = data.is_keyframe();
-                    }
-                    frames += 1;
-                }
-                Output::Event(_) => {}
-            }
-        };
-        let wait = timeout
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(50));
-        match tokio::time::timeout(wait, socket.recv_from(&mut buf)).await {
-            Ok(Ok((len, source))) => {
-                let receive =
-                    Receive::new(Protocol::Udp, source, local, &buf[..len]).expect("a datagram");
-                rtc.handle_input(Input::Receive(Instant::now(), receive))
-                    .expect("str0m input");
-            }
-            _ => rtc
-                .handle_input(Input::Timeout(Instant::now()))
-                .expect("str0m timeout"),
+            .expect("bind");
+        let local = socket.local_addr().expect("local address");
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_h264(true)
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp").expect("candidate"));
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = api.apply().expect("an offer");
+        let path = path.to_owned();
+        let answer =
+            tokio::task::spawn_blocking(move || post_offer(server, &path, &offer.to_sdp_string()))
+                .await
+                .expect("the POST");
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        let answer = SdpAnswer::from_sdp_string(&answer.body).expect("an SDP answer");
+        rtc.sdp_api()
+            .accept_answer(pending, answer)
+            .expect("the answer applies");
+        Self {
+            socket,
+            rtc,
+            frames: 0,
+            first_is_key: false,
         }
     }
-    (frames, first_is_key)
+
+    /// Does ICE, DTLS-SRTP and RTP, counting frames, for as long as `keep_watching` says
+    /// (given the frames so far; asked every 50 ms at least) or `limit`.
+    async fn watch(&mut self, limit: Duration, mut keep_watching: impl FnMut(u64) -> bool) {
+        use std::time::Instant;
+        use str0m::net::{Protocol, Receive};
+        use str0m::{Event, Input, Output};
+
+        let local = self.socket.local_addr().expect("local address");
+        let deadline = Instant::now() + limit;
+        let mut buf = vec![0u8; 2048];
+        while keep_watching(self.frames) && Instant::now() < deadline {
+            let timeout = loop {
+                match self.rtc.poll_output().expect("str0m output") {
+                    Output::Timeout(at) => break at,
+                    Output::Transmit(t) => {
+                        let _ = self.socket.send_to(&t.contents, t.destination).await;
+                    }
+                    Output::Event(Event::MediaData(data)) => {
+                        if self.frames == 0 {
+                            self.first_is_key = data.is_keyframe();
+                        }
+                        self.frames += 1;
+                    }
+                    Output::Event(_) => {}
+                }
+            };
+            let wait = timeout
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50));
+            match tokio::time::timeout(wait, self.socket.recv_from(&mut buf)).await {
+                Ok(Ok((len, source))) => {
+                    let receive = Receive::new(Protocol::Udp, source, local, &buf[..len])
+                        .expect("a datagram");
+                    self.rtc
+                        .handle_input(Input::Receive(Instant::now(), receive))
+                        .expect("str0m input");
+                }
+                _ => self
+                    .rtc
+                    .handle_input(Input::Timeout(Instant::now()))
+                    .expect("str0m timeout"),
+            }
+        }
+    }
+}
+
+/// How many datagrams the kernel dropped for the loopback UDP socket on `port` because its
+/// receive buffer was full (the last column of `/proc/net/udp`).
+fn udp_drops(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .find(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .is_some_and(|address| address.ends_with(&local))
+        })
+        .and_then(|line| line.split_whitespace().last()?.parse().ok())
+        .expect("the socket in /proc/net/udp")
+}
+
+#[test]
+fn a_peer_that_stops_reading_holds_no_other_viewer_up() {
+    let server = Server::start(&[&WEBRTC_ARGS[..], &["--size", "640x360", "--fps", "30"]].concat());
+    let addr = server.addr;
+    peer_runtime().block_on(async {
+        let mut stalled = Peer::connect(addr, "/whep").await;
+        stalled
+            .watch(Duration::from_secs(30), |frames| frames < 10)
+            .await;
+        assert!(
+            stalled.frames >= 10,
+            "the first peer got {}",
+            stalled.frames
+        );
+        // From here on nobody reads the first peer's socket: a small receive buffer fills
+        // with the first frames and the kernel drops the rest, as for a viewer whose network
+        // or process stopped. Its session keeps sending until ICE gives up on it.
+        rustix::net::sockopt::set_socket_recv_buffer_size(&stalled.socket, 4096)
+            .expect("a small receive buffer");
+        let mut reader = Peer::connect(addr, "/whep").await;
+        // Ten seconds of video at 30 fps: far more than the stalled socket can hold.
+        reader
+            .watch(Duration::from_secs(60), |frames| frames < 300)
+            .await;
+        assert_eq!(reader.frames, 300, "the reading peer got its frames");
+        assert!(
+            reader.first_is_key,
+            "the reading peer started at a key frame"
+        );
+        let webrtc = status_json(addr)["webrtc"].clone();
+        assert_eq!(webrtc["sessions_opened_total"], 2, "{webrtc}");
+        drop(stalled);
+    });
 }
 
 #[test]
