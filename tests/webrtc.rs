@@ -509,6 +509,11 @@ fn a_peer_that_stops_reading_holds_no_other_viewer_up() {
             reader.first_is_key,
             "the reading peer started at a key frame"
         );
+        let stalled_port = stalled.socket.local_addr().expect("local address").port();
+        assert!(
+            udp_drops(stalled_port) > 0,
+            "the kernel dropped datagrams for the peer that stopped reading"
+        );
         let webrtc = status_json(addr)["webrtc"].clone();
         assert_eq!(webrtc["sessions_opened_total"], 2, "{webrtc}");
         drop(stalled);
