@@ -5,7 +5,8 @@
 //! sample is contiguous with the one before and whose other bits, with the next byte, give its
 //! length. Beyond "never panics", it checks invariants: a frame holds a picture, an IDR frame
 //! begins with an SPS and a PPS, no frame holds a B slice, no frame is larger than its sample
-//! plus the largest parameter sets seen, and after a gap only an IDR comes out first.
+//! (each NAL unit behind a four-byte start code) plus the largest parameter sets seen, and
+//! after a gap only an IDR comes out first.
 
 #![no_main]
 
@@ -58,6 +59,11 @@ fuzz_target!(|data: &[u8]| {
             after_gap = false;
         }
         assert!(!after_gap, "a picture after a gap before an IDR");
-        assert!(unit.annex_b.len() <= sample.len() + 2 * largest_parameter_sets + 8);
+        // Every NAL unit goes out behind a four-byte start code: one byte more for each that
+        // came behind a three-byte one.
+        let sample_nals = h264::split_annex_b(sample).count();
+        assert!(
+            unit.annex_b.len() <= sample.len() + sample_nals + 2 * largest_parameter_sets + 8
+        );
     }
 });
