@@ -129,7 +129,8 @@ bench: test-deps node_modules/.installed ## Run the benchmarks: encoder stages, 
 # Bearer credentials), the signed-link check of a request's path and query, the rewrite that
 # carries a signed link into every URI of a playlist, the assembly of a WHIP publisher's
 # access units, and the check of an ffmpeg encoder's access units. Each target runs for
-# FUZZ_SECONDS, so `make test` (10 s each) spends two minutes and more here. Each starts from
+# FUZZ_SECONDS, one per core at a time, so `make test` (10 s each) spends about a minute here
+# on two cores, after the build. Each starts from
 # generated seeds in fuzz/corpus/<target>:
 # real MJPEG (its first byte picks the push size); the playlists of the renderer's case table
 # (written by an ignored unit test; the playlist rewrite starts from them too); libx264 Annex-B
@@ -143,6 +144,7 @@ FUZZ_TARGETS := mjpeg_stream playlist_roundtrip h264_sps h264_access_units rtsp_
   h264_passthrough authorization_header signed_link carry_query sdp_offer whip_access_units \
   h264_unit_check
 FUZZ_CORPUS := fuzz/corpus
+FUZZ_JOBS ?= $(shell nproc)
 
 fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs cargo-fuzz if missing)
 	$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
@@ -195,10 +197,15 @@ fuzz: deps ## Fuzz every parser of outside bytes for FUZZ_SECONDS each (installs
 	fi
 	# cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
 	# them. The parsers are safe Rust, so no sanitizer: coverage guidance alone, a faster build.
-	for target in $(FUZZ_TARGETS); do \
-	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $(FUZZ_BUILD) --sanitizer none $$target $(FUZZ_CORPUS)/$$target -- \
-	    -max_total_time=$(FUZZ_SECONDS); \
-	done
+	# Built once, then FUZZ_JOBS targets at a time (a fuzzer is one thread), each into its own
+	# log under fuzz/logs: a target's last line when it passes, its whole log when it fails.
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build $(FUZZ_BUILD) --sanitizer none
+	mkdir -p fuzz/logs
+	printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(FUZZ_JOBS) -I'{}' bash -c ' \
+	  if RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $(FUZZ_BUILD) --sanitizer none {} $(FUZZ_CORPUS)/{} -- \
+	      -max_total_time=$(FUZZ_SECONDS) > fuzz/logs/{}.log 2>&1; \
+	  then echo "fuzz {}: $$(grep -h "^Done" fuzz/logs/{}.log)"; \
+	  else cat fuzz/logs/{}.log; echo "fuzz {}: FAILED (log: fuzz/logs/{}.log)"; exit 1; fi'
 
 fmt: ## Format the Rust code
 	$(CARGO) fmt
