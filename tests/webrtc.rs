@@ -165,6 +165,14 @@ fn whep_answers_wrong_requests_with_their_status_and_reason() {
 /// bob's credentials (user `bob`, password `viewer-pw`) as an HTTP Basic header.
 const BOB: (&str, &str) = ("Authorization", "Basic Ym9iOnZpZXdlci1wdw==");
 
+/// A server (WebRTC on) with [`config_with_key`]'s file for `test`, and the file's path.
+fn start_with_key(test: &str) -> (Server, std::path::PathBuf) {
+    let config = config_with_key(test);
+    let config_text = config.to_str().expect("a UTF-8 path");
+    let server = Server::start_with_users(&[&WEBRTC_ARGS[..], &["--config", config_text]].concat());
+    (server, config)
+}
+
 /// A configuration file with a user, a signing key and one stream named `front`.
 fn config_with_key(test: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -196,9 +204,7 @@ fps = 15
 
 #[test]
 fn a_signed_link_for_the_webrtc_page_opens_its_whep_resource() {
-    let config = config_with_key("signed");
-    let config_text = config.to_str().expect("a UTF-8 path");
-    let server = Server::start_with_users(&[&WEBRTC_ARGS[..], &["--config", config_text]].concat());
+    let (server, config) = start_with_key("signed");
     let addr = server.addr;
 
     let unsigned = post_offer(addr, "/streams/front/whep", OFFER);
@@ -231,9 +237,7 @@ fn a_signed_link_for_the_webrtc_page_opens_its_whep_resource() {
 
 #[test]
 fn a_session_opened_with_a_signed_link_ends_when_the_link_expires() {
-    let config = config_with_key("expiring");
-    let config_text = config.to_str().expect("a UTF-8 path");
-    let server = Server::start_with_users(&[&WEBRTC_ARGS[..], &["--config", config_text]].concat());
+    let (server, config) = start_with_key("expiring");
     let addr = server.addr;
     // Long enough to connect on a loaded machine; the test waits for the expiry, not for a time.
     let link = sign_url(&config, "/streams/front/webrtc", &["--valid", "8s"]);

@@ -29,7 +29,9 @@ fuzz_target!(|data: &[u8]| {
         rest = next;
         let contiguous = head & 1 == 1;
         after_gap |= !contiguous;
+        let mut sample_nals = 0;
         for nal in h264::split_annex_b(sample) {
+            sample_nals += 1;
             if matches!(h264::nal_unit_type(nal), Some(NAL_SPS | NAL_PPS)) {
                 largest_parameter_sets = largest_parameter_sets.max(nal.len());
             }
@@ -61,7 +63,6 @@ fuzz_target!(|data: &[u8]| {
         assert!(!after_gap, "a picture after a gap before an IDR");
         // Every NAL unit goes out behind a four-byte start code: one byte more for each that
         // came behind a three-byte one.
-        let sample_nals = h264::split_annex_b(sample).count();
         assert!(
             unit.annex_b.len() <= sample.len() + sample_nals + 2 * largest_parameter_sets + 8
         );
