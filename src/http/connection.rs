@@ -43,17 +43,14 @@
 //! the same task), hence `Rc` and `RefCell`; no borrow is ever held across an await.
 
 use std::cell::{Cell, RefCell};
-use std::fs::File;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
-use std::ops::Range;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use rustix::net::{SendAncillaryBuffer, SendFlags};
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
@@ -382,35 +379,6 @@ impl ConnectionSocket {
         .await;
     }
 
-    /// Like [`ConnectionSocket::poll_write_vectored`], telling TCP that more follows at once
-    /// (MSG_MORE), so a short piece waits for it instead of going out as a packet of its own.
-    pub fn poll_write_vectored_more(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let stream = self.shared.stream()?;
-        let flags = SendFlags::MORE | SendFlags::NOSIGNAL;
-        poll_write_with(&stream, cx, || {
-            rustix::net::sendmsg(&*stream, bufs, &mut SendAncillaryBuffer::default(), flags)
-        })
-    }
-
-    /// Sends some of `range` of `file` with sendfile(2); returns how many bytes it took.
-    pub fn poll_sendfile(
-        &self,
-        cx: &mut Context<'_>,
-        file: &File,
-        range: &Range<u64>,
-    ) -> Poll<io::Result<usize>> {
-        let stream = self.shared.stream()?;
-        let len = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(usize::MAX);
-        poll_write_with(&stream, cx, || {
-            let mut offset = range.start;
-            rustix::fs::sendfile(&*stream, file, Some(&mut offset), len)
-        })
-    }
-
     /// A second descriptor of the socket, for a writer on another thread (the MJPEG sender).
     /// It shares the socket's state, non-blocking mode included.
     pub fn try_clone_std(&self) -> io::Result<std::net::TcpStream> {
@@ -443,22 +411,6 @@ impl Drop for OpenResponse {
             .open_responses
             .set(reads.open_responses.get().saturating_sub(1));
         reads.wake_reader_if_idle();
-    }
-}
-
-/// Runs a non-blocking send on `stream` once it is writable, waiting again when the kernel
-/// says it would block.
-fn poll_write_with(
-    stream: &TcpStream,
-    cx: &mut Context<'_>,
-    mut send: impl FnMut() -> rustix::io::Result<usize>,
-) -> Poll<io::Result<usize>> {
-    loop {
-        std::task::ready!(stream.poll_write_ready(cx))?;
-        match stream.try_io(Interest::WRITABLE, || send().map_err(io::Error::from)) {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            result => return Poll::Ready(result),
-        }
     }
 }
 

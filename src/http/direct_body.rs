@@ -1,8 +1,7 @@
 //! Writes an endless body straight to the connection's socket: each batch of shared buffers
-//! goes out with vectored writes, and a batch's file range (an MJPEG part, see `frame_file`)
-//! with sendfile, framed as one HTTP/1.1 chunk (RFC 9112 §7.1) or bare for HTTP/1.0. No byte
-//! of a frame is copied in user space, and a frame from a file is not copied by the kernel
-//! either, whatever the number of viewers.
+//! goes out with vectored writes, framed as one HTTP/1.1 chunk (RFC 9112 §7.1) or bare for
+//! HTTP/1.0, so no byte of it is copied in user space. (`/stream.mjpg` viewers have a writer of
+//! their own, `mjpeg_sender`, which this module's framing helpers serve too.)
 
 use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
@@ -75,9 +74,6 @@ async fn run<V: ChunkSource>(
         _ = shutdown_requested(shutdown) => return Ok(()),
         flushed = stall.guard(async { socket.actix_flushed().await; Ok(()) }) => flushed?,
     }
-    // A chunk whose data ended with a file still owes its closing CRLF; it goes out with the
-    // next write, so a frame costs one send and one sendfile.
-    let mut chunk_open = false;
     loop {
         let batch = tokio::select! {
             biased;
@@ -85,13 +81,6 @@ async fn run<V: ChunkSource>(
             batch = viewer.next_batch() => batch,
         };
         let Some(batch) = batch else {
-            if chunk_open {
-                let last = Batch {
-                    chunks: Vec::new(),
-                    file: None,
-                };
-                write_batch(socket, chunked, true, &last, stall).await?;
-            }
             return Ok(());
         };
         tokio::select! {
@@ -99,48 +88,28 @@ async fn run<V: ChunkSource>(
             _ = shutdown_requested(shutdown) => {
                 return Err(io::Error::other("server shutting down in the middle of a write"));
             }
-            written = write_batch(socket, chunked, chunk_open, &batch, stall) => {
-                chunk_open = written?;
-            }
+            written = write_batch(socket, chunked, &batch, stall) => written?,
         }
     }
 }
 
-/// Writes every byte of `batch`, as one chunk if `chunked`, after the CRLF that closes the
-/// previous chunk if `close_previous`. Returns whether this chunk's CRLF is still owed.
+/// Writes every byte of `batch`, as one chunk if `chunked`.
 async fn write_batch(
     socket: &ConnectionSocket,
     chunked: bool,
-    close_previous: bool,
     batch: &Batch,
     stall: Stall,
-) -> io::Result<bool> {
+) -> io::Result<()> {
     let chunks = &batch.chunks[..batch.chunks.len().min(MAX_BATCH_CHUNKS)];
-    let file = batch
-        .file
-        .as_ref()
-        .filter(|(_, range)| range.end > range.start);
-    let payload_len = chunks.iter().map(|c| c.len()).sum::<usize>()
-        + file.map_or(0, |(_, range)| (range.end - range.start) as usize);
-    let mut line = [0u8; CHUNK_LINE_BYTES + 2];
+    let payload_len = chunks.iter().map(|c| c.len()).sum::<usize>();
+    let mut line = [0u8; CHUNK_LINE_BYTES];
     let mut line_len = 0;
-    if chunked && close_previous {
-        line[..2].copy_from_slice(b"\r\n");
-        line_len = 2;
+    // A zero-size chunk would end the body.
+    let framed = chunked && payload_len > 0;
+    if framed {
+        line_len = chunk_size_line(payload_len, &mut line);
     }
-    if chunked && payload_len > 0 {
-        // A zero-size chunk would end the body.
-        let mut size_line = [0u8; CHUNK_LINE_BYTES];
-        let n = chunk_size_line(payload_len, &mut size_line);
-        line[line_len..line_len + n].copy_from_slice(&size_line[..n]);
-        line_len += n;
-    }
-    // Without a file the chunk's CRLF goes in the same write; with one it is owed.
-    let trailer: &[u8] = if chunked && payload_len > 0 && file.is_none() {
-        b"\r\n"
-    } else {
-        b""
-    };
+    let trailer: &[u8] = if framed { b"\r\n" } else { b"" };
     let mut pieces: [&[u8]; MAX_BATCH_CHUNKS + 2] = [&[]; MAX_BATCH_CHUNKS + 2];
     pieces[0] = &line[..line_len];
     for (piece, chunk) in pieces[1..].iter_mut().zip(chunks) {
@@ -156,11 +125,7 @@ async fn write_batch(
             .guard(poll_fn(|cx| {
                 let mut slices = [IoSlice::new(&[]); MAX_BATCH_CHUNKS + 2];
                 let count = remaining_slices(pieces, written, &mut slices);
-                if file.is_some() {
-                    socket.poll_write_vectored_more(cx, &slices[..count])
-                } else {
-                    socket.poll_write_vectored(cx, &slices[..count])
-                }
+                socket.poll_write_vectored(cx, &slices[..count])
             }))
             .await?;
         if n == 0 {
@@ -168,20 +133,7 @@ async fn write_batch(
         }
         written += n;
     }
-    let Some((file, range)) = file else {
-        return Ok(false);
-    };
-    let mut sent = range.clone();
-    while sent.start < sent.end {
-        let n = stall
-            .guard(poll_fn(|cx| socket.poll_sendfile(cx, file.file(), &sent)))
-            .await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        sent.start += n as u64;
-    }
-    Ok(chunked)
+    Ok(())
 }
 
 /// Fills `out` with the parts of `pieces` after the first `skip` bytes; returns how many.

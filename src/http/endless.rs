@@ -8,8 +8,6 @@
 
 use std::convert::Infallible;
 use std::future::{Future, ready};
-use std::ops::Range;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::USER_AGENT;
@@ -22,7 +20,6 @@ use tokio::sync::watch;
 use super::AppState;
 use super::connection::ConnectionSocket;
 use super::direct_body;
-use super::frame_file::FrameFile;
 use super::streams::ServedStream;
 
 /// How long a connection may take no bytes before its viewer is dropped, when the app has no
@@ -39,15 +36,13 @@ pub trait ChunkSource: 'static {
         None
     }
 
-    /// What goes out in one write when the body is written straight to the socket: by
-    /// default the next chunk and those ready with it. A source may hand out part of it as a
-    /// file range instead, which the kernel sends without copying it.
+    /// What goes out in one write when the body is written straight to the socket: the next
+    /// chunk and those ready with it.
     fn next_batch(&mut self) -> impl Future<Output = Option<Batch>> {
         async {
             let first = self.next_chunk().await?;
             let mut batch = Batch {
                 chunks: vec![first],
-                file: None,
             };
             while batch.chunks.len() < direct_body::MAX_BATCH_CHUNKS {
                 match self.ready_chunk() {
@@ -60,11 +55,10 @@ pub trait ChunkSource: 'static {
     }
 }
 
-/// One write's worth of body: buffers, then maybe a range of a file.
+/// One write's worth of body.
 #[derive(Debug)]
 pub struct Batch {
     pub chunks: Vec<Bytes>,
-    pub file: Option<(Arc<FrameFile>, Range<u64>)>,
 }
 
 /// Resolves once the server is shutting down. A signal whose sender is gone never fires.

@@ -3,7 +3,7 @@
 //! A viewer always gets the newest published JPEG once its socket has taken the last one:
 //! latest-frame-wins, the producer never waits, and the gap in publish indices is counted as
 //! skipped frames. On a plain TCP connection the body is written by the MJPEG sender thread
-//! (`mjpeg_sender`), which sends each frame from one shared memory file to every socket. On
+//! (`mjpeg_sender`), which hands each frame's pages, copied once into pipes, to every socket. On
 //! any other connection the viewer is a stream of the shared buffers (part headers, JPEG,
 //! boundary) that actix writes.
 //!

@@ -4,11 +4,12 @@
 //! Why threads of their own: each frame goes to every viewer at once. As a task per viewer, a
 //! frame woke each viewer's task and its connection's dispatcher, which set up channel waits and
 //! timers and polled the connection's timers and reads again; that bookkeeping cost as much as
-//! the send itself. Here a new frame is one pass over the viewers, and for each a single
-//! sendfile(2) of the frame's memory file (`frame_file`), so the frame is not copied per viewer
-//! by the process or by the kernel. A viewer whose socket is full waits on its thread's reactor
-//! for it to drain and then gets the newest frame (latest frame wins, the gap is counted as
-//! skipped); one whose socket takes nothing for the stall time is dropped.
+//! the send itself. Here a new frame is one pass over the viewers, and for each a tee(2) of the
+//! frame's pipe into the viewer's and a splice(2) of that into the socket (`frame_pipes`), so the
+//! frame is not copied per viewer by the process or by the kernel. A viewer whose socket is full
+//! waits on its thread's reactor for it to drain and then gets the newest frame (latest frame
+//! wins, the gap is counted as skipped); one whose socket takes nothing for the stall time is
+//! dropped.
 //!
 //! The connection stays actix's: actix read the request and wrote the response head, and keeps
 //! reading the socket. Once the head is out, the sender gets a second descriptor of the socket
@@ -16,13 +17,12 @@
 //! it says so to the response's body, which then ends and lets actix finish the response.
 
 use std::io::{self, IoSlice};
-use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use rustix::net::{SendAncillaryBuffer, SendFlags};
+use rustix::pipe::SpliceFlags;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -33,7 +33,7 @@ use crate::media::multipart::PartHeaders;
 
 use super::direct_body::{self, CHUNK_LINE_BYTES};
 use super::endless::shutdown_requested;
-use super::frame_file::{FrameFile, FrameFileCache};
+use super::frame_pipes::{self, Chunk, PartPipes, PartPipesCache, ViewerPipe, ViewerPipes};
 
 /// After this long without a new frame the last one is sent again: Safari and Firefox show a
 /// part only when more data follows it, and a static scene must not leave them a frame behind.
@@ -44,9 +44,6 @@ const MAX_THREADS: usize = 4;
 
 /// Viewers a sender thread takes before the next one gets any.
 const VIEWERS_PER_THREAD: usize = 100;
-
-/// Buffers of one frame's write: stream start, part headers, JPEG, part end, chunk end.
-const MAX_PIECES: usize = 5;
 
 /// A viewer handed to the sender, once actix has written its response head.
 #[derive(Debug)]
@@ -78,8 +75,9 @@ pub struct MjpegSender {
 #[derive(Debug, Default)]
 struct SenderThreads {
     running: Vec<SenderThread>,
-    /// One file per frame for all threads: whichever sends the frame first writes it.
-    files: Arc<FrameFileCache>,
+    /// One set of pipes per frame and framing for all threads: whichever sends the frame
+    /// first fills them.
+    pipes: Arc<PartPipesCache>,
 }
 
 /// How a handler reaches one sender thread.
@@ -111,8 +109,8 @@ impl MjpegSender {
             Some(index) => Some(index),
             None if threads.running.len() < max_threads() => {
                 let number = threads.running.len();
-                let files = threads.files.clone();
-                match start_thread(number, hub, files, shutdown, stall) {
+                let pipes = threads.pipes.clone();
+                match start_thread(number, hub, pipes, shutdown, stall) {
                     Some(thread) => {
                         threads.running.push(thread);
                         Some(number)
@@ -150,7 +148,7 @@ fn max_threads() -> usize {
 fn start_thread(
     number: usize,
     hub: &Arc<Hub>,
-    files: Arc<FrameFileCache>,
+    pipes: Arc<PartPipesCache>,
     shutdown: &watch::Receiver<bool>,
     stall: Duration,
 ) -> Option<SenderThread> {
@@ -158,7 +156,8 @@ fn start_thread(
     let viewers = Arc::new(AtomicUsize::new(0));
     let sender = Sender {
         hub: hub.clone(),
-        files,
+        pipes,
+        viewer_pipes: ViewerPipes::default(),
         stall,
         viewers: Vec::new(),
         viewer_count: viewers.clone(),
@@ -179,7 +178,9 @@ fn start_thread(
 /// The sender thread's state.
 struct Sender {
     hub: Arc<Hub>,
-    files: Arc<FrameFileCache>,
+    pipes: Arc<PartPipesCache>,
+    /// This thread's empty viewer pipes.
+    viewer_pipes: ViewerPipes,
     stall: Duration,
     viewers: Vec<Viewer>,
     /// How many viewers this thread has or is about to get, for [`MjpegSender::join`].
@@ -271,7 +272,7 @@ impl Sender {
         let mut wake_at: Option<Instant> = None;
         let context = Context {
             hub: &self.hub,
-            files: &self.files,
+            pipes: &self.pipes,
             stall: self.stall,
             newest,
             now,
@@ -279,7 +280,7 @@ impl Sender {
         };
         let mut i = 0;
         while i < self.viewers.len() {
-            match self.viewers[i].advance(&context) {
+            match self.viewers[i].advance(&context, &mut self.viewer_pipes) {
                 Step::WaitUntil(at) => {
                     wake_at = match (wake_at, at) {
                         (Some(a), Some(b)) => Some(a.min(b)),
@@ -331,7 +332,7 @@ async fn any_writable(viewers: &[Viewer]) {
 /// What a viewer's step needs to know.
 struct Context<'a> {
     hub: &'a Hub,
-    files: &'a FrameFileCache,
+    pipes: &'a PartPipesCache,
     stall: Duration,
     newest: Option<&'a Arc<PublishedJpeg>>,
     now: Instant,
@@ -370,7 +371,7 @@ struct Viewer {
 }
 
 impl Viewer {
-    fn advance(&mut self, cx: &Context<'_>) -> Step {
+    fn advance(&mut self, cx: &Context<'_>, pipes: &mut ViewerPipes) -> Step {
         // The response was dropped (actix closed the connection): stop quietly.
         if self.done.as_ref().is_none_or(|done| done.is_closed()) {
             return Step::Done(Ok(()));
@@ -380,7 +381,7 @@ impl Viewer {
         let ending = cx.shutting_down || self.ends_at.is_some_and(|at| cx.now >= at);
         loop {
             if let Some(out) = &mut self.out {
-                match out.write(&self.socket) {
+                match out.write(&self.socket, pipes) {
                     Ok(Progress::Finished) => {
                         self.out = None;
                         self.last_progress = cx.now;
@@ -449,34 +450,25 @@ impl Viewer {
         }
     }
 
-    /// Starts the write of `frame`: from its memory file where there is one, otherwise from
-    /// its buffers.
+    /// Starts the write of `frame`: from its pipes where it has them, otherwise from its
+    /// buffers.
     fn queue(&mut self, frame: Arc<PublishedJpeg>, cx: &Context<'_>) {
-        let start = (!std::mem::replace(&mut self.started, true))
-            .then(|| Bytes::from_static(self.mode.stream_start()));
+        let start: &'static [u8] = if std::mem::replace(&mut self.started, true) {
+            &[]
+        } else {
+            self.mode.stream_start()
+        };
         let close_previous = std::mem::take(&mut self.chunk_open);
-        let out = match cx.files.get(&frame) {
-            Ok(file) => {
-                let range = file.range(self.mode);
-                self.chunk_open = self.chunked;
-                Outgoing::new(
-                    self.chunked,
-                    close_previous,
-                    start.as_slice(),
-                    Some((file, range)),
-                )
-            }
+        let pipes = match cx.pipes.get(&frame, self.mode) {
+            Ok(pipes) => Some(pipes),
             Err(error) => {
-                tracing::debug!(%error, "no memory file for the frame; writing it instead");
-                let mut pieces: Vec<Bytes> = start.into_iter().collect();
-                if self.mode == PartHeaders::Full {
-                    pieces.push(frame.full_headers.clone());
-                }
-                pieces.push(frame.frame.jpeg.clone());
-                pieces.push(Bytes::from_static(self.mode.part_end()));
-                Outgoing::new(self.chunked, close_previous, &pieces, None)
+                tracing::debug!(%error, "no pipes for the frame; copying it instead");
+                None
             }
         };
+        let part = PartSend::new(frame.clone(), self.mode, pipes);
+        self.chunk_open = self.chunked;
+        let out = Outgoing::new(self.chunked, close_previous, start, Some(part));
         self.stats.stats().record_bytes(out.payload_len);
         let skipped = match &self.last {
             Some(last) => frame.index.saturating_sub(last.index + 1),
@@ -514,37 +506,31 @@ enum Progress {
     },
 }
 
-/// One frame's write: the chunk line, buffers, then a file range.
+/// One write: the chunk line and the stream's opening, then a part.
 struct Outgoing {
     /// The CRLF closing the previous chunk and this chunk's size line (RFC 9112 §7.1).
     line: [u8; CHUNK_LINE_BYTES + 2],
     line_len: usize,
-    pieces: [Bytes; MAX_PIECES],
-    /// Bytes of `line` and `pieces` written so far.
+    /// The stream's opening, before the first part.
+    start: &'static [u8],
+    /// Bytes of `line` and `start` written so far.
     written: usize,
-    file: Option<(Arc<FrameFile>, Range<u64>)>,
+    part: Option<PartSend>,
     /// The body bytes of this write, without chunk framing.
     payload_len: usize,
 }
 
 impl Outgoing {
-    /// A write of `buffers` then `file`, as one chunk if `chunked` (after closing the previous
-    /// one if `close_previous`). With a file the chunk's CRLF is owed to the next write, so a
-    /// frame costs one sendfile and at most one small send.
+    /// A write of `start` then `part`, as one chunk if `chunked` (after closing the previous
+    /// one if `close_previous`). With a part the chunk's CRLF is owed to the next write, so a
+    /// part costs its splices and at most one small send.
     fn new(
         chunked: bool,
         close_previous: bool,
-        buffers: &[Bytes],
-        file: Option<(Arc<FrameFile>, Range<u64>)>,
+        start: &'static [u8],
+        part: Option<PartSend>,
     ) -> Self {
-        let mut pieces: [Bytes; MAX_PIECES] = Default::default();
-        for (piece, buffer) in pieces.iter_mut().zip(buffers) {
-            *piece = buffer.clone();
-        }
-        let payload_len = buffers.iter().map(Bytes::len).sum::<usize>()
-            + file.as_ref().map_or(0, |(_, range)| {
-                usize::try_from(range.end - range.start).unwrap_or(usize::MAX)
-            });
+        let payload_len = start.len() + part.as_ref().map_or(0, |part| part.len);
         let mut line = [0u8; CHUNK_LINE_BYTES + 2];
         let mut line_len = 0;
         if chunked && close_previous {
@@ -557,48 +543,32 @@ impl Outgoing {
             let n = direct_body::chunk_size_line(payload_len, &mut size_line);
             line[line_len..line_len + n].copy_from_slice(&size_line[..n]);
             line_len += n;
-            if file.is_none() && buffers.len() < MAX_PIECES {
-                pieces[buffers.len()] = Bytes::from_static(b"\r\n");
-            }
         }
         Self {
             line,
             line_len,
-            pieces,
+            start,
             written: 0,
-            file,
+            part,
             payload_len,
         }
     }
 
     /// Writes what the socket takes now.
-    fn write(&mut self, socket: &TcpStream) -> io::Result<Progress> {
+    fn write(&mut self, socket: &TcpStream, pipes: &mut ViewerPipes) -> io::Result<Progress> {
         let mut progressed = false;
-        let mut all: [&[u8]; MAX_PIECES + 1] = [&[]; MAX_PIECES + 1];
-        all[0] = &self.line[..self.line_len];
-        for (slot, piece) in all[1..].iter_mut().zip(&self.pieces) {
-            *slot = piece;
-        }
+        let all: [&[u8]; 2] = [&self.line[..self.line_len], self.start];
         let total: usize = all.iter().map(|piece| piece.len()).sum();
-        // Tell TCP that the file follows at once, so a short piece waits for it.
-        let flags = if self.file.is_some() {
+        // Tell TCP that the part follows at once, so a short piece waits for it.
+        let flags = if self.part.is_some() {
             SendFlags::MORE | SendFlags::NOSIGNAL
         } else {
             SendFlags::NOSIGNAL
         };
         while self.written < total {
-            let mut slices = [IoSlice::new(&[]); MAX_PIECES + 1];
+            let mut slices = [IoSlice::new(&[]); 2];
             let count = direct_body::remaining_slices(&all, self.written, &mut slices);
-            let sent = send_now(socket, || {
-                rustix::net::sendmsg(
-                    socket,
-                    &slices[..count],
-                    &mut SendAncillaryBuffer::default(),
-                    flags,
-                )
-                .map_err(io::Error::from)
-            });
-            match sent {
+            match send_now(socket, || send_slices(socket, &slices[..count], flags)) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.written += n;
@@ -610,19 +580,83 @@ impl Outgoing {
                 Err(error) => return Err(error),
             }
         }
-        if let Some((file, range)) = &mut self.file {
-            while range.start < range.end {
-                let len = usize::try_from(range.end - range.start).unwrap_or(usize::MAX);
+        match &mut self.part {
+            Some(part) => part.write(socket, pipes, progressed),
+            None => Ok(Progress::Finished),
+        }
+    }
+}
+
+/// One vectored send of `slices`.
+fn send_slices(socket: &TcpStream, slices: &[IoSlice<'_>], flags: SendFlags) -> io::Result<usize> {
+    rustix::net::sendmsg(socket, slices, &mut SendAncillaryBuffer::default(), flags)
+        .map_err(io::Error::from)
+}
+
+/// One part on its way to a viewer: each chunk's pipe is teed into the viewer's pipe, which is
+/// spliced into the socket. Without pipes (none could be made, or a viewer's pipe took less
+/// than a chunk) the rest of the part is copied from the frame's buffers instead.
+struct PartSend {
+    frame: Arc<PublishedJpeg>,
+    mode: PartHeaders,
+    pipes: Option<Arc<PartPipes>>,
+    len: usize,
+    /// Bytes of the part the socket took.
+    sent: usize,
+    /// Where the bytes in `pipe` end: the pipe holds `sent..teed_end`.
+    teed_end: usize,
+    pipe: Option<ViewerPipe>,
+}
+
+impl PartSend {
+    fn new(frame: Arc<PublishedJpeg>, mode: PartHeaders, pipes: Option<Arc<PartPipes>>) -> Self {
+        let len = frame_pipes::part_pieces(&frame, mode)
+            .iter()
+            .map(|piece| piece.len())
+            .sum();
+        Self {
+            frame,
+            mode,
+            pipes,
+            len,
+            sent: 0,
+            teed_end: 0,
+            pipe: None,
+        }
+    }
+
+    fn write(
+        &mut self,
+        socket: &TcpStream,
+        pipes: &mut ViewerPipes,
+        mut progressed: bool,
+    ) -> io::Result<Progress> {
+        loop {
+            // First what the viewer's pipe holds.
+            if let Some(pipe) = self.pipe.as_ref().filter(|_| self.sent < self.teed_end) {
+                // More of the part follows this chunk: TCP may wait for it.
+                let flags = if self.teed_end < self.len {
+                    SpliceFlags::NONBLOCK | SpliceFlags::MORE
+                } else {
+                    SpliceFlags::NONBLOCK
+                };
                 let sent = send_now(socket, || {
-                    let mut offset = range.start;
-                    rustix::fs::sendfile(socket, file.file(), Some(&mut offset), len)
-                        .map_err(io::Error::from)
+                    rustix::pipe::splice(
+                        &pipe.read,
+                        None,
+                        socket,
+                        None,
+                        self.teed_end - self.sent,
+                        flags,
+                    )
+                    .map_err(io::Error::from)
                 });
                 match sent {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => {
-                        range.start += n as u64;
+                        self.sent += n;
                         progressed = true;
+                        continue;
                     }
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                         return Ok(Progress::Blocked { progressed });
@@ -630,8 +664,74 @@ impl Outgoing {
                     Err(error) => return Err(error),
                 }
             }
+            // The viewer's pipe is empty: kept for the next chunk or viewer.
+            if let Some(pipe) = self.pipe.take() {
+                pipes.give_back(pipe);
+            }
+            if self.sent >= self.len {
+                return Ok(Progress::Finished);
+            }
+            if let Some(chunk) = self.pipes.as_ref().and_then(|p| p.chunk_at(self.sent)) {
+                match tee_chunk(chunk, pipes) {
+                    Ok((pipe, teed)) => {
+                        self.teed_end = self.sent + teed;
+                        self.pipe = Some(pipe);
+                        if teed < chunk.len() {
+                            // A tee cannot start inside a chunk: the rest is copied.
+                            self.pipes = None;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "cannot tee a frame into a viewer's pipe; copying it");
+                        self.pipes = None;
+                    }
+                }
+                continue;
+            }
+            // Copied from the frame's buffers, for want of pipes.
+            let pieces = frame_pipes::part_pieces(&self.frame, self.mode);
+            let mut slices = [IoSlice::new(&[]); 3];
+            let count = direct_body::remaining_slices(&pieces, self.sent, &mut slices);
+            match send_now(socket, || {
+                send_slices(socket, &slices[..count], SendFlags::NOSIGNAL)
+            }) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.sent += n;
+                    progressed = true;
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(Progress::Blocked { progressed });
+                }
+                Err(error) => return Err(error),
+            }
         }
-        Ok(Progress::Finished)
+    }
+}
+
+/// `chunk`'s bytes duplicated into an empty viewer's pipe (references to the same pages, no
+/// copy); the pipe and how many bytes it took, at least one.
+fn tee_chunk(chunk: &Chunk, pipes: &mut ViewerPipes) -> io::Result<(ViewerPipe, usize)> {
+    let pipe = pipes.take()?;
+    loop {
+        match rustix::pipe::tee(
+            chunk.pipe(),
+            &pipe.write,
+            chunk.len(),
+            SpliceFlags::NONBLOCK,
+        ) {
+            Ok(0) => {
+                pipes.give_back(pipe);
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            Ok(teed) => return Ok((pipe, teed)),
+            Err(rustix::io::Errno::INTR) => {}
+            // Nothing went in: the pipe is as empty as it came.
+            Err(error) => {
+                pipes.give_back(pipe);
+                return Err(error.into());
+            }
+        }
     }
 }
 
@@ -640,7 +740,7 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-    use crate::http::frame_file::tests::published;
+    use crate::http::frame_pipes::tests::published;
 
     /// Writes each of `writes` in turn to a loopback socket; what the other end read.
     async fn sent(writes: Vec<Outgoing>) -> Vec<u8> {
@@ -649,54 +749,51 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         let socket = TcpStream::from_std(server).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut received = Vec::new();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            (&client).read_to_end(&mut received).unwrap();
+            received
+        });
+        let mut pipes = ViewerPipes::default();
         for mut out in writes {
             loop {
                 socket.writable().await.unwrap();
-                match out.write(&socket).unwrap() {
+                match out.write(&socket, &mut pipes).unwrap() {
                     Progress::Finished => break,
                     Progress::Blocked { .. } => continue,
                 }
             }
         }
         drop(socket);
-        let mut received = Vec::new();
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        (&client).read_to_end(&mut received).unwrap();
-        received
+        reader.join().unwrap()
     }
 
-    fn file_write(
+    /// The write of `frame`'s part, through pipes if `piped`, else copied from its buffers.
+    fn part_write(
         chunked: bool,
         close_previous: bool,
         start: bool,
-        frame: &PublishedJpeg,
+        frame: &Arc<PublishedJpeg>,
         mode: PartHeaders,
+        piped: bool,
     ) -> Outgoing {
-        let cache = FrameFileCache::default();
-        let file = cache.get(frame).unwrap();
-        let range = file.range(mode);
-        let start: Vec<Bytes> = start
-            .then(|| Bytes::from_static(mode.stream_start()))
-            .into_iter()
-            .collect();
-        Outgoing::new(chunked, close_previous, &start, Some((file, range)))
+        let pipes = piped.then(|| PartPipesCache::default().get(frame, mode).unwrap());
+        let start = if start { mode.stream_start() } else { &[] };
+        let part = PartSend::new(frame.clone(), mode, pipes);
+        Outgoing::new(chunked, close_previous, start, Some(part))
     }
 
     /// RFC 9112 §7.1: each frame is one chunk; its closing CRLF goes out with the next write
-    /// (here the closing write at the end of the body).
+    /// (here the closing write at the end of the body). The same bytes whether the part went
+    /// through pipes or was copied.
     #[tokio::test]
-    async fn chunked_frames_from_files_are_one_chunk_each() {
-        let one = published(1, b"\xFF\xD8one\xFF\xD9");
-        let two = published(2, b"\xFF\xD8two!\xFF\xD9");
+    async fn chunked_frames_are_one_chunk_each() {
+        let one = Arc::new(published(1, b"\xFF\xD8one\xFF\xD9".to_vec()));
+        let two = Arc::new(published(2, b"\xFF\xD8two!\xFF\xD9".to_vec()));
         let mode = PartHeaders::Eager;
-        let bytes = sent(vec![
-            file_write(true, false, true, &one, mode),
-            file_write(true, true, false, &two, mode),
-            Outgoing::new(true, true, &[], None),
-        ])
-        .await;
         let first = [mode.stream_start(), b"\xFF\xD8one\xFF\xD9", mode.part_end()].concat();
         let second = [&b"\xFF\xD8two!\xFF\xD9"[..], mode.part_end()].concat();
         let expected = [
@@ -708,15 +805,22 @@ mod tests {
             b"\r\n",
         ]
         .concat();
-        assert_eq!(bytes, expected);
+        for piped in [true, false] {
+            let bytes = sent(vec![
+                part_write(true, false, true, &one, mode, piped),
+                part_write(true, true, false, &two, mode, piped),
+                Outgoing::new(true, true, &[], None),
+            ])
+            .await;
+            assert_eq!(bytes, expected, "piped: {piped}");
+        }
     }
 
     /// HTTP/1.0 bodies are bare: the full part headers, the JPEG and the boundary.
     #[tokio::test]
     async fn unchunked_frames_are_bare_parts() {
-        let frame = published(3, b"\xFF\xD8jpeg\xFF\xD9");
+        let frame = Arc::new(published(3, b"\xFF\xD8jpeg\xFF\xD9".to_vec()));
         let mode = PartHeaders::Full;
-        let bytes = sent(vec![file_write(false, false, true, &frame, mode)]).await;
         let expected = [
             mode.stream_start(),
             &frame.full_headers,
@@ -724,25 +828,21 @@ mod tests {
             mode.part_end(),
         ]
         .concat();
-        assert_eq!(bytes, expected);
+        for piped in [true, false] {
+            let bytes = sent(vec![part_write(false, false, true, &frame, mode, piped)]).await;
+            assert_eq!(bytes, expected, "piped: {piped}");
+        }
     }
 
-    /// Without a memory file the frame goes out from its buffers, its chunk closed at once.
+    /// A part of many chunks, larger than the socket's buffer: it goes out whole and in
+    /// order, each chunk through the viewer's pipe, with waits for the socket between.
     #[tokio::test]
-    async fn frames_from_buffers_close_their_chunk() {
-        let pieces = [
-            Bytes::from_static(b"--b\r\n"),
-            Bytes::from_static(b"\xFF\xD8j\xFF\xD9"),
-            Bytes::from_static(b"\r\n--b\r\n"),
-        ];
-        let bytes = sent(vec![Outgoing::new(true, false, &pieces, None)]).await;
-        let payload = pieces.concat();
-        let expected = [
-            format!("{:X}\r\n", payload.len()).as_bytes(),
-            &payload,
-            b"\r\n",
-        ]
-        .concat();
-        assert_eq!(bytes, expected);
+    async fn a_part_larger_than_the_socket_buffer_goes_out_whole() {
+        let jpeg: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let frame = Arc::new(published(7, jpeg.clone()));
+        let mode = PartHeaders::Eager;
+        let bytes = sent(vec![part_write(false, false, false, &frame, mode, true)]).await;
+        assert_eq!(bytes.len(), jpeg.len() + mode.part_end().len());
+        assert!(bytes == [&jpeg[..], mode.part_end()].concat());
     }
 }

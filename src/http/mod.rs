@@ -7,7 +7,7 @@ mod connection;
 mod direct_body;
 mod endless;
 mod error;
-mod frame_file;
+mod frame_pipes;
 mod h2_streams;
 mod hls;
 mod limits;

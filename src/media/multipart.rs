@@ -64,13 +64,24 @@ impl PartHeaders {
 /// The header block of one part in [`PartHeaders::Full`] mode, ending with the blank line.
 /// Built once per frame and shared by every viewer.
 pub fn full_part_headers(jpeg_len_bytes: usize, captured_unix_micros: u64, seq: u64) -> Bytes {
-    Bytes::from(format!(
-        "Content-Type: image/jpeg\r\nContent-Length: {jpeg_len_bytes}\r\nX-Timestamp: {}\r\nX-Frame-Sequence: {seq}\r\n\r\n",
-        format_timestamp(captured_unix_micros)
-    ))
+    use std::fmt::Write as _;
+    // One allocation, written in one pass: this runs for every frame a source publishes.
+    let mut head = String::with_capacity(FULL_PART_HEADERS_MAX_BYTES);
+    // Writing to a String cannot fail.
+    let _ = write!(
+        head,
+        "Content-Type: image/jpeg\r\nContent-Length: {jpeg_len_bytes}\r\nX-Timestamp: {}.{:06}\r\nX-Frame-Sequence: {seq}\r\n\r\n",
+        captured_unix_micros / 1_000_000,
+        captured_unix_micros % 1_000_000
+    );
+    Bytes::from(head)
 }
 
-/// Unix time in seconds with six decimals, as µStreamer and its clients write `X-Timestamp`.
+/// The longest [`full_part_headers`]: its fixed text and three 20-digit numbers.
+const FULL_PART_HEADERS_MAX_BYTES: usize = 176;
+
+/// Unix time in seconds with six decimals, as µStreamer and its clients write `X-Timestamp`
+/// (and as [`full_part_headers`] writes it).
 pub fn format_timestamp(unix_micros: u64) -> String {
     format!("{}.{:06}", unix_micros / 1_000_000, unix_micros % 1_000_000)
 }
@@ -97,6 +108,23 @@ mod tests {
             &head[..],
             b"Content-Type: image/jpeg\r\nContent-Length: 1234\r\nX-Timestamp: 1790000000.012345\r\nX-Frame-Sequence: 42\r\n\r\n"
         );
+        // The longest fits the one allocation, and its timestamp reads back.
+        let longest = full_part_headers(usize::MAX, u64::MAX, u64::MAX);
+        assert!(
+            longest.len() <= FULL_PART_HEADERS_MAX_BYTES,
+            "{}",
+            longest.len()
+        );
+        let text = std::str::from_utf8(&longest).unwrap();
+        let stamp = text
+            .split("X-Timestamp: ")
+            .nth(1)
+            .unwrap()
+            .split('\r')
+            .next()
+            .unwrap();
+        assert_eq!(stamp, format_timestamp(u64::MAX));
+        assert_eq!(parse_timestamp(stamp), Some(u64::MAX));
     }
 
     #[test]
