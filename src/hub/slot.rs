@@ -86,6 +86,20 @@ impl<T> LatestSlot<T> {
         }
     }
 
+    /// Waits for an item and takes it, however long that is: [`Taken::Closed`] once the slot
+    /// is closed and empty. For a thread that has nothing else to do: it sleeps until then.
+    pub fn take_until_closed(&self) -> Taken<T> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self
+            .ready
+            .wait_while(state, |s| s.items.is_empty() && !s.closed)
+            .unwrap_or_else(|e| e.into_inner());
+        match state.items.pop_front() {
+            Some(item) => Taken::Item(item),
+            None => Taken::Closed,
+        }
+    }
+
     /// Wakes every taker for good: later takes return [`Taken::Closed`] once the slot is empty.
     pub fn close(&self) {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
@@ -142,5 +156,25 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         slot.put(7);
         assert_eq!(taker.join().unwrap(), Taken::Item(7));
+    }
+
+    #[test]
+    fn a_taker_without_a_timeout_gets_items_then_the_close() {
+        let slot = Arc::new(LatestSlot::with_capacity(2));
+        let taker = {
+            let slot = slot.clone();
+            std::thread::spawn(move || {
+                let mut taken = Vec::new();
+                while let Taken::Item(n) = slot.take_until_closed() {
+                    taken.push(n);
+                }
+                taken
+            })
+        };
+        slot.put(1);
+        slot.close();
+        // Closed, but what was put before is still taken.
+        assert_eq!(taker.join().unwrap(), vec![1]);
+        assert_eq!(slot.take_until_closed(), Taken::Closed);
     }
 }

@@ -37,7 +37,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -54,13 +54,15 @@ use crate::media::h264;
 use crate::meter::{DurationHistogram, RateMeter};
 use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 
-use super::IDLE_POLL;
 use super::capture_clock::{CaptureClock, Placement};
 use super::h264_piped::{PipedEncoder, PipedEvent};
 use super::hls_demand::HlsDemand;
 use super::rate_gate::{RateGate, Verdict};
 use crate::picture::block_average::average_blocks;
 use crate::picture::convert::{self, ConvertError};
+
+/// How often the idle H.264 thread wakes to follow demand and check for shutdown.
+const IDLE_POLL: Duration = Duration::from_millis(250);
 
 /// Counters of the H.264 stage, for `/status`.
 #[derive(Debug, Default)]

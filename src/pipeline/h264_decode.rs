@@ -24,8 +24,6 @@ use crate::frame::Frame;
 use crate::hub::{DecodeWork, Hub, NumberedUnit, Taken};
 use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 
-use super::IDLE_POLL;
-
 /// Starts the decode thread; it runs until `stop` is set and the hub is closed.
 pub fn spawn(hub: Arc<Hub>, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>, Error> {
     std::thread::Builder::new()
@@ -33,7 +31,8 @@ pub fn spawn(hub: Arc<Hub>, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>, Err
         .spawn(move || {
             let mut stage = DecodeStage::with_stop(stop.clone());
             while !stop.load(Ordering::Relaxed) {
-                match hub.decode_input().take(IDLE_POLL) {
+                // Stopping the stream closes the hub, which wakes this thread.
+                match hub.decode_input().take_until_closed() {
                     Taken::Item(work) => stage.handle(&hub, work),
                     Taken::TimedOut => {}
                     Taken::Closed => break,

@@ -15,8 +15,6 @@ use crate::error::Error;
 use crate::hub::{Hub, Taken};
 use crate::repeated_log::{RepeatedLog, SUMMARY_INTERVAL};
 
-use super::IDLE_POLL;
-
 /// Starts `count` encoder threads that take frames from the hub and publish JPEGs to it until
 /// `stop` is set and the hub is closed.
 pub fn spawn_workers(
@@ -42,7 +40,9 @@ pub fn spawn_workers(
 fn run_worker(encoder: &mut JpegEncoder, hub: &Hub, stop: &AtomicBool) {
     let mut errors = RepeatedLog::new(SUMMARY_INTERVAL);
     while !stop.load(Ordering::Relaxed) {
-        match hub.jpeg_input().take(IDLE_POLL) {
+        // Stopping the stream closes the hub, which wakes this thread: no need to look at
+        // `stop` in between.
+        match hub.jpeg_input().take_until_closed() {
             Taken::Item(frame) => match encoder.encode(&frame) {
                 Ok(jpeg) => hub.publish_jpeg(jpeg),
                 Err(error) => errors.warn("JPEG encoding failed", &error, Instant::now()),

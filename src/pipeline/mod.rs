@@ -40,9 +40,6 @@ use h264::H264Counters;
 use hls_demand::HlsDemand;
 use supervisor::SupervisorSettings;
 
-/// How often an idle stage thread wakes to check for shutdown.
-const IDLE_POLL: Duration = Duration::from_millis(250);
-
 /// What a stream's HLS side gives the HTTP handlers.
 #[derive(Debug, Clone)]
 pub struct StreamHls {
