@@ -53,7 +53,11 @@ fn the_soft_fd_limit_is_raised_to_the_hard_one() {
     }
     let server = Server::start_under(&["prlimit", "--nofile=256:2048"], &["--no-hls"]);
     let status = status_json(server.addr);
-    assert_eq!(status["connections"]["max"], 2048 - 64, "{status}");
+    // The cap sits below the raised limit, which keeps a little room for pipes and the like.
+    let max = status["connections"]["max"]
+        .as_u64()
+        .expect("connections.max");
+    assert!((1800..2048).contains(&max), "{status}");
     let logged = server.log_lines().join("\n");
     assert!(logged.contains("fd_limit=2048"), "{logged}");
 }
@@ -72,15 +76,21 @@ fn past_the_connection_cap_requests_get_a_fast_503() {
     ) {
         return;
     }
-    /// 256 descriptors, 64 kept back: 192 connections at most.
-    const MAX: usize = 256 - 64;
     let server = Server::start_under(
         &["prlimit", "--nofile=256:256"],
         &["--size", "320x240", "--fps", "5", "--no-hls"],
     );
     let addr = server.addr;
+    // 256 descriptors, some kept back for what is not a client connection.
+    let max = status_json(addr)["connections"]["max"]
+        .as_u64()
+        .expect("connections.max") as usize;
+    assert!(
+        (64..=200).contains(&max),
+        "{max} connections of 256 descriptors"
+    );
     // Idle keep-alive connections fill the cap (each has asked for /healthz once).
-    let held: Vec<TcpStream> = (0..MAX)
+    let held: Vec<TcpStream> = (0..max)
         .map(|_| {
             let stream = TcpStream::connect(addr).expect("connect");
             stream

@@ -137,22 +137,31 @@ async fn write_batch(
 }
 
 /// Fills `out` with the parts of `pieces` after the first `skip` bytes; returns how many.
-pub fn remaining_slices<'a>(
+pub fn remaining_slices<'a>(pieces: &[&'a [u8]], skip: usize, out: &mut [IoSlice<'a>]) -> usize {
+    slices_between(pieces, skip, usize::MAX, out)
+}
+
+/// Fills `out` with the parts of `pieces` from byte `from` up to byte `to` of them all;
+/// returns how many.
+pub fn slices_between<'a>(
     pieces: &[&'a [u8]],
-    mut skip: usize,
+    from: usize,
+    to: usize,
     out: &mut [IoSlice<'a>],
 ) -> usize {
     let mut count = 0;
+    let mut piece_start = 0;
     for piece in pieces {
-        if skip >= piece.len() {
-            skip -= piece.len();
-            continue;
-        }
-        if let Some(slot) = out.get_mut(count) {
-            *slot = IoSlice::new(&piece[skip..]);
+        let piece_end = piece_start + piece.len();
+        let start = from.max(piece_start);
+        let end = to.min(piece_end);
+        if start < end
+            && let Some(slot) = out.get_mut(count)
+        {
+            *slot = IoSlice::new(&piece[start - piece_start..end - piece_start]);
             count += 1;
         }
-        skip = 0;
+        piece_start = piece_end;
     }
     count
 }
@@ -206,5 +215,11 @@ mod tests {
         let n = remaining_slices(&pieces, 4, &mut out);
         assert_eq!(collect(&out, n), vec![b"e".to_vec()]);
         assert_eq!(remaining_slices(&pieces, 5, &mut out), 0);
+        // Up to a byte: the pieces it cuts through end there.
+        let n = slices_between(&pieces, 1, 4, &mut out);
+        assert_eq!(collect(&out, n), vec![b"b".to_vec(), b"cd".to_vec()]);
+        let n = slices_between(&pieces, 2, 4, &mut out);
+        assert_eq!(collect(&out, n), vec![b"cd".to_vec()]);
+        assert_eq!(slices_between(&pieces, 2, 2, &mut out), 0);
     }
 }

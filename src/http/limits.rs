@@ -41,8 +41,9 @@ use super::connection::{ConnectionReads, OpenResponse};
 use super::streams::ServedStream;
 
 /// Descriptors kept for everything but client connections: the listener, epoll and wake-up
-/// descriptors of every worker, pipes, files read at start, a camera.
-pub(super) const FD_HEADROOM: u64 = 64;
+/// descriptors of every worker, pipes, files read at start, a camera, and the MJPEG senders'
+/// pipes.
+pub(super) const FD_HEADROOM: u64 = 64 + super::frame_pipes::MAX_PIPE_DESCRIPTORS;
 /// What a refused client is told to wait before trying again.
 const RETRY_AFTER_S: u32 = 5;
 

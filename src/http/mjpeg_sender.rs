@@ -33,14 +33,16 @@ use crate::media::multipart::PartHeaders;
 
 use super::direct_body::{self, CHUNK_LINE_BYTES};
 use super::endless::shutdown_requested;
-use super::frame_pipes::{self, Chunk, PartPipes, PartPipesCache, ViewerPipe, ViewerPipes};
+use super::frame_pipes::{
+    self, Chunk, ChunkHead, PartFraming, PartPipes, PartPipesCache, ViewerPipe,
+};
 
 /// After this long without a new frame the last one is sent again: Safari and Firefox show a
 /// part only when more data follows it, and a static scene must not leave them a frame behind.
 pub const RESEND_AFTER: Duration = Duration::from_secs(1);
 
 /// Sender threads at most, however many cores there are.
-const MAX_THREADS: usize = 4;
+pub(super) const MAX_THREADS: usize = 4;
 
 /// Viewers a sender thread takes before the next one gets any.
 const VIEWERS_PER_THREAD: usize = 100;
@@ -157,7 +159,7 @@ fn start_thread(
     let sender = Sender {
         hub: hub.clone(),
         pipes,
-        viewer_pipes: ViewerPipes::default(),
+        viewer_pipe: None,
         stall,
         viewers: Vec::new(),
         viewer_count: viewers.clone(),
@@ -179,8 +181,9 @@ fn start_thread(
 struct Sender {
     hub: Arc<Hub>,
     pipes: Arc<PartPipesCache>,
-    /// This thread's empty viewer pipes.
-    viewer_pipes: ViewerPipes,
+    /// The pipe between chunk pipes and sockets, for all of this thread's viewers; made with
+    /// the first send.
+    viewer_pipe: Option<ViewerPipe>,
     stall: Duration,
     viewers: Vec<Viewer>,
     /// How many viewers this thread has or is about to get, for [`MjpegSender::join`].
@@ -280,7 +283,7 @@ impl Sender {
         };
         let mut i = 0;
         while i < self.viewers.len() {
-            match self.viewers[i].advance(&context, &mut self.viewer_pipes) {
+            match self.viewers[i].advance(&context, &mut self.viewer_pipe) {
                 Step::WaitUntil(at) => {
                     wake_at = match (wake_at, at) {
                         (Some(a), Some(b)) => Some(a.min(b)),
@@ -371,7 +374,7 @@ struct Viewer {
 }
 
 impl Viewer {
-    fn advance(&mut self, cx: &Context<'_>, pipes: &mut ViewerPipes) -> Step {
+    fn advance(&mut self, cx: &Context<'_>, viewer_pipe: &mut Option<ViewerPipe>) -> Step {
         // The response was dropped (actix closed the connection): stop quietly.
         if self.done.as_ref().is_none_or(|done| done.is_closed()) {
             return Step::Done(Ok(()));
@@ -381,7 +384,7 @@ impl Viewer {
         let ending = cx.shutting_down || self.ends_at.is_some_and(|at| cx.now >= at);
         loop {
             if let Some(out) = &mut self.out {
-                match out.write(&self.socket, pipes) {
+                match out.write(&self.socket, viewer_pipe) {
                     Ok(Progress::Finished) => {
                         self.out = None;
                         self.last_progress = cx.now;
@@ -459,14 +462,18 @@ impl Viewer {
             self.mode.stream_start()
         };
         let close_previous = std::mem::take(&mut self.chunk_open);
-        let pipes = match cx.pipes.get(&frame, self.mode) {
+        let framing = PartFraming {
+            mode: self.mode,
+            chunked: self.chunked,
+        };
+        let pipes = match cx.pipes.get(&frame, framing) {
             Ok(pipes) => Some(pipes),
             Err(error) => {
                 tracing::debug!(%error, "no pipes for the frame; copying it instead");
                 None
             }
         };
-        let part = PartSend::new(frame.clone(), self.mode, pipes);
+        let part = PartSend::new(frame.clone(), framing, pipes);
         self.chunk_open = self.chunked;
         let out = Outgoing::new(self.chunked, close_previous, start, Some(part));
         self.stats.stats().record_bytes(out.payload_len);
@@ -508,7 +515,7 @@ enum Progress {
 
 /// One write: the chunk line and the stream's opening, then a part.
 struct Outgoing {
-    /// The CRLF closing the previous chunk and this chunk's size line (RFC 9112 §7.1).
+    /// The CRLF closing the previous chunk and the stream opening's size line (RFC 9112 §7.1).
     line: [u8; CHUNK_LINE_BYTES + 2],
     line_len: usize,
     /// The stream's opening, before the first part.
@@ -521,26 +528,32 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    /// A write of `start` then `part`, as one chunk if `chunked` (after closing the previous
-    /// one if `close_previous`). With a part the chunk's CRLF is owed to the next write, so a
-    /// part costs its splices and at most one small send.
+    /// A write of `start` then `part`; if `chunked`, each is a chunk of its own, whose CRLF is
+    /// owed to the next write. `close_previous` says a chunk is open before this write: a
+    /// part's own framing closes it (a part goes out chunk head and all from its pipes, so it
+    /// costs no send of its own), otherwise this write's line does. A chunked part needs a chunk
+    /// open before it: the previous part's, or `start`'s.
     fn new(
         chunked: bool,
         close_previous: bool,
         start: &'static [u8],
         part: Option<PartSend>,
     ) -> Self {
-        let payload_len = start.len() + part.as_ref().map_or(0, |part| part.len);
+        debug_assert!(
+            !chunked || part.is_none() || close_previous || !start.is_empty(),
+            "a chunked part closes the chunk before it"
+        );
+        let payload_len = start.len() + part.as_ref().map_or(0, |part| part.payload_len);
         let mut line = [0u8; CHUNK_LINE_BYTES + 2];
         let mut line_len = 0;
-        if chunked && close_previous {
+        if chunked && close_previous && (part.is_none() || !start.is_empty()) {
             line[..2].copy_from_slice(b"\r\n");
             line_len = 2;
         }
-        if chunked && payload_len > 0 {
-            // A zero-size chunk would end the body.
+        // A zero-size chunk would end the body.
+        if chunked && !start.is_empty() {
             let mut size_line = [0u8; CHUNK_LINE_BYTES];
-            let n = direct_body::chunk_size_line(payload_len, &mut size_line);
+            let n = direct_body::chunk_size_line(start.len(), &mut size_line);
             line[line_len..line_len + n].copy_from_slice(&size_line[..n]);
             line_len += n;
         }
@@ -555,7 +568,11 @@ impl Outgoing {
     }
 
     /// Writes what the socket takes now.
-    fn write(&mut self, socket: &TcpStream, pipes: &mut ViewerPipes) -> io::Result<Progress> {
+    fn write(
+        &mut self,
+        socket: &TcpStream,
+        viewer_pipe: &mut Option<ViewerPipe>,
+    ) -> io::Result<Progress> {
         let mut progressed = false;
         let all: [&[u8]; 2] = [&self.line[..self.line_len], self.start];
         let total: usize = all.iter().map(|piece| piece.len()).sum();
@@ -581,7 +598,7 @@ impl Outgoing {
             }
         }
         match &mut self.part {
-            Some(part) => part.write(socket, pipes, progressed),
+            Some(part) => part.write(socket, viewer_pipe, progressed),
             None => Ok(Progress::Finished),
         }
     }
@@ -593,146 +610,180 @@ fn send_slices(socket: &TcpStream, slices: &[IoSlice<'_>], flags: SendFlags) -> 
         .map_err(io::Error::from)
 }
 
-/// One part on its way to a viewer: each chunk's pipe is teed into the viewer's pipe, which is
-/// spliced into the socket. Without pipes (none could be made, or a viewer's pipe took less
-/// than a chunk) the rest of the part is copied from the frame's buffers instead.
+/// One part on its way to a viewer: each chunk's pipe is teed into the thread's viewer pipe,
+/// which is spliced into the socket. A chunk the socket takes only part of is finished by
+/// copying, as is a part without pipes (none could be had).
 struct PartSend {
     frame: Arc<PublishedJpeg>,
-    mode: PartHeaders,
+    framing: PartFraming,
+    head: ChunkHead,
     pipes: Option<Arc<PartPipes>>,
+    /// The part's bytes, chunk head included.
     len: usize,
+    /// Its body bytes, without chunk framing.
+    payload_len: usize,
     /// Bytes of the part the socket took.
     sent: usize,
-    /// Where the bytes in `pipe` end: the pipe holds `sent..teed_end`.
-    teed_end: usize,
-    pipe: Option<ViewerPipe>,
 }
 
 impl PartSend {
-    fn new(frame: Arc<PublishedJpeg>, mode: PartHeaders, pipes: Option<Arc<PartPipes>>) -> Self {
-        let len = frame_pipes::part_pieces(&frame, mode)
-            .iter()
-            .map(|piece| piece.len())
-            .sum();
+    fn new(frame: Arc<PublishedJpeg>, framing: PartFraming, pipes: Option<Arc<PartPipes>>) -> Self {
+        let head = ChunkHead::new(&frame, framing);
+        let [head_bytes, rest @ ..] = frame_pipes::part_pieces(&frame, framing, &head);
+        let payload_len = rest.iter().map(|piece| piece.len()).sum();
+        let len = head_bytes.len() + payload_len;
         Self {
             frame,
-            mode,
+            framing,
+            head,
             pipes,
             len,
+            payload_len,
             sent: 0,
-            teed_end: 0,
-            pipe: None,
         }
     }
 
     fn write(
         &mut self,
         socket: &TcpStream,
-        pipes: &mut ViewerPipes,
+        viewer_pipe: &mut Option<ViewerPipe>,
         mut progressed: bool,
     ) -> io::Result<Progress> {
-        loop {
-            // First what the viewer's pipe holds.
-            if let Some(pipe) = self.pipe.as_ref().filter(|_| self.sent < self.teed_end) {
-                // More of the part follows this chunk: TCP may wait for it.
-                let flags = if self.teed_end < self.len {
-                    SpliceFlags::NONBLOCK | SpliceFlags::MORE
-                } else {
-                    SpliceFlags::NONBLOCK
-                };
-                let sent = send_now(socket, || {
-                    rustix::pipe::splice(
-                        &pipe.read,
-                        None,
-                        socket,
-                        None,
-                        self.teed_end - self.sent,
-                        flags,
-                    )
-                    .map_err(io::Error::from)
-                });
-                match sent {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => {
-                        self.sent += n;
-                        progressed = true;
-                        continue;
-                    }
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+        while self.sent < self.len {
+            let step = match self.pipes.as_ref().and_then(|p| p.chunk_at(self.sent)) {
+                Some(chunk) => splice_chunk(chunk, socket, viewer_pipe),
+                None => Ok(ChunkStep::Copy),
+            };
+            let sent = match step? {
+                ChunkStep::Sent { bytes, blocked } => {
+                    self.sent += bytes;
+                    progressed |= bytes > 0;
+                    if blocked {
                         return Ok(Progress::Blocked { progressed });
                     }
-                    Err(error) => return Err(error),
+                    continue;
                 }
-            }
-            // The viewer's pipe is empty: kept for the next chunk or viewer.
-            if let Some(pipe) = self.pipe.take() {
-                pipes.give_back(pipe);
-            }
-            if self.sent >= self.len {
-                return Ok(Progress::Finished);
-            }
-            if let Some(chunk) = self.pipes.as_ref().and_then(|p| p.chunk_at(self.sent)) {
-                match tee_chunk(chunk, pipes) {
-                    Ok((pipe, teed)) => {
-                        self.teed_end = self.sent + teed;
-                        self.pipe = Some(pipe);
-                        if teed < chunk.len() {
-                            // A tee cannot start inside a chunk: the rest is copied.
-                            self.pipes = None;
-                        }
-                    }
-                    Err(error) => {
-                        tracing::debug!(%error, "cannot tee a frame into a viewer's pipe; copying it");
-                        self.pipes = None;
-                    }
-                }
-                continue;
-            }
-            // Copied from the frame's buffers, for want of pipes.
-            let pieces = frame_pipes::part_pieces(&self.frame, self.mode);
-            let mut slices = [IoSlice::new(&[]); 3];
-            let count = direct_body::remaining_slices(&pieces, self.sent, &mut slices);
-            match send_now(socket, || {
-                send_slices(socket, &slices[..count], SendFlags::NOSIGNAL)
-            }) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.sent += n;
+                ChunkStep::Copy => self.copy(socket)?,
+            };
+            match sent {
+                Some(bytes) => {
+                    self.sent += bytes;
                     progressed = true;
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(Progress::Blocked { progressed });
-                }
-                Err(error) => return Err(error),
+                None => return Ok(Progress::Blocked { progressed }),
             }
+        }
+        Ok(Progress::Finished)
+    }
+
+    /// Sends the rest of the chunk holding the next byte (the rest of the part, without
+    /// pipes) from the frame's buffers; what the socket took, `None` if nothing.
+    fn copy(&self, socket: &TcpStream) -> io::Result<Option<usize>> {
+        let end = self
+            .pipes
+            .as_ref()
+            .map_or(self.len, |pipes| pipes.chunk_end(self.sent));
+        let pieces = frame_pipes::part_pieces(&self.frame, self.framing, &self.head);
+        let mut slices = [IoSlice::new(&[]); 4];
+        let count = direct_body::slices_between(&pieces, self.sent, end, &mut slices);
+        // More of the part follows this chunk: TCP may wait for it.
+        let flags = if end < self.len {
+            SendFlags::MORE | SendFlags::NOSIGNAL
+        } else {
+            SendFlags::NOSIGNAL
+        };
+        match send_now(socket, || send_slices(socket, &slices[..count], flags)) {
+            Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => Ok(Some(n)),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(error) => Err(error),
         }
     }
 }
 
-/// `chunk`'s bytes duplicated into an empty viewer's pipe (references to the same pages, no
-/// copy); the pipe and how many bytes it took, at least one.
-fn tee_chunk(chunk: &Chunk, pipes: &mut ViewerPipes) -> io::Result<(ViewerPipe, usize)> {
-    let pipe = pipes.take()?;
-    loop {
+/// What became of a chunk's splice.
+enum ChunkStep {
+    /// The socket took `bytes` of it; `blocked` if it then filled up (the rest is copied
+    /// once it drains).
+    Sent { bytes: usize, blocked: bool },
+    /// No pipe took it: it is to be copied.
+    Copy,
+}
+
+/// Sends `chunk` to `socket` through `viewer_pipe` (made here the first time): a tee gives the
+/// pipe references to the chunk's pages, a splice hands them to the socket. The viewer pipe is
+/// empty again afterwards, whatever happened: what the socket did not take is thrown away.
+fn splice_chunk(
+    chunk: &Chunk,
+    socket: &TcpStream,
+    viewer_pipe: &mut Option<ViewerPipe>,
+) -> io::Result<ChunkStep> {
+    let pipe = match viewer_pipe {
+        Some(pipe) => pipe,
+        None => match ViewerPipe::new() {
+            Ok(pipe) => viewer_pipe.insert(pipe),
+            Err(error) => {
+                tracing::debug!(%error, "no viewer pipe; copying frames");
+                return Ok(ChunkStep::Copy);
+            }
+        },
+    };
+    let teed = loop {
         match rustix::pipe::tee(
             chunk.pipe(),
             &pipe.write,
             chunk.len(),
             SpliceFlags::NONBLOCK,
         ) {
-            Ok(0) => {
-                pipes.give_back(pipe);
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            Ok(teed) => return Ok((pipe, teed)),
+            Ok(teed) => break teed,
             Err(rustix::io::Errno::INTR) => {}
-            // Nothing went in: the pipe is as empty as it came.
-            Err(error) => {
-                pipes.give_back(pipe);
-                return Err(error.into());
-            }
+            // Nothing went in.
+            Err(_) => break 0,
         }
+    };
+    if teed == 0 {
+        return Ok(ChunkStep::Copy);
     }
+    let mut in_pipe = teed;
+    let mut bytes = 0;
+    let result = loop {
+        if in_pipe == 0 {
+            break Ok(ChunkStep::Sent {
+                bytes,
+                blocked: false,
+            });
+        }
+        let spliced = send_now(socket, || {
+            rustix::pipe::splice(
+                &pipe.read,
+                None,
+                socket,
+                None,
+                in_pipe,
+                SpliceFlags::NONBLOCK,
+            )
+            .map_err(io::Error::from)
+        });
+        match spliced {
+            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                bytes += n;
+                in_pipe = in_pipe.saturating_sub(n);
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                break Ok(ChunkStep::Sent {
+                    bytes,
+                    blocked: true,
+                });
+            }
+            Err(error) => break Err(error),
+        }
+    };
+    if in_pipe > 0 && pipe.drain(in_pipe).is_err() {
+        // A pipe that cannot be emptied is no use to the next viewer.
+        *viewer_pipe = None;
+    }
+    result
 }
 
 #[cfg(test)]
@@ -757,11 +808,11 @@ mod tests {
             (&client).read_to_end(&mut received).unwrap();
             received
         });
-        let mut pipes = ViewerPipes::default();
+        let mut pipe = None;
         for mut out in writes {
             loop {
                 socket.writable().await.unwrap();
-                match out.write(&socket, &mut pipes).unwrap() {
+                match out.write(&socket, &mut pipe).unwrap() {
                     Progress::Finished => break,
                     Progress::Blocked { .. } => continue,
                 }
@@ -780,23 +831,29 @@ mod tests {
         mode: PartHeaders,
         piped: bool,
     ) -> Outgoing {
-        let pipes = piped.then(|| PartPipesCache::default().get(frame, mode).unwrap());
+        let framing = PartFraming { mode, chunked };
+        let pipes = piped.then(|| PartPipesCache::default().get(frame, framing).unwrap());
         let start = if start { mode.stream_start() } else { &[] };
-        let part = PartSend::new(frame.clone(), mode, pipes);
+        let part = PartSend::new(frame.clone(), framing, pipes);
         Outgoing::new(chunked, close_previous, start, Some(part))
     }
 
-    /// RFC 9112 §7.1: each frame is one chunk; its closing CRLF goes out with the next write
-    /// (here the closing write at the end of the body). The same bytes whether the part went
-    /// through pipes or was copied.
+    /// RFC 9112 §7.1: the stream's opening is a chunk, then each frame is one; a chunk's
+    /// closing CRLF goes out with the next write (here the closing write at the end of the
+    /// body). The same bytes whether the parts went through pipes or were copied; a client
+    /// reading the chunks gets the multipart stream.
     #[tokio::test]
     async fn chunked_frames_are_one_chunk_each() {
         let one = Arc::new(published(1, b"\xFF\xD8one\xFF\xD9".to_vec()));
         let two = Arc::new(published(2, b"\xFF\xD8two!\xFF\xD9".to_vec()));
         let mode = PartHeaders::Eager;
-        let first = [mode.stream_start(), b"\xFF\xD8one\xFF\xD9", mode.part_end()].concat();
+        let start = mode.stream_start();
+        let first = [&b"\xFF\xD8one\xFF\xD9"[..], mode.part_end()].concat();
         let second = [&b"\xFF\xD8two!\xFF\xD9"[..], mode.part_end()].concat();
         let expected = [
+            format!("{:X}\r\n", start.len()).as_bytes(),
+            start,
+            b"\r\n",
             format!("{:X}\r\n", first.len()).as_bytes(),
             &first,
             b"\r\n",
@@ -813,7 +870,28 @@ mod tests {
             ])
             .await;
             assert_eq!(bytes, expected, "piped: {piped}");
+            assert_eq!(
+                dechunk(&bytes),
+                [start, &first[..], &second[..]].concat(),
+                "piped: {piped}"
+            );
         }
+    }
+
+    /// The body of a chunked message (RFC 9112 §7.1) without its framing; the message here has
+    /// no last chunk (actix writes it once the sender is done).
+    fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        while !bytes.is_empty() {
+            let line_end = bytes.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = usize::from_str_radix(std::str::from_utf8(&bytes[..line_end]).unwrap(), 16)
+                .unwrap();
+            let data = &bytes[line_end + 2..];
+            body.extend_from_slice(&data[..size]);
+            assert_eq!(&data[size..size + 2], b"\r\n");
+            bytes = &data[size + 2..];
+        }
+        body
     }
 
     /// HTTP/1.0 bodies are bare: the full part headers, the JPEG and the boundary.
