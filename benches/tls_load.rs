@@ -2,7 +2,7 @@
 //! (rcgen):
 //!
 //! 1. MJPEG: `TLS_MJPEG_VIEWERS` (50) viewers of `pipe:mjpeg` (the same ffmpeg JPEGs fed at
-//!    30 fps), over plain HTTP/1.1 (the sendfile path), HTTPS with HTTP/1.1 and HTTPS with
+//!    30 fps), over plain HTTP/1.1 (the zero-copy path), HTTPS with HTTP/1.1 and HTTPS with
 //!    HTTP/2 (actix's body path, encrypted), one server after the other in one run: the
 //!    server's CPU per delivered frame from `/proc`, and its ratio to plain.
 //! 2. LL-HLS over HTTP/2: `TLS_HLS_VIEWERS` (200) viewers, each its own TLS connection as a
