@@ -25,12 +25,12 @@ const STALLED_VIEWERS: usize = 100;
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A receive buffer so small that a viewer that does not read stalls the server at once.
 const STALLED_RCVBUF_BYTES: usize = 4096;
-/// Descriptors the server may hold beyond its idle count afterwards (frame files kept for
-/// reuse, of which there may be more once frames have come and gone).
+/// Descriptors the server may hold beyond its idle count afterwards.
 const FD_SLACK: usize = 3;
 /// Descriptors the MJPEG sender keeps once started: an event poller and a waker for each of
-/// its threads (one per core, at most four), and its frame files (the newest and two spares).
-const MJPEG_SENDER_FDS: usize = 2 * 4 + 3;
+/// its threads (one per core, at most four). The pipes it sends frames through go once nobody
+/// watches.
+const MJPEG_SENDER_FDS: usize = 2 * 4;
 
 #[test]
 fn descriptors_and_memory_come_back_after_a_spike_of_connections() {
@@ -53,8 +53,8 @@ fn descriptors_and_memory_come_back_after_a_spike_of_connections() {
     let mut viewer = MjpegReader::open(addr, "/stream.mjpg", "warm-up");
     viewer.next_part();
     drop(viewer);
-    // The first viewer starts what MJPEG keeps for the next: the sender threads (each with its
-    // event descriptors) and the frame files it sends from. A fixed number, counted as idle.
+    // The first viewer starts what MJPEG keeps for the next: the sender threads, each with its
+    // event descriptors. A fixed number, counted as idle.
     wait_for(|| (fd_count(server.pid()) <= fds_before + MJPEG_SENDER_FDS).then_some(()));
     std::thread::sleep(Duration::from_secs(2));
     let idle_fds = fd_count(server.pid());

@@ -348,6 +348,20 @@ pub struct PartPipesCache {
 }
 
 impl PartPipesCache {
+    /// Lets every pipe go that no viewer holds: for when a sender thread has no viewers left,
+    /// so that a server nobody watches holds none. (A viewer of another thread still sending a
+    /// frame keeps that frame's pipes; the next frame is filled anew.)
+    pub fn release(&self) {
+        let newest = std::mem::take(&mut *self.newest.lock().unwrap_or_else(|e| e.into_inner()));
+        // Dropped first: a frame no viewer holds gives its pipes to the spares, closed next.
+        drop(newest);
+        let spare =
+            std::mem::take(&mut *self.spare.pipes.lock().unwrap_or_else(|e| e.into_inner()));
+        self.spare
+            .existing
+            .fetch_sub(spare.len(), Ordering::Relaxed);
+    }
+
     /// The pipes holding `frame`'s part as `framing` frames it, filled now if no viewer has
     /// needed them yet. A slow viewer may still ask for an older frame: it gets pipes of its
     /// own then, and the newest stay cached.
@@ -583,5 +597,30 @@ pub(super) mod tests {
         assert_eq!(contents(&held), expected(1, b"one"));
         drop(held);
         assert_eq!(cache.spare.pipes.lock().unwrap().len(), 1);
+    }
+
+    /// Once nobody watches, the cache holds no pipe; one a viewer still sends from stays
+    /// whole, and a later frame gets pipes again.
+    #[test]
+    fn released_pipes_are_closed_but_held_ones_stay() {
+        let cache = PartPipesCache::default();
+        let held = cache.get(&published(1, b"one".to_vec()), FULL).unwrap();
+        drop(cache.get(&published(2, b"two".to_vec()), FULL).unwrap());
+        drop(cache.get(&published(3, b"three".to_vec()), EAGER).unwrap());
+        cache.release();
+        assert_eq!(cache.spare.pipes.lock().unwrap().len(), 0);
+        assert_eq!(
+            cache.spare.existing.load(Ordering::Relaxed),
+            1,
+            "the held frame's pipe"
+        );
+        let one = published(1, b"one".to_vec());
+        assert_eq!(
+            contents(&held),
+            [&one.full_headers[..], b"one", PartHeaders::Full.part_end()].concat()
+        );
+        drop(held);
+        let four = cache.get(&published(4, b"four".to_vec()), FULL).unwrap();
+        assert_eq!(four.chunks.len(), 1);
     }
 }

@@ -216,6 +216,10 @@ impl Sender {
         loop {
             let newest = frames.borrow_and_update().clone();
             let wake_at = self.advance_all(newest.as_ref(), Instant::now(), shutting_down);
+            if self.viewers.is_empty() && self.viewer_pipe.take().is_some() {
+                // The last viewer left: what this thread sent from is let go.
+                self.pipes.release();
+            }
             let Self { viewers, .. } = &self;
             let has_viewers = !viewers.is_empty();
             tokio::select! {
