@@ -49,8 +49,8 @@ impl PartFraming {
     }
 }
 
-/// What comes before a chunked part: the CRLF that ends the previous chunk and this chunk's
-/// size line. Empty for an unchunked one.
+/// Chunk framing between two chunks of a chunked body (RFC 9112 §7.1): the CRLF that ends the
+/// chunk before, the size line of the chunk after, either, both or neither.
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkHead {
     bytes: [u8; CHUNK_LINE_BYTES + 2],
@@ -58,26 +58,40 @@ pub struct ChunkHead {
 }
 
 impl ChunkHead {
+    /// What comes before `frame`'s part as `framing` frames it: for a chunked part, the CRLF
+    /// that ends the previous chunk and this chunk's size line; nothing for an unchunked one.
     pub fn new(frame: &PublishedJpeg, framing: PartFraming) -> Self {
+        if !framing.chunked {
+            return Self::between(false, None);
+        }
+        let payload_len = payload_pieces(frame, framing.mode)
+            .iter()
+            .map(|piece| piece.len())
+            .sum();
+        Self::between(true, Some(payload_len))
+    }
+
+    /// The CRLF ending the previous chunk if `close_previous`, then the size line of a chunk of
+    /// `next_len` bytes if one follows (never of 0 bytes: that would end the body).
+    pub fn between(close_previous: bool, next_len: Option<usize>) -> Self {
         let mut head = Self {
             bytes: [0; CHUNK_LINE_BYTES + 2],
             len: 0,
         };
-        if framing.chunked {
-            let payload_len: usize = payload_pieces(frame, framing.mode)
-                .iter()
-                .map(|piece| piece.len())
-                .sum();
+        if close_previous {
             head.bytes[..2].copy_from_slice(b"\r\n");
+            head.len = 2;
+        }
+        if let Some(len) = next_len.filter(|&len| len > 0) {
             let mut line = [0; CHUNK_LINE_BYTES];
-            let n = direct_body::chunk_size_line(payload_len, &mut line);
-            head.bytes[2..2 + n].copy_from_slice(&line[..n]);
-            head.len = 2 + n;
+            let n = direct_body::chunk_size_line(len, &mut line);
+            head.bytes[head.len..head.len + n].copy_from_slice(&line[..n]);
+            head.len += n;
         }
         head
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 }

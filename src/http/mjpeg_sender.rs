@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use crate::hub::{Hub, PublishedJpeg, StreamDemandGuard, ViewerGuard};
 use crate::media::multipart::PartHeaders;
 
-use super::direct_body::{self, CHUNK_LINE_BYTES};
+use super::direct_body;
 use super::endless::shutdown_requested;
 use super::frame_pipes::{
     self, Chunk, ChunkHead, PartFraming, PartPipes, PartPipesCache, ViewerPipe,
@@ -520,8 +520,7 @@ enum Progress {
 /// One write: the chunk line and the stream's opening, then a part.
 struct Outgoing {
     /// The CRLF closing the previous chunk and the stream opening's size line (RFC 9112 §7.1).
-    line: [u8; CHUNK_LINE_BYTES + 2],
-    line_len: usize,
+    line: ChunkHead,
     /// The stream's opening, before the first part.
     start: &'static [u8],
     /// Bytes of `line` and `start` written so far.
@@ -548,22 +547,12 @@ impl Outgoing {
             "a chunked part closes the chunk before it"
         );
         let payload_len = start.len() + part.as_ref().map_or(0, |part| part.payload_len);
-        let mut line = [0u8; CHUNK_LINE_BYTES + 2];
-        let mut line_len = 0;
-        if chunked && close_previous && (part.is_none() || !start.is_empty()) {
-            line[..2].copy_from_slice(b"\r\n");
-            line_len = 2;
-        }
-        // A zero-size chunk would end the body.
-        if chunked && !start.is_empty() {
-            let mut size_line = [0u8; CHUNK_LINE_BYTES];
-            let n = direct_body::chunk_size_line(start.len(), &mut size_line);
-            line[line_len..line_len + n].copy_from_slice(&size_line[..n]);
-            line_len += n;
-        }
+        let line = ChunkHead::between(
+            chunked && close_previous && (part.is_none() || !start.is_empty()),
+            chunked.then_some(start.len()),
+        );
         Self {
             line,
-            line_len,
             start,
             written: 0,
             part,
@@ -578,7 +567,7 @@ impl Outgoing {
         viewer_pipe: &mut Option<ViewerPipe>,
     ) -> io::Result<Progress> {
         let mut progressed = false;
-        let all: [&[u8]; 2] = [&self.line[..self.line_len], self.start];
+        let all: [&[u8]; 2] = [self.line.as_bytes(), self.start];
         let total: usize = all.iter().map(|piece| piece.len()).sum();
         // Tell TCP that the part follows at once, so a short piece waits for it.
         let flags = if self.part.is_some() {
