@@ -70,9 +70,8 @@ pub fn full_part_headers(jpeg_len_bytes: usize, captured_unix_micros: u64, seq: 
     // Writing to a String cannot fail.
     let _ = write!(
         head,
-        "Content-Type: image/jpeg\r\nContent-Length: {jpeg_len_bytes}\r\nX-Timestamp: {}.{:06}\r\nX-Frame-Sequence: {seq}\r\n\r\n",
-        captured_unix_micros / 1_000_000,
-        captured_unix_micros % 1_000_000
+        "Content-Type: image/jpeg\r\nContent-Length: {jpeg_len_bytes}\r\nX-Timestamp: {}\r\nX-Frame-Sequence: {seq}\r\n\r\n",
+        Timestamp(captured_unix_micros)
     );
     Bytes::from(head)
 }
@@ -80,10 +79,18 @@ pub fn full_part_headers(jpeg_len_bytes: usize, captured_unix_micros: u64, seq: 
 /// The longest [`full_part_headers`]: its fixed text and three 20-digit numbers.
 const FULL_PART_HEADERS_MAX_BYTES: usize = 176;
 
-/// Unix time in seconds with six decimals, as µStreamer and its clients write `X-Timestamp`
-/// (and as [`full_part_headers`] writes it).
+/// Unix time in seconds with six decimals, as µStreamer and its clients write `X-Timestamp`.
 pub fn format_timestamp(unix_micros: u64) -> String {
-    format!("{}.{:06}", unix_micros / 1_000_000, unix_micros % 1_000_000)
+    Timestamp(unix_micros).to_string()
+}
+
+/// A time in Unix microseconds, displayed as [`format_timestamp`] writes it.
+struct Timestamp(u64);
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:06}", self.0 / 1_000_000, self.0 % 1_000_000)
+    }
 }
 
 /// The inverse of [`format_timestamp`], for clients and tests; `None` if it is not of that form.
